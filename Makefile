@@ -1,0 +1,33 @@
+# fleqc: `make demo` runs a sample end to end, `make test` runs the test suite.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fleqc build samples/factorial.fleq -o /tmp/fleqc-demo-factorial.npz
+	$(BIN)/fleqc run /tmp/fleqc-demo-factorial.npz
+	$(BIN)/fleqc run samples/gcd.fleq --backend transformer
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python bench/subleq_speed.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache *.egg-info

@@ -1,0 +1,111 @@
+"""The linked program: what the linker hands to the layout and to the reference interpreters.
+
+Address spaces follow the paper's Harvard layout. Memory cells are numbered 0..m-1 in the order
+they appear in ``.data`` sections (included files first, in include order); instructions are
+numbered 0..k-1 in ``.text`` order. SUBLEQ operands ``a``, ``b`` and FLEQ operands ``dst``, ``src_a``,
+``src_b``, ``flag`` are memory addresses; branch targets are instruction indices.
+
+Values: SUBLEQ cells hold Python ints already reduced to the signed N-bit range
+[-2^(N-1), 2^(N-1)-1]. FLEQ cells hold float64 numpy arrays of the cell's shape (() for a scalar,
+(k,) for a vector, (r, c) for a matrix).
+
+Names starting with ``__`` are hidden cells the linker creates (the zero cell used by ``halt``,
+the constants and dummy cells behind FLEQ sugar); they never clash with user labels (identifiers
+cannot start with two underscores) and are not printed as results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+import numpy as np
+
+from fleqc.errors import Span
+
+MachineKind = Literal["subleq", "fleq"]
+SymbolKind = Literal["data", "code"]
+
+HIDDEN_PREFIX = "__"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One memory cell: its address, initial value and shape."""
+
+    address: int
+    value: Union[int, np.ndarray]
+    shape: tuple[int, ...] = ()
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class SubleqInstruction:
+    """``mem[b] -= mem[a]; if mem[b] <= 0: pc = target else pc += 1``."""
+
+    index: int
+    a: int
+    b: int
+    target: int
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class FleqInstruction:
+    """``mem[dst] = func(mem[src_a], mem[src_b]); if mem[flag] <= 0: pc = target else pc += 1``.
+
+    Unary functions ignore ``src_b`` (the linker sets it equal to ``src_a``).
+    """
+
+    index: int
+    func: str
+    dst: int
+    src_a: int
+    src_b: int
+    flag: int
+    target: int
+    span: Span | None = None
+
+
+Instruction = Union[SubleqInstruction, FleqInstruction]
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A label: data labels name a memory address, code labels an instruction index."""
+
+    name: str
+    kind: SymbolKind
+    address: int
+    shape: tuple[int, ...] = ()
+    span: Span | None = None
+    length: int = 1  # data labels: how many consecutive cells the label's directives define
+
+    @property
+    def hidden(self) -> bool:
+        return self.name.startswith(HIDDEN_PREFIX)
+
+
+@dataclass(frozen=True)
+class LinkedProgram:
+    """A whole program with includes expanded, labels resolved and addresses checked."""
+
+    machine: MachineKind
+    bits: int
+    cells: tuple[Cell, ...]
+    instructions: tuple[Instruction, ...]
+    symbols: dict[str, Symbol] = field(default_factory=dict)
+    source_name: str = "<source>"
+
+    @property
+    def memory_size(self) -> int:
+        return len(self.cells)
+
+    def initial_memory(self) -> list:
+        """Initial values in address order (ints for SUBLEQ, float64 arrays for FLEQ)."""
+        return [cell.value for cell in self.cells]
+
+    def data_labels(self) -> list[Symbol]:
+        """User-visible data labels, in address order (the values ``fleqc run`` prints)."""
+        labels = [s for s in self.symbols.values() if s.kind == "data" and not s.hidden]
+        return sorted(labels, key=lambda s: (s.address, s.name))
