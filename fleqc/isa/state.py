@@ -1,0 +1,92 @@
+"""Machine states and run results shared by the reference interpreters and every backend.
+
+A :class:`State` is the whole machine: the program counter (an instruction index) and the memory,
+one entry per memory cell in address order. SUBLEQ memory holds Python ints in the signed N-bit
+range; FLEQ memory holds float64 numpy arrays (shape ``()`` for scalars), which the reference
+interpreter marks read-only so a state cannot be changed after it was made.
+
+Two states are equal (:meth:`State.equal`, also ``==``) when their pcs are equal and every cell is
+exactly the same: ints by value, arrays by shape and bit pattern. Bit patterns make the comparison
+exact and total: a NaN equals the same NaN, and ``-0.0`` differs from ``0.0``. This is the test the
+fixed-point halting rule uses ("the step that would change neither pc nor memory").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fleqc.program import LinkedProgram
+
+
+def _cells_equal(x: Any, y: Any) -> bool:
+    x_is_array = isinstance(x, np.ndarray)
+    if x_is_array != isinstance(y, np.ndarray):
+        return False
+    if not x_is_array:
+        return bool(x == y)
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return False
+    return np.ascontiguousarray(x).tobytes() == np.ascontiguousarray(y).tobytes()
+
+
+def _cell_key(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return (x.shape, str(x.dtype), np.ascontiguousarray(x).tobytes())
+    return x
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """The machine state: ``pc`` (index of the next instruction) and ``memory`` (a tuple of cells)."""
+
+    pc: int
+    memory: tuple
+
+    def equal(self, other: "State") -> bool:
+        """Exact equality: same pc, same number of cells, each cell identical (see module doc)."""
+        if not isinstance(other, State):
+            return False
+        if self.pc != other.pc or len(self.memory) != len(other.memory):
+            return False
+        return all(_cells_equal(x, y) for x, y in zip(self.memory, other.memory))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return self.equal(other)
+
+    def __hash__(self) -> int:
+        return hash((self.pc, tuple(_cell_key(x) for x in self.memory)))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of running a program.
+
+    ``halted``: the final state is a fixed point (one more step would change nothing).
+    ``steps``: the number of steps executed, each of which changed the state.
+    ``state``: the state after those steps.
+    """
+
+    halted: bool
+    steps: int
+    state: State
+
+
+def memory_by_label(program: LinkedProgram, memory: tuple | list) -> dict[str, Any]:
+    """The values of the program's user-visible data labels, read from ``memory``.
+
+    A label whose ``length`` is 1 maps to its cell's value (an int, or a float64 array for FLEQ);
+    a label with ``length`` > 1 maps to the list of its ``length`` consecutive cells' values.
+    Hidden labels (``__...``) are left out.
+    """
+    values: dict[str, Any] = {}
+    for symbol in program.data_labels():
+        if symbol.length == 1:
+            values[symbol.name] = memory[symbol.address]
+        else:
+            values[symbol.name] = [memory[symbol.address + i] for i in range(symbol.length)]
+    return values
