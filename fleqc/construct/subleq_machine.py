@@ -1,0 +1,64 @@
+"""The SUBLEQ machine: one pass of five layers executes one instruction.
+
+    layer 1  attention  fetch        cur_a, cur_b, cur_c <- instruction at pc
+    layer 2  attention  read a, b    val_a <- mem[a], val_b <- mem[b]           (2 heads)
+    layer 3  ReLU FFN   ALU          res = val_b - val_a, flag = [res <= 0], next_pc = pc + 1
+    layer 4  attention  write        column b receives res and a write enable
+    layer 5  ReLU FFN   commit       mem[b] <- res, pc <- flag ? cur_c : next_pc, temps <- 0
+
+That is 3 attention layers and 2 feed-forward layers (3 attention+FFN pairs, the first without a
+feed-forward part) and 4 heads, against the paper's 9 pairs and the released code's 10. Width
+d = 4 + 9 log2(n) + 5 N. The weights depend only on the configuration (n, N).
+"""
+
+from __future__ import annotations
+
+from fleqc.construct import blocks
+from fleqc.construct.builders import FeedForwardBuilder, attention_layer
+from fleqc.machine.config import SubleqConfig
+from fleqc.machine.layout import subleq_rows
+from fleqc.transformer.layers import LoopedTransformer
+
+# Attention temperature, folded into the queries. A power of two, so every score T * (integer) is
+# exact and hardmax ties are exact. Matching keys beat the rest by at least T (write head) or 2T
+# (reads), so the weight leaking to all other columns is at most (n - 1) e^-64 < 2^-64 for every
+# n <= 2^16: far below half an ulp of the +-1 values moved, so in softmax mode the state rows are
+# bit-for-bit those of hardmax mode; the leak lands only in temp rows of non-scratchpad columns,
+# which the gates ignore and the commit layer clears.
+TEMPERATURE = 64.0
+
+
+def build_subleq_machine(config: SubleqConfig) -> LoopedTransformer:
+    rows = subleq_rows(config)
+    T = TEMPERATURE
+    gate = blocks.Gate(rows["scratch"][0], 8.0 * 2.0 ** max(config.bits, config.code_bits))
+
+    fetch = attention_layer([blocks.fetch_head(rows, T)])
+    read = attention_layer([blocks.operand_read_head(rows, "cur_a", "val_a", T), blocks.operand_read_head(rows, "cur_b", "val_b", T)])
+
+    alu = FeedForwardBuilder(rows)
+    alu.block = "subtract"
+    blocks.subtract(alu, rows, gate)
+    alu.block = "flag"
+    blocks.flag_le_zero(alu, rows, gate)
+    alu.block = "increment"
+    blocks.increment_code(alu, rows, gate)
+    alu.block = "bits"
+    blocks.offset_minus_one(alu, rows, list(rows["res"]) + list(rows["next_pc"]))
+
+    write = attention_layer([blocks.write_head(rows, T)])
+
+    commit = FeedForwardBuilder(rows)
+    commit.block = "branch"
+    blocks.branch(commit, rows)
+    commit.block = "commit"
+    blocks.commit_write(commit, rows)
+    commit.block = "clear"
+    blocks.clear(commit, rows.with_role("temp"))
+
+    return LoopedTransformer(
+        layers=(fetch, read, alu.build("alu"), write, commit.build("commit")),
+        row_labels=tuple(rows.labels()),
+        ternary_rows=tuple(range(rows.d)),
+        metadata={"machine": config.to_dict(), "temperature": T, "gate": gate.magnitude},
+    )

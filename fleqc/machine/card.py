@@ -1,0 +1,198 @@
+"""Punch cards: the input matrix X of a looped transformer plus what is needed to read it back.
+
+On disk a card is an ``.npz`` with two entries, always read with ``allow_pickle=False``:
+
+- ``X``: float64 (d x n), the matrix the transformer runs on;
+- ``meta``: a JSON string: format name and version, machine configuration, row-block map, column
+  regions, symbol table (name, kind, address, shape, length of every label), source file name.
+
+Files are written atomically (temporary file in the same folder, then rename), so a failed write
+never leaves a half-written card or clobbers an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.codes import decode_signed, decode_unsigned
+from fleqc.machine.config import SubleqConfig
+from fleqc.machine.layout import ColumnRegions, subleq_rows
+from fleqc.machine.rows import RowSpace
+from fleqc.program import Symbol
+
+CARD_FORMAT = "fleqc-card"
+CARD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Card:
+    """A punch card: X and its reading guide."""
+
+    X: np.ndarray
+    config: SubleqConfig
+    rows: RowSpace
+    regions: ColumnRegions
+    symbols: dict[str, Symbol]
+    source_name: str = "<source>"
+    instruction_lines: tuple[int, ...] = field(default=())
+
+    @property
+    def memory_size(self) -> int:
+        return self.regions.memory[1] - self.regions.memory[0]
+
+    @property
+    def instruction_count(self) -> int:
+        return self.regions.instructions[1] - self.regions.instructions[0]
+
+    def summary(self) -> str:
+        d, n = self.X.shape
+        return (
+            f"{self.config.kind} card: n={n} columns, d={d} rows, N={self.config.bits} bits, "
+            f"{self.instruction_count} instructions, {self.memory_size} memory cells"
+        )
+
+    # -- reading the state back -------------------------------------------------------------
+
+    def read_memory(self, X: np.ndarray | None = None) -> list[int]:
+        """Every memory cell's value, in address order."""
+        X = self.X if X is None else X
+        block = X[self.rows["mem"].slice]
+        return [decode_signed(block[:, c]) for c in range(*self.regions.memory)]
+
+    def read_pc(self, X: np.ndarray | None = None) -> int:
+        """The program counter as an instruction index (may lie outside the program if X is bad)."""
+        X = self.X if X is None else X
+        column = decode_unsigned(X[self.rows["pc"].slice, self.regions.scratch[0]])
+        return column - self.regions.instructions[0]
+
+    def decode(self, X: np.ndarray | None = None) -> dict[str, Any]:
+        """User-visible data labels and their values (an int, or a list for multi-cell labels)."""
+        return values_by_label(self.symbols, self.read_memory(X))
+
+    # -- files --------------------------------------------------------------------------------
+
+    def meta(self) -> dict:
+        return {
+            "format": CARD_FORMAT,
+            "version": CARD_VERSION,
+            "machine": self.config.to_dict(),
+            "rows": self.rows.to_list(),
+            "regions": self.regions.to_dict(),
+            "symbols": [symbol_to_json(s) for s in self.symbols.values()],
+            "source": self.source_name,
+            "instruction_lines": list(self.instruction_lines),
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_npz_atomically(path, X=self.X, meta=np.array(json.dumps(self.meta())))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Card":
+        arrays = read_npz(path, ("X", "meta"), ErrorCode.BAD_CARD, "punch card")
+        return card_from_arrays(arrays["X"], arrays["meta"], str(path))
+
+
+def values_by_label(symbols: dict[str, Symbol], memory: list) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in sorted(symbols.values(), key=lambda s: (s.address, s.name)):
+        if s.kind != "data" or s.hidden:
+            continue
+        cells = memory[s.address : s.address + s.length]
+        out[s.name] = cells[0] if s.length == 1 else list(cells)
+    return out
+
+
+def symbol_to_json(s: Symbol) -> dict:
+    return {"name": s.name, "kind": s.kind, "address": s.address, "shape": list(s.shape), "length": s.length}
+
+
+def symbol_from_json(d: dict) -> Symbol:
+    if d["kind"] not in ("data", "code"):
+        raise ValueError(f"unknown symbol kind {d['kind']!r}")
+    return Symbol(str(d["name"]), d["kind"], int(d["address"]), tuple(int(x) for x in d["shape"]), None, int(d["length"]))
+
+
+def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
+    def bad(why: str) -> FleqError:
+        return FleqError(ErrorCode.BAD_CARD, f"{where}: {why}")
+
+    try:
+        meta = json.loads(str(meta_array[()]))
+    except (ValueError, TypeError) as exc:
+        raise bad(f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CARD_FORMAT:
+        raise bad("not a fleqc punch card (no 'fleqc-card' format tag)")
+    if meta.get("version") != CARD_VERSION:
+        raise bad(f"card format version {meta.get('version')!r}; this fleqc reads version {CARD_VERSION}")
+    try:
+        config = SubleqConfig.from_dict(meta["machine"])
+        rows = RowSpace.from_list(meta["rows"])
+        regions = ColumnRegions.from_dict(meta["regions"])
+        symbols = {d["name"]: symbol_from_json(d) for d in meta["symbols"]}
+        lines = tuple(int(x) for x in meta.get("instruction_lines", []))
+        source = str(meta.get("source", "<card>"))
+    except FleqError as exc:
+        raise bad(exc.message) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"malformed metadata ({type(exc).__name__}: {exc})") from None
+    if rows != subleq_rows(config):
+        raise bad("its row blocks do not match the machine it names (written by another fleqc version?)")
+    if X.dtype != np.float64 or X.shape != (rows.d, config.columns):
+        raise bad(f"X has shape {X.shape} and dtype {X.dtype}; expected float64 {(rows.d, config.columns)}")
+    if not np.isfinite(X).all():
+        raise bad("X holds NaN or infinite values")
+    return Card(X, config, rows, regions, symbols, source, lines)
+
+
+# -- npz helpers shared by cards and weight files ---------------------------------------------
+
+
+def write_npz_atomically(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write an uncompressed .npz via a temporary file in the same folder, then rename it."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str) -> dict[str, np.ndarray]:
+    """Load the named arrays of an .npz with allow_pickle=False, turning every failure into FleqError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise FleqError(code, f"{path}: not an .npz archive (a bare .npy array?)")
+            missing = [n for n in names if n not in data.files]
+            if missing:
+                raise FleqError(code, f"{path}: not a fleqc {what}: missing {', '.join(missing)}")
+            return {n: data[n] for n in data.files}
+    except FleqError:
+        raise
+    except FileNotFoundError:
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"{path}: is a directory") from None
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise FleqError(code, f"{path}: holds pickled Python objects, which fleqc never loads") from None
+        raise FleqError(code, f"{path}: not a readable .npz {what} ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise FleqError(code, f"{path}: not a readable .npz {what} ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,67 @@
+"""Machine configurations: everything the weights depend on, and nothing else.
+
+One configuration = one frozen transformer. Every program whose memory and instructions fit in the
+configuration's columns runs on the same weights; the program itself lives only in the punch card X.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fleqc.errors import ErrorCode, FleqError
+
+MIN_COLUMNS = 4
+MAX_COLUMNS = 1 << 16
+MIN_BITS, MAX_BITS = 2, 32
+
+
+@dataclass(frozen=True)
+class SubleqConfig:
+    """The SUBLEQ machine: n columns (a power of two), N-bit integers, one scratchpad column.
+
+    ``code_bits`` = log2(n) is the width of a positional code, which doubles as program counter and
+    data pointer.
+    """
+
+    columns: int
+    bits: int = 16
+    scratch: int = 1
+    kind: str = "subleq"
+
+    def __post_init__(self) -> None:
+        n = self.columns
+        if n < MIN_COLUMNS or n > MAX_COLUMNS or n & (n - 1):
+            raise FleqError(
+                ErrorCode.BAD_CONFIG,
+                f"--columns must be a power of two between {MIN_COLUMNS} and {MAX_COLUMNS}, got {n}",
+            )
+        if not MIN_BITS <= self.bits <= MAX_BITS:
+            raise FleqError(
+                ErrorCode.BAD_CONFIG, f"--bits must be between {MIN_BITS} and {MAX_BITS}, got {self.bits}"
+            )
+        if self.scratch != 1:
+            raise FleqError(ErrorCode.BAD_CONFIG, "the SUBLEQ machine has exactly one scratchpad column")
+
+    @property
+    def code_bits(self) -> int:
+        return self.columns.bit_length() - 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SubleqConfig":
+        if data.get("kind") != "subleq":
+            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {data.get('kind')!r}")
+        return cls(columns=int(data["columns"]), bits=int(data["bits"]), scratch=int(data["scratch"]))
+
+    def describe(self) -> str:
+        return f"subleq machine: n={self.columns} columns, N={self.bits}-bit integers"
+
+
+def smallest_columns(needed: int) -> int:
+    """The smallest power of two >= ``needed`` (and >= MIN_COLUMNS)."""
+    n = MIN_COLUMNS
+    while n < needed:
+        n *= 2
+    return n

@@ -1,0 +1,56 @@
+"""Lay a linked SUBLEQ program out as a punch card.
+
+Column i carries its positional code; the scratchpad column holds the program counter (the code of
+the first instruction column); memory column s+i holds cell i as N bits; instruction column
+s+m+j holds instruction j's operands as codes of the columns they name. All temp rows are 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.card import Card
+from fleqc.machine.codes import encode_signed, position_codes
+from fleqc.machine.config import SubleqConfig, smallest_columns
+from fleqc.machine.layout import ColumnRegions, check_fits, subleq_rows
+from fleqc.program import LinkedProgram, SubleqInstruction
+
+
+def choose_config(program: LinkedProgram, columns: int | None = None) -> SubleqConfig:
+    """The machine for a program: ``columns`` if given, else the smallest power of two that fits."""
+    needed = 1 + program.memory_size + len(program.instructions)
+    if columns is None:
+        columns = smallest_columns(needed)
+    config = SubleqConfig(columns=columns, bits=program.bits)
+    check_fits(program.memory_size, len(program.instructions), config.columns, config.scratch)
+    return config
+
+
+def program_to_card(program: LinkedProgram, columns: int | None = None) -> Card:
+    if program.machine != "subleq":
+        raise FleqError(
+            ErrorCode.NOT_IN_MACHINE,
+            f"{program.source_name}: the transformer backend runs SUBLEQ programs; "
+            "FLEQ programs run with --backend reference until the FLEQ machine lands",
+        )
+    config = choose_config(program, columns)
+    rows = subleq_rows(config)
+    regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)
+    codes = position_codes(config.columns)
+
+    X = np.zeros((rows.d, config.columns))
+    X[rows["one"].slice] = 1.0
+    X[rows["scratch"][0], regions.scratch[0]] = 1.0
+    X[rows["pos"].slice] = codes
+    X[rows["pc"].slice, regions.scratch[0]] = codes[:, regions.instruction_column(0)]
+    for cell in program.cells:
+        X[rows["mem"].slice, regions.memory_column(cell.address)] = encode_signed(int(cell.value), config.bits)
+    for instr in program.instructions:
+        assert isinstance(instr, SubleqInstruction)
+        column = regions.instruction_column(instr.index)
+        X[rows["instr_a"].slice, column] = codes[:, regions.memory_column(instr.a)]
+        X[rows["instr_b"].slice, column] = codes[:, regions.memory_column(instr.b)]
+        X[rows["instr_c"].slice, column] = codes[:, regions.instruction_column(instr.target)]
+    lines = tuple(i.span.line if i.span else 0 for i in program.instructions)
+    return Card(X, config, rows, regions, dict(program.symbols), program.source_name, lines)

@@ -1,0 +1,48 @@
+"""Cheap health checks run after every loop: the machine never returns a silently wrong answer.
+
+A check sees only X and row labels. The builder of a machine says which rows must hold values in
+{-1, 0, +1} between passes (codes, bits, indicators and cleared scratch fields); a value outside
+that set by more than ``tolerance``, or any NaN or infinity, raises :class:`MachineFault`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+class MachineFault(RuntimeError):
+    """The machine's state left its valid set: names the step, the field (row), column and deviation."""
+
+    def __init__(self, step: int, field: str, column: int, value: float, deviation: float) -> None:
+        self.step, self.field, self.column, self.value, self.deviation = step, field, column, value, deviation
+        super().__init__(
+            f"machine fault at step {step}: {field} in column {column} is {value!r} "
+            f"(deviation {deviation:.3g} from a valid value)"
+        )
+
+
+@dataclass(frozen=True)
+class TernaryCheck:
+    """Every entry of the listed rows lies within ``tolerance`` of -1, 0 or +1; X is finite."""
+
+    rows: Sequence[int]
+    labels: Sequence[str]
+    tolerance: float = 1e-6
+
+    def __call__(self, X: np.ndarray, step: int) -> None:
+        if X.ndim != 2:
+            raise ValueError("TernaryCheck takes one card (d x n) at a time")
+        finite = np.isfinite(X)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise MachineFault(step, self.labels[row], int(col), float(X[row, col]), float("inf"))
+        rows = np.asarray(self.rows)
+        sub = X[rows]
+        deviation = np.abs(sub - np.clip(np.rint(sub), -1.0, 1.0))
+        worst = np.unravel_index(int(np.argmax(deviation)), deviation.shape)
+        if deviation[worst] > self.tolerance:
+            row = int(rows[worst[0]])
+            raise MachineFault(step, self.labels[row], int(worst[1]), float(X[row, worst[1]]), float(deviation[worst]))
