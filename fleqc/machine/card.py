@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from fleqc.machine.codes import decode_signed, decode_unsigned
 from fleqc.machine.config import SubleqConfig
 from fleqc.machine.layout import ColumnRegions, subleq_rows
 from fleqc.machine.rows import RowSpace
+from fleqc.npzfile import read_npz, write_npz_atomically
 from fleqc.program import Symbol
 
 CARD_FORMAT = "fleqc-card"
@@ -151,48 +150,3 @@ def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
     if not np.isfinite(X).all():
         raise bad("X holds NaN or infinite values")
     return Card(X, config, rows, regions, symbols, source, lines)
-
-
-# -- npz helpers shared by cards and weight files ---------------------------------------------
-
-
-def write_npz_atomically(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write an uncompressed .npz via a temporary file in the same folder, then rename it."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str) -> dict[str, np.ndarray]:
-    """Load the named arrays of an .npz with allow_pickle=False, turning every failure into FleqError."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise FleqError(code, f"{path}: not an .npz archive (a bare .npy array?)")
-            missing = [n for n in names if n not in data.files]
-            if missing:
-                raise FleqError(code, f"{path}: not a fleqc {what}: missing {', '.join(missing)}")
-            return {n: data[n] for n in data.files}
-    except FleqError:
-        raise
-    except FileNotFoundError:
-        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"{path}: is a directory") from None
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise FleqError(code, f"{path}: holds pickled Python objects, which fleqc never loads") from None
-        raise FleqError(code, f"{path}: not a readable .npz {what} ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise FleqError(code, f"{path}: not a readable .npz {what} ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,80 @@
+"""The Python API: compile, build and run programs from notebooks and scripts.
+
+    >>> import fleqc
+    >>> card = fleqc.build("samples/factorial.fleq")
+    >>> result = fleqc.run(card)                     # on the looped transformer
+    >>> result.memory["result"], result.steps
+
+``build`` and ``compile`` take a path (``str`` or ``Path`` naming an existing file, or ending in
+``.fleq``) or the program text itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+from fleqc.backends import DEFAULT_MAX_STEPS, Result, run_card_reference, run_reference, run_transformer
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.card import Card
+from fleqc.machine.program_to_card import program_to_card
+from fleqc.program import LinkedProgram
+from fleqc.transformer.layers import LoopedTransformer
+
+Source = Union[str, os.PathLike]
+
+
+def _is_path(source: Source) -> bool:
+    if isinstance(source, os.PathLike):
+        return True
+    return "\n" not in source and (source.endswith((".fleq", ".npz")) or Path(source).is_file())
+
+
+def compile(source: Source, *, bits: Optional[int] = None) -> LinkedProgram:  # noqa: A001 (the verb)
+    """Parse and link a program (path or text)."""
+    from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
+
+    if _is_path(source):
+        return compile_file(Path(source), bits=bits)
+    return compile_source(str(source), "<string>", bits=bits)
+
+
+def build(source: Source | LinkedProgram, *, columns: Optional[int] = None, bits: Optional[int] = None) -> Card:
+    """Compile a program and lay it out as a punch card for the smallest machine that fits it
+    (or the machine with ``columns`` columns)."""
+    program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
+    return program_to_card(program, columns)
+
+
+def load_card(path: Source) -> Card:
+    return Card.load(path)
+
+
+def run(
+    target: Union[Card, LinkedProgram, Source],
+    *,
+    backend: str = "transformer",
+    max_steps: int = DEFAULT_MAX_STEPS,
+    mode: str = "softmax",
+    weights: Optional[LoopedTransformer] = None,
+    columns: Optional[int] = None,
+) -> Result:
+    """Run a card, a linked program, or a program/card file on ``backend``.
+
+    ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend.
+    """
+    if backend not in ("transformer", "reference"):
+        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
+    if mode not in ("softmax", "hardmax"):
+        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
+    if max_steps < 0:
+        raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
+    if not isinstance(target, (Card, LinkedProgram)):
+        target = Card.load(target) if str(target).endswith(".npz") else compile(target)
+    if backend == "reference":
+        if isinstance(target, Card):
+            return run_card_reference(target, max_steps)
+        return run_reference(target, max_steps)
+    card = target if isinstance(target, Card) else program_to_card(target, columns)
+    return run_transformer(card, max_steps, mode, weights)  # type: ignore[arg-type]

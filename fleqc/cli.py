@@ -1,0 +1,194 @@
+"""The `fleqc` command line: build, run and inspect punch cards, and save machine weights.
+
+Exit status: 0 success; 1 an error in the user's input (printed as file:line:col, no traceback);
+2 a usage error; 3 the step limit was reached before the program halted; 4 a machine fault (the
+transformer's state left its valid set; see "Errors and limits" in the README).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+import numpy as np
+
+from fleqc import api
+from fleqc.backends import DEFAULT_MAX_STEPS, Result
+from fleqc.construct.machines import machine_for
+from fleqc.errors import FleqError
+from fleqc.machine.card import Card
+from fleqc.machine.config import SubleqConfig
+from fleqc.transformer import MachineFault
+from fleqc.transformer.weights_io import load_weights, save_weights
+
+EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Print a FleqError or MachineFault as a message (never a traceback) and exit with its status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FleqError as err:
+            click.echo(err.render(), err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except MachineFault as fault:
+            click.echo(f"error[machine-fault]: {fault}", err=True)
+            sys.exit(EXIT_FAULT)
+
+    return wrapper
+
+
+columns_option = click.option(
+    "--columns", "-n", type=int, default=None, metavar="n",
+    help="Columns of the machine (a power of two). Default: the smallest that fits the program. "
+    "Fix it to run many programs on one machine.",
+)
+bits_option = click.option(
+    "--bits", "-N", type=int, default=None, metavar="N",
+    help="Integer width of the SUBLEQ machine (default 16, or the program's .bits).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fleqc")
+def main() -> None:
+    """fleqc: compile FLEQ/SUBLEQ assembly to punch cards for a looped transformer, and run them.
+
+    \b
+    fleqc build prog.fleq -o prog.npz   compile to a punch card
+    fleqc run prog.fleq                 run on the looped transformer, print every data label
+    fleqc run prog.npz --backend reference
+    fleqc inspect prog.npz              show the card's layout, symbols and values
+    fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
+    """
+
+
+@main.command()
+@click.argument("program", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Card file to write (default: PROGRAM with the suffix .npz).")
+@columns_option
+@bits_option
+@reports_errors
+def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int]) -> None:
+    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error."""
+    card = api.build(program, columns=columns, bits=bits)
+    output = output or program.with_suffix(".npz")
+    card.save(output)
+    click.echo(f"wrote {output}: {card.summary()}")
+
+
+@main.command()
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
+              show_default=True, help="Run on the looped transformer or the plain-Python reference interpreter.")
+@click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
+              help="Attention of the transformer: softmax (the definition) or hardmax (its exact limit).")
+@click.option("--max-steps", type=click.IntRange(min=0), default=DEFAULT_MAX_STEPS, show_default=True,
+              help="Stop after this many steps if the program has not halted (exit status 3).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Load the machine from a weights file (from `fleqc weights`) instead of building it.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
+@columns_option
+@bits_option
+@click.pass_context
+@reports_errors
+def run(ctx: click.Context, target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
+        as_json: bool, columns: Optional[int], bits: Optional[int]) -> None:
+    """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value."""
+    if target.suffix == ".npz":
+        if columns is not None or bits is not None:
+            raise click.UsageError("--columns and --bits apply to .fleq programs; a card's machine is fixed")
+        subject: Any = Card.load(target)
+    else:
+        subject = api.compile(target, bits=bits)
+        if subject.machine == "fleq" and backend == "transformer":
+            if ctx.get_parameter_source("backend") != click.core.ParameterSource.DEFAULT:
+                raise click.UsageError("FLEQ programs run with --backend reference (the FLEQ transformer is not built yet)")
+            click.echo("note: no FLEQ transformer yet; running on the reference interpreter", err=True)
+            backend = "reference"
+    model = load_weights(weights) if weights else None
+    result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns)
+    print_result(result, as_json, mode)
+    if not result.halted:
+        click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
+        sys.exit(EXIT_STEP_LIMIT)
+
+
+def print_result(result: Result, as_json: bool, mode: str) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+        return
+    for label, value in result.memory.items():
+        click.echo(f"{label} = {format_value(value, len(label) + 3)}")
+    how = result.backend + (f", {mode}" if result.backend == "transformer" else "")
+    if result.halted:
+        click.echo(f"halted after {result.steps} steps ({how})", err=True)
+
+
+def format_value(value: Any, indent: int = 0) -> str:
+    """Ints and floats as Python prints them; vectors and matrices as aligned nested lists."""
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return repr(float(value))
+        text = np.array2string(value, separator=", ", precision=12, floatmode="maxprec", max_line_width=100)
+        return text.replace("\n", "\n" + " " * indent)
+    return str(value)
+
+
+@main.command()
+@click.argument("card_path", metavar="CARD.npz", type=click.Path(dir_okay=False, path_type=Path))
+@reports_errors
+def inspect(card_path: Path) -> None:
+    """Show a card's machine configuration, row blocks, column regions, symbols and values."""
+    card = Card.load(card_path)
+    d, n = card.X.shape
+    click.echo(f"card      {card_path} (from {card.source_name})")
+    click.echo(f"machine   {card.config.describe()}, d={d} rows")
+    click.echo("rows")
+    for block in card.rows:
+        span = f"{block.start}" if block.size == 1 else f"{block.start}-{block.start + block.size - 1}"
+        click.echo(f"  {block.name:<8} {span:>8}  {block.role:<6}  {block.doc}")
+    click.echo("columns")
+    for name in ("scratch", "memory", "instructions"):
+        lo, hi = getattr(card.regions, name)
+        click.echo(f"  {name:<12} {lo}-{hi - 1}" if hi > lo else f"  {name:<12} (none)")
+    click.echo(f"  {'padding':<12} {card.regions.instructions[1]}-{n - 1}" if card.regions.instructions[1] < n else "")
+    values = card.decode()
+    click.echo(f"pc        instruction {card.read_pc()}")
+    click.echo("symbols")
+    for s in sorted(card.symbols.values(), key=lambda s: (s.kind, s.address)):
+        if s.hidden:
+            continue
+        where = f"mem[{s.address}]" if s.kind == "data" else f"instr {s.address}"
+        shown = f" = {format_value(values[s.name])}" if s.name in values else ""
+        click.echo(f"  {s.kind:<5} {s.name:<16} {where}{shown}")
+
+
+@main.command()
+@columns_option
+@bits_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Weights file to write (.npz).")
+@reports_errors
+def weights(columns: Optional[int], bits: Optional[int], output: Path) -> None:
+    """Build the SUBLEQ machine for n columns and N bits and save its weights."""
+    config = SubleqConfig(columns=columns or 64, bits=bits or 16)
+    model = machine_for(config)
+    save_weights(model, output)
+    layers = len(model.layers)
+    click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
+               f"{model.parameter_count():,} parameters")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

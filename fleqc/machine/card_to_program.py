@@ -1,0 +1,43 @@
+"""Read a linked program back out of a punch card (so the reference backend can run any card).
+
+Instruction operands are decoded from the codes stored in the instruction columns, memory from the
+memory columns; only the source spans are lost (instruction lines are kept in the card).
+"""
+
+from __future__ import annotations
+
+from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.machine.card import Card
+from fleqc.machine.codes import decode_signed, decode_unsigned
+from fleqc.program import Cell, LinkedProgram, SubleqInstruction
+
+
+def card_to_program(card: Card) -> LinkedProgram:
+    X, rows, regions = card.X, card.rows, card.regions
+    mem0, mem1 = regions.memory
+    ins0, ins1 = regions.instructions
+
+    def address(field: str, column: int, lo: int, hi: int, what: str) -> int:
+        target = decode_unsigned(X[rows[field].slice, column])
+        if not lo <= target < hi:
+            raise FleqError(
+                ErrorCode.BAD_CARD,
+                f"{card.source_name}: instruction {column - ins0} has {what} pointing at column {target}, "
+                f"outside the {what.split()[-1]} region",
+            )
+        return target - lo
+
+    cells = tuple(Cell(i, decode_signed(X[rows["mem"].slice, c])) for i, c in enumerate(range(mem0, mem1)))
+    instructions = []
+    for j, column in enumerate(range(ins0, ins1)):
+        line = card.instruction_lines[j] if j < len(card.instruction_lines) else 0
+        instructions.append(
+            SubleqInstruction(
+                j,
+                address("instr_a", column, mem0, mem1, "operand a memory"),
+                address("instr_b", column, mem0, mem1, "operand b memory"),
+                address("instr_c", column, ins0, ins1, "target instruction"),
+                Span(card.source_name, line, 1) if line else None,
+            )
+        )
+    return LinkedProgram("subleq", card.config.bits, cells, tuple(instructions), dict(card.symbols), card.source_name)

@@ -1,0 +1,82 @@
+"""Save and load a LoopedTransformer as an .npz (allow_pickle=False), with its row labels.
+
+Entries: ``layer{i}.query|key|value|output`` for attention layers, ``layer{i}.w1|b1|w2|b2`` for
+feed-forward layers, and ``meta``: a JSON string with the format tag, the layer kinds and names,
+the row labels, the health-checked rows and the builder's metadata (machine configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.npzfile import read_npz, write_npz_atomically
+from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
+
+WEIGHTS_FORMAT = "fleqc-weights"
+WEIGHTS_VERSION = 1
+_ATTENTION = ("query", "key", "value", "output")
+_FEED_FORWARD = ("w1", "b1", "w2", "b2")
+
+
+def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, AttentionLayer):
+            layers.append({"kind": "attention", "heads": list(layer.head_names)})
+            arrays.update({f"layer{i}.{p}": getattr(layer, p) for p in _ATTENTION})
+        else:
+            layers.append({"kind": "feed_forward", "name": layer.name})
+            arrays.update({f"layer{i}.{p}": getattr(layer, p) for p in _FEED_FORWARD})
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "version": WEIGHTS_VERSION,
+        "layers": layers,
+        "row_labels": list(model.row_labels),
+        "ternary_rows": list(model.ternary_rows),
+        "metadata": model.metadata,
+    }
+    write_npz_atomically(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def load_weights(path: str | os.PathLike) -> LoopedTransformer:
+    arrays = read_npz(path, ("meta",), ErrorCode.BAD_WEIGHTS, "weights file")
+
+    def bad(why: str) -> FleqError:
+        return FleqError(ErrorCode.BAD_WEIGHTS, f"{path}: {why}")
+
+    try:
+        meta = json.loads(str(arrays["meta"][()]))
+    except (ValueError, TypeError) as exc:
+        raise bad(f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != WEIGHTS_FORMAT:
+        raise bad("not a fleqc weights file")
+    if meta.get("version") != WEIGHTS_VERSION:
+        raise bad(f"weights format version {meta.get('version')!r}; this fleqc reads {WEIGHTS_VERSION}")
+    try:
+        layers = []
+        for i, spec in enumerate(meta["layers"]):
+            if spec["kind"] == "attention":
+                params = [arrays[f"layer{i}.{p}"] for p in _ATTENTION]
+                layers.append(AttentionLayer(*params, head_names=tuple(spec["heads"])))
+            elif spec["kind"] == "feed_forward":
+                params = [arrays[f"layer{i}.{p}"] for p in _FEED_FORWARD]
+                layers.append(FeedForwardLayer(*params, name=str(spec["name"])))
+            else:
+                raise ValueError(f"unknown layer kind {spec['kind']!r}")
+        model = LoopedTransformer(
+            tuple(layers), tuple(meta["row_labels"]), tuple(int(r) for r in meta["ternary_rows"]), meta["metadata"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise bad(f"malformed weights ({type(exc).__name__}: {exc})") from None
+    for i, layer in enumerate(model.layers):
+        params = _ATTENTION if isinstance(layer, AttentionLayer) else _FEED_FORWARD
+        for p in params:
+            a = getattr(layer, p)
+            if a.dtype != np.float64 or not np.isfinite(a).all():
+                raise bad(f"layer {i} {p} is not a finite float64 array")
+    return model

@@ -1,0 +1,121 @@
+"""The generic executor: it is a transformer, it knows no ISA, and its fast paths equal the definition."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fleqc.transformer as transformer_pkg
+from fleqc.construct.machines import machine_for
+from fleqc.machine.program_to_card import program_to_card
+from fleqc.transformer import AttentionLayer, forward, run
+from fleqc.transformer.executor import attention_weights
+from fleqc.transformer.weights_io import load_weights, save_weights
+from tests.programs import subleq_program
+
+ALLOWED_FLEQC_IMPORTS = {"fleqc.transformer", "fleqc.errors", "fleqc.npzfile"}
+
+
+def _fleqc_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n.split(".")[0] == "fleqc"}
+
+
+def test_executor_imports_nothing_of_the_assembler_layout_or_instruction_sets():
+    package = Path(transformer_pkg.__file__).parent
+    files = sorted(package.glob("*.py")) + [package.parent / "npzfile.py", package.parent / "errors.py"]
+    for path in files:
+        for name in _fleqc_imports(path):
+            assert any(name == a or name.startswith(a + ".") for a in ALLOWED_FLEQC_IMPORTS), (path.name, name)
+
+
+def naive_forward(model, X, mode):
+    """The layer equations written out head by head and column by column (slow, obviously right)."""
+    X = X.copy()
+    for layer in model.layers:
+        if isinstance(layer, AttentionLayer):
+            update = np.zeros_like(X)
+            for h in range(layer.heads):
+                Q, K, V = layer.query[h] @ X, layer.key[h] @ X, layer.value[h] @ X
+                for j in range(X.shape[1]):
+                    s = K.T @ Q[:, j]
+                    if mode == "softmax":
+                        e = np.exp(s - s.max())
+                    else:
+                        e = (s == s.max()).astype(float)
+                    update[:, j] += layer.output[h] @ (V @ (e / e.sum()))
+            X = X + update
+        else:
+            X = X + layer.w2 @ np.maximum(layer.w1 @ X + layer.b1[:, None], 0) + layer.b2[:, None]
+    return X
+
+
+def _card(columns=32, bits=8):
+    program = subleq_program(bits, [3, -7, 100, 0, -128], [(0, 1, 2), (1, 2, 0), (3, 3, 1), (2, 4, 0)])
+    return program_to_card(program, columns)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+def test_vectorised_forward_equals_the_naive_definition(mode):
+    card = _card()
+    model = machine_for(card.config)
+    X = card.X
+    for _ in range(4):
+        fast, slow = forward(model, X, mode), naive_forward(model, X, mode)
+        assert np.allclose(fast, slow, atol=1e-12, rtol=0)
+        assert card.read_memory(fast) == card.read_memory(slow) and card.read_pc(fast) == card.read_pc(slow)
+        X = fast
+
+
+def test_batched_forward_equals_one_card_at_a_time():
+    card = _card()
+    model = machine_for(card.config)
+    batch = np.stack([card.X, forward(model, card.X), forward(model, forward(model, card.X))])
+    out = forward(model, batch)
+    for b in range(3):
+        assert np.array_equal(out[b], forward(model, batch[b]))
+
+
+def test_softmax_is_stable_at_huge_scores_and_hardmax_shares_ties():
+    scores = np.array([[1e6, 0.0], [1e6, 5.0], [-1e6, 5.0]])
+    soft = attention_weights(scores.copy(), "softmax")
+    assert np.all(np.isfinite(soft)) and np.allclose(soft.sum(axis=0), 1)
+    hard = attention_weights(scores.copy(), "hardmax")
+    assert hard[:, 0].tolist() == [0.5, 0.5, 0.0] and hard[:, 1].tolist() == [0.0, 0.5, 0.5]
+
+
+def test_run_stops_at_a_fixed_point_and_counts_changing_passes():
+    card = program_to_card(subleq_program(8, [1, 0, 0], [(0, 1, 1), (2, 2, 1)]))  # one step, then halt
+    outcome = run(machine_for(card.config), card.X, max_steps=100)
+    assert outcome.halted and outcome.steps == 1
+    assert np.array_equal(forward(machine_for(card.config), outcome.X), outcome.X)
+
+
+def test_weights_round_trip_through_npz(tmp_path):
+    card = _card()
+    model = machine_for(card.config)
+    save_weights(model, tmp_path / "m.npz")
+    loaded = load_weights(tmp_path / "m.npz")
+    assert loaded.row_labels == model.row_labels and loaded.metadata == model.metadata
+    assert np.array_equal(forward(loaded, card.X), forward(model, card.X))
+
+
+def test_weights_do_not_depend_on_the_program():
+    a = program_to_card(subleq_program(8, [1, 2], [(0, 1, 0)]), 32)
+    b = program_to_card(subleq_program(8, [9, 9, 9, 9], [(3, 2, 1), (0, 0, 0)]), 32)
+    assert a.config == b.config
+    assert machine_for.__wrapped__(a.config).parameter_count() == machine_for.__wrapped__(b.config).parameter_count()
+    ma, mb = machine_for.__wrapped__(a.config), machine_for.__wrapped__(b.config)
+    for la, lb in zip(ma.layers, mb.layers):
+        for name in vars(la):
+            va, vb = getattr(la, name), getattr(lb, name)
+            assert np.array_equal(va, vb) if isinstance(va, np.ndarray) else va == vb
