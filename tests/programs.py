@@ -25,12 +25,13 @@ def random_subleq_programs(draw, columns=st.sampled_from([16, 32, 64, 128, 256, 
     """(program, columns): random memory and instructions that fit a machine of ``columns`` columns."""
     n = draw(columns)
     N = draw(bits)
-    m = draw(st.integers(1, min(24, n - 2)))
-    k = draw(st.integers(1, min(24, n - 1 - m)))
+    m = draw(st.integers(1, min(24, n - 4)))
+    k = draw(st.integers(1, min(24, n - 3 - m)))
     half = 1 << (N - 1)
     # values near the extremes make wraparound common
     value = st.one_of(st.integers(-half, half - 1), st.sampled_from([-half, half - 1, 0, 1, -1]))
     values = draw(st.lists(value, min_size=m, max_size=m))
-    triple = st.tuples(st.integers(0, m - 1), st.integers(0, m - 1), st.integers(0, k - 1))
+    triple = st.tuples(st.integers(0, m - 1), st.integers(0, m - 1), st.integers(0, k))
     triples = draw(st.lists(triple, min_size=k, max_size=k))
-    return subleq_program(N, values, triples), n
+    # like the linker: a zero cell and a final halt, so falling off the end halts
+    return subleq_program(N, values + [0], triples + [(m, m, k)]), n

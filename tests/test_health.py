@@ -1,0 +1,76 @@
+"""Health checks: injected faults are reported as MachineFault, never as a silently wrong answer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from fleqc.backends import run_transformer
+from fleqc.construct.machines import machine_for
+from fleqc.machine.program_to_card import program_to_card
+from fleqc.transformer import MachineFault
+from fleqc.transformer.layers import FeedForwardLayer
+from fleqc.transformer.weights_io import load_weights, save_weights
+from tests.programs import subleq_program
+
+
+def _card():
+    # m0 -= m1 three times (10 -> 7 -> 4 -> 1 -> -2), then halt
+    program = subleq_program(8, [10, 3, 0], [(1, 0, 1), (1, 0, 1), (1, 0, 1), (1, 0, 4), (2, 2, 4)])
+    return program_to_card(program)
+
+
+def test_healthy_run_passes_every_check():
+    result = run_transformer(_card())
+    assert result.halted and result.memory["m0"] == -2
+
+
+def test_corrupted_card_entry_is_reported_with_step_and_field():
+    card = _card()
+    X = card.X.copy()
+    X[card.rows["mem"][2], card.regions.memory_column(0)] = 0.4  # a bit that is neither -1 nor +1
+    bad = dataclasses.replace(card, X=X)
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(bad)
+    assert fault.value.step == 1
+    assert fault.value.field.startswith("mem[")
+    assert fault.value.deviation > 0.1
+
+
+def test_nan_in_the_card_is_reported():
+    card = _card()
+    X = card.X.copy()
+    X[card.rows["val_a"][0], 5] = np.nan
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(dataclasses.replace(card, X=X))
+    assert fault.value.deviation == float("inf")
+
+
+def test_perturbed_weights_file_is_reported(tmp_path):
+    card = _card()
+    model = machine_for(card.config)
+    path = tmp_path / "m.npz"
+    save_weights(model, path)
+    loaded = load_weights(path)
+    commit = loaded.layers[-1]
+    assert isinstance(commit, FeedForwardLayer)
+    w2 = commit.w2.copy()
+    mem0 = card.rows["mem"][0]
+    w2[mem0, np.flatnonzero(w2[mem0])[0]] *= 1.3  # one output weight of the memory commit, off by 30%
+    layers = loaded.layers[:-1] + (dataclasses.replace(commit, w2=w2),)
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(card, weights=dataclasses.replace(loaded, layers=layers))
+    assert fault.value.field == "mem[0]"
+
+
+def test_program_counter_outside_the_program_is_reported():
+    card = _card()
+    X = card.X.copy()
+    # point the branch target of instruction 3 (the branch that is taken) at a memory column
+    X[card.rows["instr_c"].slice, card.regions.instruction_column(3)] = X[card.rows["pos"].slice, 1]
+    program_x = dataclasses.replace(card, X=X)
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(program_x)
+    assert fault.value.field == "pc"

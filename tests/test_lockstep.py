@@ -1,0 +1,69 @@
+"""Lockstep: after every pass of the transformer, the decoded state equals the reference state.
+
+Random programs (hypothesis) cover machines with n in 16..512 columns and N in 4..24 bits, both
+attention modes, wraparound, branches taken and not taken, and halting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleqc.backends import HealthCheck
+from fleqc.construct.machines import machine_for
+from fleqc.isa import subleq
+from fleqc.machine.card import Card
+from fleqc.machine.program_to_card import program_to_card
+from fleqc.program import LinkedProgram
+from fleqc.transformer import forward
+from tests.programs import random_subleq_programs, subleq_program
+
+
+def assert_lockstep(program: LinkedProgram, card: Card, mode: str, max_steps: int) -> int:
+    """Step both machines together; return the number of steps taken. Checks exact equality."""
+    model = machine_for(card.config)
+    check = HealthCheck(model, card)
+    X = card.X
+    reference = subleq.trace(program, max_steps)
+    steps = 0
+    for steps, state in enumerate(reference, start=1):
+        X = forward(model, X, mode)
+        check(X, steps)
+        assert card.read_pc(X) == state.pc, f"pc differs after step {steps}"
+        assert card.read_memory(X) == list(state.memory), f"memory differs after step {steps}"
+        # between passes every entry is exactly -1, 0 or +1: temp rows are cleared exactly
+        assert np.array_equal(X, np.rint(X))
+    halted = subleq.run(program, max_steps).halted
+    assert np.array_equal(forward(model, X, mode), X) == halted
+    return steps
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_subleq_programs(), st.sampled_from(["softmax", "hardmax"]))
+def test_random_programs_run_in_lockstep(program_and_columns, mode):
+    program, columns = program_and_columns
+    assert_lockstep(program, program_to_card(program, columns), mode, max_steps=40)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+@pytest.mark.parametrize("bits", [4, 8, 16, 24])
+def test_wraparound_at_both_ends(mode, bits):
+    half = 1 << (bits - 1)
+    # m0 = most negative, m1 = 1, m2 = most positive, m3 = -1
+    program = subleq_program(
+        bits, [-half, 1, half - 1, -1, 0],
+        [(1, 0, 1),   # -half - 1 wraps to +max: no branch, pc 0 -> 1
+         (3, 2, 0),   # max - (-1) wraps to -half: branch taken back to 0
+         (4, 4, 2)],  # halt (0 - 0, jump to itself)
+    )
+    steps = assert_lockstep(program, program_to_card(program), mode, max_steps=10)
+    # 0: m0 = max (no branch) 1: m2 = -half (to 0) 0: m0 = max-1 ... then m2 - (-1) keeps branching
+    assert steps == 10
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+def test_halting_at_once_is_a_fixed_point(mode):
+    program = subleq_program(8, [0], [(0, 0, 0)])
+    assert assert_lockstep(program, program_to_card(program), mode, max_steps=5) == 0
