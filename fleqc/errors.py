@@ -48,6 +48,7 @@ class ErrorCode(enum.Enum):
     # names and values
     UNDEFINED_LABEL = "undefined-label"
     DUPLICATE_LABEL = "duplicate-label"
+    RESERVED_NAME = "reserved-name"  # a user identifier starting with '__' (linker-only names)
     WRONG_KIND = "wrong-kind"
     ADDRESS_RANGE = "address-range"
     LITERAL_RANGE = "literal-range"

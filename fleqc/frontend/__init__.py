@@ -1,0 +1,46 @@
+"""The front end: assembly text -> parse tree -> AST -> LinkedProgram.
+
+``text_to_ast`` parses one file into typed syntax (:mod:`fleqc.frontend.syntax`); ``ast_to_program``
+expands includes and links the whole program. Every mistake in the input is raised as a
+:class:`fleqc.errors.FleqError` with a code and a source location; no other exception escapes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.frontend.ast_to_program import link
+from fleqc.frontend.text_to_ast import parse_source
+from fleqc.program import LinkedProgram
+
+__all__ = ["compile_file", "compile_source"]
+
+
+def compile_source(
+    text: str,
+    name: str = "<string>",
+    *,
+    bits: int | None = None,
+    base_dir: str | os.PathLike | None = None,
+) -> LinkedProgram:
+    """Compile assembly ``text`` (called ``name`` in messages) into a LinkedProgram.
+
+    ``.include`` looks in ``base_dir`` first (when given), then in the standard library. ``bits``
+    (from the command line) must agree with every ``.bits`` directive.
+    """
+    main = parse_source(text, name)
+    return link(main, main_dir=Path(base_dir) if base_dir is not None else None, bits=bits)
+
+
+def compile_file(path: str | os.PathLike, *, bits: int | None = None) -> LinkedProgram:
+    """Compile the assembly file at ``path``; its includes are searched next to it first."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
+    main = parse_source(data.decode("utf-8", errors="replace"), str(path))
+    return link(main, main_dir=path.parent, main_path=path, bits=bits)

@@ -1,0 +1,978 @@
+"""AST to LinkedProgram: the linker.
+
+:func:`link` turns a parsed main file into a :class:`LinkedProgram`, in stages that each guarantee
+something to the next:
+
+1. ``_expand_includes``: one flat list of statements in program order, every ``.include`` replaced
+   by the statements of the file it names (searched next to the including file, then in the
+   stdlib), each file included once, no cycles; every statement tagged with its section.
+2. ``_choose_machine``: the machine, the same in every ``.machine`` directive.
+3. ``_collect_definitions``: every label and constant name defined exactly once.
+4. ``_Evaluator``: constants resolved in dependency order (no cycles), first without labels (for
+   sizes and ``.bits``), later with them.
+5. ``_choose_bits``: the word width, 2..32, agreeing with the caller's and every ``.bits``.
+6. ``_Layout``: every data directive in ``.data`` and every instruction in ``.text``; cells have
+   addresses and shapes, instructions indices and a checked mnemonic and operand count, labels an
+   address or index; sizes within limits; at least one instruction.
+7. ``_Linker.encode_*``: cell values in range (SUBLEQ: wrapped to signed N bits; FLEQ: finite
+   float64 arrays of the cell's shape), operands of the right kind and in range, FLEQ shapes
+   consistent; hidden cells (``__zero``, ``__one``, ``__dummy``) appended after the user's cells only
+   when an instruction needs them; the implicit trailing ``halt`` appended.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Sequence, Union
+
+import numpy as np
+
+from fleqc import resources
+from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.frontend import syntax as ast
+from fleqc.frontend.text_to_ast import parse_source
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, ShapeError
+from fleqc.program import (
+    Cell,
+    FleqInstruction,
+    Instruction,
+    LinkedProgram,
+    MachineKind,
+    SubleqInstruction,
+    Symbol,
+)
+
+DEFAULT_BITS = 16
+MIN_BITS, MAX_BITS = 2, 32
+MACHINES: tuple[MachineKind, ...] = ("subleq", "fleq")
+
+# Limits that keep a typo (`.zero 1000000000`) from exhausting memory; far above what a looped
+# transformer can hold.
+MAX_CELLS = 1 << 16
+MAX_INSTRUCTIONS = 1 << 16
+MAX_CELL_ELEMENTS = 1 << 20
+
+HIDDEN_CELLS = ("__zero", "__one", "__dummy")  # in this order after the user's cells
+HIDDEN_VALUES = {"__zero": 0, "__one": 1, "__dummy": 0}
+
+Section = Literal["data", "text"]
+Kind = Optional[Literal["data", "code"]]
+Shape = tuple[int, ...]
+
+SUBLEQ_MNEMONICS = ("subleq", "jmp", "halt")
+FLEQ_MNEMONICS = ("fleq", "subleq", "jle", "jmp", "halt")
+
+
+def link(
+    main: ast.SourceFile,
+    *,
+    main_dir: Path | None = None,
+    main_path: Path | None = None,
+    bits: int | None = None,
+) -> LinkedProgram:
+    """Link ``main`` (parsed from ``main_path``, if it is a file) into a LinkedProgram.
+
+    ``main_dir`` is where ``.include`` looks first for files the main file names; ``bits`` is the
+    width asked for by the caller (the CLI), which every ``.bits`` directive must agree with.
+    """
+    sources = _Sources()
+    placed = _expand_includes(main, main_dir, main_path, sources)
+    machine = _choose_machine(placed, sources)
+    definitions = _collect_definitions(placed, sources)
+    evaluator = _Evaluator(machine, definitions, sources)
+    width = _choose_bits(placed, bits, evaluator, sources)
+    layout = _Layout(machine, evaluator, sources).run(placed)
+    if not layout.instructions:
+        raise sources.error(
+            ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1)
+        )
+    evaluator.set_labels(layout.label_values())
+    return _Linker(machine, width, layout, evaluator, sources).run(main.name)
+
+
+# Source lines for error messages -------------------------------------------------------------------
+
+
+class _Sources:
+    """Every file read so far, by display name, to give errors their source line."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, ast.SourceFile] = {}
+
+    def add(self, source: ast.SourceFile) -> None:
+        self.files.setdefault(source.name, source)
+
+    def error(self, code: ErrorCode, message: str, span: Span | None) -> FleqError:
+        source = self.files.get(span.file) if span else None
+        line = source.line(span.line) if source and span else None
+        return FleqError(code, message, span, line)
+
+
+def _did_you_mean(word: str, candidates) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _show(number: int | float) -> str:
+    """A number for a message (Python refuses to print ints of more than 4300 digits)."""
+    if isinstance(number, int) and number.bit_length() > 64:
+        return f"a {number.bit_length()}-bit number"
+    return repr(number)
+
+
+# 1. Includes ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A statement in program order with the section it appears in."""
+
+    statement: ast.Statement
+    section: Section
+
+
+@dataclass
+class _Frame:
+    """A file being expanded: where it is, how far we are, which section it is in."""
+
+    source: ast.SourceFile
+    directory: Path | None
+    key: Path | None
+    position: int = 0
+    section: Section = "text"
+
+
+def _expand_includes(
+    main: ast.SourceFile, main_dir: Path | None, main_path: Path | None, sources: _Sources
+) -> list[_Placed]:
+    """All statements in program order, includes expanded (iteratively: no recursion limit)."""
+    sources.add(main)
+    stack = [_Frame(main, main_dir, _identity(main_path) if main_path else None)]
+    seen = {stack[0].key} - {None}
+    placed: list[_Placed] = []
+    while stack:
+        frame = stack[-1]
+        if frame.position == len(frame.source.statements):
+            stack.pop()
+            continue
+        statement = frame.source.statements[frame.position]
+        frame.position += 1
+        if isinstance(statement, ast.SectionDirective):
+            frame.section = statement.section
+        elif isinstance(statement, ast.IncludeDirective):
+            included = _open_include(statement, frame, stack, seen, sources)
+            if included is not None:
+                stack.append(included)
+        else:
+            placed.append(_Placed(statement, frame.section))
+    return placed
+
+
+def _open_include(
+    directive: ast.IncludeDirective,
+    frame: _Frame,
+    stack: list[_Frame],
+    seen: set[Path],
+    sources: _Sources,
+) -> _Frame | None:
+    """The frame for the file an ``.include`` names, or None if it was already included."""
+    path = _find_include(directive.path, frame.directory)
+    if path is None:
+        where = "next to the including file or in" if frame.directory is not None else "in"
+        raise sources.error(
+            ErrorCode.INCLUDE_NOT_FOUND,
+            f"cannot find '{directive.path}' {where} the standard library",
+            directive.path_span,
+        )
+    key = _identity(path)
+    if key in [f.key for f in stack]:
+        chain = [f.source.name for f in stack[[f.key for f in stack].index(key) :]] + [str(path)]
+        raise sources.error(
+            ErrorCode.INCLUDE_CYCLE, "include cycle: " + " -> ".join(chain), directive.path_span
+        )
+    if key in seen:
+        return None
+    seen.add(key)
+    text = _read_include(path, directive, sources)
+    source = parse_source(text, str(path))
+    sources.add(source)
+    return _Frame(source, path.parent, key)
+
+
+def _find_include(name: str, directory: Path | None) -> Path | None:
+    """The first regular file called ``name`` next to the includer, then in the stdlib."""
+    roots = ([directory] if directory is not None else []) + [resources.stdlib_dir()]
+    for root in roots:
+        candidate = root / name
+        try:
+            if name and candidate.is_file():
+                return candidate
+        except (OSError, ValueError):  # names the OS refuses: too long, NUL bytes, ...
+            continue
+    return None
+
+
+def _identity(path: Path) -> Path:
+    """The canonical path used to include each file once and to detect cycles."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def _read_include(path: Path, directive: ast.IncludeDirective, sources: _Sources) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise sources.error(
+            ErrorCode.INCLUDE_NOT_FOUND,
+            f"cannot read '{directive.path}': {exc.strerror or exc}",
+            directive.path_span,
+        ) from None
+
+
+# 2. Machine ----------------------------------------------------------------------------------------
+
+
+def _choose_machine(placed: Sequence[_Placed], sources: _Sources) -> MachineKind:
+    """The machine every ``.machine`` names (``subleq`` if none does)."""
+    chosen: ast.MachineDirective | None = None
+    for item in placed:
+        directive = item.statement
+        if not isinstance(directive, ast.MachineDirective):
+            continue
+        if directive.machine not in MACHINES:
+            hint = _did_you_mean(directive.machine, MACHINES)
+            raise sources.error(
+                ErrorCode.UNKNOWN_MACHINE,
+                f"unknown machine '{directive.machine}'{hint}; the machines are subleq and fleq",
+                directive.machine_span,
+            )
+        if chosen is not None and directive.machine != chosen.machine:
+            raise sources.error(
+                ErrorCode.MACHINE_MISMATCH,
+                f"'.machine {directive.machine}' disagrees with '.machine {chosen.machine}' "
+                f"at {chosen.span}",
+                directive.machine_span,
+            )
+        chosen = chosen or directive
+    return chosen.machine if chosen else "subleq"  # type: ignore[return-value]
+
+
+# 3. Names ------------------------------------------------------------------------------------------
+
+_Definition = Union[ast.Label, ast.ConstDirective]
+
+
+def _collect_definitions(placed: Sequence[_Placed], sources: _Sources) -> dict[str, _Definition]:
+    """Every label and constant by name; a name defined twice is an error at the second one."""
+    definitions: dict[str, _Definition] = {}
+    for item in placed:
+        statement = item.statement
+        if isinstance(statement, ast.Label):
+            name, span = statement.name, statement.span
+        elif isinstance(statement, ast.ConstDirective):
+            name, span = statement.name, statement.name_span
+        else:
+            continue
+        first = definitions.get(name)
+        if first is not None:
+            what = "label" if isinstance(first, ast.Label) else "constant"
+            raise sources.error(
+                ErrorCode.DUPLICATE_LABEL, f"'{name}' is already defined as a {what} at {first.span}", span
+            )
+        definitions[name] = statement
+    return definitions
+
+
+# 4. Expressions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A number and, if it came from labels, their kind (a data address or a code index)."""
+
+    number: int | float
+    kind: Kind = None
+
+
+class _NeedsLabel(Exception):
+    """Raised while labels have no values yet (sizes, ``.bits``) by an expression that uses one."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class _Evaluator:
+    """Evaluates expressions: numbers, constants and labels under ``+``, ``-`` and negation."""
+
+    def __init__(self, machine: MachineKind, definitions: dict[str, _Definition], sources: _Sources):
+        self.machine = machine
+        self.definitions = definitions
+        self.sources = sources
+        self.labels: dict[str, _Value] | None = None
+        self.constants: dict[str, _Value | _NeedsLabel] = {}
+        self.order = _constant_order(definitions, sources)
+        self._resolve_constants()
+
+    def set_labels(self, labels: dict[str, _Value]) -> None:
+        """Give labels their values and re-evaluate the constants that depend on them."""
+        self.labels = labels
+        self._resolve_constants()
+
+    def _resolve_constants(self) -> None:
+        for name in self.order:
+            definition = self.definitions[name]
+            assert isinstance(definition, ast.ConstDirective)
+            try:
+                self.constants[name] = self.evaluate(definition.value)
+            except _NeedsLabel as pending:
+                self.constants[name] = pending
+
+    def evaluate(self, expr: ast.Expr) -> _Value:
+        """The value of ``expr`` (iteratively, so deep nesting cannot overflow the stack)."""
+        todo: list[tuple[ast.Expr, bool]] = [(expr, False)]
+        done: list[_Value] = []
+        while todo:
+            node, children_done = todo.pop()
+            if isinstance(node, ast.BinaryOp):
+                if children_done:
+                    right, left = done.pop(), done.pop()
+                    done.append(self._binary(node, left, right))
+                else:
+                    todo += [(node, True), (node.right, False), (node.left, False)]
+            elif isinstance(node, ast.Negate):
+                if children_done:
+                    operand = done.pop()
+                    done.append(_Value(-operand.number, operand.kind))
+                else:
+                    todo += [(node, True), (node.operand, False)]
+            else:
+                done.append(self._leaf(node))
+        return done.pop()
+
+    def _leaf(self, node: ast.Expr) -> _Value:
+        if isinstance(node, ast.Integer):
+            return _Value(node.value)
+        if isinstance(node, ast.Real):
+            if self.machine != "fleq":
+                raise self.sources.error(
+                    ErrorCode.NOT_IN_MACHINE,
+                    f"real number {node.text} in a SUBLEQ program (reals need '.machine fleq')",
+                    node.span,
+                )
+            if not math.isfinite(node.value):
+                raise self.sources.error(
+                    ErrorCode.LITERAL_RANGE, f"{node.text} is too large for a float64", node.span
+                )
+            return _Value(node.value)
+        assert isinstance(node, ast.Name)
+        return self._name(node)
+
+    def _name(self, node: ast.Name) -> _Value:
+        definition = self.definitions.get(node.name)
+        if definition is None:
+            hint = _did_you_mean(node.name, self.definitions)
+            raise self.sources.error(
+                ErrorCode.UNDEFINED_LABEL, f"undefined label '{node.name}'{hint}", node.span
+            )
+        if isinstance(definition, ast.ConstDirective):
+            value = self.constants[node.name]
+            if isinstance(value, _NeedsLabel):
+                raise value
+            return value
+        if self.labels is None:
+            raise _NeedsLabel(node.name)
+        return self.labels[node.name]
+
+    def _binary(self, node: ast.BinaryOp, left: _Value, right: _Value) -> _Value:
+        if left.kind and right.kind and left.kind != right.kind:
+            raise self.sources.error(
+                ErrorCode.WRONG_KIND,
+                f"cannot {'add' if node.op == '+' else 'subtract'} a {_KIND_WORDS[right.kind]} "
+                f"{'to' if node.op == '+' else 'from'} a {_KIND_WORDS[left.kind]}",
+                node.span,
+            )
+        try:
+            number = left.number + right.number if node.op == "+" else left.number - right.number
+        except OverflowError:  # a huge integer mixed with a real
+            number = math.inf
+        if isinstance(number, float) and not math.isfinite(number):
+            raise self.sources.error(ErrorCode.LITERAL_RANGE, "value is too large for a float64", node.span)
+        if node.op == "-" and left.kind and left.kind == right.kind:
+            return _Value(number)  # the distance between two addresses is a plain number
+        return _Value(number, left.kind or right.kind)
+
+
+_KIND_WORDS = {"data": "data address", "code": "code address"}
+
+
+def _names_in(expr: ast.Expr) -> list[ast.Name]:
+    """The Name nodes of ``expr``, left to right."""
+    names, todo = [], [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name):
+            names.append(node)
+        elif isinstance(node, ast.Negate):
+            todo.append(node.operand)
+        elif isinstance(node, ast.BinaryOp):
+            todo += [node.right, node.left]
+    return names
+
+
+def _constant_order(definitions: dict[str, _Definition], sources: _Sources) -> list[str]:
+    """Constant names, each after the constants it uses; a cycle is an error at its reference."""
+    constants = {n: d for n, d in definitions.items() if isinstance(d, ast.ConstDirective)}
+    uses = {n: [r for r in _names_in(d.value) if r.name in constants] for n, d in constants.items()}
+    order: list[str] = []
+    state: dict[str, str] = {}
+    for root in constants:
+        if root in state:
+            continue
+        state[root] = "open"
+        stack = [(root, iter(uses[root]))]
+        while stack:
+            name, pending = stack[-1]
+            reference = next(pending, None)
+            if reference is None:
+                stack.pop()
+                state[name] = "done"
+                order.append(name)
+            elif state.get(reference.name) == "open":
+                chain = [n for n, _ in stack][[n for n, _ in stack].index(reference.name) :]
+                raise sources.error(
+                    ErrorCode.BAD_DIRECTIVE,
+                    "constant defined in terms of itself: " + " -> ".join(chain + [reference.name]),
+                    reference.span,
+                )
+            elif reference.name not in state:
+                state[reference.name] = "open"
+                stack.append((reference.name, iter(uses[reference.name])))
+    return order
+
+
+# 5. Word width -------------------------------------------------------------------------------------
+
+
+def _choose_bits(
+    placed: Sequence[_Placed], requested: int | None, evaluator: _Evaluator, sources: _Sources
+) -> int:
+    """The SUBLEQ word width: the caller's, every ``.bits`` agreeing with it, else 16."""
+    if requested is not None and (
+        not isinstance(requested, int) or isinstance(requested, bool) or not MIN_BITS <= requested <= MAX_BITS
+    ):
+        raise sources.error(
+            ErrorCode.BAD_BITS, f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {requested!r}", None
+        )
+    chosen, chosen_at = requested, "the command line"
+    for item in placed:
+        directive = item.statement
+        if not isinstance(directive, ast.BitsDirective):
+            continue
+        width = _bits_value(directive.bits, evaluator, sources)
+        if chosen is not None and width != chosen:
+            raise sources.error(
+                ErrorCode.BAD_BITS, f"'.bits {width}' disagrees with {chosen} bits from {chosen_at}", directive.bits.span
+            )
+        chosen, chosen_at = width, str(directive.span)
+    return DEFAULT_BITS if chosen is None else chosen
+
+
+def _bits_value(expr: ast.Expr, evaluator: _Evaluator, sources: _Sources) -> int:
+    try:
+        value = evaluator.evaluate(expr)
+    except _NeedsLabel as pending:
+        raise sources.error(ErrorCode.BAD_BITS, f"'.bits' cannot use the label '{pending.name}'", expr.span) from None
+    if not isinstance(value.number, int) or not MIN_BITS <= value.number <= MAX_BITS:
+        raise sources.error(
+            ErrorCode.BAD_BITS, f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {_show(value.number)}", expr.span
+        )
+    return value.number
+
+
+# 6. Layout -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PendingCell:
+    """A user cell before its value is computed: no expressions means zeros."""
+
+    address: int
+    shape: Shape
+    values: tuple[ast.Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class _PendingInstruction:
+    """An instruction with its index and what it turned out to be (``op``) in this machine."""
+
+    index: int
+    statement: ast.Instruction
+    op: str  # subleq, jmp, halt, fleq, jle or call (a FLEQ function written as a mnemonic)
+
+
+@dataclass(frozen=True)
+class _LabelPlace:
+    label: ast.Label
+    kind: Literal["data", "code"]
+    address: int
+
+
+@dataclass
+class _Layout:
+    """Addresses for cells, indices for instructions, places for labels (pass one)."""
+
+    machine: MachineKind
+    evaluator: _Evaluator
+    sources: _Sources
+    cells: list[_PendingCell] = field(default_factory=list)
+    instructions: list[_PendingInstruction] = field(default_factory=list)
+    labels: dict[str, _LabelPlace] = field(default_factory=dict)
+    lengths: dict[str, int] = field(default_factory=dict)
+
+    def run(self, placed: Sequence[_Placed]) -> _Layout:
+        pending: list[_Placed] = []  # labels waiting for the next data directive or instruction
+        group: list[str] = []  # data labels whose length the next data directives extend
+        for item in placed:
+            statement = item.statement
+            if isinstance(statement, ast.Label):
+                pending.append(item)
+            elif isinstance(statement, ast.DATA_DIRECTIVES):
+                started, count = self._place_data(item, pending)
+                group = started if pending else group
+                for name in group:
+                    self.lengths[name] += count
+                pending = []
+            elif isinstance(statement, ast.Instruction):
+                self._place_instruction(item, pending)
+                pending, group = [], []
+        for item in pending:  # labels after the last item: the end of memory or the implicit halt
+            self._attach([item], "data" if item.section == "data" else "code")
+        return self
+
+    def label_values(self) -> dict[str, _Value]:
+        return {name: _Value(place.address, place.kind) for name, place in self.labels.items()}
+
+    def _attach(self, pending: list[_Placed], kind: Literal["data", "code"]) -> list[str]:
+        address = len(self.cells) if kind == "data" else len(self.instructions)
+        for item in pending:
+            label = item.statement
+            assert isinstance(label, ast.Label)
+            self.labels[label.name] = _LabelPlace(label, kind, address)
+            self.lengths[label.name] = 0 if kind == "data" else 1
+        return [item.statement.name for item in pending]  # type: ignore[union-attr]
+
+    def _place_data(self, item: _Placed, pending: list[_Placed]) -> tuple[list[str], int]:
+        """Lay out one data directive; returns the labels attached to it and its cell count."""
+        directive = item.statement
+        if isinstance(directive, (ast.VectorDirective, ast.MatrixDirective)) and self.machine != "fleq":
+            name = ".vector" if isinstance(directive, ast.VectorDirective) else ".matrix"
+            raise self.sources.error(
+                ErrorCode.NOT_IN_MACHINE, f"'{name}' is FLEQ only (add '.machine fleq')", directive.span
+            )
+        if item.section != "data":
+            raise self.sources.error(
+                ErrorCode.WRONG_SECTION, "data in the .text section (put it after '.data')", directive.span
+            )
+        started = self._attach(pending, "data")
+        cells = self._cells_of(directive)  # type: ignore[arg-type]
+        if len(self.cells) + len(cells) > MAX_CELLS:
+            raise self.sources.error(
+                ErrorCode.PROGRAM_TOO_LARGE, f"the program defines more than {MAX_CELLS} memory cells", directive.span
+            )
+        self.cells += cells
+        return started, len(cells)
+
+    def _cells_of(self, directive: ast.DataDirective) -> list[_PendingCell]:
+        at, span = len(self.cells), directive.span
+        if isinstance(directive, ast.WordDirective):
+            return [_PendingCell(at + i, (), (value,), value.span) for i, value in enumerate(directive.values)]
+        if isinstance(directive, ast.ZeroDirective):
+            count = self._size(directive.count, "'.zero' count", 0, MAX_CELLS)
+            return [_PendingCell(at + i, (), (), span) for i in range(count)]
+        if isinstance(directive, ast.VectorDirective):
+            shape: Shape = (self._size(directive.length, "vector length", 1, MAX_CELL_ELEMENTS),)
+        else:
+            rows = self._size(directive.rows, "row count", 1, MAX_CELL_ELEMENTS)
+            columns = self._size(directive.columns, "column count", 1, MAX_CELL_ELEMENTS // rows)
+            shape = (rows, columns)
+        self._check_value_count(directive, shape)
+        return [_PendingCell(at, shape, directive.values, span)]
+
+    def _check_value_count(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
+        needed = math.prod(shape)
+        given = len(directive.values)
+        if given not in (0, needed):
+            where = directive.values[needed].span if given > needed else directive.span
+            raise self.sources.error(
+                ErrorCode.OPERAND_COUNT,
+                f"a {_shape_words(shape)} needs {needed} values (or none for zeros), got {given}",
+                where,
+            )
+
+    def _size(self, expr: ast.Expr, what: str, least: int, most: int) -> int:
+        """A size known before labels have addresses: a whole number in [least, most]."""
+        try:
+            value = self.evaluator.evaluate(expr)
+        except _NeedsLabel as pending:
+            raise self.sources.error(
+                ErrorCode.BAD_DIRECTIVE,
+                f"the {what} cannot use the label '{pending.name}' (sizes are fixed before labels are placed)",
+                expr.span,
+            ) from None
+        number = value.number
+        if not isinstance(number, int) or number < least:
+            raise self.sources.error(
+                ErrorCode.BAD_DIRECTIVE, f"the {what} must be a whole number >= {least}, got {_show(number)}", expr.span
+            )
+        if number > most:
+            raise self.sources.error(
+                ErrorCode.PROGRAM_TOO_LARGE, f"the {what} {_show(number)} is larger than the limit {most}", expr.span
+            )
+        return number
+
+    def _place_instruction(self, item: _Placed, pending: list[_Placed]) -> None:
+        statement = item.statement
+        assert isinstance(statement, ast.Instruction)
+        op = _classify(statement, self.machine, self.sources)
+        if item.section != "text":
+            raise self.sources.error(
+                ErrorCode.WRONG_SECTION,
+                "instruction in the .data section (put it after '.text')",
+                statement.span,
+            )
+        if len(self.instructions) + 1 >= MAX_INSTRUCTIONS:
+            raise self.sources.error(
+                ErrorCode.PROGRAM_TOO_LARGE, f"the program has more than {MAX_INSTRUCTIONS - 1} instructions", statement.span
+            )
+        self._attach(pending, "code")
+        self.instructions.append(_PendingInstruction(len(self.instructions), statement, op))
+
+
+def _shape_words(shape: Shape) -> str:
+    if shape == ():
+        return "scalar"
+    if len(shape) == 1:
+        return f"vector of {shape[0]}"
+    return "x".join(str(n) for n in shape) + " matrix"
+
+
+# Mnemonics and operand counts ----------------------------------------------------------------------
+
+# op -> (least, most operands, how to write it)
+_SUBLEQ_FORMS = {
+    "subleq": (2, 3, "subleq a, b[, c]"),
+    "jmp": (1, 1, "jmp c"),
+    "halt": (0, 0, "halt"),
+}
+_FLEQ_FORMS = {
+    "fleq": (6, 6, "fleq dst, f, a, b, flag, p"),
+    "subleq": (2, 3, "subleq a, b[, c]"),
+    "jle": (2, 2, "jle flag, p"),
+    "jmp": (1, 1, "jmp p"),
+    "halt": (0, 0, "halt"),
+}
+
+
+def _classify(statement: ast.Instruction, machine: MachineKind, sources: _Sources) -> str:
+    """What the instruction is in this machine; checks the mnemonic and the operand count."""
+    mnemonic = statement.mnemonic
+    if machine == "subleq":
+        forms = _SUBLEQ_FORMS
+        if mnemonic not in forms:
+            _reject_subleq_mnemonic(statement, sources)
+        op = mnemonic
+    elif mnemonic in _FLEQ_FORMS:
+        forms, op = _FLEQ_FORMS, mnemonic
+    elif mnemonic in FLEQ_FUNCTIONS:
+        arity = FLEQ_FUNCTIONS[mnemonic].arity
+        operands = "dst, a, b" if arity == 2 else "dst, a"
+        forms, op = {"call": (arity + 1, arity + 1, f"{mnemonic} {operands}")}, "call"
+    else:
+        hint = _did_you_mean(mnemonic, list(_FLEQ_FORMS) + list(FLEQ_FUNCTIONS)) or _label_hint(statement)
+        raise sources.error(
+            ErrorCode.UNKNOWN_FUNCTION, f"unknown instruction or function '{mnemonic}'{hint}", statement.mnemonic_span
+        )
+    _check_operand_count(statement, *forms[op], sources)
+    if op == "fleq":
+        _check_function_operand(statement.operands[1], sources)
+    return op
+
+
+def _reject_subleq_mnemonic(statement: ast.Instruction, sources: _Sources) -> None:
+    mnemonic = statement.mnemonic
+    if mnemonic in FLEQ_FUNCTIONS or mnemonic in _FLEQ_FORMS:
+        raise sources.error(
+            ErrorCode.NOT_IN_MACHINE,
+            f"'{mnemonic}' is a FLEQ instruction (add '.machine fleq')",
+            statement.mnemonic_span,
+        )
+    hint = _did_you_mean(mnemonic, _SUBLEQ_FORMS) or _label_hint(statement)
+    raise sources.error(
+        ErrorCode.UNKNOWN_INSTRUCTION, f"unknown instruction '{mnemonic}'{hint}", statement.mnemonic_span
+    )
+
+
+def _label_hint(statement: ast.Instruction) -> str:
+    """A hint for ``loop halt``: a label written without its colon."""
+    first = statement.operands[0] if statement.operands else None
+    known = set(_FLEQ_FORMS) | set(FLEQ_FUNCTIONS)
+    if isinstance(first, ast.Name) and first.name in known:
+        return f" (is '{statement.mnemonic}' a label missing its ':'?)"
+    return ""
+
+
+def _check_operand_count(statement: ast.Instruction, least: int, most: int, form: str, sources: _Sources) -> None:
+    count = len(statement.operands)
+    if least <= count <= most:
+        return
+    expected = f"{least}" if least == most else f"{least} or {most}"
+    noun = "operand" if most == 1 else "operands"
+    span = statement.operands[most].span if count > most else statement.span
+    raise sources.error(
+        ErrorCode.OPERAND_COUNT,
+        f"'{statement.mnemonic}' takes {expected} {noun} ({form}), got {count}",
+        span,
+    )
+
+
+def _check_function_operand(operand: ast.Expr, sources: _Sources) -> None:
+    if isinstance(operand, ast.Name) and operand.name in FLEQ_FUNCTIONS:
+        return
+    if isinstance(operand, ast.Name):
+        hint = _did_you_mean(operand.name, FLEQ_FUNCTIONS)
+        message = f"unknown function '{operand.name}'{hint}"
+    else:
+        message = "expected a function name (add, sub, mul, ...) as the second operand of 'fleq'"
+    raise sources.error(ErrorCode.UNKNOWN_FUNCTION, message, operand.span)
+
+
+# 7. Values, instructions, symbols ------------------------------------------------------------------
+
+
+class _Linker:
+    """Pass two: values, hidden cells, encoded instructions and symbols."""
+
+    def __init__(
+        self, machine: MachineKind, bits: int, layout: _Layout, evaluator: _Evaluator, sources: _Sources
+    ) -> None:
+        self.machine, self.bits, self.layout = machine, bits, layout
+        self.evaluator, self.sources = evaluator, sources
+        self.user_cells = len(layout.cells)
+        self.code_size = len(layout.instructions) + 1  # the implicit halt
+        self.hidden = self._hidden_addresses()
+
+    def run(self, source_name: str) -> LinkedProgram:
+        cells = [self._cell(pending) for pending in self.layout.cells]
+        cells += [self._hidden_cell(name, address) for name, address in self.hidden.items()]
+        instructions = [self._instruction(p) for p in self.layout.instructions]
+        instructions.append(self._halt(len(instructions), None))
+        return LinkedProgram(
+            machine=self.machine,
+            bits=self.bits,
+            cells=tuple(cells),
+            instructions=tuple(instructions),
+            symbols=self._symbols(),
+            source_name=source_name,
+        )
+
+    # hidden cells
+
+    def _hidden_addresses(self) -> dict[str, int]:
+        """Addresses of the hidden cells some instruction needs, after the user's cells."""
+        ops = {p.op for p in self.layout.instructions} | {"halt"}
+        if self.machine == "subleq":
+            needed = {"__zero"}  # the implicit halt
+        else:
+            needed = {"__zero", "__dummy"} | ({"__one"} if "call" in ops else set())
+        names = [name for name in HIDDEN_CELLS if name in needed]
+        return {name: self.user_cells + i for i, name in enumerate(names)}
+
+    def _hidden_cell(self, name: str, address: int) -> Cell:
+        value = HIDDEN_VALUES[name]
+        return Cell(address, np.array(float(value)) if self.machine == "fleq" else value, ())
+
+    # cells
+
+    def _cell(self, pending: _PendingCell) -> Cell:
+        if self.machine == "subleq":
+            value = self._word(pending.values[0]) if pending.values else 0
+            return Cell(pending.address, value, (), pending.span)
+        if pending.values:
+            numbers = [self._real(expr) for expr in pending.values]
+            array = np.array(numbers, dtype=np.float64).reshape(pending.shape)
+        else:
+            array = np.zeros(pending.shape, dtype=np.float64)
+        return Cell(pending.address, array, pending.shape, pending.span)
+
+    def _word(self, expr: ast.Expr) -> int:
+        """A SUBLEQ value: in [-2^(N-1), 2^N - 1], stored as signed N-bit two's complement."""
+        number = self.evaluator.evaluate(expr).number
+        low, high = -(1 << (self.bits - 1)), (1 << self.bits) - 1
+        if not low <= number <= high:
+            raise self.sources.error(
+                ErrorCode.LITERAL_RANGE,
+                f"{_show(number)} does not fit in {self.bits} bits (allowed: {low} to {high})",
+                expr.span,
+            )
+        return number - (1 << self.bits) if number >= 1 << (self.bits - 1) else number
+
+    def _real(self, expr: ast.Expr) -> float:
+        number = self.evaluator.evaluate(expr).number
+        try:
+            value = float(number)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise self.sources.error(ErrorCode.LITERAL_RANGE, f"{_show(number)} is too large for a float64", expr.span)
+        return value
+
+    # operands
+
+    def _address(self, expr: ast.Expr, kind: Literal["data", "code"], role: str) -> int:
+        """A data address (0 <= a < user cells) or a code index (0 <= c <= last instruction)."""
+        value = self.evaluator.evaluate(expr)
+        limit = self.user_cells if kind == "data" else self.code_size
+        if value.kind and value.kind != kind:
+            raise self.sources.error(
+                ErrorCode.WRONG_KIND,
+                f"{role} must be a {_KIND_WORDS[kind]}, but this is a {_KIND_WORDS[value.kind]}",
+                expr.span,
+            )
+        number = value.number
+        if not isinstance(number, int):
+            raise self.sources.error(
+                ErrorCode.ADDRESS_RANGE, f"{role} must be a whole number, got {number!r}", expr.span
+            )
+        if not 0 <= number < limit:
+            space = f"{limit} memory cells" if kind == "data" else f"{limit} instructions (with the final halt)"
+            raise self.sources.error(
+                ErrorCode.ADDRESS_RANGE,
+                f"{role} {_show(number)} is out of range: the program has {space}",
+                expr.span,
+            )
+        return number
+
+    def _data(self, expr: ast.Expr, role: str) -> int:
+        return self._address(expr, "data", role)
+
+    def _code(self, expr: ast.Expr, role: str) -> int:
+        return self._address(expr, "code", role)
+
+    # instructions
+
+    def _instruction(self, pending: _PendingInstruction) -> Instruction:
+        if self.machine == "subleq":
+            return self._subleq(pending)
+        return self._fleq(pending)
+
+    def _halt(self, index: int, span: Span | None) -> Instruction:
+        zero = self.hidden["__zero"]
+        if self.machine == "subleq":
+            return SubleqInstruction(index, zero, zero, index, span)
+        dummy = self.hidden["__dummy"]
+        return FleqInstruction(index, "mov", dummy, dummy, dummy, zero, index, span)
+
+    def _next_or(self, pending: _PendingInstruction, position: int, role: str) -> int:
+        operands = pending.statement.operands
+        return self._code(operands[position], role) if len(operands) > position else pending.index + 1
+
+    def _subleq(self, pending: _PendingInstruction) -> SubleqInstruction:
+        index, statement = pending.index, pending.statement
+        ops, span = statement.operands, statement.span
+        if pending.op == "halt":
+            return self._halt(index, span)  # type: ignore[return-value]
+        zero = self.hidden["__zero"]
+        if pending.op == "jmp":
+            return SubleqInstruction(index, zero, zero, self._code(ops[0], "the jump target"), span)
+        a, b = self._data(ops[0], "operand a"), self._data(ops[1], "operand b")
+        return SubleqInstruction(index, a, b, self._next_or(pending, 2, "the jump target c"), span)
+
+    def _fleq(self, pending: _PendingInstruction) -> FleqInstruction:
+        op, ops = pending.op, pending.statement.operands
+        if op == "halt":
+            return self._halt(pending.index, pending.statement.span)  # type: ignore[return-value]
+        if op in ("jmp", "jle"):
+            return self._fleq_jump(pending)
+        if op == "subleq":  # mem[b] -= mem[a], branch on mem[b]: fleq b, sub, b, a, b, c
+            b = ops[1]
+            parts = (b, "sub", b, ops[0], b)
+            return self._fleq_checked(pending, parts, self._next_or(pending, 2, "the jump target c"))
+        if op == "call":  # f dst, a[, b]: no branch (flag __one never <= 0)
+            dst, a, *rest = ops
+            parts = (dst, pending.statement.mnemonic, a, rest[0] if rest else a, None)
+            return self._fleq_checked(pending, parts, pending.index + 1)
+        dst, func, a, b, flag, target = ops
+        assert isinstance(func, ast.Name)
+        return self._fleq_checked(pending, (dst, func.name, a, b, flag), self._code(target, "the jump target p"))
+
+    def _fleq_jump(self, pending: _PendingInstruction) -> FleqInstruction:
+        """``jmp p`` / ``jle flag, p``: a ``mov`` on the hidden dummy cell, then the branch."""
+        ops, dummy = pending.statement.operands, self.hidden["__dummy"]
+        if pending.op == "jmp":
+            flag = self.hidden["__zero"]
+        else:
+            flag = self._data(ops[0], "the flag")
+            self._require_scalar(flag, ops[0], "the flag")
+        target = self._code(ops[-1], "the jump target p")
+        return FleqInstruction(pending.index, "mov", dummy, dummy, dummy, flag, target, pending.statement.span)
+
+    def _fleq_checked(self, pending: _PendingInstruction, parts: tuple, target: int) -> FleqInstruction:
+        """A FLEQ instruction from (dst, function, a, b, flag-or-None) with shapes checked."""
+        dst_expr, func, a_expr, b_expr, flag_expr = parts
+        function = FLEQ_FUNCTIONS[func]
+        dst, a = self._data(dst_expr, "the destination"), self._data(a_expr, "operand a")
+        b = self._data(b_expr, "operand b") if function.arity == 2 else a
+        if function.arity == 1 and b_expr is not a_expr:
+            self._data(b_expr, "operand b")  # unused by a unary function, but still an address
+        flag = self.hidden["__one"] if flag_expr is None else self._data(flag_expr, "the flag")
+        where = b_expr.span if function.arity == 2 else pending.statement.mnemonic_span
+        self._check_shapes(func, a, b, where, dst, dst_expr)
+        if flag_expr is not None:
+            self._require_scalar(flag, flag_expr, "the flag")
+        return FleqInstruction(pending.index, func, dst, a, b, flag, target, pending.statement.span)
+
+    def _shape(self, address: int) -> Shape:
+        return self.layout.cells[address].shape if address < self.user_cells else ()
+
+    def _check_shapes(self, func: str, a: int, b: int, where: Span, dst: int, dst_expr: ast.Expr) -> None:
+        """The function accepts the shapes of a and b (else an error at ``where``) and gives dst's."""
+        function = FLEQ_FUNCTIONS[func]
+        try:
+            result = function.result_shape(self._shape(a), self._shape(b) if function.arity == 2 else None)
+        except ShapeError as exc:
+            raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
+        if result != self._shape(dst):
+            raise self.sources.error(
+                ErrorCode.SHAPE_MISMATCH,
+                f"'{func}' gives a {_shape_words(result)} but the destination holds a "
+                f"{_shape_words(self._shape(dst))}",
+                dst_expr.span,
+            )
+
+    def _require_scalar(self, address: int, expr: ast.Expr, role: str) -> None:
+        if self._shape(address) != ():
+            raise self.sources.error(
+                ErrorCode.SHAPE_MISMATCH,
+                f"{role} must be a scalar cell, but it holds a {_shape_words(self._shape(address))}",
+                expr.span,
+            )
+
+    # symbols
+
+    def _symbols(self) -> dict[str, Symbol]:
+        symbols: dict[str, Symbol] = {}
+        for name, place in self.layout.labels.items():
+            shape = self._shape(place.address) if place.kind == "data" and place.address < self.user_cells else ()
+            symbols[name] = Symbol(
+                name, place.kind, place.address, shape, place.label.span, self.layout.lengths[name]
+            )
+        for name, address in self.hidden.items():
+            symbols[name] = Symbol(name, "data", address, (), None, 1)
+        return symbols
