@@ -149,7 +149,11 @@ def format_value(value: Any, indent: int = 0) -> str:
 @click.argument("card_path", metavar="CARD.npz", type=click.Path(dir_okay=False, path_type=Path))
 @reports_errors
 def inspect(card_path: Path) -> None:
-    """Show a card's machine configuration, row blocks, column regions, symbols and values."""
+    """Show a card's machine configuration, row blocks, column regions, symbols and values.
+
+    Row blocks are the named fields of every column of X (codes, memory bits, scratch fields);
+    column regions say which columns are the scratchpad, memory cells and instructions.
+    """
     card = Card.load(card_path)
     d, n = card.X.shape
     click.echo(f"card      {card_path} (from {card.source_name})")

@@ -1,0 +1,53 @@
+"""The shared table of cases (tests/cases.py) through every backend: same halting, steps and values.
+
+SUBLEQ cases run on the reference interpreter and on the transformer in both attention modes, from
+the linked program and from a card written to disk and loaded back. The transformer runs a whole
+program exactly in lockstep with the reference (tests/test_lockstep.py checks every step).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import fleqc
+from fleqc.machine.card import Card
+from tests.cases import all_cases, check_memory, compile_case
+from tests.test_lockstep import assert_lockstep
+
+CASES = all_cases()
+SUBLEQ = [c for c in CASES if "machine fleq" not in c.text]
+BACKENDS = [("reference", None), ("transformer", "softmax"), ("transformer", "hardmax")]
+
+
+def _check(case, result):
+    assert result.halted == case.expect_halt
+    if case.expect_steps is not None:
+        assert result.steps == case.expect_steps
+    check_memory(case, result.memory)
+
+
+@pytest.mark.parametrize("backend,mode", BACKENDS, ids=[b if m is None else f"{b}-{m}" for b, m in BACKENDS])
+@pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
+def test_case_on_backend(case, backend, mode):
+    program = compile_case(case)
+    result = fleqc.run(program, backend=backend, mode=mode or "softmax", max_steps=case.max_steps)
+    _check(case, result)
+
+
+@pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
+def test_case_from_a_saved_card_in_lockstep(case, tmp_path):
+    program = compile_case(case)
+    path = tmp_path / f"{case.name}.npz"
+    fleqc.build(program).save(path)
+    card = Card.load(path)
+    steps = assert_lockstep(program, card, "softmax", case.max_steps)
+    if case.expect_steps is not None:
+        assert steps == case.expect_steps
+    _check(case, fleqc.run(card, backend="reference", max_steps=case.max_steps))
+
+
+@pytest.mark.parametrize("case", SUBLEQ[:3], ids=[c.name for c in SUBLEQ[:3]])
+def test_one_machine_runs_many_programs(case):
+    """With --columns fixed, every program runs on the same weights."""
+    result = fleqc.run(compile_case(case), columns=256, max_steps=case.max_steps)
+    _check(case, result)
