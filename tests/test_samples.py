@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa import fleq, subleq
 from fleqc.isa.state import memory_by_label
 from tests.cases import INLINE_CASES, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
@@ -130,3 +131,22 @@ def test_giannou_port_matches_the_paper(sample, key):
     assert list(result.state.memory[:m]) == paper["expected_final_mem"]
     # the paper counts the execution of the final, changeless command; we do not
     assert result.steps == paper["steps_until_first_EOF_exec"] - 1
+
+
+def test_domain_error_is_located_at_the_instruction():
+    source = """.machine fleq
+.data
+x:  .word -4.0
+y:  .word 0.0
+.text
+    mov y, x
+    sqrt y, x
+    halt
+"""
+    program = compile_source(source, "bad_sqrt.fleq")
+    with pytest.raises(FleqError) as caught:
+        fleq.run(program)
+    error = caught.value
+    assert error.code is ErrorCode.DOMAIN_ERROR
+    assert (error.span.file, error.span.line) == ("bad_sqrt.fleq", 7)
+    assert "instruction 1" in error.message and "sqrt" in error.message
