@@ -116,6 +116,10 @@ def _did_you_mean(word: str, candidates) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _show(number: int | float) -> str:
     """A number for a message (Python refuses to print ints of more than 4300 digits)."""
     if isinstance(number, int) and number.bit_length() > 64:
@@ -537,23 +541,25 @@ class _Layout:
     lengths: dict[str, int] = field(default_factory=dict)
 
     def run(self, placed: Sequence[_Placed]) -> _Layout:
-        pending: list[_Placed] = []  # labels waiting for the next data directive or instruction
-        group: list[str] = []  # data labels whose length the next data directives extend
+        """Place everything; a label names the next item of the section it is written in."""
+        pending: dict[Section, list[_Placed]] = {"data": [], "text": []}
+        group: list[str] = []  # the last data labels placed: later data directives extend them
         for item in placed:
             statement = item.statement
             if isinstance(statement, ast.Label):
-                pending.append(item)
+                pending[item.section].append(item)
             elif isinstance(statement, ast.DATA_DIRECTIVES):
-                started, count = self._place_data(item, pending)
-                group = started if pending else group
+                started, count = self._place_data(item, pending["data"])
+                group = started or group
                 for name in group:
                     self.lengths[name] += count
-                pending = []
+                pending["data"] = []
             elif isinstance(statement, ast.Instruction):
-                self._place_instruction(item, pending)
-                pending, group = [], []
-        for item in pending:  # labels after the last item: the end of memory or the implicit halt
-            self._attach([item], "data" if item.section == "data" else "code")
+                self._place_instruction(item, pending["text"])
+                pending["text"] = []
+        # labels after the last item of their section: the end of memory, or the implicit halt
+        self._attach(pending["data"], "data")
+        self._attach(pending["text"], "code")
         return self
 
     def label_values(self) -> dict[str, _Value]:
@@ -600,8 +606,14 @@ class _Layout:
             shape: Shape = (self._size(directive.length, "vector length", 1, MAX_CELL_ELEMENTS),)
         else:
             rows = self._size(directive.rows, "row count", 1, MAX_CELL_ELEMENTS)
-            columns = self._size(directive.columns, "column count", 1, MAX_CELL_ELEMENTS // rows)
+            columns = self._size(directive.columns, "column count", 1, MAX_CELL_ELEMENTS)
             shape = (rows, columns)
+            if rows * columns > MAX_CELL_ELEMENTS:
+                raise self.sources.error(
+                    ErrorCode.PROGRAM_TOO_LARGE,
+                    f"a {rows}x{columns} matrix has more than {MAX_CELL_ELEMENTS} elements",
+                    directive.span,
+                )
         self._check_value_count(directive, shape)
         return [_PendingCell(at, shape, directive.values, span)]
 
@@ -756,6 +768,15 @@ def _check_function_operand(operand: ast.Expr, sources: _Sources) -> None:
 # 7. Values, instructions, symbols ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Operand:
+    """A FLEQ memory operand: its address and where it was written (None: a hidden cell)."""
+
+    address: int
+    expr: ast.Expr | None
+    role: str = "operand"
+
+
 class _Linker:
     """Pass two: values, hidden cells, encoded instructions and symbols."""
 
@@ -851,10 +872,10 @@ class _Linker:
                 ErrorCode.ADDRESS_RANGE, f"{role} must be a whole number, got {number!r}", expr.span
             )
         if not 0 <= number < limit:
-            space = f"{limit} memory cells" if kind == "data" else f"{limit} instructions (with the final halt)"
+            space = _count(limit, "memory cell") if kind == "data" else _count(limit, "instruction") + " (with the final halt)"
             raise self.sources.error(
                 ErrorCode.ADDRESS_RANGE,
-                f"{role} {_show(number)} is out of range: the program has {space}",
+                f"{role} is out of range ({_show(number)}): the program has {space}",
                 expr.span,
             )
         return number
@@ -901,16 +922,28 @@ class _Linker:
         if op in ("jmp", "jle"):
             return self._fleq_jump(pending)
         if op == "subleq":  # mem[b] -= mem[a], branch on mem[b]: fleq b, sub, b, a, b, c
-            b = ops[1]
-            parts = (b, "sub", b, ops[0], b)
-            return self._fleq_checked(pending, parts, self._next_or(pending, 2, "the jump target c"))
-        if op == "call":  # f dst, a[, b]: no branch (flag __one never <= 0)
-            dst, a, *rest = ops
-            parts = (dst, pending.statement.mnemonic, a, rest[0] if rest else a, None)
-            return self._fleq_checked(pending, parts, pending.index + 1)
-        dst, func, a, b, flag, target = ops
-        assert isinstance(func, ast.Name)
-        return self._fleq_checked(pending, (dst, func.name, a, b, flag), self._code(target, "the jump target p"))
+            a, b = _Operand(self._data(ops[0], "operand a"), ops[0]), _Operand(self._data(ops[1], "operand b"), ops[1])
+            flag = _Operand(b.address, ops[1], "operand b of subleq (it is also the branch flag)")
+            target = self._next_or(pending, 2, "the jump target c")
+            return self._fleq_checked(pending, "sub", b, b, a, flag, target)
+        if op == "call":  # f dst, a[, b]: no branch (the flag __one is never <= 0)
+            func = pending.statement.mnemonic
+            dst, a = self._operand(ops[0], "the destination"), self._operand(ops[1], "operand a")
+            b = self._operand(ops[2], "operand b") if len(ops) > 2 else a
+            flag = _Operand(self.hidden["__one"], None)
+            return self._fleq_checked(pending, func, dst, a, b, flag, pending.index + 1)
+        dst_expr, func_expr, a_expr, b_expr, flag_expr, target_expr = ops
+        assert isinstance(func_expr, ast.Name)
+        dst, a = self._operand(dst_expr, "the destination"), self._operand(a_expr, "operand a")
+        b = self._operand(b_expr, "operand b")
+        if FLEQ_FUNCTIONS[func_expr.name].arity == 1:
+            b = a  # a unary function ignores b: the linker sets it equal to a
+        flag = self._operand(flag_expr, "the flag")
+        target = self._code(target_expr, "the jump target p")
+        return self._fleq_checked(pending, func_expr.name, dst, a, b, flag, target, func_expr.span)
+
+    def _operand(self, expr: ast.Expr, role: str) -> _Operand:
+        return _Operand(self._data(expr, role), expr, role)
 
     def _fleq_jump(self, pending: _PendingInstruction) -> FleqInstruction:
         """``jmp p`` / ``jle flag, p``: a ``mov`` on the hidden dummy cell, then the branch."""
@@ -919,49 +952,50 @@ class _Linker:
             flag = self.hidden["__zero"]
         else:
             flag = self._data(ops[0], "the flag")
-            self._require_scalar(flag, ops[0], "the flag")
+            self._require_scalar(_Operand(flag, ops[0], "the flag"))
         target = self._code(ops[-1], "the jump target p")
         return FleqInstruction(pending.index, "mov", dummy, dummy, dummy, flag, target, pending.statement.span)
 
-    def _fleq_checked(self, pending: _PendingInstruction, parts: tuple, target: int) -> FleqInstruction:
-        """A FLEQ instruction from (dst, function, a, b, flag-or-None) with shapes checked."""
-        dst_expr, func, a_expr, b_expr, flag_expr = parts
+    def _fleq_checked(
+        self,
+        pending: _PendingInstruction,
+        func: str,
+        dst: _Operand,
+        a: _Operand,
+        b: _Operand,
+        flag: _Operand,
+        target: int,
+        func_span: Span | None = None,
+    ) -> FleqInstruction:
+        """The FLEQ instruction, once the shapes of its operands agree with ``func``."""
         function = FLEQ_FUNCTIONS[func]
-        dst, a = self._data(dst_expr, "the destination"), self._data(a_expr, "operand a")
-        b = self._data(b_expr, "operand b") if function.arity == 2 else a
-        if function.arity == 1 and b_expr is not a_expr:
-            self._data(b_expr, "operand b")  # unused by a unary function, but still an address
-        flag = self.hidden["__one"] if flag_expr is None else self._data(flag_expr, "the flag")
-        where = b_expr.span if function.arity == 2 else pending.statement.mnemonic_span
-        self._check_shapes(func, a, b, where, dst, dst_expr)
-        if flag_expr is not None:
-            self._require_scalar(flag, flag_expr, "the flag")
-        return FleqInstruction(pending.index, func, dst, a, b, flag, target, pending.statement.span)
+        where = func_span or pending.statement.mnemonic_span
+        try:
+            result = function.result_shape(self._shape(a.address), self._shape(b.address) if function.arity == 2 else None)
+        except ShapeError as exc:
+            raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
+        if result != self._shape(dst.address):
+            raise self.sources.error(
+                ErrorCode.SHAPE_MISMATCH,
+                f"'{func}' gives a {_shape_words(result)} but the destination holds a "
+                f"{_shape_words(self._shape(dst.address))}",
+                dst.expr.span if dst.expr is not None else where,
+            )
+        self._require_scalar(flag)
+        return FleqInstruction(
+            pending.index, func, dst.address, a.address, b.address, flag.address, target, pending.statement.span
+        )
 
     def _shape(self, address: int) -> Shape:
         return self.layout.cells[address].shape if address < self.user_cells else ()
 
-    def _check_shapes(self, func: str, a: int, b: int, where: Span, dst: int, dst_expr: ast.Expr) -> None:
-        """The function accepts the shapes of a and b (else an error at ``where``) and gives dst's."""
-        function = FLEQ_FUNCTIONS[func]
-        try:
-            result = function.result_shape(self._shape(a), self._shape(b) if function.arity == 2 else None)
-        except ShapeError as exc:
-            raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
-        if result != self._shape(dst):
+    def _require_scalar(self, operand: _Operand) -> None:
+        shape = self._shape(operand.address)
+        if shape != () and operand.expr is not None:
             raise self.sources.error(
                 ErrorCode.SHAPE_MISMATCH,
-                f"'{func}' gives a {_shape_words(result)} but the destination holds a "
-                f"{_shape_words(self._shape(dst))}",
-                dst_expr.span,
-            )
-
-    def _require_scalar(self, address: int, expr: ast.Expr, role: str) -> None:
-        if self._shape(address) != ():
-            raise self.sources.error(
-                ErrorCode.SHAPE_MISMATCH,
-                f"{role} must be a scalar cell, but it holds a {_shape_words(self._shape(address))}",
-                expr.span,
+                f"{operand.role} must be a scalar cell, but it holds a {_shape_words(shape)}",
+                operand.expr.span,
             )
 
     # symbols
