@@ -36,6 +36,8 @@ def reports_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except FleqError as err:
+            if err.span is not None and err.source_line is None:
+                err.source_line = source_line(err.span.file, err.span.line)
             click.echo(err.render(), err=True)
             sys.exit(EXIT_USER_ERROR)
         except MachineFault as fault:
@@ -43,6 +45,18 @@ def reports_errors(command: Callable) -> Callable:
             sys.exit(EXIT_FAULT)
 
     return wrapper
+
+
+def source_line(path: str, line: int) -> Optional[str]:
+    """The text of line ``line`` of ``path`` (for errors raised where the source is not at hand)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, text in enumerate(f, start=1):
+                if number == line:
+                    return text.rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
 
 
 columns_option = click.option(
