@@ -147,16 +147,26 @@ def print_result(result: Result, as_json: bool, mode: str) -> None:
         click.echo(f"halted after {result.steps} steps ({how})", err=True)
 
 
+def format_number(x: float) -> str:
+    """A float with up to 15 significant digits, always recognisable as a float (1.0, not 1)."""
+    text = f"{float(x):.15g}"
+    return text + ".0" if text.lstrip("-").isdigit() else text
+
+
 def format_value(value: Any, indent: int = 0) -> str:
-    """Ints and floats as Python prints them; vectors and matrices as aligned nested lists."""
+    """Ints as ints; floats with 15 significant digits; vectors and matrices as aligned nested lists."""
     if isinstance(value, list):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return repr(float(value))
-        text = np.array2string(value, separator=", ", precision=12, floatmode="maxprec", max_line_width=100)
-        return text.replace("\n", "\n" + " " * indent)
-    return str(value)
+    if not isinstance(value, np.ndarray):
+        return str(value)
+    if value.ndim == 0:
+        return format_number(value)
+    if value.ndim == 1:
+        return "[" + ", ".join(format_number(x) for x in value) + "]"
+    cells = [[format_number(x) for x in row] for row in value]
+    widths = [max(len(row[j]) for row in cells) for j in range(value.shape[1])] if cells else []
+    rows = ["[" + ", ".join(c.rjust(w) for c, w in zip(row, widths)) + "]" for row in cells]
+    return "[" + (",\n" + " " * (indent + 1)).join(rows) + "]"
 
 
 @main.command()

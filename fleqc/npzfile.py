@@ -24,11 +24,18 @@ def write_npz_atomically(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str) -> dict[str, np.ndarray]:
