@@ -203,7 +203,10 @@ def test_integer_literals_and_wrapping_at_16_bits(literal, value):
     assert program.cells[0].value == value
 
 
-@pytest.mark.parametrize("bits, literal, value", [(8, "255", -1), (8, "127", 127), (8, "-128", -128), (2, "3", -1), (32, "0xFFFFFFFF", -1)])
+@pytest.mark.parametrize(
+    "bits, literal, value",
+    [(8, "255", -1), (8, "127", 127), (8, "-128", -128), (2, "3", -1), (32, "0xFFFFFFFF", -1)],
+)
 def test_bits_directive_sets_the_wrap_width(bits, literal, value):
     program = build(f".bits {bits}\n.data\n.word {literal}\n.text\nhalt\n")
     assert program.bits == bits and program.cells[0].value == value
@@ -358,7 +361,14 @@ def test_fleq_hidden_values_and_one_only_when_sugar_needs_it():
 def test_fleq_subleq_with_a_branch_target():
     program = build(".machine fleq\n.data\na: .word 1\nb: .word 5\n.text\nloop: subleq a, b, loop\n")
     first = program.instructions[0]
-    assert (first.func, first.dst, first.src_a, first.src_b, first.flag, first.target) == ("sub", 1, 1, 0, 1, 0)
+    assert (first.func, first.dst, first.src_a, first.src_b, first.flag, first.target) == (
+        "sub",
+        1,
+        1,
+        0,
+        1,
+        0,
+    )
 
 
 def test_fleq_integers_labels_and_reals_become_floats():
@@ -404,7 +414,9 @@ def write(path, text: str):
 
 def test_include_next_to_the_file_comes_first_in_memory(tmp_path):
     write(tmp_path / "lib.fleq", ".data\nlibval: .word 7\n.text\nlibfn: halt\n")
-    main = write(tmp_path / "main.fleq", '.include "lib.fleq"\n.data\nx: .word 1\n.text\nsubleq libval, x, libfn\n')
+    main = write(
+        tmp_path / "main.fleq", '.include "lib.fleq"\n.data\nx: .word 1\n.text\nsubleq libval, x, libfn\n'
+    )
     program = compile_file(main)
     assert program.source_name == str(main)
     assert program.symbols["libval"].address == 0 and program.symbols["x"].address == 1

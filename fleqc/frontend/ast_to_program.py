@@ -3,37 +3,38 @@
 :func:`link` turns a parsed main file into a :class:`LinkedProgram`, in stages that each guarantee
 something to the next:
 
-1. ``_expand_includes``: one flat list of statements in program order, every ``.include`` replaced
-   by the statements of the file it names (searched next to the including file, then in the
-   stdlib), each file included once, no cycles; every statement tagged with its section.
+1. ``expand_includes`` (:mod:`.includes`): one flat list of statements in program order, includes
+   expanded, each tagged with its section.
 2. ``_choose_machine``: the machine, the same in every ``.machine`` directive.
 3. ``_collect_definitions``: every label and constant name defined exactly once.
-4. ``_Evaluator``: constants resolved in dependency order (no cycles), first without labels (for
-   sizes and ``.bits``), later with them.
+4. ``Evaluator`` (:mod:`.expressions`): constants resolved in dependency order, first without
+   labels (for sizes and ``.bits``), later with them.
 5. ``_choose_bits``: the word width, 2..32, agreeing with the caller's and every ``.bits``.
-6. ``_Layout``: every data directive in ``.data`` and every instruction in ``.text``; cells have
-   addresses and shapes, instructions indices and a checked mnemonic and operand count, labels an
-   address or index; sizes within limits; at least one instruction.
-7. ``_Linker.encode_*``: cell values in range (SUBLEQ: wrapped to signed N bits; FLEQ: finite
-   float64 arrays of the cell's shape), operands of the right kind and in range, FLEQ shapes
-   consistent; hidden cells (``__zero``, ``__one``, ``__dummy``) appended after the user's cells only
-   when an instruction needs them; the implicit trailing ``halt`` appended.
+6. ``_Layout`` (pass one): every data directive in ``.data`` and every instruction in ``.text``;
+   cells have addresses and shapes, instructions an index and a mnemonic and operand count valid in
+   the machine, labels an address or index; sizes within limits; at least one instruction.
+7. ``_Linker`` (pass two): cell values in range (SUBLEQ: wrapped to signed N bits; FLEQ: finite
+   float64 arrays of the cell's shape); operands of the right kind and in range; FLEQ functions
+   given operands of shapes they accept, producing the destination's shape, with scalar flags;
+   hidden cells (``__zero``, ``__one``, ``__dummy``) after the user's cells, only when an
+   instruction needs them; the implicit trailing ``halt``; a Symbol for every label.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Sequence, Union
+from typing import Literal
 
 import numpy as np
 
-from fleqc import resources
-from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
-from fleqc.frontend.text_to_ast import parse_source
+from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
+from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
+from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, ShapeError
 from fleqc.program import (
     Cell,
@@ -58,12 +59,7 @@ MAX_CELL_ELEMENTS = 1 << 20
 HIDDEN_CELLS = ("__zero", "__one", "__dummy")  # in this order after the user's cells
 HIDDEN_VALUES = {"__zero": 0, "__one": 1, "__dummy": 0}
 
-Section = Literal["data", "text"]
-Kind = Optional[Literal["data", "code"]]
 Shape = tuple[int, ...]
-
-SUBLEQ_MNEMONICS = ("subleq", "jmp", "halt")
-FLEQ_MNEMONICS = ("fleq", "subleq", "jle", "jmp", "halt")
 
 
 def link(
@@ -78,170 +74,23 @@ def link(
     ``main_dir`` is where ``.include`` looks first for files the main file names; ``bits`` is the
     width asked for by the caller (the CLI), which every ``.bits`` directive must agree with.
     """
-    sources = _Sources()
-    placed = _expand_includes(main, main_dir, main_path, sources)
+    sources = Sources()
+    placed = expand_includes(main, main_dir, main_path, sources)
     machine = _choose_machine(placed, sources)
     definitions = _collect_definitions(placed, sources)
-    evaluator = _Evaluator(machine, definitions, sources)
+    evaluator = Evaluator(machine, definitions, sources)
     width = _choose_bits(placed, bits, evaluator, sources)
     layout = _Layout(machine, evaluator, sources).run(placed)
     if not layout.instructions:
-        raise sources.error(
-            ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1)
-        )
+        raise sources.error(ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1))
     evaluator.set_labels(layout.label_values())
     return _Linker(machine, width, layout, evaluator, sources).run(main.name)
 
 
-# Source lines for error messages -------------------------------------------------------------------
+# Machine ------------------------------------------------------------------------------------------
 
 
-class _Sources:
-    """Every file read so far, by display name, to give errors their source line."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, ast.SourceFile] = {}
-
-    def add(self, source: ast.SourceFile) -> None:
-        self.files.setdefault(source.name, source)
-
-    def error(self, code: ErrorCode, message: str, span: Span | None) -> FleqError:
-        source = self.files.get(span.file) if span else None
-        line = source.line(span.line) if source and span else None
-        return FleqError(code, message, span, line)
-
-
-def _did_you_mean(word: str, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _show(number: int | float) -> str:
-    """A number for a message (Python refuses to print ints of more than 4300 digits)."""
-    if isinstance(number, int) and number.bit_length() > 64:
-        return f"a {number.bit_length()}-bit number"
-    return repr(number)
-
-
-# 1. Includes ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Placed:
-    """A statement in program order with the section it appears in."""
-
-    statement: ast.Statement
-    section: Section
-
-
-@dataclass
-class _Frame:
-    """A file being expanded: where it is, how far we are, which section it is in."""
-
-    source: ast.SourceFile
-    directory: Path | None
-    key: Path | None
-    position: int = 0
-    section: Section = "text"
-
-
-def _expand_includes(
-    main: ast.SourceFile, main_dir: Path | None, main_path: Path | None, sources: _Sources
-) -> list[_Placed]:
-    """All statements in program order, includes expanded (iteratively: no recursion limit)."""
-    sources.add(main)
-    stack = [_Frame(main, main_dir, _identity(main_path) if main_path else None)]
-    seen = {stack[0].key} - {None}
-    placed: list[_Placed] = []
-    while stack:
-        frame = stack[-1]
-        if frame.position == len(frame.source.statements):
-            stack.pop()
-            continue
-        statement = frame.source.statements[frame.position]
-        frame.position += 1
-        if isinstance(statement, ast.SectionDirective):
-            frame.section = statement.section
-        elif isinstance(statement, ast.IncludeDirective):
-            included = _open_include(statement, frame, stack, seen, sources)
-            if included is not None:
-                stack.append(included)
-        else:
-            placed.append(_Placed(statement, frame.section))
-    return placed
-
-
-def _open_include(
-    directive: ast.IncludeDirective,
-    frame: _Frame,
-    stack: list[_Frame],
-    seen: set[Path],
-    sources: _Sources,
-) -> _Frame | None:
-    """The frame for the file an ``.include`` names, or None if it was already included."""
-    path = _find_include(directive.path, frame.directory)
-    if path is None:
-        where = "next to the including file or in" if frame.directory is not None else "in"
-        raise sources.error(
-            ErrorCode.INCLUDE_NOT_FOUND,
-            f"cannot find '{directive.path}' {where} the standard library",
-            directive.path_span,
-        )
-    key = _identity(path)
-    if key in [f.key for f in stack]:
-        chain = [f.source.name for f in stack[[f.key for f in stack].index(key) :]] + [str(path)]
-        raise sources.error(
-            ErrorCode.INCLUDE_CYCLE, "include cycle: " + " -> ".join(chain), directive.path_span
-        )
-    if key in seen:
-        return None
-    seen.add(key)
-    text = _read_include(path, directive, sources)
-    source = parse_source(text, str(path))
-    sources.add(source)
-    return _Frame(source, path.parent, key)
-
-
-def _find_include(name: str, directory: Path | None) -> Path | None:
-    """The first regular file called ``name`` next to the includer, then in the stdlib."""
-    roots = ([directory] if directory is not None else []) + [resources.stdlib_dir()]
-    for root in roots:
-        candidate = root / name
-        try:
-            if name and candidate.is_file():
-                return candidate
-        except (OSError, ValueError):  # names the OS refuses: too long, NUL bytes, ...
-            continue
-    return None
-
-
-def _identity(path: Path) -> Path:
-    """The canonical path used to include each file once and to detect cycles."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
-def _read_include(path: Path, directive: ast.IncludeDirective, sources: _Sources) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise sources.error(
-            ErrorCode.INCLUDE_NOT_FOUND,
-            f"cannot read '{directive.path}': {exc.strerror or exc}",
-            directive.path_span,
-        ) from None
-
-
-# 2. Machine ----------------------------------------------------------------------------------------
-
-
-def _choose_machine(placed: Sequence[_Placed], sources: _Sources) -> MachineKind:
+def _choose_machine(placed: Sequence[Placed], sources: Sources) -> MachineKind:
     """The machine every ``.machine`` names (``subleq`` if none does)."""
     chosen: ast.MachineDirective | None = None
     for item in placed:
@@ -249,7 +98,7 @@ def _choose_machine(placed: Sequence[_Placed], sources: _Sources) -> MachineKind
         if not isinstance(directive, ast.MachineDirective):
             continue
         if directive.machine not in MACHINES:
-            hint = _did_you_mean(directive.machine, MACHINES)
+            hint = did_you_mean(directive.machine, MACHINES)
             raise sources.error(
                 ErrorCode.UNKNOWN_MACHINE,
                 f"unknown machine '{directive.machine}'{hint}; the machines are subleq and fleq",
@@ -258,22 +107,19 @@ def _choose_machine(placed: Sequence[_Placed], sources: _Sources) -> MachineKind
         if chosen is not None and directive.machine != chosen.machine:
             raise sources.error(
                 ErrorCode.MACHINE_MISMATCH,
-                f"'.machine {directive.machine}' disagrees with '.machine {chosen.machine}' "
-                f"at {chosen.span}",
+                f"'.machine {directive.machine}' disagrees with '.machine {chosen.machine}' at {chosen.span}",
                 directive.machine_span,
             )
         chosen = chosen or directive
     return chosen.machine if chosen else "subleq"  # type: ignore[return-value]
 
 
-# 3. Names ------------------------------------------------------------------------------------------
-
-_Definition = Union[ast.Label, ast.ConstDirective]
+# Names --------------------------------------------------------------------------------------------
 
 
-def _collect_definitions(placed: Sequence[_Placed], sources: _Sources) -> dict[str, _Definition]:
+def _collect_definitions(placed: Sequence[Placed], sources: Sources) -> dict[str, Definition]:
     """Every label and constant by name; a name defined twice is an error at the second one."""
-    definitions: dict[str, _Definition] = {}
+    definitions: dict[str, Definition] = {}
     for item in placed:
         statement = item.statement
         if isinstance(statement, ast.Label):
@@ -292,186 +138,20 @@ def _collect_definitions(placed: Sequence[_Placed], sources: _Sources) -> dict[s
     return definitions
 
 
-# 4. Expressions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Value:
-    """A number and, if it came from labels, their kind (a data address or a code index)."""
-
-    number: int | float
-    kind: Kind = None
-
-
-class _NeedsLabel(Exception):
-    """Raised while labels have no values yet (sizes, ``.bits``) by an expression that uses one."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-class _Evaluator:
-    """Evaluates expressions: numbers, constants and labels under ``+``, ``-`` and negation."""
-
-    def __init__(self, machine: MachineKind, definitions: dict[str, _Definition], sources: _Sources):
-        self.machine = machine
-        self.definitions = definitions
-        self.sources = sources
-        self.labels: dict[str, _Value] | None = None
-        self.constants: dict[str, _Value | _NeedsLabel] = {}
-        self.order = _constant_order(definitions, sources)
-        self._resolve_constants()
-
-    def set_labels(self, labels: dict[str, _Value]) -> None:
-        """Give labels their values and re-evaluate the constants that depend on them."""
-        self.labels = labels
-        self._resolve_constants()
-
-    def _resolve_constants(self) -> None:
-        for name in self.order:
-            definition = self.definitions[name]
-            assert isinstance(definition, ast.ConstDirective)
-            try:
-                self.constants[name] = self.evaluate(definition.value)
-            except _NeedsLabel as pending:
-                self.constants[name] = pending
-
-    def evaluate(self, expr: ast.Expr) -> _Value:
-        """The value of ``expr`` (iteratively, so deep nesting cannot overflow the stack)."""
-        todo: list[tuple[ast.Expr, bool]] = [(expr, False)]
-        done: list[_Value] = []
-        while todo:
-            node, children_done = todo.pop()
-            if isinstance(node, ast.BinaryOp):
-                if children_done:
-                    right, left = done.pop(), done.pop()
-                    done.append(self._binary(node, left, right))
-                else:
-                    todo += [(node, True), (node.right, False), (node.left, False)]
-            elif isinstance(node, ast.Negate):
-                if children_done:
-                    operand = done.pop()
-                    done.append(_Value(-operand.number, operand.kind))
-                else:
-                    todo += [(node, True), (node.operand, False)]
-            else:
-                done.append(self._leaf(node))
-        return done.pop()
-
-    def _leaf(self, node: ast.Expr) -> _Value:
-        if isinstance(node, ast.Integer):
-            return _Value(node.value)
-        if isinstance(node, ast.Real):
-            if self.machine != "fleq":
-                raise self.sources.error(
-                    ErrorCode.NOT_IN_MACHINE,
-                    f"real number {node.text} in a SUBLEQ program (reals need '.machine fleq')",
-                    node.span,
-                )
-            if not math.isfinite(node.value):
-                raise self.sources.error(
-                    ErrorCode.LITERAL_RANGE, f"{node.text} is too large for a float64", node.span
-                )
-            return _Value(node.value)
-        assert isinstance(node, ast.Name)
-        return self._name(node)
-
-    def _name(self, node: ast.Name) -> _Value:
-        definition = self.definitions.get(node.name)
-        if definition is None:
-            hint = _did_you_mean(node.name, self.definitions)
-            raise self.sources.error(
-                ErrorCode.UNDEFINED_LABEL, f"undefined label '{node.name}'{hint}", node.span
-            )
-        if isinstance(definition, ast.ConstDirective):
-            value = self.constants[node.name]
-            if isinstance(value, _NeedsLabel):
-                raise value
-            return value
-        if self.labels is None:
-            raise _NeedsLabel(node.name)
-        return self.labels[node.name]
-
-    def _binary(self, node: ast.BinaryOp, left: _Value, right: _Value) -> _Value:
-        if left.kind and right.kind and left.kind != right.kind:
-            raise self.sources.error(
-                ErrorCode.WRONG_KIND,
-                f"cannot {'add' if node.op == '+' else 'subtract'} a {_KIND_WORDS[right.kind]} "
-                f"{'to' if node.op == '+' else 'from'} a {_KIND_WORDS[left.kind]}",
-                node.span,
-            )
-        try:
-            number = left.number + right.number if node.op == "+" else left.number - right.number
-        except OverflowError:  # a huge integer mixed with a real
-            number = math.inf
-        if isinstance(number, float) and not math.isfinite(number):
-            raise self.sources.error(ErrorCode.LITERAL_RANGE, "value is too large for a float64", node.span)
-        if node.op == "-" and left.kind and left.kind == right.kind:
-            return _Value(number)  # the distance between two addresses is a plain number
-        return _Value(number, left.kind or right.kind)
-
-
-_KIND_WORDS = {"data": "data address", "code": "code address"}
-
-
-def _names_in(expr: ast.Expr) -> list[ast.Name]:
-    """The Name nodes of ``expr``, left to right."""
-    names, todo = [], [expr]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Name):
-            names.append(node)
-        elif isinstance(node, ast.Negate):
-            todo.append(node.operand)
-        elif isinstance(node, ast.BinaryOp):
-            todo += [node.right, node.left]
-    return names
-
-
-def _constant_order(definitions: dict[str, _Definition], sources: _Sources) -> list[str]:
-    """Constant names, each after the constants it uses; a cycle is an error at its reference."""
-    constants = {n: d for n, d in definitions.items() if isinstance(d, ast.ConstDirective)}
-    uses = {n: [r for r in _names_in(d.value) if r.name in constants] for n, d in constants.items()}
-    order: list[str] = []
-    state: dict[str, str] = {}
-    for root in constants:
-        if root in state:
-            continue
-        state[root] = "open"
-        stack = [(root, iter(uses[root]))]
-        while stack:
-            name, pending = stack[-1]
-            reference = next(pending, None)
-            if reference is None:
-                stack.pop()
-                state[name] = "done"
-                order.append(name)
-            elif state.get(reference.name) == "open":
-                chain = [n for n, _ in stack][[n for n, _ in stack].index(reference.name) :]
-                raise sources.error(
-                    ErrorCode.BAD_DIRECTIVE,
-                    "constant defined in terms of itself: " + " -> ".join(chain + [reference.name]),
-                    reference.span,
-                )
-            elif reference.name not in state:
-                state[reference.name] = "open"
-                stack.append((reference.name, iter(uses[reference.name])))
-    return order
-
-
-# 5. Word width -------------------------------------------------------------------------------------
+# Word width ---------------------------------------------------------------------------------------
 
 
 def _choose_bits(
-    placed: Sequence[_Placed], requested: int | None, evaluator: _Evaluator, sources: _Sources
+    placed: Sequence[Placed], requested: int | None, evaluator: Evaluator, sources: Sources
 ) -> int:
     """The SUBLEQ word width: the caller's, every ``.bits`` agreeing with it, else 16."""
     if requested is not None and (
         not isinstance(requested, int) or isinstance(requested, bool) or not MIN_BITS <= requested <= MAX_BITS
     ):
         raise sources.error(
-            ErrorCode.BAD_BITS, f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {requested!r}", None
+            ErrorCode.BAD_BITS,
+            f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {requested!r}",
+            None,
         )
     chosen, chosen_at = requested, "the command line"
     for item in placed:
@@ -481,25 +161,31 @@ def _choose_bits(
         width = _bits_value(directive.bits, evaluator, sources)
         if chosen is not None and width != chosen:
             raise sources.error(
-                ErrorCode.BAD_BITS, f"'.bits {width}' disagrees with {chosen} bits from {chosen_at}", directive.bits.span
+                ErrorCode.BAD_BITS,
+                f"'.bits {width}' disagrees with {chosen} bits from {chosen_at}",
+                directive.bits.span,
             )
         chosen, chosen_at = width, str(directive.span)
     return DEFAULT_BITS if chosen is None else chosen
 
 
-def _bits_value(expr: ast.Expr, evaluator: _Evaluator, sources: _Sources) -> int:
+def _bits_value(expr: ast.Expr, evaluator: Evaluator, sources: Sources) -> int:
     try:
         value = evaluator.evaluate(expr)
-    except _NeedsLabel as pending:
-        raise sources.error(ErrorCode.BAD_BITS, f"'.bits' cannot use the label '{pending.name}'", expr.span) from None
+    except NeedsLabel as pending:
+        raise sources.error(
+            ErrorCode.BAD_BITS, f"'.bits' cannot use the label '{pending.name}'", expr.span
+        ) from None
     if not isinstance(value.number, int) or not MIN_BITS <= value.number <= MAX_BITS:
         raise sources.error(
-            ErrorCode.BAD_BITS, f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {_show(value.number)}", expr.span
+            ErrorCode.BAD_BITS,
+            f"bits must be a whole number from {MIN_BITS} to {MAX_BITS}, got {show_number(value.number)}",
+            expr.span,
         )
     return value.number
 
 
-# 6. Layout -----------------------------------------------------------------------------------------
+# Pass one: layout ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -533,16 +219,16 @@ class _Layout:
     """Addresses for cells, indices for instructions, places for labels (pass one)."""
 
     machine: MachineKind
-    evaluator: _Evaluator
-    sources: _Sources
+    evaluator: Evaluator
+    sources: Sources
     cells: list[_PendingCell] = field(default_factory=list)
     instructions: list[_PendingInstruction] = field(default_factory=list)
     labels: dict[str, _LabelPlace] = field(default_factory=dict)
     lengths: dict[str, int] = field(default_factory=dict)
 
-    def run(self, placed: Sequence[_Placed]) -> _Layout:
+    def run(self, placed: Sequence[Placed]) -> _Layout:
         """Place everything; a label names the next item of the section it is written in."""
-        pending: dict[Section, list[_Placed]] = {"data": [], "text": []}
+        pending: dict[Section, list[Placed]] = {"data": [], "text": []}
         group: list[str] = []  # the last data labels placed: later data directives extend them
         for item in placed:
             statement = item.statement
@@ -562,10 +248,10 @@ class _Layout:
         self._attach(pending["text"], "code")
         return self
 
-    def label_values(self) -> dict[str, _Value]:
-        return {name: _Value(place.address, place.kind) for name, place in self.labels.items()}
+    def label_values(self) -> dict[str, Value]:
+        return {name: Value(place.address, place.kind) for name, place in self.labels.items()}
 
-    def _attach(self, pending: list[_Placed], kind: Literal["data", "code"]) -> list[str]:
+    def _attach(self, pending: list[Placed], kind: Literal["data", "code"]) -> list[str]:
         address = len(self.cells) if kind == "data" else len(self.instructions)
         for item in pending:
             label = item.statement
@@ -574,7 +260,7 @@ class _Layout:
             self.lengths[label.name] = 0 if kind == "data" else 1
         return [item.statement.name for item in pending]  # type: ignore[union-attr]
 
-    def _place_data(self, item: _Placed, pending: list[_Placed]) -> tuple[list[str], int]:
+    def _place_data(self, item: Placed, pending: list[Placed]) -> tuple[list[str], int]:
         """Lay out one data directive; returns the labels attached to it and its cell count."""
         directive = item.statement
         if isinstance(directive, (ast.VectorDirective, ast.MatrixDirective)) and self.machine != "fleq":
@@ -590,7 +276,9 @@ class _Layout:
         cells = self._cells_of(directive)  # type: ignore[arg-type]
         if len(self.cells) + len(cells) > MAX_CELLS:
             raise self.sources.error(
-                ErrorCode.PROGRAM_TOO_LARGE, f"the program defines more than {MAX_CELLS} memory cells", directive.span
+                ErrorCode.PROGRAM_TOO_LARGE,
+                f"the program defines more than {MAX_CELLS} memory cells",
+                directive.span,
             )
         self.cells += cells
         return started, len(cells)
@@ -598,7 +286,9 @@ class _Layout:
     def _cells_of(self, directive: ast.DataDirective) -> list[_PendingCell]:
         at, span = len(self.cells), directive.span
         if isinstance(directive, ast.WordDirective):
-            return [_PendingCell(at + i, (), (value,), value.span) for i, value in enumerate(directive.values)]
+            return [
+                _PendingCell(at + i, (), (value,), value.span) for i, value in enumerate(directive.values)
+            ]
         if isinstance(directive, ast.ZeroDirective):
             count = self._size(directive.count, "'.zero' count", 0, MAX_CELLS)
             return [_PendingCell(at + i, (), (), span) for i in range(count)]
@@ -614,10 +304,10 @@ class _Layout:
                     f"a {rows}x{columns} matrix has more than {MAX_CELL_ELEMENTS} elements",
                     directive.span,
                 )
-        self._check_value_count(directive, shape)
+        self._check_valueplural(directive, shape)
         return [_PendingCell(at, shape, directive.values, span)]
 
-    def _check_value_count(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
+    def _check_valueplural(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
         needed = math.prod(shape)
         given = len(directive.values)
         if given not in (0, needed):
@@ -632,24 +322,29 @@ class _Layout:
         """A size known before labels have addresses: a whole number in [least, most]."""
         try:
             value = self.evaluator.evaluate(expr)
-        except _NeedsLabel as pending:
+        except NeedsLabel as pending:
             raise self.sources.error(
                 ErrorCode.BAD_DIRECTIVE,
-                f"the {what} cannot use the label '{pending.name}' (sizes are fixed before labels are placed)",
+                f"the {what} cannot use the label '{pending.name}' "
+                "(sizes are fixed before labels are placed)",
                 expr.span,
             ) from None
         number = value.number
         if not isinstance(number, int) or number < least:
             raise self.sources.error(
-                ErrorCode.BAD_DIRECTIVE, f"the {what} must be a whole number >= {least}, got {_show(number)}", expr.span
+                ErrorCode.BAD_DIRECTIVE,
+                f"the {what} must be a whole number >= {least}, got {show_number(number)}",
+                expr.span,
             )
         if number > most:
             raise self.sources.error(
-                ErrorCode.PROGRAM_TOO_LARGE, f"the {what} {_show(number)} is larger than the limit {most}", expr.span
+                ErrorCode.PROGRAM_TOO_LARGE,
+                f"the {what} {show_number(number)} is larger than the limit {most}",
+                expr.span,
             )
         return number
 
-    def _place_instruction(self, item: _Placed, pending: list[_Placed]) -> None:
+    def _place_instruction(self, item: Placed, pending: list[Placed]) -> None:
         statement = item.statement
         assert isinstance(statement, ast.Instruction)
         op = _classify(statement, self.machine, self.sources)
@@ -661,7 +356,9 @@ class _Layout:
             )
         if len(self.instructions) + 1 >= MAX_INSTRUCTIONS:
             raise self.sources.error(
-                ErrorCode.PROGRAM_TOO_LARGE, f"the program has more than {MAX_INSTRUCTIONS - 1} instructions", statement.span
+                ErrorCode.PROGRAM_TOO_LARGE,
+                f"the program has more than {MAX_INSTRUCTIONS - 1} instructions",
+                statement.span,
             )
         self._attach(pending, "code")
         self.instructions.append(_PendingInstruction(len(self.instructions), statement, op))
@@ -675,7 +372,7 @@ def _shape_words(shape: Shape) -> str:
     return "x".join(str(n) for n in shape) + " matrix"
 
 
-# Mnemonics and operand counts ----------------------------------------------------------------------
+# Mnemonics and operand counts ---------------------------------------------------------------------
 
 # op -> (least, most operands, how to write it)
 _SUBLEQ_FORMS = {
@@ -692,7 +389,7 @@ _FLEQ_FORMS = {
 }
 
 
-def _classify(statement: ast.Instruction, machine: MachineKind, sources: _Sources) -> str:
+def _classify(statement: ast.Instruction, machine: MachineKind, sources: Sources) -> str:
     """What the instruction is in this machine; checks the mnemonic and the operand count."""
     mnemonic = statement.mnemonic
     if machine == "subleq":
@@ -707,17 +404,19 @@ def _classify(statement: ast.Instruction, machine: MachineKind, sources: _Source
         operands = "dst, a, b" if arity == 2 else "dst, a"
         forms, op = {"call": (arity + 1, arity + 1, f"{mnemonic} {operands}")}, "call"
     else:
-        hint = _did_you_mean(mnemonic, list(_FLEQ_FORMS) + list(FLEQ_FUNCTIONS)) or _label_hint(statement)
+        hint = did_you_mean(mnemonic, list(_FLEQ_FORMS) + list(FLEQ_FUNCTIONS)) or _label_hint(statement)
         raise sources.error(
-            ErrorCode.UNKNOWN_FUNCTION, f"unknown instruction or function '{mnemonic}'{hint}", statement.mnemonic_span
+            ErrorCode.UNKNOWN_FUNCTION,
+            f"unknown instruction or function '{mnemonic}'{hint}",
+            statement.mnemonic_span,
         )
-    _check_operand_count(statement, *forms[op], sources)
+    _check_operandplural(statement, *forms[op], sources)
     if op == "fleq":
         _check_function_operand(statement.operands[1], sources)
     return op
 
 
-def _reject_subleq_mnemonic(statement: ast.Instruction, sources: _Sources) -> None:
+def _reject_subleq_mnemonic(statement: ast.Instruction, sources: Sources) -> None:
     mnemonic = statement.mnemonic
     if mnemonic in FLEQ_FUNCTIONS or mnemonic in _FLEQ_FORMS:
         raise sources.error(
@@ -725,7 +424,7 @@ def _reject_subleq_mnemonic(statement: ast.Instruction, sources: _Sources) -> No
             f"'{mnemonic}' is a FLEQ instruction (add '.machine fleq')",
             statement.mnemonic_span,
         )
-    hint = _did_you_mean(mnemonic, _SUBLEQ_FORMS) or _label_hint(statement)
+    hint = did_you_mean(mnemonic, _SUBLEQ_FORMS) or _label_hint(statement)
     raise sources.error(
         ErrorCode.UNKNOWN_INSTRUCTION, f"unknown instruction '{mnemonic}'{hint}", statement.mnemonic_span
     )
@@ -740,7 +439,9 @@ def _label_hint(statement: ast.Instruction) -> str:
     return ""
 
 
-def _check_operand_count(statement: ast.Instruction, least: int, most: int, form: str, sources: _Sources) -> None:
+def _check_operandplural(
+    statement: ast.Instruction, least: int, most: int, form: str, sources: Sources
+) -> None:
     count = len(statement.operands)
     if least <= count <= most:
         return
@@ -754,18 +455,18 @@ def _check_operand_count(statement: ast.Instruction, least: int, most: int, form
     )
 
 
-def _check_function_operand(operand: ast.Expr, sources: _Sources) -> None:
+def _check_function_operand(operand: ast.Expr, sources: Sources) -> None:
     if isinstance(operand, ast.Name) and operand.name in FLEQ_FUNCTIONS:
         return
     if isinstance(operand, ast.Name):
-        hint = _did_you_mean(operand.name, FLEQ_FUNCTIONS)
+        hint = did_you_mean(operand.name, FLEQ_FUNCTIONS)
         message = f"unknown function '{operand.name}'{hint}"
     else:
         message = "expected a function name (add, sub, mul, ...) as the second operand of 'fleq'"
     raise sources.error(ErrorCode.UNKNOWN_FUNCTION, message, operand.span)
 
 
-# 7. Values, instructions, symbols ------------------------------------------------------------------
+# Pass two: values, instructions, symbols ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -781,7 +482,7 @@ class _Linker:
     """Pass two: values, hidden cells, encoded instructions and symbols."""
 
     def __init__(
-        self, machine: MachineKind, bits: int, layout: _Layout, evaluator: _Evaluator, sources: _Sources
+        self, machine: MachineKind, bits: int, layout: _Layout, evaluator: Evaluator, sources: Sources
     ) -> None:
         self.machine, self.bits, self.layout = machine, bits, layout
         self.evaluator, self.sources = evaluator, sources
@@ -839,7 +540,7 @@ class _Linker:
         if not low <= number <= high:
             raise self.sources.error(
                 ErrorCode.LITERAL_RANGE,
-                f"{_show(number)} does not fit in {self.bits} bits (allowed: {low} to {high})",
+                f"{show_number(number)} does not fit in {self.bits} bits (allowed: {low} to {high})",
                 expr.span,
             )
         return number - (1 << self.bits) if number >= 1 << (self.bits - 1) else number
@@ -851,7 +552,9 @@ class _Linker:
         except OverflowError:
             value = math.inf
         if not math.isfinite(value):
-            raise self.sources.error(ErrorCode.LITERAL_RANGE, f"{_show(number)} is too large for a float64", expr.span)
+            raise self.sources.error(
+                ErrorCode.LITERAL_RANGE, f"{show_number(number)} is too large for a float64", expr.span
+            )
         return value
 
     # operands
@@ -863,7 +566,7 @@ class _Linker:
         if value.kind and value.kind != kind:
             raise self.sources.error(
                 ErrorCode.WRONG_KIND,
-                f"{role} must be a {_KIND_WORDS[kind]}, but this is a {_KIND_WORDS[value.kind]}",
+                f"{role} must be a {KIND_WORDS[kind]}, but this is a {KIND_WORDS[value.kind]}",
                 expr.span,
             )
         number = value.number
@@ -872,10 +575,14 @@ class _Linker:
                 ErrorCode.ADDRESS_RANGE, f"{role} must be a whole number, got {number!r}", expr.span
             )
         if not 0 <= number < limit:
-            space = _count(limit, "memory cell") if kind == "data" else _count(limit, "instruction") + " (with the final halt)"
+            space = (
+                plural(limit, "memory cell")
+                if kind == "data"
+                else plural(limit, "instruction") + " (with the final halt)"
+            )
             raise self.sources.error(
                 ErrorCode.ADDRESS_RANGE,
-                f"{role} is out of range ({_show(number)}): the program has {space}",
+                f"{role} is out of range ({show_number(number)}): the program has {space}",
                 expr.span,
             )
         return number
@@ -922,7 +629,10 @@ class _Linker:
         if op in ("jmp", "jle"):
             return self._fleq_jump(pending)
         if op == "subleq":  # mem[b] -= mem[a], branch on mem[b]: fleq b, sub, b, a, b, c
-            a, b = _Operand(self._data(ops[0], "operand a"), ops[0]), _Operand(self._data(ops[1], "operand b"), ops[1])
+            a, b = (
+                _Operand(self._data(ops[0], "operand a"), ops[0]),
+                _Operand(self._data(ops[1], "operand b"), ops[1]),
+            )
             flag = _Operand(b.address, ops[1], "operand b of subleq (it is also the branch flag)")
             target = self._next_or(pending, 2, "the jump target c")
             return self._fleq_checked(pending, "sub", b, b, a, flag, target)
@@ -954,7 +664,9 @@ class _Linker:
             flag = self._data(ops[0], "the flag")
             self._require_scalar(_Operand(flag, ops[0], "the flag"))
         target = self._code(ops[-1], "the jump target p")
-        return FleqInstruction(pending.index, "mov", dummy, dummy, dummy, flag, target, pending.statement.span)
+        return FleqInstruction(
+            pending.index, "mov", dummy, dummy, dummy, flag, target, pending.statement.span
+        )
 
     def _fleq_checked(
         self,
@@ -971,7 +683,9 @@ class _Linker:
         function = FLEQ_FUNCTIONS[func]
         where = func_span or pending.statement.mnemonic_span
         try:
-            result = function.result_shape(self._shape(a.address), self._shape(b.address) if function.arity == 2 else None)
+            result = function.result_shape(
+                self._shape(a.address), self._shape(b.address) if function.arity == 2 else None
+            )
         except ShapeError as exc:
             raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
         if result != self._shape(dst.address):
@@ -983,7 +697,14 @@ class _Linker:
             )
         self._require_scalar(flag)
         return FleqInstruction(
-            pending.index, func, dst.address, a.address, b.address, flag.address, target, pending.statement.span
+            pending.index,
+            func,
+            dst.address,
+            a.address,
+            b.address,
+            flag.address,
+            target,
+            pending.statement.span,
         )
 
     def _shape(self, address: int) -> Shape:
@@ -1003,7 +724,9 @@ class _Linker:
     def _symbols(self) -> dict[str, Symbol]:
         symbols: dict[str, Symbol] = {}
         for name, place in self.layout.labels.items():
-            shape = self._shape(place.address) if place.kind == "data" and place.address < self.user_cells else ()
+            shape = (
+                self._shape(place.address) if place.kind == "data" and place.address < self.user_cells else ()
+            )
             symbols[name] = Symbol(
                 name, place.kind, place.address, shape, place.label.span, self.layout.lengths[name]
             )

@@ -9,15 +9,16 @@ with the file name, line, column and source line of the offending text. Every ex
 
 from __future__ import annotations
 
-import difflib
 import re
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Union
 
 from lark import Token, Transformer_NonRecursive
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
+from fleqc.frontend.diagnostics import did_you_mean
 from fleqc.frontend.grammar import parser
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
 from fleqc.program import HIDDEN_PREFIX
@@ -126,7 +127,9 @@ class _ToAst(Transformer_NonRecursive):
     def label(self, children: list) -> ast.Label:
         (name,) = children
         span = self.span(name)
-        return ast.Label(name.value, Span(span.file, span.line, span.column, span.end_line, span.end_column + 1))
+        return ast.Label(
+            name.value, Span(span.file, span.line, span.column, span.end_line, span.end_column + 1)
+        )
 
     def instruction(self, children: list) -> ast.Instruction:
         mnemonic, *operands = children
@@ -155,7 +158,7 @@ class _DirectiveBuilder:
     def build(self) -> ast.Directive:
         build = _DIRECTIVES.get(self.name)
         if build is None:
-            hint = _did_you_mean(self.name, _DIRECTIVES)
+            hint = did_you_mean(self.name, _DIRECTIVES)
             raise self.owner.fail(
                 ErrorCode.UNKNOWN_DIRECTIVE, f"unknown directive '{self.name}'{hint}", self.name_span
             )
@@ -234,18 +237,16 @@ def _include(b: _DirectiveBuilder) -> ast.IncludeDirective:
     b.count(1, 1, 'one file name in quotes, e.g. .include "lib.fleq"')
     (arg,) = b.args
     if not isinstance(arg, _Text):
-        raise b.owner.fail(
-            ErrorCode.BAD_DIRECTIVE, "'.include' takes a file name in double quotes", arg.span
-        )
+        raise b.owner.fail(ErrorCode.BAD_DIRECTIVE, "'.include' takes a file name in double quotes", arg.span)
     return ast.IncludeDirective(arg.value, b.span, arg.span)
 
 
 def _const(b: _DirectiveBuilder) -> ast.ConstDirective:
     b.fold_spaced_minus()
+    if b.args and not isinstance(b.args[0], _Assign):
+        raise b.owner.fail(ErrorCode.BAD_DIRECTIVE, "'.const' takes 'NAME = value'", b.args[0].span)
     b.count(1, 1, "'NAME = value'")
     (arg,) = b.args
-    if not isinstance(arg, _Assign):
-        raise b.owner.fail(ErrorCode.BAD_DIRECTIVE, "'.const' takes 'NAME = value'", arg.span)
     return ast.ConstDirective(arg.name, arg.value, b.span, arg.name_span)
 
 
@@ -305,12 +306,6 @@ def _number(text: str, span: Span, fail: Callable[..., FleqError]) -> ast.Expr:
         raise fail(ErrorCode.LITERAL_RANGE, f"number with {len(text)} digits is too large", span) from None
 
 
-def _did_you_mean(word: str, candidates) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 # Errors --------------------------------------------------------------------------------------------
 
 
@@ -347,7 +342,10 @@ def _syntax_error(exc: LarkError, file: str, lines: Sequence[str]) -> FleqError:
         where = "end of file"
     expected = _expected(exc) if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) else ""
     return FleqError(
-        ErrorCode.UNEXPECTED_END, f"unexpected {where}{expected}", Span(file, line, column), _line_text(lines, line)
+        ErrorCode.UNEXPECTED_END,
+        f"unexpected {where}{expected}",
+        Span(file, line, column),
+        _line_text(lines, line),
     )
 
 
