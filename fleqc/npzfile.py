@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zipfile
@@ -60,3 +61,21 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
         raise FleqError(code, f"{path}: not a readable .npz {what} ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise FleqError(code, f"{path}: not a readable .npz {what} ({type(exc).__name__}: {exc})") from None
+
+
+def json_entry(value: np.ndarray) -> np.ndarray:
+    """A JSON-able object as a 0-d unicode array (stored without pickling)."""
+    return np.array(json.dumps(value))
+
+
+def read_json_entry(entry: np.ndarray, fmt: str, version: int, code: ErrorCode, where: str) -> dict:
+    """Parse a metadata entry written by :func:`json_entry`; check its format tag and version."""
+    try:
+        meta = json.loads(str(entry[()]))
+    except (ValueError, TypeError, IndexError) as exc:
+        raise FleqError(code, f"{where}: metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise FleqError(code, f"{where}: not a fleqc file of the kind expected (no {fmt!r} format tag)")
+    if meta.get("version") != version:
+        raise FleqError(code, f"{where}: {fmt} format version {meta.get('version')!r}; this fleqc reads {version}")
+    return meta

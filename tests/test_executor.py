@@ -119,3 +119,13 @@ def test_weights_do_not_depend_on_the_program():
         for name in vars(la):
             va, vb = getattr(la, name), getattr(lb, name)
             assert np.array_equal(va, vb) if isinstance(va, np.ndarray) else va == vb
+
+
+def test_a_card_is_not_a_weights_file(tmp_path):
+    from fleqc.errors import ErrorCode, FleqError
+
+    path = tmp_path / "card.npz"
+    _card().save(path)
+    with pytest.raises(FleqError) as err:
+        load_weights(path)
+    assert err.value.code is ErrorCode.BAD_WEIGHTS

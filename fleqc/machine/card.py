@@ -12,7 +12,6 @@ never leaves a half-written card or clobbers an existing one.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from fleqc.machine.codes import decode_signed, decode_unsigned
 from fleqc.machine.config import SubleqConfig
 from fleqc.machine.layout import ColumnRegions, subleq_rows
 from fleqc.machine.rows import RowSpace
-from fleqc.npzfile import read_npz, write_npz_atomically
+from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
 from fleqc.program import Symbol
 
 CARD_FORMAT = "fleqc-card"
@@ -92,7 +91,7 @@ class Card:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        write_npz_atomically(path, X=self.X, meta=np.array(json.dumps(self.meta())))
+        write_npz_atomically(path, X=self.X, meta=json_entry(self.meta()))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Card":
@@ -124,14 +123,7 @@ def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
     def bad(why: str) -> FleqError:
         return FleqError(ErrorCode.BAD_CARD, f"{where}: {why}")
 
-    try:
-        meta = json.loads(str(meta_array[()]))
-    except (ValueError, TypeError) as exc:
-        raise bad(f"metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != CARD_FORMAT:
-        raise bad("not a fleqc punch card (no 'fleqc-card' format tag)")
-    if meta.get("version") != CARD_VERSION:
-        raise bad(f"card format version {meta.get('version')!r}; this fleqc reads version {CARD_VERSION}")
+    meta = read_json_entry(meta_array, CARD_FORMAT, CARD_VERSION, ErrorCode.BAD_CARD, where)
     try:
         config = SubleqConfig.from_dict(meta["machine"])
         rows = RowSpace.from_list(meta["rows"])

@@ -7,13 +7,12 @@ the row labels, the health-checked rows and the builder's metadata (machine conf
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.npzfile import read_npz, write_npz_atomically
+from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
 WEIGHTS_FORMAT = "fleqc-weights"
@@ -40,7 +39,7 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
         "ternary_rows": list(model.ternary_rows),
         "metadata": model.metadata,
     }
-    write_npz_atomically(path, meta=np.array(json.dumps(meta)), **arrays)
+    write_npz_atomically(path, meta=json_entry(meta), **arrays)
 
 
 def load_weights(path: str | os.PathLike) -> LoopedTransformer:
@@ -49,14 +48,7 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
     def bad(why: str) -> FleqError:
         return FleqError(ErrorCode.BAD_WEIGHTS, f"{path}: {why}")
 
-    try:
-        meta = json.loads(str(arrays["meta"][()]))
-    except (ValueError, TypeError) as exc:
-        raise bad(f"metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != WEIGHTS_FORMAT:
-        raise bad("not a fleqc weights file")
-    if meta.get("version") != WEIGHTS_VERSION:
-        raise bad(f"weights format version {meta.get('version')!r}; this fleqc reads {WEIGHTS_VERSION}")
+    meta = read_json_entry(arrays["meta"], WEIGHTS_FORMAT, WEIGHTS_VERSION, ErrorCode.BAD_WEIGHTS, str(path))
     try:
         layers = []
         for i, spec in enumerate(meta["layers"]):
