@@ -11,7 +11,7 @@ import pytest
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa import fleq, subleq
 from fleqc.isa.state import memory_by_label
-from tests.cases import INLINE_CASES, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
 
 try:
     from fleqc.frontend import compile_file, compile_source  # noqa: F401
@@ -103,7 +103,8 @@ def test_expectations_name_user_labels(case):
 # ----------------------------------------------------------------------------------------------
 # The ports of the paper's programs keep its memory image and commands exactly.
 
-GIANNOU_JSON = Path("/work/shared/corpus/subleq/10_giannou/giannou_programs.json")
+# ../shared beside the repository (as in CI and development checkouts)
+GIANNOU_JSON = REPO_ROOT.parent / "shared" / "corpus" / "subleq" / "10_giannou" / "giannou_programs.json"
 PORTS = {
     "giannou_factorial": "factorial_7",
     "giannou_reverse_list": "reverse_list",
