@@ -51,6 +51,11 @@ def load_card(path: Source) -> Card:
     return Card.load(path)
 
 
+def decode(card: Card, X=None) -> dict:
+    """The value of every data label in ``X`` (default: the card's own, initial X)."""
+    return card.decode(X)
+
+
 def run(
     target: Union[Card, LinkedProgram, Source],
     *,

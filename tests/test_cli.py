@@ -101,3 +101,16 @@ def test_help_explains_every_command():
     for command in ("build", "run", "inspect", "weights"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and len(result.output) > 200
+
+
+def test_python_api_round_trip(tmp_path):
+    import fleqc
+
+    card = fleqc.build(SAMPLES / "gcd.fleq")
+    result = fleqc.run(card)
+    assert (result.memory["a"], result.steps, result.halted) == (21, 67, True)
+    assert fleqc.run(card, backend="reference").memory == result.memory
+    card.save(tmp_path / "gcd.npz")
+    assert fleqc.decode(fleqc.load_card(tmp_path / "gcd.npz"))["a"] == 1071
+    inline = fleqc.run(".data\nx: .word 5\n.text\nsubleq x, x\n")
+    assert inline.memory == {"x": 0} and inline.steps == 1
