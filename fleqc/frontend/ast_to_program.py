@@ -304,10 +304,10 @@ class _Layout:
                     f"a {rows}x{columns} matrix has more than {MAX_CELL_ELEMENTS} elements",
                     directive.span,
                 )
-        self._check_valueplural(directive, shape)
+        self._check_value_count(directive, shape)
         return [_PendingCell(at, shape, directive.values, span)]
 
-    def _check_valueplural(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
+    def _check_value_count(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
         needed = math.prod(shape)
         given = len(directive.values)
         if given not in (0, needed):
@@ -410,7 +410,7 @@ def _classify(statement: ast.Instruction, machine: MachineKind, sources: Sources
             f"unknown instruction or function '{mnemonic}'{hint}",
             statement.mnemonic_span,
         )
-    _check_operandplural(statement, *forms[op], sources)
+    _check_operand_count(statement, *forms[op], sources)
     if op == "fleq":
         _check_function_operand(statement.operands[1], sources)
     return op
@@ -439,7 +439,7 @@ def _label_hint(statement: ast.Instruction) -> str:
     return ""
 
 
-def _check_operandplural(
+def _check_operand_count(
     statement: ast.Instruction, least: int, most: int, form: str, sources: Sources
 ) -> None:
     count = len(statement.operands)
@@ -508,11 +508,11 @@ class _Linker:
 
     def _hidden_addresses(self) -> dict[str, int]:
         """Addresses of the hidden cells some instruction needs, after the user's cells."""
-        ops = {p.op for p in self.layout.instructions} | {"halt"}
         if self.machine == "subleq":
-            needed = {"__zero"}  # the implicit halt
+            needed = {"__zero"}  # for the implicit halt, if nothing else
         else:
-            needed = {"__zero", "__dummy"} | ({"__one"} if "call" in ops else set())
+            calls = any(p.op == "call" for p in self.layout.instructions)
+            needed = {"__zero", "__dummy"} | ({"__one"} if calls else set())
         names = [name for name in HIDDEN_CELLS if name in needed]
         return {name: self.user_cells + i for i, name in enumerate(names)}
 
@@ -629,10 +629,7 @@ class _Linker:
         if op in ("jmp", "jle"):
             return self._fleq_jump(pending)
         if op == "subleq":  # mem[b] -= mem[a], branch on mem[b]: fleq b, sub, b, a, b, c
-            a, b = (
-                _Operand(self._data(ops[0], "operand a"), ops[0]),
-                _Operand(self._data(ops[1], "operand b"), ops[1]),
-            )
+            a, b = self._operand(ops[0], "operand a"), self._operand(ops[1], "operand b")
             flag = _Operand(b.address, ops[1], "operand b of subleq (it is also the branch flag)")
             target = self._next_or(pending, 2, "the jump target c")
             return self._fleq_checked(pending, "sub", b, b, a, flag, target)

@@ -78,9 +78,10 @@ def _open_include(
     path = _find_include(directive.path, frame.directory)
     if path is None:
         where = "next to the including file or in" if frame.directory is not None else "in"
+        shown = directive.path if directive.path.isprintable() else repr(directive.path)[1:-1]
         raise sources.error(
             ErrorCode.INCLUDE_NOT_FOUND,
-            f"cannot find '{directive.path}' {where} the standard library",
+            f"cannot find '{shown}' {where} the standard library",
             directive.path_span,
         )
     key = _identity(path)
