@@ -36,7 +36,7 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, DomainError
-from fleqc.isa.state import RunResult, State
+from fleqc.isa.state import RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
 
 DEFAULT_MAX_STEPS = 1_000_000
@@ -124,37 +124,12 @@ def trace(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Iterato
 
     The initial state is not yielded; the number of states yielded equals ``run(...).steps``.
     """
-    state = initial_state(program)
-    for _ in range(max_steps):
-        following = step(program, state)
-        if following.equal(state):
-            return
-        state = following
-        yield state
+    return trace_to_fixed_point(step, program, initial_state(program), max_steps)
 
 
 def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> RunResult:
-    """Run from the initial state for at most ``max_steps`` steps.
+    """Run from the initial state for at most ``max_steps`` steps (see ``run_to_fixed_point``).
 
-    ``halted`` is True when the final state is a fixed point, including when that is found right
-    after the ``max_steps``-th step (checking costs no step); ``steps`` is the number executed.
     A domain error raises ``FleqError`` when it happens within the first ``max_steps`` steps.
     """
-    if max_steps < 0:
-        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
-    state = initial_state(program)
-    steps = 0
-    while True:
-        if steps == max_steps:
-            # Out of steps: only look whether the state is a fixed point. A step that would raise a
-            # domain error is not one, and it is not executed, so it does not raise here.
-            try:
-                halted = step(program, state).equal(state)
-            except FleqError:
-                halted = False
-            return RunResult(halted=halted, steps=steps, state=state)
-        following = step(program, state)
-        if following.equal(state):
-            return RunResult(halted=True, steps=steps, state=state)
-        state = following
-        steps += 1
+    return run_to_fixed_point(step, program, initial_state(program), max_steps, (FleqError,))

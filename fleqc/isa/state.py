@@ -14,6 +14,7 @@ fixed-point halting rule uses ("the step that would change neither pc nor memory
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -90,3 +91,50 @@ def memory_by_label(program: LinkedProgram, memory: tuple | list) -> dict[str, A
         else:
             values[symbol.name] = [memory[symbol.address + i] for i in range(symbol.length)]
     return values
+
+
+StepFunction = Callable[[LinkedProgram, State], State]
+
+
+def trace_to_fixed_point(step: StepFunction, program: LinkedProgram, state: State, max_steps: int) -> Iterator[State]:
+    """Yield the state after every executed step, stopping at a fixed point or after ``max_steps``.
+
+    The initial state is not yielded; the number of states yielded equals the ``steps`` of
+    :func:`run_to_fixed_point`.
+    """
+    for _ in range(max_steps):
+        following = step(program, state)
+        if following.equal(state):
+            return
+        state = following
+        yield state
+
+
+def run_to_fixed_point(
+    step: StepFunction,
+    program: LinkedProgram,
+    state: State,
+    max_steps: int,
+    not_fixed: tuple[type[Exception], ...] = (),
+) -> RunResult:
+    """Step from ``state`` for at most ``max_steps`` state-changing steps.
+
+    ``halted`` is True when the final state is a fixed point, including when that is found right
+    after the ``max_steps``-th step (checking costs no step). At that last check, a step raising
+    one of ``not_fixed`` (e.g. a domain error) is simply not a fixed point: it is not executed.
+    """
+    if max_steps < 0:
+        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
+    steps = 0
+    while True:
+        if steps == max_steps:
+            try:
+                halted = step(program, state).equal(state)
+            except not_fixed:
+                halted = False
+            return RunResult(halted=halted, steps=steps, state=state)
+        following = step(program, state)
+        if following.equal(state):
+            return RunResult(halted=True, steps=steps, state=state)
+        state = following
+        steps += 1

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fleqc.isa.state import RunResult, State
+from fleqc.isa.state import RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import LinkedProgram, SubleqInstruction
 
 DEFAULT_MAX_STEPS = 1_000_000
@@ -97,30 +97,9 @@ def trace(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Iterato
 
     The initial state is not yielded; the number of states yielded equals ``run(...).steps``.
     """
-    state = initial_state(program)
-    for _ in range(max_steps):
-        following = step(program, state)
-        if following.equal(state):
-            return
-        state = following
-        yield state
+    return trace_to_fixed_point(step, program, initial_state(program), max_steps)
 
 
 def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> RunResult:
-    """Run from the initial state for at most ``max_steps`` steps.
-
-    ``halted`` is True when the final state is a fixed point, including when that is found right
-    after the ``max_steps``-th step (checking costs no step); ``steps`` is the number executed.
-    """
-    if max_steps < 0:
-        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
-    state = initial_state(program)
-    steps = 0
-    while True:
-        following = step(program, state)
-        if following.equal(state):
-            return RunResult(halted=True, steps=steps, state=state)
-        if steps == max_steps:
-            return RunResult(halted=False, steps=steps, state=state)
-        state = following
-        steps += 1
+    """Run from the initial state for at most ``max_steps`` steps (see ``run_to_fixed_point``)."""
+    return run_to_fixed_point(step, program, initial_state(program), max_steps)
