@@ -81,6 +81,11 @@ def main() -> None:
     fleqc run prog.npz --backend reference
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
+
+    \b
+    Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
+    2 a usage error; 3 the step limit was reached; 4 a machine fault.
+    The language: docs/language.md. The machine: README.md.
     """
 
 
@@ -209,7 +214,11 @@ def inspect(card_path: Path) -> None:
               help="Weights file to write (.npz).")
 @reports_errors
 def weights(columns: Optional[int], bits: Optional[int], output: Path) -> None:
-    """Build the SUBLEQ machine for n columns and N bits and save its weights."""
+    """Build the SUBLEQ machine for n columns and N bits and save its weights.
+
+    The weights depend only on n (default 64) and N (default 16); every program that fits runs on
+    them: `fleqc run PROG.fleq --columns n --weights FILE`.
+    """
     config = SubleqConfig(columns=columns or 64, bits=bits or 16)
     model = machine_for(config)
     save_weights(model, output)
