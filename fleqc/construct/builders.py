@@ -11,8 +11,9 @@ dense arrays the executor runs.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -98,6 +99,22 @@ class FeedForwardBuilder:
     rows: RowSpace
     units: list[Unit] = field(default_factory=list)
     block: str = ""
+
+    @contextlib.contextmanager
+    def part(self, block: str) -> Iterator["FeedForwardBuilder"]:
+        """Tag the units added inside the ``with`` as belonging to ``block`` (see ``unit_blocks``)."""
+        outer, self.block = self.block, block
+        try:
+            yield self
+        finally:
+            self.block = outer
+
+    def unit_blocks(self) -> dict[str, int]:
+        """How many hidden units each block contributed, in order of first appearance."""
+        counts: dict[str, int] = {}
+        for u in self.units:
+            counts[u.block] = counts.get(u.block, 0) + 1
+        return counts
 
     def unit(self, inputs: Mapping[int, float], bias: float, outputs: Mapping[int, float]) -> None:
         self.units.append(Unit(dict(inputs), float(bias), dict(outputs), self.block))

@@ -37,28 +37,33 @@ def build_subleq_machine(config: SubleqConfig) -> LoopedTransformer:
     read = attention_layer([blocks.operand_read_head(rows, "cur_a", "val_a", T), blocks.operand_read_head(rows, "cur_b", "val_b", T)])
 
     alu = FeedForwardBuilder(rows)
-    alu.block = "subtract"
-    blocks.subtract(alu, rows, gate)
-    alu.block = "flag"
-    blocks.flag_le_zero(alu, rows, gate)
-    alu.block = "increment"
-    blocks.increment_code(alu, rows, gate)
-    alu.block = "bits"
-    blocks.offset_minus_one(alu, rows, list(rows["res"]) + list(rows["next_pc"]))
+    with alu.part("subtract"):
+        blocks.subtract(alu, rows, gate)
+    with alu.part("flag"):
+        blocks.flag_le_zero(alu, rows, gate)
+    with alu.part("increment"):
+        blocks.increment_code(alu, rows, gate)
+    with alu.part("bits"):
+        blocks.offset_minus_one(alu, rows, list(rows["res"]) + list(rows["next_pc"]))
 
     write = attention_layer([blocks.write_head(rows, T)])
 
     commit = FeedForwardBuilder(rows)
-    commit.block = "branch"
-    blocks.branch(commit, rows)
-    commit.block = "commit"
-    blocks.commit_write(commit, rows)
-    commit.block = "clear"
-    blocks.clear(commit, rows.with_role("temp"))
+    with commit.part("branch"):
+        blocks.branch(commit, rows)
+    with commit.part("commit"):
+        blocks.commit_write(commit, rows)
+    with commit.part("clear"):
+        blocks.clear(commit, rows.with_role("temp"))
 
     return LoopedTransformer(
         layers=(fetch, read, alu.build("alu"), write, commit.build("commit")),
         row_labels=tuple(rows.labels()),
         ternary_rows=tuple(range(rows.d)),
-        metadata={"machine": config.to_dict(), "temperature": T, "gate": gate.magnitude},
+        metadata={
+            "machine": config.to_dict(),
+            "temperature": T,
+            "gate": gate.magnitude,
+            "hidden_units": {"alu": alu.unit_blocks(), "commit": commit.unit_blocks()},
+        },
     )
