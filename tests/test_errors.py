@@ -17,6 +17,7 @@ from fleqc import resources
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
 from fleqc.frontend import compile_file, compile_source
+from fleqc.machine.program_to_card import program_to_card
 from fleqc.program import FleqInstruction
 
 D = ".data\n"
@@ -379,7 +380,8 @@ EXTRA_TOKENS = [
 
 
 def check_only_fleq_errors(text: str) -> None:
-    """Compiling ``text`` either links a consistent program or raises a located FleqError."""
+    """Parse + link + layout of ``text`` either gives a consistent program and punch card or raises
+    a located FleqError; nothing else escapes."""
     try:
         program = compile_source(text, "fuzz.fleq")
     except FleqError as error:
@@ -389,6 +391,13 @@ def check_only_fleq_errors(text: str) -> None:
             assert error.source_line is not None
         return
     check_consistent(program)
+    if program.machine == "subleq":
+        try:
+            card = program_to_card(program)
+        except FleqError as error:
+            assert error.code is E.PROGRAM_TOO_LARGE
+            return
+        assert card.read_memory() == [cell.value for cell in program.cells]
 
 
 def check_consistent(program) -> None:

@@ -67,3 +67,11 @@ def test_wraparound_at_both_ends(mode, bits):
 def test_halting_at_once_is_a_fixed_point(mode):
     program = subleq_program(8, [0], [(0, 0, 0)])
     assert assert_lockstep(program, program_to_card(program), mode, max_steps=5) == 0
+
+
+@pytest.mark.slow
+@settings(max_examples=1000, deadline=None)
+@given(random_subleq_programs(), st.sampled_from(["softmax", "hardmax"]))
+def test_random_programs_run_in_lockstep_many(program_and_columns, mode):
+    program, columns = program_and_columns
+    assert_lockstep(program, program_to_card(program, columns), mode, max_steps=200)
