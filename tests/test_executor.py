@@ -129,3 +129,23 @@ def test_a_card_is_not_a_weights_file(tmp_path):
     with pytest.raises(FleqError) as err:
         load_weights(path)
     assert err.value.code is ErrorCode.BAD_WEIGHTS
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+def test_run_batch_equals_running_each_card(mode):
+    from fleqc.transformer import run_batch
+
+    programs = [
+        subleq_program(8, [1, 0, 0], [(0, 1, 1), (2, 2, 1)]),  # halts after 1 step
+        subleq_program(8, [3, -7, 100, 0, -128], [(0, 1, 2), (1, 2, 0), (3, 3, 1), (2, 4, 0)]),  # loops
+        subleq_program(8, [5, 1, 0], [(1, 0, 0), (2, 2, 1)]),  # counts 5 down, then halts
+        subleq_program(8, [0], [(0, 0, 0)]),  # halted from the start
+    ]
+    cards = [program_to_card(p, 16) for p in programs]
+    model = machine_for(cards[0].config)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode)
+    for i, card in enumerate(cards):
+        one = run(model, card.X, max_steps=12, mode=mode)
+        assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
+        assert np.array_equal(batch.X[i], one.X)
+    assert batch.halted.tolist() == [True, False, True, True]

@@ -4,12 +4,13 @@ This package knows only weights and matrices. It imports nothing from the assemb
 or the instruction sets; the same executor runs every machine fleqc builds.
 """
 
-from fleqc.transformer.executor import RunOutcome, forward, run
+from fleqc.transformer.executor import BatchOutcome, RunOutcome, forward, run, run_batch
 from fleqc.transformer.health import MachineFault, TernaryCheck
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
 __all__ = [
     "AttentionLayer",
+    "BatchOutcome",
     "FeedForwardLayer",
     "LoopedTransformer",
     "MachineFault",
@@ -17,4 +18,5 @@ __all__ = [
     "TernaryCheck",
     "forward",
     "run",
+    "run_batch",
 ]

@@ -121,3 +121,35 @@ def run(
         if on_step is not None:
             on_step(steps, Y)
         X = Y
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """Per card of a batch: the final X, the passes that changed it, whether it reached a fixed point."""
+
+    X: np.ndarray  # (B, d, n)
+    steps: np.ndarray  # (B,) int
+    halted: np.ndarray  # (B,) bool
+
+
+def run_batch(model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax") -> BatchOutcome:
+    """:func:`run` for a batch of cards (B, d, n) on the same weights, in one product per layer.
+
+    Each card stops at its own fixed point (or after ``max_steps`` changing passes, then one more
+    pass tells whether it halted right there); the cards still running are stepped together.
+    """
+    X = np.array(X, dtype=np.float64)
+    batch = X.shape[0]
+    steps = np.zeros(batch, dtype=np.int64)
+    halted = np.zeros(batch, dtype=bool)
+    running = np.arange(batch)
+    while running.size:
+        Y = forward(model, X[running], mode)
+        fixed = np.all(Y == X[running], axis=(1, 2))
+        halted[running[fixed]] = True
+        out_of_steps = ~fixed & (steps[running] == max_steps)
+        moving = ~fixed & ~out_of_steps
+        X[running[moving]] = Y[moving]
+        steps[running[moving]] += 1
+        running = running[moving]
+    return BatchOutcome(X, steps, halted)
