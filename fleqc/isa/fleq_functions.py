@@ -74,7 +74,9 @@ def _checked(name: str, ok: Callable[[np.ndarray], np.ndarray], f: Callable[[np.
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+    """1 / (1 + e^-x) with full relative precision in both tails (e^x / (1 + e^x) for x < 0)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
