@@ -63,7 +63,7 @@ def main() -> None:
 
     card = fleqc.build(program, columns=64)
     model = machine_for(card.config)
-    print(f"\nbatches of cards on one n = 64 machine (softmax), per card and instruction:")
+    print("\nbatches of cards on one n = 64 machine (softmax), per card and instruction:")
     print(f"{'cards':>6} {'ms':>9} {'x reference':>12}")
     for cards in [int(b) for b in args.batches.split(",")]:
         X = np.stack([card.X] * cards)

@@ -15,7 +15,7 @@ import numpy as np
 from fleqc.construct.machines import check_weights_fit, machine_for
 from fleqc.isa import fleq as fleq_reference
 from fleqc.isa import subleq as subleq_reference
-from fleqc.isa.state import memory_by_label
+from fleqc.isa.state import DEFAULT_MAX_STEPS, memory_by_label
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.program import LinkedProgram
@@ -26,7 +26,6 @@ from fleqc.transformer.layers import LoopedTransformer
 
 Backend = Literal["reference", "transformer"]
 BACKENDS: tuple[Backend, ...] = ("transformer", "reference")
-DEFAULT_MAX_STEPS = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,19 @@ class Symbol:
         return self.name.startswith(HIDDEN_PREFIX)
 
 
+def values_by_label(symbols: dict[str, "Symbol"], memory) -> dict:
+    """The user-visible data labels (address order) and their values read from ``memory``.
+
+    A label whose ``length`` is 1 maps to its cell's value; a longer one to the list of its cells.
+    """
+    values: dict = {}
+    for s in sorted(symbols.values(), key=lambda s: (s.address, s.name)):
+        if s.kind == "data" and not s.hidden:
+            cells = [memory[s.address + i] for i in range(s.length)]
+            values[s.name] = cells[0] if s.length == 1 else cells
+    return values
+
+
 @dataclass(frozen=True)
 class LinkedProgram:
     """A whole program with includes expanded, labels resolved and addresses checked."""

@@ -47,6 +47,12 @@ def test_random_programs_run_in_lockstep(program_and_columns, mode):
     assert_lockstep(program, program_to_card(program, columns), mode, max_steps=40)
 
 
+def run_on_transformer(card: Card, mode: str) -> np.ndarray:
+    from fleqc.transformer import run
+
+    return run(machine_for(card.config), card.X, max_steps=100, mode=mode).X
+
+
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
 @pytest.mark.parametrize("bits", [4, 8, 16, 24])
 def test_wraparound_at_both_ends(mode, bits):
@@ -54,13 +60,15 @@ def test_wraparound_at_both_ends(mode, bits):
     # m0 = most negative, m1 = 1, m2 = most positive, m3 = -1
     program = subleq_program(
         bits, [-half, 1, half - 1, -1, 0],
-        [(1, 0, 1),   # -half - 1 wraps to +max: no branch, pc 0 -> 1
-         (3, 2, 0),   # max - (-1) wraps to -half: branch taken back to 0
+        [(1, 0, 1),   # m0 = -half - 1 wraps to +max: positive, no branch (pc 0 -> 1)
+         (3, 2, 2),   # m2 = max - (-1) wraps to -half: negative, branch taken to 2
          (4, 4, 2)],  # halt (0 - 0, jump to itself)
     )
-    steps = assert_lockstep(program, program_to_card(program), mode, max_steps=10)
-    # 0: m0 = max (no branch) 1: m2 = -half (to 0) 0: m0 = max-1 ... then m2 - (-1) keeps branching
-    assert steps == 10
+    card = program_to_card(program)
+    steps = assert_lockstep(program, card, mode, max_steps=10)
+    assert steps == 2
+    X = run_on_transformer(card, mode)
+    assert card.read_memory(X)[:3] == [half - 1, 1, -half]
 
 
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])

@@ -4,7 +4,6 @@ front end and the reference interpreters, plus checks that the samples stay what
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -36,6 +36,7 @@ from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_numbe
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, ShapeError
+from fleqc.machine.config import DEFAULT_BITS, MAX_BITS, MIN_BITS
 from fleqc.program import (
     Cell,
     FleqInstruction,
@@ -46,8 +47,6 @@ from fleqc.program import (
     Symbol,
 )
 
-DEFAULT_BITS = 16
-MIN_BITS, MAX_BITS = 2, 32
 MACHINES: tuple[MachineKind, ...] = ("subleq", "fleq")
 
 # Limits that keep a typo (`.zero 1000000000`) from exhausting memory; far above what a looped

@@ -36,10 +36,9 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, DomainError
-from fleqc.isa.state import RunResult, State, run_to_fixed_point, trace_to_fixed_point
+from fleqc.isa.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
 
-DEFAULT_MAX_STEPS = 1_000_000
 
 
 def _frozen(value, shape: tuple[int, ...] | None = None) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from fleqc.program import LinkedProgram
+from fleqc.program import LinkedProgram, values_by_label
 
 
 def _cells_equal(x: Any, y: Any) -> bool:
@@ -78,20 +78,13 @@ class RunResult:
 
 
 def memory_by_label(program: LinkedProgram, memory: tuple | list) -> dict[str, Any]:
-    """The values of the program's user-visible data labels, read from ``memory``.
+    """The values of the program's user-visible data labels, read from ``memory`` (see
+    :func:`fleqc.program.values_by_label`); hidden labels (``__...``) are left out."""
+    return values_by_label(program.symbols, memory)
 
-    A label whose ``length`` is 1 maps to its cell's value (an int, or a float64 array for FLEQ);
-    a label with ``length`` > 1 maps to the list of its ``length`` consecutive cells' values.
-    Hidden labels (``__...``) are left out.
-    """
-    values: dict[str, Any] = {}
-    for symbol in program.data_labels():
-        if symbol.length == 1:
-            values[symbol.name] = memory[symbol.address]
-        else:
-            values[symbol.name] = [memory[symbol.address + i] for i in range(symbol.length)]
-    return values
 
+# The step limit of every run unless the caller sets one (CLI --max-steps, API max_steps).
+DEFAULT_MAX_STEPS = 1_000_000
 
 StepFunction = Callable[[LinkedProgram, State], State]
 

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fleqc.isa.state import RunResult, State, run_to_fixed_point, trace_to_fixed_point
+from fleqc.isa.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import LinkedProgram, SubleqInstruction
 
-DEFAULT_MAX_STEPS = 1_000_000
 
 
 def wrap(value: int, bits: int) -> int:

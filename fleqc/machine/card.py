@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from fleqc.machine.config import SubleqConfig
 from fleqc.machine.layout import ColumnRegions, subleq_rows
 from fleqc.machine.rows import RowSpace
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
-from fleqc.program import Symbol
+from fleqc.program import Symbol, values_by_label
 
 CARD_FORMAT = "fleqc-card"
 CARD_VERSION = 1
@@ -97,16 +96,6 @@ class Card:
     def load(cls, path: str | os.PathLike) -> "Card":
         arrays = read_npz(path, ("X", "meta"), ErrorCode.BAD_CARD, "punch card")
         return card_from_arrays(arrays["X"], arrays["meta"], str(path))
-
-
-def values_by_label(symbols: dict[str, Symbol], memory: list) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for s in sorted(symbols.values(), key=lambda s: (s.address, s.name)):
-        if s.kind != "data" or s.hidden:
-            continue
-        cells = memory[s.address : s.address + s.length]
-        out[s.name] = cells[0] if s.length == 1 else list(cells)
-    return out
 
 
 def symbol_to_json(s: Symbol) -> dict:

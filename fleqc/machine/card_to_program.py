@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.machine.card import Card
-from fleqc.machine.codes import decode_signed, decode_unsigned
+from fleqc.machine.codes import decode_unsigned
 from fleqc.program import Cell, LinkedProgram, SubleqInstruction
 
 
@@ -27,7 +27,7 @@ def card_to_program(card: Card) -> LinkedProgram:
             )
         return target - lo
 
-    cells = tuple(Cell(i, decode_signed(X[rows["mem"].slice, c])) for i, c in enumerate(range(mem0, mem1)))
+    cells = tuple(Cell(i, value) for i, value in enumerate(card.read_memory()))
     instructions = []
     for j, column in enumerate(range(ins0, ins1)):
         line = card.instruction_lines[j] if j < len(card.instruction_lines) else 0

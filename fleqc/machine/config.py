@@ -13,6 +13,7 @@ from fleqc.errors import ErrorCode, FleqError
 MIN_COLUMNS = 4
 MAX_COLUMNS = 1 << 16
 MIN_BITS, MAX_BITS = 2, 32
+DEFAULT_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class SubleqConfig:
     """
 
     columns: int
-    bits: int = 16
+    bits: int = DEFAULT_BITS
     scratch: int = 1
     kind: str = "subleq"
 
