@@ -45,6 +45,7 @@ class ErrorCode(enum.Enum):
     OPERAND_COUNT = "operand-count"
     WRONG_SECTION = "wrong-section"
     NOT_IN_MACHINE = "not-in-machine"
+    BAD_ROUTINE = "bad-routine"  # .routine/.endroutine/call/ret misused (FLEQ routines)
     # names and values
     UNDEFINED_LABEL = "undefined-label"
     DUPLICATE_LABEL = "duplicate-label"

@@ -88,6 +88,7 @@ CASES = [
     ("fleq-in-subleq", "halt\nfleq 0, add, 0, 0, 0, 0\n", E.NOT_IN_MACHINE, 2, 1),
     ("function-in-subleq", "  add x, y, z\n", E.NOT_IN_MACHINE, 1, 3),
     ("jle-in-subleq", "jle x, 0\n", E.NOT_IN_MACHINE, 1, 1),
+    ("ret-outside-routine", FLEQ + "halt\n  ret\n", E.BAD_ROUTINE, 3, 3),
     # names and values
     ("undefined-label", D + "loop: .word 0\n" + T + "jmp lop\n", E.UNDEFINED_LABEL, 4, 5),
     ("undefined-in-expression", D + "x: .word 1 + (2 - nope)\n" + T + "halt\n", E.UNDEFINED_LABEL, 2, 19),

@@ -35,6 +35,7 @@ from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
+from fleqc.frontend.routines import Routines, collect_routines, ret_size
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, ShapeError
 from fleqc.machine.config import DEFAULT_BITS, MAX_BITS, MIN_BITS
 from fleqc.program import (
@@ -76,10 +77,12 @@ def link(
     sources = Sources()
     placed = expand_includes(main, main_dir, main_path, sources)
     machine = _choose_machine(placed, sources)
+    routines = collect_routines(placed, machine, sources)
+    placed = routines.placed
     definitions = _collect_definitions(placed, sources)
     evaluator = Evaluator(machine, definitions, sources)
     width = _choose_bits(placed, bits, evaluator, sources)
-    layout = _Layout(machine, evaluator, sources).run(placed)
+    layout = _Layout(machine, evaluator, sources, routines).run(placed)
     if not layout.instructions:
         raise sources.error(ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1))
     evaluator.set_labels(layout.label_values())
@@ -203,7 +206,8 @@ class _PendingInstruction:
 
     index: int
     statement: ast.Instruction
-    op: str  # subleq, jmp, halt, fleq, jle or call (a FLEQ function written as a mnemonic)
+    op: str  # subleq, jmp, halt, fleq, jle, call, ret or apply (a FLEQ function as a mnemonic)
+    size: int = 1  # instructions it expands to (a `ret`: its dispatch over the call sites)
 
 
 @dataclass(frozen=True)
@@ -220,10 +224,12 @@ class _Layout:
     machine: MachineKind
     evaluator: Evaluator
     sources: Sources
+    routines: Routines
     cells: list[_PendingCell] = field(default_factory=list)
     instructions: list[_PendingInstruction] = field(default_factory=list)
     labels: dict[str, _LabelPlace] = field(default_factory=dict)
     lengths: dict[str, int] = field(default_factory=dict)
+    code_size: int = 0  # instructions placed so far (a `ret` may take several)
 
     def run(self, placed: Sequence[Placed]) -> _Layout:
         """Place everything; a label names the next item of the section it is written in."""
@@ -251,7 +257,7 @@ class _Layout:
         return {name: Value(place.address, place.kind) for name, place in self.labels.items()}
 
     def _attach(self, pending: list[Placed], kind: Literal["data", "code"]) -> list[str]:
-        address = len(self.cells) if kind == "data" else len(self.instructions)
+        address = len(self.cells) if kind == "data" else self.code_size
         for item in pending:
             label = item.statement
             assert isinstance(label, ast.Label)
@@ -353,14 +359,16 @@ class _Layout:
                 "instruction in the .data section (put it after '.text')",
                 statement.span,
             )
-        if len(self.instructions) + 1 >= MAX_INSTRUCTIONS:
+        size = self.routines.size(statement)
+        if self.code_size + size >= MAX_INSTRUCTIONS:
             raise self.sources.error(
                 ErrorCode.PROGRAM_TOO_LARGE,
                 f"the program has more than {MAX_INSTRUCTIONS - 1} instructions",
                 statement.span,
             )
         self._attach(pending, "code")
-        self.instructions.append(_PendingInstruction(len(self.instructions), statement, op))
+        self.instructions.append(_PendingInstruction(self.code_size, statement, op, size))
+        self.code_size += size
 
 
 def _shape_words(shape: Shape) -> str:
@@ -385,6 +393,8 @@ _FLEQ_FORMS = {
     "jle": (2, 2, "jle flag, p"),
     "jmp": (1, 1, "jmp p"),
     "halt": (0, 0, "halt"),
+    "call": (1, 1, "call ROUTINE"),
+    "ret": (0, 0, "ret"),
 }
 
 
@@ -401,7 +411,7 @@ def _classify(statement: ast.Instruction, machine: MachineKind, sources: Sources
     elif mnemonic in FLEQ_FUNCTIONS:
         arity = FLEQ_FUNCTIONS[mnemonic].arity
         operands = "dst, a, b" if arity == 2 else "dst, a"
-        forms, op = {"call": (arity + 1, arity + 1, f"{mnemonic} {operands}")}, "call"
+        forms, op = {"apply": (arity + 1, arity + 1, f"{mnemonic} {operands}")}, "apply"
     else:
         hint = did_you_mean(mnemonic, list(_FLEQ_FORMS) + list(FLEQ_FUNCTIONS)) or _label_hint(statement)
         raise sources.error(
@@ -486,13 +496,20 @@ class _Linker:
         self.machine, self.bits, self.layout = machine, bits, layout
         self.evaluator, self.sources = evaluator, sources
         self.user_cells = len(layout.cells)
-        self.code_size = len(layout.instructions) + 1  # the implicit halt
+        self.code_size = layout.code_size + 1  # the implicit halt
+        self.hidden_values: dict[str, float] = dict(HIDDEN_VALUES)
         self.hidden = self._hidden_addresses()
+        self.call_index = {id(p.statement): p.index for p in layout.instructions if p.op == "call"}
 
     def run(self, source_name: str) -> LinkedProgram:
         cells = [self._cell(pending) for pending in self.layout.cells]
         cells += [self._hidden_cell(name, address) for name, address in self.hidden.items()]
-        instructions = [self._instruction(p) for p in self.layout.instructions]
+        instructions: list[Instruction] = []
+        for pending in self.layout.instructions:
+            if pending.op == "ret":
+                instructions += self._ret(pending)
+            else:
+                instructions.append(self._instruction(pending))
         instructions.append(self._halt(len(instructions), None))
         return LinkedProgram(
             machine=self.machine,
@@ -510,13 +527,27 @@ class _Linker:
         if self.machine == "subleq":
             needed = {"__zero"}  # for the implicit halt, if nothing else
         else:
-            calls = any(p.op == "call" for p in self.layout.instructions)
+            calls = any(p.op == "apply" for p in self.layout.instructions)
             needed = {"__zero", "__dummy"} | ({"__one"} if calls else set())
         names = [name for name in HIDDEN_CELLS if name in needed]
+        if self.machine == "fleq":
+            names += self._routine_cells()
         return {name: self.user_cells + i for i, name in enumerate(names)}
 
+    def _routine_cells(self) -> list[str]:
+        """``__ret_R`` per called routine, ``__dispatch``, ``__call_k`` = k, ``__split_k`` = k + 0.5."""
+        routines = self.layout.routines
+        most = routines.most_sites()
+        values: dict[str, float] = {f"__ret_{name}": 0 for name in routines.names if routines.sites[name]}
+        if most >= 2:
+            values["__dispatch"] = 0
+        values |= {f"__call_{k}": k for k in range(1, most + 1)}
+        values |= {f"__split_{k}": k + 0.5 for k in range(1, most)}
+        self.hidden_values |= values
+        return list(values)
+
     def _hidden_cell(self, name: str, address: int) -> Cell:
-        value = HIDDEN_VALUES[name]
+        value = self.hidden_values[name]
         return Cell(address, np.array(float(value)) if self.machine == "fleq" else value, ())
 
     # cells
@@ -632,7 +663,9 @@ class _Linker:
             flag = _Operand(b.address, ops[1], "operand b of subleq (it is also the branch flag)")
             target = self._next_or(pending, 2, "the jump target c")
             return self._fleq_checked(pending, "sub", b, b, a, flag, target)
-        if op == "call":  # f dst, a[, b]: no branch (the flag __one is never <= 0)
+        if op == "call":  # store the site number in the routine's return cell and jump to it
+            return self._call(pending)
+        if op == "apply":  # f dst, a[, b]: no branch (the flag __one is never <= 0)
             func = pending.statement.mnemonic
             dst, a = self._operand(ops[0], "the destination"), self._operand(ops[1], "operand a")
             b = self._operand(ops[2], "operand b") if len(ops) > 2 else a
@@ -647,6 +680,43 @@ class _Linker:
         flag = self._operand(flag_expr, "the flag")
         target = self._code(target_expr, "the jump target p")
         return self._fleq_checked(pending, func_expr.name, dst, a, b, flag, target, func_expr.span)
+
+    def _call(self, pending: _PendingInstruction) -> FleqInstruction:
+        routines, statement = self.layout.routines, pending.statement
+        target = statement.operands[0]
+        assert isinstance(target, ast.Name)
+        site = self.hidden[f"__call_{routines.site_number[id(statement)]}"]
+        entry = self._code(target, "the routine")
+        return FleqInstruction(
+            pending.index, "mov", self.hidden[f"__ret_{target.name}"], site, site, self.hidden["__zero"],
+            entry, statement.span,
+        )
+
+    def _ret(self, pending: _PendingInstruction) -> list[FleqInstruction]:
+        """The dispatch of a ``ret`` over its routine's call sites (see fleqc.frontend.routines)."""
+        routines, span = self.layout.routines, pending.statement.span
+        name = routines.owner[id(pending.statement)]
+        returns = [self.call_index[id(call)] + 1 for call in routines.sites[name]]
+        if not returns:
+            return [self._halt(pending.index, span)]  # type: ignore[list-item]
+        zero, dummy = self.hidden["__zero"], self.hidden["__dummy"]
+        out: list[FleqInstruction] = []
+
+        def emit(lo: int, hi: int) -> None:  # sites lo..hi (1-based), depth log2(K): no deep recursion
+            at = pending.index + len(out)
+            if lo == hi:
+                out.append(FleqInstruction(at, "mov", dummy, dummy, dummy, zero, returns[lo - 1], span))
+                return
+            mid = (lo + hi) // 2
+            left = at + 1 + ret_size(hi - mid)  # the right half comes first, falling through
+            scratch, split = self.hidden["__dispatch"], self.hidden[f"__split_{mid}"]
+            out.append(FleqInstruction(at, "sub", scratch, self.hidden[f"__ret_{name}"], split, scratch, left, span))
+            emit(mid + 1, hi)
+            emit(lo, mid)
+
+        emit(1, len(returns))
+        assert len(out) == pending.size
+        return out
 
     def _operand(self, expr: ast.Expr, role: str) -> _Operand:
         return _Operand(self._data(expr, role), expr, role)

@@ -161,9 +161,32 @@ class MatrixDirective:
     span: Span
 
 
+@dataclass(frozen=True)
+class RoutineDirective:
+    """``.routine NAME``: a routine starts; NAME labels its first instruction (FLEQ ``call``/``ret``)."""
+
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class EndRoutineDirective:
+    """``.endroutine``: the routine opened last ends."""
+
+    span: Span
+
+
 DataDirective = Union[WordDirective, ZeroDirective, VectorDirective, MatrixDirective]
 Directive = Union[
-    MachineDirective, BitsDirective, IncludeDirective, ConstDirective, SectionDirective, DataDirective
+    MachineDirective,
+    BitsDirective,
+    IncludeDirective,
+    ConstDirective,
+    SectionDirective,
+    DataDirective,
+    RoutineDirective,
+    EndRoutineDirective,
 ]
 Statement = Union[Label, Instruction, Directive]
 

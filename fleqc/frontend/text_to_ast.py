@@ -279,6 +279,19 @@ def _matrix(b: _DirectiveBuilder) -> ast.MatrixDirective:
     return ast.MatrixDirective(rows, columns, tuple(values), b.span)
 
 
+def _routine(b: _DirectiveBuilder) -> ast.RoutineDirective:
+    b.count(1, 1, "one routine name")
+    (arg,) = b.args
+    if not isinstance(arg, ast.Name):
+        raise b.owner.fail(ErrorCode.BAD_DIRECTIVE, "'.routine' takes a routine name", arg.span)
+    return ast.RoutineDirective(arg.name, b.span, arg.span)
+
+
+def _endroutine(b: _DirectiveBuilder) -> ast.EndRoutineDirective:
+    b.count(0, 0, "no arguments")
+    return ast.EndRoutineDirective(b.span)
+
+
 _DIRECTIVES: dict[str, Callable[[_DirectiveBuilder], ast.Directive]] = {
     ".machine": _machine,
     ".bits": _bits,
@@ -290,6 +303,8 @@ _DIRECTIVES: dict[str, Callable[[_DirectiveBuilder], ast.Directive]] = {
     ".zero": _zero,
     ".vector": _vector,
     ".matrix": _matrix,
+    ".routine": _routine,
+    ".endroutine": _endroutine,
 }
 
 
@@ -391,7 +406,7 @@ _WORDS = {
     "_NL": "end of line",
 }
 # Instruction names, only to recognise `loop subleq a, b` (a label without its colon) in messages.
-_MNEMONICS = frozenset(["subleq", "jmp", "halt", "fleq", "jle", *FLEQ_FUNCTIONS])
+_MNEMONICS = frozenset(["subleq", "jmp", "halt", "fleq", "jle", "call", "ret", *FLEQ_FUNCTIONS])
 
 
 def _describe_token(token: Token) -> str:
