@@ -66,18 +66,21 @@ def unsigned_terms(block: RowBlock, upto: int, sign: float = 1.0) -> tuple[dict[
 # attention heads
 
 
-def pointer_read_head(rows: RowSpace, name: str, pointer: RowBlock, dv: int, temperature: float) -> HeadBuilder:
+def pointer_read_head(
+    rows: RowSpace, name: str, pointer: RowBlock, dv: int, temperature: float, querier: str = "scratch"
+) -> HeadBuilder:
     """A head whose scratchpad query attends to the column whose code equals ``pointer``.
 
     query = T (pointer + (scratch - one) 1): in the scratchpad the pointer; in every other column the
     all -1 code of column 0, so those columns read column 0 (the scratchpad), whose fields the head
     moves are 0 there, and receive nothing. key = pos. A matching code scores T w, any other at most
-    T (w - 2). The caller says which rows the head moves (``HeadBuilder.moves``).
+    T (w - 2). The caller says which rows the head moves (``HeadBuilder.moves``). ``querier`` names the
+    indicator row of the columns that read (the FLEQ machine's lanes); all others read column 0.
     """
     w = pointer.size
     head = HeadBuilder(name, rows, dk=w, dv=dv)
     head.query_copies(0, pointer, temperature)
-    head.query_reads(0, w, rows["scratch"][0], temperature)
+    head.query_reads(0, w, rows[querier][0], temperature)
     head.query_reads(0, w, rows["one"][0], -temperature)
     head.key_copies(0, rows["pos"])
     return head

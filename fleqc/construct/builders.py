@@ -58,6 +58,26 @@ class HeadBuilder:
         self._constant(self.key, slot, size, row, scale)
         return self
 
+    def query_terms(self, slot: int, terms: Mapping[int, float]) -> "HeadBuilder":
+        """query[slot] += sum_r terms[r] X[r]."""
+        for row, coef in terms.items():
+            self.query[slot, row] += coef
+        return self
+
+    def key_terms(self, slot: int, terms: Mapping[int, float]) -> "HeadBuilder":
+        """key[slot] += sum_r terms[r] X[r]."""
+        for row, coef in terms.items():
+            self.key[slot, row] += coef
+        return self
+
+    def carries(self, slot: int, terms: Mapping[int, float], outputs: Mapping[int, float]) -> "HeadBuilder":
+        """value[slot] = sum_r terms[r] X[r] of the attended columns; X[o] += outputs[o] * that, weighted."""
+        for row, coef in terms.items():
+            self.value[slot, row] += coef
+        for row, coef in outputs.items():
+            self.output[row, slot] += coef
+        return self
+
     def moves(self, source: RowBlock, dest: RowBlock, slot: int = 0) -> "HeadBuilder":
         """The head carries ``source`` rows of the attended column into ``dest`` rows of the query column."""
         if source.size != dest.size:
@@ -99,6 +119,7 @@ class FeedForwardBuilder:
     rows: RowSpace
     units: list[Unit] = field(default_factory=list)
     block: str = ""
+    biases: dict[int, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def part(self, block: str) -> Iterator["FeedForwardBuilder"]:
@@ -119,6 +140,10 @@ class FeedForwardBuilder:
     def unit(self, inputs: Mapping[int, float], bias: float, outputs: Mapping[int, float]) -> None:
         self.units.append(Unit(dict(inputs), float(bias), dict(outputs), self.block))
 
+    def bias(self, row: int, value: float) -> None:
+        """X[row] += value in every column (the layer's output bias b2)."""
+        self.biases[row] = self.biases.get(row, 0.0) + float(value)
+
     def identity(self, source: int, outputs: Mapping[int, float]) -> None:
         """outputs += coef * X[source] exactly, as ReLU(x) - ReLU(-x)."""
         self.unit({source: 1.0}, 0.0, outputs)
@@ -133,4 +158,7 @@ class FeedForwardBuilder:
             b1[j] = u.bias
             for r, c in u.outputs.items():
                 w2[r, j] += c
-        return FeedForwardLayer(w1, b1, w2, np.zeros(d), name)
+        b2 = np.zeros(d)
+        for r, c in self.biases.items():
+            b2[r] += c
+        return FeedForwardLayer(w1, b1, w2, b2, name)

@@ -20,7 +20,8 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.codes import decode_signed, decode_unsigned
-from fleqc.machine.config import SubleqConfig
+from fleqc.machine.config import FleqConfig, MachineConfig, SubleqConfig, config_from_dict
+from fleqc.machine.fleq_layout import entry_index, fleq_rows
 from fleqc.machine.layout import ColumnRegions, subleq_rows
 from fleqc.machine.rows import RowSpace
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
@@ -30,17 +31,23 @@ CARD_FORMAT = "fleqc-card"
 CARD_VERSION = 1
 
 
+def rows_for(config: MachineConfig) -> RowSpace:
+    """The row blocks of a machine configuration (SUBLEQ or FLEQ)."""
+    return fleq_rows(config) if isinstance(config, FleqConfig) else subleq_rows(config)
+
+
 @dataclass(frozen=True)
 class Card:
     """A punch card: X and its reading guide."""
 
     X: np.ndarray
-    config: SubleqConfig
+    config: MachineConfig
     rows: RowSpace
     regions: ColumnRegions
     symbols: dict[str, Symbol]
     source_name: str = "<source>"
     instruction_lines: tuple[int, ...] = field(default=())
+    cell_shapes: tuple[tuple[int, ...], ...] = field(default=())  # FLEQ: the shape of every cell
 
     @property
     def memory_size(self) -> int:
@@ -50,25 +57,38 @@ class Card:
     def instruction_count(self) -> int:
         return self.regions.instructions[1] - self.regions.instructions[0]
 
+    @property
+    def pc_column(self) -> int:
+        """The column whose pc rows are read back: the scratchpad (SUBLEQ) or lane 0 (FLEQ)."""
+        return self.regions.scratch[0] + (1 if isinstance(self.config, FleqConfig) else 0)
+
     def summary(self) -> str:
         d, n = self.X.shape
+        words = f"N={self.config.bits} bits" if isinstance(self.config, SubleqConfig) else \
+            f"cells up to {self.config.cell}x{self.config.cell}"
         return (
-            f"{self.config.kind} card: n={n} columns, d={d} rows, N={self.config.bits} bits, "
+            f"{self.config.kind} card: n={n} columns, d={d} rows, {words}, "
             f"{self.instruction_count} instructions, {self.memory_size} memory cells"
         )
 
     # -- reading the state back -------------------------------------------------------------
 
-    def read_memory(self, X: np.ndarray | None = None) -> list[int]:
-        """Every memory cell's value, in address order."""
+    def read_memory(self, X: np.ndarray | None = None) -> list:
+        """Every memory cell's value, in address order (ints for SUBLEQ, float64 arrays for FLEQ)."""
         X = self.X if X is None else X
         block = X[self.rows["mem"].slice]
-        return [decode_signed(block[:, c]) for c in range(*self.regions.memory)]
+        columns = range(*self.regions.memory)
+        if isinstance(self.config, SubleqConfig):
+            return [decode_signed(block[:, c]) for c in columns]
+        return [
+            block[entry_index(shape, self.config.cell), c].reshape(shape) + 0.0  # + 0.0: no -0.0
+            for c, shape in zip(columns, self.cell_shapes)
+        ]
 
     def read_pc(self, X: np.ndarray | None = None) -> int:
         """The program counter as an instruction index (may lie outside the program if X is bad)."""
         X = self.X if X is None else X
-        column = decode_unsigned(X[self.rows["pc"].slice, self.regions.scratch[0]])
+        column = decode_unsigned(X[self.rows["pc"].slice, self.pc_column])
         return column - self.regions.instructions[0]
 
     def decode(self, X: np.ndarray | None = None) -> dict[str, Any]:
@@ -87,6 +107,7 @@ class Card:
             "symbols": [symbol_to_json(s) for s in self.symbols.values()],
             "source": self.source_name,
             "instruction_lines": list(self.instruction_lines),
+            "cell_shapes": [list(shape) for shape in self.cell_shapes],
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -114,20 +135,23 @@ def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
 
     meta = read_json_entry(meta_array, CARD_FORMAT, CARD_VERSION, ErrorCode.BAD_CARD, where)
     try:
-        config = SubleqConfig.from_dict(meta["machine"])
+        config = config_from_dict(meta["machine"])
         rows = RowSpace.from_list(meta["rows"])
         regions = ColumnRegions.from_dict(meta["regions"])
         symbols = {d["name"]: symbol_from_json(d) for d in meta["symbols"]}
         lines = tuple(int(x) for x in meta.get("instruction_lines", []))
         source = str(meta.get("source", "<card>"))
+        shapes = tuple(tuple(int(x) for x in shape) for shape in meta.get("cell_shapes", []))
     except FleqError as exc:
         raise bad(exc.message) from None
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed metadata ({type(exc).__name__}: {exc})") from None
-    if rows != subleq_rows(config):
+    if isinstance(config, FleqConfig) and len(shapes) != regions.memory[1] - regions.memory[0]:
+        raise bad("it does not give the shape of every memory cell")
+    if rows != rows_for(config):
         raise bad("its row blocks do not match the machine it names (written by another fleqc version?)")
     if X.dtype != np.float64 or X.shape != (rows.d, config.columns):
         raise bad(f"X has shape {X.shape} and dtype {X.dtype}; expected float64 {(rows.d, config.columns)}")
     if not np.isfinite(X).all():
         raise bad("X holds NaN or infinite values")
-    return Card(X, config, rows, regions, symbols, source, lines)
+    return Card(X, config, rows, regions, symbols, source, lines, shapes)

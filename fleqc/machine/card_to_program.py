@@ -13,6 +13,10 @@ from fleqc.program import Cell, LinkedProgram, SubleqInstruction
 
 
 def card_to_program(card: Card) -> LinkedProgram:
+    if card.config.kind == "fleq":
+        from fleqc.machine.fleq_card import fleq_card_to_program
+
+        return fleq_card_to_program(card)
     X, rows, regions = card.X, card.rows, card.regions
     mem0, mem1 = regions.memory
     ins0, ins1 = regions.instructions

@@ -30,12 +30,7 @@ class SubleqConfig:
     kind: str = "subleq"
 
     def __post_init__(self) -> None:
-        n = self.columns
-        if n < MIN_COLUMNS or n > MAX_COLUMNS or n & (n - 1):
-            raise FleqError(
-                ErrorCode.BAD_CONFIG,
-                f"--columns must be a power of two between {MIN_COLUMNS} and {MAX_COLUMNS}, got {n}",
-            )
+        _check_columns(self.columns)
         if not MIN_BITS <= self.bits <= MAX_BITS:
             raise FleqError(
                 ErrorCode.BAD_CONFIG, f"--bits must be between {MIN_BITS} and {MAX_BITS}, got {self.bits}"
@@ -58,6 +53,74 @@ class SubleqConfig:
 
     def describe(self) -> str:
         return f"subleq machine: n={self.columns} columns, N={self.bits}-bit integers"
+
+
+DEFAULT_CELL = 8
+MIN_CELL, MAX_CELL = 1, 16
+
+
+@dataclass(frozen=True)
+class FleqConfig:
+    """The FLEQ machine: n columns (a power of two) whose memory cells hold up to cell x cell reals.
+
+    Columns: one reference column, ``lanes`` = cell^2 lane columns (lane r works on entry
+    (r // cell, r % cell) of the result), then memory and instruction columns.
+    """
+
+    columns: int
+    cell: int = DEFAULT_CELL
+    kind: str = "fleq"
+
+    def __post_init__(self) -> None:
+        _check_columns(self.columns)
+        if not MIN_CELL <= self.cell <= MAX_CELL:
+            raise FleqError(ErrorCode.BAD_CONFIG, f"--cell must be between {MIN_CELL} and {MAX_CELL}, got {self.cell}")
+
+    @property
+    def code_bits(self) -> int:
+        return self.columns.bit_length() - 1
+
+    @property
+    def lanes(self) -> int:
+        return self.cell * self.cell
+
+    @property
+    def scratch(self) -> int:
+        """Columns before memory: the reference column and the lanes."""
+        return 1 + self.lanes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FleqConfig":
+        if data.get("kind") != "fleq":
+            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {data.get('kind')!r}")
+        return cls(columns=int(data["columns"]), cell=int(data["cell"]))
+
+    def describe(self) -> str:
+        return f"fleq machine: n={self.columns} columns, cells up to {self.cell}x{self.cell} float64"
+
+
+MachineConfig = SubleqConfig | FleqConfig
+
+
+def config_from_dict(data: dict) -> MachineConfig:
+    """The configuration a card or weights file names (by its ``kind``)."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "subleq":
+        return SubleqConfig.from_dict(data)
+    if kind == "fleq":
+        return FleqConfig.from_dict(data)
+    raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {kind!r}")
+
+
+def _check_columns(n: int) -> None:
+    if n < MIN_COLUMNS or n > MAX_COLUMNS or n & (n - 1):
+        raise FleqError(
+            ErrorCode.BAD_CONFIG,
+            f"--columns must be a power of two between {MIN_COLUMNS} and {MAX_COLUMNS}, got {n}",
+        )
 
 
 def smallest_columns(needed: int) -> int:

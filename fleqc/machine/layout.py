@@ -85,13 +85,17 @@ class ColumnRegions:
         )
 
 
-def check_fits(memory_cells: int, instructions: int, columns: int, scratch: int = 1) -> None:
-    """Raise PROGRAM_TOO_LARGE when the program needs more columns than the machine has."""
+def check_fits(
+    memory_cells: int, instructions: int, columns: int, scratch: int = 1, scratch_name: str = "scratchpad"
+) -> None:
+    """``scratch_name`` says what the ``scratch`` leading columns are (FLEQ: the reference and lanes).
+
+    Raise PROGRAM_TOO_LARGE when the program needs more columns than the machine has."""
     needed = scratch + memory_cells + instructions
     if needed > columns:
         raise FleqError(
             ErrorCode.PROGRAM_TOO_LARGE,
-            f"the program needs {needed} columns ({scratch} scratchpad + {memory_cells} memory + "
+            f"the program needs {needed} columns ({scratch} {scratch_name} + {memory_cells} memory + "
             f"{instructions} instructions) but the machine has {columns}; use --columns "
             f"{1 << (needed - 1).bit_length()} or more",
         )

@@ -1,4 +1,4 @@
-"""Lay a linked SUBLEQ program out as a punch card.
+"""Lay a linked SUBLEQ program out as a punch card (FLEQ programs: ``fleq_card``).
 
 Column i carries its positional code; the scratchpad column holds the program counter (the code of
 the first instruction column); memory column s+i holds cell i as N bits; instruction column
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.codes import encode_signed, position_codes
 from fleqc.machine.config import SubleqConfig, smallest_columns
@@ -27,13 +26,12 @@ def choose_config(program: LinkedProgram, columns: int | None = None) -> SubleqC
     return config
 
 
-def program_to_card(program: LinkedProgram, columns: int | None = None) -> Card:
-    if program.machine != "subleq":
-        raise FleqError(
-            ErrorCode.NOT_IN_MACHINE,
-            f"{program.source_name}: the transformer backend runs SUBLEQ programs; "
-            "FLEQ programs run with --backend reference until the FLEQ machine lands",
-        )
+def program_to_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> Card:
+    """The punch card of a SUBLEQ or FLEQ program (``cell``: FLEQ cell size, default 8 or larger)."""
+    if program.machine == "fleq":
+        from fleqc.machine.fleq_card import program_to_fleq_card
+
+        return program_to_fleq_card(program, columns, cell)
     config = choose_config(program, columns)
     rows = subleq_rows(config)
     regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)

@@ -1,0 +1,169 @@
+"""Exact tools for real-valued machines: gates, power-of-two splits, steep thresholds, local heads.
+
+Every tool here moves float64 values through ReLU units and softmax heads *without rounding them*
+(or with one stated rounding). The facts they rest on are measured in docs/fleq-design.md
+(reproduced by ``bench/fleq_block_study.py``).
+
+**Exact gate.** ``out += x`` if every row of ``notsel`` is 0, else ``out += 0``::
+
+    ReLU(x - C sum(notsel)) - ReLU(-x - C sum(notsel)),     C = 2^1020
+
+When selected the pre-activation is x plus exact zeros, so the output is x bit for bit (-0.0 comes
+out as +0.0). Otherwise sum(notsel) >= ~1 and |x| <= 2^1002 < C, so both units are 0. The indicator
+rows are 0/1 rows of X (never ``1 - row`` with a constant: x + C - C rounds x away).
+
+**Scaled gate.** ``out += 2^e x`` under a gate: the power of two is split so that no pre-activation
+can overflow: inside the unit x is multiplied by min(2^e, 1), the output weight is max(2^e, 1).
+
+**Exact threshold** ``[x > tau]`` in two layers, for every finite x::
+
+    layer A:  r = ReLU(x - tau)                      r > 0 iff x > tau, and then r >= ulp(tau)
+    layer B:  u = ReLU(1 - G r), G = 1 / ulp(tau);   t = 1 - u (the 1 is the output bias b2)
+
+u and t are exactly 0 or 1 (G r may overflow to inf: the pre-activation is -inf and the ReLU 0).
+
+**Steep threshold** ``[S > 1/2]`` for a softmax weight S in [0, 1], exact for every float S: S > 1/2
+means S >= 1/2 + 2^-53, so 2^53 S - 2^52 is an integer >= 1 and
+ReLU(2^53 S - 2^52) - ReLU(2^53 S - 2^52 - 1) = 1; S <= 1/2 gives 0. Conjunctions with 0/1 rows that
+must be 0 subtract 2^54 times those rows (integers: no rounding).
+
+**Local head.** A head in which each lane attends to itself and to the reference column only: the
+score of the lane itself is a data term (on the query side, so other lanes holding data cannot
+outscore it), the reference column scores a constant L, and every other column is pushed down by at
+least PENALTY = 1024 through products of 0/1 code rows that are exactly 0 for the column itself. A
+score gap >= 746 makes a softmax weight exactly 0 in float64, so the head is an exact two-key
+softmax: weight(self) = e^s / (e^s + e^L) = sigmoid(s - L). The data term s is computed in the
+query column, so every lane key sees the same s and only the penalty tells them apart; s may be
+any value <= 2^40 (then s - PENALTY is computed within 2^-12 of its value) and any negative value
+(a very negative s leaves all the weight on the reference column).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder
+from fleqc.machine.rows import RowSpace
+
+GATE = 2.0**1020
+PENALTY = 1024.0  # score gap that makes a softmax weight exactly 0 (e^-1024 underflows to 0)
+STEEP = 2.0**53
+
+
+def _merge(*parts: Mapping[int, float]) -> dict[int, float]:
+    total: dict[int, float] = {}
+    for part in parts:
+        for row, coef in part.items():
+            total[row] = total.get(row, 0.0) + coef
+    return total
+
+
+def gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    notsel: Iterable[int],
+    outputs: Mapping[int, float],
+    constant: float = 0.0,
+) -> None:
+    """outputs += coef * (sum terms + constant) if every ``notsel`` row is 0, else 0 (2 units)."""
+    closed = _merge(*({r: -GATE} for r in notsel))
+    one = ffn.rows["one"][0]
+    plus = _merge(terms, closed, {one: constant} if constant else {})
+    minus = _merge({r: -c for r, c in terms.items()}, closed, {one: -constant} if constant else {})
+    ffn.unit(plus, 0.0, outputs)
+    ffn.unit(minus, 0.0, {r: -c for r, c in outputs.items()})
+
+
+def scaled_gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    exponent: int,
+    notsel: Iterable[int],
+    outputs: Mapping[int, float],
+    constant: float = 0.0,
+) -> None:
+    """outputs += coef * 2^exponent * (sum terms + constant) under a gate; no unit can overflow."""
+    inner = 2.0 ** min(exponent, 0)
+    outer = 2.0 ** max(exponent, 0)
+    gate(
+        ffn,
+        {r: c * inner for r, c in terms.items()},
+        notsel,
+        {r: c * outer for r, c in outputs.items()},
+        constant * inner,
+    )
+
+
+def relu_gate(ffn: FeedForwardBuilder, terms: Mapping[int, float], notsel: Iterable[int], output: int) -> None:
+    """output += max(x, 0) if every ``notsel`` row is 0, else 0 (1 unit)."""
+    ffn.unit(_merge(terms, *({r: -GATE} for r in notsel)), 0.0, {output: 1.0})
+
+
+def conjunction(ffn: FeedForwardBuilder, indicator: int, notsel: Iterable[int], output: int) -> None:
+    """output += [indicator = 1 and every notsel row = 0] (0/1 rows; 1 unit)."""
+    ffn.unit(_merge({indicator: 1.0}, *({r: -1.0} for r in notsel)), 0.0, {output: 1.0})
+
+
+def ulp(tau: float) -> float:
+    """The spacing of float64 numbers just above tau > 0."""
+    return math.ulp(tau)
+
+
+def threshold_distance(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau: float, output: int) -> None:
+    """Layer A: output += ReLU(x - tau), x = sum terms (1 unit)."""
+    ffn.unit(terms, -tau, {output: 1.0})
+
+
+def threshold_indicators(ffn: FeedForwardBuilder, distance: int, tau: float, below: int, above: int) -> None:
+    """Layer B: below = [x <= tau], above = [x > tau] from distance = ReLU(x - tau) (or a sum of such)."""
+    one = ffn.rows["one"][0]
+    ffn.unit({one: 1.0, distance: -1.0 / ulp(tau)}, 0.0, {below: 1.0, above: -1.0})
+    ffn.bias(above, 1.0)
+
+
+def steep_above_half(ffn: FeedForwardBuilder, weight: int, notsel: Iterable[int], output: int) -> None:
+    """output += [S > 1/2 and every notsel row = 0] for a softmax weight S (2 units, exact)."""
+    off = {r: -4.0 * STEEP for r in notsel}
+    ffn.unit(_merge({weight: STEEP}, off), -STEEP / 2, {output: 1.0})
+    ffn.unit(_merge({weight: STEEP}, off), -STEEP / 2 - 1.0, {output: -1.0})
+
+
+def clear_rows(ffn: FeedForwardBuilder, rows: Iterable[int]) -> None:
+    """Every listed row <- 0 exactly: X[r] += -(ReLU(x) - ReLU(-x))."""
+    for row in rows:
+        ffn.identity(row, {row: -1.0})
+
+
+def local_head(
+    rows: RowSpace,
+    name: str,
+    score: Mapping[int, float],
+    values: list[tuple[Mapping[int, float], Mapping[int, float]]],
+    self_score_constant: float = 0.0,
+    reference_score: float = 0.0,
+) -> HeadBuilder:
+    """A two-key softmax per lane: the lane itself (score s) against the reference column (score L).
+
+    s = sum score[r] X[r] + self_score_constant (query side), L = reference_score. Every other
+    column scores at most s - PENALTY, or L - PENALTY for the reference column as a query. ``values``:
+    (terms, outputs) pairs; each value term should vanish in the reference column (use ``lane``).
+    Output per lane: sum over pairs of outputs * sigmoid(s - L) * value(self).
+    """
+    w = rows["pos"].size
+    one, ref, lane = rows["one"][0], rows["ref"][0], rows["lane"][0]
+    head = HeadBuilder(name, rows, dk=3 + 2 * w, dv=len(values))
+    head.query_terms(0, _merge(score, {one: self_score_constant} if self_score_constant else {}))
+    head.key_terms(0, {lane: 1.0})
+    head.query_terms(1, {one: reference_score})
+    head.key_terms(1, {ref: 1.0})
+    head.query_terms(2, {ref: -PENALTY})
+    head.key_terms(2, {rows["not_ref"][0]: 1.0})
+    for k in range(w):
+        head.query_terms(3 + k, {rows["pos_zero"][k]: -PENALTY})
+        head.key_terms(3 + k, {rows["pos_one"][k]: 1.0})
+        head.query_terms(3 + w + k, {rows["pos_one"][k]: -PENALTY})
+        head.key_terms(3 + w + k, {rows["pos_zero"][k]: 1.0})
+    for slot, (terms, outputs) in enumerate(values):
+        head.carries(slot, terms, outputs)
+    return head

@@ -1,0 +1,446 @@
+"""The FLEQ machine: one pass of eleven layers executes ``mem[c] = f(mem[a], mem[b]); branch``.
+
+    #   kind       name       does (in every lane unless said otherwise)
+    1   attention  fetch      c_* <- the instruction column at pc                              1 head
+    2   attention  read       op_a <- mem[a], op_b <- mem[b], fval <- mem[flag]; every column:
+                              wen = [column = dst], not_wen = 1 - wen (exact 0 in dst)           4 heads
+    3   ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
+                              m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
+                              dst column: mem <- 0
+    4   ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the fitted input; single
+                              thresholds (clamps, exp range, sign)
+    5   ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
+    6   ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s;
+                              x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
+    7   attention  compute    products (2 heads per slot), fitted sums of sigmoids (one head per
+                              term, three value rows), exp (3 heads), sigmoid, sigmoid(mem[flag])
+    8   ReLU       select     out = the selected block's value (exact gates, exact rescales);
+                              fault if an operand is outside the selected block's domain
+    9   attention  gather     every column: wval[r] <- out of lane r (one head per entry);
+                              s_res = sigmoid(out of lane 0) (the flag when flag = dst)
+    10  ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
+    11  ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
+
+4 attention and 7 feed-forward layers (the paper's FLEQ construction uses 13). Heads:
+1 + 4 + (2 cell + m + 5) + (cell^2 + 1). Every constant is a power of two or a fitted coefficient;
+the weights depend only on the configuration (n, cell). The error of each block is measured by
+tests/test_fleq_blocks.py and documented in docs/fleq-machine.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fleqc.construct import blocks
+from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
+from fleqc.construct.exact import (
+    PENALTY,
+    clear_rows,
+    conjunction,
+    gate,
+    local_head,
+    relu_gate,
+    scaled_gate,
+    steep_above_half,
+    threshold_distance,
+    threshold_indicators,
+)
+from fleqc.construct.fitting import fit_functions, sigmoid_basis
+from fleqc.machine.config import FleqConfig
+from fleqc.machine.fleq_layout import (
+    EXP_MAX,
+    FIT_LADDER,
+    FITTED_OPS,
+    OPS,
+    PRODUCT_LADDER,
+    SINGLE_THRESHOLDS,
+    VIEWS,
+    fleq_rows,
+)
+from fleqc.machine.rows import RowSpace
+from fleqc.transformer.layers import LoopedTransformer
+
+POINTER_TEMPERATURE = 512.0  # code match T w vs <= T (w - 2): gap 1024, off-target weights exactly 0
+MARK_TEMPERATURE = PENALTY  # the write-mark head's gap is T: 1024
+# Product heads: (epsilon, Richardson weight); sum_h c_h (2/eps_h) a tanh(eps_h b'/2) = a b' + O(eps^4).
+PRODUCT_HEADS = ((2.0**-16, 4.0 / 3.0), (2.0**-15, -1.0 / 3.0))
+PRODUCT_OFFSET = sum(c * 2.0 / eps for eps, c in PRODUCT_HEADS)  # subtracted: 2 sigmoid - 1 = tanh
+EXP_REFERENCES = (0.0, 96.0, 745.0)  # reference scores of the three exp heads
+SIGMOID_CLAMP = 64.0
+
+
+class _Rows:
+    """Short names for the rows the construction uses (one place to look them up)."""
+
+    def __init__(self, rows: RowSpace) -> None:
+        self.rows = rows
+        self.one = rows["one"][0]
+        self.lane = rows["lane"][0]
+        self.not_lane = rows["not_lane"][0]
+
+    def __getitem__(self, name: str):
+        return self.rows[name]
+
+    def op(self, name: str) -> int:
+        """c_not_op row of a function block (0 when the instruction selects it)."""
+        return self.rows["c_not_op"][OPS.index(name)]
+
+    def view(self, name: str) -> int:
+        return self.rows["c_not_view"][VIEWS.index(name)]
+
+    def th(self, name: str, part: str) -> int:
+        return self.rows[f"th_{name}_{part}"][0]
+
+    def pl(self, part: str, slot: int, j: int) -> int:
+        return self.rows[f"pl_{part}"][slot * len(PRODUCT_LADDER.thresholds) + PRODUCT_LADDER.index(j)]
+
+    def fl(self, part: str, j: int) -> int:
+        return self.rows[f"fl_{part}"][FIT_LADDER.index(j)]
+
+
+def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
+    rows = fleq_rows(config)
+    R = _Rows(rows)
+    c = config.cell
+    layers = [
+        attention_layer([_fetch_head(R)]),
+        attention_layer(_read_heads(R)),
+        _extract(R, c).build("extract"),
+        _ladder_a(R, c).build("ladder A"),
+        _ladder_b(R, c).build("ladder B"),
+        _normalise(R, c).build("normalise"),
+        attention_layer(_compute_heads(R, c)),
+        _select(R).build("select"),
+        attention_layer(_gather_heads(R, config.lanes)),
+        _commit(R, config.lanes).build("commit"),
+        _branch(R).build("branch"),
+    ]
+    real_rows = set(rows["mem"])
+    return LoopedTransformer(
+        layers=tuple(layers),
+        row_labels=tuple(rows.labels()),
+        ternary_rows=tuple(r for r in range(rows.d) if r not in real_rows),
+        metadata={
+            "machine": config.to_dict(),
+            "pointer_temperature": POINTER_TEMPERATURE,
+            "fault_rows": list(rows["fault"]),
+            "fitted_terms": len(sigmoid_basis().slopes),
+        },
+    )
+
+
+# -- 1, 2: fetch and read ------------------------------------------------------------------------
+
+
+def _fetch_head(R: _Rows) -> HeadBuilder:
+    """Every lane: c_* <- i_* of the instruction column whose code is pc (other columns read zeros)."""
+    fields = [b.name[2:] for b in R.rows if b.name.startswith("i_")]
+    dv = sum(R[f"i_{f}"].size for f in fields)
+    head = blocks.pointer_read_head(R.rows, "fetch", R["pc"], dv, POINTER_TEMPERATURE, querier="lane")
+    slot = 0
+    for f in fields:
+        head.moves(R[f"i_{f}"], R[f"c_{f}"], slot)
+        slot += R[f"i_{f}"].size
+    return head
+
+
+def _read_heads(R: _Rows) -> list[HeadBuilder]:
+    """op_a <- mem[a], op_b <- mem[b], fval <- mem[flag][0]; the write mark wen / not_wen."""
+    S = R["mem"].size
+    heads = []
+    for pointer, dest in (("c_a", "op_a"), ("c_b", "op_b")):
+        head = blocks.pointer_read_head(R.rows, f"read {pointer[2:]}", R[pointer], S, POINTER_TEMPERATURE, "lane")
+        heads.append(head.moves(R["mem"], R[dest]))
+    flag = blocks.pointer_read_head(R.rows, "read flag", R["c_flag"], 1, POINTER_TEMPERATURE, "lane")
+    heads.append(flag.carries(0, {R["mem"][0]: 1.0}, {R["fval"][0]: 1.0}))
+    heads.append(_mark_head(R))
+    return heads
+
+
+def _mark_head(R: _Rows) -> HeadBuilder:
+    """Every column: wen = [pos = dst], not_wen = 1 - wen, exactly 0 in the destination column.
+
+    query = T [pos ; w - 1], key of a lane = [c_dst ; 0], key of any other column = [0 ; 1]. The
+    destination column scores T w on every lane and T (w - 1) elsewhere: weight exactly 1/S on each
+    lane (S a power of two), so wen = 1 and not_wen = 0 exactly. Any other column scores at most
+    T (w - 2) on the lanes: their weight is exactly 0 (gap T = 1024), so wen = 0 and not_wen ~ 1.
+    """
+    w = R["pos"].size
+    T = MARK_TEMPERATURE
+    head = HeadBuilder("mark", R.rows, dk=w + 1, dv=2)
+    head.query_copies(0, R["pos"], T).query_terms(w, {R.one: T * (w - 1)})
+    head.key_copies(0, R["c_dst"]).key_terms(w, {R.not_lane: 1.0})
+    head.carries(0, {R.lane: 1.0}, {R["wen"][0]: 1.0})
+    head.carries(1, {R.not_lane: 1.0}, {R["not_wen"][0]: 1.0})
+    return head
+
+
+# -- 3: extract ------------------------------------------------------------------------------------
+
+
+def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
+    """Pick this lane's operand entries out of op_a / op_b with exact gates on static lane rows.
+
+    Lane r = (i, j):  a_e = A[i, j] | A[0, 0] | A[j, i];  b_e = B[i, j] | B[0, 0];
+    m_x[k] = A[i, k] | A[j, k];  m_y[k] = B[k, j] | B[i, k]  (the view rows of the instruction).
+    Exactly one term of each sum is open, so every sum adds exact zeros.
+    """
+    ffn = FeedForwardBuilder(R.rows)
+    a, b = R["op_a"], R["op_b"]
+    ent, row, col = R["not_entry"], R["not_row"], R["not_col"]
+    with ffn.part("entries"):
+        for r in range(c * c):
+            i, j = divmod(r, c)
+            gate(ffn, {a[r]: 1.0}, [ent[r], R.view("a_entry")], {R["a_e"][0]: 1.0})
+            gate(ffn, {a[j * c + i]: 1.0}, [ent[r], R.view("a_transposed")], {R["a_e"][0]: 1.0})
+            gate(ffn, {b[r]: 1.0}, [ent[r], R.view("b_entry")], {R["b_e"][0]: 1.0})
+        gate(ffn, {a[0]: 1.0}, [R.not_lane, R.view("a_scalar")], {R["a_e"][0]: 1.0})
+        gate(ffn, {b[0]: 1.0}, [R.not_lane, R.view("b_scalar")], {R["b_e"][0]: 1.0})
+    with ffn.part("matmul slots"):
+        for k in range(c):
+            for i in range(c):
+                gate(ffn, {a[i * c + k]: 1.0}, [row[i], R.view("m_a_row_i")], {R["m_x"][k]: 1.0})
+                gate(ffn, {a[i * c + k]: 1.0}, [col[i], R.view("m_a_row_j")], {R["m_x"][k]: 1.0})
+                gate(ffn, {b[k * c + i]: 1.0}, [col[i], R.view("m_b_col_j")], {R["m_y"][k]: 1.0})
+                gate(ffn, {b[i * c + k]: 1.0}, [row[i], R.view("m_b_row_i")], {R["m_y"][k]: 1.0})
+    with ffn.part("shape mask"):
+        not_in = R["not_in"][0]
+        ffn.unit({R.not_lane: 1.0}, 0.0, {not_in: 1.0})
+        for r in range(c * c):
+            ffn.unit({R["c_not_mask"][r]: 1.0, ent[r]: -1.0}, 0.0, {not_in: 1.0})
+    with ffn.part("next pc"):
+        blocks.increment_code(ffn, R.rows, blocks.Gate(R.lane, 8.0 * 2.0 ** R["pc"].size))
+        ffn.unit({R.lane: 1.0}, 0.0, {r: -1.0 for r in R["next_pc"]})
+    with ffn.part("clear destination"):
+        for m in R["mem"]:
+            gate(ffn, {m: 1.0}, [R["not_wen"][0]], {m: -1.0})
+    return ffn
+
+
+# -- 4, 5: ladders ---------------------------------------------------------------------------------
+
+
+def _product_input(R: _Rows, slot: int, factor: str) -> dict[int, float]:
+    """Slot k's factor: the matmul slot, plus the elementwise entry in slot 0 (one of them is 0)."""
+    terms = {R[f"m_{factor}"][slot]: 1.0}
+    if slot == 0:
+        terms[R["b_e" if factor == "y" else "a_e"][0]] = 1.0
+    return terms
+
+
+def _single_input(R: _Rows, source: str, sign: float) -> dict[int, float]:
+    return {R[source][0]: sign}
+
+
+def _ladder_a(R: _Rows, c: int) -> FeedForwardBuilder:
+    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds."""
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("product ladder"):
+        for k in range(c):
+            y = _product_input(R, k, "y")
+            for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
+                tau = 2.0 ** (PRODUCT_LADDER.step * j + PRODUCT_LADDER.offset)
+                threshold_distance(ffn, y, tau, R.pl("r", k, j))
+                threshold_distance(ffn, {r: -v for r, v in y.items()}, tau, R.pl("r", k, j))
+    with ffn.part("fitted ladder"):
+        x = {R["a_e"][0]: 1.0}
+        for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
+            tau = 2.0 ** (FIT_LADDER.step * j + FIT_LADDER.offset)
+            threshold_distance(ffn, x, tau, R.fl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.fl("r", j))
+    with ffn.part("thresholds"):
+        for name, source, sign, level in SINGLE_THRESHOLDS:
+            threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
+    return ffn
+
+
+def _ladder_b(R: _Rows, c: int) -> FeedForwardBuilder:
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("product ladder"):
+        for k in range(c):
+            for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
+                tau = 2.0 ** (PRODUCT_LADDER.step * j + PRODUCT_LADDER.offset)
+                threshold_indicators(ffn, R.pl("r", k, j), tau, R.pl("u", k, j), R.pl("t", k, j))
+    with ffn.part("fitted ladder"):
+        for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
+            tau = 2.0 ** (FIT_LADDER.step * j + FIT_LADDER.offset)
+            threshold_indicators(ffn, R.fl("r", j), tau, R.fl("u", j), R.fl("t", j))
+    with ffn.part("thresholds"):
+        for name, _source, _sign, level in SINGLE_THRESHOLDS:
+            threshold_indicators(ffn, R.th(name, "r"), level, R.th(name, "u"), R.th(name, "t"))
+    return ffn
+
+
+# -- 6: normalise ----------------------------------------------------------------------------------
+
+
+def _normalise(R: _Rows, c: int) -> FeedForwardBuilder:
+    """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
+
+    Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y += y 2^-8s,  p_x += x 2^8s (prod only),
+    and prod -= PRODUCT_OFFSET * x 2^8s (the constant part of the product heads).
+    Fitted, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_fit += |x| 4^-s  (recip, sqrt, log only).
+    """
+    ffn = FeedForwardBuilder(R.rows)
+    L = PRODUCT_LADDER
+    with ffn.part("product split"):
+        for k in range(c):
+            y, x = _product_input(R, k, "y"), _product_input(R, k, "x")
+            for s in L.selectors:
+                open_ = [R.pl("u", k, s), R.pl("t", k, s + 1)]
+                scaled_gate(ffn, y, -L.step * s, open_, {R["p_y"][k]: 1.0})
+                scaled_gate(ffn, x, L.step * s, open_ + [R.op("prod")],
+                            {R["p_x"][k]: 1.0, R["prod"][0]: -PRODUCT_OFFSET})
+    F = FIT_LADDER
+    a_e = R["a_e"][0]
+    with ffn.part("fitted split"):
+        for s in F.selectors:
+            open_ = [R.fl("u", s), R.fl("t", s + 1), R["c_not_fit"][0]]
+            scaled_gate(ffn, {a_e: 1.0}, -F.step * s, open_ + [R.th("negative", "t")], {R["x_fit"][0]: 1.0})
+            scaled_gate(ffn, {a_e: -1.0}, -F.step * s, open_ + [R.th("negative", "u")], {R["x_fit"][0]: 1.0})
+    with ffn.part("clamps"):
+        gate(ffn, {a_e: 1.0}, [R.op("exp"), R.th("exp_over", "t")], {R["x_exp"][0]: 1.0})
+        gate(ffn, {a_e: 1.0}, [R.op("sigmoid"), R.th("sig_clamp", "t")], {R["x_sig"][0]: 1.0})
+        ffn.unit({R.th("sig_clamp", "t"): SIGMOID_CLAMP, R.op("sigmoid"): -2 * SIGMOID_CLAMP}, 0.0,
+                 {R["x_sig"][0]: 1.0})
+        gate(ffn, {R["fval"][0]: 1.0}, [R.th("flag_clamp", "t")], {R["x_flag"][0]: 1.0})
+        ffn.unit({R.th("flag_clamp", "t"): SIGMOID_CLAMP}, 0.0, {R["x_flag"][0]: 1.0})
+    return ffn
+
+
+# -- 7: compute ------------------------------------------------------------------------------------
+
+
+def _compute_heads(R: _Rows, c: int) -> list[HeadBuilder]:
+    """Every nonlinear block as two-key softmaxes (lane against the reference column).
+
+    product slot k, head h: weight sigmoid(eps_h p_y), value (4/eps_h) p_x, output weight c_h into
+        prod: sum_h c_h (4/eps_h) p_x sigmoid(eps_h p_y) - PRODUCT_OFFSET p_x
+            = sum_h c_h (2/eps_h) p_x tanh(eps_h p_y / 2) = p_x p_y (1 + O(eps^4 p_y^4)).
+    fitted term j: weight sigmoid(w_j x_fit + b_j), values the coefficients of recip, sqrt, log.
+    exp head L: weight e^x / (e^x + e^L), value and output e^(L/2) each: e^x / (1 + e^(x - L)).
+    sigmoid: weight sigmoid(x_sig); flag: weight sigmoid(x_flag).
+    """
+    lane = R.lane
+    heads = []
+    for k in range(c):
+        for h, (eps, coef) in enumerate(PRODUCT_HEADS):
+            heads.append(local_head(R.rows, f"product {k}.{h}", {R["p_y"][k]: eps},
+                                    [({R["p_x"][k]: 4.0 / eps}, {R["prod"][0]: coef})]))
+    basis, fits = sigmoid_basis(), fit_functions()
+    for j, (w, b) in enumerate(zip(basis.slopes, basis.offsets)):
+        values = [({lane: float(fits[f].coefficients[j])}, {R["g_fit"][n]: 1.0}) for n, f in enumerate(FITTED_OPS)]
+        heads.append(local_head(R.rows, f"fitted {j}", {R["x_fit"][0]: float(w)}, values, self_score_constant=float(b)))
+    for n, L in enumerate(EXP_REFERENCES):
+        half = math.exp(L / 2)
+        heads.append(local_head(R.rows, f"exp {L:g}", {R["x_exp"][0]: 1.0},
+                                [({lane: half}, {R["exp_h"][n]: half})], reference_score=L))
+    heads.append(local_head(R.rows, "sigmoid", {R["x_sig"][0]: 1.0}, [({lane: 1.0}, {R["sig"][0]: 1.0})]))
+    heads.append(local_head(R.rows, "flag", {R["x_flag"][0]: 1.0}, [({lane: 1.0}, {R["s_mem"][0]: 1.0})]))
+    return heads
+
+
+# -- 8: select -------------------------------------------------------------------------------------
+
+
+def _select(R: _Rows) -> FeedForwardBuilder:
+    """out = the selected block's value for entries inside the result's shape, else 0."""
+    ffn = FeedForwardBuilder(R.rows)
+    out, not_in = {R["out"][0]: 1.0}, R["not_in"][0]
+    a_e, b_e = R["a_e"][0], R["b_e"][0]
+    with ffn.part("exact blocks"):
+        gate(ffn, {a_e: 1.0}, [R.op("copy"), not_in], out)
+        gate(ffn, {a_e: 1.0, b_e: 1.0}, [R.op("add"), not_in], out)
+        gate(ffn, {a_e: 1.0, b_e: -1.0}, [R.op("sub"), not_in], out)
+        relu_gate(ffn, {a_e: 1.0}, [R.op("relu"), not_in], R["out"][0])
+        gate(ffn, {R["prod"][0]: 1.0}, [R.op("prod"), not_in], out)
+        gate(ffn, {R["sig"][0]: 1.0}, [R.op("sigmoid"), not_in], out)
+    with ffn.part("exp"):
+        exp_open = [R.op("exp"), not_in]
+        gate(ffn, {R["exp_h"][0]: 1.0}, exp_open + [R.th("exp_lo", "u")], out)
+        gate(ffn, {R["exp_h"][1]: 1.0}, exp_open + [R.th("exp_lo", "t"), R.th("exp_hi", "t")], out)
+        gate(ffn, {R["exp_h"][2]: 1.0}, exp_open + [R.th("exp_hi", "u")], out)
+    fits = fit_functions()
+    F = FIT_LADDER
+    with ffn.part("fitted rescale"):
+        for s in F.selectors:
+            selected = [R.fl("u", s), R.fl("t", s + 1), not_in]
+            pos, neg = R.th("negative", "t"), R.th("negative", "u")
+            g = {name: ({R["g_fit"][n]: 1.0}, fits[name].constant) for n, name in enumerate(FITTED_OPS)}
+            terms, c0 = g["recip"]
+            scaled_gate(ffn, terms, -F.step * s, selected + [R.op("recip"), pos], out, c0)
+            scaled_gate(ffn, terms, -F.step * s, selected + [R.op("recip"), neg], {R["out"][0]: -1.0}, c0)
+            terms, c0 = g["sqrt"]
+            scaled_gate(ffn, terms, s, selected + [R.op("sqrt"), pos], out, c0)
+            terms, c0 = g["log"]
+            gate(ffn, terms, selected + [R.op("log"), pos], out, c0 + s * F.step * math.log(2.0))
+    fault = R["fault"][0]
+    with ffn.part("domain faults"):
+        for k in range(R["m_x"].size):
+            conjunction(ffn, R.pl("t", k, PRODUCT_LADDER.hi), [R.op("prod"), not_in], fault)
+        for name in FITTED_OPS:
+            conjunction(ffn, R.fl("t", F.hi), [R.op(name), not_in], fault)
+        for name in ("recip", "log"):
+            conjunction(ffn, R.fl("u", F.lo), [R.op(name), not_in], fault)
+        for name in ("sqrt", "log"):
+            conjunction(ffn, R.th("negative", "t"), [R.op(name), not_in], fault)
+        conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)
+    return ffn
+
+
+# -- 9: gather -------------------------------------------------------------------------------------
+
+
+def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
+    """Head r: every column attends lane r only (gap 1024) and copies its out into wval[r].
+
+    The last head scores out on lane 0, 0 on the reference column and -1024 elsewhere: every column
+    gets s_res = sigmoid(out of lane 0), the branch flag when flag = dst (the result is then a
+    scalar, so the other lanes' out is 0).
+    """
+    heads = []
+    for r in range(lanes):
+        head = HeadBuilder(f"gather {r}", R.rows, dk=1, dv=1)
+        head.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][r]: 1.0})
+        heads.append(head.carries(0, {R["out"][0]: 1.0}, {R["wval"][r]: 1.0}))
+    head = HeadBuilder("result flag", R.rows, dk=2, dv=1)
+    head.query_terms(0, {R.one: 1.0}).key_terms(0, {R["out"][0]: 1.0})
+    head.query_terms(1, {R.one: -PENALTY}).key_terms(1, {R["not_entry"][0]: 1.0, R["ref"][0]: -1.0})
+    heads.append(head.carries(0, {R.one: 1.0, R["not_entry"][0]: -1.0}, {R["s_res"][0]: 1.0}))
+    return heads
+
+
+# -- 10, 11: commit and branch --------------------------------------------------------------------
+
+
+def _commit(R: _Rows, lanes: int) -> FeedForwardBuilder:
+    """mem <- wval in the destination column (cleared in layer 3, so 0 + wval is exact);
+    no_branch = [sigmoid(flag value) > 1/2] = [flag value > 0] (exact for |value| > 1.4e-16)."""
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("write"):
+        for r in range(lanes):
+            gate(ffn, {R["wval"][r]: 1.0}, [R["not_wen"][0]], {R["mem"][r]: 1.0})
+    with ffn.part("flag"):
+        nb = R["no_branch"][0]
+        steep_above_half(ffn, R["s_mem"][0], [R["c_flag_is_dst"][0], R.not_lane], nb)
+        steep_above_half(ffn, R["s_res"][0], [R["c_not_flag_is_dst"][0], R.not_lane], nb)
+    with ffn.part("clear"):
+        keep = {"no_branch", "next_pc", "c_p"}
+        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b])
+    return ffn
+
+
+def _branch(R: _Rows) -> FeedForwardBuilder:
+    """pc <- p if not no_branch else next_pc (bit by bit, robust thresholds on integers)."""
+    ffn = FeedForwardBuilder(R.rows)
+    nb = R["no_branch"][0]
+    with ffn.part("branch"):
+        for k in range(R["pc"].size):
+            pc, nxt, p = R["pc"][k], R["next_pc"][k], R["c_p"][k]
+            ffn.identity(pc, {pc: -1.0})
+            ffn.identity(nxt, {pc: 1.0})
+            blocks.at_least(ffn, {p: 1.0, nxt: -1.0, nb: -2.0}, 0.0, 1.0, {pc: 2.0})
+            blocks.at_least(ffn, {p: -1.0, nxt: 1.0, nb: -2.0}, 0.0, 1.0, {pc: -2.0})
+    with ffn.part("clear"):
+        clear_rows(ffn, [r for name in ("no_branch", "next_pc", "c_p") for r in R[name]])
+    return ffn

@@ -1,0 +1,169 @@
+"""Lay a linked FLEQ program out as a punch card, and read one back.
+
+The card builder lowers each FLEQ function onto a function block of the machine and chooses the
+operand views from the linked shapes (see ``fleq_layout``):
+
+==========================  =========  =====================================
+function, operand shapes    block      views (lane (i, j) reads ...)
+==========================  =========  =====================================
+add, sub                    add, sub   A[i, j], B[i, j]
+mul (same shapes)           prod       A[i, j], B[i, j]
+mul (a scalar, b not)       prod       A[0, 0], B[i, j]   (and the mirror case)
+matmul M @ M, v @ M         prod       A[i, k], B[k, j]
+matmul M @ v                prod       A[j, k], B[i, k]   (vectors are stored as row 0)
+matmul v @ v                prod       A[i, k], B[i, k]
+transpose (matrix)          copy       A[j, i]
+transpose (vector, scalar)  copy       A[i, j]            (a vector is its own transpose)
+mov, relu, sigmoid, ...     same name  A[i, j]
+==========================  =========  =====================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.machine.card import Card
+from fleqc.machine.codes import decode_unsigned, position_codes
+from fleqc.machine.config import FleqConfig, smallest_columns
+from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
+from fleqc.machine.layout import ColumnRegions, check_fits
+from fleqc.program import Cell, FleqInstruction, LinkedProgram
+
+SAME_NAME = ("add", "sub", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
+
+
+def lower(func: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[str, tuple[str, ...]]:
+    """The function block and operand views of ``func`` on operands of shapes ``a`` and ``b``."""
+    if func in ("add", "sub"):
+        return func, ("a_entry", "b_entry")
+    if func in SAME_NAME or func == "mov":
+        return ("copy" if func == "mov" else func), ("a_entry",)
+    if func == "transpose":
+        return "copy", ("a_transposed",) if len(a) == 2 else ("a_entry",)
+    if func == "mul":
+        if a == () and b != ():
+            return "prod", ("a_scalar", "b_entry")
+        if b == () and a != ():
+            return "prod", ("a_entry", "b_scalar")
+        return "prod", ("a_entry", "b_entry")
+    if func == "matmul":
+        if len(a) == 2 and len(b) == 1:
+            return "prod", ("m_a_row_j", "m_b_row_i")
+        return "prod", ("m_a_row_i", "m_b_col_j" if len(b) == 2 else "m_b_row_i")
+    raise ValueError(f"unknown FLEQ function {func!r}")
+
+
+def raise_function(block: str, views: tuple[str, ...]) -> str:
+    """The FLEQ function a (block, views) pair came from (``lower`` read backwards)."""
+    if block == "copy":
+        return "transpose" if "a_transposed" in views else "mov"
+    if block == "prod":
+        return "matmul" if any(v.startswith("m_") for v in views) else "mul"
+    return block
+
+
+def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> FleqConfig:
+    """The smallest machine that fits (or the one asked for): every cell's shape within cell x cell."""
+    largest = max((size for c in program.cells for size in c.shape), default=1)
+    if cell is None:
+        cell = max(8, largest)
+    for c in program.cells:
+        if not fits_cell(c.shape, cell):
+            raise FleqError(
+                ErrorCode.PROGRAM_TOO_LARGE,
+                f"cell {c.address} has shape {c.shape}, larger than the machine's {cell}x{cell} cells; "
+                f"use --cell {largest} or more",
+                c.span,
+            )
+    needed = 1 + cell * cell + program.memory_size + len(program.instructions)
+    config = FleqConfig(columns=columns if columns is not None else smallest_columns(needed), cell=cell)
+    check_fits(program.memory_size, len(program.instructions), config.columns, config.scratch,
+               scratch_name="reference and lane")
+    return config
+
+
+def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> Card:
+    config = choose_fleq_config(program, columns, cell)
+    rows = fleq_rows(config)
+    regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)
+    codes = position_codes(config.columns)
+    S, c = config.lanes, config.cell
+    lanes = slice(1, 1 + S)
+
+    X = np.zeros((rows.d, config.columns))
+    X[rows["one"].slice] = 1.0
+    X[rows["ref"][0], 0] = 1.0
+    X[rows["not_ref"][0], 1:] = 1.0
+    X[rows["lane"][0], lanes] = 1.0
+    X[rows["not_lane"][0]] = 1.0 - X[rows["lane"][0]]
+    X[rows["pos"].slice] = codes
+    X[rows["pos_one"].slice, 1:] = codes[:, 1:] > 0
+    X[rows["pos_zero"].slice, 1:] = codes[:, 1:] < 0
+    for block in ("not_entry", "not_row", "not_col"):
+        X[rows[block].slice] = 1.0
+    for r in range(S):
+        column = 1 + r
+        X[rows["not_entry"][r], column] = 0.0
+        X[rows["not_row"][r // c], column] = 0.0
+        X[rows["not_col"][r % c], column] = 0.0
+    X[rows["pc"].slice, lanes] = codes[:, [regions.instruction_column(0)]]
+
+    for cell_ in program.cells:
+        X[[rows["mem"][k] for k in entry_index(cell_.shape, c)], regions.memory_column(cell_.address)] = (
+            np.asarray(cell_.value, dtype=np.float64).reshape(-1)
+        )
+    shapes = [cell_.shape for cell_ in program.cells]
+    for instr in program.instructions:
+        assert isinstance(instr, FleqInstruction)
+        column = regions.instruction_column(instr.index)
+        block, views = lower(instr.func, shapes[instr.src_a], shapes[instr.src_b])
+        for field, address in (("dst", instr.dst), ("a", instr.src_a), ("b", instr.src_b), ("flag", instr.flag)):
+            X[rows[f"i_{field}"].slice, column] = codes[:, regions.memory_column(address)]
+        X[rows["i_p"].slice, column] = codes[:, regions.instruction_column(instr.target)]
+        X[rows["i_not_op"].slice, column] = [0.0 if op == block else 1.0 for op in OPS]
+        X[rows["i_not_fit"][0], column] = 0.0 if block in FITTED_OPS else 1.0
+        X[rows["i_not_view"].slice, column] = [0.0 if v in views else 1.0 for v in VIEWS]
+        inside = set(entry_index(shapes[instr.dst], c))
+        X[rows["i_not_mask"].slice, column] = [0.0 if r in inside else 1.0 for r in range(S)]
+        X[rows["i_flag_is_dst"][0], column] = float(instr.flag == instr.dst)
+        X[rows["i_not_flag_is_dst"][0], column] = float(instr.flag != instr.dst)
+    lines = tuple(i.span.line if i.span else 0 for i in program.instructions)
+    return Card(X, config, rows, regions, dict(program.symbols), program.source_name, lines, tuple(shapes))
+
+
+def fleq_card_to_program(card: Card) -> LinkedProgram:
+    """The linked FLEQ program a card holds (spans reduced to the instruction lines)."""
+    X, rows, regions = card.X, card.rows, card.regions
+    mem0, mem1 = regions.memory
+    ins0, ins1 = regions.instructions
+
+    def address(field: str, column: int, lo: int, hi: int, what: str) -> int:
+        target = decode_unsigned(X[rows[field].slice, column])
+        if not lo <= target < hi:
+            raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {column - ins0} has {what} "
+                                                f"pointing at column {target}, outside its region")
+        return target - lo
+
+    def chosen(block: str, column: int, names: tuple[str, ...]) -> list[str]:
+        return [name for k, name in enumerate(names) if X[rows[block][k], column] == 0.0]
+
+    cells = tuple(Cell(i, value, value.shape) for i, value in enumerate(card.read_memory()))
+    instructions = []
+    for j, column in enumerate(range(ins0, ins1)):
+        ops = chosen("i_not_op", column, OPS)
+        if len(ops) != 1:
+            raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {j} selects {len(ops)} function blocks")
+        func = raise_function(ops[0], tuple(chosen("i_not_view", column, VIEWS)))
+        src_a = address("i_a", column, mem0, mem1, "operand a")
+        line = card.instruction_lines[j] if j < len(card.instruction_lines) else 0
+        instructions.append(FleqInstruction(
+            j, func,
+            address("i_dst", column, mem0, mem1, "its destination"),
+            src_a,
+            address("i_b", column, mem0, mem1, "operand b"),
+            address("i_flag", column, mem0, mem1, "its flag"),
+            address("i_p", column, ins0, ins1, "its target"),
+            Span(card.source_name, line, 1) if line else None,
+        ))
+    return LinkedProgram("fleq", 64, cells, tuple(instructions), dict(card.symbols), card.source_name)

@@ -1,0 +1,191 @@
+"""Layout of the FLEQ punch card: named row blocks, column regions and the numeric windows.
+
+Columns (left to right)::
+
+    | reference (1) | lanes (cell^2) | memory (m cells) | instructions (k) | padding |
+
+- The **reference column** is column 0 (positional code all -1). Every two-key softmax of the
+  machine (products, sigmoids, exp, fitted functions, the branch flag) puts its second key there,
+  and pointer reads from columns that have nothing to read land there and read zeros.
+- **Lane** r (column 1 + r) computes entry (r // cell, r % cell) of the result. Every lane holds a
+  copy of the program counter, fetches the instruction, reads the operands and evaluates every
+  function block on its own entry: feed-forward weights are shared by all columns, so per-entry
+  work costs no extra parameters, and every attention head gives each lane its own softmax.
+- A **memory column** holds one cell: entry (i, j) of a matrix in row ``mem[i * cell + j]``; a vector
+  (k,) in entries (0, 0..k-1); a scalar in entry 0. Entries outside the cell's shape are 0.
+- An **instruction column** holds the codes of its operand columns and the 0/1 rows that select its
+  function block, the operand views and the result's shape (all decided by the card builder from
+  the linked shapes).
+
+Indicator rows named ``not_*`` are 1 when the thing named does *not* hold and exactly 0 when it
+does: the exact gates of the function blocks need a row that is exactly 0 when selected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fleqc.machine.config import FleqConfig
+from fleqc.machine.rows import RowSpace
+
+# Function blocks an instruction selects (the card maps FLEQ functions onto them: ``mov`` and
+# ``transpose`` both use ``copy``; ``mul`` and ``matmul`` both use ``prod``).
+OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
+FITTED_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
+
+# Operand views: how lane (i, j) picks its operand entries out of the 64 read rows.
+#   a_entry: A[i, j]      a_scalar: A[0, 0]     a_transposed: A[j, i]
+#   b_entry: B[i, j]      b_scalar: B[0, 0]
+#   m_a_row_i: A[i, k]    m_a_row_j: A[j, k]    m_b_col_j: B[k, j]    m_b_row_i: B[i, k]   (k = 0..cell-1)
+VIEWS: tuple[str, ...] = (
+    "a_entry", "a_scalar", "a_transposed", "b_entry", "b_scalar",
+    "m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i",
+)
+
+# Instruction fields: (name, kind) where kind "code" is a positional code (w rows) and the rest
+# are 0/1 rows: "ops" one row per OPS entry, "views" one per VIEWS entry, "mask" one per entry.
+INSTRUCTION_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("dst", "code", "code of the destination cell's column"),
+    ("a", "code", "code of operand a's column"),
+    ("b", "code", "code of operand b's column"),
+    ("flag", "code", "code of the flag cell's column"),
+    ("p", "code", "code of the branch target's instruction column"),
+    ("not_op", "ops", "1 - [this instruction uses function block OPS[k]]"),
+    ("not_fit", "one", "1 - [the block is recip, sqrt or log]"),
+    ("not_view", "views", "1 - [operand view VIEWS[k] is used]"),
+    ("not_mask", "mask", "1 - [entry r lies inside the result's shape]"),
+    ("flag_is_dst", "one", "[flag == dst]: the branch reads the new value"),
+    ("not_flag_is_dst", "one", "1 - [flag == dst]"),
+)
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Thresholds tau_j = 2^(step * j + offset), j = lo .. hi: the exact power-of-two split.
+
+    Selector s (lo <= s < hi) holds when tau_s < |x| <= tau_(s+1); then x * 2^-(step s) lies in the
+    window (2^offset, 2^(step + offset)]. |x| <= tau_lo selects nothing (the result is 0);
+    |x| > tau_hi is outside the window.
+    """
+
+    step: int
+    offset: int
+    lo: int
+    hi: int
+
+    @property
+    def thresholds(self) -> list[int]:
+        """The exponents of tau_lo .. tau_hi."""
+        return [self.step * j + self.offset for j in range(self.lo, self.hi + 1)]
+
+    @property
+    def selectors(self) -> range:
+        return range(self.lo, self.hi)
+
+    def index(self, j: int) -> int:
+        return j - self.lo
+
+
+# Products: b' = b 2^(-8 s) in (1, 256]; |b| in (2^-96, 2^96] (below: the product is 0).
+PRODUCT_LADDER = Ladder(step=8, offset=0, lo=-12, hi=12)
+# Fitted functions: x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
+FIT_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
+
+# Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
+VALUE_MAX_LOG2 = 1000  # machine values satisfy |x| <= 2^1000
+EXP_MAX = 693.1471805599453  # largest x with e^x <= 2^1000 (1000 ln 2, rounded down)
+SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
+    ("sig_clamp", "a_e", 1.0, 64.0),  # sigmoid(x) = 1.0 in float64 for x > 37: clamp its score at 64
+    ("flag_clamp", "fval", 1.0, 64.0),  # the same for the branch flag's sigmoid
+    ("exp_over", "a_e", 1.0, EXP_MAX),  # exp beyond the machine's range: a fault
+    ("exp_hi", "a_e", 1.0, 32.0),  # exp uses the head with reference score 745 above 32
+    ("exp_lo", "a_e", -1.0, 512.0),  # ... and the head with reference score 0 below -512
+    ("negative", "a_e", -1.0, 2.0 ** FIT_LADDER.thresholds[0]),  # x < -tau_lo (sign for the fitted blocks)
+)
+
+
+def fleq_rows(config: FleqConfig) -> RowSpace:
+    """The residual stream of the FLEQ machine (w = log2 n code bits, S = cell^2 entries)."""
+    w, c, S = config.code_bits, config.cell, config.lanes
+    sizes = {"code": w, "ops": len(OPS), "views": len(VIEWS), "mask": S, "one": 1}
+    P, F = PRODUCT_LADDER, FIT_LADDER
+    blocks: list[tuple[str, int, str, str]] = [
+        # static: written by the card
+        ("one", 1, "static", "1 in every column"),
+        ("ref", 1, "static", "1 in the reference column"),
+        ("not_ref", 1, "static", "1 - ref"),
+        ("lane", 1, "static", "1 in lane columns"),
+        ("not_lane", 1, "static", "1 - lane"),
+        ("pos", w, "static", "positional code (+-1) of the column"),
+        ("pos_one", w, "static", "[bit k of the column's code is 1] (0 in the reference column)"),
+        ("pos_zero", w, "static", "[bit k of the column's code is 0] (0 in the reference column)"),
+        ("not_entry", S, "static", "lane r: 1 - [k = r]; other columns: 1"),
+        ("not_row", c, "static", "lane (i, j): 1 - [k = i]; other columns: 1"),
+        ("not_col", c, "static", "lane (i, j): 1 - [k = j]; other columns: 1"),
+    ]
+    blocks += [(f"i_{name}", sizes[kind], "static", f"instruction columns: {doc}") for name, kind, doc in INSTRUCTION_FIELDS]
+    blocks += [
+        # state
+        ("pc", w, "state", "lanes: code of the instruction column to execute"),
+        ("mem", S, "state", "memory columns: the cell's entries (float64)"),
+        ("fault", 1, "state", "lanes: > 0 once an operand left a function block's domain"),
+    ]
+    blocks += [(f"c_{name}", sizes[kind], "temp", f"lanes: fetched {doc}") for name, kind, doc in INSTRUCTION_FIELDS]
+    blocks += [
+        ("op_a", S, "temp", "lanes: mem[a]"),
+        ("op_b", S, "temp", "lanes: mem[b]"),
+        ("fval", 1, "temp", "lanes: mem[flag] (entry 0)"),
+        ("wen", 1, "temp", "every column: 1 in the destination column, else 0"),
+        ("not_wen", 1, "temp", "every column: exactly 0 in the destination column, about 1 elsewhere"),
+        ("a_e", 1, "temp", "lanes: operand a's entry for this lane (by the view)"),
+        ("b_e", 1, "temp", "lanes: operand b's entry for this lane (by the view)"),
+        ("m_x", c, "temp", "lanes: matmul slot k: the factor carried by the value (A[., k])"),
+        ("m_y", c, "temp", "lanes: matmul slot k: the factor carried by the score (B[k, .])"),
+        ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
+        ("next_pc", w, "temp", "lanes: code of pc + 1"),
+        ("pl_r", c * len(P.thresholds), "temp", "product ladder: ReLU(|y_k| - tau_j) (slot-major)"),
+        ("pl_u", c * len(P.thresholds), "temp", "product ladder: [|y_k| <= tau_j]"),
+        ("pl_t", c * len(P.thresholds), "temp", "product ladder: [|y_k| > tau_j]"),
+        ("fl_r", len(F.thresholds), "temp", "fitted ladder: ReLU(|a_e| - tau_j)"),
+        ("fl_u", len(F.thresholds), "temp", "fitted ladder: [|a_e| <= tau_j]"),
+        ("fl_t", len(F.thresholds), "temp", "fitted ladder: [|a_e| > tau_j]"),
+    ]
+    for name, source, sign, level in SINGLE_THRESHOLDS:
+        what = f"{'' if sign > 0 else '-'}{source} > {level:g}"
+        blocks += [
+            (f"th_{name}_r", 1, "temp", f"lanes: ReLU({what.replace(' > ', ' - ')})"),
+            (f"th_{name}_u", 1, "temp", f"lanes: [not {what}]"),
+            (f"th_{name}_t", 1, "temp", f"lanes: [{what}]"),
+        ]
+    blocks += [
+        ("p_y", c, "temp", "lanes: product slot k: y_k 2^(-8s) in (1, 256]"),
+        ("p_x", c, "temp", "lanes: product slot k: x_k 2^(8s) (0 unless the block is prod)"),
+        ("prod", 1, "temp", "lanes: sum_k x_k y_k (the product heads add here)"),
+        ("x_fit", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
+        ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
+        ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
+        ("x_flag", 1, "temp", "lanes: min(mem[flag], 64)"),
+        ("g_fit", len(FITTED_OPS), "temp", "lanes: fitted g(x') for recip, sqrt, log"),
+        ("exp_h", 3, "temp", "lanes: exp by the heads with reference scores 0, 96, 745"),
+        ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
+        ("s_mem", 1, "temp", "lanes: sigmoid(mem[flag])"),
+        ("out", 1, "temp", "lanes: this lane's result entry"),
+        ("wval", S, "temp", "every column: the result entries gathered from the lanes"),
+        ("s_res", 1, "temp", "every column: sigmoid(result entry 0)"),
+        ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),
+    ]
+    return RowSpace(blocks)
+
+
+def entry_index(shape: tuple[int, ...], cell: int) -> list[int]:
+    """The mem rows holding a value of ``shape``, in numpy's C order."""
+    if len(shape) == 0:
+        return [0]
+    if len(shape) == 1:
+        return list(range(shape[0]))
+    rows, cols = shape
+    return [i * cell + j for i in range(rows) for j in range(cols)]
+
+
+def fits_cell(shape: tuple[int, ...], cell: int) -> bool:
+    return all(size <= cell for size in shape)
