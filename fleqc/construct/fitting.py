@@ -33,7 +33,9 @@ x' = 1 are small and their rounding errors are too.
 
 **Fit.** For each (beta, margin) of a small fixed grid, the linear coefficients are a least squares
 fit in float64 on a geometric training grid, rows weighted by 1/|g| (relative error; log's weight
-is capped at 1e3 near x' = 1), columns scaled to unit norm. For log, g(1) = 0 and g'(1) = 1 are
+is capped at 1e3 near x' = 1), columns scaled to unit norm, reduced to a square problem by a
+Householder QR written without BLAS (a threaded BLAS stalls on a busy machine), singular values below
+n eps of the largest dropped. For log, g(1) = 0 and g'(1) = 1 are
 imposed exactly in the least squares (through the null space of the two constraints); then c0 is
 set to minus the machine's sum of the heads at x' = 1, so the machine's g(1) is exactly 0 when the
 heads are added in the order of :func:`evaluate` (in another order, within a few ulp of the heads'
@@ -150,21 +152,44 @@ def _design(m: int, beta: float, margin: float) -> SigmoidBasis:
     return SigmoidBasis(slopes=slopes, offsets=-slopes * centres, lo=LO, hi=HI)
 
 
+def _householder_reduce(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, z) with A = Q [R ; 0] (Householder QR) and z the first k entries of Q^T y, so that
+    ||A c - y||^2 = ||R c - z||^2 + const: the tall least squares shrinks to a k x k one.
+
+    Written with elementwise numpy only: a multithreaded BLAS on small tall matrices can stall for
+    seconds on a busy machine, and the reduction is cheap (n k^2 flops).
+    """
+    A, y = A.copy(), y.copy()
+    k = A.shape[1]
+    for j in range(k):
+        v = A[j:, j].copy()
+        norm = math.sqrt(float((v * v).sum()))
+        if norm == 0.0:
+            continue
+        v[0] += math.copysign(norm, v[0])  # reflect onto -sign(v0) ||v|| e_1 (no cancellation)
+        scale = 2.0 / float((v * v).sum())
+        A[j:, j:] -= v[:, None] * (scale * (v[:, None] * A[j:, j:]).sum(axis=0))[None, :]
+        y[j:] -= v * (scale * float((v * y[j:]).sum()))
+    return np.triu(A[:k]), y[:k]
+
+
 def _least_squares(
     A: np.ndarray, f: np.ndarray, weights: np.ndarray, C: np.ndarray | None = None, d: np.ndarray | None = None
 ) -> np.ndarray:
-    """argmin || weights * (A c - f) || over c, subject to C c = d if given; columns scaled to unit norm."""
+    """argmin || weights * (A c - f) || over c, subject to C c = d if given; columns scaled to unit
+    norm; the tall problem is first reduced to a square one (:func:`_householder_reduce`)."""
     Aw = A * weights[:, None]
-    scale = np.linalg.norm(Aw, axis=0)
+    scale = np.sqrt((Aw * Aw).sum(axis=0))
     scale[scale == 0] = 1.0
-    As, y = Aw / scale, f * weights
+    R, z = _householder_reduce(Aw / scale, f * weights)
+    rcond = len(f) * np.finfo(float).eps  # singular values below rcond * largest are dropped (as for A)
     if C is None:
-        return np.linalg.lstsq(As, y, rcond=None)[0] / scale
+        return np.linalg.lstsq(R, z, rcond=rcond)[0] / scale
     Cs = C / scale
     particular = np.linalg.lstsq(Cs, d, rcond=None)[0]
-    null = np.linalg.svd(Cs)[2][Cs.shape[0]:].T  # basis of {z : Cs z = 0}
-    z = np.linalg.lstsq(As @ null, y - As @ particular, rcond=None)[0]
-    return (particular + null @ z) / scale
+    null = np.linalg.svd(Cs)[2][Cs.shape[0]:].T  # basis of {u : Cs u = 0}
+    u = np.linalg.lstsq(R @ null, z - R @ particular, rcond=rcond)[0]
+    return (particular + null @ u) / scale
 
 
 def _fit_coefficients(basis: SigmoidBasis, x: np.ndarray) -> dict[str, tuple[float, np.ndarray]]:
