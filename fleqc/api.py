@@ -40,11 +40,17 @@ def compile(source: Source, *, bits: Optional[int] = None) -> LinkedProgram:  # 
     return compile_source(str(source), "<string>", bits=bits)
 
 
-def build(source: Source | LinkedProgram, *, columns: Optional[int] = None, bits: Optional[int] = None) -> Card:
+def build(
+    source: Source | LinkedProgram,
+    *,
+    columns: Optional[int] = None,
+    bits: Optional[int] = None,
+    cell: Optional[int] = None,
+) -> Card:
     """Compile a program and lay it out as a punch card for the smallest machine that fits it
-    (or the machine with ``columns`` columns)."""
+    (or the machine with ``columns`` columns; FLEQ: cells up to ``cell`` x ``cell``, default 8)."""
     program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
-    return program_to_card(program, columns)
+    return program_to_card(program, columns, cell)
 
 
 def load_card(path: Source) -> Card:
@@ -64,10 +70,12 @@ def run(
     mode: str = "softmax",
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
+    cell: Optional[int] = None,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
-    ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend.
+    ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
+    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only).
     """
     if backend not in ("transformer", "reference"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
@@ -81,5 +89,5 @@ def run(
         if isinstance(target, Card):
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
-    card = target if isinstance(target, Card) else program_to_card(target, columns)
+    card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
     return run_transformer(card, max_steps, mode, weights)  # type: ignore[arg-type]

@@ -15,9 +15,12 @@ import numpy as np
 from fleqc.construct.machines import check_weights_fit, machine_for
 from fleqc.isa import fleq as fleq_reference
 from fleqc.isa import subleq as subleq_reference
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.isa.fleq_functions import VALUE_LIMIT
 from fleqc.isa.state import DEFAULT_MAX_STEPS, memory_by_label
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
+from fleqc.machine.config import FleqConfig
 from fleqc.program import LinkedProgram
 from fleqc.transformer import MachineFault, TernaryCheck
 from fleqc.transformer import run as loop
@@ -68,17 +71,50 @@ def run_card_reference(card: Card, max_steps: int = DEFAULT_MAX_STEPS) -> Result
 
 
 class HealthCheck:
-    """Ternary rows (from the weights) plus: the program counter names an instruction column."""
+    """After every pass: no NaN or infinity; ternary rows (from the weights) within 1e-6 of -1, 0 or
+    +1; the program counter names an instruction column. FLEQ machines also: every lane holds the
+    same pc, every memory value has |x| <= 2^1000, and the fault row is 0 (a function block's operand
+    left its domain: reported as a DOMAIN_ERROR naming the instruction)."""
 
     def __init__(self, model: LoopedTransformer, card: Card) -> None:
         self.ternary = TernaryCheck(model.ternary_rows, model.row_labels)
         self.card = card
+        self.fleq = isinstance(card.config, FleqConfig)
+        self.fault_rows = list(model.metadata.get("fault_rows", []))
+        self.pc = card.read_pc()  # the instruction the next pass executes
 
     def __call__(self, X: np.ndarray, step: int) -> None:
+        if self.fleq:
+            self._check_fleq(X, step)
         self.ternary(X, step)
         pc = self.card.read_pc(X)
         if not 0 <= pc < self.card.instruction_count:
-            raise MachineFault(step, "pc", self.card.regions.scratch[0], float(pc), float("nan"))
+            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"))
+        self.pc = pc
+
+    def _check_fleq(self, X: np.ndarray, step: int) -> None:
+        card = self.card
+        if self.fault_rows and np.any(X[self.fault_rows] != 0.0):
+            raise self._domain_error(step)
+        mem = X[card.rows["mem"].slice]
+        with np.errstate(invalid="ignore"):
+            beyond = ~(np.abs(mem) <= VALUE_LIMIT)
+        if beyond.any():
+            row, column = np.argwhere(beyond)[0]
+            raise MachineFault(step, f"mem[{row}]", int(column), float(mem[row, column]), float("inf"))
+        lanes = X[card.rows["pc"].slice, card.regions.scratch[0] + 1 : card.regions.scratch[1]]
+        if not np.all(lanes == lanes[:, :1]):
+            column = int(np.argmax(np.any(lanes != lanes[:, :1], axis=0))) + 1
+            raise MachineFault(step, "pc (lanes disagree)", column, float("nan"), float("nan"))
+
+    def _domain_error(self, step: int) -> FleqError:
+        instruction = card_to_program(self.card).instructions[self.pc]
+        return FleqError(
+            ErrorCode.DOMAIN_ERROR,
+            f"instruction {self.pc} ({instruction.func}), step {step}: an operand is outside the domain "
+            f"of the machine's {instruction.func} block (see docs/fleq-machine.md, 'Domains')",
+            instruction.span,
+        )
 
 
 def run_transformer(
@@ -88,6 +124,12 @@ def run_transformer(
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
 ) -> Result:
+    if isinstance(card.config, FleqConfig) and mode != "softmax":
+        raise FleqError(
+            ErrorCode.BAD_CONFIG,
+            "the FLEQ machine runs in softmax mode only: its products, sigmoids and fitted functions "
+            "are softmax weights",
+        )
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
     check = HealthCheck(model, card) if health_check else None

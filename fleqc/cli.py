@@ -21,7 +21,7 @@ from fleqc.backends import DEFAULT_MAX_STEPS, Result
 from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
 from fleqc.machine.card import Card
-from fleqc.machine.config import SubleqConfig
+from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import load_weights, save_weights
 
@@ -68,6 +68,10 @@ bits_option = click.option(
     "--bits", "-N", type=int, default=None, metavar="N",
     help="Integer width of the SUBLEQ machine (default 16, or the program's .bits).",
 )
+cell_option = click.option(
+    "--cell", type=int, default=None, metavar="C",
+    help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,10 +99,12 @@ def main() -> None:
               help="Card file to write (default: PROGRAM with the suffix .npz).")
 @columns_option
 @bits_option
+@cell_option
 @reports_errors
-def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int]) -> None:
+def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int],
+          cell: Optional[int]) -> None:
     """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error."""
-    card = api.build(program, columns=columns, bits=bits)
+    card = api.build(program, columns=columns, bits=bits, cell=cell)
     output = output or program.with_suffix(".npz")
     card.save(output)
     click.echo(f"wrote {output}: {card.summary()}")
@@ -109,7 +115,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
               show_default=True, help="Run on the looped transformer or the plain-Python reference interpreter.")
 @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
-              help="Attention of the transformer: softmax (the definition) or hardmax (its exact limit).")
+              help="Attention of the transformer: softmax (the definition) or hardmax (its exact limit; "
+              "SUBLEQ only).")
 @click.option("--max-steps", type=click.IntRange(min=0), default=DEFAULT_MAX_STEPS, show_default=True,
               help="Stop after this many steps if the program has not halted (exit status 3).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -117,24 +124,23 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @columns_option
 @bits_option
-@click.pass_context
+@cell_option
 @reports_errors
-def run(ctx: click.Context, target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, columns: Optional[int], bits: Optional[int]) -> None:
-    """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value."""
+def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
+        as_json: bool, columns: Optional[int], bits: Optional[int], cell: Optional[int]) -> None:
+    """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
+
+    Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
+    """
     if target.suffix == ".npz":
-        if columns is not None or bits is not None:
-            raise click.UsageError("--columns and --bits apply to .fleq programs; a card's machine is fixed")
+        if columns is not None or bits is not None or cell is not None:
+            raise click.UsageError("--columns, --bits and --cell apply to .fleq programs; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
         subject = api.compile(target, bits=bits)
-        if subject.machine == "fleq" and backend == "transformer":
-            if ctx.get_parameter_source("backend") != click.core.ParameterSource.DEFAULT:
-                raise click.UsageError("FLEQ programs run with --backend reference (the FLEQ transformer is not built yet)")
-            click.echo("note: no FLEQ transformer yet; running on the reference interpreter", err=True)
-            backend = "reference"
     model = load_weights(weights) if weights else None
-    result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns)
+    result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
+                     cell=cell)
     print_result(result, as_json, mode)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
@@ -190,11 +196,12 @@ def inspect(card_path: Path) -> None:
     click.echo("rows")
     for block in card.rows:
         span = f"{block.start}" if block.size == 1 else f"{block.start}-{block.start + block.size - 1}"
-        click.echo(f"  {block.name:<8} {span:>8}  {block.role:<6}  {block.doc}")
+        click.echo(f"  {block.name:<16} {span:>9}  {block.role:<6}  {block.doc}")
     click.echo("columns")
     for name in ("scratch", "memory", "instructions"):
         lo, hi = getattr(card.regions, name)
-        click.echo(f"  {name:<12} {lo}-{hi - 1}" if hi > lo else f"  {name:<12} (none)")
+        shown = "ref+lanes" if name == "scratch" and card.config.kind == "fleq" else name
+        click.echo(f"  {shown:<12} {lo}-{hi - 1}" if hi > lo else f"  {shown:<12} (none)")
     click.echo(f"  {'padding':<12} {card.regions.instructions[1]}-{n - 1}" if card.regions.instructions[1] < n else "")
     values = card.decode()
     click.echo(f"pc        instruction {card.read_pc()}")
@@ -208,18 +215,25 @@ def inspect(card_path: Path) -> None:
 
 
 @main.command()
+@click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
+              help="Which machine to build.")
 @columns_option
 @bits_option
+@cell_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz).")
 @reports_errors
-def weights(columns: Optional[int], bits: Optional[int], output: Path) -> None:
-    """Build the SUBLEQ machine for n columns and N bits and save its weights.
+def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Optional[int], output: Path) -> None:
+    """Build one machine and save its weights.
 
-    The weights depend only on n (default 64) and N (default 16); every program that fits runs on
-    them: `fleqc run PROG.fleq --columns n --weights FILE`.
+    SUBLEQ weights depend only on n (default 64) and N (default 16); FLEQ weights on n (default 128)
+    and the cell size C (default 8). Every program that fits runs on them:
+    `fleqc run PROG.fleq --columns n --weights FILE`.
     """
-    config = SubleqConfig(columns=columns or 64, bits=bits or 16)
+    if machine == "fleq":
+        config: Any = FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL)
+    else:
+        config = SubleqConfig(columns=columns or 64, bits=bits or 16)
     model = machine_for(config)
     save_weights(model, output)
     layers = len(model.layers)

@@ -8,6 +8,8 @@ its result where readers look for it::
     ; expect-halt: yes|no       whether the run ends at a fixed point (default: yes)
     ; expect-steps: K           the exact number of executed steps (optional)
     ; max-steps: K              the step budget for the run (default: DEFAULT_MAX_STEPS)
+    ; expect-rel-tol: R         relative tolerance for float results (default FLOAT_REL_TOL); a
+                                FLEQ sample that uses a fitted block (recip, sqrt, log) states it
 
 VALUE is a Python literal: an int, a float, a list ``[1, 2, 3]`` (for a label whose ``length`` > 1,
 or a FLEQ vector cell) or nested lists (a FLEQ matrix cell). ``#`` works in place of ``;``.
@@ -49,6 +51,7 @@ class Case:
     expect_halt: bool = True
     expect_steps: int | None = None
     max_steps: int = DEFAULT_MAX_STEPS
+    rel_tol: float = 0.0  # 0: FLOAT_REL_TOL
     source: str | None = field(default=None, repr=False)
 
     @property
@@ -75,6 +78,7 @@ _EXPECT_VALUE = re.compile(r"^expect\s*:\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\s*=
 _EXPECT_HALT = re.compile(r"^expect-halt\s*:\s*(?P<answer>yes|no)$")
 _EXPECT_STEPS = re.compile(r"^expect-steps\s*:\s*(?P<steps>\d+)$")
 _MAX_STEPS = re.compile(r"^max-steps\s*:\s*(?P<steps>\d+)$")
+_REL_TOL = re.compile(r"^expect-rel-tol\s*:\s*(?P<tol>[0-9.eE+-]+)$")
 
 
 def _literal(text: str, where: str) -> Any:
@@ -114,6 +118,8 @@ def parse_expectations(text: str, where: str) -> dict[str, Any]:
             fields["expect_steps"] = int(match.group("steps"))
         elif match := _MAX_STEPS.match(body):
             fields["max_steps"] = int(match.group("steps"))
+        elif match := _REL_TOL.match(body):
+            fields["rel_tol"] = float(match.group("tol"))
         elif body.startswith(("expect", "max-steps")):
             raise ValueError(f"{here}: cannot read the expectation {body!r}")
     return {"expected": expected, **fields}
@@ -368,5 +374,5 @@ def check_memory(
     ``memory_by_label`` maps labels to values as ``fleqc.isa.state.memory_by_label`` gives them;
     labels without an expectation are not looked at.
     """
-    problems = memory_mismatches(case, memory_by_label, rel_tol, abs_tol)
+    problems = memory_mismatches(case, memory_by_label, case.rel_tol or rel_tol, abs_tol)
     assert not problems, f"{case.name}: " + "; ".join(problems)

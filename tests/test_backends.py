@@ -3,6 +3,8 @@
 SUBLEQ cases run on the reference interpreter and on the transformer in both attention modes, from
 the linked program and from a card written to disk and loaded back. The transformer runs a whole
 program exactly in lockstep with the reference (tests/test_lockstep.py checks every step).
+FLEQ cases run on the reference and on the FLEQ transformer (softmax), and in lockstep within the
+stated bounds from a saved card (tests/fleq_checks.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ import pytest
 import fleqc
 from fleqc.machine.card import Card
 from tests.cases import all_cases, check_memory, compile_case
+from tests.fleq_checks import assert_fleq_lockstep
 from tests.test_lockstep import assert_lockstep
 
 CASES = all_cases()
 SUBLEQ = [c for c in CASES if "machine fleq" not in c.text]
+# FLEQ passes cost ~0.1 s on the transformer: cases longer than 100 steps run in the slow suite.
+FLEQ = [
+    c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
+    for c in CASES if "machine fleq" in c.text
+]
 BACKENDS = [("reference", None), ("transformer", "softmax"), ("transformer", "hardmax")]
+FLEQ_BACKENDS = ["reference", "transformer"]
 
 
 def _check(case, result):
@@ -51,3 +60,21 @@ def test_one_machine_runs_many_programs(case):
     """With --columns fixed, every program runs on the same weights."""
     result = fleqc.run(compile_case(case), columns=256, max_steps=case.max_steps)
     _check(case, result)
+
+
+@pytest.mark.parametrize("backend", FLEQ_BACKENDS)
+@pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
+def test_fleq_case_on_backend(case, backend):
+    result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps)
+    _check(case, result)
+
+
+@pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
+def test_fleq_case_from_a_saved_card_in_lockstep(case, tmp_path):
+    program = compile_case(case)
+    path = tmp_path / f"{case.name}.npz"
+    fleqc.build(program).save(path)
+    steps, halted = assert_fleq_lockstep(program, Card.load(path), case.max_steps)
+    assert halted == case.expect_halt
+    if case.expect_steps is not None:
+        assert steps == case.expect_steps

@@ -13,6 +13,7 @@ Semantics, exactly (``m`` cells, ``k`` instructions):
   The operands are read before the write, and the flag is read *after* it (so ``subleq a, b, c``,
   which is ``fleq b, sub, b, a, b, c``, branches on the new ``mem[b]``). The flag cell is a scalar;
   a NaN flag is not <= 0, so it does not branch. Arithmetic is IEEE float64 as numpy computes it.
+* A result with a value beyond +-2^1000 (``VALUE_LIMIT``), infinite or NaN, is a domain error too.
 * A function given an operand outside its domain (``sqrt`` of a negative, ``recip`` of 0, ``log`` of
   a value <= 0) stops the run with ``FleqError(ErrorCode.DOMAIN_ERROR)`` located at the
   instruction's span; the message names the instruction index and the function.
@@ -35,7 +36,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, DomainError
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, DomainError
 from fleqc.isa.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
 
@@ -93,7 +94,11 @@ def step(program: LinkedProgram, state: State) -> State:
     a = state.memory[instruction.src_a]
     b = state.memory[instruction.src_b] if function.arity == 2 else None
     try:
-        result = function.apply(a, b)
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = function.apply(a, b)
+            if not np.all(np.abs(result) <= VALUE_LIMIT):
+                raise DomainError(f"the result {np.asarray(result).tolist()} is beyond the machine's range "
+                                  "(|x| <= 2^1000)")
     except DomainError as error:
         raise FleqError(
             ErrorCode.DOMAIN_ERROR,

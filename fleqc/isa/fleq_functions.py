@@ -15,6 +15,10 @@ import numpy as np
 
 Shape = tuple[int, ...]
 
+# Every FLEQ value satisfies |x| <= VALUE_LIMIT: a result beyond it (or inf, NaN) is a domain error,
+# on the reference interpreter and on the transformer alike (whose exact gates need the headroom).
+VALUE_LIMIT = 2.0**1000
+
 
 class ShapeError(ValueError):
     """Operand shapes a function cannot take; the linker turns it into a located FleqError."""

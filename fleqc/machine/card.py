@@ -80,10 +80,12 @@ class Card:
         columns = range(*self.regions.memory)
         if isinstance(self.config, SubleqConfig):
             return [decode_signed(block[:, c]) for c in columns]
-        return [
-            block[entry_index(shape, self.config.cell), c].reshape(shape) + 0.0  # + 0.0: no -0.0
-            for c, shape in zip(columns, self.cell_shapes)
-        ]
+        values = []
+        for c, shape in zip(columns, self.cell_shapes):
+            value = block[entry_index(shape, self.config.cell), c].reshape(shape)  # a copy
+            value += 0.0  # -0.0 reads as 0.0 (the machine's gates make no negative zeros)
+            values.append(value)
+        return values
 
     def read_pc(self, X: np.ndarray | None = None) -> int:
         """The program counter as an instruction index (may lie outside the program if X is bad)."""

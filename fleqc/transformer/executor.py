@@ -56,8 +56,13 @@ def attention(layer: AttentionLayer, X: np.ndarray, mode: Mode) -> np.ndarray:
 
 
 def feed_forward(layer: FeedForwardLayer, X: np.ndarray) -> np.ndarray:
-    """X + W2 ReLU(W1 X + b1 1^T) + b2 1^T."""
-    hidden = np.matmul(layer.w1, X)  # (..., h, n)
+    """X + W2 ReLU(W1 X + b1 1^T) + b2 1^T.
+
+    A pre-activation may overflow to -inf (a steep unit far below its threshold); the ReLU makes it
+    0, so that is not reported. Anything non-finite that reaches X is the health check's business.
+    """
+    with np.errstate(over="ignore"):
+        hidden = np.matmul(layer.w1, X)  # (..., h, n)
     hidden += layer.b1[:, None]
     np.maximum(hidden, 0.0, out=hidden)
     out = np.matmul(layer.w2, hidden)  # (..., d, n)

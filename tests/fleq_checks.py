@@ -1,0 +1,118 @@
+"""The FLEQ machine's stated error bounds, and a lockstep driver that checks them after every step.
+
+The bounds are the ones docs/fleq-machine.md states for each function block (measured worst
+errors are far below them). One step is checked by re-running the reference interpreter from the
+machine's own state before the step, so errors are never carried from step to step:
+
+- every cell but the destination is unchanged, bit for bit;
+- the destination holds the reference result within the function's bound;
+- pc is exact: the machine branches iff its own stored flag value is <= 0, except in the stated
+  band 0 < x <= 2^-52 (sigmoid(x) rounds to 1/2 there), where either way is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from fleqc.backends import HealthCheck
+from fleqc.construct.machines import machine_for
+from fleqc.isa import fleq
+from fleqc.isa.state import State
+from fleqc.machine.card import Card
+from fleqc.machine.fleq_layout import FIT_LADDER, PRODUCT_LADDER
+from fleqc.program import LinkedProgram
+from fleqc.transformer import forward
+
+EXACT = ("add", "sub", "mov", "transpose", "relu")
+RELATIVE = {"mul": 1e-9, "sigmoid": 1e-13, "exp": 1e-12, "recip": 1e-6, "sqrt": 1e-6}
+MATMUL_COMPONENTWISE = 1e-9  # |err_ij| <= 1e-9 sum_k |a_ik b_kj|
+LOG_RELATIVE, LOG_ABSOLUTE = 1e-6, 1e-13  # |err| <= 1e-6 |log x| + 1e-13
+TINY = 1e-300  # results below this in magnitude (subnormals) are compared absolutely
+BRANCH_BAND = 2.0**-52  # 0 < flag <= this: the machine may branch (sigmoid(x) rounds to 1/2)
+
+PRODUCT_RANGE = (2.0 ** PRODUCT_LADDER.thresholds[0], 2.0 ** PRODUCT_LADDER.thresholds[-1])
+FIT_RANGE = (2.0 ** FIT_LADDER.thresholds[0], 2.0 ** FIT_LADDER.thresholds[-1])
+
+
+def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np.ndarray, got: np.ndarray) -> bool:
+    """Whether the machine's result ``got`` meets ``func``'s stated bound around ``expected``."""
+    if got.shape != expected.shape:
+        return False
+    if func in EXACT:
+        return bool(np.array_equal(got, expected))
+    err = np.abs(got - expected)
+    if func == "matmul":
+        scale = np.matmul(np.abs(a), np.abs(b))
+        return bool(np.all(err <= MATMUL_COMPONENTWISE * scale + TINY))
+    if func == "log":
+        return bool(np.all(err <= LOG_RELATIVE * np.abs(expected) + LOG_ABSOLUTE))
+    return bool(np.all(err <= RELATIVE[func] * np.abs(expected) + TINY))
+
+
+def outside_machine_domain(func: str, a: np.ndarray, b: Optional[np.ndarray]) -> bool:
+    """The documented operand domains of the machine's blocks (a fault is expected outside them)."""
+    x = np.abs(a)
+    if func in ("recip", "log"):
+        return bool(np.any((x <= FIT_RANGE[0]) | (x > FIT_RANGE[1])) or (func == "log" and np.any(a < 0)))
+    if func == "sqrt":
+        return bool(np.any(x > FIT_RANGE[1]) or np.any(a < -FIT_RANGE[0]))
+    if func == "exp":
+        return bool(np.any(a > 693.1471805599453))
+    if func in ("mul", "matmul"):
+        return bool(np.any(np.abs(b) > PRODUCT_RANGE[1]))
+    return False
+
+
+def machine_state(card: Card, X: np.ndarray) -> State:
+    memory = []
+    for value in card.read_memory(X):
+        value.flags.writeable = False
+        memory.append(value)
+    return State(card.read_pc(X), tuple(memory))
+
+
+def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int) -> tuple[int, bool]:
+    """Run the machine and check every step against the reference (see the module docstring).
+
+    Returns (steps, halted). A domain error must come from both sides, or from the machine on an
+    operand outside its documented domain; then the run ends there.
+    """
+    from fleqc.errors import FleqError
+
+    model = machine_for(card.config)
+    check = HealthCheck(model, card)
+    X = card.X
+    for step in range(1, max_steps + 1):
+        before = machine_state(card, X)
+        instruction = program.instructions[before.pc]
+        a = before.memory[instruction.src_a]
+        b = before.memory[instruction.src_b]
+        try:
+            expected = fleq.step(program, before)
+        except FleqError:
+            expected = None
+        Y = forward(model, X)
+        if np.array_equal(Y, X):
+            assert expected == before, f"the machine halted at step {step}, the reference did not"
+            return step - 1, True
+        try:
+            check(Y, step)
+        except FleqError as error:
+            assert expected is None or outside_machine_domain(instruction.func, a, b), (
+                f"step {step}: the machine raised {error} on operands inside its domain")
+            return step, False
+        assert expected is not None, f"step {step}: the reference raised a domain error, the machine did not"
+        got = machine_state(card, Y)
+        dst = instruction.dst
+        for address, (old, new) in enumerate(zip(before.memory, got.memory)):
+            if address != dst:
+                assert np.array_equal(old, new), f"step {step}: cell {address} changed"
+        assert within_bound(instruction.func, a, b, expected.memory[dst], got.memory[dst]), (
+            f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
+        flag = float(got.memory[instruction.flag])
+        branch_to = instruction.target if flag <= 0 else before.pc + 1
+        assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+        X = Y
+    return max_steps, False

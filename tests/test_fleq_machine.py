@@ -1,0 +1,247 @@
+"""The FLEQ transformer: accuracy contracts of every function block, the branch, domains, lockstep.
+
+Every check runs the real machine (the frozen weights looped over a punch card) and compares with
+numpy through the reference interpreter, step by step (tests/fleq_checks.py states the bounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck as Health
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fleqc
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.card_to_program import card_to_program
+from fleqc.machine.program_to_card import program_to_card
+from tests.fleq_checks import BRANCH_BAND, assert_fleq_lockstep
+
+RNG = np.random.default_rng(20261124)
+
+
+def literal(x: float) -> str:
+    return repr(float(x))
+
+
+def cell(label: str, value) -> str:
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim == 0:
+        return f"{label}: .word {literal(value)}"
+    if value.ndim == 1:
+        return f"{label}: .vector {value.size} " + ", ".join(map(literal, value))
+    rows, cols = value.shape
+    return f"{label}: .matrix {rows} {cols} " + ", ".join(map(literal, value.ravel()))
+
+
+def program(cells: dict, text: list[str]):
+    source = "\n".join([".machine fleq", ".data", *(cell(k, v) for k, v in cells.items()), ".text", *text, "halt"])
+    return fleqc.compile(source)
+
+
+def run_lockstep(prog, max_steps=50):
+    return assert_fleq_lockstep(prog, program_to_card(prog), max_steps)
+
+
+def magnitudes(shape, lo, hi, signed=True):
+    x = 10.0 ** RNG.uniform(lo, hi, shape)
+    return x * RNG.choice([-1.0, 1.0], shape) if signed else x
+
+
+def unary_case(func, values):
+    cells = {f"x{i}": v for i, v in enumerate(values)}
+    shape = (lambda v: v.T) if func == "transpose" else (lambda v: v)
+    cells.update({f"y{i}": np.zeros_like(shape(v)) for i, v in enumerate(values)})
+    return program(cells, [f"{func} y{i}, x{i}" for i in range(len(values))])
+
+
+CONTRACT_INPUTS = {
+    "mov": lambda: [magnitudes((8, 8), -300, 300), magnitudes((8,), -5, 5)],
+    "transpose": lambda: [magnitudes((3, 5), -300, 300), magnitudes((8, 8), -300, 300)],
+    "relu": lambda: [magnitudes((8, 8), -300, 300), np.array([0.0, -0.0, 5e-324, -5e-324])],
+    "sigmoid": lambda: [RNG.uniform(-800, 800, (8, 8)), magnitudes((8, 8), -300, 300)],
+    "exp": lambda: [RNG.uniform(-708, 693, (8, 8)), RNG.uniform(-40, 40, (8, 8))],
+    "recip": lambda: [magnitudes((8, 8), -24, 24), magnitudes((8, 8), -1, 1)],
+    "sqrt": lambda: [magnitudes((8, 8), -24, 24, signed=False), np.array([0.0, 1.0, 2.0, 0.25])],
+    "log": lambda: [magnitudes((8, 8), -24, 24, signed=False),
+                    1.0 + magnitudes((8, 8), -12, -1)],
+}
+
+
+@pytest.mark.parametrize("func", sorted(CONTRACT_INPUTS))
+def test_unary_block_meets_its_bound(func):
+    steps, halted = run_lockstep(unary_case(func, CONTRACT_INPUTS[func]()))
+    assert halted and steps == 2
+
+
+@pytest.mark.parametrize("func", ["add", "sub"])
+def test_add_and_sub_are_bit_exact_over_all_exponents(func):
+    cells = {"a": magnitudes((8, 8), -300, 300), "b": magnitudes((8, 8), -300, 300), "c": np.zeros((8, 8)),
+             "u": magnitudes((5,), -2, 2), "v": magnitudes((5,), -2, 2), "w": np.zeros(5)}
+    assert run_lockstep(program(cells, [f"{func} c, a, b", f"{func} w, u, v", f"{func} a, a, a"])) == (3, True)
+
+
+def test_mul_elementwise_and_broadcast_within_1e_9():
+    cells = {"a": magnitudes((8, 8), -100, 100), "b": magnitudes((8, 8), -28, 28), "c": np.zeros((8, 8)),
+             "s": -3.25, "t": 1e-20, "v": magnitudes((6,), -10, 10), "w": np.zeros(6), "z": 0.0}
+    text = ["mul c, a, b", "mul c, s, b", "mul c, a, t", "mul w, v, s", "mul z, s, t", "mul c, b, z"]
+    assert run_lockstep(program(cells, text)) == (6, True)
+
+
+def test_matmul_all_shape_pairs_within_componentwise_1e_9():
+    cells = {"A": magnitudes((8, 8), -5, 5), "B": magnitudes((8, 8), -5, 5), "C": np.zeros((8, 8)),
+             "M": magnitudes((3, 5), -3, 3), "N": magnitudes((5, 2), -3, 3), "P": np.zeros((3, 2)),
+             "u": magnitudes((5,), -3, 3), "v": magnitudes((3,), -3, 3), "Mu": np.zeros(3), "vM": np.zeros(5),
+             "d": 0.0}
+    text = ["matmul C, A, B", "matmul P, M, N", "matmul Mu, M, u", "matmul vM, v, M", "matmul d, u, u"]
+    assert run_lockstep(program(cells, text)) == (5, True)
+    # normwise relative error of a well-scaled product: far inside 1e-9
+    prog = program({"A": RNG.uniform(-1, 1, (8, 8)), "B": RNG.uniform(-1, 1, (8, 8)), "C": np.zeros((8, 8))},
+                   ["matmul C, A, B"])
+    result = fleqc.run(prog)
+    exact = np.matmul(prog.cells[0].value, prog.cells[1].value)
+    assert np.linalg.norm(result.memory["C"] - exact) <= 1e-9 * np.linalg.norm(exact)
+
+
+FLAGS = [0.0, -0.0, 1e-9, -1e-9, 1e-300, -1e-300, 5e-324, -5e-324, 1.0, -1.0, 1e300, -1e300, 2.0**-51, -(2.0**-60)]
+
+
+def test_branch_is_exact_outside_the_band():
+    """`jle f, p` for flag values from 5e-324 to 1e300 of both signs: pc is checked every step."""
+    cells = {f"f{i}": x for i, x in enumerate(FLAGS)}
+    cells["hits"] = 0.0
+    cells["one"] = 1.0
+    text = []
+    for i in range(len(FLAGS)):
+        text += [f"jle f{i}, t{i}", f"t{i}: add hits, hits, one"]
+    prog = program(cells, text)
+    result = fleqc.run(prog)
+    reference = fleqc.run(prog, backend="reference")
+    assert result.memory == reference.memory or all(
+        np.array_equal(result.memory[k], reference.memory[k]) for k in reference.memory)
+    assert result.steps == reference.steps
+    run_lockstep(prog, max_steps=200)
+
+
+def test_branch_band_is_where_sigmoid_rounds_to_one_half():
+    """0 < x <= 2^-53 or so: the machine branches although x > 0 (the documented band)."""
+    for x, machine_branches in [(1e-17, True), (2.0**-54, True), (2.0**-52, False), (1e-15, False)]:
+        prog = program({"f": x, "hit": 0.0, "one": 1.0}, ["jle f, skip", "add hit, hit, one", "skip: halt"])
+        hit = fleqc.run(prog).memory["hit"]
+        assert (hit == 0.0) == machine_branches, x
+    assert 2.0**-52 <= BRANCH_BAND
+
+
+def test_flag_equal_to_destination_reads_the_new_value():
+    prog = program({"x": 3.0, "one": 1.0, "n": 0.0},
+                   ["loop: add n, n, one", "fleq x, sub, x, one, x, done", "jmp loop", "done: halt"])
+    steps, halted = run_lockstep(prog)
+    assert halted and fleqc.run(prog).memory["n"] == 3.0
+
+
+@pytest.mark.parametrize("func,value", [("recip", 0.0), ("sqrt", -4.0), ("log", 0.0), ("log", -1.0), ("exp", 1000.0)])
+def test_domain_errors_on_both_backends(func, value):
+    prog = program({"x": value, "y": 0.0}, [f"{func} y, x"])
+    for backend in ("reference", "transformer"):
+        with pytest.raises(FleqError) as error:
+            fleqc.run(prog, backend=backend)
+        assert error.value.code == ErrorCode.DOMAIN_ERROR and func in str(error.value)
+        assert error.value.span is not None and error.value.span.line > 0
+
+
+@pytest.mark.parametrize("func,value", [("recip", 1e30), ("log", 1e-30), ("mul", 1e30)])
+def test_operands_outside_the_machine_window_are_faults_not_wrong_answers(func, value):
+    prog = program({"x": value, "y": 0.0, "two": 2.0}, [f"mul y, two, x" if func == "mul" else f"{func} y, x"])
+    assert fleqc.run(prog, backend="reference").halted
+    with pytest.raises(FleqError) as error:
+        fleqc.run(prog)
+    assert error.value.code == ErrorCode.DOMAIN_ERROR
+
+
+def test_results_beyond_the_value_limit_are_domain_errors():
+    prog = program({"x": 1e200, "y": 0.0}, ["mul y, x, x"])
+    with pytest.raises(FleqError) as error:
+        fleqc.run(prog, backend="reference")
+    assert error.value.code == ErrorCode.DOMAIN_ERROR
+
+
+def test_hardmax_is_refused_for_fleq():
+    with pytest.raises(FleqError) as error:
+        fleqc.run(program({"x": 1.0}, ["mov x, x"]), mode="hardmax")
+    assert error.value.code == ErrorCode.BAD_CONFIG
+
+
+def test_card_round_trip_gives_the_same_program():
+    prog = fleqc.compile("samples/fleq_matrix_chain.fleq")
+    back = card_to_program(program_to_card(prog))
+    assert [(i.func, i.dst, i.src_a, i.flag, i.target) for i in back.instructions] == [
+        (i.func, i.dst, i.src_a, i.flag, i.target) for i in prog.instructions]
+    assert all(np.array_equal(a.value, b.value) for a, b in zip(back.cells, prog.cells))
+
+
+def test_one_machine_runs_different_programs():
+    from fleqc.construct.machines import machine_for
+
+    first = program_to_card(fleqc.compile("samples/fleq_polynomial.fleq"), columns=128)
+    second = program_to_card(fleqc.compile("samples/fleq_normalize.fleq"), columns=128)
+    assert first.config == second.config
+    model = machine_for(first.config)
+    for card in (first, second):
+        prog = card_to_program(card)
+        assert fleqc.run(card, weights=model).steps == fleqc.run(prog, backend="reference").steps
+
+
+# -- random programs ------------------------------------------------------------------------------
+
+SHAPES = [(), (), (3,), (2, 3), (3, 2), (3, 3)]
+UNARY = ["mov", "transpose", "relu", "sigmoid", "exp", "recip", "sqrt", "log"]
+BINARY = ["add", "sub", "mul", "matmul"]
+
+
+@st.composite
+def random_fleq_programs(draw):
+    """Random cells (values +-[0.25, 4]) and instructions with linked-compatible shapes and branches."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    cells = {}
+    by_shape: dict = {}
+    for i, shape in enumerate(SHAPES * 2):
+        value = rng.uniform(0.25, 4.0, shape) * rng.choice([-1.0, 1.0], shape)
+        cells[f"c{i}"] = value
+        by_shape.setdefault(shape, []).append(f"c{i}")
+    pick = lambda names: names[int(rng.integers(len(names)))]  # noqa: E731
+    k = draw(st.integers(2, 10))
+    text = []
+    for j in range(k):
+        func = draw(st.sampled_from(UNARY + BINARY))
+        shape = draw(st.sampled_from(sorted(by_shape)))
+        a = pick(by_shape[shape])
+        if func in UNARY:
+            out = tuple(reversed(shape)) if func == "transpose" else shape
+            operands = [a]
+        elif func == "matmul":
+            pairs = [((2, 3), (3, 2), (2, 2)), ((3, 2), (2, 3), (3, 3)), ((3,), (3,), ()), ((2, 3), (3,), (2,)),
+                     ((3, 3), (3, 3), (3, 3)), ((3,), (3, 2), (2,))]
+            sa, sb, out = pairs[int(rng.integers(len(pairs)))]
+            by_shape.setdefault(out, [])
+            if not by_shape[out] or out == (2,):
+                cells[f"r{j}"] = np.zeros(out)
+                by_shape[out].append(f"r{j}")
+            operands = [pick(by_shape[sa]), pick(by_shape[sb])]
+        elif func == "mul" and shape != () and rng.random() < 0.3:
+            out, operands = shape, [a, pick(by_shape[()])]
+        else:
+            out, operands = shape, [a, pick(by_shape[shape])]
+        dst = pick(by_shape[out])
+        flag = pick(by_shape[()])
+        target = f"L{int(rng.integers(k + 1))}"
+        text.append(f"L{j}: fleq {dst}, {func}, {operands[0]}, {operands[-1]}, {flag}, {target}")
+    text.append(f"L{k}: halt")
+    return program(cells, text)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[Health.too_slow])
+@given(random_fleq_programs())
+def test_random_programs_run_in_lockstep(prog):
+    assert_fleq_lockstep(prog, program_to_card(prog), max_steps=12)
