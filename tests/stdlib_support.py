@@ -1,0 +1,35 @@
+"""Helpers for the stdlib and application tests: run a program on a backend by name.
+
+Backends: ``reference`` (exact numpy), ``noisy`` (the reference with each function perturbed by the
+error its transformer block is specified to have, tests/noisy.py) and ``transformer`` (the FLEQ
+looped transformer; slow, and skipped while fleqc.backends.run_transformer cannot run FLEQ cards).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import fleqc
+from fleqc.errors import ErrorCode, FleqError
+from tests.noisy import noisy_functions
+
+BACKENDS = [
+    "reference",
+    "noisy",
+    pytest.param("transformer", marks=pytest.mark.slow),
+]
+
+
+def run_on(program, backend: str, max_steps: int = 1_000_000, seed: int = 0):
+    """Run ``program`` (a LinkedProgram) on ``backend``; the transformer skips if it cannot run FLEQ."""
+    if backend == "noisy":
+        with noisy_functions(seed):
+            return fleqc.run(program, backend="reference", max_steps=max_steps)
+    if backend == "transformer":
+        try:
+            return fleqc.run(program, backend="transformer", max_steps=max_steps)
+        except FleqError as error:
+            if error.code == ErrorCode.NOT_IN_MACHINE:
+                pytest.skip(f"the transformer cannot run FLEQ programs yet: {error.message}")
+            raise
+    return fleqc.run(program, backend=backend, max_steps=max_steps)
