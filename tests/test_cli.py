@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -114,3 +115,38 @@ def test_python_api_round_trip(tmp_path):
     assert fleqc.decode(fleqc.load_card(tmp_path / "gcd.npz"))["a"] == 1071
     inline = fleqc.run(".data\nx: .word 5\n.text\nsubleq x, x\n")
     assert inline.memory == {"x": 0} and inline.steps == 1
+
+
+def test_fleq_sample_runs_on_the_transformer_and_prints_matrices(tmp_path):
+    card = tmp_path / "chain.npz"
+    built = invoke("build", SAMPLES / "fleq_matrix_chain.fleq", "-o", card)
+    assert built.exit_code == 0 and "fleq card" in built.output and "cells up to 8x8" in built.output
+    shown = invoke("run", card)
+    assert shown.exit_code == 0 and "halted after 4 steps (transformer, softmax)" in shown.output
+    assert "AB = [[" in shown.output and "],\n      [" in shown.output  # one matrix row per line, aligned
+    as_json = json.loads(invoke("run", card, "--json").stdout)
+    reference = json.loads(invoke("run", SAMPLES / "fleq_matrix_chain.fleq", "--backend", "reference", "--json").stdout)
+    assert as_json["steps"] == reference["steps"] == 4
+    for label, value in reference["memory"].items():
+        assert np.allclose(as_json["memory"][label], value, rtol=1e-9, atol=0)
+        assert isinstance(as_json["memory"][label], (float, list))
+    inspected = invoke("inspect", card)
+    assert inspected.exit_code == 0 and "ref+lanes" in inspected.output and "not_entry" in inspected.output
+
+
+def test_fleq_domain_error_and_hardmax_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.fleq"
+    bad.write_text(".machine fleq\n.data\nx: .word 0\ny: .word 0\n.text\n  recip y, x\n")
+    result = invoke("run", bad)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{bad}:6:" in result.output and "domain-error" in result.output and "recip" in result.output
+    result = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--mode", "hardmax")
+    assert result.exit_code == 1 and "softmax mode only" in result.output
+
+
+def test_fleq_weights_file_runs_programs(tmp_path):
+    weights = tmp_path / "fleq.npz"
+    made = invoke("weights", "--machine", "fleq", "--columns", "128", "-o", weights)
+    assert made.exit_code == 0 and "fleq machine" in made.output
+    ran = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--columns", "128", "--weights", weights, "--json")
+    assert ran.exit_code == 0 and json.loads(ran.stdout)["halted"]

@@ -129,10 +129,15 @@ def steep_above_half(ffn: FeedForwardBuilder, weight: int, notsel: Iterable[int]
     ffn.unit(_merge({weight: STEEP}, off), -STEEP / 2 - 1.0, {output: -1.0})
 
 
-def clear_rows(ffn: FeedForwardBuilder, rows: Iterable[int]) -> None:
-    """Every listed row <- 0 exactly: X[r] += -(ReLU(x) - ReLU(-x))."""
+def clear_rows(ffn: FeedForwardBuilder, rows: Iterable[int], nonnegative: Iterable[int] = ()) -> None:
+    """Every listed row <- 0 exactly: X[r] += -(ReLU(x) - ReLU(-x)); rows that the construction keeps
+    >= 0 need only -ReLU(x) (were one ever negative, the health check would see it left over)."""
+    nonnegative = set(nonnegative)
     for row in rows:
-        ffn.identity(row, {row: -1.0})
+        if row in nonnegative:
+            ffn.unit({row: 1.0}, 0.0, {row: -1.0})
+        else:
+            ffn.identity(row, {row: -1.0})
 
 
 def local_head(

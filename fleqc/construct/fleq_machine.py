@@ -51,6 +51,7 @@ from fleqc.machine.fleq_layout import (
     EXP_MAX,
     FIT_LADDER,
     FITTED_OPS,
+    NONNEGATIVE_TEMPS,
     OPS,
     PRODUCT_LADDER,
     SINGLE_THRESHOLDS,
@@ -426,7 +427,8 @@ def _commit(R: _Rows, lanes: int) -> FeedForwardBuilder:
         steep_above_half(ffn, R["s_res"][0], [R["c_not_flag_is_dst"][0], R.not_lane], nb)
     with ffn.part("clear"):
         keep = {"no_branch", "next_pc", "c_p"}
-        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b])
+        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b],
+                   nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
     return ffn
 
 
@@ -442,5 +444,6 @@ def _branch(R: _Rows) -> FeedForwardBuilder:
             blocks.at_least(ffn, {p: 1.0, nxt: -1.0, nb: -2.0}, 0.0, 1.0, {pc: 2.0})
             blocks.at_least(ffn, {p: -1.0, nxt: 1.0, nb: -2.0}, 0.0, 1.0, {pc: -2.0})
     with ffn.part("clear"):
-        clear_rows(ffn, [r for name in ("no_branch", "next_pc", "c_p") for r in R[name]])
+        clear_rows(ffn, [r for name in ("no_branch", "next_pc", "c_p") for r in R[name]],
+                   nonnegative=list(R["no_branch"]))
     return ffn

@@ -177,6 +177,16 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
     return RowSpace(blocks)
 
 
+# Temp rows the construction keeps >= 0 (indicators, ReLU outputs, softmax weights times positive
+# values): clearing them takes one unit instead of two.
+NONNEGATIVE_TEMPS: tuple[str, ...] = (
+    "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
+    "wen", "not_wen", "not_in", "pl_r", "pl_u", "pl_t", "fl_r", "fl_u", "fl_t",
+    *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
+    "x_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
+)
+
+
 def entry_index(shape: tuple[int, ...], cell: int) -> list[int]:
     """The mem rows holding a value of ``shape``, in numpy's C order."""
     if len(shape) == 0:
