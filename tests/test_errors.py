@@ -121,6 +121,7 @@ CASES = [
     ("literal-sum", D + "x: .word 0xFFFF + 1\n" + T + "halt\n", E.LITERAL_RANGE, 2, 10),
     ("literal-huge-decimal", D + "x: .word " + "9" * 5000 + "\n" + T + "halt\n", E.LITERAL_RANGE, 2, 10),
     ("literal-real-overflow", FLEQ + D + "x: .word 1e400\n" + T + "halt\n", E.LITERAL_RANGE, 3, 10),
+    ("literal-beyond-fleq-range", FLEQ + D + "x: .vector 2 1, -1e305\n" + T + "halt\n", E.LITERAL_RANGE, 3, 17),
     (
         "literal-real-sum-overflow",
         FLEQ + D + "x: .word 1e308 + 1e308\n" + T + "halt\n",

@@ -36,7 +36,7 @@ from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_numbe
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.frontend.routines import Routines, collect_routines, ret_size
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, ShapeError
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.machine.config import DEFAULT_BITS, MAX_BITS, MIN_BITS
 from fleqc.program import (
     Cell,
@@ -584,6 +584,10 @@ class _Linker:
         if not math.isfinite(value):
             raise self.sources.error(
                 ErrorCode.LITERAL_RANGE, f"{show_number(number)} is too large for a float64", expr.span
+            )
+        if abs(value) > VALUE_LIMIT:
+            raise self.sources.error(
+                ErrorCode.LITERAL_RANGE, f"{show_number(number)} is beyond the FLEQ range |x| <= 2^1000", expr.span
             )
         return value
 
