@@ -94,27 +94,30 @@ class HealthCheck:
 
     def _check_fleq(self, X: np.ndarray, step: int) -> None:
         card = self.card
-        if self.fault_rows and np.any(X[self.fault_rows] != 0.0):
-            raise self._domain_error(step)
         mem = X[card.rows["mem"].slice]
         with np.errstate(invalid="ignore"):
             beyond = ~(np.abs(mem) <= VALUE_LIMIT)
         if beyond.any():
             row, column = np.argwhere(beyond)[0]
+            if column - card.regions.memory[0] == self._instruction().dst:  # the step's own result
+                raise self._domain_error(step, "its result is beyond the machine's range |x| <= 2^1000")
             raise MachineFault(step, f"mem[{row}]", int(column), float(mem[row, column]), float("inf"))
+        if self.fault_rows and np.any(X[self.fault_rows] != 0.0):
+            raise self._domain_error(step)
         lanes = X[card.rows["pc"].slice, card.regions.scratch[0] + 1 : card.regions.scratch[1]]
         if not np.all(lanes == lanes[:, :1]):
             column = int(np.argmax(np.any(lanes != lanes[:, :1], axis=0))) + 1
             raise MachineFault(step, "pc (lanes disagree)", column, float("nan"), float("nan"))
 
-    def _domain_error(self, step: int) -> FleqError:
-        instruction = card_to_program(self.card).instructions[self.pc]
-        return FleqError(
-            ErrorCode.DOMAIN_ERROR,
-            f"instruction {self.pc} ({instruction.func}), step {step}: an operand is outside the domain "
-            f"of the machine's {instruction.func} block (see docs/fleq-machine.md, 'Domains')",
-            instruction.span,
-        )
+    def _instruction(self):
+        return card_to_program(self.card).instructions[self.pc]
+
+    def _domain_error(self, step: int, why: str = "") -> FleqError:
+        instruction = self._instruction()
+        why = why or (f"an operand is outside the domain of the machine's {instruction.func} block "
+                      "(see docs/fleq-machine.md, 'Domains and faults')")
+        return FleqError(ErrorCode.DOMAIN_ERROR, f"instruction {self.pc} ({instruction.func}), step {step}: {why}",
+                         instruction.span)
 
 
 def run_transformer(

@@ -16,3 +16,10 @@ def test_sigmoid_keeps_relative_precision_in_both_tails(x):
     exact = math.exp(x) / (1.0 + math.exp(x)) if x < 0 else 1.0 / (1.0 + math.exp(-x))
     assert got == pytest.approx(exact, rel=1e-15)
     assert got > 0.0 if x > -745.0 else got >= 0.0
+
+
+def test_transpose_keeps_the_shape_of_scalars_and_vectors():
+    transpose = FLEQ_FUNCTIONS["transpose"].apply
+    assert transpose(np.array(2.5), None).shape == ()
+    assert transpose(np.array([1.0, 2.0]), None).shape == (2,)
+    assert transpose(np.arange(6.0).reshape(2, 3), None).shape == (3, 2)

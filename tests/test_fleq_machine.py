@@ -245,3 +245,11 @@ def random_fleq_programs(draw):
 @given(random_fleq_programs())
 def test_random_programs_run_in_lockstep(prog):
     assert_fleq_lockstep(prog, program_to_card(prog), max_steps=12)
+
+
+def test_overflowing_result_is_the_same_domain_error_on_both_backends():
+    prog = program({"x": 1e200, "y": 0.0, "z": 1e150}, ["add y, x, x", "mul y, x, z"])
+    for backend in ("reference", "transformer"):
+        with pytest.raises(FleqError) as error:
+            fleqc.run(prog, backend=backend)
+        assert error.value.code == ErrorCode.DOMAIN_ERROR and "instruction 1 (mul)" in str(error.value)

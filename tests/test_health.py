@@ -7,7 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+import fleqc
 from fleqc.backends import run_transformer
+from fleqc.errors import ErrorCode, FleqError
 from fleqc.construct.machines import machine_for
 from fleqc.machine.program_to_card import program_to_card
 from fleqc.transformer import MachineFault
@@ -74,3 +76,52 @@ def test_program_counter_outside_the_program_is_reported():
     with pytest.raises(MachineFault) as fault:
         run_transformer(program_x)
     assert fault.value.field == "pc"
+
+
+# -- the FLEQ machine ------------------------------------------------------------------------------
+
+
+def _fleq_card():
+    return fleqc.build(fleqc.compile("samples/fleq_polynomial.fleq"))
+
+
+def test_fleq_corrupted_instruction_bit_is_reported_at_step_one():
+    card = _fleq_card()
+    X = card.X.copy()
+    X[card.rows["i_not_op"][0], card.regions.instruction_column(0)] = 0.5  # half-selects a block
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(dataclasses.replace(card, X=X))
+    assert fault.value.step == 1 and fault.value.field.startswith("i_not_op")
+
+
+def test_fleq_lanes_that_disagree_on_pc_are_reported():
+    card = _fleq_card()
+    X = card.X.copy()
+    lane = card.regions.scratch[0] + 5
+    X[card.rows["pc"].slice, lane] = X[card.rows["pos"].slice, card.regions.instruction_column(2)]
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(dataclasses.replace(card, X=X))
+    assert "lanes disagree" in fault.value.field
+
+
+def test_fleq_value_beyond_the_limit_is_reported():
+    card = _fleq_card()
+    X = card.X.copy()
+    X[card.rows["mem"][0], card.regions.memory_column(0)] = 2.0**1010
+    with pytest.raises(MachineFault) as fault:
+        run_transformer(dataclasses.replace(card, X=X))
+    assert fault.value.field.startswith("mem[")
+
+
+def test_weights_changed_on_disk_are_refused(tmp_path):
+    card = _fleq_card()
+    path = tmp_path / "fleq.npz"
+    save_weights(machine_for(card.config), path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["layer6.value"] = arrays["layer6.value"].copy()
+    arrays["layer6.value"][0, 0, np.flatnonzero(arrays["layer6.value"][0, 0])[0]] *= 1.001  # a product head
+    np.savez(path, **arrays)
+    with pytest.raises(FleqError) as error:
+        load_weights(path)
+    assert error.value.code == ErrorCode.BAD_WEIGHTS and "SHA-256" in error.value.message

@@ -90,7 +90,7 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
         FleqFunction("sub", 2, _same_shape, lambda a, b: a - b, "a - b (same shapes)"),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts"),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b"),
-        FleqFunction("transpose", 1, _transpose_shape, lambda a, _: np.ascontiguousarray(a.T), "transpose of a"),
+        FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a"),
         FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(), "copy of a"),
         FleqFunction("relu", 1, _elementwise, lambda a, _: np.maximum(a, 0.0), "max(a, 0) elementwise"),
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise"),

@@ -2,11 +2,14 @@
 
 Entries: ``layer{i}.query|key|value|output`` for attention layers, ``layer{i}.w1|b1|w2|b2`` for
 feed-forward layers, and ``meta``: a JSON string with the format tag, the layer kinds and names,
-the row labels, the health-checked rows and the builder's metadata (machine configuration).
+the row labels, the health-checked rows, the builder's metadata (machine configuration) and a
+SHA-256 digest of every array: a weight changed on disk is refused on load (the health check cannot
+see a perturbed weight that only moves real values, as in the FLEQ machine's arithmetic).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -16,7 +19,7 @@ from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomi
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
 WEIGHTS_FORMAT = "fleqc-weights"
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2
 _ATTENTION = ("query", "key", "value", "output")
 _FEED_FORWARD = ("w1", "b1", "w2", "b2")
 
@@ -32,6 +35,7 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
             layers.append({"kind": "feed_forward", "name": layer.name})
             arrays.update({f"layer{i}.{p}": getattr(layer, p) for p in _FEED_FORWARD})
     meta = {
+        "sha256": digest(arrays),
         "format": WEIGHTS_FORMAT,
         "version": WEIGHTS_VERSION,
         "layers": layers,
@@ -40,6 +44,16 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
         "metadata": model.metadata,
     }
     write_npz_atomically(path, meta=json_entry(meta), **arrays)
+
+
+def digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, shapes and float64 bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name], dtype=np.float64)
+        h.update(f"{name}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def load_weights(path: str | os.PathLike) -> LoopedTransformer:
@@ -65,6 +79,9 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed weights ({type(exc).__name__}: {exc})") from None
+    stored = {name: a for name, a in arrays.items() if name != "meta"}
+    if meta.get("sha256") != digest(stored):
+        raise bad("its arrays do not match their SHA-256 digest (the file was changed or corrupted)")
     for i, layer in enumerate(model.layers):
         params = _ATTENTION if isinstance(layer, AttentionLayer) else _FEED_FORWARD
         for p in params:
