@@ -241,5 +241,10 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
                f"{model.parameter_count():,} parameters")
 
 
+from fleqc.calc import calc_command  # noqa: E402  (fleqc calc: the expression compiler, issue 5)
+
+main.add_command(calc_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
