@@ -253,3 +253,16 @@ def test_overflowing_result_is_the_same_domain_error_on_both_backends():
         with pytest.raises(FleqError) as error:
             fleqc.run(prog, backend=backend)
         assert error.value.code == ErrorCode.DOMAIN_ERROR and "instruction 1 (mul)" in str(error.value)
+
+
+def test_larger_cells_by_configuration():
+    """A 10x10 matrix picks a machine with 10x10 cells (100 lanes); --cell 4 is too small for it."""
+    A = RNG.uniform(-2, 2, (10, 10))
+    prog = program({"A": A, "B": np.zeros((10, 10)), "s": 0.0}, ["matmul B, A, A", "transpose B, B", "add s, s, s"])
+    card = program_to_card(prog)
+    assert card.config.cell == 10 and card.config.lanes == 100
+    steps, halted = assert_fleq_lockstep(prog, card, 10)
+    assert halted and steps == 3
+    with pytest.raises(FleqError) as error:
+        program_to_card(prog, cell=4)
+    assert error.value.code == ErrorCode.PROGRAM_TOO_LARGE and "--cell 10" in str(error.value)
