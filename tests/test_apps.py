@@ -1,7 +1,8 @@
 """The applications in samples/apps/ against numpy: matrix inverse (4 x 4 and 8 x 8), power
 iteration, and in-context learning by backpropagation. Each runs on the reference (and must give
 exactly its header's expectations and step count), on the reference with the transformer's
-specified errors (``noisy``), and (slow) on the transformer."""
+specified errors (``noisy``), and (slow) on the transformer. Each links only the stdlib parts it
+calls, so that it fits a 256-column machine (1 + 64 + cells + instructions <= 256)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def with_value(program, label: str, value) -> fleqc.program.LinkedProgram:
     old = cells[address]
     cells[address] = Cell(address, np.array(value, dtype=np.float64).reshape(old.shape), old.shape, old.span)
     return dataclasses.replace(program, cells=tuple(cells))
+
+
+@pytest.mark.parametrize("name", ["app_inverse4", "app_inverse8", "app_power_iteration", "app_backprop"])
+def test_apps_fit_256_columns(name):
+    _, program = load(name)
+    assert 1 + 64 + len(program.cells) + len(program.instructions) <= 256
+    assert fleqc.build(program).config.columns <= 256
 
 
 def check_case_on_reference(case, result, backend):

@@ -1,23 +1,33 @@
-"""The scalar stdlib (stdlib/arith.fleq) against Python's math: relative error <= 1e-9 on the
+"""The scalar stdlib (stdlib/arith_*.fleq) against Python's math: relative error <= 1e-9 on the
 documented domains, on the reference, on the reference with the transformer's specified errors
 (``noisy``), and (slow) on the transformer; domain errors; the routines in linalg and learn that
-the application tests do not cover (vnorm, fnorm, norm1, norminf, vmax8, solve, sgd_linear)."""
+the application tests do not cover (vnorm, fnorm, norm1, norminf, vmax8, solve, sgd_linear); the
+split into parts (each part links alone, with what it includes; the umbrellas link everything)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fleqc
+from fleqc import resources
 from fleqc.errors import ErrorCode, FleqError
 from tests.stdlib_support import BACKENDS, run_on
 
 REL = 1e-9
+STDLIB = resources.stdlib_dir()
+# the part of arith that holds each routine
+PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow",
+        "abs": "minmax", "max": "minmax", "min": "minmax"}
 
 
-def program(routine: str, *args: float, include: str = "arith.fleq") -> fleqc.program.LinkedProgram:
+def program(routine: str, *args: float, include: str | None = None) -> fleqc.program.LinkedProgram:
+    """``routine`` called once on ``args``; linked with its own part of arith unless ``include`` names
+    another file."""
+    include = include or f"arith_{PART[routine]}.fleq"
     names = {"pow": ("x", "n"), "div": ("x", "y"), "max": ("x", "y"), "min": ("x", "y")}.get(routine, ("x",))
     data = "\n".join(f"in_{n}: .word {float(v)!r}" for n, v in zip(names, args))
     movs = "\n".join(f"    mov {routine}_{n}, in_{n}" for n in names)
@@ -119,7 +129,49 @@ def test_domain_errors_on_the_reference(routine, args):
     with pytest.raises(FleqError) as info:
         compute(routine, *args)
     assert info.value.code == ErrorCode.DOMAIN_ERROR
-    assert info.value.span is not None and info.value.span.file.endswith("arith.fleq")
+    where = "div" if routine == "pow" else PART[routine]  # 0^-1 is 1 / 0^1 by div
+    assert info.value.span is not None and Path(info.value.span.file).name == f"arith_{where}.fleq"
+
+
+@pytest.mark.parametrize("routine, args", [("div", (1.0, 3.0)), ("log", (10.0,)), ("pow", (2.0, -3.0)),
+                                           ("max", (2.0, 5.0))])
+def test_the_umbrella_gives_the_same_result_and_steps(routine, args):
+    """arith.fleq links every part; a routine's result is that of its part alone, and its steps differ
+    only by the return dispatch (pow's call of div is a second call site of div)."""
+    own = fleqc.run(program(routine, *args), backend="reference")
+    everything = fleqc.run(program(routine, *args, include="arith.fleq"), backend="reference")
+    assert float(own.memory["res"]) == float(everything.memory["res"])
+    assert own.steps <= everything.steps <= own.steps + 2
+
+
+PARTS = sorted(p.name for p in STDLIB.glob("*_*.fleq"))
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_each_part_links_alone(part):
+    """Every part includes what it needs: it links on its own, and is small."""
+    linked = fleqc.compile(f'.machine fleq\n.text\n    halt\n.include "{part}"\n')
+    assert len(linked.cells) + len(linked.instructions) <= 130
+
+
+def _routines(linked) -> set[str]:
+    return {name for name in ("div", "rsqrt", "sqrt", "exp", "log", "pow", "abs", "max", "min", "vmax8",
+                              "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration",
+                              "sgd_linear", "backprop_mlp2") if name in linked.symbols}
+
+
+def test_umbrellas_link_every_routine_once():
+    source = '.machine fleq\n.text\n    halt\n.include "{}"\n'
+    assert _routines(fleqc.compile(source.format("arith.fleq"))) == {
+        "div", "rsqrt", "sqrt", "exp", "log", "pow", "abs", "max", "min"}
+    assert _routines(fleqc.compile(source.format("linalg.fleq"))) == {
+        "rsqrt", "sqrt", "vmax8", "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration"}
+    assert _routines(fleqc.compile(source.format("learn.fleq"))) == {"sgd_linear", "backprop_mlp2"}
+    # a part is linked once however often it is included: pow brings div; div again is the same div
+    once = fleqc.compile('.machine fleq\n.text\n    halt\n.include "arith_pow.fleq"\n.include "arith_div.fleq"\n'
+                         '.include "arith.fleq"\n')
+    alone = fleqc.compile(source.format("arith.fleq"))
+    assert (len(once.cells), len(once.instructions)) == (len(alone.cells), len(alone.instructions))
 
 
 def test_the_library_can_be_included_first():
