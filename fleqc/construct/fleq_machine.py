@@ -23,8 +23,9 @@
 
 4 attention and 7 feed-forward layers (the paper's FLEQ construction uses 13). Heads:
 1 + 4 + (2 cell + m + 5) + (cell^2 + 1). Every constant is a power of two or a fitted coefficient;
-the weights depend only on the configuration (n, cell). The error of each block is measured by
-tests/test_fleq_blocks.py and documented in docs/fleq-machine.md.
+the weights depend only on the configuration (n, cell). Each block's error is asserted by
+tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
+docs/fleq-machine.md.
 """
 
 from __future__ import annotations
