@@ -155,9 +155,28 @@ def test_emit_prints_a_program_that_compiles():
     runner = CliRunner()
     out = runner.invoke(main, ["calc", "--emit", "sqrt(2) / 3"])
     assert out.exit_code == 0
-    assert ".include \"arith.fleq\"" in out.output and "call sqrt" in out.output and "call div" in out.output
+    assert "call sqrt" in out.output and "call div" in out.output
+    includes = [line for line in out.output.splitlines() if line.startswith(".include")]
+    assert includes == ['.include "arith_sqrt.fleq"', '.include "arith_div.fleq"']  # only what it calls
     result = api.run(api.compile(out.output), backend="reference")
     assert close(float(result.memory["result"]), math.sqrt(2) / 3)
+
+
+@pytest.mark.parametrize("text, includes", [
+    ("1 + 2 * 3", []), ("7 / 3", ["arith_div.fleq"]), ("exp(1) - log(2)", ["arith_exp.fleq", "arith_log.fleq"]),
+    ("2^-3 / 5", ["arith_pow.fleq", "arith_div.fleq"]),
+])
+def test_a_program_includes_only_what_it_calls(text, includes):
+    compiled = compile_expression(text)
+    assert [line.split('"')[1] for line in compiled.source.splitlines() if line.startswith(".include")] == includes
+    program = api.compile(compiled.source)
+    assert close(float(api.run(program, backend="reference").memory["result"]), compiled.expected)
+
+
+def test_a_division_fits_a_256_column_machine():
+    program = api.compile(compile_expression("7/3").source)
+    assert 1 + 64 + len(program.cells) + len(program.instructions) <= 256
+    assert api.build(program).config.columns == 256
 
 
 def test_command_prints_the_result_and_reports_errors():
