@@ -126,6 +126,7 @@ def run_transformer(
     mode: Mode = "softmax",
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
+    fast: bool = False,
 ) -> Result:
     if isinstance(card.config, FleqConfig) and mode != "softmax":
         raise FleqError(
@@ -136,5 +137,5 @@ def run_transformer(
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
     check = HealthCheck(model, card) if health_check else None
-    outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check)
+    outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, fast=fast)
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer")

@@ -9,6 +9,9 @@ Attention modes over the same weights:
 - ``softmax``: the definition, computed stably (the column maximum is subtracted before exp).
 - ``hardmax``: the limit of softmax as the temperature grows: each query column puts weight 1/t on
   each of the t keys that tie for the highest score, 0 elsewhere.
+
+``run`` and ``run_batch`` take ``fast=True`` to loop :func:`fleqc.transformer.fast.fast_forward`
+instead: the same function evaluated through the nonzeros of the weights (see that module).
 """
 
 from __future__ import annotations
@@ -87,6 +90,16 @@ def forward(
     return X
 
 
+def _pass_function(model: LoopedTransformer, mode: Mode, fast: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """X -> one pass of ``model``: :func:`forward`, or the precompiled sparse form if ``fast``."""
+    if not fast:
+        return lambda X: forward(model, X, mode)
+    from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
+
+    compiled = compile_fast(model)
+    return lambda X: fast_forward(compiled, X, mode)
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """The final X, the number of passes that changed X, and whether a fixed point was reached."""
@@ -104,18 +117,21 @@ def run(
     mode: Mode = "softmax",
     check: Optional[StepCheck] = None,
     on_step: Optional[Callable[[int, np.ndarray], None]] = None,
+    fast: bool = False,
 ) -> RunOutcome:
     """Loop ``forward`` until X is a fixed point or ``max_steps`` passes have changed it.
 
     A pass that leaves X exactly unchanged is not counted: ``steps`` counts the passes that changed
     X. After ``max_steps`` changing passes, one more pass tells whether the machine halted right
     there. ``check(X, step)`` runs after every changing pass (health checks raise there);
-    ``on_step(step, X)`` observes the state (lockstep tests, traces).
+    ``on_step(step, X)`` observes the state (lockstep tests, traces). ``fast`` evaluates each pass
+    through the nonzeros of the weights (:mod:`fleqc.transformer.fast`).
     """
+    step = _pass_function(model, mode, fast)
     X = np.array(X, dtype=np.float64)
     steps = 0
     while True:
-        Y = forward(model, X, mode)
+        Y = step(X)
         if np.array_equal(Y, X):
             return RunOutcome(X, steps, halted=True)
         if steps == max_steps:
@@ -137,19 +153,23 @@ class BatchOutcome:
     halted: np.ndarray  # (B,) bool
 
 
-def run_batch(model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax") -> BatchOutcome:
+def run_batch(
+    model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax", fast: bool = False
+) -> BatchOutcome:
     """:func:`run` for a batch of cards (B, d, n) on the same weights, in one product per layer.
 
     Each card stops at its own fixed point (or after ``max_steps`` changing passes, then one more
     pass tells whether it halted right there); the cards still running are stepped together.
+    ``fast`` as in :func:`run`.
     """
+    step = _pass_function(model, mode, fast)
     X = np.array(X, dtype=np.float64)
     batch = X.shape[0]
     steps = np.zeros(batch, dtype=np.int64)
     halted = np.zeros(batch, dtype=bool)
     running = np.arange(batch)
     while running.size:
-        Y = forward(model, X[running], mode)
+        Y = step(X[running])
         fixed = np.all(Y == X[running], axis=(1, 2))
         halted[running[fixed]] = True
         out_of_steps = ~fixed & (steps[running] == max_steps)

@@ -1,0 +1,70 @@
+"""Milliseconds per step, dense executor vs the sparse fast path, side by side in one run.
+
+Runs a never-halting SUBLEQ loop (n = 64, 256) and a never-halting FLEQ loop (n = 128, 256, 512;
+the programs of bench/subleq_speed.py and bench/fleq_speed.py) through ``run(..., fast=False)``
+and ``run(..., fast=True)`` on the same card, alternating the two, and prints the minimum over
+the repeats of each (the machine may be busy) and their ratio.
+
+    python bench/fast_speed.py [--repeats R] [--subleq 64,256] [--fleq 128,256,512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import fleqc  # noqa: E402
+from fleqc.construct.machines import machine_for  # noqa: E402
+from fleqc.transformer import run  # noqa: E402
+from fleqc.transformer.fast import compile_fast  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleq_speed import PROGRAM as FLEQ_PROGRAM  # noqa: E402
+from subleq_speed import PROGRAM as SUBLEQ_PROGRAM  # noqa: E402
+
+
+def per_step(model, X, steps: int, fast: bool) -> float:
+    start = time.perf_counter()
+    outcome = run(model, X, max_steps=steps, fast=fast)
+    elapsed = time.perf_counter() - start
+    assert outcome.steps == steps and not outcome.halted
+    return elapsed / (steps + 1)  # the last pass, which tells it did not halt, is one more
+
+
+def measure(kind: str, source: str, n: int, steps: int, repeats: int) -> None:
+    card = fleqc.build(fleqc.compile(source), columns=n)
+    model = machine_for(card.config)
+    start = time.perf_counter()
+    compile_fast(model)
+    compile_ms = (time.perf_counter() - start) * 1e3
+    run(model, card.X, max_steps=1, fast=True)  # warm up both
+    run(model, card.X, max_steps=1)
+    dense, fast = [], []
+    for _ in range(repeats):
+        dense.append(per_step(model, card.X, steps, fast=False))
+        fast.append(per_step(model, card.X, steps, fast=True))
+    d, f = min(dense), min(fast)
+    print(f"{kind:>7} {n:>6} {model.width:>6} {d * 1e3:>10.2f} {f * 1e3:>10.2f} {d / f:>7.1f} {compile_ms:>11.0f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subleq", default="64,256")
+    parser.add_argument("--fleq", default="128,256,512")
+    parser.add_argument("--subleq-steps", type=int, default=200)
+    parser.add_argument("--fleq-steps", type=int, default=4)
+    args = parser.parse_args()
+    print(f"{'machine':>7} {'n':>6} {'d':>6} {'dense ms':>10} {'fast ms':>10} {'ratio':>7} {'compile ms':>11}")
+    for n in [int(s) for s in args.subleq.split(",") if s]:
+        measure("subleq", SUBLEQ_PROGRAM, n, args.subleq_steps, args.repeats)
+    for n in [int(s) for s in args.fleq.split(",") if s]:
+        measure("fleq", FLEQ_PROGRAM, n, args.fleq_steps, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

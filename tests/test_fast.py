@@ -1,0 +1,185 @@
+"""The fast (sparse) pass computes the same function as the dense executor.
+
+SUBLEQ: bit for bit (its sums are exact, so the summation order cannot matter). FLEQ: between
+passes the control (ternary) rows bit for bit, so every branch and pc is the same; a real-valued
+entry may differ only by the rounding of a different summation order:
+
+- one layer on the same input: a few ulps, more only where the sum cancels (at most 8e-17 on
+  -6.8e-4, i.e. 1.2e-13 relative, seen). Asserted: 1e-12 relative + 1e-15.
+- one pass: identical in most passes; in the samples at most 7.6e-14 relative (a memory cell);
+  on random programs up to 5e-11 relative in a matmul result (a 1-ulp change of an intermediate
+  row meets a steep unit of a product ladder in a later block). Asserted: 1e-12 relative + 1e-15
+  for the samples (and their whole runs), 1e-9 relative + 1e-15 for random cards (the matmul
+  contract is 1e-9 componentwise: both sides are within the machine's own error).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck as Health
+from hypothesis import given, settings
+
+import fleqc
+from fleqc.construct.machines import machine_for
+from fleqc.machine.program_to_card import program_to_card
+from fleqc.transformer import forward, run, run_batch
+from fleqc.transformer.executor import apply_layer
+from fleqc.transformer.fast import (
+    FastAttention,
+    FastFeedForward,
+    compile_fast,
+    fast_attention,
+    fast_feed_forward,
+    fast_forward,
+)
+from tests.programs import random_subleq_programs, subleq_program
+from tests.test_fleq_machine import random_fleq_programs
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+RELATIVE, ABSOLUTE = 1e-12, 1e-15
+RANDOM_PASS_RELATIVE = 1e-9
+
+
+def fast_layer(fast, index, X, mode="softmax"):
+    layer = fast.layers[index]
+    if isinstance(layer, FastAttention):
+        return fast_attention(layer, X, mode)
+    if isinstance(layer, FastFeedForward):
+        return fast_feed_forward(layer, X)
+    return apply_layer(layer, X, mode)  # kept dense
+
+
+def assert_close(model, dense, fast, between_passes=True, relative=RELATIVE):
+    """Every entry within the summation-order bound; between passes the ternary (control) rows exact.
+
+    (Inside a pass a ternary row may hold a real-valued scratch value, e.g. ``prod``.)
+    """
+    if between_passes:
+        ternary = list(model.ternary_rows)
+        assert np.array_equal(dense[..., ternary, :], fast[..., ternary, :])
+    assert np.all(np.abs(fast - dense) <= relative * np.abs(dense) + ABSOLUTE)
+
+
+# -- SUBLEQ: bit for bit -----------------------------------------------------------------------
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[Health.too_slow])
+@given(random_subleq_programs())
+def test_subleq_fast_pass_and_run_are_bit_identical(case):
+    program, columns = case
+    card = program_to_card(program, columns)
+    model = machine_for(card.config)
+    fast = compile_fast(model)
+    for mode in ("softmax", "hardmax"):
+        X = card.X
+        for _ in range(4):
+            Y = forward(model, X, mode)
+            assert np.array_equal(fast_forward(fast, X, mode), Y)
+            X = Y
+        dense_run = run(model, card.X, max_steps=30, mode=mode)
+        fast_run = run(model, card.X, max_steps=30, mode=mode, fast=True)
+        assert (fast_run.steps, fast_run.halted) == (dense_run.steps, dense_run.halted)
+        assert np.array_equal(fast_run.X, dense_run.X)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+def test_subleq_batch_fast_equals_single_runs(mode):
+    programs = [
+        subleq_program(8, [1, 0, 0], [(0, 1, 1), (2, 2, 1)]),  # halts after 1 step
+        subleq_program(8, [3, -7, 100, 0, -128], [(0, 1, 2), (1, 2, 0), (3, 3, 1), (2, 4, 0)]),  # loops
+        subleq_program(8, [5, 1, 0], [(1, 0, 0), (2, 2, 1)]),  # counts 5 down, then halts
+        subleq_program(8, [0], [(0, 0, 0)]),  # halted from the start
+    ]
+    cards = [program_to_card(p, 16) for p in programs]
+    model = machine_for(cards[0].config)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, fast=True)
+    for i, card in enumerate(cards):
+        one = run(model, card.X, max_steps=12, mode=mode)
+        assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
+        assert np.array_equal(batch.X[i], one.X)
+
+
+def test_non_finite_input_spreads_as_in_the_dense_pass():
+    """0 * inf is NaN: a layer with a non-finite input is evaluated densely, NaNs and all."""
+    card = program_to_card(subleq_program(8, [3, -7, 0], [(0, 1, 2), (2, 2, 0)]), 16)
+    model = machine_for(card.config)
+    X = card.X.copy()
+    X[0, 3] = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert np.array_equal(fast_forward(compile_fast(model), X), forward(model, X), equal_nan=True)
+
+
+def test_compiled_once_per_model_sparse_where_it_pays():
+    model = machine_for(program_to_card(subleq_program(8, [0], [(0, 0, 0)]), 16).config)
+    fast = compile_fast(model)
+    assert compile_fast(model) is fast
+    kinds = {getattr(layer, "name", "attention"): type(f).__name__ for layer, f in zip(model.layers, fast.layers)}
+    assert kinds["alu"] == "FeedForwardLayer"  # ~6% nonzero: kept dense
+    assert kinds["commit"] == "FastFeedForward"
+    fleq = compile_fast(machine_for(fleqc.build(str(SAMPLES / "fleq_polynomial.fleq")).config))
+    assert all(isinstance(layer, (FastAttention, FastFeedForward)) for layer in fleq.layers)
+
+
+# -- FLEQ: the same function up to summation order -----------------------------------------------
+
+
+def check_fleq_passes(card, passes, pass_relative=RELATIVE):
+    """Dense passes from card.X; each layer and each whole pass checked against the fast form.
+
+    Returns (final X, steps, halted) of the dense passes, as ``run`` counts them.
+    """
+    model = machine_for(card.config)
+    fast = compile_fast(model)
+    X = card.X
+    for step in range(passes + 1):
+        inputs = [X]
+
+        def observe(index, layer, Y, inputs=inputs):
+            assert_close(model, Y, fast_layer(fast, index, inputs[0]), between_passes=False)
+            inputs[0] = Y
+
+        Y = forward(model, X, "softmax", observe=observe)
+        assert_close(model, Y, fast_forward(fast, X), relative=pass_relative)
+        if np.array_equal(X, Y):
+            return X, step, True
+        if step == passes:
+            return X, step, False
+        X = Y
+
+
+@pytest.mark.parametrize("name", ["fleq_matrix_chain", "fleq_normalize", "fleq_polynomial", "fleq_counter_loop"])
+def test_fleq_sample_fast_passes_and_run(name):
+    card = fleqc.build(str(SAMPLES / f"{name}.fleq"))
+    passes = 3 if name == "fleq_counter_loop" else 10  # the others halt after 4-6 steps
+    X, steps, halted = check_fleq_passes(card, passes)
+    model = machine_for(card.config)
+    outcome = run(model, card.X, max_steps=passes, fast=True)
+    assert (outcome.steps, outcome.halted) == (steps, halted)
+    assert halted == (name != "fleq_counter_loop")
+    assert_close(model, X, outcome.X)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[Health.too_slow])
+@given(random_fleq_programs())
+def test_fleq_random_card_fast_passes(program):
+    check_fleq_passes(program_to_card(program), passes=3, pass_relative=RANDOM_PASS_RELATIVE)
+
+
+def test_fleq_batch_fast_equals_single_fast_runs():
+    cards = [fleqc.build(str(SAMPLES / f"{name}.fleq")) for name in ("fleq_matrix_chain", "fleq_normalize")]
+    model = machine_for(cards[0].config)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=10, fast=True)
+    for i, card in enumerate(cards):
+        one = run(model, card.X, max_steps=10, fast=True)
+        assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
+        assert np.array_equal(batch.X[i], one.X)
+
+
+def test_run_transformer_takes_fast():
+    from fleqc.backends import run_transformer
+
+    card = fleqc.build(str(SAMPLES / "gcd.fleq"))
+    assert run_transformer(card, fast=True) == run_transformer(card, fast=False)
