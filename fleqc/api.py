@@ -71,11 +71,14 @@ def run(
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
     cell: Optional[int] = None,
+    fast: bool = True,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
-    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only).
+    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``fast``
+    evaluates the sparse form of the same layers (fleqc.transformer.fast); ``fast=False`` runs the
+    plain dense forward pass, the definition.
     """
     if backend not in ("transformer", "reference"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
@@ -90,4 +93,4 @@ def run(
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
     card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
-    return run_transformer(card, max_steps, mode, weights)  # type: ignore[arg-type]
+    return run_transformer(card, max_steps, mode, weights, fast=fast)  # type: ignore[arg-type]

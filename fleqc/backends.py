@@ -126,7 +126,7 @@ def run_transformer(
     mode: Mode = "softmax",
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
-    fast: bool = False,
+    fast: bool = True,
 ) -> Result:
     if isinstance(card.config, FleqConfig) and mode != "softmax":
         raise FleqError(

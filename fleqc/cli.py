@@ -122,12 +122,15 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Load the machine from a weights file (from `fleqc weights`) instead of building it.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
+@click.option("--dense", is_flag=True,
+              help="Evaluate every layer as a dense product (the definition) instead of the default "
+              "sparse evaluation of the same weights (identical for SUBLEQ, within a few ulps for FLEQ).")
 @columns_option
 @bits_option
 @cell_option
 @reports_errors
 def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, columns: Optional[int], bits: Optional[int], cell: Optional[int]) -> None:
+        as_json: bool, dense: bool, columns: Optional[int], bits: Optional[int], cell: Optional[int]) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
@@ -140,7 +143,7 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
         subject = api.compile(target, bits=bits)
     model = load_weights(weights) if weights else None
     result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
-                     cell=cell)
+                     cell=cell, fast=not dense)
     print_result(result, as_json, mode)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)

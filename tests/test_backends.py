@@ -24,8 +24,11 @@ FLEQ = [
     c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
     for c in CASES if "machine fleq" in c.text
 ]
-BACKENDS = [("reference", None), ("transformer", "softmax"), ("transformer", "hardmax")]
-FLEQ_BACKENDS = ["reference", "transformer"]
+# (backend, attention mode, fast): the transformer runs its sparse evaluation by default and the
+# plain dense forward pass (the definition) with fast=False; both must give the table's results.
+BACKENDS = [("reference", None, True), ("transformer", "softmax", True), ("transformer", "hardmax", True),
+            ("transformer", "softmax", False)]
+FLEQ_BACKENDS = [("reference", True), ("transformer", True), ("transformer", False)]
 
 
 def _check(case, result):
@@ -35,11 +38,12 @@ def _check(case, result):
     check_memory(case, result.memory)
 
 
-@pytest.mark.parametrize("backend,mode", BACKENDS, ids=[b if m is None else f"{b}-{m}" for b, m in BACKENDS])
+@pytest.mark.parametrize("backend,mode,fast", BACKENDS,
+                         ids=[b if m is None else f"{b}-{m}" + ("" if f else "-dense") for b, m, f in BACKENDS])
 @pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
-def test_case_on_backend(case, backend, mode):
+def test_case_on_backend(case, backend, mode, fast):
     program = compile_case(case)
-    result = fleqc.run(program, backend=backend, mode=mode or "softmax", max_steps=case.max_steps)
+    result = fleqc.run(program, backend=backend, mode=mode or "softmax", max_steps=case.max_steps, fast=fast)
     _check(case, result)
 
 
@@ -62,10 +66,10 @@ def test_one_machine_runs_many_programs(case):
     _check(case, result)
 
 
-@pytest.mark.parametrize("backend", FLEQ_BACKENDS)
+@pytest.mark.parametrize("backend,fast", FLEQ_BACKENDS, ids=["reference", "transformer", "transformer-dense"])
 @pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
-def test_fleq_case_on_backend(case, backend):
-    result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps)
+def test_fleq_case_on_backend(case, backend, fast):
+    result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps, fast=fast)
     _check(case, result)
 
 

@@ -190,16 +190,18 @@ def _compile_layer(layer: Layer) -> FastLayer:
 
 
 _CACHE: dict[int, tuple[weakref.ref, FastModel]] = {}
+_CACHE_SIZE = 8  # the most recently compiled models (a FastModel keeps its model alive)
 
 
 def compile_fast(model: LoopedTransformer) -> FastModel:
-    """The fast form of ``model``, built once per model object (cached while the model lives)."""
+    """The fast form of ``model``, built once per model object (the last few are cached)."""
     entry = _CACHE.get(id(model))
     if entry is not None and entry[0]() is model:
         return entry[1]
     fast = FastModel(model, tuple(_compile_layer(layer) for layer in model.layers))
-    key = id(model)
-    _CACHE[key] = (weakref.ref(model, lambda _ref, key=key: _CACHE.pop(key, None)), fast)
+    while len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[id(model)] = (weakref.ref(model), fast)
     return fast
 
 
