@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(BIN)/fleqc build samples/factorial.fleq -o /tmp/fleqc-demo-factorial.npz
 	$(BIN)/fleqc run /tmp/fleqc-demo-factorial.npz
 	$(BIN)/fleqc run samples/gcd.fleq --backend transformer
+	$(BIN)/fleqc run samples/fleq_matrix_chain.fleq
+	$(BIN)/fleqc calc "(1 + 2) * 7 / 3"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -28,6 +30,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/subleq_speed.py
+	$(BIN)/python bench/fast_speed.py
+	$(BIN)/python bench/fleq_accuracy.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache *.egg-info

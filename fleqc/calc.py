@@ -29,14 +29,14 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import click
 
 from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.isa.fleq_functions import VALUE_LIMIT
 
 CALC_FILE = "<calc>"
-VALUE_LIMIT = 2.0**1000
 SMALLEST_NORMAL = 2.0**-1022
 EXP_RANGE = (-708.0, 693.1471805599453)
 FUNCTIONS = ("sqrt", "exp", "log")
@@ -390,11 +390,11 @@ def calculate(text: str, backend: str = "reference", max_steps: int = 1_000_000)
 @click.command("calc")
 @click.argument("expression")
 @click.option("--emit", is_flag=True, help="Print the generated FLEQ assembly instead of running it.")
-@click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default=None,
-              help="Run on the looped transformer (default, when it can run FLEQ) or the reference interpreter.")
+@click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
+              show_default=True, help="Run on the looped transformer or the reference interpreter.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=1_000_000, show_default=True,
               help="Stop after this many steps if the program has not halted.")
-def calc_command(expression: str, emit: bool, backend: Optional[str], max_steps: int) -> None:
+def calc_command(expression: str, emit: bool, backend: str, max_steps: int) -> None:
     """Compute EXPRESSION on the FLEQ machine: numbers, + - * /, unary minus, parentheses,
     sqrt(x), exp(x), log(x) and x^n for a whole number n (e.g. "sqrt(2)^3 - 1/3")."""
     try:
@@ -405,15 +405,7 @@ def calc_command(expression: str, emit: bool, backend: Optional[str], max_steps:
         from fleqc import api
 
         program = api.compile(compiled.source)
-        chosen = backend or "transformer"
-        try:
-            result = api.run(program, backend=chosen, max_steps=max_steps)
-        except FleqError as error:
-            if backend is not None or error.code != ErrorCode.NOT_IN_MACHINE:
-                raise
-            click.echo("note: the transformer cannot run FLEQ programs here; running on the reference interpreter",
-                       err=True)
-            result = api.run(program, backend="reference", max_steps=max_steps)
+        result = api.run(program, backend=backend, max_steps=max_steps)
     except FleqError as error:
         click.echo(error.render(), err=True)
         sys.exit(1)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 import fleqc
-from fleqc.errors import ErrorCode, FleqError
 from tests.noisy import noisy_functions
 
 BACKENDS = [
@@ -25,11 +24,4 @@ def run_on(program, backend: str, max_steps: int = 1_000_000, seed: int = 0):
     if backend == "noisy":
         with noisy_functions(seed):
             return fleqc.run(program, backend="reference", max_steps=max_steps)
-    if backend == "transformer":
-        try:
-            return fleqc.run(program, backend="transformer", max_steps=max_steps)
-        except FleqError as error:
-            if error.code == ErrorCode.NOT_IN_MACHINE:
-                pytest.skip(f"the transformer cannot run FLEQ programs yet: {error.message}")
-            raise
     return fleqc.run(program, backend=backend, max_steps=max_steps)

@@ -152,7 +152,7 @@ def test_domain_errors_on_both_backends(func, value):
 
 @pytest.mark.parametrize("func,value", [("recip", 1e30), ("log", 1e-30), ("mul", 1e30)])
 def test_operands_outside_the_machine_window_are_faults_not_wrong_answers(func, value):
-    prog = program({"x": value, "y": 0.0, "two": 2.0}, [f"mul y, two, x" if func == "mul" else f"{func} y, x"])
+    prog = program({"x": value, "y": 0.0, "two": 2.0}, ["mul y, two, x" if func == "mul" else f"{func} y, x"])
     assert fleqc.run(prog, backend="reference").halted
     with pytest.raises(FleqError) as error:
         fleqc.run(prog)

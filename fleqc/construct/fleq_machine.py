@@ -49,7 +49,6 @@ from fleqc.construct.exact import (
 from fleqc.construct.fitting import fit_functions, sigmoid_basis
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.fleq_layout import (
-    EXP_MAX,
     FIT_LADDER,
     FITTED_OPS,
     NONNEGATIVE_TEMPS,
