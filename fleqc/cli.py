@@ -18,6 +18,7 @@ import numpy as np
 
 from fleqc import api
 from fleqc.backends import DEFAULT_MAX_STEPS, Result
+from fleqc.calc import calc_command
 from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
 from fleqc.machine.card import Card
@@ -85,11 +86,12 @@ def main() -> None:
     fleqc run prog.npz --backend reference
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
+    fleqc calc "sqrt(2)^3 - 1/3"        compute an expression on the FLEQ machine
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
     2 a usage error; 3 the step limit was reached; 4 a machine fault.
-    The language: docs/language.md. The machine: README.md.
+    The language: docs/language.md. The machines: README.md, docs/fleq-machine.md.
     """
 
 
@@ -243,8 +245,6 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
                f"{model.parameter_count():,} parameters")
 
-
-from fleqc.calc import calc_command  # noqa: E402  (fleqc calc: the expression compiler, issue 5)
 
 main.add_command(calc_command)
 
