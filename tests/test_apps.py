@@ -107,7 +107,7 @@ def test_backprop_learns_like_numpy(backend):
     case, program = load("app_backprop")
     epochs = int(initial(program, "epochs"))
     if backend == "transformer":
-        epochs = 2  # ~170 steps: the full run is too long for a CPU transformer
+        epochs = 40  # ~3,100 steps, a few minutes (the loss has fallen 15x); the README reports all 100
         program = with_value(program, "epochs", epochs)
     result = run_on(program, backend)
     assert result.halted
@@ -119,6 +119,5 @@ def test_backprop_learns_like_numpy(backend):
         assert np.max(np.abs(result.memory[name] - want)) <= 1e-6, name
     first, last = float(result.memory["loss_first"]), float(result.memory["loss_last"])
     assert first == pytest.approx(losses[0], rel=1e-6) and last == pytest.approx(losses[-1], rel=1e-6)
-    if backend != "transformer":
-        assert first >= 10 * last, (first, last)
+    assert first >= 10 * last, (first, last)
     check_case_on_reference(case, result, backend)
