@@ -141,8 +141,9 @@ def test_a_card_is_not_a_weights_file(tmp_path):
     assert err.value.code is ErrorCode.BAD_WEIGHTS
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["dense", "fast"])
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
-def test_run_batch_equals_running_each_card(mode):
+def test_run_batch_equals_running_each_card(mode, fast):
     from fleqc.transformer import run_batch
 
     programs = [
@@ -153,7 +154,7 @@ def test_run_batch_equals_running_each_card(mode):
     ]
     cards = [program_to_card(p, 16) for p in programs]
     model = machine_for(cards[0].config)
-    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, fast=fast)
     for i, card in enumerate(cards):
         one = run(model, card.X, max_steps=12, mode=mode)
         assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)

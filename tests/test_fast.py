@@ -85,23 +85,6 @@ def test_subleq_fast_pass_and_run_are_bit_identical(case):
         assert np.array_equal(fast_run.X, dense_run.X)
 
 
-@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
-def test_subleq_batch_fast_equals_single_runs(mode):
-    programs = [
-        subleq_program(8, [1, 0, 0], [(0, 1, 1), (2, 2, 1)]),  # halts after 1 step
-        subleq_program(8, [3, -7, 100, 0, -128], [(0, 1, 2), (1, 2, 0), (3, 3, 1), (2, 4, 0)]),  # loops
-        subleq_program(8, [5, 1, 0], [(1, 0, 0), (2, 2, 1)]),  # counts 5 down, then halts
-        subleq_program(8, [0], [(0, 0, 0)]),  # halted from the start
-    ]
-    cards = [program_to_card(p, 16) for p in programs]
-    model = machine_for(cards[0].config)
-    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, fast=True)
-    for i, card in enumerate(cards):
-        one = run(model, card.X, max_steps=12, mode=mode)
-        assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
-        assert np.array_equal(batch.X[i], one.X)
-
-
 def test_non_finite_input_spreads_as_in_the_dense_pass():
     """0 * inf is NaN: a layer with a non-finite input is evaluated densely, NaNs and all."""
     card = program_to_card(subleq_program(8, [3, -7, 0], [(0, 1, 2), (2, 2, 0)]), 16)
