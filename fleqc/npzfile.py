@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
         if "pickle" in str(exc).lower():
             raise FleqError(code, f"{path}: holds pickled Python objects, which fleqc never loads") from None
         raise FleqError(code, f"{path}: not a readable .npz {what} ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError, zlib.error) as exc:
+        # NotImplementedError: a corrupted header claiming an unknown zip version or compression;
+        # RuntimeError: "encrypted"; zlib.error: a corrupted compressed entry
         raise FleqError(code, f"{path}: not a readable .npz {what} ({type(exc).__name__}: {exc})") from None
 
 

@@ -150,3 +150,13 @@ def test_fleq_weights_file_runs_programs(tmp_path):
     assert made.exit_code == 0 and "fleq machine" in made.output
     ran = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--columns", "128", "--weights", weights, "--json")
     assert ran.exit_code == 0 and json.loads(ran.stdout)["halted"]
+
+
+def test_domain_error_inside_an_included_routine_names_the_routine_file(tmp_path):
+    prog = tmp_path / "neg_log.fleq"
+    prog.write_text('.machine fleq\n.include "arith_log.fleq"\n.data\nx: .word -2\ny: .word 0\n.text\n'
+                    "  mov log_x, x\n  call log\n  mov y, log_out\n  halt\n")
+    for backend in ("transformer", "reference"):
+        result = invoke("run", prog, "--backend", backend)
+        assert result.exit_code == 1 and "domain-error" in result.output, result.output
+        assert "arith_log.fleq:" in result.output and "neg_log.fleq:" not in result.output

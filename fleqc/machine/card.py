@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
+from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.machine.codes import decode_signed, decode_unsigned
 from fleqc.machine.config import FleqConfig, MachineConfig, SubleqConfig, config_from_dict
 from fleqc.machine.fleq_layout import entry_index, fleq_rows
@@ -48,6 +48,15 @@ class Card:
     source_name: str = "<source>"
     instruction_lines: tuple[int, ...] = field(default=())
     cell_shapes: tuple[tuple[int, ...], ...] = field(default=())  # FLEQ: the shape of every cell
+    instruction_files: tuple[str, ...] = field(default=())  # the file of each instruction ("" = source)
+
+    def instruction_span(self, index: int) -> Span | None:
+        """Where instruction ``index`` came from (file and line; the column is not kept)."""
+        line = self.instruction_lines[index] if index < len(self.instruction_lines) else 0
+        if not line:
+            return None
+        file = self.instruction_files[index] if index < len(self.instruction_files) else ""
+        return Span(file or self.source_name, line, 1)
 
     @property
     def memory_size(self) -> int:
@@ -109,6 +118,7 @@ class Card:
             "symbols": [symbol_to_json(s) for s in self.symbols.values()],
             "source": self.source_name,
             "instruction_lines": list(self.instruction_lines),
+            "instruction_files": list(self.instruction_files),
             "cell_shapes": [list(shape) for shape in self.cell_shapes],
         }
 
@@ -119,6 +129,15 @@ class Card:
     def load(cls, path: str | os.PathLike) -> "Card":
         arrays = read_npz(path, ("X", "meta"), ErrorCode.BAD_CARD, "punch card")
         return card_from_arrays(arrays["X"], arrays["meta"], str(path))
+
+
+def instruction_origins(program) -> dict:
+    """The ``instruction_lines`` and ``instruction_files`` card fields of a linked program."""
+    spans = [i.span for i in program.instructions]
+    return {
+        "instruction_lines": tuple(s.line if s else 0 for s in spans),
+        "instruction_files": tuple("" if s is None or s.file == program.source_name else s.file for s in spans),
+    }
 
 
 def symbol_to_json(s: Symbol) -> dict:
@@ -142,6 +161,7 @@ def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
         regions = ColumnRegions.from_dict(meta["regions"])
         symbols = {d["name"]: symbol_from_json(d) for d in meta["symbols"]}
         lines = tuple(int(x) for x in meta.get("instruction_lines", []))
+        files = tuple(str(x) for x in meta.get("instruction_files", []))
         source = str(meta.get("source", "<card>"))
         shapes = tuple(tuple(int(x) for x in shape) for shape in meta.get("cell_shapes", []))
     except FleqError as exc:
@@ -156,4 +176,4 @@ def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
         raise bad(f"X has shape {X.shape} and dtype {X.dtype}; expected float64 {(rows.d, config.columns)}")
     if not np.isfinite(X).all():
         raise bad("X holds NaN or infinite values")
-    return Card(X, config, rows, regions, symbols, source, lines, shapes)
+    return Card(X, config, rows, regions, symbols, source, lines, shapes, files)

@@ -6,7 +6,7 @@ memory columns; only the source spans are lost (instruction lines are kept in th
 
 from __future__ import annotations
 
-from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.codes import decode_unsigned
 from fleqc.program import Cell, LinkedProgram, SubleqInstruction
@@ -34,14 +34,13 @@ def card_to_program(card: Card) -> LinkedProgram:
     cells = tuple(Cell(i, value) for i, value in enumerate(card.read_memory()))
     instructions = []
     for j, column in enumerate(range(ins0, ins1)):
-        line = card.instruction_lines[j] if j < len(card.instruction_lines) else 0
         instructions.append(
             SubleqInstruction(
                 j,
                 address("instr_a", column, mem0, mem1, "operand a memory"),
                 address("instr_b", column, mem0, mem1, "operand b memory"),
                 address("instr_c", column, ins0, ins1, "target instruction"),
-                Span(card.source_name, line, 1) if line else None,
+                card.instruction_span(j),
             )
         )
     return LinkedProgram("subleq", card.config.bits, cells, tuple(instructions), dict(card.symbols), card.source_name)

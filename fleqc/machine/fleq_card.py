@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.machine.card import Card
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import decode_unsigned, position_codes
 from fleqc.machine.config import FleqConfig, smallest_columns
 from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
@@ -128,8 +128,8 @@ def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cel
         X[rows["i_not_mask"].slice, column] = [0.0 if r in inside else 1.0 for r in range(S)]
         X[rows["i_flag_is_dst"][0], column] = float(instr.flag == instr.dst)
         X[rows["i_not_flag_is_dst"][0], column] = float(instr.flag != instr.dst)
-    lines = tuple(i.span.line if i.span else 0 for i in program.instructions)
-    return Card(X, config, rows, regions, dict(program.symbols), program.source_name, lines, tuple(shapes))
+    return Card(X, config, rows, regions, dict(program.symbols), program.source_name,
+                cell_shapes=tuple(shapes), **instruction_origins(program))
 
 
 def fleq_card_to_program(card: Card) -> LinkedProgram:
@@ -156,7 +156,6 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
             raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {j} selects {len(ops)} function blocks")
         func = raise_function(ops[0], tuple(chosen("i_not_view", column, VIEWS)))
         src_a = address("i_a", column, mem0, mem1, "operand a")
-        line = card.instruction_lines[j] if j < len(card.instruction_lines) else 0
         instructions.append(FleqInstruction(
             j, func,
             address("i_dst", column, mem0, mem1, "its destination"),
@@ -164,6 +163,6 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
             address("i_b", column, mem0, mem1, "operand b"),
             address("i_flag", column, mem0, mem1, "its flag"),
             address("i_p", column, ins0, ins1, "its target"),
-            Span(card.source_name, line, 1) if line else None,
+            card.instruction_span(j),
         ))
     return LinkedProgram("fleq", 64, cells, tuple(instructions), dict(card.symbols), card.source_name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleqc.machine.card import Card
+from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import encode_signed, position_codes
 from fleqc.machine.config import SubleqConfig, smallest_columns
 from fleqc.machine.layout import ColumnRegions, check_fits, subleq_rows
@@ -50,5 +50,4 @@ def program_to_card(program: LinkedProgram, columns: int | None = None, cell: in
         X[rows["instr_a"].slice, column] = codes[:, regions.memory_column(instr.a)]
         X[rows["instr_b"].slice, column] = codes[:, regions.memory_column(instr.b)]
         X[rows["instr_c"].slice, column] = codes[:, regions.instruction_column(instr.target)]
-    lines = tuple(i.span.line if i.span else 0 for i in program.instructions)
-    return Card(X, config, rows, regions, dict(program.symbols), program.source_name, lines)
+    return Card(X, config, rows, regions, dict(program.symbols), program.source_name, **instruction_origins(program))
