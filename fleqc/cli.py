@@ -7,6 +7,7 @@ transformer's state left its valid set; see "Errors and limits" in the README).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -23,6 +24,7 @@ from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
+from fleqc.program import included_labels
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import load_weights, save_weights
 
@@ -124,6 +126,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Load the machine from a weights file (from `fleqc weights`) instead of building it.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
+@click.option("--all-labels", is_flag=True,
+              help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
 @click.option("--dense", is_flag=True,
               help="Evaluate every layer as a dense product (the definition) instead of the default "
               "sparse evaluation of the same weights (identical for SUBLEQ, within a few ulps for FLEQ).")
@@ -132,10 +136,12 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @cell_option
 @reports_errors
 def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, dense: bool, columns: Optional[int], bits: Optional[int], cell: Optional[int]) -> None:
+        as_json: bool, all_labels: bool, dense: bool, columns: Optional[int], bits: Optional[int],
+        cell: Optional[int]) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
+    Labels defined in included files (the stdlib's) are left out unless --all-labels.
     """
     if target.suffix == ".npz":
         if columns is not None or bits is not None or cell is not None:
@@ -146,6 +152,9 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
     model = load_weights(weights) if weights else None
     result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
                      cell=cell, fast=not dense)
+    if not all_labels:
+        hidden = included_labels(subject.symbols, subject.source_name)
+        result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
     print_result(result, as_json, mode)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)

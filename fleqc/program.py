@@ -99,6 +99,14 @@ def values_by_label(symbols: dict[str, "Symbol"], memory) -> dict:
     return values
 
 
+def included_labels(symbols: dict[str, "Symbol"], source_name: str) -> set[str]:
+    """Data labels defined in an included file (the stdlib's cells), not in the program itself."""
+    return {
+        name for name, s in symbols.items()
+        if s.kind == "data" and s.span is not None and s.span.file != source_name
+    }
+
+
 @dataclass(frozen=True)
 class LinkedProgram:
     """A whole program with includes expanded, labels resolved and addresses checked."""

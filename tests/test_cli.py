@@ -160,3 +160,14 @@ def test_domain_error_inside_an_included_routine_names_the_routine_file(tmp_path
         result = invoke("run", prog, "--backend", backend)
         assert result.exit_code == 1 and "domain-error" in result.output, result.output
         assert "arith_log.fleq:" in result.output and "neg_log.fleq:" not in result.output
+
+
+def test_labels_of_included_files_are_printed_only_on_request(tmp_path):
+    app = SAMPLES / "apps" / "app_inverse8.fleq"
+    card = tmp_path / "inv8.npz"
+    assert invoke("build", app, "-o", card).exit_code == 0
+    for target in (app, card):
+        own = json.loads(invoke("run", target, "--backend", "reference", "--json").stdout)["memory"]
+        every = json.loads(invoke("run", target, "--backend", "reference", "--json", "--all-labels").stdout)["memory"]
+        assert list(own) == ["a", "x", "iters"]
+        assert {"inv_a", "inv_out", "ar_one"} <= set(every) and set(own) < set(every)

@@ -141,13 +141,16 @@ def instruction_origins(program) -> dict:
 
 
 def symbol_to_json(s: Symbol) -> dict:
-    return {"name": s.name, "kind": s.kind, "address": s.address, "shape": list(s.shape), "length": s.length}
+    return {"name": s.name, "kind": s.kind, "address": s.address, "shape": list(s.shape), "length": s.length,
+            "file": s.span.file if s.span else None}
 
 
 def symbol_from_json(d: dict) -> Symbol:
     if d["kind"] not in ("data", "code"):
         raise ValueError(f"unknown symbol kind {d['kind']!r}")
-    return Symbol(str(d["name"]), d["kind"], int(d["address"]), tuple(int(x) for x in d["shape"]), None, int(d["length"]))
+    file = d.get("file")
+    span = Span(str(file), 0, 0) if file else None  # only the file is kept (which labels are the program's own)
+    return Symbol(str(d["name"]), d["kind"], int(d["address"]), tuple(int(x) for x in d["shape"]), span, int(d["length"]))
 
 
 def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
