@@ -35,10 +35,11 @@ import click
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.isa.fleq_functions import VALUE_LIMIT
+from fleqc.machine.fleq_layout import EXP_MAX
 
 CALC_FILE = "<calc>"
 SMALLEST_NORMAL = 2.0**-1022
-EXP_RANGE = (-708.0, 693.1471805599453)
+EXP_RANGE = (-708.0, EXP_MAX)
 FUNCTIONS = ("sqrt", "exp", "log")
 # the stdlib file of each routine an expression may call (each includes what it needs)
 ARITH_PARTS = {"div": "arith_div.fleq", "sqrt": "arith_sqrt.fleq", "exp": "arith_exp.fleq",

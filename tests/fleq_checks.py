@@ -26,7 +26,7 @@ from fleqc.construct.machines import machine_for
 from fleqc.isa import fleq
 from fleqc.isa.state import State
 from fleqc.machine.card import Card
-from fleqc.machine.fleq_layout import FIT_LADDER, PRODUCT_LADDER
+from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 
@@ -64,7 +64,7 @@ def outside_machine_domain(func: str, a: np.ndarray, b: Optional[np.ndarray]) ->
     if func == "sqrt":
         return bool(np.any(x > FIT_RANGE[1]) or np.any(a < -FIT_RANGE[0]))
     if func == "exp":
-        return bool(np.any(a > 693.1471805599453))
+        return bool(np.any(a > EXP_MAX))
     if func in ("mul", "matmul"):
         return bool(np.any(np.abs(b) > PRODUCT_RANGE[1]))
     return False

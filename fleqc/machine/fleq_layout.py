@@ -92,8 +92,7 @@ PRODUCT_LADDER = Ladder(step=8, offset=0, lo=-12, hi=12)
 FIT_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
 
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
-VALUE_MAX_LOG2 = 1000  # machine values satisfy |x| <= 2^1000
-EXP_MAX = 693.1471805599453  # largest x with e^x <= 2^1000 (1000 ln 2, rounded down)
+EXP_MAX = 693.1471805599452  # the largest float x with e^x <= 2^1000 = VALUE_LIMIT (numpy exp)
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
     ("sig_clamp", "a_e", 1.0, 64.0),  # sigmoid(x) = 1.0 in float64 for x > 37: clamp its score at 64
     ("flag_clamp", "fval", 1.0, 64.0),  # the same for the branch flag's sigmoid
