@@ -1,8 +1,9 @@
 """Milliseconds per FLEQ step on the looped transformer, by machine size, next to the reference.
 
 Runs a never-halting loop (a matrix-vector product, a fitted function, a branch) on FLEQ machines
-of n = 128 ... columns with 8x8 cells, and the numpy reference interpreter on the same program in
-the same run; prints both and their ratio, and the time of each layer at the first size.
+of n = 128 ... columns with 8x8 cells, with the dense pass and the fast path, and the numpy
+reference interpreter on the same program in the same run; prints all three, the ratio, and the
+time of each dense layer at the first size.
 
     python bench/fleq_speed.py [--steps K] [--sizes 128,256]
 """
@@ -48,15 +49,17 @@ def main() -> None:
     result = run_reference(program, max_steps=reference_steps)
     reference = (time.perf_counter() - start) / result.steps
     print(f"reference interpreter: {reference * 1e6:.1f} us/step")
-    print(f"{'n':>6} {'d':>6} {'ms/step':>9} {'x reference':>12}")
+    print(f"{'n':>6} {'d':>6} {'dense ms':>9} {'fast ms':>8} {'x reference (fast)':>19}")
     for i, n in enumerate(int(s) for s in args.sizes.split(",")):
         card = fleqc.build(program, columns=n)
         model = machine_for(card.config)
-        run_transformer(card, max_steps=1)  # warm up
-        start = time.perf_counter()
-        outcome = run_transformer(card, max_steps=args.steps)
-        per = (time.perf_counter() - start) / outcome.steps
-        print(f"{n:>6} {model.width:>6} {per * 1e3:>9.1f} {per / reference:>12.0f}")
+        per = {}
+        for fast in (False, True):
+            run_transformer(card, max_steps=1, fast=fast)  # warm up (and compile the fast form)
+            start = time.perf_counter()
+            outcome = run_transformer(card, max_steps=args.steps, fast=fast)
+            per[fast] = (time.perf_counter() - start) / outcome.steps
+        print(f"{n:>6} {model.width:>6} {per[False] * 1e3:>9.1f} {per[True] * 1e3:>8.1f} {per[True] / reference:>19.0f}")
         if i == 0:
             X = card.X
             times = []
