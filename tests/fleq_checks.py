@@ -23,6 +23,7 @@ import numpy as np
 
 from fleqc.backends import HealthCheck
 from fleqc.construct.machines import machine_for
+from fleqc.errors import FleqError
 from fleqc.isa import fleq
 from fleqc.isa.state import State
 from fleqc.machine.card import Card
@@ -84,8 +85,6 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int) -> 
     Returns (steps, halted). A domain error must come from both sides, or from the machine on an
     operand outside its documented domain; then the run ends there.
     """
-    from fleqc.errors import FleqError
-
     model = machine_for(card.config)
     check = HealthCheck(model, card)
     X = card.X

@@ -118,8 +118,7 @@ def test_branch_is_exact_outside_the_band():
     prog = program(cells, text)
     result = fleqc.run(prog)
     reference = fleqc.run(prog, backend="reference")
-    assert result.memory == reference.memory or all(
-        np.array_equal(result.memory[k], reference.memory[k]) for k in reference.memory)
+    assert all(np.array_equal(result.memory[k], reference.memory[k]) for k in reference.memory)
     assert result.steps == reference.steps
     run_lockstep(prog, max_steps=200)
 
@@ -130,7 +129,8 @@ def test_branch_band_is_where_sigmoid_rounds_to_one_half():
         prog = program({"f": x, "hit": 0.0, "one": 1.0}, ["jle f, skip", "add hit, hit, one", "skip: halt"])
         hit = fleqc.run(prog).memory["hit"]
         assert (hit == 0.0) == machine_branches, x
-    assert 2.0**-52 <= BRANCH_BAND
+        if machine_branches:  # the lockstep checks allow a wrong branch only inside the stated band
+            assert 0 < x <= BRANCH_BAND
 
 
 def test_flag_equal_to_destination_reads_the_new_value():

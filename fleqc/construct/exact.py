@@ -105,11 +105,6 @@ def conjunction(ffn: FeedForwardBuilder, indicator: int, notsel: Iterable[int], 
     ffn.unit(_merge({indicator: 1.0}, *({r: -1.0} for r in notsel)), 0.0, {output: 1.0})
 
 
-def ulp(tau: float) -> float:
-    """The spacing of float64 numbers just above tau > 0."""
-    return math.ulp(tau)
-
-
 def threshold_distance(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau: float, output: int) -> None:
     """Layer A: output += ReLU(x - tau), x = sum terms (1 unit)."""
     ffn.unit(terms, -tau, {output: 1.0})
@@ -118,7 +113,7 @@ def threshold_distance(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau:
 def threshold_indicators(ffn: FeedForwardBuilder, distance: int, tau: float, below: int, above: int) -> None:
     """Layer B: below = [x <= tau], above = [x > tau] from distance = ReLU(x - tau) (or a sum of such)."""
     one = ffn.rows["one"][0]
-    ffn.unit({one: 1.0, distance: -1.0 / ulp(tau)}, 0.0, {below: 1.0, above: -1.0})
+    ffn.unit({one: 1.0, distance: -1.0 / math.ulp(tau)}, 0.0, {below: 1.0, above: -1.0})
     ffn.bias(above, 1.0)
 
 

@@ -240,13 +240,13 @@ def _ladder_a(R: _Rows, c: int) -> FeedForwardBuilder:
         for k in range(c):
             y = _product_input(R, k, "y")
             for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
-                tau = 2.0 ** (PRODUCT_LADDER.step * j + PRODUCT_LADDER.offset)
+                tau = PRODUCT_LADDER.tau(j)
                 threshold_distance(ffn, y, tau, R.pl("r", k, j))
                 threshold_distance(ffn, {r: -v for r, v in y.items()}, tau, R.pl("r", k, j))
     with ffn.part("fitted ladder"):
         x = {R["a_e"][0]: 1.0}
         for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
-            tau = 2.0 ** (FIT_LADDER.step * j + FIT_LADDER.offset)
+            tau = FIT_LADDER.tau(j)
             threshold_distance(ffn, x, tau, R.fl("r", j))
             threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.fl("r", j))
     with ffn.part("thresholds"):
@@ -260,11 +260,11 @@ def _ladder_b(R: _Rows, c: int) -> FeedForwardBuilder:
     with ffn.part("product ladder"):
         for k in range(c):
             for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
-                tau = 2.0 ** (PRODUCT_LADDER.step * j + PRODUCT_LADDER.offset)
+                tau = PRODUCT_LADDER.tau(j)
                 threshold_indicators(ffn, R.pl("r", k, j), tau, R.pl("u", k, j), R.pl("t", k, j))
     with ffn.part("fitted ladder"):
         for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
-            tau = 2.0 ** (FIT_LADDER.step * j + FIT_LADDER.offset)
+            tau = FIT_LADDER.tau(j)
             threshold_indicators(ffn, R.fl("r", j), tau, R.fl("u", j), R.fl("t", j))
     with ffn.part("thresholds"):
         for name, _source, _sign, level in SINGLE_THRESHOLDS:

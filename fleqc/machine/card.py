@@ -50,6 +50,19 @@ class Card:
     cell_shapes: tuple[tuple[int, ...], ...] = field(default=())  # FLEQ: the shape of every cell
     instruction_files: tuple[str, ...] = field(default=())  # the file of each instruction ("" = source)
 
+    def pointer(self, field: str, column: int, region: str) -> int:
+        """The index, within ``region`` ("memory" or "instructions"), of the column that the code in
+        row block ``field`` of instruction column ``column`` names; BAD_CARD if it names another region."""
+        lo, hi = getattr(self.regions, region)
+        target = decode_unsigned(self.X[self.rows[field].slice, column])
+        if not lo <= target < hi:
+            raise FleqError(
+                ErrorCode.BAD_CARD,
+                f"{self.source_name}: instruction {column - self.regions.instructions[0]} has its {field} "
+                f"pointing at column {target}, outside the {region} region",
+            )
+        return target - lo
+
     def instruction_span(self, index: int) -> Span | None:
         """Where instruction ``index`` came from (file and line; the column is not kept)."""
         line = self.instruction_lines[index] if index < len(self.instruction_lines) else 0

@@ -6,9 +6,7 @@ memory columns; only the source spans are lost (instruction lines are kept in th
 
 from __future__ import annotations
 
-from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
-from fleqc.machine.codes import decode_unsigned
 from fleqc.program import Cell, LinkedProgram, SubleqInstruction
 
 
@@ -17,29 +15,16 @@ def card_to_program(card: Card) -> LinkedProgram:
         from fleqc.machine.fleq_card import fleq_card_to_program
 
         return fleq_card_to_program(card)
-    X, rows, regions = card.X, card.rows, card.regions
-    mem0, mem1 = regions.memory
-    ins0, ins1 = regions.instructions
-
-    def address(field: str, column: int, lo: int, hi: int, what: str) -> int:
-        target = decode_unsigned(X[rows[field].slice, column])
-        if not lo <= target < hi:
-            raise FleqError(
-                ErrorCode.BAD_CARD,
-                f"{card.source_name}: instruction {column - ins0} has {what} pointing at column {target}, "
-                f"outside the {what.split()[-1]} region",
-            )
-        return target - lo
-
+    ins0, ins1 = card.regions.instructions
     cells = tuple(Cell(i, value) for i, value in enumerate(card.read_memory()))
     instructions = []
     for j, column in enumerate(range(ins0, ins1)):
         instructions.append(
             SubleqInstruction(
                 j,
-                address("instr_a", column, mem0, mem1, "operand a memory"),
-                address("instr_b", column, mem0, mem1, "operand b memory"),
-                address("instr_c", column, ins0, ins1, "target instruction"),
+                card.pointer("instr_a", column, "memory"),
+                card.pointer("instr_b", column, "memory"),
+                card.pointer("instr_c", column, "instructions"),
                 card.instruction_span(j),
             )
         )

@@ -24,7 +24,7 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card, instruction_origins
-from fleqc.machine.codes import decode_unsigned, position_codes
+from fleqc.machine.codes import position_codes
 from fleqc.machine.config import FleqConfig, smallest_columns
 from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
 from fleqc.machine.layout import ColumnRegions, check_fits
@@ -134,16 +134,8 @@ def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cel
 
 def fleq_card_to_program(card: Card) -> LinkedProgram:
     """The linked FLEQ program a card holds (spans reduced to the instruction lines)."""
-    X, rows, regions = card.X, card.rows, card.regions
-    mem0, mem1 = regions.memory
-    ins0, ins1 = regions.instructions
-
-    def address(field: str, column: int, lo: int, hi: int, what: str) -> int:
-        target = decode_unsigned(X[rows[field].slice, column])
-        if not lo <= target < hi:
-            raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {column - ins0} has {what} "
-                                                f"pointing at column {target}, outside its region")
-        return target - lo
+    X, rows = card.X, card.rows
+    ins0, ins1 = card.regions.instructions
 
     def chosen(block: str, column: int, names: tuple[str, ...]) -> list[str]:
         return [name for k, name in enumerate(names) if X[rows[block][k], column] == 0.0]
@@ -155,14 +147,13 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
         if len(ops) != 1:
             raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {j} selects {len(ops)} function blocks")
         func = raise_function(ops[0], tuple(chosen("i_not_view", column, VIEWS)))
-        src_a = address("i_a", column, mem0, mem1, "operand a")
         instructions.append(FleqInstruction(
             j, func,
-            address("i_dst", column, mem0, mem1, "its destination"),
-            src_a,
-            address("i_b", column, mem0, mem1, "operand b"),
-            address("i_flag", column, mem0, mem1, "its flag"),
-            address("i_p", column, ins0, ins1, "its target"),
+            card.pointer("i_dst", column, "memory"),
+            card.pointer("i_a", column, "memory"),
+            card.pointer("i_b", column, "memory"),
+            card.pointer("i_flag", column, "memory"),
+            card.pointer("i_p", column, "instructions"),
             card.instruction_span(j),
         ))
     return LinkedProgram("fleq", 64, cells, tuple(instructions), dict(card.symbols), card.source_name)

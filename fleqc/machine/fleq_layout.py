@@ -78,6 +78,10 @@ class Ladder:
         """The exponents of tau_lo .. tau_hi."""
         return [self.step * j + self.offset for j in range(self.lo, self.hi + 1)]
 
+    def tau(self, j: int) -> float:
+        """Threshold j: 2^(step j + offset)."""
+        return 2.0 ** (self.step * j + self.offset)
+
     @property
     def selectors(self) -> range:
         return range(self.lo, self.hi)
