@@ -20,12 +20,12 @@ from fleqc.machine.layout import subleq_rows
 from fleqc.transformer.layers import LoopedTransformer
 
 # Attention temperature, folded into the queries. A power of two, so every score T * (integer) is
-# exact and hardmax ties are exact. Matching keys beat the rest by at least T (write head) or 2T
-# (reads), so the weight leaking to all other columns is at most (n - 1) e^-64 < 2^-64 for every
-# n <= 2^16: far below half an ulp of the +-1 values moved, so in softmax mode the state rows are
-# bit-for-bit those of hardmax mode; the leak lands only in temp rows of non-scratchpad columns,
-# which the gates ignore and the commit layer clears.
-TEMPERATURE = 64.0
+# exact (|score| <= T (w + 1) < 2^15 for n <= 2^16) and hardmax ties are exact. Matching keys beat
+# every other key by at least T (write head) or 2T (reads): 1024 or more, so every other key's
+# softmax weight is exp(-1024) = 0.0 exactly in float64 (it underflows below e^-745). Softmax mode
+# is therefore hardmax mode bit for bit, at every layer and not only between passes, and an engine
+# may skip those keys exactly (fleqc/transformer/engine.py).
+TEMPERATURE = 1024.0
 
 
 def build_subleq_machine(config: SubleqConfig) -> LoopedTransformer:
