@@ -20,6 +20,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.program_to_card import program_to_card
 from fleqc.program import LinkedProgram
+from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.layers import LoopedTransformer
 
 Source = Union[str, os.PathLike]
@@ -71,19 +72,24 @@ def run(
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
     cell: Optional[int] = None,
-    fast: bool = True,
+    engine: str = "incremental",
+    stats: bool = False,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
-    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``fast``
-    evaluates the sparse form of the same layers (fleqc.transformer.fast); ``fast=False`` runs the
-    plain dense forward pass, the definition.
+    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``engine``
+    chooses how the transformer's passes are evaluated: ``incremental`` (default; recomputes only
+    what can change, fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
+    the weights) or ``dense`` (the plain forward pass, the definition): the same function of
+    (weights, X). ``stats`` fills ``Result.stats`` with the engine's figures (time per layer).
     """
     if backend not in ("transformer", "reference"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
     if mode not in ("softmax", "hardmax"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
+    if engine not in ENGINES:
+        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
     if not isinstance(target, (Card, LinkedProgram)):
@@ -93,4 +99,4 @@ def run(
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
     card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
-    return run_transformer(card, max_steps, mode, weights, fast=fast)  # type: ignore[arg-type]
+    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats)  # type: ignore[arg-type]

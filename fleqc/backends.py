@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -40,13 +40,17 @@ class Result:
     memory: dict[str, Any]
     pc: int
     backend: str
+    stats: Optional[dict] = field(default=None, compare=False)  # the engine's figures, when asked for
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "halted": self.halted,
             "steps": self.steps,
             "memory": {k: _jsonable(v) for k, v in self.memory.items()},
         }
+        if self.stats is not None:
+            out["engine"] = self.stats
+        return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -83,10 +87,11 @@ class HealthCheck:
         self.fault_rows = list(model.metadata.get("fault_rows", []))
         self.pc = card.read_pc()  # the instruction the next pass executes
 
-    def __call__(self, X: np.ndarray, step: int) -> None:
+    def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
+        """After pass ``step``; ``columns``: the columns it changed (the others were checked before)."""
         if self.fleq:
             self._check_fleq(X, step)
-        self.ternary(X, step)
+        self.ternary(X, step, columns)
         pc = self.card.read_pc(X)
         if not 0 <= pc < self.card.instruction_count:
             raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"))
@@ -126,7 +131,8 @@ def run_transformer(
     mode: Mode = "softmax",
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
-    fast: bool = True,
+    engine: str = "incremental",
+    stats: bool = False,
 ) -> Result:
     if isinstance(card.config, FleqConfig) and mode != "softmax":
         raise FleqError(
@@ -137,5 +143,7 @@ def run_transformer(
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
     check = HealthCheck(model, card) if health_check else None
-    outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, fast=fast)
-    return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer")
+    outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, engine=engine, timed=stats)
+    figures = outcome.stats.to_json() if (stats and outcome.stats is not None) else None
+    return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer",
+                  figures)

@@ -26,6 +26,7 @@ from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.program import included_labels
 from fleqc.transformer import MachineFault
+from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.weights_io import load_weights, save_weights
 
 EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
@@ -128,16 +129,22 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @click.option("--all-labels", is_flag=True,
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
-@click.option("--dense", is_flag=True,
-              help="Evaluate every layer as a dense product (the definition) instead of the default "
-              "sparse evaluation of the same weights (identical for SUBLEQ, within a few ulps for FLEQ).")
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="incremental", show_default=True,
+              help="How the transformer's passes are evaluated: incremental (recomputes only what can "
+              "change), sparse (every column, through the nonzeros of the weights) or dense (the plain "
+              "forward pass, the definition). The same function: identical X for SUBLEQ, equal to "
+              "rounding for FLEQ.")
+@click.option("--dense", is_flag=True, help="Short for --engine dense.")
+@click.option("--stats", is_flag=True,
+              help="Print the engine's figures on stderr (passes, columns recomputed and seconds per "
+              "layer, fallbacks); with --json, under \"engine\".")
 @columns_option
 @bits_option
 @cell_option
 @reports_errors
 def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, all_labels: bool, dense: bool, columns: Optional[int], bits: Optional[int],
-        cell: Optional[int]) -> None:
+        as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, columns: Optional[int],
+        bits: Optional[int], cell: Optional[int]) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
@@ -150,12 +157,16 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
     else:
         subject = api.compile(target, bits=bits)
     model = load_weights(weights) if weights else None
+    if dense:
+        engine = "dense"
     result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
-                     cell=cell, fast=not dense)
+                     cell=cell, engine=engine, stats=stats)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
     print_result(result, as_json, mode)
+    if stats and not as_json and result.stats is not None:
+        click.echo(f"engine: {json.dumps(result.stats)}", err=True)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)

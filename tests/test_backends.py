@@ -24,11 +24,13 @@ FLEQ = [
     c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
     for c in CASES if "machine fleq" in c.text
 ]
-# (backend, attention mode, fast): the transformer runs its sparse evaluation by default and the
-# plain dense forward pass (the definition) with fast=False; both must give the table's results.
-BACKENDS = [("reference", None, True), ("transformer", "softmax", True), ("transformer", "hardmax", True),
-            ("transformer", "softmax", False)]
-FLEQ_BACKENDS = [("reference", True), ("transformer", True), ("transformer", False)]
+# (backend, attention mode, engine): the transformer runs the incremental engine by default; the
+# sparse evaluation and the plain dense forward pass (the definition) must give the same results.
+BACKENDS = [("reference", None, "incremental"), ("transformer", "softmax", "incremental"),
+            ("transformer", "hardmax", "incremental"), ("transformer", "softmax", "sparse"),
+            ("transformer", "softmax", "dense"), ("transformer", "hardmax", "dense")]
+FLEQ_BACKENDS = [("reference", "incremental"), ("transformer", "incremental"),
+                 pytest.param("transformer", "sparse", marks=pytest.mark.slow), ("transformer", "dense")]
 
 
 def _check(case, result):
@@ -38,12 +40,12 @@ def _check(case, result):
     check_memory(case, result.memory)
 
 
-@pytest.mark.parametrize("backend,mode,fast", BACKENDS,
-                         ids=[b if m is None else f"{b}-{m}" + ("" if f else "-dense") for b, m, f in BACKENDS])
+@pytest.mark.parametrize("backend,mode,engine", BACKENDS,
+                         ids=[b if m is None else f"{b}-{m}-{e}" for b, m, e in BACKENDS])
 @pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
-def test_case_on_backend(case, backend, mode, fast):
+def test_case_on_backend(case, backend, mode, engine):
     program = compile_case(case)
-    result = fleqc.run(program, backend=backend, mode=mode or "softmax", max_steps=case.max_steps, fast=fast)
+    result = fleqc.run(program, backend=backend, mode=mode or "softmax", max_steps=case.max_steps, engine=engine)
     _check(case, result)
 
 
@@ -66,10 +68,11 @@ def test_one_machine_runs_many_programs(case):
     _check(case, result)
 
 
-@pytest.mark.parametrize("backend,fast", FLEQ_BACKENDS, ids=["reference", "transformer", "transformer-dense"])
+@pytest.mark.parametrize("backend,engine", FLEQ_BACKENDS,
+                         ids=["reference", "transformer", "transformer-sparse", "transformer-dense"])
 @pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
-def test_fleq_case_on_backend(case, backend, fast):
-    result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps, fast=fast)
+def test_fleq_case_on_backend(case, backend, engine):
+    result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps, engine=engine)
     _check(case, result)
 
 

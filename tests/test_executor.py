@@ -141,9 +141,9 @@ def test_a_card_is_not_a_weights_file(tmp_path):
     assert err.value.code is ErrorCode.BAD_WEIGHTS
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["dense", "fast"])
+@pytest.mark.parametrize("engine", ["dense", "sparse", "incremental"])
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
-def test_run_batch_equals_running_each_card(mode, fast):
+def test_run_batch_equals_running_each_card(mode, engine):
     from fleqc.transformer import run_batch
 
     programs = [
@@ -154,9 +154,9 @@ def test_run_batch_equals_running_each_card(mode, fast):
     ]
     cards = [program_to_card(p, 16) for p in programs]
     model = machine_for(cards[0].config)
-    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, fast=fast)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, engine=engine)
     for i, card in enumerate(cards):
-        one = run(model, card.X, max_steps=12, mode=mode)
+        one = run(model, card.X, max_steps=12, mode=mode, engine="dense")
         assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
         assert np.array_equal(batch.X[i], one.X)
     assert batch.halted.tolist() == [True, False, True, True]

@@ -79,8 +79,8 @@ def test_subleq_fast_pass_and_run_are_bit_identical(case):
             Y = forward(model, X, mode)
             assert np.array_equal(fast_forward(fast, X, mode), Y)
             X = Y
-        dense_run = run(model, card.X, max_steps=30, mode=mode)
-        fast_run = run(model, card.X, max_steps=30, mode=mode, fast=True)
+        dense_run = run(model, card.X, max_steps=30, mode=mode, engine="dense")
+        fast_run = run(model, card.X, max_steps=30, mode=mode, engine="sparse")
         assert (fast_run.steps, fast_run.halted) == (dense_run.steps, dense_run.halted)
         assert np.array_equal(fast_run.X, dense_run.X)
 
@@ -139,7 +139,7 @@ def test_fleq_sample_fast_passes_and_run(name):
     passes = 3 if name == "fleq_counter_loop" else 10  # the others halt after 4-6 steps
     X, steps, halted = check_fleq_passes(card, passes)
     model = machine_for(card.config)
-    outcome = run(model, card.X, max_steps=passes, fast=True)
+    outcome = run(model, card.X, max_steps=passes, engine="sparse")
     assert (outcome.steps, outcome.halted) == (steps, halted)
     assert halted == (name != "fleq_counter_loop")
     assert_close(model, X, outcome.X)
@@ -154,15 +154,16 @@ def test_fleq_random_card_fast_passes(program):
 def test_fleq_batch_fast_equals_single_fast_runs():
     cards = [fleqc.build(str(SAMPLES / f"{name}.fleq")) for name in ("fleq_matrix_chain", "fleq_normalize")]
     model = machine_for(cards[0].config)
-    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=10, fast=True)
+    batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=10, engine="sparse")
     for i, card in enumerate(cards):
-        one = run(model, card.X, max_steps=10, fast=True)
+        one = run(model, card.X, max_steps=10, engine="sparse")
         assert (batch.steps[i], batch.halted[i]) == (one.steps, one.halted)
         assert np.array_equal(batch.X[i], one.X)
 
 
-def test_run_transformer_takes_fast():
+def test_run_transformer_takes_an_engine():
     from fleqc.backends import run_transformer
 
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    assert run_transformer(card, fast=True) == run_transformer(card, fast=False)
+    results = [run_transformer(card, engine=engine) for engine in ("incremental", "sparse", "dense")]
+    assert results[0] == results[1] == results[2]

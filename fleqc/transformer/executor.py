@@ -10,8 +10,10 @@ Attention modes over the same weights:
 - ``hardmax``: the limit of softmax as the temperature grows: each query column puts weight 1/t on
   each of the t keys that tie for the highest score, 0 elsewhere.
 
-``run`` and ``run_batch`` take ``fast=True`` to loop :func:`fleqc.transformer.fast.fast_forward`
-instead: the same function evaluated through the nonzeros of the weights (see that module).
+``run`` and ``run_batch`` take ``engine=``: ``incremental`` (the default,
+:mod:`fleqc.transformer.engine`: recomputes only what can change since the previous pass),
+``sparse`` (:mod:`fleqc.transformer.fast`: every column, through the nonzeros of the weights) or
+``dense`` (:func:`forward`, the definition). All three compute the same function of (weights, X).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ Mode = Literal["softmax", "hardmax"]
 MODES: tuple[Mode, ...] = ("softmax", "hardmax")
 
 LayerObserver = Callable[[int, Layer, np.ndarray], None]
-StepCheck = Callable[[np.ndarray, int], None]
+StepCheck = Callable[[np.ndarray, int, np.ndarray], None]  # (X, step, columns changed by the pass)
 
 
 def attention_weights(scores: np.ndarray, mode: Mode) -> np.ndarray:
@@ -90,23 +92,59 @@ def forward(
     return X
 
 
-def _pass_function(model: LoopedTransformer, mode: Mode, fast: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """X -> one pass of ``model``: :func:`forward`, or the precompiled sparse form if ``fast``."""
-    if not fast:
-        return lambda X: forward(model, X, mode)
-    from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
+ENGINES = ("incremental", "sparse", "dense")
+Engine = Literal["incremental", "sparse", "dense"]
 
-    compiled = compile_fast(model)
-    return lambda X: fast_forward(compiled, X, mode)
+
+class PassLoop:
+    """A pass function stepped over one card: ``step()`` returns the columns that changed."""
+
+    def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, engine: Engine) -> None:
+        if engine == "dense":
+            self._pass = lambda X: forward(model, X, mode)
+        else:
+            from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
+
+            compiled = compile_fast(model)
+            self._pass = lambda X: fast_forward(compiled, X, mode)
+        self.X = np.array(X, dtype=np.float64)
+        self.stats = None
+
+    def step(self) -> np.ndarray:
+        Y = self._pass(self.X)
+        changed = np.flatnonzero(np.any(Y != self.X, axis=tuple(range(Y.ndim - 1))))
+        self.X = Y
+        return changed
+
+
+def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", engine: Engine = "incremental",
+            timed: bool = False):
+    """An object with ``step() -> changed columns`` and ``X`` that runs ``model`` over the card X.
+
+    ``incremental`` (:mod:`fleqc.transformer.engine`) recomputes only what can change; ``sparse``
+    (:mod:`fleqc.transformer.fast`) evaluates every column through the nonzeros of the weights;
+    ``dense`` is :func:`forward` itself, the definition.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    if mode not in MODES:
+        raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
+    if engine == "incremental":
+        from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
+
+        return IncrementalEngine(model, X, mode, timed=timed)
+    return PassLoop(model, X, mode, engine)
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """The final X, the number of passes that changed X, and whether a fixed point was reached."""
+    """The final X, the number of passes that changed X, whether a fixed point was reached, and the
+    engine's statistics (None for the dense and sparse engines)."""
 
     X: np.ndarray
     steps: int
     halted: bool
+    stats: Optional[object] = None
 
 
 def run(
@@ -117,31 +155,32 @@ def run(
     mode: Mode = "softmax",
     check: Optional[StepCheck] = None,
     on_step: Optional[Callable[[int, np.ndarray], None]] = None,
-    fast: bool = False,
+    engine: Engine = "incremental",
+    timed: bool = False,
 ) -> RunOutcome:
-    """Loop ``forward`` until X is a fixed point or ``max_steps`` passes have changed it.
+    """Loop passes until X is a fixed point or ``max_steps`` passes have changed it.
 
     A pass that leaves X exactly unchanged is not counted: ``steps`` counts the passes that changed
     X. After ``max_steps`` changing passes, one more pass tells whether the machine halted right
-    there. ``check(X, step)`` runs after every changing pass (health checks raise there);
-    ``on_step(step, X)`` observes the state (lockstep tests, traces). ``fast`` evaluates each pass
-    through the nonzeros of the weights (:mod:`fleqc.transformer.fast`).
+    there. ``check(X, step, columns)`` runs after every changing pass with the columns it changed
+    (None after the first pass: every column is new to the check; health checks raise there); ``on_step(step, X)`` observes the state (lockstep tests, traces; X
+    is the engine's array: copy it to keep it). ``engine`` chooses how a pass is evaluated (see
+    :func:`stepper`); all three compute the same function.
     """
-    step = _pass_function(model, mode, fast)
-    X = np.array(X, dtype=np.float64)
+    loop = stepper(model, X, mode, engine, timed)
     steps = 0
     while True:
-        Y = step(X)
-        if np.array_equal(Y, X):
-            return RunOutcome(X, steps, halted=True)
-        if steps == max_steps:
-            return RunOutcome(X, steps, halted=False)
+        before = np.array(loop.X) if steps == max_steps else None
+        changed = loop.step()
+        if not len(changed):
+            return RunOutcome(np.array(loop.X), steps, True, loop.stats)
+        if before is not None:
+            return RunOutcome(before, steps, False, loop.stats)
         steps += 1
-        if check is not None:
-            check(Y, steps)
+        if check is not None:  # the first check sees all of X; later ones the columns that changed
+            check(loop.X, steps, changed if steps > 1 else None)
         if on_step is not None:
-            on_step(steps, Y)
-        X = Y
+            on_step(steps, loop.X)
 
 
 @dataclass(frozen=True)
@@ -154,22 +193,30 @@ class BatchOutcome:
 
 
 def run_batch(
-    model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax", fast: bool = False
+    model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax", engine: Engine = "incremental"
 ) -> BatchOutcome:
-    """:func:`run` for a batch of cards (B, d, n) on the same weights, in one product per layer.
+    """:func:`run` for a batch of cards (B, d, n) on the same weights.
 
     Each card stops at its own fixed point (or after ``max_steps`` changing passes, then one more
-    pass tells whether it halted right there); the cards still running are stepped together.
-    ``fast`` as in :func:`run`.
+    pass tells whether it halted right there). The dense and sparse engines step the cards still
+    running together, one product per layer; the incremental engine keeps one state per card and
+    steps each in turn (its cost per pass does not grow with n, so there is little to share).
     """
-    step = _pass_function(model, mode, fast)
     X = np.array(X, dtype=np.float64)
     batch = X.shape[0]
     steps = np.zeros(batch, dtype=np.int64)
     halted = np.zeros(batch, dtype=bool)
+    if engine == "incremental":
+        for b in range(batch):
+            outcome = run(model, X[b], max_steps=max_steps, mode=mode, engine=engine)
+            X[b], steps[b], halted[b] = outcome.X, outcome.steps, outcome.halted
+        return BatchOutcome(X, steps, halted)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
+    loop = PassLoop(model, X[:1], mode, engine)
     running = np.arange(batch)
     while running.size:
-        Y = step(X[running])
+        Y = loop._pass(X[running])
         fixed = np.all(Y == X[running], axis=(1, 2))
         halted[running[fixed]] = True
         out_of_steps = ~fixed & (steps[running] == max_steps)

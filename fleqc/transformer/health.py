@@ -32,17 +32,22 @@ class TernaryCheck:
     labels: Sequence[str]
     tolerance: float = 1e-6
 
-    def __call__(self, X: np.ndarray, step: int) -> None:
+    def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
+        """Check X, or only its ``columns`` (those the last pass changed: the others were checked)."""
         if X.ndim != 2:
             raise ValueError("TernaryCheck takes one card (d x n) at a time")
-        finite = np.isfinite(X)
+        cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns)
+        block = X[:, cols]
+        finite = np.isfinite(block)
         if not finite.all():
-            row, col = np.argwhere(~finite)[0]
-            raise MachineFault(step, self.labels[row], int(col), float(X[row, col]), float("inf"))
+            row, k = np.argwhere(~finite)[0]
+            raise MachineFault(step, self.labels[row], int(cols[k]), float(block[row, k]), float("inf"))
         rows = np.asarray(self.rows)
-        sub = X[rows]
+        sub = block[rows]
+        if not sub.size:
+            return
         deviation = np.abs(sub - np.clip(np.rint(sub), -1.0, 1.0))
         worst = np.unravel_index(int(np.argmax(deviation)), deviation.shape)
         if deviation[worst] > self.tolerance:
-            row = int(rows[worst[0]])
-            raise MachineFault(step, self.labels[row], int(worst[1]), float(X[row, worst[1]]), float(deviation[worst]))
+            row, col = int(rows[worst[0]]), int(cols[worst[1]])
+            raise MachineFault(step, self.labels[row], col, float(X[row, col]), float(deviation[worst]))

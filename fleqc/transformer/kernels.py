@@ -1,23 +1,28 @@
 """Compiled inner loops of the incremental engine (:mod:`fleqc.transformer.engine`).
 
 numba compiles these once (cached on disk next to this file); without numba they run as plain
-Python, slowly but with the same results. Every function takes and returns plain arrays: nothing
-here knows what the rows of X mean.
+Python, slowly but with the same results. Everything here takes plain arrays and knows nothing of
+what the rows of X mean. The states live in X stored by column: ``A[l]`` is (n, d), one row per
+column of X, so a column is contiguous.
 
-Vector index
-------------
-:func:`search` answers "which stored vectors s have s . probe >= threshold" over a set of vectors
-(one per column of X: the keys, or the queries, of one attention head) without scoring every one.
-The vectors are sorted lexicographically over the components that are not constant; the sorted
-array is an implicit trie: at depth t, a node is a run of vectors that agree on the first t sorted
-components, and ``ends[t, p]`` is the end of the run of depth t + 1 that starts at p. A node's
-bound is the exact part of the score fixed so far plus, for every later component, the largest
-contribution any stored value of that component can make; a node whose bound is below the
-threshold holds no vector that can reach it and is not entered (``slack`` absorbs the rounding of
-the bound). The threshold rises as better vectors are found (``best - reach``), so a search for the
-arg-max and every vector within ``reach`` of it visits O(depth) nodes per vector found when the
-components are well separated, as positional codes are. A leaf (a run of identical vectors) is
-scored exactly, by one dot product over all components in their natural order.
+Vector index (a tuple of arrays, fields ``IX_*``)
+-------------------------------------------------
+:func:`search` answers "which stored vectors s have s . probe >= threshold" over one vector per
+column (the keys, or the queries, of one head) without scoring every one. The vectors are sorted
+lexicographically over their non-constant components; the sorted array is an implicit trie: at
+depth t a node is a run of vectors that agree on the first t sorted components, and ``ends[t, p]``
+is the end of the depth-(t + 1) run starting at p. A node's bound is the part of the score fixed
+so far plus, for every later component, the largest contribution any stored value of it can make;
+a node whose bound is below the threshold holds no vector that reaches it and is not entered
+(``slack`` absorbs the rounding of a bound summed in another order). The threshold rises as
+better vectors are found (``best - reach``). A leaf (a run of identical vectors) is scored exactly,
+by one dot product over all components in their natural order.
+
+A column whose vector changes leaves its leaf (``live`` counts the members still there) and joins
+the ``overflow``, scanned directly by every search, until its vector is its snapshot again; the
+engine rebuilds an index whose overflow grows large. A key index also knows, per leaf, whether its
+live members share one value (``uniform``, ``leaf_value``), so a leaf of many identical keys and
+values is weighed once.
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ except ImportError:  # pragma: no cover - exercised only without numba
         return lambda f: f
 
 
+# fields of an index tuple
+(IX_COMPS, IX_CONST_COMPS, IX_CONST_VALS, IX_S, IX_FULL, IX_ENDS, IX_CMIN, IX_CMAX, IX_LEAF_OF, IX_LIVE,
+ IX_ONES, IX_PERM, IX_POS_OF, IX_LEAF_START, IX_LEAF_END, IX_STALE, IX_OVERFLOW, IX_META, IX_OV_POS,
+ IX_LEAF_VALUE, IX_UNIFORM) = range(21)
+# fields of a head tuple
+(HD_KEYS, HD_QUERIES, HD_Q, HD_K, HD_V, HD_LEAF_BEST, HD_LEAF_RESULT, HD_LEAF_VALID, HD_COL_BEST,
+ HD_COL_RESULT, HD_FMETA, HD_LEAF_MARK) = range(12)
+# fields of the scratch tuple
+(SC_STACK_T, SC_STACK_LO, SC_STACK_HI, SC_STACK_PART, SC_CHILD_LO, SC_CHILD_HI, SC_CHILD_BOUND, SC_LEAF,
+ SC_SCORE, SC_OV_SCORE, SC_PROBE_SORTED, SC_SUFFIX, SC_AFFECTED, SC_TOUCHED, SC_COL_MARK, SC_PROBE,
+ SC_OUT) = range(17)
+
+OK, NOT_FINITE = 0, 1
+
+
 @njit(cache=True)
 def dot(a, b):
     """sum_i a[i] b[i], in index order."""
@@ -44,45 +64,62 @@ def dot(a, b):
 
 
 @njit(cache=True)
-def search(probe, probe_sorted, const, S, full, ends, cmin, cmax, leaf_of, live, threshold, reach, slack,
-           out_leaf, out_score, stack_t, stack_lo, stack_hi, stack_part, child_lo, child_hi, child_bound):
+def search(probe, ix, live, threshold, reach, slack, sc):
     """Leaves whose vector scores >= max(threshold, best - reach) against ``probe``.
 
-    probe (D,): the probe in natural component order; probe_sorted (Dc,): its entries at the
-    sorted (non-constant) components; const: the score contribution of the constant components.
-    S (n, Dc): the sorted vectors' non-constant components; full (n, D): the same vectors whole;
-    ends (Dc, n); cmin/cmax (Dc,): per component, the least and largest stored value; leaf_of (n,):
-    the leaf of each sorted position; live (L,): members of each leaf still indexed (a leaf with 0 is
-    skipped). Writes (leaf, score) pairs to out_leaf/out_score and returns (count, best); pairs found
-    before ``best`` rose may lie below ``best - reach``: the caller filters. Scratch arrays: stack_*
-    (n + Dc + 1,), child_* (n,).
+    Writes (leaf, score) pairs to sc[SC_LEAF], sc[SC_SCORE] and returns (count, best); a pair found
+    before ``best`` rose may lie below ``best - reach``: the caller filters. Leaves with ``live`` 0
+    are skipped.
     """
-    Dc = S.shape[1]
+    comps = ix[IX_COMPS]
+    S = ix[IX_S]
+    full = ix[IX_FULL]
+    ends = ix[IX_ENDS]
+    cmin = ix[IX_CMIN]
+    cmax = ix[IX_CMAX]
+    leaf_of = ix[IX_LEAF_OF]
+    Dc = comps.shape[0]
     n = S.shape[0]
-    suffix = np.zeros(Dc + 1)
+    ps = sc[SC_PROBE_SORTED]
+    suffix = sc[SC_SUFFIX]
+    const = 0.0
+    cc = ix[IX_CONST_COMPS]
+    cv = ix[IX_CONST_VALS]
+    for t in range(cc.shape[0]):
+        const += probe[cc[t]] * cv[t]
     scale = abs(const)
+    suffix[Dc] = 0.0
     for t in range(Dc - 1, -1, -1):
-        a = probe_sorted[t] * cmin[t]
-        b = probe_sorted[t] * cmax[t]
+        ps[t] = probe[comps[t]]
+        a = ps[t] * cmin[t]
+        b = ps[t] * cmax[t]
         suffix[t] = suffix[t + 1] + (a if a > b else b)
-        scale += abs(probe_sorted[t]) * max(abs(cmin[t]), abs(cmax[t]))
+        scale += abs(ps[t]) * max(abs(cmin[t]), abs(cmax[t]))
     tol = slack * (1.0 + scale)
     best = -np.inf
     count = 0
     if n == 0 or const + suffix[0] < threshold - tol:
         return 0, best
-    top = 0
-    stack_t[0] = 0
-    stack_lo[0] = 0
-    stack_hi[0] = n
-    stack_part[0] = const
+    st_t = sc[SC_STACK_T]
+    st_lo = sc[SC_STACK_LO]
+    st_hi = sc[SC_STACK_HI]
+    st_part = sc[SC_STACK_PART]
+    ch_lo = sc[SC_CHILD_LO]
+    ch_hi = sc[SC_CHILD_HI]
+    ch_b = sc[SC_CHILD_BOUND]
+    out_leaf = sc[SC_LEAF]
+    out_score = sc[SC_SCORE]
+    st_t[0] = 0
+    st_lo[0] = 0
+    st_hi[0] = n
+    st_part[0] = const
     top = 1
     while top > 0:
         top -= 1
-        t = stack_t[top]
-        lo = stack_lo[top]
-        hi = stack_hi[top]
-        part = stack_part[top]
+        t = st_t[top]
+        lo = st_lo[top]
+        hi = st_hi[top]
+        part = st_part[top]
         floor = threshold
         if best - reach > floor:
             floor = best - reach
@@ -99,223 +136,452 @@ def search(probe, probe_sorted, const, S, full, ends, cmin, cmax, leaf_of, live,
                     if s > best:
                         best = s
             continue
-        # children: runs of equal component t inside [lo, hi)
         m = 0
         p = lo
-        while p < hi:
+        while p < hi:  # children: the runs of equal component t inside [lo, hi)
             e = ends[t, p]
-            cb = part + probe_sorted[t] * S[p, t]
+            cb = part + ps[t] * S[p, t]
             if cb + suffix[t + 1] >= floor - tol:
-                child_lo[m] = p
-                child_hi[m] = e
-                child_bound[m] = cb
+                ch_lo[m] = p
+                ch_hi[m] = e
+                ch_b[m] = cb
                 m += 1
             p = e
-        # push in increasing order of bound, so the most promising child is searched first
-        for i in range(1, m):
+        for i in range(1, m):  # push in increasing bound: the most promising child is popped first
             j = i
-            while j > 0 and child_bound[j - 1] > child_bound[j]:
-                child_bound[j - 1], child_bound[j] = child_bound[j], child_bound[j - 1]
-                child_lo[j - 1], child_lo[j] = child_lo[j], child_lo[j - 1]
-                child_hi[j - 1], child_hi[j] = child_hi[j], child_hi[j - 1]
+            while j > 0 and ch_b[j - 1] > ch_b[j]:
+                ch_b[j - 1], ch_b[j] = ch_b[j], ch_b[j - 1]
+                ch_lo[j - 1], ch_lo[j] = ch_lo[j], ch_lo[j - 1]
+                ch_hi[j - 1], ch_hi[j] = ch_hi[j], ch_hi[j - 1]
                 j -= 1
         for i in range(m):
-            stack_t[top] = t + 1
-            stack_lo[top] = child_lo[i]
-            stack_hi[top] = child_hi[i]
-            stack_part[top] = child_bound[i]
+            st_t[top] = t + 1
+            st_lo[top] = ch_lo[i]
+            st_hi[top] = ch_hi[i]
+            st_part[top] = ch_b[i]
             top += 1
     return count, best
 
 
 @njit(cache=True)
-def attend(probes, comps, const_comps, const_vals, S, full, ends, cmin, cmax, leaf_of, live, uniform,
-           leaf_value, leaf_start, leaf_end, perm, stale, overflow, n_overflow, keys, values, reach, hardmax,
-           slack, out_best, out_result):
-    """For every probe (a query, (c, dk)): its attention over the indexed keys and the overflow keys.
+def attend(probe, kix, K, V, reach, hardmax, slack, sc, result):
+    """One query's attention over the indexed and the overflow keys; writes sum_keys weight * value
+    to ``result`` (dv,) and returns the best score.
 
-    Softmax (``hardmax`` False): every key within ``reach`` of the best score gets
-    exp(score - best) / Z; every other key's weight is exactly 0.0 in float64 (the caller chooses
-    ``reach`` so that exp(-reach) underflows) and is skipped. Hardmax: the keys tying for the best
-    score get 1/t. A leaf of identical keys counts each live member: if its members hold one value
-    (``uniform``) as count * weight * value, else member by member. keys (n, dk) and values
-    (n, dv) are the current vectors of every column (the overflow keys are read there). Writes out_best (c,) and
-    out_result (c, dv): sum_keys weight * value, the head's attention output before the output map.
+    Softmax: every key within ``reach`` of the best score gets exp(score - best) / Z; every other
+    key's weight is exactly 0.0 in float64 (``reach`` is chosen so that exp(-reach) underflows) and
+    is left out. Hardmax: the keys tying for the best score get 1/t. A leaf counts each live member:
+    as count * (weight * value) if its members share one value, else member by member.
     """
-    n = S.shape[0]
-    Dc = S.shape[1]
-    dv = values.shape[1]
-    size = n + Dc + 1
-    stack_t = np.empty(size, np.int64)
-    stack_lo = np.empty(size, np.int64)
-    stack_hi = np.empty(size, np.int64)
-    stack_part = np.empty(size)
-    child_lo = np.empty(max(n, 1), np.int64)
-    child_hi = np.empty(max(n, 1), np.int64)
-    child_bound = np.empty(max(n, 1))
-    out_leaf = np.empty(max(n, 1), np.int64)
-    out_score = np.empty(max(n, 1))
-    ov_score = np.empty(max(n_overflow, 1))
-    probe_sorted = np.empty(Dc)
-    for q in range(probes.shape[0]):
-        probe = probes[q]
-        for t in range(Dc):
-            probe_sorted[t] = probe[comps[t]]
-        const = 0.0
-        for t in range(const_comps.shape[0]):
-            const += probe[const_comps[t]] * const_vals[t]
-        best = -np.inf
-        for o in range(n_overflow):
-            s = dot(probe, keys[overflow[o]])
-            ov_score[o] = s
-            if s > best:
-                best = s
-        threshold = best - reach if best > -np.inf else -np.inf
-        count, tbest = search(probe, probe_sorted, const, S, full, ends, cmin, cmax, leaf_of, live,
-                              threshold, reach, slack, out_leaf, out_score, stack_t, stack_lo, stack_hi,
-                              stack_part, child_lo, child_hi, child_bound)
-        if tbest > best:
-            best = tbest
-        floor = best - reach
-        # normaliser
-        Z = 0.0
-        for i in range(count):
-            s = out_score[i]
-            if s >= floor and (not hardmax or s == best):
-                e = 1.0 if hardmax else np.exp(s - best)
-                Z += live[out_leaf[i]] * e
-        for o in range(n_overflow):
-            s = ov_score[o]
-            if s >= floor and (not hardmax or s == best):
-                Z += 1.0 if hardmax else np.exp(s - best)
-        result = np.zeros(dv)
-        for i in range(count):
-            s = out_score[i]
-            if s >= floor and (not hardmax or s == best):
-                e = 1.0 if hardmax else np.exp(s - best)
-                w = e / Z
-                if w == 0.0:
-                    continue
-                leaf = out_leaf[i]
-                if uniform[leaf]:
-                    for r in range(dv):
-                        result[r] += live[leaf] * (w * leaf_value[leaf, r])
-                else:
-                    for p in range(leaf_start[leaf], leaf_end[leaf]):
-                        col = perm[p]
-                        if not stale[col]:
-                            for r in range(dv):
-                                result[r] += w * values[col, r]
-        for o in range(n_overflow):
-            s = ov_score[o]
-            if s >= floor and (not hardmax or s == best):
-                e = 1.0 if hardmax else np.exp(s - best)
-                w = e / Z
-                if w == 0.0:
-                    continue
-                col = overflow[o]
+    ov = kix[IX_OVERFLOW]
+    n_ov = kix[IX_META][0]
+    live = kix[IX_LIVE]
+    uniform = kix[IX_UNIFORM]
+    leaf_value = kix[IX_LEAF_VALUE]
+    ov_score = sc[SC_OV_SCORE]
+    dv = V.shape[1]
+    best = -np.inf
+    for o in range(n_ov):
+        s = dot(probe, K[ov[o]])
+        ov_score[o] = s
+        if s > best:
+            best = s
+    threshold = best - reach
+    count, tbest = search(probe, kix, live, threshold, reach, slack, sc)
+    if tbest > best:
+        best = tbest
+    floor = best - reach
+    out_leaf = sc[SC_LEAF]
+    out_score = sc[SC_SCORE]
+    Z = 0.0
+    for i in range(count):
+        s = out_score[i]
+        if s >= floor and (not hardmax or s == best):
+            Z += live[out_leaf[i]] * (1.0 if hardmax else np.exp(s - best))
+    for o in range(n_ov):
+        s = ov_score[o]
+        if s >= floor and (not hardmax or s == best):
+            Z += 1.0 if hardmax else np.exp(s - best)
+    for r in range(dv):
+        result[r] = 0.0
+    for i in range(count):
+        s = out_score[i]
+        if s >= floor and (not hardmax or s == best):
+            w = (1.0 if hardmax else np.exp(s - best)) / Z
+            if w == 0.0:
+                continue
+            leaf = out_leaf[i]
+            if uniform[leaf]:
+                c = live[leaf]
                 for r in range(dv):
-                    result[r] += w * values[col, r]
-        out_best[q] = best
+                    result[r] += c * (w * leaf_value[leaf, r])
+            else:
+                perm = kix[IX_PERM]
+                stale = kix[IX_STALE]
+                for p in range(kix[IX_LEAF_START][leaf], kix[IX_LEAF_END][leaf]):
+                    col = perm[p]
+                    if not stale[col]:
+                        for r in range(dv):
+                            result[r] += w * V[col, r]
+    for o in range(n_ov):
+        s = ov_score[o]
+        if s >= floor and (not hardmax or s == best):
+            w = (1.0 if hardmax else np.exp(s - best)) / Z
+            if w == 0.0:
+                continue
+            col = ov[o]
+            for r in range(dv):
+                result[r] += w * V[col, r]
+    return best
+
+
+@njit(cache=True)
+def attend_all(probes, head, reach, hardmax, slack, sc, out_best, out_result):
+    """:func:`attend` for every row of ``probes``."""
+    for q in range(probes.shape[0]):
+        out_best[q] = attend(probes[q], head[HD_KEYS], head[HD_K], head[HD_V], reach, hardmax, slack, sc,
+                             out_result[q])
+
+
+@njit(cache=True)
+def _value_changed(ix, leaf, value):
+    live = ix[IX_LIVE]
+    leaf_value = ix[IX_LEAF_VALUE]
+    uniform = ix[IX_UNIFORM]
+    if live[leaf] == 1:
+        leaf_value[leaf, :] = value
+        uniform[leaf] = True
+    elif uniform[leaf]:
+        for r in range(value.shape[0]):
+            if value[r] != leaf_value[leaf, r]:
+                uniform[leaf] = False
+                break
+
+
+@njit(cache=True)
+def index_update(ix, col, vector, value, has_value):
+    """Column ``col`` now holds ``vector`` (and ``value``): keep its leaf, ``live`` and the overflow right."""
+    p = ix[IX_POS_OF][col]
+    leaf = ix[IX_LEAF_OF][p]
+    full = ix[IX_FULL]
+    back = True
+    for t in range(vector.shape[0]):
+        if vector[t] != full[p, t]:
+            back = False
+            break
+    stale = ix[IX_STALE]
+    live = ix[IX_LIVE]
+    ov = ix[IX_OVERFLOW]
+    meta = ix[IX_META]
+    ov_pos = ix[IX_OV_POS]
+    if not stale[col]:
+        if back:
+            if has_value:
+                _value_changed(ix, leaf, value)
+            return
+        stale[col] = True
+        live[leaf] -= 1
+        ov[meta[0]] = col
+        ov_pos[col] = meta[0]
+        meta[0] += 1
+    elif back:
+        stale[col] = False
+        i = ov_pos[col]
+        last = ov[meta[0] - 1]
+        ov[i] = last
+        ov_pos[last] = i
+        meta[0] -= 1
+        live[leaf] += 1
+        if has_value:
+            _value_changed(ix, leaf, value)
+
+
+@njit(cache=True)
+def _differs(a, b):
+    for i in range(a.shape[0]):
+        if a[i] != b[i]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _mark(col, sc, n_touched):
+    mark = sc[SC_COL_MARK]
+    if not mark[col]:
+        mark[col] = True
+        sc[SC_TOUCHED][n_touched] = col
+        n_touched += 1
+    return n_touched
+
+
+@njit(cache=True)
+def _find_affected(probe, head, reach, slack, sc, n_aff):
+    """Add to sc[SC_AFFECTED] the query leaves for which ``probe`` (a key, old or new) scores within
+    ``reach`` of the leaf's best: where that key has, or gains, a nonzero weight."""
+    qix = head[HD_QUERIES]
+    leaf_best = head[HD_LEAF_BEST]
+    mark = head[HD_LEAF_MARK]
+    aff = sc[SC_AFFECTED]
+    count, _ = search(probe, qix, qix[IX_ONES], head[HD_FMETA][0] - reach, np.inf, slack, sc)
+    out_leaf = sc[SC_LEAF]
+    out_score = sc[SC_SCORE]
+    for i in range(count):
+        leaf = out_leaf[i]
+        best = leaf_best[leaf]
+        if not mark[leaf] and out_score[i] >= best - reach - slack * (1.0 + abs(best)):
+            mark[leaf] = True
+            aff[n_aff] = leaf
+            n_aff += 1
+    return n_aff
+
+
+@njit(cache=True)
+def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touched):
+    """Bring one head up to date with the new queries, keys and values of the columns ``dirty``
+    (rows base.. of P: dk query rows, dk key rows, dv value rows, one column per dirty column); mark
+    in sc the columns whose attention output (or group) changed; return the new touched count."""
+    kix = head[HD_KEYS]
+    qix = head[HD_QUERIES]
+    Q = head[HD_Q]
+    K = head[HD_K]
+    V = head[HD_V]
+    leaf_best = head[HD_LEAF_BEST]
+    leaf_result = head[HD_LEAF_RESULT]
+    leaf_valid = head[HD_LEAF_VALID]
+    fmeta = head[HD_FMETA]
+    mark = head[HD_LEAF_MARK]
+    aff = sc[SC_AFFECTED]
+    probe = sc[SC_PROBE]
+    result = sc[SC_OUT]
+    n_aff = 0
+    c = dirty.shape[0]
+    for i in range(c):  # keys and values
+        col = dirty[i]
+        kchg = False
+        for t in range(dk):
+            if P[base + dk + t, i] != K[col, t]:
+                kchg = True
+                break
+        vchg = False
         for r in range(dv):
-            out_result[q, r] = result[r]
+            if P[base + 2 * dk + r, i] != V[col, r]:
+                vchg = True
+                break
+        if not (kchg or vchg):
+            continue
+        for t in range(dk):
+            probe[t] = K[col, t]
+        n_aff = _find_affected(probe[:dk], head, reach, slack, sc, n_aff)
+        for t in range(dk):
+            K[col, t] = P[base + dk + t, i]
+        for r in range(dv):
+            V[col, r] = P[base + 2 * dk + r, i]
+        if kchg:
+            n_aff = _find_affected(K[col], head, reach, slack, sc, n_aff)
+        index_update(kix, col, K[col], V[col], True)
+    qstale = qix[IX_STALE]
+    for i in range(c):  # queries
+        col = dirty[i]
+        qchg = False
+        for t in range(dk):
+            if P[base + t, i] != Q[col, t]:
+                qchg = True
+                break
+        if not qchg:
+            continue
+        for t in range(dk):
+            Q[col, t] = P[base + t, i]
+        index_update(qix, col, Q[col], V[col], False)
+        n_touched = _mark(col, sc, n_touched)
+        if not qstale[col]:
+            leaf = qix[IX_LEAF_OF][qix[IX_POS_OF][col]]
+            if not leaf_valid[leaf] and not mark[leaf]:
+                mark[leaf] = True
+                aff[n_aff] = leaf
+                n_aff += 1
+    qlive = qix[IX_LIVE]
+    qfull = qix[IX_FULL]
+    qstart = qix[IX_LEAF_START]
+    qend = qix[IX_LEAF_END]
+    qperm = qix[IX_PERM]
+    for a in range(n_aff):  # recompute the groups that can have changed
+        leaf = aff[a]
+        mark[leaf] = False
+        if qlive[leaf] == 0:
+            leaf_valid[leaf] = False
+            continue
+        best = attend(qfull[qstart[leaf]], kix, K, V, reach, hardmax, slack, sc, result[:dv])
+        leaf_valid[leaf] = True
+        leaf_best[leaf] = best
+        if best < fmeta[0]:
+            fmeta[0] = best
+        if _differs(result[:dv], leaf_result[leaf]):
+            leaf_result[leaf, :] = result[:dv]
+            for p in range(qstart[leaf], qend[leaf]):
+                col = qperm[p]
+                if not qstale[col]:
+                    n_touched = _mark(col, sc, n_touched)
+    ov = qix[IX_OVERFLOW]
+    col_best = head[HD_COL_BEST]
+    col_result = head[HD_COL_RESULT]
+    for o in range(qix[IX_META][0]):  # queries outside the index: computed every time
+        col = ov[o]
+        best = attend(Q[col], kix, K, V, reach, hardmax, slack, sc, result[:dv])
+        col_best[col] = best
+        if best < fmeta[0]:
+            fmeta[0] = best
+        if _differs(result[:dv], col_result[col]):
+            col_result[col, :] = result[:dv]
+            n_touched = _mark(col, sc, n_touched)
+    return n_touched
 
 
 @njit(cache=True)
-def find(probe, comps, const_comps, const_vals, S, full, ends, cmin, cmax, leaf_of, live, threshold, slack):
-    """Leaves whose vector scores >= threshold against ``probe`` (no rising threshold): (leaves, scores)."""
-    n = S.shape[0]
-    Dc = S.shape[1]
-    size = n + Dc + 1
-    probe_sorted = np.empty(Dc)
-    for t in range(Dc):
-        probe_sorted[t] = probe[comps[t]]
-    const = 0.0
-    for t in range(const_comps.shape[0]):
-        const += probe[const_comps[t]] * const_vals[t]
-    out_leaf = np.empty(max(n, 1), np.int64)
-    out_score = np.empty(max(n, 1))
-    count, _ = search(probe, probe_sorted, const, S, full, ends, cmin, cmax, leaf_of, live, threshold, np.inf,
-                      slack, out_leaf, out_score, np.empty(size, np.int64), np.empty(size, np.int64),
-                      np.empty(size, np.int64), np.empty(size), np.empty(max(n, 1), np.int64),
-                      np.empty(max(n, 1), np.int64), np.empty(max(n, 1)))
-    return out_leaf[:count].copy(), out_score[:count].copy()
+def project(X, cols, reads, proj):
+    """proj @ X[cols][:, reads].T: (rows of proj, len(cols)), each sum in index order."""
+    P = np.zeros((proj.shape[0], cols.shape[0]))
+    for i in range(cols.shape[0]):
+        x = X[cols[i]]
+        for m in range(proj.shape[0]):
+            s = 0.0
+            for j in range(reads.shape[0]):
+                s += proj[m, j] * x[reads[j]]
+            P[m, i] = s
+    return P
 
 
 @njit(cache=True)
-def feed_forward_columns(X, cols, w1_ptr, w1_idx, w1_val, b1, w2_ptr, w2_idx, w2_val, b2, out):
-    """out[:, k] = X[:, cols[k]] + W2 ReLU(W1 X[:, cols[k]] + b1) + b2 for each k.
+def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, reach, hardmax, slack, sc):
+    """One attention layer over the columns ``dirty`` whose input changed; returns (status, changed).
 
-    W1 is given by rows (unit u reads w1_idx[w1_ptr[u]:w1_ptr[u+1]]), W2 by rows too (row r of X
-    sums units w2_idx[w2_ptr[r]:w2_ptr[r+1]]): the nonzeros only, each sum in column order. Returns
-    False (and leaves ``out`` unfinished) if a hidden unit is +inf or NaN or X is not finite, where
-    the dense product spreads 0 * inf = NaN and the caller must use it instead.
+    prev, cur (n, d): the layer's input and its output from the previous pass (updated in place).
+    proj (H (2dk + dv), len(reads)): the stacked Q, K, V maps of the kept heads on the rows they
+    read; output (len(rows), H dv): the output maps on the rows they write. dims: H, dk, dv, first
+    head in ``heads``.
+    """
+    H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
+    c = dirty.shape[0]
+    d = prev.shape[1]
+    for i in range(c):
+        for r in range(d):
+            if not np.isfinite(prev[dirty[i], r]):
+                return NOT_FINITE, np.empty(0, np.int64)
+    width = 2 * dk + dv
+    P = project(prev, dirty, reads, proj)
+    n_touched = 0
+    for i in range(c):
+        n_touched = _mark(dirty[i], sc, n_touched)
+    for h in range(H):
+        n_touched = head_update(heads[h0 + h], dirty, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
+    touched = sc[SC_TOUCHED]
+    mark = sc[SC_COL_MARK]
+    R = np.empty(H * dv)
+    out = np.empty(d)
+    changed = np.empty(n_touched, np.int64)
+    n_changed = 0
+    for i in range(n_touched):
+        col = touched[i]
+        mark[col] = False
+        for h in range(H):
+            head = heads[h0 + h]
+            qix = head[HD_QUERIES]
+            if qix[IX_STALE][col]:
+                src = head[HD_COL_RESULT][col]
+            else:
+                src = head[HD_LEAF_RESULT][qix[IX_LEAF_OF][qix[IX_POS_OF][col]]]
+            for r in range(dv):
+                R[h * dv + r] = src[r]
+        x = prev[col]
+        for r in range(d):
+            out[r] = x[r]
+        for j in range(rows.shape[0]):
+            s = 0.0
+            for m in range(H * dv):
+                s += output[j, m] * R[m]
+            out[rows[j]] = x[rows[j]] + s
+        if _differs(out, cur[col]):
+            cur[col, :] = out
+            changed[n_changed] = col
+            n_changed += 1
+    return OK, np.sort(changed[:n_changed])
+
+
+@njit(cache=True)
+def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, first):
+    """cur[c] = prev[c] + W2 ReLU(W1 prev[c] + b1) + b2 for each column c in ``cols``, through the
+    nonzeros of W1 and W2 (given by rows), each sum in index order; returns (status, changed).
+
+    NOT_FINITE if an input or a hidden unit is not finite: the dense product spreads 0 * inf = NaN
+    where this one would not, so the caller must evaluate the dense definition instead.
     """
     h = b1.shape[0]
-    d = X.shape[0]
+    d = prev.shape[1]
     hidden = np.empty(h)
+    out = np.empty(d)
+    changed = np.empty(cols.shape[0], np.int64)
+    n_changed = 0
     for k in range(cols.shape[0]):
         c = cols[k]
+        x = prev[c]
         for r in range(d):
-            if not np.isfinite(X[r, c]):
-                return False
+            if not np.isfinite(x[r]):
+                return NOT_FINITE, np.empty(0, np.int64)
         for u in range(h):
             s = 0.0
-            for p in range(w1_ptr[u], w1_ptr[u + 1]):
-                s += w1_val[p] * X[w1_idx[p], c]
+            for p in range(p1[u], p1[u + 1]):
+                s += v1[p] * x[i1[p]]
             s += b1[u]
             if s > 0.0:
                 if s == np.inf:
-                    return False
+                    return NOT_FINITE, np.empty(0, np.int64)
                 hidden[u] = s
             elif s <= 0.0:
                 hidden[u] = 0.0
-            else:  # NaN
-                return False
+            else:
+                return NOT_FINITE, np.empty(0, np.int64)
         for r in range(d):
             s = 0.0
-            for p in range(w2_ptr[r], w2_ptr[r + 1]):
-                s += w2_val[p] * hidden[w2_idx[p]]
-            out[r, k] = X[r, c] + (s + b2[r])
-    return True
+            for p in range(p2[r], p2[r + 1]):
+                s += v2[p] * hidden[i2[p]]
+            out[r] = x[r] + (s + b2[r])
+        if first or _differs(out, cur[c]):
+            cur[c, :] = out
+            changed[n_changed] = c
+            n_changed += 1
+    return OK, changed[:n_changed].copy()
 
 
 @njit(cache=True)
-def affected(probes, comps, const_comps, const_vals, S, full, ends, cmin, cmax, leaf_of, live, leaf_best,
-             threshold, reach, slack, out):
-    """The query leaves for which some probe (a key, old or new) scores within ``reach`` of the
-    leaf's best score, i.e. where that key has or gains a nonzero weight. Searches every leaf, live or
-    not (``live`` is all ones here); writes the distinct leaves to ``out`` and returns their count."""
-    n = S.shape[0]
-    Dc = S.shape[1]
-    size = n + Dc + 1
-    probe_sorted = np.empty(Dc)
-    out_leaf = np.empty(max(n, 1), np.int64)
-    out_score = np.empty(max(n, 1))
-    stack_t = np.empty(size, np.int64)
-    stack_lo = np.empty(size, np.int64)
-    stack_hi = np.empty(size, np.int64)
-    stack_part = np.empty(size)
-    child_lo = np.empty(max(n, 1), np.int64)
-    child_hi = np.empty(max(n, 1), np.int64)
-    child_bound = np.empty(max(n, 1))
-    seen = np.zeros(leaf_best.shape[0], np.bool_)
-    total = 0
-    for q in range(probes.shape[0]):
-        probe = probes[q]
-        for t in range(Dc):
-            probe_sorted[t] = probe[comps[t]]
-        const = 0.0
-        for t in range(const_comps.shape[0]):
-            const += probe[const_comps[t]] * const_vals[t]
-        count, _ = search(probe, probe_sorted, const, S, full, ends, cmin, cmax, leaf_of, live, threshold,
-                          np.inf, slack, out_leaf, out_score, stack_t, stack_lo, stack_hi, stack_part, child_lo,
-                          child_hi, child_bound)
-        for i in range(count):
-            leaf = out_leaf[i]
-            best = leaf_best[leaf]
-            if not seen[leaf] and out_score[i] >= best - reach - slack * (1.0 + abs(best)):
-                seen[leaf] = True
-                out[total] = leaf
-                total += 1
-    return total
+def layer_pass(l, A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, first):
+    """Layer ``l`` of a pass: A[l] is its input, A[l + 1] its output; returns (status, changed)."""
+    if kinds[l] == 0:
+        f = ffns[where[l]]
+        return feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], first)
+    a = atts[where[l]]
+    if dirty.shape[0] == 0:
+        return OK, dirty.copy()
+    return attention_pass(A[l], A[l + 1], dirty, a[0], a[1], a[2], a[3], a[4], heads, reach, hardmax, slack, sc)
+
+
+@njit(cache=True)
+def engine_pass(A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, counts):
+    """Every layer of one pass (after the first): returns (status, columns of the output that changed).
+
+    The caller copies the changed columns of A[L] into A[0], the next pass's input.
+    """
+    for l in range(kinds.shape[0]):
+        status, dirty = layer_pass(l, A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, False)
+        if status != OK:
+            return status, dirty
+        counts[l] += dirty.shape[0]
+    return OK, dirty
+
+
+@njit(cache=True)
+def overflowing(heads, limit):
+    """The first head (index) whose key or query overflow exceeds ``limit``, or -1."""
+    for h in range(len(heads)):
+        head = heads[h]
+        if head[HD_KEYS][IX_META][0] > limit or head[HD_QUERIES][IX_META][0] > limit:
+            return h
+    return -1
