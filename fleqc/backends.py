@@ -22,6 +22,7 @@ from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.config import FleqConfig
 from fleqc.program import LinkedProgram
+from fleqc.threads import chosen_blas_threads
 from fleqc.transformer import MachineFault, TernaryCheck
 from fleqc.transformer import run as loop
 from fleqc.transformer.executor import Mode
@@ -143,7 +144,8 @@ def run_transformer(
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
     check = HealthCheck(model, card) if health_check else None
-    outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, engine=engine, timed=stats)
+    with chosen_blas_threads():
+        outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, engine=engine, timed=stats)
     figures = outcome.stats.to_json() if (stats and outcome.stats is not None) else None
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer",
                   figures)

@@ -440,12 +440,16 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
 def project(X, cols, reads, proj):
     """proj @ X[cols][:, reads].T: (rows of proj, len(cols)), each sum in index order."""
     P = np.zeros((proj.shape[0], cols.shape[0]))
+    x = np.empty(reads.shape[0])
     for i in range(cols.shape[0]):
-        x = X[cols[i]]
+        row = X[cols[i]]
+        for j in range(reads.shape[0]):
+            x[j] = row[reads[j]]
         for m in range(proj.shape[0]):
+            w = proj[m]
             s = 0.0
-            for j in range(reads.shape[0]):
-                s += proj[m, j] * x[reads[j]]
+            for j in range(x.shape[0]):
+                s += w[j] * x[j]
             P[m, i] = s
     return P
 
