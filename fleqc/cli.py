@@ -131,13 +131,20 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--dense", is_flag=True,
               help="Evaluate every layer as a dense product (the definition) instead of the default "
               "sparse evaluation of the same weights (identical for SUBLEQ, within a few ulps for FLEQ).")
+@click.option("--trace", is_flag=True,
+              help="Print one line per executed instruction: step, pc, file:line and source, values read "
+              "and written by label, the branch (to stderr with --json). On the transformer it is read from X.")
+@click.option("--trace-json", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write the trace as JSON lines to FILE.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
+              help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
 @columns_option
 @bits_option
 @cell_option
 @reports_errors
 def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, all_labels: bool, dense: bool, columns: Optional[int], bits: Optional[int],
-        cell: Optional[int]) -> None:
+        as_json: bool, all_labels: bool, dense: bool, trace: bool, trace_json: Optional[Path],
+        report: Optional[Path], columns: Optional[int], bits: Optional[int], cell: Optional[int]) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
@@ -150,8 +157,13 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
     else:
         subject = api.compile(target, bits=bits)
     model = load_weights(weights) if weights else None
-    result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
-                     cell=cell, fast=not dense)
+    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, cell=cell,
+                   fast=not dense)
+    from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
+
+    result = observed_run(subject, options, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+    if result is None:
+        result = api.run(subject, **options)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -256,6 +268,10 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
 
 
 main.add_command(calc_command)
+
+from fleqc.observe.commands import register_commands  # noqa: E402 (they are wrapped in reports_errors)
+
+register_commands(main, reports_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover
