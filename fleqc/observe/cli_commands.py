@@ -9,7 +9,7 @@ import click
 
 
 def make_commands(reports_errors: Callable) -> list[click.Command]:
-    return [_disasm(reports_errors)]
+    return [_disasm(reports_errors), _show(reports_errors)]
 
 
 def _disasm(reports_errors: Callable) -> click.Command:
@@ -36,3 +36,59 @@ def _disasm(reports_errors: Callable) -> click.Command:
             click.echo(f"wrote {output}", err=True)
 
     return disasm
+
+
+def load_target(target: Path, bits: Optional[int] = None):
+    """A card (.npz) or a linked program (.fleq) from a path."""
+    from fleqc import api
+    from fleqc.machine.card import Card
+
+    if target.suffix == ".npz":
+        return Card.load(target)
+    return api.compile(target, bits=bits)
+
+
+def _show(reports_errors: Callable) -> click.Command:
+    @click.command("show")
+    @click.argument("target", metavar="CARD|PROG", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                  help="The picture to write (.png, or any format matplotlib writes).")
+    @click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="Show X after this many passes of the transformer (fewer if it halts first).")
+    @click.option("--attention", "layer", type=click.IntRange(min=1), default=None, metavar="LAYER",
+                  help="Show the attention maps of this layer (numbered from 1), one panel per head, "
+                  "during the pass that starts from X after --step passes.")
+    @click.option("--max-heads", type=click.IntRange(min=1), default=16, show_default=True,
+                  help="With --attention: show at most this many heads.")
+    @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
+    @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
+    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @reports_errors
+    def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads: int, mode: str,
+             columns: Optional[int], cell: Optional[int]) -> None:
+        """Draw X as a heatmap (row blocks and column regions named), or a layer's attention maps.
+
+        Needs matplotlib: pip install 'fleqc[plot]'.
+        """
+        from fleqc.observe import show as pictures
+        from fleqc.observe.attention import attention_layers, attention_maps
+
+        try:
+            pictures._pyplot()
+        except pictures.PlotUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        machine, X = pictures.state_after(load_target(target), step, mode=mode, columns=columns, cell=cell)
+        card, name = machine.card, Path(machine.card.source_name).name
+        when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
+        if layer is None:
+            pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}")
+        else:
+            if layer not in attention_layers(machine.model):
+                raise click.UsageError(f"layer {layer} is not an attention layer; the attention layers are "
+                                       f"{', '.join(map(str, attention_layers(machine.model)))}")
+            maps = attention_maps(machine.model, X, layer, mode)
+            pictures.plot_attention(card, maps, output, f"{name}: layer {layer}, pass from X {when}",
+                                    max_heads=max_heads)
+        click.echo(f"wrote {output}", err=True)
+
+    return show
