@@ -9,7 +9,7 @@ import click
 
 
 def make_commands(reports_errors: Callable) -> list[click.Command]:
-    return [_disasm(reports_errors), _show(reports_errors)]
+    return [_disasm(reports_errors), _show(reports_errors), _debug(reports_errors)]
 
 
 def _disasm(reports_errors: Callable) -> click.Command:
@@ -92,3 +92,41 @@ def _show(reports_errors: Callable) -> click.Command:
         click.echo(f"wrote {output}", err=True)
 
     return show
+
+
+def _debug(reports_errors: Callable) -> click.Command:
+    @click.command("debug")
+    @click.argument("target", metavar="PROG|CARD", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
+                  show_default=True)
+    @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
+    @click.option("--break", "breaks", multiple=True, metavar="LINE|LABEL", help="Start with a breakpoint here.")
+    @click.option("--watch", "watches", multiple=True, metavar="LABEL", help="Also watch this data label.")
+    @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
+    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @reports_errors
+    def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watches: tuple[str, ...],
+              columns: Optional[int], cell: Optional[int]) -> None:
+        """Step through a program in the terminal: source with the current line, breakpoints, watched
+        labels, and X's rows for one column (transformer).
+
+        \b
+        keys: s step, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
+              [ ] move the X column, : a command (break, clear, watch, unwatch, step K, column K), q quit
+        Needs textual: pip install 'fleqc[debug]'.
+        """
+        try:
+            import textual  # noqa: F401
+        except ImportError:
+            raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'") from None
+        from fleqc.observe.debug import Debugger, make_app
+        from fleqc.observe.machine import Machine
+
+        debugger = Debugger(Machine(load_target(target), backend, mode=mode, columns=columns, cell=cell))
+        for where in breaks:
+            debugger.command(f"break {where}")
+        for label in watches:
+            debugger.command(f"watch {label}")
+        make_app(debugger).run()
+
+    return debug
