@@ -109,3 +109,14 @@ def test_screen_through_the_pilot():
             await pilot.press("q")
 
     asyncio.run(drive())
+
+
+def test_fleq_program_on_the_transformer():
+    d = debugger("transformer", "fleq_counter_loop.fleq")
+    d.command("break done")
+    d.cont()
+    assert d.location()[1] == 23 and d.machine.steps == 39 and not d.machine.halted
+    d.run()
+    assert d.machine.halted and dict(d.watched())["total"] == "385.0"
+    rows = dict(d.x_rows())
+    assert "mem" in rows and "pos" in rows

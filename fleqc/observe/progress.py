@@ -66,18 +66,20 @@ class RunProgress:
 
     def _show(self) -> None:
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress, SpinnerColumn, TextColumn
 
         console = Console(file=self.stream, stderr=self.stream is sys.stderr)
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TextColumn("[bold]{task.fields[steps]:,}[/] steps"),
-            TextColumn("{task.fields[rate]:,.0f} steps/s"), TimeElapsedColumn(),
+            TextColumn("{task.fields[rate]:,.1f} steps/s"), TextColumn("{task.fields[elapsed]} elapsed"),
             console=console, transient=True,
         )
         limit = f" (limit {self.max_steps:,})" if self.max_steps else ""
-        self._task = self._progress.add_task(f"running{limit}", total=None, steps=0, rate=0.0)
+        self._task = self._progress.add_task(f"running{limit}", total=None, steps=0, rate=0.0, elapsed="0:00:00")
         self._progress.start()
 
     def _update(self) -> None:
         elapsed = max(time.monotonic() - self.start, 1e-9)
-        self._progress.update(self._task, steps=self.steps, rate=self.steps / elapsed)
+        whole = int(elapsed)
+        self._progress.update(self._task, steps=self.steps, rate=self.steps / elapsed,
+                              elapsed=f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}")
