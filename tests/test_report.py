@@ -20,6 +20,8 @@ from fleqc.isa import subleq as subleq_reference
 from fleqc.observe.report import Recorder, write_report
 from fleqc.program import values_by_label
 
+from tests.browser import Browser, find_chromium
+
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
@@ -50,11 +52,17 @@ def test_report_of_a_reference_run_and_of_fleq(tmp_path):
     recorder = write_report(fleqc.compile(SAMPLES / "gcd.fleq"), tmp_path / "r.html", backend="reference")
     data = recorder.data()
     assert data["layout"] is None and len(data["steps"]) == 68 and data["steps"][5]["line"] == 25
-    fleq = write_report(fleqc.build(SAMPLES / "fleq_polynomial.fleq"), tmp_path / "f.html")
+    from fleqc.observe.machine import Machine
+
+    machine = Machine(fleqc.build(SAMPLES / "fleq_polynomial.fleq"), "transformer")
+    fleq = Recorder(machine, max_head_images=107)  # one pass of attention pictures
+    machine.advance(100, on_event=fleq.event, on_X=fleq.state)
+    fleq.finish()
     data = fleq.data()
     assert data["total_steps"] == 6 and data["steps"][6]["memory"]["y"] == "1.75"
     heads = fleq.heads_per_pass
-    assert heads == 107 and len(data["steps"][0]["attention"]) == heads
+    assert heads == 107 and len(data["steps"][0]["attention"]) == heads and data["attention_until"] == 0
+    assert data["layout"]["d"] == 1537 and "<!DOCTYPE html>" in fleq.html()
 
 
 def test_report_limits_long_runs():
@@ -78,44 +86,72 @@ def test_cli_report(tmp_path):
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Chromium here (install the Debian package 'chromium'; .ci/run does): browser test skipped")
-
-
-def browser(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1300,1400",
-               "--virtual-time-budget=5000", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    found = find_chromium()
+    if found is None:
+        pytest.skip("no Chromium here (install the Debian package 'chromium'; .ci/run does): browser test skipped")
+    return found
 
 
 def test_report_in_headless_chromium(tmp_path):
+    """Open the page, check the first state, click the slider, press the arrow key, switch layer,
+    take a screenshot: through the DevTools protocol on a pipe (tests/browser.py)."""
     program = fleqc.compile(SAMPLES / "gcd.fleq")
     page = tmp_path / "gcd.html"
     write_report(fleqc.build(program), page)
-    shot = tmp_path / "shot.png"
-    done = browser(page, tmp_path, f"--screenshot={shot}", page.as_uri() + "#step=12")
-    assert shot.exists(), done.stderr[-2000:]
+    with Browser(chromium(), tmp_path / "profile") as browser:
+        browser.open(page.as_uri())
+        text = lambda selector: browser.evaluate(f"document.querySelector({selector!r}).textContent")
+        assert text("#stepno") == "0" and text("#stepmax") == "67"
+        assert browser.evaluate("document.querySelectorAll('#source div.executed').length") == 0
+
+        def shown_memory() -> dict:
+            return browser.evaluate("Object.fromEntries([...document.querySelectorAll('#memory tbody tr')]"
+                                    ".map(tr => [tr.dataset.label, tr.querySelector('.value').textContent]))")
+
+        assert shown_memory() == reference_memory_after(program, 0)
+        slider = browser.rect("#slider")
+        browser.click(slider["left"] + slider["width"] / 2, slider["top"] + slider["height"] / 2)  # mid-track
+        step = int(text("#stepno"))
+        assert 20 <= step <= 47  # about half of 67 (the thumb's width shifts it a little)
+        assert shown_memory() == reference_memory_after(program, step)
+        browser.key("ArrowRight", "ArrowRight", 39)  # the slider has the focus after the click
+        assert int(text("#stepno")) == step + 1
+        step += 1
+        executed = browser.evaluate("document.querySelector('#source div.executed').id")
+        event = recorder_line(program, step)
+        assert executed == f"line-{event}"
+        assert shown_memory() == reference_memory_after(program, step)
+        assert browser.evaluate("document.getElementById('ximg').naturalWidth") == 32  # X: n columns
+        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 1  # layer 1: fetch
+        browser.evaluate("document.getElementById('layer').value = '2';"
+                         "document.getElementById('layer').dispatchEvent(new Event('change'))")
+        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 2  # layer 2: two reads
+        shot = browser.screenshot(tmp_path / "shot.png")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1300, 1400)
+    assert int.from_bytes(data[16:20], "big") == 1300
 
-    def dom(step: int) -> str:
-        done = browser(page, tmp_path, "--dump-dom", page.as_uri() + f"#step={step}")
-        assert "<body" in done.stdout, done.stderr[-2000:]
-        return done.stdout
 
-    start, moved = dom(0), dom(12)  # the page moves its slider to the step in the address
-    assert 'data-step="0"' in start and 'data-step="12"' in moved
-    assert re.search(r'id="stepno">12<', moved)
+def recorder_line(program, step: int) -> int:
+    """The source line of the instruction executed at ``step`` (from the reference trace)."""
+    from fleqc.observe.trace import trace_program
+
+    return trace_program(program, "reference", max_steps=step)[-1].line
+
+
+def test_report_opens_at_the_step_in_its_address(tmp_path):
+    """``report.html#step=12`` moves the slider there (Chromium's --dump-dom: the DOM after scripts)."""
+    program = fleqc.compile(SAMPLES / "gcd.fleq")
+    page = tmp_path / "gcd.html"
+    write_report(fleqc.build(program), page)
+    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
+               page.as_uri() + "#step=12"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    moved = done.stdout
+    assert 'data-step="12"' in moved, done.stderr[-2000:]
     assert re.search(r'<div id="line-29" class="executed">', moved)  # subleq t, t
-    memory = reference_memory_after(program, 12)
-    for label, value in memory.items():
+    for label, value in reference_memory_after(program, 12).items():
         assert re.search(rf'<tr data-label="{label}"[^>]*><td class="label">{label}</td><td class="value">{value}</td>',
                          moved), label
     assert re.search(r'<tr data-label="t" class="written', moved)
-    assert 'class="executed"' not in start
-    assert moved.count("<figure>") == 1 and 'id="ximg" alt="X as a heatmap" src="data:image/png' in moved

@@ -14,7 +14,8 @@ styles inline. It shows
   (:mod:`fleqc.observe.attention`).
 
 A run can be long: memory and X are recorded for the first ``MAX_STEPS`` steps and attention for
-as many steps as fit ``MAX_HEAD_IMAGES`` head pictures; the page says what was left out. The
+as many steps as fit ``MAX_HEAD_IMAGES`` head pictures (both fewer on big machines, so that a page
+holds at most ``MAX_PIXELS`` pixels of each kind); the page says what was left out. The
 slider is also driven by the address: ``report.html#step=12`` opens at step 12.
 """
 
@@ -34,6 +35,7 @@ from fleqc.program import values_by_label
 
 MAX_STEPS = 500
 MAX_HEAD_IMAGES = 1500
+MAX_PIXELS = 60_000_000  # of X pictures, and separately of attention pictures, in one page
 
 
 class Recorder:
@@ -44,6 +46,10 @@ class Recorder:
         self.machine = machine
         self.max_steps = max_steps
         self.max_head_images = max_head_images
+        if machine.card is not None and machine.backend == "transformer":  # big machines: fewer pictures
+            d, n = machine.card.X.shape
+            self.max_steps = max(1, min(max_steps, MAX_PIXELS // (d * n)))
+            self.max_head_images = min(max_head_images, MAX_PIXELS // (n * n))
         self.images: list[str] = []
         self.steps: list[dict] = []
         self.events: dict[int, TraceEvent] = {}
