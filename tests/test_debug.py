@@ -65,7 +65,8 @@ def test_watch_and_errors():
 def test_x_rows_of_the_current_column():
     d = debugger()
     rows = dict(d.x_rows())
-    assert rows["instr_a"].endswith(f"= {d.machine.card.regions.memory[0] + 6}")  # subleq zero, ...: zero is cell 6
+    assert rows["instr_a"].endswith(f"= {d.machine.card.regions.memory[0] + 6} (zero)")  # subleq zero, b, done
+    assert rows["instr_c"].endswith("(instruction 15)")
     assert d.column_name() == "column 9: instruction 0"
     d.command("column 2")
     assert d.column_name() == "column 2: memory cell b" and dict(d.x_rows())["mem"].startswith("-")

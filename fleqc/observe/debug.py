@@ -159,8 +159,21 @@ class Debugger:
         rows = []
         for block in card.rows:
             values = self.machine.X[block.slice, column]
-            rows.append((block.name, describe(values, block.name)))
+            text = describe(values, block.name)
+            if block.size > 1 and block.size == card.rows["pos"].size and "  = " in text:
+                text += f" ({self.name_of_column(int(text.rsplit('= ', 1)[1]))})"  # a code names a column
+            rows.append((block.name, text))
         return rows
+
+    def name_of_column(self, column: int) -> str:
+        card = self.machine.card
+        lo, hi = card.regions.memory
+        if lo <= column < hi:
+            return self.machine.names.cell(column - lo)
+        lo, hi = card.regions.instructions
+        if lo <= column < hi:
+            return f"instruction {column - lo}"
+        return "scratch" if column < card.regions.scratch[1] else "padding"
 
     def column_name(self) -> str:
         card, column = self.machine.card, self.current_column()
