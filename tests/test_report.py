@@ -7,7 +7,6 @@ The browser test needs Chromium from the system packages (.ci/run installs the D
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

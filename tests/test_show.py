@@ -15,7 +15,6 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.cli import main
 from fleqc.construct.machines import machine_for
-from fleqc.machine.codes import decode_unsigned
 from fleqc.observe.attention import all_attention_maps, attention_layers, attention_maps, layer_inputs
 from fleqc.observe.machine import Machine
 from fleqc.transformer.executor import attention

@@ -115,10 +115,10 @@ def _debug(reports_errors: Callable) -> click.Command:
               [ ] move the X column, : a command (break, clear, watch, unwatch, step K, column K), q quit
         Needs textual: pip install 'fleqc[debug]'.
         """
-        try:
-            import textual  # noqa: F401
-        except ImportError:
-            raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'") from None
+        import importlib.util
+
+        if importlib.util.find_spec("textual") is None:
+            raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'")
         from fleqc.observe.debug import Debugger, make_app
         from fleqc.observe.machine import Machine
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from fleqc.machine.codes import decode_unsigned
 from fleqc.observe.machine import Machine
-from fleqc.observe.trace import TraceEvent, _file_lines, format_value, origin
+from fleqc.observe.trace import TraceEvent, format_value, origin
+from fleqc.observe.trace import file_lines as read_lines
 from fleqc.program import included_labels
 
 RUN_LIMIT = 1_000_000
@@ -56,7 +57,7 @@ class Debugger:
         return self.lines[pc] if 0 <= pc < len(self.lines) else (self.machine.source_name, 0)
 
     def file_lines(self, file: Optional[str] = None) -> list[str]:
-        return list(_file_lines(file or self.location()[0]))
+        return list(read_lines(file or self.location()[0]))
 
     # -- breakpoints and watches -----------------------------------------------------------
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from fleqc.observe.machine import Machine
 from fleqc.observe.pictures import attention_png, data_uri, x_png
-from fleqc.observe.trace import TraceEvent, _file_lines, format_value
+from fleqc.observe.trace import TraceEvent, file_lines, format_value
 from fleqc.program import values_by_label
 
 MAX_STEPS = 500
@@ -110,7 +110,7 @@ class Recorder:
         for instruction in machine.program.instructions:
             file = (instruction.span.file if instruction.span else "") or machine.source_name
             if file not in files:
-                files[file] = list(_file_lines(file))
+                files[file] = list(file_lines(file))
         steps = []
         for entry in self.steps:
             event = self.events.get(entry["step"])

@@ -133,7 +133,7 @@ class Names:
 
 
 @lru_cache(maxsize=64)
-def _file_lines(path: str) -> tuple[str, ...]:
+def file_lines(path: str) -> tuple[str, ...]:
     try:
         return tuple(Path(path).read_text(encoding="utf-8").splitlines())
     except (OSError, UnicodeDecodeError):
@@ -142,7 +142,7 @@ def _file_lines(path: str) -> tuple[str, ...]:
 
 def source_text(file: str, line: int) -> str:
     """Line ``line`` of ``file`` without its comment and surrounding blanks ("" if unreadable)."""
-    lines = _file_lines(file)
+    lines = file_lines(file)
     if not 0 < line <= len(lines):
         return ""
     text = lines[line - 1]
