@@ -89,6 +89,9 @@ def main() -> None:
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
     fleqc calc "sqrt(2)^3 - 1/3"        compute an expression on the FLEQ machine
+    fleqc run prog.fleq --trace         one line per executed instruction (--report run.html)
+    fleqc disasm prog.npz               the program read back out of the card
+    fleqc show prog.fleq -o x.png       X (or --attention LAYER) as a picture; fleqc debug prog.fleq
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
