@@ -1,9 +1,9 @@
 """Small PNG pictures made with numpy and zlib alone (no matplotlib): X and attention maps for the
 HTML report, where every image is inlined as a data URI.
 
-Colours of X: blue for negative, white for 0, red for positive, on a symmetric log scale
-``log(1 + |x|) / log(1 + top)`` so that the -1/0/+1 codes are full colours and FLEQ values of any
-size remain visible. Attention weights: dark (0) to yellow (1).
+Colours of X: blue for negative, white for 0, red for positive, full colour at |x| = 1 (so the
+-1/0/+1 codes are clear), then darker on a log scale up to the largest entry (so FLEQ values of
+any size remain visible). Attention weights: dark (0) to yellow (1).
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ WHITE = np.array([247, 247, 247], dtype=np.float64)
 
 def x_rgb(X: np.ndarray) -> np.ndarray:
     X = np.nan_to_num(np.asarray(X, dtype=np.float64))
-    top = max(1.0, float(np.max(np.abs(X))))
-    u = np.sign(X) * np.log1p(np.abs(X)) / np.log1p(top)  # in [-1, 1]
-    t = np.abs(u)[..., None]
-    colour = np.where((u > 0)[..., None], POSITIVE, NEGATIVE)
+    size = np.abs(X)
+    top = max(2.0, float(np.max(size)))
+    t = np.minimum(size, 1.0)[..., None]  # white to full colour up to |x| = 1
+    darker = (np.log(np.maximum(size, 1.0)) / np.log(top))[..., None]  # then darker up to the largest
+    colour = np.where((X > 0)[..., None], POSITIVE, NEGATIVE) * (1 - 0.7 * darker)
     return np.clip(WHITE * (1 - t) + colour * t, 0, 255).astype(np.uint8)
 
 

@@ -201,6 +201,7 @@ tr.read td.label { text-decoration: underline; }
 #xnames div { position: absolute; right: 4px; white-space: nowrap; transform: translateY(-50%); }
 #xbox { position: relative; flex: 1; }
 #ximg { width: 100%; height: 520px; image-rendering: pixelated; border: 1px solid #999; display: block; }
+#xbox, #xnames { flex-shrink: 0; }
 #xregions { position: relative; height: 28px; font-size: 10px; }
 #xregions div { position: absolute; border-left: 1px solid #333; padding-left: 2px; white-space: nowrap; }
 #heads { display: flex; flex-wrap: wrap; gap: 8px; }
@@ -268,11 +269,21 @@ if (D.layout) {
     label.title = name + ": rows " + start + "-" + (start + size - 1);
     names.appendChild(label);
   });
-  names.style.height = "520px";
+  const tall = Math.max(520, D.layout.d);  // at least one pixel per row
+  names.style.height = tall + "px";
+  $("ximg").style.height = tall + "px";
+  const gap = 12 * D.layout.d / tall;  // rows per line of label text
+  let last = -Infinity;
+  [...names.children].forEach((label, i) => {  // leave out names that would overlap the one above
+    const [, start, size] = D.layout.blocks[i];
+    const centre = start + size / 2;
+    if (centre - last < gap) { label.style.display = "none"; } else { last = centre; }
+  });
   const regions = $("xregions");
-  D.layout.regions.forEach(([name, lo, hi]) => {
+  D.layout.regions.forEach(([name, lo, hi], i) => {
     const label = document.createElement("div");
     label.style.left = (100 * lo / D.layout.n) + "%";
+    label.style.top = (i % 2 ? 14 : 0) + "px";
     label.textContent = name + " " + lo + "-" + (hi - 1);
     regions.appendChild(label);
   });
@@ -312,7 +323,7 @@ function render() {
   });
   if (D.layout) {
     $("ximg").src = s.x === null ? "" : D.images[s.x];
-    $("xnote").textContent = "rows: named blocks (left); columns: regions (below). Blue -1, white 0, red +1 (log scale beyond).";
+    $("xnote").textContent = "rows: named blocks (left); columns: regions (below). Blue -1, white 0, red +1; darker beyond (log scale).";
     const layer = Number(layerSelect.value);
     const heads = $("heads");
     heads.innerHTML = "";
