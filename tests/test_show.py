@@ -100,3 +100,14 @@ def test_plot_labels_blocks_and_regions(tmp_path):
     assert [name for name, _, _ in regions(card)] == ["scratch", "memory", "instructions", "padding"]
     ticks, names = _spaced_labels(list(card.rows), card.X.shape[0], 12.0)
     assert "mem" in names and "pc" in names and ticks == sorted(ticks)
+
+
+def test_show_only_some_row_blocks(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "rows.png"
+    runner = CliRunner()
+    result = runner.invoke(main, ["show", str(SAMPLES / "fleq_polynomial.fleq"), "-o", str(out), "--rows", "pc,mem"])
+    assert result.exit_code == 0, result.output
+    assert png_size(out)[0] > 300
+    bad = runner.invoke(main, ["show", str(SAMPLES / "gcd.fleq"), "-o", str(out), "--rows", "pc,nothing"])
+    assert bad.exit_code == 2 and "no row block nothing" in bad.output

@@ -60,12 +60,14 @@ def _show(reports_errors: Callable) -> click.Command:
                   "during the pass that starts from X after --step passes.")
     @click.option("--max-heads", type=click.IntRange(min=1), default=16, show_default=True,
                   help="With --attention: show at most this many heads.")
+    @click.option("--rows", default=None, metavar="BLOCK,...",
+                  help="Only these row blocks (names as `fleqc inspect` lists them), e.g. pc,mem.")
     @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
     @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
     @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
     @reports_errors
-    def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads: int, mode: str,
-             columns: Optional[int], cell: Optional[int]) -> None:
+    def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads: int, rows: Optional[str],
+             mode: str, columns: Optional[int], cell: Optional[int]) -> None:
         """Draw X as a heatmap (row blocks and column regions named), or a layer's attention maps.
 
         Needs matplotlib: pip install 'fleqc[plot]'.
@@ -81,7 +83,11 @@ def _show(reports_errors: Callable) -> click.Command:
         card, name = machine.card, Path(machine.card.source_name).name
         when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
         if layer is None:
-            pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}")
+            chosen = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+            try:
+                pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}", rows=chosen)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
         else:
             if layer not in attention_layers(machine.model):
                 raise click.UsageError(f"layer {layer} is not an attention layer; the attention layers are "

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Optional, Sequence
@@ -61,12 +62,21 @@ def _region_lines(ax, card: Card, horizontal: bool = False) -> None:
             ax.axhline(lo - 0.5, color="k", lw=0.6)
 
 
-def plot_X(card: Card, X: np.ndarray, path, title: str = "") -> Path:
+def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequence[str]] = None) -> Path:
+    """``rows``: only these row blocks (by name, in the card's order), stacked."""
     plt = _pyplot()
     from matplotlib.colors import SymLogNorm
 
-    d, n = X.shape
     blocks = list(card.rows)
+    if rows:
+        unknown = [name for name in rows if name not in card.rows]
+        if unknown:
+            raise ValueError(f"no row block {', '.join(unknown)}; the blocks are {', '.join(b.name for b in blocks)}")
+        kept = [b for b in blocks if b.name in set(rows)]
+        X = np.concatenate([X[b.slice] for b in kept])
+        starts = np.cumsum([0] + [b.size for b in kept])
+        blocks = [dataclasses.replace(b, start=int(start)) for b, start in zip(kept, starts)]
+    d, n = X.shape
     height = min(max(6.0, 0.16 * len(blocks) + 2.0), 24.0)
     width = min(max(8.0, 0.12 * n + 3.0), 30.0)
     fig, ax = plt.subplots(figsize=(width, height))
