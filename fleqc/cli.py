@@ -90,6 +90,9 @@ def main() -> None:
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
     fleqc calc "sqrt(2)^3 - 1/3"        compute an expression on the FLEQ machine
+    fleqc run prog.fleq --trace         one line per executed instruction (--report run.html)
+    fleqc disasm prog.npz               the program read back out of the card
+    fleqc show prog.fleq -o x.png       X (or --attention LAYER) as a picture; fleqc debug prog.fleq
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
@@ -138,13 +141,21 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--stats", is_flag=True,
               help="Print the engine's figures on stderr (passes, columns recomputed and seconds per "
               "layer, fallbacks); with --json, under \"engine\".")
+@click.option("--trace", is_flag=True,
+              help="Print one line per executed instruction: step, pc, file:line and source, values read "
+              "and written by label, the branch (to stderr with --json). On the transformer it is read from X.")
+@click.option("--trace-json", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Write the trace as JSON lines to FILE.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
+              help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
 @columns_option
 @bits_option
 @cell_option
 @reports_errors
 def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, columns: Optional[int],
-        bits: Optional[int], cell: Optional[int]) -> None:
+        as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
+        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], bits: Optional[int],
+        cell: Optional[int]) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
@@ -159,8 +170,13 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
     model = load_weights(weights) if weights else None
     if dense:
         engine = "dense"
-    result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
-                     cell=cell, engine=engine, stats=stats)
+    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, cell=cell,
+                   engine=engine)
+    from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
+
+    result = observed_run(subject, options, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+    if result is None:
+        result = api.run(subject, **options, stats=stats)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -267,6 +283,10 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
 
 
 main.add_command(calc_command)
+
+from fleqc.observe.commands import register_commands  # noqa: E402 (they are wrapped in reports_errors)
+
+register_commands(main, reports_errors)
 
 
 if __name__ == "__main__":  # pragma: no cover

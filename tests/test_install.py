@@ -39,3 +39,8 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
     assert json.loads(out)["memory"]["a"] == 21
     out = _run(python, "-m", "fleqc", "build", "p.fleq", "-o", "p.npz", cwd=elsewhere)
     assert (elsewhere / "p.npz").exists()
+    # the observing commands come with the wheel (rich is a dependency; plot/debug are extras)
+    out = _run(env / "bin" / "fleqc", "run", "p.fleq", "--trace", cwd=elsewhere)
+    assert "p.fleq:21" in out and "a = 21" in out
+    out = _run(env / "bin" / "fleqc", "disasm", "p.npz", cwd=elsewhere)
+    assert "loop:" in out

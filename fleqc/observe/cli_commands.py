@@ -1,0 +1,138 @@
+"""Click definitions of ``fleqc disasm``, ``show`` and ``debug`` (registered by fleqc.cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+
+
+def make_commands(reports_errors: Callable) -> list[click.Command]:
+    return [_disasm(reports_errors), _show(reports_errors), _debug(reports_errors)]
+
+
+def _disasm(reports_errors: Callable) -> click.Command:
+    @click.command("disasm")
+    @click.argument("card_path", metavar="CARD.npz", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Write the assembly to this file instead of printing it.")
+    @reports_errors
+    def disasm(card_path: Path, output: Optional[Path]) -> None:
+        """Print the program a punch card holds, decoded back from X, as assembly.
+
+        Data by label with their initial values, instructions with their labels and, as comments,
+        their index and source line. The text assembles again to the same cells and instructions
+        (the linker's hidden cells appear as _h_NAME).
+        """
+        from fleqc.machine.card import Card
+        from fleqc.observe.disasm import disassemble
+
+        text = disassemble(Card.load(card_path))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+            click.echo(f"wrote {output}", err=True)
+
+    return disasm
+
+
+def load_target(target: Path, bits: Optional[int] = None):
+    """A card (.npz) or a linked program (.fleq) from a path."""
+    from fleqc import api
+    from fleqc.machine.card import Card
+
+    if target.suffix == ".npz":
+        return Card.load(target)
+    return api.compile(target, bits=bits)
+
+
+def _show(reports_errors: Callable) -> click.Command:
+    @click.command("show")
+    @click.argument("target", metavar="CARD|PROG", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                  help="The picture to write (.png, or any format matplotlib writes).")
+    @click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="Show X after this many passes of the transformer (fewer if it halts first).")
+    @click.option("--attention", "layer", type=click.IntRange(min=1), default=None, metavar="LAYER",
+                  help="Show the attention maps of this layer (numbered from 1), one panel per head, "
+                  "during the pass that starts from X after --step passes.")
+    @click.option("--max-heads", type=click.IntRange(min=1), default=16, show_default=True,
+                  help="With --attention: show at most this many heads.")
+    @click.option("--rows", default=None, metavar="BLOCK,...",
+                  help="Only these row blocks (names as `fleqc inspect` lists them), e.g. pc,mem.")
+    @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
+    @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
+    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @reports_errors
+    def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads: int, rows: Optional[str],
+             mode: str, columns: Optional[int], cell: Optional[int]) -> None:
+        """Draw X as a heatmap (row blocks and column regions named), or a layer's attention maps.
+
+        Needs matplotlib: pip install 'fleqc[plot]'.
+        """
+        from fleqc.observe import show as pictures
+        from fleqc.observe.attention import attention_layers, attention_maps
+
+        try:
+            pictures._pyplot()
+        except pictures.PlotUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        machine, X = pictures.state_after(load_target(target), step, mode=mode, columns=columns, cell=cell)
+        card, name = machine.card, Path(machine.card.source_name).name
+        when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
+        if layer is None:
+            chosen = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+            try:
+                pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}", rows=chosen)
+            except ValueError as exc:
+                raise click.UsageError(str(exc)) from None
+        else:
+            if layer not in attention_layers(machine.model):
+                raise click.UsageError(f"layer {layer} is not an attention layer; the attention layers are "
+                                       f"{', '.join(map(str, attention_layers(machine.model)))}")
+            maps = attention_maps(machine.model, X, layer, mode)
+            pictures.plot_attention(card, maps, output, f"{name}: layer {layer}, pass from X {when}",
+                                    max_heads=max_heads)
+        click.echo(f"wrote {output}", err=True)
+
+    return show
+
+
+def _debug(reports_errors: Callable) -> click.Command:
+    @click.command("debug")
+    @click.argument("target", metavar="PROG|CARD", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
+                  show_default=True)
+    @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
+    @click.option("--break", "breaks", multiple=True, metavar="LINE|LABEL", help="Start with a breakpoint here.")
+    @click.option("--watch", "watches", multiple=True, metavar="LABEL", help="Also watch this data label.")
+    @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
+    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @reports_errors
+    def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watches: tuple[str, ...],
+              columns: Optional[int], cell: Optional[int]) -> None:
+        """Step through a program in the terminal: source with the current line, breakpoints, watched
+        labels, and X's rows for one column (transformer).
+
+        \b
+        keys: s step, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
+              [ ] move the X column, : a command (break, clear, watch, unwatch, step K, column K), q quit
+        Needs textual: pip install 'fleqc[debug]'.
+        """
+        import importlib.util
+
+        if importlib.util.find_spec("textual") is None:
+            raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'")
+        from fleqc.observe.debug import Debugger, make_app
+        from fleqc.observe.machine import Machine
+
+        debugger = Debugger(Machine(load_target(target), backend, mode=mode, columns=columns, cell=cell))
+        for where in breaks:
+            debugger.command(f"break {where}")
+        for label in watches:
+            debugger.command(f"watch {label}")
+        make_app(debugger).run()
+
+    return debug

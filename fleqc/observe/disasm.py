@@ -1,0 +1,151 @@
+"""Disassembly: the program a punch card holds, read back out of X as assembly text.
+
+The instructions come from the codes in the instruction columns (``card_to_program``), the data
+from the memory columns, the names from the card's symbol table. The text is plain fleqc assembly
+in the machine's own form (``subleq a, b, c``, or ``subleq a, b`` when c is the next instruction;
+``fleq dst, f, a, b, flag, p``; no other sugar), so it
+assembles again: every cell keeps its address and every instruction its index, and the assembler
+adds only its implicit final ``halt`` (and the hidden cells that needs) after them.
+
+Names: user labels as they are; the linker's hidden cells (``__zero``, ``__one``, ``__dummy``,
+``__ret_R`` ...), whose names the language reserves, become ``_h_zero`` and so on; a cell with no
+label of its own follows the previous one (it belongs to a multi-cell label); an instruction that
+is jumped to but has no code label gets ``L<index>``. Each instruction carries its source line as
+a comment. Reals are written with ``repr`` (they read back bit for bit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from fleqc.machine.card import Card
+from fleqc.machine.card_to_program import card_to_program
+from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
+from fleqc.observe.trace import origin, source_text
+
+
+def _number(x: Any) -> str:
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    value = float(x) + 0.0
+    text = repr(value)
+    return text
+
+
+class _Namer:
+    def __init__(self, program: LinkedProgram) -> None:
+        taken = set(program.symbols)
+        self.rename: dict[str, str] = {}
+        for name in program.symbols:
+            if name.startswith(HIDDEN_PREFIX):
+                new = "_h_" + name[len(HIDDEN_PREFIX):]
+                while new in taken:
+                    new = "_" + new
+                taken.add(new)
+                self.rename[name] = new
+        self.taken = taken
+
+    def __call__(self, name: str) -> str:
+        return self.rename.get(name, name)
+
+    def fresh(self, base: str) -> str:
+        name = base
+        while name in self.taken:
+            name = "_" + name
+        self.taken.add(name)
+        return name
+
+
+def disassemble(source: Union[Card, LinkedProgram]) -> str:
+    """The assembly text of a card (or of a linked program) that reassembles to the same cells and
+    instructions (see the module doc)."""
+    program = card_to_program(source) if isinstance(source, Card) else source
+    namer = _Namer(program)
+    m, k = len(program.cells), len(program.instructions)
+
+    data_labels: dict[int, list[str]] = {}
+    code_labels: dict[int, list[str]] = {}
+    for s in program.symbols.values():
+        if s.kind == "data":
+            data_labels.setdefault(s.address, []).append(namer(s.name))
+        else:
+            code_labels.setdefault(s.address, []).append(namer(s.name))
+    cell_name: dict[int, str] = {}
+    for s in sorted(program.symbols.values(), key=lambda s: (s.hidden, s.length == 0)):
+        if s.kind == "data":
+            cell_name.setdefault(s.address, namer(s.name))
+            for j in range(1, s.length):
+                cell_name.setdefault(s.address + j, f"{namer(s.name)}+{j}")
+    # cells that no label reaches get one, so that every operand can be written
+    for address in range(m):
+        if address not in cell_name:
+            name = namer.fresh(f"cell_{address}")
+            cell_name[address] = name
+            data_labels.setdefault(address, []).append(name)
+    targets = {i.target for i in program.instructions if not _falls_through(i)}
+    for index in sorted(targets):
+        if index not in code_labels:
+            code_labels[index] = [namer.fresh(f"L{index}")]
+    target_name = {index: names[0] for index, names in code_labels.items()}
+
+    where = source.source_name if isinstance(source, Card) else program.source_name
+    lines = [f"; disassembled from {where}: {m} cells, {k} instructions"]
+    if program.machine == "fleq":
+        lines.append(".machine fleq")
+    else:
+        lines.append(f".bits {program.bits}")
+    lines.append("")
+    lines.append(".data")
+    width = max([len(n) + 1 for names in data_labels.values() for n in names] + [8])
+    for cell in program.cells:
+        labels = data_labels.get(cell.address, [])
+        prefix = " ".join(f"{n}:" for n in labels)
+        lines.append(f"{prefix:<{width}} {_data_directive(cell.value, program.machine)}".rstrip())
+    for address in sorted(a for a in data_labels if a >= m):  # labels just past the last cell
+        lines.append(" ".join(f"{n}:" for n in data_labels[address]))
+    lines.append("")
+    lines.append(".text")
+    width = max([len(" ".join(f"{n}:" for n in names)) for names in code_labels.values()] + [8])
+    for instruction in program.instructions:
+        labels = " ".join(f"{n}:" for n in code_labels.get(instruction.index, []))
+        text = _instruction(instruction, cell_name, target_name)
+        file, line = origin(program, instruction)
+        note = f"{Path(file).name}:{line}" if line else ""
+        written = source_text(file, line) if line else ""
+        comment = f"  ; {instruction.index:>3}  {note}  {written}".rstrip() if note else f"  ; {instruction.index:>3}"
+        lines.append(f"{labels:<{width}} {text:<40}{comment}")
+    for index in sorted(a for a in code_labels if a >= k):
+        lines.append(" ".join(f"{n}:" for n in code_labels[index]))
+    return "\n".join(lines) + "\n"
+
+
+def _data_directive(value: Any, machine: str) -> str:
+    if machine != "fleq":
+        return f".word {_number(value)}"
+    value = np.asarray(value, dtype=np.float64)
+    numbers = ", ".join(_number(x) for x in value.reshape(-1))
+    if value.ndim == 0:
+        return f".word {numbers}"
+    if value.ndim == 1:
+        return f".vector {value.shape[0]}  {numbers}"
+    return f".matrix {value.shape[0]} {value.shape[1]}  {numbers}"
+
+
+def _falls_through(instruction) -> bool:
+    """A SUBLEQ instruction whose target is the next one: written without it (the default)."""
+    return isinstance(instruction, SubleqInstruction) and instruction.target == instruction.index + 1
+
+
+def _instruction(instruction, cell_name: dict[int, str], target_name: dict[int, str]) -> str:
+    if _falls_through(instruction):
+        return f"subleq {cell_name[instruction.a]}, {cell_name[instruction.b]}"
+    if isinstance(instruction, SubleqInstruction):
+        return (f"subleq {cell_name[instruction.a]}, {cell_name[instruction.b]}, "
+                f"{target_name[instruction.target]}")
+    assert isinstance(instruction, FleqInstruction)
+    i = instruction
+    return (f"fleq {cell_name[i.dst]}, {i.func}, {cell_name[i.src_a]}, {cell_name[i.src_b]}, "
+            f"{cell_name[i.flag]}, {target_name[i.target]}")

@@ -1,0 +1,359 @@
+"""``fleqc run PROG --report run.html``: one self-contained HTML page of a run.
+
+The page needs no network and no other file: the data (source lines, the trace, memory by label
+after every step) is a JSON object inside the page, every picture a PNG data URI, the script and
+styles inline. It shows
+
+- the source, with the line of the instruction executed at the chosen step highlighted (and the
+  next instruction's line outlined);
+- a slider over the steps (0 = the initial state) and the step's trace line;
+- memory by label after the chosen step, the cells written by that step marked;
+- X after the chosen step as a heatmap, with the row blocks and column regions named (transformer);
+- the attention maps of every head of the chosen layer during the next pass, the one that
+  executes the instruction at pc (transformer), recomputed from the layer weights
+  (:mod:`fleqc.observe.attention`).
+
+A run can be long: memory and X are recorded for the first ``MAX_STEPS`` steps and attention for
+as many steps as fit ``MAX_HEAD_IMAGES`` head pictures (both fewer on big machines, so that a page
+holds at most ``MAX_PIXELS`` pixels of each kind); the page says what was left out. The
+slider is also driven by the address: ``report.html#step=12`` opens at step 12.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from fleqc.observe.machine import Machine
+from fleqc.observe.pictures import attention_png, data_uri, x_png
+from fleqc.observe.trace import TraceEvent, file_lines, format_value
+from fleqc.program import values_by_label
+
+MAX_STEPS = 500
+MAX_HEAD_IMAGES = 1500
+MAX_PIXELS = 60_000_000  # of X pictures, and separately of attention pictures, in one page
+
+
+class Recorder:
+    """Collects a run's states for the report: ``event`` and ``state`` are the Machine's
+    ``on_event`` and ``on_X`` callbacks; ``finish`` then ``write``."""
+
+    def __init__(self, machine: Machine, max_steps: int = MAX_STEPS, max_head_images: int = MAX_HEAD_IMAGES) -> None:
+        self.machine = machine
+        self.max_steps = max_steps
+        self.max_head_images = max_head_images
+        if machine.card is not None and machine.backend == "transformer":  # big machines: fewer pictures
+            d, n = machine.card.X.shape
+            self.max_steps = max(1, min(max_steps, MAX_PIXELS // (d * n)))
+            self.max_head_images = min(max_head_images, MAX_PIXELS // (n * n))
+        self.images: list[str] = []
+        self.steps: list[dict] = []
+        self.events: dict[int, TraceEvent] = {}
+        self.head_images = 0
+        self.attention_until = -1  # last step whose attention was recorded
+        self.total_steps = 0
+        self.heads_per_pass = 0
+        if machine.model is not None:
+            from fleqc.observe.attention import attention_layers
+
+            self.heads_per_pass = sum(machine.model.layers[k - 1].heads for k in attention_layers(machine.model))
+        self._record(0, machine.X)
+
+    def _image(self, png: bytes) -> int:
+        self.images.append(data_uri(png))
+        return len(self.images) - 1
+
+    def _record(self, step: int, X: Optional[np.ndarray]) -> None:
+        memory = values_by_label(self.machine.symbols, self.machine.memory())
+        entry: dict[str, Any] = {
+            "step": step,
+            "pc": self.machine.pc,
+            "memory": {k: format_value(v) for k, v in memory.items()},
+            "x": None,
+            "attention": [],
+        }
+        if X is not None:
+            entry["x"] = self._image(x_png(X))
+            if self.head_images + self.heads_per_pass <= self.max_head_images:
+                from fleqc.observe.attention import all_attention_maps
+
+                for head in all_attention_maps(self.machine.model, X, self.machine.mode):
+                    entry["attention"].append([head.layer, head.head, head.name, self._image(attention_png(head.weights))])
+                self.head_images += self.heads_per_pass
+                self.attention_until = step
+        self.steps.append(entry)
+
+    def event(self, event: TraceEvent) -> None:
+        self.total_steps = event.step
+        if event.step <= self.max_steps:
+            self.events[event.step] = event
+            if self.machine.backend == "reference":
+                self._record(event.step, None)
+
+    def state(self, step: int, X: np.ndarray) -> None:
+        self.total_steps = step
+        if step <= self.max_steps:
+            self._record(step, X)
+
+    def finish(self) -> None:
+        self.total_steps = self.machine.steps
+
+    # -- the page --------------------------------------------------------------------------
+
+    def data(self) -> dict:
+        machine = self.machine
+        files: dict[str, list[str]] = {}
+        for instruction in machine.program.instructions:
+            file = (instruction.span.file if instruction.span else "") or machine.source_name
+            if file not in files:
+                files[file] = list(file_lines(file))
+        steps = []
+        for entry in self.steps:
+            event = self.events.get(entry["step"])
+            item = dict(entry)
+            if event is not None:
+                item.update(file=event.file, line=event.line, text=event.text().strip(),
+                            written=[a.label for a in event.writes],
+                            read=[a.label for a in event.reads])
+            steps.append(item)
+        for entry in steps:  # where the next instruction comes from
+            pc = entry["pc"]
+            if 0 <= pc < len(machine.program.instructions):
+                span = machine.program.instructions[pc].span
+                entry["next_file"] = (span.file if span else "") or machine.source_name
+                entry["next_line"] = span.line if span else 0
+        card = machine.card
+        layout = None
+        if card is not None and machine.backend == "transformer":
+            d, n = card.X.shape
+            regions = [("ref+lanes" if card.config.kind == "fleq" else "scratch", *card.regions.scratch),
+                       ("memory", *card.regions.memory), ("instructions", *card.regions.instructions),
+                       ("padding", card.regions.instructions[1], n)]
+            layout = {
+                "d": d, "n": n,
+                "blocks": [[b.name, b.start, b.size] for b in card.rows],
+                "regions": [[name, lo, hi] for name, lo, hi in regions if hi > lo],
+            }
+        return {
+            "title": Path(machine.source_name).name,
+            "backend": machine.backend + (f", {machine.mode}" if machine.backend == "transformer" else ""),
+            "machine": card.config.describe() if card is not None else machine.program.machine,
+            "total_steps": self.total_steps,
+            "halted": machine.halted,
+            "recorded_steps": len(steps) - 1,
+            "attention_until": self.attention_until,
+            "files": files,
+            "steps": steps,
+            "layout": layout,
+            "images": self.images,
+        }
+
+    def html(self) -> str:
+        data = json.dumps(self.data()).replace("</", "<\\/")
+        return PAGE.replace("__TITLE__", html.escape(Path(self.machine.source_name).name)).replace("__DATA__", data)
+
+    def write(self, path) -> Path:
+        path = Path(path)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+
+def write_report(target, path, backend: str = "transformer", max_steps: int = 100_000, **options) -> Recorder:
+    """Run ``target`` and write its report to ``path`` (the API behind ``--report``)."""
+    machine = Machine(target, backend, **options)
+    recorder = Recorder(machine)
+    machine.advance(max_steps, on_event=recorder.event, on_X=recorder.state)
+    recorder.finish()
+    recorder.write(path)
+    return recorder
+
+
+PAGE = r"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>fleqc run: __TITLE__</title>
+<style>
+body { font: 14px/1.35 system-ui, sans-serif; margin: 0; color: #222; background: #fafafa; }
+header { padding: 8px 16px; background: #263238; color: #eee; }
+header h1 { font-size: 18px; margin: 0 0 2px 0; }
+#controls { padding: 8px 16px; background: #eceff1; position: sticky; top: 0; z-index: 2; }
+#slider { width: 60%; vertical-align: middle; }
+#stepinfo { font-family: ui-monospace, monospace; font-size: 12px; white-space: pre; overflow-x: auto; }
+main { display: grid; grid-template-columns: minmax(380px, 1fr) minmax(260px, 0.6fr); gap: 12px; padding: 12px 16px; }
+section { background: #fff; border: 1px solid #ddd; border-radius: 4px; padding: 8px; overflow: auto; }
+h2 { font-size: 15px; margin: 0 0 6px 0; }
+#source { font-family: ui-monospace, monospace; font-size: 12px; max-height: 420px; overflow: auto; }
+#source div { white-space: pre; padding: 0 4px; }
+#source div.executed { background: #ffe082; }
+#source div.next { outline: 1px solid #42a5f5; }
+#source span.no { color: #999; display: inline-block; width: 3.5em; text-align: right; margin-right: 8px; }
+table { border-collapse: collapse; font-family: ui-monospace, monospace; font-size: 12px; }
+td, th { border-bottom: 1px solid #eee; padding: 2px 8px; text-align: left; vertical-align: top; }
+tr.written td { background: #ffe082; }
+tr.read td.label { text-decoration: underline; }
+#xwrap { position: relative; display: flex; }
+#xnames { position: relative; width: 110px; font-size: 10px; font-family: ui-monospace, monospace; }
+#xnames div { position: absolute; right: 4px; white-space: nowrap; transform: translateY(-50%); }
+#xbox { position: relative; flex: 1; }
+#ximg { width: 100%; height: 520px; image-rendering: pixelated; border: 1px solid #999; display: block; }
+#xbox, #xnames { flex-shrink: 0; }
+#xregions { position: relative; height: 28px; font-size: 10px; }
+#xregions div { position: absolute; border-left: 1px solid #333; padding-left: 2px; white-space: nowrap; }
+#heads { display: flex; flex-wrap: wrap; gap: 8px; }
+#heads figure { margin: 0; font-size: 11px; text-align: center; }
+#heads img { width: 180px; height: 180px; image-rendering: pixelated; border: 1px solid #999; }
+.wide { grid-column: 1 / -1; }
+.note { color: #666; font-size: 12px; }
+</style>
+</head>
+<body>
+<header><h1 id="title"></h1><div id="subtitle"></div></header>
+<div id="controls">
+  <label for="slider">step <b id="stepno">0</b> / <span id="stepmax"></span></label>
+  <input type="range" id="slider" min="0" value="0">
+  <button id="prev" type="button">&#8592;</button> <button id="next" type="button">&#8594;</button>
+  <div id="stepinfo"></div>
+</div>
+<main>
+  <section><h2>Source <span id="srcfile" class="note"></span></h2><div id="source"></div></section>
+  <section><h2>Memory after this step</h2><table id="memory"><thead><tr><th>label</th><th>value</th></tr></thead><tbody></tbody></table></section>
+  <section class="wide"><h2>X after this step</h2><div id="xnote" class="note"></div>
+    <div id="xwrap"><div id="xnames"></div><div id="xbox"><img id="ximg" alt="X as a heatmap"><div id="xregions"></div></div></div></section>
+  <section class="wide"><h2>Attention during the next pass: layer <select id="layer"></select></h2>
+    <div id="attnote" class="note"></div><div id="heads"></div></section>
+</main>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const D = JSON.parse(document.getElementById("data").textContent);
+const slider = document.getElementById("slider");
+const layerSelect = document.getElementById("layer");
+const $ = (id) => document.getElementById(id);
+$("title").textContent = "fleqc run: " + D.title;
+$("subtitle").textContent = D.machine + " | " + D.backend + " | " + D.total_steps + " steps" +
+  (D.halted ? ", halted" : ", not halted") +
+  (D.recorded_steps < D.total_steps ? " | the first " + D.recorded_steps + " steps are recorded" : "");
+slider.max = String(D.steps.length - 1);
+$("stepmax").textContent = String(D.steps.length - 1);
+
+let shownFile = null;
+function showFile(file) {
+  if (file === shownFile) return;
+  shownFile = file;
+  const box = $("source");
+  box.innerHTML = "";
+  (D.files[file] || []).forEach((text, i) => {
+    const row = document.createElement("div");
+    row.id = "line-" + (i + 1);
+    const no = document.createElement("span");
+    no.className = "no";
+    no.textContent = String(i + 1);
+    row.appendChild(no);
+    row.appendChild(document.createTextNode(text));
+    box.appendChild(row);
+  });
+  $("srcfile").textContent = file;
+}
+
+if (D.layout) {
+  const names = $("xnames");
+  D.layout.blocks.forEach(([name, start, size]) => {
+    const label = document.createElement("div");
+    label.style.top = (100 * (start + size / 2) / D.layout.d) + "%";
+    label.textContent = name;
+    label.title = name + ": rows " + start + "-" + (start + size - 1);
+    names.appendChild(label);
+  });
+  const tall = Math.max(520, D.layout.d);  // at least one pixel per row
+  names.style.height = tall + "px";
+  $("ximg").style.height = tall + "px";
+  const gap = 12 * D.layout.d / tall;  // rows per line of label text
+  let last = -Infinity;
+  [...names.children].forEach((label, i) => {  // leave out names that would overlap the one above
+    const [, start, size] = D.layout.blocks[i];
+    const centre = start + size / 2;
+    if (centre - last < gap) { label.style.display = "none"; } else { last = centre; }
+  });
+  const regions = $("xregions");
+  D.layout.regions.forEach(([name, lo, hi], i) => {
+    const label = document.createElement("div");
+    label.style.left = (100 * lo / D.layout.n) + "%";
+    label.style.top = (i % 2 ? 14 : 0) + "px";
+    label.textContent = name + " " + lo + "-" + (hi - 1);
+    regions.appendChild(label);
+  });
+  const layers = [...new Set(D.steps.flatMap((s) => s.attention.map((a) => a[0])))];
+  layers.forEach((l) => { const o = document.createElement("option"); o.value = String(l); o.textContent = String(l); layerSelect.appendChild(o); });
+} else {
+  $("xnote").textContent = "This run used the reference interpreter: run on the transformer backend to see X and attention.";
+}
+
+function render() {
+  const k = Number(slider.value);
+  const s = D.steps[k];
+  $("stepno").textContent = String(k);
+  document.body.dataset.step = String(k);
+  $("stepinfo").textContent = k === 0 ? "initial state, pc " + s.pc : s.text;
+  const file = s.file || s.next_file || Object.keys(D.files)[0];
+  showFile(file);
+  document.querySelectorAll("#source div.executed, #source div.next").forEach((e) => e.classList.remove("executed", "next"));
+  if (s.line && s.file === shownFile) {
+    const row = $("line-" + s.line);
+    if (row) { row.classList.add("executed"); row.scrollIntoView({block: "nearest"}); }
+  }
+  if (s.next_line && s.next_file === shownFile) {
+    const row = $("line-" + s.next_line);
+    if (row) row.classList.add("next");
+  }
+  const body = document.querySelector("#memory tbody");
+  body.innerHTML = "";
+  Object.entries(s.memory).forEach(([label, value]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.label = label;
+    if ((s.written || []).includes(label)) tr.classList.add("written");
+    if ((s.read || []).includes(label)) tr.classList.add("read");
+    const a = document.createElement("td"); a.className = "label"; a.textContent = label;
+    const b = document.createElement("td"); b.className = "value"; b.textContent = value;
+    tr.appendChild(a); tr.appendChild(b); body.appendChild(tr);
+  });
+  if (D.layout) {
+    $("ximg").src = s.x === null ? "" : D.images[s.x];
+    $("xnote").textContent = "rows: named blocks (left); columns: regions (below). Blue -1, white 0, red +1; darker beyond (log scale).";
+    const layer = Number(layerSelect.value);
+    const heads = $("heads");
+    heads.innerHTML = "";
+    const maps = s.attention.filter((a) => a[0] === layer);
+    $("attnote").textContent = maps.length ? "key column down, query column across; the pass that executes instruction " + s.pc
+      : "attention was recorded for steps 0-" + D.attention_until + " only";
+    maps.forEach(([l, h, name, img]) => {
+      const fig = document.createElement("figure");
+      const im = document.createElement("img"); im.src = D.images[img]; im.alt = "layer " + l + " head " + h;
+      const cap = document.createElement("figcaption"); cap.textContent = "head " + h + ": " + name;
+      fig.appendChild(im); fig.appendChild(cap); heads.appendChild(fig);
+    });
+  }
+}
+
+function fromHash() {
+  const m = /step=(\d+)/.exec(location.hash);
+  if (m) {
+    slider.value = String(Math.min(Number(m[1]), D.steps.length - 1));
+    slider.dispatchEvent(new Event("input"));
+  }
+}
+slider.addEventListener("input", render);
+layerSelect.addEventListener("change", render);
+$("prev").addEventListener("click", () => { slider.value = String(Number(slider.value) - 1); render(); });
+$("next").addEventListener("click", () => { slider.value = String(Number(slider.value) + 1); render(); });
+window.addEventListener("hashchange", fromHash);
+render();
+fromHash();
+</script>
+</body>
+</html>
+"""
