@@ -72,15 +72,16 @@ def run(
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
     cell: Optional[int] = None,
-    engine: str = "incremental",
+    engine: str = "auto",
     stats: bool = False,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
     ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``engine``
-    chooses how the transformer's passes are evaluated: ``incremental`` (default; recomputes only
-    what can change, fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
+    chooses how the transformer's passes are evaluated: ``auto`` (default: sparse passes while the
+    run is short, then the incremental engine), ``incremental`` (recomputes only what can change,
+    fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
     the weights) or ``dense`` (the plain forward pass, the definition): the same function of
     (weights, X). ``stats`` fills ``Result.stats`` with the engine's figures (time per layer).
     """

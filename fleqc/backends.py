@@ -132,7 +132,7 @@ def run_transformer(
     mode: Mode = "softmax",
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
-    engine: str = "incremental",
+    engine: str = "auto",
     stats: bool = False,
 ) -> Result:
     if isinstance(card.config, FleqConfig) and mode != "softmax":

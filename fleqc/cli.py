@@ -132,11 +132,11 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @click.option("--all-labels", is_flag=True,
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
-@click.option("--engine", type=click.Choice(list(ENGINES)), default="incremental", show_default=True,
+@click.option("--engine", type=click.Choice(list(ENGINES)), default="auto", show_default=True,
               help="How the transformer's passes are evaluated: incremental (recomputes only what can "
-              "change), sparse (every column, through the nonzeros of the weights) or dense (the plain "
-              "forward pass, the definition). The same function: identical X for SUBLEQ, equal to "
-              "rounding for FLEQ.")
+              "change), sparse (every column, through the nonzeros of the weights), dense (the plain "
+              "forward pass, the definition), or auto (sparse while a run is short, then incremental). "
+              "The same function: identical X for SUBLEQ, equal to rounding for FLEQ.")
 @click.option("--dense", is_flag=True, help="Short for --engine dense.")
 @click.option("--stats", is_flag=True,
               help="Print the engine's figures on stderr (passes, columns recomputed and seconds per "

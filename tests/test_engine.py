@@ -137,6 +137,23 @@ def test_run_counts_steps_and_stops_like_the_dense_run():
         assert np.array_equal(fast.X, dense.X)
 
 
+@pytest.mark.parametrize("budget_passes", [0, 1, 7])
+def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_passes):
+    """auto: sparse passes while cheap, then the engine, started from the X the sparse passes left."""
+    from fleqc.transformer import executor
+
+    card = fleqc.build(str(SAMPLES / "gcd.fleq"))
+    model = machine_for(card.config)
+    monkeypatch.setattr(executor, "AUTO_BUDGET", budget_passes * executor.sparse_pass_cost(model, card.X.shape[1]))
+    loop = executor.stepper(model, card.X, "softmax", "auto")
+    X = card.X
+    for step in range(40):
+        X = forward(model, X)
+        loop.step()
+        assert np.array_equal(loop.X, X)
+        assert isinstance(loop.inner, IncrementalEngine) == (step >= budget_passes)
+
+
 def test_non_finite_input_falls_back_to_the_dense_pass():
     card = program_to_card(subleq_program(8, [3, -7, 0], [(0, 1, 2), (2, 2, 0)]), 16)
     model = machine_for(card.config)
@@ -154,7 +171,7 @@ def test_non_finite_input_falls_back_to_the_dense_pass():
 
 def test_stats_count_passes_and_columns():
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    outcome = run(machine_for(card.config), card.X, max_steps=1000, timed=True)
+    outcome = run(machine_for(card.config), card.X, max_steps=1000, engine="incremental", timed=True)
     stats = outcome.stats.to_json()
     assert stats["passes"] == outcome.steps + 1 and stats["fallbacks"] == 0
     assert len(stats["seconds_per_layer"]) == 5

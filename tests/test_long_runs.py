@@ -67,3 +67,33 @@ def test_fleq_10k_steps_within_the_stated_bounds():
     steps, halted = assert_fleq_lockstep(program, fleqc.build(program), max_steps=20_000)
     assert halted and steps >= 10_000
     print(f"fleq: {steps} steps in lockstep")
+
+
+def test_ten_million_engine_steps_in_lockstep_with_the_reference():
+    """10^7 passes of the incremental engine, each decoded and compared with the reference
+    interpreter's state; at sampled passes the dense definition recomputes the pass from the engine's
+    state and must give the engine's next X exactly."""
+    from fleqc.construct.machines import machine_for
+    from fleqc.isa import subleq
+    from fleqc.transformer import forward
+    from fleqc.transformer.engine import IncrementalEngine
+
+    import numpy as np
+
+    program = fleqc.compile(long_program(2_300_000))
+    card = fleqc.build(program)
+    model = machine_for(card.config)
+    engine = IncrementalEngine(model, card.X)
+    sampled = 0
+    steps = 0
+    for steps, state in enumerate(subleq.trace(program, 10_000_000), start=1):
+        before = np.array(engine.X) if steps % 250_000 == 1 else None
+        engine.step()
+        assert card.read_pc(engine.X) == state.pc, f"pc differs after step {steps}"
+        mem = card.read_memory(engine.X)
+        assert mem == list(state.memory), f"memory differs after step {steps}"
+        if before is not None:
+            assert np.array_equal(forward(model, before), engine.X), f"dense pass differs at step {steps}"
+            sampled += 1
+    assert steps == 10_000_000 and sampled == 40
+    print(f"engine: {steps} steps in lockstep, {sampled} passes checked against the dense definition")

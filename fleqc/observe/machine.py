@@ -64,7 +64,7 @@ class Machine:
         weights: Optional[LoopedTransformer] = None,
         columns: Optional[int] = None,
         cell: Optional[int] = None,
-        engine: str = "incremental",
+        engine: str = "auto",
     ) -> None:
         if backend not in ("transformer", "reference"):
             raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")

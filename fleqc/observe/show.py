@@ -149,7 +149,7 @@ def _save(fig, path) -> Path:
 
 
 def state_after(target, step: int, *, mode: str = "softmax", columns: Optional[int] = None,
-                cell: Optional[int] = None, engine: str = "incremental"):
+                cell: Optional[int] = None, engine: str = "auto"):
     """(machine, X): the transformer's state after ``step`` passes (fewer if it halts first)."""
     from fleqc.observe.machine import Machine
 

@@ -151,13 +151,16 @@ class IncrementalEngine:
     # -- set-up ----------------------------------------------------------------------------------
 
     def _compile(self, model: LoopedTransformer) -> None:
-        from numba.typed import List
-
-        kinds, where, ffns, atts = [], [], List(), List()
-        self.layer_heads: list[tuple[int, int, int, int]] = []  # per attention layer: h0, H, dk, dv
-        self.heads = List()
-        self._att_specs = []
-        n_heads = 0
+        kinds, where, ffns, atts = [], [], [], []
+        # every head of every attention layer, as Python sees them (head_tuples) and typed for the
+        # kernels (heads); entry 0 is a placeholder (a typed list is never empty)
+        z1, z11 = np.zeros(1), np.zeros((1, 1))
+        placeholder = (build_index(z11, z11), build_index(z11, np.zeros((1, 0))), z11.copy(), z11.copy(), z11.copy(),
+                       z1.copy(), z11.copy(), np.ones(1, np.bool_), z1.copy(), z11.copy(), np.array([np.inf]),
+                       np.zeros(1, np.bool_))
+        self.head_tuples: list[tuple] = [placeholder]
+        self.heads = K.new_list(placeholder)
+        n_heads = 1
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
                 _, dk, d = layer.query.shape
@@ -181,12 +184,19 @@ class IncrementalEngine:
                 where.append(len(ffns))
                 ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64)))
         # typed lists must not be empty: a placeholder no layer refers to
-        if not len(ffns):
+        if not ffns:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0)))
-        if not len(atts):
+        if not atts:
             atts.append((np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0, np.int64),
                          np.zeros(4, np.int64)))
+        self.att_tuples = atts
+        ffn_list, att_list = K.new_list(ffns[0]), K.new_list(atts[0])
+        for item in ffns[1:]:
+            K.list_append(ffn_list, item)
+        for item in atts[1:]:
+            K.list_append(att_list, item)
+        ffns, atts = ffn_list, att_list
         self.kinds, self.where, self.ffns, self.atts = np.array(kinds, np.int64), np.array(where, np.int64), ffns, atts
         dmax = max([a[1].shape[0] for a in atts] + [1])
         n = self.n
@@ -200,15 +210,16 @@ class IncrementalEngine:
 
     def _init_attention(self, l: int) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
-        reads, proj, _, _, dims = self.atts[self.where[l]]
+        reads, proj, _, _, dims = self.att_tuples[self.where[l]]
         H, dk, dv, h0 = (int(v) for v in dims)
         P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, proj)  # (H (2dk+dv), n)
         width = 2 * dk + dv
         for h in range(H):
             base = h * width
             Q, Kc, V = (_c(P[base + a : base + b].T) for a, b in ((0, dk), (dk, 2 * dk), (2 * dk, width)))
-            head = (build_index(Kc, V), None, Q, Kc, V)
-            self.heads.append(self._with_queries(head))
+            head = self._with_queries((build_index(Kc, V), None, Q, Kc, V))
+            self.head_tuples.append(head)
+            K.list_append(self.heads, head)
 
     def _with_queries(self, head: tuple, old: tuple | None = None) -> tuple:
         """A head tuple with a query index built from its current queries and every group computed."""
@@ -299,14 +310,15 @@ class IncrementalEngine:
             h = K.overflowing(self.heads, self.rebuild_at)
             if h < 0:
                 return
-            head = self.heads[h]
+            head = self.head_tuples[h]
             keys = head[K.HD_KEYS]
             if keys[K.IX_META][0] > self.rebuild_at:
                 keys = build_index(head[K.HD_K], head[K.HD_V])
                 head = (keys,) + tuple(head[1:])
             if head[K.HD_QUERIES][K.IX_META][0] > self.rebuild_at:
                 head = self._with_queries(head, old=head)
-            self.heads[h] = head
+            self.head_tuples[h] = head
+            K.list_set(self.heads, h, head)
             self.stats.rebuilds += 1
 
     def _fallback(self) -> np.ndarray:

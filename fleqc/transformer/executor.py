@@ -10,8 +10,9 @@ Attention modes over the same weights:
 - ``hardmax``: the limit of softmax as the temperature grows: each query column puts weight 1/t on
   each of the t keys that tie for the highest score, 0 elsewhere.
 
-``run`` and ``run_batch`` take ``engine=``: ``incremental`` (the default,
-:mod:`fleqc.transformer.engine`: recomputes only what can change since the previous pass),
+``run`` and ``run_batch`` take ``engine=``: ``auto`` (the default: sparse passes while they are
+cheap, then the incremental engine), ``incremental`` (:mod:`fleqc.transformer.engine`: recomputes
+only what can change since the previous pass),
 ``sparse`` (:mod:`fleqc.transformer.fast`: every column, through the nonzeros of the weights) or
 ``dense`` (:func:`forward`, the definition). All three compute the same function of (weights, X).
 """
@@ -92,8 +93,11 @@ def forward(
     return X
 
 
-ENGINES = ("incremental", "sparse", "dense")
-Engine = Literal["incremental", "sparse", "dense"]
+ENGINES = ("auto", "incremental", "sparse", "dense")
+Engine = Literal["auto", "incremental", "sparse", "dense"]
+# auto: sparse passes until their estimated work reaches this many multiply-adds (about 0.3 s),
+# then the incremental engine (whose compiled code takes about a second to load)
+AUTO_BUDGET = 3e8
 
 
 class PassLoop:
@@ -117,13 +121,57 @@ class PassLoop:
         return changed
 
 
-def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", engine: Engine = "incremental",
+def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
+    """Multiply-adds of one sparse pass over n columns (scores and mixing of every head, the nonzeros
+    of every feed-forward layer): an estimate that depends only on the weights and n."""
+    cost = 0.0
+    for layer in model.layers:
+        if isinstance(layer, AttentionLayer):
+            H, dk, _ = layer.query.shape
+            cost += H * float(n) * n * (dk + layer.value.shape[1])
+        else:
+            cost += float(np.count_nonzero(layer.w1) + np.count_nonzero(layer.w2)) * n
+    return cost
+
+
+class AutoLoop:
+    """Sparse passes first, then the incremental engine: a short run does not wait for the engine's
+    compiled code to load, a long one runs on it. When to switch depends only on the weights and n
+    (:data:`AUTO_BUDGET`), so a run gives the same result every time."""
+
+    def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool) -> None:
+        self.model, self.mode, self.timed = model, mode, timed
+        self.left = int(AUTO_BUDGET // max(sparse_pass_cost(model, np.shape(X)[-1]), 1.0))
+        self.inner = PassLoop(model, X, mode, "sparse") if self.left > 0 else self._engine(X)
+
+    def _engine(self, X: np.ndarray):
+        from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
+
+        return IncrementalEngine(self.model, X, self.mode, timed=self.timed)
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.inner.X
+
+    @property
+    def stats(self):
+        return self.inner.stats
+
+    def step(self) -> np.ndarray:
+        if self.left == 0 and isinstance(self.inner, PassLoop):
+            self.inner = self._engine(self.inner.X)
+        self.left -= 1
+        return self.inner.step()
+
+
+def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", engine: Engine = "auto",
             timed: bool = False):
     """An object with ``step() -> changed columns`` and ``X`` that runs ``model`` over the card X.
 
     ``incremental`` (:mod:`fleqc.transformer.engine`) recomputes only what can change; ``sparse``
     (:mod:`fleqc.transformer.fast`) evaluates every column through the nonzeros of the weights;
-    ``dense`` is :func:`forward` itself, the definition.
+    ``dense`` is :func:`forward` itself, the definition; ``auto`` (the default) runs sparse passes
+    while their cost is small and then the incremental engine (:class:`AutoLoop`).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
@@ -133,6 +181,8 @@ def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", eng
         from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
 
         return IncrementalEngine(model, X, mode, timed=timed)
+    if engine == "auto":
+        return AutoLoop(model, X, mode, timed)
     return PassLoop(model, X, mode, engine)
 
 
@@ -155,7 +205,7 @@ def run(
     mode: Mode = "softmax",
     check: Optional[StepCheck] = None,
     on_step: Optional[Callable[[int, np.ndarray], None]] = None,
-    engine: Engine = "incremental",
+    engine: Engine = "auto",
     timed: bool = False,
 ) -> RunOutcome:
     """Loop passes until X is a fixed point or ``max_steps`` passes have changed it.
@@ -193,7 +243,7 @@ class BatchOutcome:
 
 
 def run_batch(
-    model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax", engine: Engine = "incremental"
+    model: LoopedTransformer, X: np.ndarray, *, max_steps: int, mode: Mode = "softmax", engine: Engine = "auto"
 ) -> BatchOutcome:
     """:func:`run` for a batch of cards (B, d, n) on the same weights.
 
@@ -206,7 +256,7 @@ def run_batch(
     batch = X.shape[0]
     steps = np.zeros(batch, dtype=np.int64)
     halted = np.zeros(batch, dtype=bool)
-    if engine == "incremental":
+    if engine in ("incremental", "auto"):
         for b in range(batch):
             outcome = run(model, X[b], max_steps=max_steps, mode=mode, engine=engine)
             X[b], steps[b], halted[b] = outcome.X, outcome.steps, outcome.halted

@@ -31,7 +31,9 @@ import numpy as np
 
 try:  # numba is a dependency; the fallback keeps the engine usable (slowly) where it cannot load
     from numba import njit
+    from numba.typed import List
 except ImportError:  # pragma: no cover - exercised only without numba
+    List = list
 
     def njit(*args, **kwargs):
         if args and callable(args[0]):
@@ -589,3 +591,25 @@ def overflowing(heads, limit):
         if head[HD_KEYS][IX_META][0] > limit or head[HD_QUERIES][IX_META][0] > limit:
             return h
     return -1
+
+
+# Typed lists are made and changed here, in compiled (and so cached) code: numba compiles the
+# methods of a typed list used from Python anew in every process, seconds each time.
+
+
+@njit(cache=True)
+def new_list(item):
+    """A typed list holding ``item``."""
+    items = List()
+    items.append(item)
+    return items
+
+
+@njit(cache=True)
+def list_append(items, item):
+    items.append(item)
+
+
+@njit(cache=True)
+def list_set(items, index, item):
+    items[index] = item
