@@ -29,8 +29,8 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(BIN)/python bench/engine_speed.py
 	$(BIN)/python bench/subleq_speed.py
-	$(BIN)/python bench/fast_speed.py
 	$(BIN)/python bench/fleq_accuracy.py
 
 clean:

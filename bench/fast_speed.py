@@ -1,8 +1,8 @@
 """Milliseconds per step, dense executor vs the sparse fast path, side by side in one run.
 
 Runs a never-halting SUBLEQ loop (n = 64, 256) and a never-halting FLEQ loop (n = 128, 256, 512;
-the programs of bench/subleq_speed.py and bench/fleq_speed.py) through ``run(..., fast=False)``
-and ``run(..., fast=True)`` on the same card, alternating the two, and prints the minimum over
+the programs of bench/subleq_speed.py and bench/fleq_speed.py) through ``run(..., engine="dense")``
+and ``run(..., engine="sparse")`` on the same card, alternating the two, and prints the minimum over
 the repeats of each (the machine may be busy) and their ratio.
 
     python bench/fast_speed.py [--repeats R] [--subleq 64,256] [--fleq 128,256,512]
@@ -29,7 +29,7 @@ from subleq_speed import PROGRAM as SUBLEQ_PROGRAM  # noqa: E402
 
 def per_step(model, X, steps: int, fast: bool) -> float:
     start = time.perf_counter()
-    outcome = run(model, X, max_steps=steps, fast=fast)
+    outcome = run(model, X, max_steps=steps, engine="sparse" if fast else "dense")
     elapsed = time.perf_counter() - start
     assert outcome.steps == steps and not outcome.halted
     return elapsed / (steps + 1)  # the last pass, which tells it did not halt, is one more
@@ -41,8 +41,8 @@ def measure(kind: str, source: str, n: int, steps: int, repeats: int) -> None:
     start = time.perf_counter()
     compile_fast(model)
     compile_ms = (time.perf_counter() - start) * 1e3
-    run(model, card.X, max_steps=1, fast=True)  # warm up both
-    run(model, card.X, max_steps=1)
+    run(model, card.X, max_steps=1, engine="sparse")  # warm up both
+    run(model, card.X, max_steps=1, engine="dense")
     dense, fast = [], []
     for _ in range(repeats):
         dense.append(per_step(model, card.X, steps, fast=False))

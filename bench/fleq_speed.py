@@ -55,9 +55,9 @@ def main() -> None:
         model = machine_for(card.config)
         per = {}
         for fast in (False, True):
-            run_transformer(card, max_steps=1, fast=fast)  # warm up (and compile the fast form)
+            run_transformer(card, max_steps=1, engine="sparse" if fast else "dense")  # warm up (and compile the fast form)
             start = time.perf_counter()
-            outcome = run_transformer(card, max_steps=args.steps, fast=fast)
+            outcome = run_transformer(card, max_steps=args.steps, engine="sparse" if fast else "dense")
             per[fast] = (time.perf_counter() - start) / outcome.steps
         print(f"{n:>6} {model.width:>6} {per[False] * 1e3:>9.1f} {per[True] * 1e3:>8.1f} {per[True] / reference:>19.0f}")
         if i == 0:

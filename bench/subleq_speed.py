@@ -56,9 +56,9 @@ def main() -> None:
         model = machine_for(card.config)
         row = []
         for mode in ("softmax", "hardmax"):
-            probe = per_step(lambda k: run_transformer(card, k, mode), 5)
+            probe = per_step(lambda k: run_transformer(card, k, mode, engine="dense"), 5)
             steps = max(5, int(args.seconds / probe))
-            row.append(per_step(lambda k: run_transformer(card, k, mode), steps))
+            row.append(per_step(lambda k: run_transformer(card, k, mode, engine="dense"), steps))
         print(f"{n:>6} {model.width:>5} {row[0] * 1e3:>11.3f} {row[1] * 1e3:>11.3f} {row[0] / ref:>12.0f}")
 
     card = fleqc.build(program, columns=64)
@@ -69,7 +69,7 @@ def main() -> None:
         X = np.stack([card.X] * cards)
         steps = 50
         start = time.perf_counter()
-        outcome = run_batch(model, X, max_steps=steps)
+        outcome = run_batch(model, X, max_steps=steps, engine="dense")
         each = (time.perf_counter() - start) / (steps * cards)
         assert (outcome.steps == steps).all()
         print(f"{cards:>6} {each * 1e3:>9.4f} {each / ref:>12.1f}")
