@@ -64,8 +64,10 @@ def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _c(np.cumsum(ptr)), _c(cols, np.int64), _c(matrix[rows, cols], np.float64)
 
 
-def build_index(vectors: np.ndarray, values: np.ndarray) -> tuple:
-    """The index tuple (fields ``kernels.IX_*``) of one vector per column; ``values`` (n, dv), dv may be 0."""
+def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None = None) -> tuple:
+    """The index tuple (fields ``kernels.IX_*``) of one vector per column; ``values`` (n, dv), dv may be 0.
+
+    ``meta`` (1,): where the index counts its overflow (a view into the engine's table of counts)."""
     n, D = vectors.shape
     varying = np.any(vectors != vectors[:1], axis=0) if n else np.zeros(D, dtype=bool)
     comps = np.flatnonzero(varying)
@@ -96,9 +98,16 @@ def build_index(vectors: np.ndarray, values: np.ndarray) -> tuple:
         _c(S.max(axis=0) if n else np.zeros(comps.size), np.float64),
         _c(leaf_of, np.int64), _c(live, np.int64), np.ones(len(live), dtype=np.int64), _c(perm, np.int64), pos_of,
         _c(leaf_start, np.int64), _c(leaf_end, np.int64), np.zeros(n, dtype=np.bool_),
-        np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64), _fresh(meta), np.zeros(n, dtype=np.int64),
         _c(leaf_value, np.float64), _c(uniform, np.bool_),
     )
+
+
+def _fresh(meta: np.ndarray | None) -> np.ndarray:
+    if meta is None:
+        return np.zeros(1, dtype=np.int64)
+    meta[:] = 0
+    return meta
 
 
 @dataclass
@@ -161,6 +170,9 @@ class IncrementalEngine:
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
         n_heads = 1
+        total = 1 + sum(int(np.any((l.value != 0).any(axis=2) & (l.output != 0).any(axis=1), axis=1).sum())
+                        for l in model.layers if isinstance(l, AttentionLayer))
+        self.overflow_counts = np.zeros((total, 2), dtype=np.int64)  # per head: keys', queries' overflow
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
                 _, dk, d = layer.query.shape
@@ -217,14 +229,16 @@ class IncrementalEngine:
         for h in range(H):
             base = h * width
             Q, Kc, V = (_c(P[base + a : base + b].T) for a, b in ((0, dk), (dk, 2 * dk), (2 * dk, width)))
-            head = self._with_queries((build_index(Kc, V), None, Q, Kc, V))
+            h_index = len(self.head_tuples)
+            head = self._with_queries((build_index(Kc, V, self.overflow_counts[h_index, 0:1]), None, Q, Kc, V),
+                                      meta=self.overflow_counts[h_index, 1:2])
             self.head_tuples.append(head)
             K.list_append(self.heads, head)
 
-    def _with_queries(self, head: tuple, old: tuple | None = None) -> tuple:
+    def _with_queries(self, head: tuple, old: tuple | None = None, meta: np.ndarray | None = None) -> tuple:
         """A head tuple with a query index built from its current queries and every group computed."""
         keys, _, Q, Kc, V = head[:5]
-        queries = build_index(Q, np.zeros((self.n, 0)))
+        queries = build_index(Q, np.zeros((self.n, 0)), meta)
         leaves = len(queries[K.IX_LEAF_START])
         best, result = np.zeros(leaves), np.zeros((leaves, V.shape[1]))
         partial = (keys, queries, Q, Kc, V, best, result, np.ones(leaves, np.bool_),
@@ -306,17 +320,13 @@ class IncrementalEngine:
     def _maintain(self) -> None:
         """Rebuild the indices whose overflow grew past ``rebuild_at`` (between passes: an index is only
         a way to find keys, so when it is rebuilt changes no result)."""
-        while True:
-            h = K.overflowing(self.heads, self.rebuild_at)
-            if h < 0:
-                return
+        for h in np.flatnonzero(self.overflow_counts.max(axis=1) > self.rebuild_at):
             head = self.head_tuples[h]
-            keys = head[K.HD_KEYS]
-            if keys[K.IX_META][0] > self.rebuild_at:
-                keys = build_index(head[K.HD_K], head[K.HD_V])
+            if self.overflow_counts[h, 0] > self.rebuild_at:
+                keys = build_index(head[K.HD_K], head[K.HD_V], self.overflow_counts[h, 0:1])
                 head = (keys,) + tuple(head[1:])
-            if head[K.HD_QUERIES][K.IX_META][0] > self.rebuild_at:
-                head = self._with_queries(head, old=head)
+            if self.overflow_counts[h, 1] > self.rebuild_at:
+                head = self._with_queries(head, old=head, meta=self.overflow_counts[h, 1:2])
             self.head_tuples[h] = head
             K.list_set(self.heads, h, head)
             self.stats.rebuilds += 1

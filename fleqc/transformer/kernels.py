@@ -481,29 +481,39 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
         n_touched = head_update(heads[h0 + h], dirty, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = np.empty(H * dv)
+    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
+    for h in range(H):
+        head = heads[h0 + h]
+        qix = head[HD_QUERIES]
+        qstale = qix[IX_STALE]
+        qleaf = qix[IX_LEAF_OF]
+        qpos = qix[IX_POS_OF]
+        col_result = head[HD_COL_RESULT]
+        leaf_result = head[HD_LEAF_RESULT]
+        for i in range(n_touched):
+            col = touched[i]
+            if qstale[col]:
+                for r in range(dv):
+                    R[i, h * dv + r] = col_result[col, r]
+            else:
+                leaf = qleaf[qpos[col]]
+                for r in range(dv):
+                    R[i, h * dv + r] = leaf_result[leaf, r]
     out = np.empty(d)
     changed = np.empty(n_touched, np.int64)
     n_changed = 0
     for i in range(n_touched):
         col = touched[i]
         mark[col] = False
-        for h in range(H):
-            head = heads[h0 + h]
-            qix = head[HD_QUERIES]
-            if qix[IX_STALE][col]:
-                src = head[HD_COL_RESULT][col]
-            else:
-                src = head[HD_LEAF_RESULT][qix[IX_LEAF_OF][qix[IX_POS_OF][col]]]
-            for r in range(dv):
-                R[h * dv + r] = src[r]
         x = prev[col]
         for r in range(d):
             out[r] = x[r]
+        Ri = R[i]
         for j in range(rows.shape[0]):
             s = 0.0
+            w = output[j]
             for m in range(H * dv):
-                s += output[j, m] * R[m]
+                s += w[m] * Ri[m]
             out[rows[j]] = x[rows[j]] + s
         if _differs(out, cur[col]):
             cur[col, :] = out
@@ -581,16 +591,6 @@ def engine_pass(A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack
             return status, dirty
         counts[l] += dirty.shape[0]
     return OK, dirty
-
-
-@njit(cache=True)
-def overflowing(heads, limit):
-    """The first head (index) whose key or query overflow exceeds ``limit``, or -1."""
-    for h in range(len(heads)):
-        head = heads[h]
-        if head[HD_KEYS][IX_META][0] > limit or head[HD_QUERIES][IX_META][0] > limit:
-            return h
-    return -1
 
 
 # Typed lists are made and changed here, in compiled (and so cached) code: numba compiles the
