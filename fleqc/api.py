@@ -72,16 +72,22 @@ def run(
     columns: Optional[int] = None,
     cell: Optional[int] = None,
     fast: bool = True,
+    device: Optional[str] = None,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
     ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``fast``
     evaluates the sparse form of the same layers (fleqc.transformer.fast); ``fast=False`` runs the
-    plain dense forward pass, the definition.
+    plain dense forward pass, the definition. ``backend="numpy"`` is the transformer backend;
+    ``"torch"`` and ``"onnx"`` loop the same weights in PyTorch (``device`` cpu or cuda) or ONNX
+    Runtime (fleqc.interop; extras ``fleqc[torch]``, ``fleqc[onnx]``).
     """
-    if backend not in ("transformer", "reference"):
-        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
+    if backend == "numpy":
+        backend = "transformer"
+    if backend not in ("transformer", "reference", "torch", "onnx"):
+        raise FleqError(ErrorCode.BAD_CONFIG,
+                        f"unknown backend {backend!r}: use 'transformer' (or 'numpy'), 'reference', 'torch' or 'onnx'")
     if mode not in ("softmax", "hardmax"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
     if max_steps < 0:
@@ -93,4 +99,8 @@ def run(
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
     card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
+    if backend in ("torch", "onnx"):
+        from fleqc.interop.engines import run_engine
+
+        return run_engine(card, backend, max_steps, mode, weights, device)
     return run_transformer(card, max_steps, mode, weights, fast=fast)  # type: ignore[arg-type]
