@@ -18,7 +18,8 @@ The header's ``__metadata__`` (string to string, as the format requires) holds J
 
 :func:`load_safetensors` refuses (FleqError ``bad-weights``) a file whose digest does not match (a
 changed weight, label or configuration), a foreign or malformed file, and, given
-``expected_labels`` (e.g. a card's ``rows.labels()``), a file whose row labels differ.
+``expected_labels`` (by default the labels of the machine configuration in its metadata, e.g. a
+card's ``rows.labels()`` when given), a file whose row labels differ.
 """
 
 from __future__ import annotations
@@ -152,12 +153,29 @@ def load_safetensors(path: str | os.PathLike, expected_labels: Optional[Sequence
     for name, a in arrays.items():
         if a.dtype != np.float64 or not np.isfinite(a).all():
             raise bad(f"{name} is not a finite float64 tensor")
+    if expected_labels is None:
+        expected_labels = machine_labels(model.metadata)
     if expected_labels is not None and tuple(expected_labels) != labels:
         first = next((i for i, (a, b) in enumerate(zip(labels, expected_labels)) if a != b),
                      min(len(labels), len(expected_labels)))
-        raise bad(f"its row labels do not match the card's ({len(labels)} rows against {len(expected_labels)}; "
-                  f"first difference at row {first})")
+        raise bad(f"its row labels do not match the machine's ({len(labels)} rows against {len(expected_labels)}; "
+                  f"first difference at row {first}: {labels[first] if first < len(labels) else None!r} against "
+                  f"{expected_labels[first] if first < len(expected_labels) else None!r})")
     return model
+
+
+def machine_labels(metadata: dict) -> Optional[tuple[str, ...]]:
+    """The row labels of the machine configuration named in ``metadata["machine"]`` (None if none)."""
+    if "machine" not in metadata:
+        return None
+    from fleqc.machine.card import rows_for
+    from fleqc.machine.config import config_from_dict
+
+    try:
+        config = config_from_dict(metadata["machine"])
+    except (FleqError, KeyError, TypeError, ValueError):
+        return None
+    return tuple(rows_for(config).labels())
 
 
 def torch_state_dict_names(name: str) -> str:
