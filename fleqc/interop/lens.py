@@ -31,6 +31,7 @@ float64, so use small cells, e.g. ``--cell 2``, for pictures). The mapping needs
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -90,8 +91,11 @@ def to_hooked_transformer(model: LoopedTransformer, n_ctx: Optional[int] = None,
     from transformer_lens import HookedTransformer
 
     cfg = lens_config(model, n_ctx, device)
-    lens = HookedTransformer(cfg)
+    with warnings.catch_warnings():  # 3.x announces HookedTransformer's removal in 4.0 (module docstring)
+        warnings.filterwarnings("ignore", message="HookedTransformer is deprecated", category=DeprecationWarning)
+        lens = HookedTransformer(cfg)
     lens.eval()
+    lens.requires_grad_(False)
 
     def put(param: torch.Tensor, value: np.ndarray) -> None:
         param[tuple(slice(0, s) for s in value.shape)] = torch.as_tensor(value, dtype=param.dtype)
