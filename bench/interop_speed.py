@@ -1,6 +1,6 @@
 """Milliseconds per pass (and instructions per second) of one machine in each engine.
 
-    python bench/interop_speed.py [--columns 64 1024] [--batch 1 8] [--fleq] [--repeat 5]
+    python bench/interop_speed.py [--columns 64 1024] [--batch 1 8] [--fleq] [--repeat 5] [--threads 1]
 
 Engines: numpy's dense pass (fleqc.transformer.forward, the definition), the TorchMachine on the
 CPU (float64; float32 for SUBLEQ, exact for N <= 19, docs/interop.md), on CUDA when torch sees a
@@ -32,7 +32,7 @@ def timed(step, X, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def engines(model, kind: str):
+def engines(model, kind: str, threads: int):
     yield "numpy float64", lambda X: forward(model, X)
     try:
         import torch
@@ -41,6 +41,7 @@ def engines(model, kind: str):
     except ImportError:
         torch = None
     if torch is not None:
+        torch.set_num_threads(threads)
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
         for device in devices:
             dtypes = [torch.float64] + ([torch.float32] if kind == "subleq" else [])
@@ -59,7 +60,7 @@ def engines(model, kind: str):
         from fleqc.interop.onnx_export import OnnxMachine
     except ImportError:
         return
-    yield "onnxruntime float64", OnnxMachine(model).pass_numpy
+    yield "onnxruntime float64", OnnxMachine(model, threads=threads).pass_numpy
 
 
 def main() -> None:
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--fleq", action="store_true", help="the FLEQ machine (fleq_polynomial) instead of SUBLEQ")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch and ONNX Runtime threads (numpy's BLAS: set OPENBLAS_NUM_THREADS)")
     args = parser.parse_args()
     name = "fleq_polynomial" if args.fleq else "gcd"
     kind = "fleq" if args.fleq else "subleq"
@@ -77,7 +80,7 @@ def main() -> None:
         model = machine_for(card.config)
         for batch in args.batch:
             X = np.repeat(card.X[None], batch, axis=0)
-            for label, engine in engines(model, kind):
+            for label, engine in engines(model, kind, args.threads):
                 if isinstance(engine, tuple):
                     step, convert = engine
                     seconds = timed(step, convert(X), args.repeat)
