@@ -20,14 +20,13 @@ import numpy as np
 from fleqc import api
 from fleqc.backends import DEFAULT_MAX_STEPS, Result
 from fleqc.calc import calc_command
-from fleqc.interop.cli import export_command, load_weights_file
 from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
+from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.program import included_labels
 from fleqc.transformer import MachineFault
-from fleqc.transformer.weights_io import save_weights
 
 EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
 
@@ -258,14 +257,7 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     else:
         config = SubleqConfig(columns=columns or 64, bits=bits or 16)
     model = machine_for(config)
-    if output.suffix == ".safetensors":  # with the row labels and the machine in the header (fleqc.interop)
-        from fleqc.interop import require
-        from fleqc.interop.safetensors_io import save_safetensors
-
-        require("safetensors")
-        save_safetensors(model, output)
-    else:
-        save_weights(model, output)
+    save_weights_file(model, output)
     layers = len(model.layers)
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
                f"{model.parameter_count():,} parameters")

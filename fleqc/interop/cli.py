@@ -28,6 +28,21 @@ def load_weights_file(path: Path):
     return load_weights(path)
 
 
+def save_weights_file(model, path: Path) -> None:
+    """Write weights by the suffix: ``.safetensors`` (with the row labels and machine in the header)
+    or fleqc's own ``.npz``."""
+    if Path(path).suffix == ".safetensors":
+        from fleqc.interop import require
+        from fleqc.interop.safetensors_io import save_safetensors
+
+        require("safetensors")
+        save_safetensors(model, path)
+        return
+    from fleqc.transformer.weights_io import save_weights
+
+    save_weights(model, path)
+
+
 @click.command("export")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the machine as an ONNX model (standard operators, float64): one pass X -> Y, "
