@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS_STAMP := $(VENV)/.installed-extras
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install install-extras demo test test-extras test-slow bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -15,6 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The interop extras (PyTorch CPU build, ONNX + ONNX Runtime, TransformerLens, safetensors): see
+# README, "Other engines"; constraints-cpu.txt pins the CPU-only torch wheel.
+$(EXTRAS_STAMP): $(STAMP) pyproject.toml constraints-cpu.txt
+	$(BIN)/pip install -q -c constraints-cpu.txt -e '.[test,interop]'
+	@touch $(EXTRAS_STAMP)
+
+install-extras: $(EXTRAS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/fleqc build samples/factorial.fleq -o /tmp/fleqc-demo-factorial.npz
 	$(BIN)/fleqc run /tmp/fleqc-demo-factorial.npz
@@ -24,6 +33,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-extras: $(EXTRAS_STAMP)
+	$(BIN)/python -m pytest -q tests/test_interop_torch.py tests/test_interop_onnx.py tests/test_interop_lens.py \
+		tests/test_interop_safetensors.py tests/test_interop_cases.py
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -74,6 +74,7 @@ def run(
     cell: Optional[int] = None,
     engine: str = "auto",
     stats: bool = False,
+    device: Optional[str] = None,
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
@@ -84,9 +85,15 @@ def run(
     fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
     the weights) or ``dense`` (the plain forward pass, the definition): the same function of
     (weights, X). ``stats`` fills ``Result.stats`` with the engine's figures (time per layer).
+    ``backend="numpy"`` is the transformer backend; ``"torch"`` and ``"onnx"`` loop the same weights
+    in PyTorch (``device`` cpu or cuda) or ONNX Runtime (fleqc.interop; extras ``fleqc[torch]``,
+    ``fleqc[onnx]``).
     """
-    if backend not in ("transformer", "reference"):
-        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
+    if backend == "numpy":
+        backend = "transformer"
+    if backend not in ("transformer", "reference", "torch", "onnx"):
+        raise FleqError(ErrorCode.BAD_CONFIG,
+                        f"unknown backend {backend!r}: use 'transformer' (or 'numpy'), 'reference', 'torch' or 'onnx'")
     if mode not in ("softmax", "hardmax"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
     if engine not in ENGINES:
@@ -100,4 +107,8 @@ def run(
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
     card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
+    if backend in ("torch", "onnx"):
+        from fleqc.interop.engines import run_engine
+
+        return run_engine(card, backend, max_steps, mode, weights, device)
     return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats)  # type: ignore[arg-type]

@@ -22,12 +22,12 @@ from fleqc.backends import DEFAULT_MAX_STEPS, Result
 from fleqc.calc import calc_command
 from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
+from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.program import included_labels
 from fleqc.transformer import MachineFault
 from fleqc.transformer.executor import ENGINES
-from fleqc.transformer.weights_io import load_weights, save_weights
 
 EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
 
@@ -93,6 +93,7 @@ def main() -> None:
     fleqc run prog.fleq --trace         one line per executed instruction (--report run.html)
     fleqc disasm prog.npz               the program read back out of the card
     fleqc show prog.fleq -o x.png       X (or --attention LAYER) as a picture; fleqc debug prog.fleq
+    fleqc export --onnx m.onnx -n 32    the machine as ONNX (or --safetensors FILE)
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
@@ -120,15 +121,20 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 
 @main.command()
 @click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
-              show_default=True, help="Run on the looped transformer or the plain-Python reference interpreter.")
+@click.option("--backend", "-b", type=click.Choice(["transformer", "numpy", "torch", "onnx", "reference"]),
+              default="transformer", show_default=True,
+              help="Run on the looped transformer (numpy is the same), the same weights in PyTorch or ONNX "
+              "Runtime (extras fleqc[torch], fleqc[onnx]), or the plain-Python reference interpreter.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None,
+              help="--backend torch: where the machine runs (default cpu).")
 @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
               help="Attention of the transformer: softmax (the definition) or hardmax (its exact limit; "
               "SUBLEQ only).")
 @click.option("--max-steps", type=click.IntRange(min=0), default=DEFAULT_MAX_STEPS, show_default=True,
               help="Stop after this many steps if the program has not halted (exit status 3).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Load the machine from a weights file (from `fleqc weights`) instead of building it.")
+              help="Load the machine from a weights file (.npz from `fleqc weights`, or .safetensors) "
+              "instead of building it.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @click.option("--all-labels", is_flag=True,
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
@@ -152,7 +158,7 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @bits_option
 @cell_option
 @reports_errors
-def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional[Path],
+def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
         as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
         trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], bits: Optional[int],
         cell: Optional[int]) -> None:
@@ -167,16 +173,23 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
         subject: Any = Card.load(target)
     else:
         subject = api.compile(target, bits=bits)
-    model = load_weights(weights) if weights else None
+    if device is not None and backend != "torch":
+        raise click.UsageError("--device applies to --backend torch")
+    model = load_weights_file(weights) if weights else None
     if dense:
         engine = "dense"
     options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, cell=cell,
                    engine=engine)
-    from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
+    result = None
+    if backend in ("transformer", "numpy", "reference"):
+        from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
 
-    result = observed_run(subject, options, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+        result = observed_run(subject, {**options, "backend": "transformer" if backend == "numpy" else backend},
+                              trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+    elif trace or trace_json or report:
+        raise click.UsageError("--trace, --trace-json and --report run on the numpy transformer or the reference")
     if result is None:
-        result = api.run(subject, **options, stats=stats)
+        result = api.run(subject, **options, stats=stats, device=device)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -194,7 +207,7 @@ def print_result(result: Result, as_json: bool, mode: str) -> None:
         return
     for label, value in result.memory.items():
         click.echo(f"{label} = {format_value(value, len(label) + 3)}")
-    how = result.backend + (f", {mode}" if result.backend == "transformer" else "")
+    how = result.backend + (f", {mode}" if result.backend != "reference" else "")
     if result.halted:
         click.echo(f"halted after {result.steps} steps ({how})", err=True)
 
@@ -262,7 +275,7 @@ def inspect(card_path: Path) -> None:
 @bits_option
 @cell_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Weights file to write (.npz).")
+              help="Weights file to write (.npz; .safetensors with the extra fleqc[safetensors]).")
 @reports_errors
 def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Optional[int], output: Path) -> None:
     """Build one machine and save its weights.
@@ -276,13 +289,14 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     else:
         config = SubleqConfig(columns=columns or 64, bits=bits or 16)
     model = machine_for(config)
-    save_weights(model, output)
+    save_weights_file(model, output)
     layers = len(model.layers)
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
                f"{model.parameter_count():,} parameters")
 
 
 main.add_command(calc_command)
+main.add_command(export_command)
 
 from fleqc.observe.commands import register_commands  # noqa: E402 (they are wrapped in reports_errors)
 

@@ -1,0 +1,124 @@
+"""``fleqc export``: a machine's weights as an ONNX model and/or a .safetensors file.
+
+Registered on the ``fleqc`` group by :mod:`fleqc.cli`; torch, onnx and safetensors are imported
+only when their output is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from fleqc.construct.machines import machine_for
+from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig, config_from_dict
+
+
+def load_weights_file(path: Path):
+    """A weights file by its suffix: ``.safetensors`` (fleqc.interop) or fleqc's own ``.npz``."""
+    if Path(path).suffix == ".safetensors":
+        from fleqc.interop import require
+        from fleqc.interop.safetensors_io import load_safetensors
+
+        require("safetensors")
+        return load_safetensors(path)
+    from fleqc.transformer.weights_io import load_weights
+
+    return load_weights(path)
+
+
+def save_weights_file(model, path: Path) -> None:
+    """Write weights by the suffix: ``.safetensors`` (with the row labels and machine in the header)
+    or fleqc's own ``.npz``."""
+    if Path(path).suffix == ".safetensors":
+        from fleqc.interop import require
+        from fleqc.interop.safetensors_io import save_safetensors
+
+        require("safetensors")
+        save_safetensors(model, path)
+        return
+    from fleqc.transformer.weights_io import save_weights
+
+    save_weights(model, path)
+
+
+@click.command("export")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the machine as an ONNX model (standard operators, float64): one pass X -> Y, "
+              "X of shape (batch, d, n); with --loop the whole run as an ONNX Loop.")
+@click.option("--loop", is_flag=True,
+              help="ONNX: the whole run as one Loop until every card is at a fixed point or has made "
+              "max_steps changing passes (inputs X, max_steps; outputs Y, steps, halted).")
+@click.option("--fused-softmax", is_flag=True,
+              help="ONNX: use the Softmax operator instead of ReduceMax/Sub/Exp/ReduceSum/Div.")
+@click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
+              help="ONNX: the attention written into the graph.")
+@click.option("--safetensors", "safetensors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the weights as .safetensors with the row labels, row blocks and machine in the metadata.")
+@click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
+              help="Which machine to build (ignored with --weights or --card).")
+@click.option("--columns", "-n", type=int, default=None, metavar="n",
+              help="Columns of the machine (default 64 for SUBLEQ, 128 for FLEQ).")
+@click.option("--bits", "-N", type=int, default=None, metavar="N", help="SUBLEQ integer width (default 16).")
+@click.option("--cell", type=int, default=None, metavar="C", help="FLEQ cell size (default 8).")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export this weights file (.npz or .safetensors) instead of building a machine.")
+@click.option("--card", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export the machine this punch card (.npz) runs on.")
+def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, mode: str,
+                   safetensors_path: Optional[Path], machine: str, columns: Optional[int], bits: Optional[int],
+                   cell: Optional[int], weights: Optional[Path], card: Optional[Path]) -> None:
+    """Export a machine's weights to engines fleqc did not write (docs/interop.md).
+
+    \b
+    fleqc export --onnx m.onnx --columns 32          SUBLEQ n=32, N=16: one pass
+    fleqc export --onnx run.onnx --loop --card p.npz  the whole run of p's machine
+    fleqc export --safetensors m.safetensors --machine fleq --columns 128
+    """
+    from fleqc.cli import reports_errors
+
+    reports_errors(_export)(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, bits, cell,
+                            weights, card)
+
+
+def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, bits, cell, weights,
+            card) -> None:
+    from fleqc.interop import require
+
+    if onnx_path is None and safetensors_path is None:
+        raise click.UsageError("say what to write: --onnx FILE and/or --safetensors FILE")
+    if (loop or fused_softmax) and onnx_path is None:
+        raise click.UsageError("--loop and --fused-softmax apply to --onnx")
+    if mode == "hardmax" and fused_softmax:
+        raise click.UsageError("--fused-softmax is a softmax; hardmax has no fused ONNX operator")
+    if weights is not None:
+        model = load_weights_file(weights)
+    elif card is not None:
+        from fleqc.machine.card import Card
+
+        model = machine_for(Card.load(card).config)
+    elif machine == "fleq":
+        model = machine_for(FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL))
+    else:
+        model = machine_for(SubleqConfig(columns=columns or 64, bits=bits or 16))
+    config: Any = model.metadata.get("machine")
+    what = config_from_dict(config).describe() if config else "machine"
+    if mode == "hardmax" and config and config.get("kind") == "fleq":
+        raise click.UsageError("the FLEQ machine runs in softmax mode only")
+    if onnx_path is not None:
+        require("onnx")
+        from fleqc.interop import onnx_export
+
+        proto = (onnx_export.loop_model if loop else onnx_export.pass_model)(model, mode, fused_softmax)
+        onnx_export.save(proto, onnx_path)
+        ops = ", ".join(sorted(onnx_export.operators(proto)))
+        click.echo(f"wrote {onnx_path}: {what}, {'the whole run (Loop)' if loop else 'one pass'}, {mode}, "
+                   f"d={model.width}, {model.parameter_count():,} parameters; operators: {ops}")
+    if safetensors_path is not None:
+        require("safetensors")
+        from fleqc.interop.safetensors_io import save_safetensors
+
+        save_safetensors(model, safetensors_path)
+        click.echo(f"wrote {safetensors_path}: {what}, {len(model.layers)} layers, d={model.width} labelled rows, "
+                   f"{model.parameter_count():,} parameters")

@@ -1,0 +1,200 @@
+"""A fleqc machine as a ``torch.nn.Module``: the same weights as standard float64 parameters.
+
+:class:`TorchMachine` holds one submodule per layer of a :class:`~fleqc.transformer.LoopedTransformer`
+and computes exactly :func:`fleqc.transformer.forward`, in the card's layout (X is (..., d, n): one
+column per token, so a batch is (B, d, n)):
+
+- :class:`TorchAttention`, parameters ``query``, ``key`` (H, dk, d), ``value`` (H, dv, d), ``output``
+  (H, d, dv) (the temperature is folded into ``query``)::
+
+      scores = (K_h X)^T (Q_h X)                       (..., H, n_keys, n_queries)
+      A      = softmax over keys, the key maximum subtracted first (mode "softmax"),
+               or 1/t on each of the t keys that tie for the maximum (mode "hardmax")
+      X     += sum_h O_h (V_h X) A_h
+
+- :class:`TorchFeedForward`, parameters ``w1`` (h, d), ``b1`` (h,), ``w2`` (d, h), ``b2`` (d,)::
+
+      X += W2 ReLU(W1 X + b1) + b2
+
+Nothing here knows what the rows mean. ``state_dict()`` names the parameters ``layers.{i}.query``
+and so on, the names of :mod:`fleqc.transformer.weights_io` and of the safetensors files.
+
+:meth:`TorchMachine.run` and :meth:`TorchMachine.run_batch` loop the pass like
+:func:`fleqc.transformer.run` / :func:`~fleqc.transformer.run_batch`, keeping X on the device
+(``cpu`` or ``cuda``; ``cuda`` is refused with a clear message when torch sees no GPU).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
+from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
+
+Device = Union[str, torch.device]
+
+
+def resolve_device(device: Optional[Device] = None) -> torch.device:
+    """``cpu`` (default) or ``cuda[:k]``; a CUDA device that torch cannot see is a FleqError."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FleqError(ErrorCode.BAD_CONFIG, "--device cuda: torch sees no CUDA device on this machine "
+                        f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
+    if device.type not in ("cpu", "cuda"):
+        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown device {device}: use cpu or cuda")
+    return device
+
+
+def _parameter(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> nn.Parameter:
+    return nn.Parameter(torch.tensor(np.asarray(array), dtype=dtype, device=device), requires_grad=False)
+
+
+def attention_weights(scores: torch.Tensor, mode: str) -> torch.Tensor:
+    """Column-normalised weights from scores (..., n_keys, n_queries): softmax or hardmax over keys."""
+    scores = scores - scores.amax(dim=-2, keepdim=True)
+    if mode == "softmax":
+        weights = torch.exp(scores)
+    elif mode == "hardmax":
+        weights = (scores == 0.0).to(scores.dtype)
+    else:
+        raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
+    return weights / weights.sum(dim=-2, keepdim=True)
+
+
+class TorchAttention(nn.Module):
+    """H heads over the residual X (..., d, n); all heads in one batched product."""
+
+    def __init__(self, layer: AttentionLayer, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.query = _parameter(layer.query, dtype, device)
+        self.key = _parameter(layer.key, dtype, device)
+        self.value = _parameter(layer.value, dtype, device)
+        self.output = _parameter(layer.output, dtype, device)
+        self.head_names = tuple(layer.head_names)
+
+    def pattern(self, X: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A, V): the attention weights (..., H, n_keys, n_queries) and the values (..., H, dv, n)."""
+        H, dk, d = self.query.shape
+        dv = self.value.shape[1]
+        batch, n = X.shape[:-2], X.shape[-1]
+        Q = torch.matmul(self.query.reshape(H * dk, d), X).reshape(*batch, H, dk, n)
+        K = torch.matmul(self.key.reshape(H * dk, d), X).reshape(*batch, H, dk, n)
+        V = torch.matmul(self.value.reshape(H * dv, d), X).reshape(*batch, H, dv, n)
+        return attention_weights(torch.matmul(K.transpose(-1, -2), Q), mode), V
+
+    def forward(self, X: torch.Tensor, mode: str = "softmax") -> torch.Tensor:
+        H, d, dv = self.output.shape
+        A, V = self.pattern(X, mode)
+        heads = torch.matmul(V, A).reshape(*X.shape[:-2], H * dv, X.shape[-1])
+        O = self.output.permute(1, 0, 2).reshape(d, H * dv)
+        return X + torch.matmul(O, heads)
+
+
+class TorchFeedForward(nn.Module):
+    """X + W2 ReLU(W1 X + b1) + b2, the biases shared by all columns."""
+
+    def __init__(self, layer: FeedForwardLayer, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.w1 = _parameter(layer.w1, dtype, device)
+        self.b1 = _parameter(layer.b1, dtype, device)
+        self.w2 = _parameter(layer.w2, dtype, device)
+        self.b2 = _parameter(layer.b2, dtype, device)
+        self.name = layer.name
+
+    def forward(self, X: torch.Tensor, mode: str = "softmax") -> torch.Tensor:  # mode: unused
+        hidden = torch.relu(torch.matmul(self.w1, X) + self.b1[:, None])
+        return X + (torch.matmul(self.w2, hidden) + self.b2[:, None])
+
+
+class TorchMachine(nn.Module):
+    """A looped transformer as a torch module: ``machine(X)`` is one pass through every layer.
+
+    ``mode`` is the attention of :meth:`forward` (``softmax`` or ``hardmax``); ``dtype`` defaults to
+    float64, the executor's. ``row_labels`` and ``metadata`` are the model's, kept for decoding.
+    """
+
+    def __init__(self, model: LoopedTransformer, *, mode: str = "softmax", device: Optional[Device] = None,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
+        device = resolve_device(device)
+        self.mode = mode
+        self.layers = nn.ModuleList(
+            TorchAttention(layer, dtype, device) if isinstance(layer, AttentionLayer)
+            else TorchFeedForward(layer, dtype, device)
+            for layer in model.layers
+        )
+        self.row_labels = tuple(model.row_labels)
+        self.metadata = dict(model.metadata)
+        self.dtype, self.device = dtype, device
+
+    def forward(self, X: torch.Tensor, observe: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
+        """One pass over X (..., d, n); ``observe(i, X)`` sees X after layer i."""
+        for index, layer in enumerate(self.layers):
+            X = layer(X, self.mode)
+            if observe is not None:
+                observe(index, X)
+        return X
+
+    def tensor(self, X: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(X), dtype=self.dtype).to(self.device)
+
+    @torch.no_grad()
+    def pass_numpy(self, X: np.ndarray) -> np.ndarray:
+        """One pass of a numpy card (or batch of cards): the same shape back, float64 on the CPU."""
+        return self(self.tensor(X)).cpu().numpy().astype(np.float64, copy=False)
+
+    @torch.no_grad()
+    def run(self, X: np.ndarray, *, max_steps: int, check: Optional[Callable[[np.ndarray, int], None]] = None,
+            on_step: Optional[Callable[[int, np.ndarray], None]] = None) -> RunOutcome:
+        """Loop the pass until X is a fixed point or ``max_steps`` passes changed it (as
+        :func:`fleqc.transformer.run` counts them). X stays on the device; it is copied to the CPU
+        only for ``check(X, step)`` and ``on_step(step, X)``."""
+        X_t = self.tensor(X)
+        steps = 0
+        while True:
+            Y = self(X_t)
+            if torch.equal(Y, X_t):
+                return RunOutcome(X_t.cpu().numpy(), steps, halted=True)
+            if steps == max_steps:
+                return RunOutcome(X_t.cpu().numpy(), steps, halted=False)
+            steps += 1
+            if check is not None or on_step is not None:
+                Y_np = Y.cpu().numpy()
+                if check is not None:
+                    check(Y_np, steps)
+                if on_step is not None:
+                    on_step(steps, Y_np)
+            X_t = Y
+
+    @torch.no_grad()
+    def run_batch(self, X: np.ndarray, *, max_steps: int) -> BatchOutcome:
+        """:meth:`run` for a batch (B, d, n): each card stops at its own fixed point, the cards still
+        running are stepped together (as :func:`fleqc.transformer.run_batch`)."""
+        X_t = self.tensor(X).clone()
+        batch = X_t.shape[0]
+        steps = torch.zeros(batch, dtype=torch.int64, device=self.device)
+        halted = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        running = torch.arange(batch, device=self.device)
+        while running.numel():
+            current = X_t[running]
+            Y = self(current)
+            fixed = (Y == current).flatten(1).all(dim=1)
+            halted[running[fixed]] = True
+            moving = ~fixed & (steps[running] != max_steps)
+            X_t[running[moving]] = Y[moving]
+            steps[running[moving]] += 1
+            running = running[moving]
+        return BatchOutcome(X_t.cpu().numpy(), steps.cpu().numpy(), halted.cpu().numpy())
+
+
+def to_torch(model: LoopedTransformer, *, mode: str = "softmax", device: Optional[Device] = None,
+             dtype: torch.dtype = torch.float64) -> TorchMachine:
+    """The machine ``model`` as a :class:`TorchMachine` (float64 on the CPU by default)."""
+    return TorchMachine(model, mode=mode, device=device, dtype=dtype)

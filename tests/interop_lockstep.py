@@ -1,0 +1,81 @@
+"""Lockstep drivers for a pass computed by another engine (torch, ONNX Runtime, TransformerLens).
+
+``engine_pass(X) -> Y`` is one pass of that engine on a card (d, n). After every pass:
+
+- SUBLEQ (:func:`subleq_engine_lockstep`): the decoded pc and memory equal the reference
+  interpreter's exactly, X equals numpy's :func:`fleqc.transformer.forward` of the same X exactly,
+  and every entry is -1, 0 or +1.
+- FLEQ (:func:`fleq_engine_lockstep`): Y is within the bounds tests/test_fast.py holds the sparse
+  pass to against the dense pass (control rows exact; every entry within 1e-12 relative + 1e-15 of
+  numpy's dense forward pass from the same X), and the decoded state is checked against the
+  reference interpreter's step from the engine's own state, within the FLEQ machine's stated
+  bounds (tests/fleq_checks.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from fleqc.backends import HealthCheck
+from fleqc.construct.machines import machine_for
+from fleqc.isa import fleq, subleq
+from fleqc.machine.card import Card
+from fleqc.program import LinkedProgram
+from fleqc.transformer import forward
+from tests.fleq_checks import BRANCH_BAND, machine_state, within_bound
+from tests.test_fast import assert_close
+
+EnginePass = Callable[[np.ndarray], np.ndarray]
+
+
+def subleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: EnginePass, mode: str,
+                           max_steps: int) -> int:
+    """Step the engine and the reference together; return the number of steps. Exact equality."""
+    model = machine_for(card.config)
+    check = HealthCheck(model, card)
+    X = card.X
+    steps = 0
+    for steps, state in enumerate(subleq.trace(program, max_steps), start=1):
+        Y = engine_pass(X)
+        assert np.array_equal(Y, forward(model, X, mode)), f"step {steps}: the engine's X differs from numpy's"
+        check(Y, steps)
+        assert card.read_pc(Y) == state.pc, f"pc differs after step {steps}"
+        assert card.read_memory(Y) == list(state.memory), f"memory differs after step {steps}"
+        assert np.array_equal(Y, np.rint(Y))
+        X = Y
+    halted = subleq.run(program, max_steps).halted
+    assert np.array_equal(engine_pass(X), X) == halted
+    return steps
+
+
+def fleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: EnginePass, max_steps: int) -> tuple[int, bool]:
+    """Run the engine, checking every pass against numpy's dense pass and the reference; (steps, halted)."""
+    model = machine_for(card.config)
+    check = HealthCheck(model, card)
+    X = card.X
+    for step in range(1, max_steps + 1):
+        before = machine_state(card, X)
+        instruction = program.instructions[before.pc]
+        a, b = before.memory[instruction.src_a], before.memory[instruction.src_b]
+        expected = fleq.step(program, before)
+        Y = engine_pass(X)
+        assert_close(model, forward(model, X), Y)  # tests/test_fast.py's bound against the dense pass
+        halted = np.array_equal(Y, X)
+        if not halted:
+            check(Y, step)
+        got = machine_state(card, Y)
+        dst = instruction.dst
+        for address, (old, new) in enumerate(zip(before.memory, got.memory)):
+            if address != dst:
+                assert np.array_equal(old, new), f"step {step}: cell {address} changed"
+        assert within_bound(instruction.func, a, b, expected.memory[dst], got.memory[dst]), (
+            f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
+        flag = float(got.memory[instruction.flag])
+        branch_to = instruction.target if flag <= 0 else before.pc + 1
+        assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+        if halted:
+            return step - 1, True
+        X = Y
+    return max_steps, False

@@ -1,0 +1,122 @@
+"""The machines as ONNX graphs of standard operators, run by ONNX Runtime (fleqc.interop.onnx_export).
+
+One pass per graph (and the whole run as an ONNX Loop): SUBLEQ cards in lockstep with the reference
+and numpy's pass, bit for bit, both modes (and with the fused Softmax operator); a FLEQ card within
+tests/test_fast.py's bounds of the dense pass. Skipped without the extra ``fleqc[onnx]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'fleqc[onnx]'")
+pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'fleqc[onnx]'")
+
+from click.testing import CliRunner  # noqa: E402
+
+import fleqc  # noqa: E402
+from fleqc.cli import main  # noqa: E402
+from fleqc.construct.machines import machine_for  # noqa: E402
+from fleqc.interop.onnx_export import OnnxMachine, loop_model, operators, pass_model  # noqa: E402
+from fleqc.machine.config import SubleqConfig  # noqa: E402
+from fleqc.machine.program_to_card import program_to_card  # noqa: E402
+from fleqc.transformer import run, run_batch  # noqa: E402
+from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# Plain tensor algebra of the default ai.onnx domain; nothing that knows about programs.
+STANDARD = {"MatMul", "Add", "Sub", "Div", "Exp", "ReduceMax", "ReduceSum", "Relu", "Reshape", "Transpose",
+            "Identity", "Softmax", "Equal", "Cast"}
+LOOP_EXTRA = {"Loop", "ReduceMin", "Less", "Not", "And", "Unsqueeze", "Where", "Shape", "Gather", "ConstantOfShape"}
+
+
+def machine(name: str, mode: str = "softmax", fused: bool = False):
+    program = fleqc.compile(str(SAMPLES / f"{name}.fleq"))
+    card = program_to_card(program)
+    return program, card, OnnxMachine(machine_for(card.config), mode=mode, fused_softmax=fused, threads=1)
+
+
+@pytest.mark.parametrize("mode,fused", [("softmax", False), ("softmax", True), ("hardmax", False)])
+def test_graph_of_standard_operators_with_the_same_weights(mode, fused):
+    model = machine_for(SubleqConfig(columns=32, bits=16))
+    proto = pass_model(model, mode, fused)
+    onnx.checker.check_model(proto, full_check=True)
+    assert operators(proto) <= STANDARD
+    assert ("Softmax" in operators(proto)) == fused and ("Exp" in operators(proto)) == (mode == "softmax" and not fused)
+    assert all(node.domain in ("", "ai.onnx") for node in proto.graph.node)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    assert all(w.dtype in (np.float64, np.int64) for w in weights.values())
+    assert np.array_equal(weights["layer0.query"], model.layers[0].query.reshape(-1, model.width))
+    assert np.array_equal(weights["layer2.w1"], model.layers[2].w1)
+    X, = proto.graph.input
+    assert [d.dim_param or d.dim_value for d in X.type.tensor_type.shape.dim] == ["batch", model.width, "n"]
+    assert X.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    loop = loop_model(model, mode, fused)
+    onnx.checker.check_model(loop, full_check=True)
+    assert operators(loop) <= STANDARD | LOOP_EXTRA
+
+
+@pytest.mark.parametrize("mode,fused", [("softmax", False), ("softmax", True), ("hardmax", False)])
+@pytest.mark.parametrize("name", ["gcd", "giannou_reverse_list"])
+def test_subleq_samples_in_lockstep(name, mode, fused):
+    program, card, engine = machine(name, mode, fused)
+    subleq_engine_lockstep(program, card, engine.pass_numpy, mode, max_steps=200)
+
+
+def test_fleq_sample_in_lockstep():
+    program, card, engine = machine("fleq_polynomial")
+    assert fleq_engine_lockstep(program, card, engine.pass_numpy, max_steps=20) == (6, True)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "hardmax"])
+def test_the_whole_run_as_an_onnx_loop(mode):
+    cards = [fleqc.build(str(SAMPLES / f"{name}.fleq"), columns=64) for name in ("gcd", "factorial", "multiply")]
+    model = machine_for(cards[0].config)
+    engine = OnnxMachine(model, mode=mode, threads=1)
+    X = np.stack([c.X for c in cards])
+    for max_steps in (0, 30, 500):
+        ours, theirs = engine.run_batch(X, max_steps=max_steps), run_batch(model, X, max_steps=max_steps, mode=mode)
+        assert np.array_equal(ours.steps, theirs.steps) and np.array_equal(ours.halted, theirs.halted)
+        assert np.array_equal(ours.X, theirs.X)
+    one = engine.run(cards[0].X, max_steps=500)
+    ref = run(model, cards[0].X, max_steps=500, mode=mode)
+    assert (one.steps, one.halted) == (ref.steps, ref.halted) and np.array_equal(one.X, ref.X)
+
+
+def test_cli_export_and_run(tmp_path):
+    runner = CliRunner()
+    out = runner.invoke(main, ["export", "--onnx", str(tmp_path / "m.onnx"), "--columns", "32"])
+    assert out.exit_code == 0, out.output
+    assert "one pass" in out.output and "MatMul" in out.output
+    out = runner.invoke(main, ["export", "--onnx", str(tmp_path / "r.onnx"), "--loop", "--card",
+                               str(tmp_path / "gcd.npz")])
+    assert out.exit_code != 0  # no such card yet
+    fleqc.build(str(SAMPLES / "gcd.fleq")).save(tmp_path / "gcd.npz")
+    out = runner.invoke(main, ["export", "--onnx", str(tmp_path / "r.onnx"), "--loop", "--card",
+                               str(tmp_path / "gcd.npz")])
+    assert out.exit_code == 0 and "the whole run (Loop)" in out.output, out.output
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "r.onnx"), providers=["CPUExecutionProvider"])
+    card = fleqc.load_card(tmp_path / "gcd.npz")
+    Y, steps, halted = session.run(None, {"X": card.X[None], "max_steps": np.array(1000, dtype=np.int64)})
+    assert steps.tolist() == [67] and halted.tolist() == [True]
+    assert fleqc.decode(card, Y[0])["a"] == 21
+    assert runner.invoke(main, ["export", "--columns", "32"]).exit_code == 2  # nothing to write
+    assert runner.invoke(main, ["export", "--onnx", str(tmp_path / "f.onnx"), "--machine", "fleq",
+                                "--mode", "hardmax"]).exit_code == 2
+
+
+def test_one_sample_identical_on_numpy_torch_and_onnx_through_the_cli():
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    runner = CliRunner()
+    outputs = {}
+    for backend in ("numpy", "torch", "onnx", "reference"):
+        out = runner.invoke(main, ["run", str(SAMPLES / "gcd.fleq"), "--backend", backend, "--json"])
+        assert out.exit_code == 0, out.output
+        outputs[backend] = out.stdout
+    assert len(set(outputs.values())) == 1
+    assert '"steps": 67' in outputs["onnx"]
