@@ -210,7 +210,7 @@ class IncrementalEngine:
             K.list_append(att_list, item)
         ffns, atts = ffn_list, att_list
         self.kinds, self.where, self.ffns, self.atts = np.array(kinds, np.int64), np.array(where, np.int64), ffns, atts
-        dmax = max([a[1].shape[0] for a in atts] + [1])
+        dmax = max([a[1].shape[0] for a in self.att_tuples] + [1])
         n = self.n
         self.scratch = (
             np.zeros(n + dmax + 1, np.int64), np.zeros(n + dmax + 1, np.int64), np.zeros(n + dmax + 1, np.int64),
@@ -219,6 +219,9 @@ class IncrementalEngine:
             np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(dmax + 1),
             np.zeros(dmax + 1),
         )
+
+        # everything the compiled pass needs, in one argument (the typed lists inside are shared)
+        self.bundle = K.new_list((self.kinds, self.where, self.ffns, self.atts, self.heads, self.scratch))
 
     def _init_attention(self, l: int) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
@@ -273,8 +276,8 @@ class IncrementalEngine:
                 status, changed = self._timed_layers(self._changed)
             else:
                 counts = np.zeros(len(self.kinds), np.int64)
-                status, changed = K.engine_pass(self.A, self._changed, self.kinds, self.where, self.ffns, self.atts,
-                                                self.heads, self.reach, self.hardmax, SLACK, self.scratch, counts)
+                status, changed = K.engine_pass(self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK,
+                                                counts)
                 for l, c in enumerate(counts):
                     self.stats.columns[l] += int(c)
             if status != K.OK:
@@ -289,8 +292,7 @@ class IncrementalEngine:
     def _timed_layers(self, dirty: np.ndarray):
         for l in range(len(self.kinds)):
             t = time.perf_counter()
-            status, dirty = K.layer_pass(l, self.A, dirty, self.kinds, self.where, self.ffns, self.atts, self.heads,
-                                         self.reach, self.hardmax, SLACK, self.scratch, False)
+            status, dirty = K.layer_pass(l, self.A, dirty, self.bundle, self.reach, self.hardmax, SLACK, False)
             self.stats.seconds[l] += time.perf_counter() - t
             if status != K.OK:
                 return status, dirty
@@ -305,8 +307,7 @@ class IncrementalEngine:
             t = time.perf_counter()
             if self.kinds[l] == 1:
                 self._init_attention(l)
-            status, _ = K.layer_pass(l, self.A, every, self.kinds, self.where, self.ffns, self.atts, self.heads,
-                                     self.reach, self.hardmax, SLACK, self.scratch, True)
+            status, _ = K.layer_pass(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK, True)
             if status != K.OK:
                 return self._fallback()
             self.stats.seconds[l] += time.perf_counter() - t

@@ -568,8 +568,13 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, first):
 
 
 @njit(cache=True)
-def layer_pass(l, A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, first):
-    """Layer ``l`` of a pass: A[l] is its input, A[l + 1] its output; returns (status, changed)."""
+def layer_pass(l, A, dirty, model, reach, hardmax, slack, first):
+    """Layer ``l`` of a pass: A[l] is its input, A[l + 1] its output; returns (status, changed).
+
+    ``model`` is a typed list of one tuple (kinds, where, feed-forward layers, attention layers,
+    heads, scratch): one argument to pass from Python instead of six.
+    """
+    kinds, where, ffns, atts, heads, sc = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
         return feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], first)
@@ -580,13 +585,13 @@ def layer_pass(l, A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, sla
 
 
 @njit(cache=True)
-def engine_pass(A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, counts):
+def engine_pass(A, dirty, model, reach, hardmax, slack, counts):
     """Every layer of one pass (after the first): returns (status, columns of the output that changed).
 
     The caller copies the changed columns of A[L] into A[0], the next pass's input.
     """
-    for l in range(kinds.shape[0]):
-        status, dirty = layer_pass(l, A, dirty, kinds, where, ffns, atts, heads, reach, hardmax, slack, sc, False)
+    for l in range(model[0][0].shape[0]):
+        status, dirty = layer_pass(l, A, dirty, model, reach, hardmax, slack, False)
         if status != OK:
             return status, dirty
         counts[l] += dirty.shape[0]
