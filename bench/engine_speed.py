@@ -9,7 +9,8 @@ memory (card, machine, caches; tracemalloc) and the time to build the machine; t
 exponent of n of the engine's time per instruction over 1,024 ... 65,536.
 
 Then: one card against a batch of 64 at n = 256; the start-up of ``fleqc run`` on a small program;
-the FLEQ samples and applications on the transformer (--apps: the applications, minutes).
+the FLEQ machine by n (engine and sparse path); the FLEQ samples and applications on the
+transformer (--apps: the applications, minutes).
 
 Usage: python bench/engine_speed.py [--sizes 64,256,...] [--dense-max 4096] [--repeats 3] [--apps]
 Timings are medians on a shared machine: compare the ratios, not the absolute figures.
@@ -142,6 +143,46 @@ def startup(repeats=5):
           f"{statistics.median(times):.2f} s")
 
 
+FLEQ_LOOP = """
+.machine fleq
+.data
+one:    .word 1.0
+R:      .matrix 2 2  0.6, -0.8, 0.8, 0.6
+v:      .vector 2    1.0, 0.5
+x:      .word 0.75
+s:      .word 0
+.text
+loop:   matmul v, R, v
+        sigmoid s, x
+        mul x, s, one
+        jmp loop
+"""
+
+
+def fleq_scaling(sizes, sparse_max, repeats, seconds):
+    """The FLEQ machine (8x8 cells, 64 lanes) on a loop that never halts, by n."""
+    ref_program = fleqc.compile(FLEQ_LOOP)
+    ref = statistics.median(reference_rate(ref_program, 3000) for _ in range(3))
+    print(f"\nFLEQ machine (cell 8, 107 heads), a 4-instruction loop; reference interpreter {ref:,.0f} instr/s")
+    print(f"{'n':>6} {'first pass s':>12}  {'engine':>16}  {'sparse':>16}")
+    for n in sizes:
+        card = fleqc.build(FLEQ_LOOP, columns=n)
+        model = machine_for(card.config)
+        start = time.perf_counter()
+        loop = stepper(model, card.X, "softmax", "incremental")
+        loop.step()
+        first = time.perf_counter() - start
+        samples = {"incremental": [], "sparse": []}
+        for _ in range(repeats):
+            for engine in samples:
+                if engine == "sparse" and n > sparse_max:
+                    continue
+                samples[engine].append(rate(model, card.X, engine, "softmax", seconds, 200))
+        cells = [f"{statistics.median(v):>9,.1f} ({statistics.median(v) / ref:>5.3f}x)" if v else f"{'-':>16}"
+                 for v in samples.values()]
+        print(f"{n:>6} {first:>12.2f}  " + "  ".join(cells))
+
+
 def fleq_table(apps: bool):
     names = ["fleq_matrix_chain", "fleq_normalize", "fleq_polynomial"]
     if apps:
@@ -169,6 +210,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement of the engine")
     parser.add_argument("--apps", action="store_true", help="also the FLEQ applications (minutes)")
     parser.add_argument("--skip-fleq", action="store_true")
+    parser.add_argument("--fleq-sizes", default="128,256,1024,4096")
     args = parser.parse_args()
     print(f"BLAS threads: {blas_threads()} (fleqc's choice; FLEQC_BLAS_THREADS overrides)\n")
     with chosen_blas_threads():
@@ -176,6 +218,7 @@ def main() -> None:
         batch_table()
         startup()
         if not args.skip_fleq:
+            fleq_scaling([int(s) for s in args.fleq_sizes.split(",")], 512, args.repeats, args.seconds)
             fleq_table(args.apps)
 
 
