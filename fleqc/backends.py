@@ -19,6 +19,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import VALUE_LIMIT
 from fleqc.isa.state import DEFAULT_MAX_STEPS, memory_by_label
 from fleqc.machine.card import Card
+from fleqc.machine.card_check import validate_card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.config import FleqConfig
 from fleqc.program import LinkedProgram
@@ -59,15 +60,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run_reference(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Result:
+def run_reference(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0) -> Result:
     interpreter = subleq_reference if program.machine == "subleq" else fleq_reference
-    outcome = interpreter.run(program, max_steps=max_steps)
+    outcome = interpreter.run(program, max_steps=max_steps, pc=pc)
     memory = memory_by_label(program, outcome.state.memory)
     return Result(outcome.halted, outcome.steps, memory, outcome.state.pc, "reference")
 
 
 def run_card_reference(card: Card, max_steps: int = DEFAULT_MAX_STEPS) -> Result:
-    return run_reference(card_to_program(card), max_steps)
+    """Run the program a card holds from the card's own pc (the card is validated first, as the
+    transformer backend does: both refuse a bad card with the same message)."""
+    program, pc = validate_card(card)
+    return run_reference(program, max_steps, pc)
 
 
 class HealthCheck:
@@ -127,13 +131,18 @@ def run_transformer(
     weights: Optional[LoopedTransformer] = None,
     health_check: bool = True,
     fast: bool = True,
+    validate: bool = True,
 ) -> Result:
+    """Loop the card through the machine. ``validate=False`` skips the check of the card before
+    the first pass (fleqc.machine.card_check): only for tests of the health checks themselves."""
     if isinstance(card.config, FleqConfig) and mode != "softmax":
         raise FleqError(
             ErrorCode.BAD_CONFIG,
             "the FLEQ machine runs in softmax mode only: its products, sigmoids and fitted functions "
             "are softmax weights",
         )
+    if validate:
+        validate_card(card)
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
     check = HealthCheck(model, card) if health_check else None

@@ -56,15 +56,16 @@ def _check_machine(program: LinkedProgram) -> None:
         raise ValueError(f"the FLEQ interpreter cannot run a {program.machine!r} program")
 
 
-def initial_state(program: LinkedProgram) -> State:
-    """pc = 0 and read-only float64 copies of the program's initial cell values."""
+def initial_state(program: LinkedProgram, pc: int = 0) -> State:
+    """``pc`` (default 0; a punch card may start elsewhere) and read-only float64 copies of the
+    program's initial cell values."""
     _check_machine(program)
     memory = []
     for address, cell in enumerate(program.cells):
         if cell.address != address:
             raise ValueError(f"cell {address} has address {cell.address}")
         memory.append(_frozen(cell.value, cell.shape))
-    return State(pc=0, memory=tuple(memory))
+    return State(pc=pc, memory=tuple(memory))
 
 
 def step(program: LinkedProgram, state: State) -> State:
@@ -131,9 +132,9 @@ def trace(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Iterato
     return trace_to_fixed_point(step, program, initial_state(program), max_steps)
 
 
-def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> RunResult:
+def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0) -> RunResult:
     """Run from the initial state for at most ``max_steps`` steps (see ``run_to_fixed_point``).
 
     A domain error raises ``FleqError`` when it happens within the first ``max_steps`` steps.
     """
-    return run_to_fixed_point(step, program, initial_state(program), max_steps, (FleqError,))
+    return run_to_fixed_point(step, program, initial_state(program, pc), max_steps, (FleqError,))

@@ -83,7 +83,8 @@ def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell:
     return config
 
 
-def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> Card:
+def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None,
+                         start: int = 0) -> Card:
     config = choose_fleq_config(program, columns, cell)
     rows = fleq_rows(config)
     regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)
@@ -107,7 +108,7 @@ def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cel
         X[rows["not_entry"][r], column] = 0.0
         X[rows["not_row"][r // c], column] = 0.0
         X[rows["not_col"][r % c], column] = 0.0
-    X[rows["pc"].slice, lanes] = codes[:, [regions.instruction_column(0)]]
+    X[rows["pc"].slice, lanes] = codes[:, [regions.instruction_column(start)]]
 
     for cell_ in program.cells:
         X[[rows["mem"][k] for k in entry_index(cell_.shape, c)], regions.memory_column(cell_.address)] = (
@@ -145,7 +146,8 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
     for j, column in enumerate(range(ins0, ins1)):
         ops = chosen("i_not_op", column, OPS)
         if len(ops) != 1:
-            raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {j} selects {len(ops)} function blocks")
+            raise card.bad_entry("i_not_op", column, f"selects {len(ops)} function blocks "
+                                 f"({', '.join(ops) or 'none'}); exactly one row must be 0, the others 1")
         func = raise_function(ops[0], tuple(chosen("i_not_view", column, VIEWS)))
         instructions.append(FleqInstruction(
             j, func,
