@@ -22,11 +22,13 @@ from fleqc.machine.card import Card
 from fleqc.machine.card_check import validate_card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.config import FleqConfig
+from fleqc.npzfile import memory_limit
 from fleqc.program import LinkedProgram
 from fleqc.transformer import MachineFault, TernaryCheck
 from fleqc.transformer import run as loop
 from fleqc.transformer.executor import Mode
 from fleqc.transformer.layers import LoopedTransformer
+from fleqc.transformer.memory import estimate_run_bytes
 
 Backend = Literal["reference", "transformer"]
 BACKENDS: tuple[Backend, ...] = ("transformer", "reference")
@@ -124,6 +126,18 @@ class HealthCheck:
                          instruction.span)
 
 
+def check_memory(model: LoopedTransformer, config) -> None:
+    """Refuse, before the first pass, a run that would need more memory than fleqc may use."""
+    need, limit = estimate_run_bytes(model, config.columns), memory_limit()
+    if need > limit:
+        raise FleqError(
+            ErrorCode.OUT_OF_MEMORY,
+            f"running the {config.describe()} needs about {need / 2**30:.1f} GiB of memory (its attention "
+            f"scores grow as n^2), more than the {limit / 2**30:.1f} GiB available (FLEQC_MEMORY_LIMIT, or the "
+            "memory free now); use fewer --columns",
+        )
+
+
 def run_transformer(
     card: Card,
     max_steps: int = DEFAULT_MAX_STEPS,
@@ -145,6 +159,7 @@ def run_transformer(
         validate_card(card)
     model = weights if weights is not None else machine_for(card.config)
     check_weights_fit(model, card.config, card.source_name)
+    check_memory(model, card.config)
     check = HealthCheck(model, card) if health_check else None
     outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, fast=fast)
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer")

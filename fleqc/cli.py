@@ -25,6 +25,7 @@ from fleqc.errors import FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.program import included_labels
+from fleqc.safe_io import check_output
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import load_weights, save_weights
 
@@ -46,6 +47,9 @@ def reports_errors(command: Callable) -> Callable:
         except MachineFault as fault:
             click.echo(f"error[machine-fault]: {fault}", err=True)
             sys.exit(EXIT_FAULT)
+        except MemoryError:  # the estimate before a run (fleqc.transformer.memory) should prevent this
+            click.echo("error[out-of-memory]: ran out of memory; use fewer --columns", err=True)
+            sys.exit(EXIT_USER_ERROR)
 
     return wrapper
 
@@ -107,10 +111,13 @@ def main() -> None:
 @reports_errors
 def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int],
           cell: Optional[int]) -> None:
-    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error."""
+    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error.
+
+    The output is written atomically and only over a regular file that is not an input (not a
+    link, device or pipe; never the program or a file it includes)."""
+    output = check_output(output or program.with_suffix(".npz"), [program])
     card = api.build(program, columns=columns, bits=bits, cell=cell)
-    output = output or program.with_suffix(".npz")
-    card.save(output)
+    card.save(output, inputs=(program,))
     click.echo(f"wrote {output}: {card.summary()}")
 
 
@@ -244,6 +251,7 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     and the cell size C (default 8). Every program that fits runs on them:
     `fleqc run PROG.fleq --columns n --weights FILE`.
     """
+    check_output(output)
     if machine == "fleq":
         config: Any = FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL)
     else:

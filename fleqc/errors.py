@@ -64,9 +64,11 @@ class ErrorCode(enum.Enum):
     # punch cards and weight files
     BAD_CARD = "bad-card"
     BAD_WEIGHTS = "bad-weights"
+    BAD_OUTPUT = "bad-output"  # an output path fleqc will not write (fleqc.safe_io)
     MACHINE_MISMATCH = "machine-mismatch"
     # running
     DOMAIN_ERROR = "domain-error"
+    OUT_OF_MEMORY = "out-of-memory"  # the machine would need more memory than there is
 
 
 class FleqError(Exception):

@@ -6,39 +6,22 @@ import json
 import math
 import os
 import stat
-import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.safe_io import write_atomically
 
 
-def write_npz_atomically(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Write an uncompressed .npz via a temporary file in the same folder, then rename it."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray],
+                         inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write an uncompressed .npz atomically, never over a non-regular file, a link or one of
+    ``inputs`` (fleqc.safe_io)."""
+    write_atomically(path, lambda f: np.savez(f, **arrays), inputs)
 
 
 # Entries fleqc writes: float64 arrays and the JSON metadata string; nothing else is read.

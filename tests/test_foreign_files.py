@@ -220,3 +220,26 @@ def test_fortran_ordered_arrays_read_correctly(tmp_path):
 def test_npy_helper_is_a_valid_npy():
     data = _npy_bytes(b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", bytes(16))
     assert np.load(io.BytesIO(data)).tolist() == [0.0, 0.0]
+
+
+# -- machines too large for the memory --------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["--columns", "65536"],  # the documented maximum: about 65 GiB of attention scores
+    ["--columns", "8192", "--backend", "transformer"],
+])
+def test_a_machine_too_large_is_refused_before_running(args, monkeypatch):
+    monkeypatch.setenv("FLEQC_MEMORY_LIMIT", str(1 << 30))
+    result = CliRunner().invoke(main, ["run", "samples/factorial.fleq", *args])
+    assert result.exit_code == 1 and "error[out-of-memory]" in result.output, result.output
+    assert "GiB" in result.output and "--columns" in result.output
+
+
+def test_the_estimate_matches_the_measured_fleq_size():
+    """The issue measured 8.1 GiB for FLEQ at n = 4,096 (65 heads of 4096^2 scores)."""
+    from fleqc.machine.config import FleqConfig
+    from fleqc.transformer.memory import estimate_run_bytes
+
+    estimate = estimate_run_bytes(machine_for(FleqConfig(columns=4096)), 4096)
+    assert 8.0 < estimate / 2**30 < 10.0

@@ -149,8 +149,16 @@ class Card:
             "cell_shapes": [list(shape) for shape in self.cell_shapes],
         }
 
-    def save(self, path: str | os.PathLike) -> None:
-        write_npz_atomically(path, X=self.X, meta=json_entry(self.meta()))
+    def save(self, path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+        """Write the card atomically; never over the card's own source files or ``inputs``, nor over
+        anything but a regular file (fleqc.safe_io)."""
+        write_npz_atomically(path, {"X": self.X, "meta": json_entry(self.meta())}, (*self.sources(), *inputs))
+
+    def sources(self) -> list[str]:
+        """The files the card was built from: the program and the files it included."""
+        files = {self.source_name, *self.instruction_files}
+        files.update(s.span.file for s in self.symbols.values() if s.span is not None)
+        return sorted(f for f in files if f and not f.startswith("<"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Card":

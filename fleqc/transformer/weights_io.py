@@ -47,7 +47,7 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
         "metadata": model.metadata,
     }
     meta["sha256"] = digest(arrays, meta)
-    write_npz_atomically(path, meta=json_entry(meta), **arrays)
+    write_npz_atomically(path, {"meta": json_entry(meta), **arrays})
 
 
 def digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
