@@ -156,7 +156,10 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
         subject: Any = Card.load(target)
     else:
         subject = api.compile(target, bits=bits)
+    check_run_options(click.get_current_context(), subject, backend, weights, bits, cell)
     model = load_weights(weights) if weights else None
+    if model is not None and columns is None and not isinstance(subject, Card):
+        columns, cell = machine_size(model, subject, cell)  # run on the weights' own machine
     result = api.run(subject, backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
                      cell=cell, fast=not dense)
     if not all_labels:
@@ -166,6 +169,27 @@ def run(target: Path, backend: str, mode: str, max_steps: int, weights: Optional
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
+
+
+def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],
+                      bits: Optional[int], cell: Optional[int]) -> None:
+    """Options that would do nothing are usage errors, not silently ignored."""
+    given = ctx.get_parameter_source("mode") is not click.core.ParameterSource.DEFAULT
+    if backend == "reference" and (given or weights is not None):
+        raise click.UsageError("--mode and --weights apply to the transformer backend, not to --backend reference")
+    kind = subject.config.kind if isinstance(subject, Card) else subject.machine
+    if kind == "subleq" and cell is not None:
+        raise click.UsageError("--cell applies to FLEQ programs; this is a SUBLEQ program (use --bits)")
+    if kind == "fleq" and bits is not None:
+        raise click.UsageError("--bits applies to SUBLEQ programs; FLEQ cells hold float64 values (use --cell)")
+
+
+def machine_size(model: Any, program: Any, cell: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+    """The columns (and FLEQ cell size) of the machine a weights file was built for."""
+    machine = model.metadata.get("machine")
+    if not isinstance(machine, dict) or machine.get("kind") != program.machine:
+        return None, cell  # the run reports the mismatch
+    return machine.get("columns"), machine.get("cell", cell) if cell is None else cell
 
 
 def print_result(result: Result, as_json: bool, mode: str) -> None:
@@ -238,9 +262,11 @@ def inspect(card_path: Path) -> None:
 @main.command()
 @click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
               help="Which machine to build.")
-@columns_option
-@bits_option
-@cell_option
+@click.option("--columns", "-n", type=int, default=None, metavar="n",
+              help="Columns of the machine (a power of two; default 64 for SUBLEQ, 128 for FLEQ).")
+@click.option("--bits", "-N", type=int, default=None, metavar="N",
+              help="SUBLEQ: integer width (default 16).")
+@click.option("--cell", type=int, default=None, metavar="C", help="FLEQ: cells up to C x C reals (default 8).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz).")
 @reports_errors
@@ -249,13 +275,17 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
 
     SUBLEQ weights depend only on n (default 64) and N (default 16); FLEQ weights on n (default 128)
     and the cell size C (default 8). Every program that fits runs on them:
-    `fleqc run PROG.fleq --columns n --weights FILE`.
+    `fleqc run PROG.fleq --weights FILE` (a program runs on the weights' own machine).
     """
     check_output(output)
     if machine == "fleq":
-        config: Any = FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL)
+        if bits is not None:
+            raise click.UsageError("--bits applies to --machine subleq; FLEQ cells hold float64 values")
+        config: Any = FleqConfig(columns=128 if columns is None else columns, cell=DEFAULT_CELL if cell is None else cell)
     else:
-        config = SubleqConfig(columns=columns or 64, bits=bits or 16)
+        if cell is not None:
+            raise click.UsageError("--cell applies to --machine fleq")
+        config = SubleqConfig(columns=64 if columns is None else columns, bits=16 if bits is None else bits)
     model = machine_for(config)
     save_weights(model, output)
     layers = len(model.layers)

@@ -95,7 +95,7 @@ class FleqError(Exception):
         where = f"{self.span}: " if self.span else ""
         text = f"{where}error[{self.code.value}]: {self.message}"
         if self.span and self.source_line is not None:
-            line = self.source_line.rstrip("\n").expandtabs(1)
+            line = _printable(self.source_line.rstrip("\n").expandtabs(1))
             width = 1
             if self.span.end_line == self.span.line and self.span.end_column:
                 width = max(1, self.span.end_column - self.span.column)
@@ -105,3 +105,9 @@ class FleqError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control character (escape sequences included) shown as '?', one column
+    each, so a source line cannot drive the terminal and the caret stays aligned."""
+    return "".join(c if c.isprintable() else "?" for c in text)

@@ -17,6 +17,7 @@ Refusals are ``bad-output`` errors naming the path and the reason.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -51,6 +52,25 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise FleqError(ErrorCode.BAD_OUTPUT, f"{path}: is an input of this command ({source}); "
                                                   "choose another output (-o)")
     return path
+
+
+MAX_SOURCE_BYTES = 16 << 20  # a program or included file (the whole stdlib is about 100 kB)
+
+
+def read_source(path: str | os.PathLike, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes; OSError (with ``strerror`` saying why)
+    for a device such as /dev/zero, a FIFO, a directory or a larger file, so nothing reads without
+    bound or blocks on a pipe."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, pipe or socket)"
+            raise OSError(errno.EINVAL, f"it is {what}")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"it is larger than {limit >> 20} MiB, more than any program")
+    return data
 
 
 def _same_file(a: Path, b: str | os.PathLike) -> bool:

@@ -25,7 +25,7 @@ import numpy as np
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import position_codes
-from fleqc.machine.config import FleqConfig, smallest_columns
+from fleqc.machine.config import MAX_CELL, FleqConfig, fitting_columns
 from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
@@ -66,6 +66,11 @@ def raise_function(block: str, views: tuple[str, ...]) -> str:
 def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> FleqConfig:
     """The smallest machine that fits (or the one asked for): every cell's shape within cell x cell."""
     largest = max((size for c in program.cells for size in c.shape), default=1)
+    if largest > MAX_CELL:
+        big = next(c for c in program.cells if max(c.shape, default=1) == largest)
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE,
+                        f"cell {big.address} has shape {big.shape}, larger than the largest FLEQ machine's "
+                        f"{MAX_CELL}x{MAX_CELL} cells", big.span)
     if cell is None:
         cell = max(8, largest)
     for c in program.cells:
@@ -77,7 +82,7 @@ def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell:
                 c.span,
             )
     needed = 1 + cell * cell + program.memory_size + len(program.instructions)
-    config = FleqConfig(columns=columns if columns is not None else smallest_columns(needed), cell=cell)
+    config = FleqConfig(columns=columns if columns is not None else fitting_columns(needed), cell=cell)
     check_fits(program.memory_size, len(program.instructions), config.columns, config.scratch,
                scratch_name="reference and lane")
     return config

@@ -11,7 +11,7 @@ import numpy as np
 
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import encode_signed, position_codes
-from fleqc.machine.config import SubleqConfig, smallest_columns
+from fleqc.machine.config import SubleqConfig, fitting_columns
 from fleqc.machine.layout import ColumnRegions, check_fits, subleq_rows
 from fleqc.program import LinkedProgram, SubleqInstruction
 
@@ -20,7 +20,7 @@ def choose_config(program: LinkedProgram, columns: int | None = None) -> SubleqC
     """The machine for a program: ``columns`` if given, else the smallest power of two that fits."""
     needed = 1 + program.memory_size + len(program.instructions)
     if columns is None:
-        columns = smallest_columns(needed)
+        columns = fitting_columns(needed)
     config = SubleqConfig(columns=columns, bits=program.bits)
     check_fits(program.memory_size, len(program.instructions), config.columns, config.scratch)
     return config
