@@ -102,7 +102,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("program", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("program", type=click.Path(readable=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Card file to write (default: PROGRAM with the suffix .npz).")
 @columns_option
@@ -122,7 +122,7 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 
 
 @main.command()
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(readable=False, path_type=Path))
 @click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
               show_default=True, help="Run on the looped transformer or the plain-Python reference interpreter.")
 @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
@@ -226,7 +226,7 @@ def format_value(value: Any, indent: int = 0) -> str:
 
 
 @main.command()
-@click.argument("card_path", metavar="CARD.npz", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("card_path", metavar="CARD.npz", type=click.Path(readable=False, path_type=Path))
 @reports_errors
 def inspect(card_path: Path) -> None:
     """Show a card's machine configuration, row blocks, column regions, symbols and values.

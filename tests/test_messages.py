@@ -108,3 +108,11 @@ def test_a_program_that_is_not_a_regular_file_is_refused(tmp_path, special):
         os.mkfifo(special)
     result = invoke("build", special, "-o", tmp_path / "out.npz")
     assert result.exit_code == 1 and "error[file-not-found]" in result.output and "regular file" in result.output
+
+
+@pytest.mark.parametrize("command", ["build", "run", "inspect"])
+def test_an_unreadable_input_is_file_not_found_not_a_usage_error(tmp_path, command):
+    target = tmp_path / ("p.npz" if command == "inspect" else "p.fleq")
+    target.mkdir()
+    result = invoke(command, target, *(["-o", tmp_path / "out.npz"] if command == "build" else []))
+    assert result.exit_code == 1 and "error[file-not-found]" in result.output, result.output
