@@ -18,10 +18,11 @@ from fleqc.safe_io import write_atomically
 
 
 def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray],
-                         inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Write an uncompressed .npz atomically, never over a non-regular file, a link or one of
-    ``inputs`` (fleqc.safe_io)."""
-    write_atomically(path, lambda f: np.savez(f, **arrays), inputs)
+                         inputs: Iterable[str | os.PathLike] = (), compressed: bool = False) -> None:
+    """Write an .npz (deflated if ``compressed``) atomically, never over a non-regular file, a link
+    or one of ``inputs`` (fleqc.safe_io)."""
+    save = np.savez_compressed if compressed else np.savez
+    write_atomically(path, lambda f: save(f, **arrays), inputs)
 
 
 # Entries fleqc writes: float64 arrays and the JSON metadata string; nothing else is read.
