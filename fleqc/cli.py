@@ -137,7 +137,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
 @click.option("--dense", is_flag=True,
               help="Evaluate every layer as a dense product (the definition) instead of the default "
-              "sparse evaluation of the same weights (identical for SUBLEQ, within a few ulps for FLEQ).")
+              "sparse evaluation of the same weights (identical for SUBLEQ; FLEQ values within 1e-12 relative "
+              "on the samples).")
 @columns_option
 @bits_option
 @cell_option
