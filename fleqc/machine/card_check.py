@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
+from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.machine.card import Card, rows_for
 from fleqc.machine.config import MAX_COLUMNS, FleqConfig, MachineConfig, SubleqConfig
@@ -97,16 +97,10 @@ def _symbols(data: Any, n: int) -> dict[str, Symbol]:
         symbols[name] = Symbol(
             name, kind, integer(field(entry, "address", path), f"{path}.address", 0, n),
             tuple(integers(field(entry, "shape", path), f"{path}.shape", 1, n, max_length=2)),
-            None if file is None else _file_span(string(file, f"{path}.file")),
+            Span(string(file, f"{path}.file"), 0, 0) if file else None,  # only the file is kept
             integer(field(entry, "length", path), f"{path}.length", 1, n),
         )
     return symbols
-
-
-def _file_span(file: str):
-    from fleqc.errors import Span
-
-    return Span(file, 0, 0) if file else None  # only the file is kept (which labels are the program's own)
 
 
 # -- the whole card --------------------------------------------------------------------------------
