@@ -7,7 +7,6 @@ split into parts (each part links alone, with what it includes; the umbrellas li
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
