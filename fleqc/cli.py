@@ -282,7 +282,8 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     if machine == "fleq":
         if bits is not None:
             raise click.UsageError("--bits applies to --machine subleq; FLEQ cells hold float64 values")
-        config: Any = FleqConfig(columns=128 if columns is None else columns, cell=DEFAULT_CELL if cell is None else cell)
+        config: Any = FleqConfig(columns=128 if columns is None else columns,
+                                 cell=DEFAULT_CELL if cell is None else cell)
     else:
         if cell is not None:
             raise click.UsageError("--cell applies to --machine fleq")

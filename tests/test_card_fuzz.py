@@ -108,6 +108,10 @@ def outcome(run, card, max_steps):
 
 
 def _agree_fleq(a, b) -> bool:
+    """Same outcome; or the documented difference: the transformer refuses an operand outside one of
+    its blocks' windows (README "Errors and limits") that the reference computes with."""
+    if a[0] == "result" and b[0] == "error" and b[1] is ErrorCode.DOMAIN_ERROR and "window" in b[2]:
+        return True
     if a[0] != b[0]:
         return False
     if a[0] == "error":
