@@ -200,3 +200,11 @@ def test_ctrl_c_during_weights_leaves_no_temporary_file(tmp_path):
     assert process.returncode in (0, 130), err  # 0 if the machine was built and written first
     assert "Traceback" not in err
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_entry_point_loads_nothing_heavy_before_its_ctrl_c_handler():
+    """`import fleqc.entry` (what the `fleqc` script does first) must not import numpy or lark, so
+    that the handler is in place before the slow imports."""
+    code = "import sys, fleqc.entry; print(sorted(m for m in ('numpy', 'lark', 'click') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
