@@ -23,14 +23,21 @@ def _interrupt(signum, frame) -> None:
 
 def main() -> None:
     try:
-        signal.signal(signal.SIGINT, _interrupt)
-        from fleqc.cli import main as cli
-
-        cli(prog_name="fleqc")
+        _run()
     except (Interrupted, KeyboardInterrupt):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
         sys.stderr.write("fleqc: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _run() -> None:
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        from fleqc.cli import main as cli
+
+        cli(prog_name="fleqc")
+    finally:  # the command is over (its exit is on its way): a late Ctrl-C changes nothing
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":  # pragma: no cover
