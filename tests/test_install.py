@@ -39,3 +39,5 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
     assert json.loads(out)["memory"]["a"] == 21
     out = _run(python, "-m", "fleqc", "build", "p.fleq", "-o", "p.npz", cwd=elsewhere)
     assert (elsewhere / "p.npz").exists()
+    out = _run(env / "bin" / "fleqc", "calc", "-2^2", "--backend", "reference", cwd=elsewhere)  # calc.lark packaged
+    assert out.splitlines()[0] == "-4.0"
