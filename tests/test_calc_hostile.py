@@ -76,3 +76,10 @@ def test_syntax_errors_have_codes_and_columns(text, code, column):
     with pytest.raises(FleqError) as err:
         compile_expression(text)
     assert err.value.code is code and err.value.span.column == column, err.value.render()
+
+
+def test_a_leading_minus_through_the_fleqc_group():
+    from fleqc.cli import main
+
+    result = CliRunner().invoke(main, ["calc", "-2^2", "-b", "reference"])
+    assert result.exit_code == 0 and result.output.splitlines()[0] == "-4.0", result.output
