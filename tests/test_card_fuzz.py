@@ -3,8 +3,11 @@
 Every mutated card (arrays and metadata) is written to disk and read back. It is either refused
 with ``bad-card`` (at load, by both backends alike), or both backends run it from the same state
 and agree: SUBLEQ exactly (halted, steps, memory); FLEQ on halting, steps and memory within the
-machine's accuracy, or on the same error code. Mutated weights files are refused (``bad-weights``)
-or run exactly as the originals. Nothing else, and never a traceback, may come out.
+machine's accuracy, or on the same error code (or the transformer refuses an operand outside one
+of its documented windows). Mutated weights files (metadata, with or without a recomputed digest;
+arrays, without one) are refused (``bad-weights``, ``machine-mismatch``) or run exactly as the
+originals. Arrays changed *with* a recomputed digest are other weights, which only the health
+checks guard, so they are not fuzzed here. Nothing else, and never a traceback, may come out.
 
 The default suite runs a few dozen cases; ``make test-slow`` runs thousands.
 """
