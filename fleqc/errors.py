@@ -96,10 +96,14 @@ class FleqError(Exception):
         text = f"{where}error[{self.code.value}]: {self.message}"
         if self.span and self.source_line is not None:
             line = _printable(self.source_line.rstrip("\n").expandtabs(1))
-            width = 1
+            start, width = self.span.column, 1
             if self.span.end_line == self.span.line and self.span.end_column:
                 width = max(1, self.span.end_column - self.span.column)
-            caret = " " * (self.span.column - 1) + "^" * width
+            elif self.span.end_line is None and start == 1:  # only the line is known: underline its statement
+                statement = line.split(";")[0].split("#")[0]
+                start = len(statement) - len(statement.lstrip()) + 1
+                width = max(1, len(statement.strip()))
+            caret = " " * (start - 1) + "^" * width
             text += f"\n    {line}\n    {caret}"
         return text
 

@@ -116,3 +116,8 @@ def test_an_unreadable_input_is_file_not_found_not_a_usage_error(tmp_path, comma
     target.mkdir()
     result = invoke(command, target, *(["-o", tmp_path / "out.npz"] if command == "build" else []))
     assert result.exit_code == 1 and "error[file-not-found]" in result.output, result.output
+
+
+def test_a_span_that_knows_only_its_line_underlines_the_statement():
+    error = FleqError(ErrorCode.DOMAIN_ERROR, "x", Span("m.fleq", 8, 1), "    call log   ; the log")
+    assert error.render().splitlines()[2] == "        ^^^^^^^^"
