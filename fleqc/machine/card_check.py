@@ -226,7 +226,7 @@ def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:
             result = function.result_shape(a, b if function.arity == 2 else None)
         except ShapeError as exc:
             raise card.bad_entry("i_a", column, f"{instr.func}: {exc}") from None
-        if result != dst:
+        if not function.gives(result, dst):
             raise card.bad_entry("i_dst", column, f"{instr.func} gives shape {list(result)}, but the "
                                                   f"destination cell {instr.dst} has shape {list(dst)}")
         if shapes[instr.flag] != ():
