@@ -2,14 +2,45 @@
 
 Pipeline: text -> AST -> linked program -> layout -> punch card X; machine configuration -> weight
 blocks -> layers; the generic executor loops the layers over X. See README.md.
+
+The names below are imported on first use, so that the `fleqc` command can install its Ctrl-C
+handler (fleqc.entry) before numpy and the rest are loaded.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from fleqc.api import build, compile, decode, load_card, run  # noqa: E402
-from fleqc.backends import Result  # noqa: E402
-from fleqc.errors import ErrorCode, FleqError  # noqa: E402
-from fleqc.machine.card import Card  # noqa: E402
-from fleqc.transformer import MachineFault  # noqa: E402
+_EXPORTS = {
+    "build": "fleqc.api", "compile": "fleqc.api", "decode": "fleqc.api", "load_card": "fleqc.api",
+    "run": "fleqc.api", "Result": "fleqc.backends", "ErrorCode": "fleqc.errors", "FleqError": "fleqc.errors",
+    "Card": "fleqc.machine.card", "MachineFault": "fleqc.transformer",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["Card", "ErrorCode", "FleqError", "MachineFault", "Result", "build", "compile", "decode", "load_card", "run"]
+if TYPE_CHECKING:  # pragma: no cover
+    from fleqc.api import build, compile, decode, load_card, run  # noqa: F401
+    from fleqc.backends import Result  # noqa: F401
+    from fleqc.errors import ErrorCode, FleqError  # noqa: F401
+    from fleqc.machine.card import Card  # noqa: F401
+    from fleqc.transformer import MachineFault  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")  # a submodule: fleqc.api, fleqc.cli, ...
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,5 +1,5 @@
 """`python -m fleqc` is the `fleqc` command."""
 
-from fleqc.cli import main
+from fleqc.entry import main
 
-main(prog_name="fleqc")
+main()

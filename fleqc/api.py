@@ -5,12 +5,16 @@
     >>> result = fleqc.run(card)                     # on the looped transformer
     >>> result.memory["result"], result.steps
 
-``build`` and ``compile`` take a path (``str`` or ``Path`` naming an existing file, or ending in
-``.fleq``) or the program text itself.
+``build`` and ``compile`` take a path or the program text itself: an ``os.PathLike`` (``Path``) is
+always a path; a ``str`` is program text when it holds a newline, else a path when it ends in
+``.fleq`` or ``.npz`` or names an existing file, else program text (``"halt"``). Pass a ``Path`` to
+be unambiguous. Sizes (``columns``, ``bits``, ``cell``, ``max_steps``) are integers: Python ints or
+numpy integers, never floats.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 from typing import Optional, Union
@@ -29,13 +33,32 @@ Source = Union[str, os.PathLike]
 def _is_path(source: Source) -> bool:
     if isinstance(source, os.PathLike):
         return True
-    return "\n" not in source and (source.endswith((".fleq", ".npz")) or Path(source).is_file())
+    if not isinstance(source, str):
+        raise FleqError(ErrorCode.BAD_CONFIG, f"expected a path or program text, got {type(source).__name__}")
+    if "\n" in source or "\0" in source:
+        return False
+    if source.endswith((".fleq", ".npz")):
+        return True
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # a name too long for the file system is text, not a path
+        return False
+
+
+def _integer(value, name: str, optional: bool = True) -> Optional[int]:
+    """``value`` as a Python int (numpy integers accepted); BAD_CONFIG for floats, bools, strings."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise FleqError(ErrorCode.BAD_CONFIG, f"{name} must be an integer, got {value!r}")
+    return int(value)
 
 
 def compile(source: Source, *, bits: Optional[int] = None) -> LinkedProgram:  # noqa: A001 (the verb)
     """Parse and link a program (path or text)."""
     from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
 
+    bits = _integer(bits, "bits")
     if _is_path(source):
         return compile_file(Path(source), bits=bits)
     return compile_source(str(source), "<string>", bits=bits)
@@ -50,6 +73,7 @@ def build(
 ) -> Card:
     """Compile a program and lay it out as a punch card for the smallest machine that fits it
     (or the machine with ``columns`` columns; FLEQ: cells up to ``cell`` x ``cell``, default 8)."""
+    columns, bits, cell = _integer(columns, "columns"), _integer(bits, "bits"), _integer(cell, "cell")
     program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
     return program_to_card(program, columns, cell)
 
@@ -98,6 +122,8 @@ def run(
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
     if engine not in ENGINES:
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    max_steps = _integer(max_steps, "max_steps", optional=False)
+    columns, cell = _integer(columns, "columns"), _integer(cell, "cell")
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
     if not isinstance(target, (Card, LinkedProgram)):

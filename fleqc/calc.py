@@ -4,13 +4,10 @@ it, print the result.
 The expression language: numbers (``2``, ``1.5``, ``.5``, ``1e-3``), ``+ - * /``, unary minus,
 parentheses, ``sqrt(x)``, ``exp(x)``, ``log(x)`` and ``x ^ n`` with a whole-number exponent
 (right-associative, binding tighter than unary minus, as Python's ``**``: ``-2^2 = -4``,
-``2^-1 = 0.5``). Grammar (recursive descent)::
-
-    expr  := term (("+" | "-") term)*
-    term  := unary (("*" | "/") unary)*
-    unary := ("-" | "+") unary | power
-    power := atom ("^" unary)?
-    atom  := NUMBER | ("sqrt" | "exp" | "log") "(" expr ")" | "(" expr ")"
+``2^-1 = 0.5``). The grammar is ``grammar/calc.lark``, parsed by Lark's LALR(1) parser as the
+assembly language is; the tree is built and walked without recursion, so an expression may nest
+as deeply as memory allows. Syntax errors carry the assembler's codes (``unexpected-character``,
+``unexpected-token``, ``unexpected-end``) and the column, printed with a caret.
 
 Code: ``+ - *`` are single instructions; ``/``, ``sqrt``, ``exp``, ``log`` and ``^`` call the
 routines of the stdlib's arith (div, sqrt, exp, log, pow), and the program includes only the parts
@@ -20,22 +17,28 @@ also evaluates the expression with Python floats: that is the expected result, a
 outside a routine's documented domain (division by zero, sqrt of a negative, log of x <= 0, exp
 beyond [-708, 693.1], a value beyond the machine's 2^1000) is reported at compile time as a
 FleqError with the column of the operator, before anything runs. A product puts the factor nearer
-1 in magnitude second (the transformer's multiplier is exact-range in its second factor).
+1 in magnitude second: the transformer's multiplier takes a second factor with 2^-96 < |b| <= 2^96
+(or 0), and a product (or a product inside ``^``'s binary powering) whose second factor is outside
+that window is a domain error at compile time too.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 import sys
 from dataclasses import dataclass
 from typing import Union
 
 import click
 
+from lark import Lark, Token, Transformer_NonRecursive
+from lark.exceptions import LarkError, UnexpectedCharacters, VisitError
+
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.isa.fleq_functions import VALUE_LIMIT
-from fleqc.machine.fleq_layout import EXP_MAX
+from fleqc.machine.fleq_layout import EXP_MAX, PRODUCT_LADDER
+from fleqc.resources import calc_grammar_path
 
 CALC_FILE = "<calc>"
 SMALLEST_NORMAL = 2.0**-1022
@@ -85,143 +88,140 @@ class Pow:
 
 Node = Union[Num, Neg, Bin, Call, Pow]
 
-_TOKEN = re.compile(
-    r"\s*(?:(?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<op>[-+*/^()]))"
-)
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # number, name, op, end
-    text: str
-    column: int  # 1-based
-
-
-def _tokens(text: str) -> list[_Token]:
-    tokens, position = [], 0
-    while True:
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            rest = text[position:]
-            stripped = len(rest) - len(rest.lstrip())
-            if position + stripped >= len(text):
-                tokens.append(_Token("end", "", len(text) + 1))
-                return tokens
-            column = position + stripped + 1
-            raise _error(text, f"unexpected character '{text[column - 1]}'", column, ErrorCode.UNEXPECTED_CHARACTER)
-        kind = match.lastgroup or "end"
-        start = match.start(kind)
-        tokens.append(_Token(kind, match.group(kind), start + 1))
-        position = match.end()
-
-
 def _error(text: str, message: str, column: int, code: ErrorCode = ErrorCode.UNEXPECTED_TOKEN) -> FleqError:
     return FleqError(code, message, Span(CALC_FILE, 1, column, 1, column + 1), text)
 
 
-class _Parser:
+@functools.cache
+def _parser() -> Lark:
+    return Lark(calc_grammar_path().read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False)
+
+
+class _ToNodes(Transformer_NonRecursive):
+    """Lark tree to calc nodes, bottom-up without recursion; ``start`` keeps each node's first column
+    (by id: nodes are compared by identity, never hashed, so deep trees cost no recursion)."""
+
     def __init__(self, text: str) -> None:
+        super().__init__()
         self.text = text
-        self.tokens = _tokens(text)
-        self.at = 0
+        self.start: dict[int, int] = {}
 
-    @property
-    def token(self) -> _Token:
-        return self.tokens[self.at]
-
-    def take(self) -> _Token:
-        token = self.tokens[self.at]
-        self.at += 1
-        return token
-
-    def fail(self, expected: str) -> FleqError:
-        token = self.token
-        if token.kind == "end":
-            return _error(self.text, f"unexpected end of the expression; expected {expected}", token.column,
-                          ErrorCode.UNEXPECTED_END)
-        return _error(self.text, f"unexpected '{token.text}'; expected {expected}", token.column)
-
-    def parse(self) -> Node:
-        if self.token.kind == "end":
-            raise self.fail("an expression")
-        node = self.expr()
-        if self.token.kind != "end":
-            raise self.fail("an operator or the end")
+    def _at(self, node: Node, column: int) -> Node:
+        self.start[id(node)] = column
         return node
 
-    def expr(self) -> Node:
-        node = self.term()
-        while self.token.text in ("+", "-") and self.token.kind == "op":
-            op = self.take()
-            node = Bin(op.text, node, self.term(), op.column)
-        return node
+    def number(self, children: list[Token]) -> Node:
+        token = children[0]
+        value = float(token)
+        if not abs(value) <= VALUE_LIMIT:
+            raise _error(self.text, f"{token} is beyond the machine's range (2^1000)", token.column,
+                         ErrorCode.LITERAL_RANGE)
+        return self._at(Num(value, token.column), token.column)
 
-    def term(self) -> Node:
-        node = self.unary()
-        while self.token.text in ("*", "/") and self.token.kind == "op":
-            op = self.take()
-            node = Bin(op.text, node, self.unary(), op.column)
-        return node
+    def _binary(self, children: list) -> Node:
+        left, op, right = children
+        return self._at(Bin(op.value, left, right, op.column), self.start[id(left)])
 
-    def unary(self) -> Node:
-        if self.token.kind == "op" and self.token.text in ("-", "+"):
-            op = self.take()
-            operand = self.unary()
-            return Neg(operand, op.column) if op.text == "-" else operand
-        return self.power()
+    add = sub = mul = div = _binary
 
-    def power(self) -> Node:
-        base = self.atom()
-        if self.token.kind == "op" and self.token.text == "^":
-            op = self.take()
-            column = self.token.column
-            return Pow(base, self.unary(), op.column, column)
-        return base
+    def neg(self, children: list) -> Node:
+        op, operand = children
+        return self._at(Neg(operand, op.column), op.column)
 
-    def atom(self) -> Node:
-        token = self.token
-        if token.kind == "number":
-            self.take()
-            value = float(token.text)
-            if not abs(value) <= VALUE_LIMIT:
-                raise _error(self.text, f"{token.text} is beyond the machine's range (2^1000)", token.column,
-                             ErrorCode.LITERAL_RANGE)
-            return Num(value, token.column)
-        if token.kind == "name":
-            if token.text not in FUNCTIONS:
-                raise _error(self.text, f"unknown function '{token.text}': the functions are sqrt, exp and log",
-                             token.column, ErrorCode.UNKNOWN_FUNCTION)
-            self.take()
-            if not (self.token.kind == "op" and self.token.text == "("):
-                raise self.fail(f"'(' after {token.text}")
-            self.take()
-            argument = self.expr()
-            self.close()
-            return Call(token.text, argument, token.column)
-        if token.kind == "op" and token.text == "(":
-            self.take()
-            node = self.expr()
-            self.close()
-            return node
-        raise self.fail("a number, a function or '('")
+    def pos(self, children: list) -> Node:
+        op, operand = children
+        return self._at(operand, op.column)
 
-    def close(self) -> None:
-        if not (self.token.kind == "op" and self.token.text == ")"):
-            raise self.fail("')'")
-        self.take()
+    def pow(self, children: list) -> Node:
+        base, caret, exponent = children
+        return self._at(Pow(base, exponent, caret.column, self.start[id(exponent)]), self.start[id(base)])
+
+    def call(self, children: list) -> Node:
+        name, _, argument, _ = children
+        if name.value not in FUNCTIONS:
+            raise _error(self.text, f"unknown function '{name}': the functions are sqrt, exp and log",
+                         name.column, ErrorCode.UNKNOWN_FUNCTION)
+        return self._at(Call(name.value, argument, name.column), name.column)
+
+    def paren(self, children: list) -> Node:
+        lpar, node, _ = children
+        return self._at(node, lpar.column)
+
+
+_WORDS = {"NUMBER": "a number", "NAME": "a function", "LPAR": "'('", "RPAR": "')'", "PLUS": "'+'",
+          "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "CARET": "'^'"}
+
+
+def _syntax_error(exc: LarkError, text: str) -> FleqError:
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.column - 1] if exc.column - 1 < len(text) else "?"
+        shown = f"'{char}'" if char.isprintable() else f"U+{ord(char):04X}"
+        return _error(text, f"unexpected character {shown}", exc.column, ErrorCode.UNEXPECTED_CHARACTER)
+    names = getattr(exc, "accepts", None) or getattr(exc, "expected", None) or set()
+    words = sorted({_WORDS[n] for n in names if n in _WORDS}, key=list(_WORDS.values()).index)
+    expected = "; expected " + (" or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)) \
+        if words else ""
+    token = getattr(exc, "token", None)
+    if token is None or token.type == "$END":
+        return _error(text, f"unexpected end of the expression{expected}", len(text.rstrip()) + 1,
+                      ErrorCode.UNEXPECTED_END)
+    return _error(text, f"unexpected '{token}'{expected}", token.column)
 
 
 def parse(text: str) -> Node:
     """The syntax tree of ``text``, or a FleqError with the column of the mistake."""
-    return _Parser(text).parse()
+    builder = _ToNodes(text)
+    try:
+        return builder.transform(_parser().parse(text))
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, FleqError):
+            raise exc.orig_exc from None
+        raise
+    except LarkError as exc:
+        raise _syntax_error(exc, text) from None
+
+
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Bin):
+        return (node.left, node.right)
+    if isinstance(node, (Neg,)):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return (node.argument,)
+    if isinstance(node, Pow):
+        return (node.base, node.exponent)
+    return ()
+
+
+def postorder(root: Node, children=_children) -> list[Node]:
+    """The nodes under ``root``, each after its children, left before right (no recursion)."""
+    order, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(children(node))
+    order.reverse()
+    return order
 
 
 # Evaluation (the expected value, and the domain checks) --------------------------------------------
 
 
-def evaluate(node: Node, text: str) -> float:
-    """The value of ``node`` in Python floats; a FleqError(DOMAIN_ERROR) where a routine's domain ends."""
+def evaluate(node: Node, text: str, windows: bool = False) -> float:
+    """The value of ``node`` in Python floats; a FleqError(DOMAIN_ERROR) where a routine's domain ends
+    (and, with ``windows``, where the transformer's multiplier window ends)."""
+    return values_of(node, text, windows)[id(node)]
 
+
+def values_of(root: Node, text: str, windows: bool = False) -> dict[int, float]:
+    """The value of every node under ``root`` (by id), checking domains left to right."""
+    values: dict[int, float] = {}
+    for node in postorder(root):
+        values[id(node)] = _value(node, [values[id(c)] for c in _children(node)], text, windows)
+    return values
+
+
+def _value(node: Node, args: list[float], text: str, windows: bool) -> float:
     def domain(message: str, column: int) -> FleqError:
         return _error(text, message, column, ErrorCode.DOMAIN_ERROR)
 
@@ -230,54 +230,93 @@ def evaluate(node: Node, text: str) -> float:
             raise domain("the value is beyond the machine's range (|x| <= 2^1000)", column)
         return value
 
-    def walk(node: Node) -> float:  # depth is bounded by the expression's nesting
-        if isinstance(node, Num):
-            return node.value
-        if isinstance(node, Neg):
-            return -walk(node.operand)
-        if isinstance(node, Bin):
-            left, right = walk(node.left), walk(node.right)
-            if node.op == "+":
-                return check(left + right, node.column)
-            if node.op == "-":
-                return check(left - right, node.column)
-            if node.op == "*":
-                return check(left * right, node.column)
-            if right == 0:
-                raise domain("division by zero", node.column)
-            if abs(right) < SMALLEST_NORMAL or abs(left) > 2.0**968:
-                raise domain("outside div's domain (|x| <= 2^968, |y| >= 2^-1022)", node.column)
-            return check(left / right, node.column)
-        if isinstance(node, Call):
-            x = walk(node.argument)
-            if node.function == "sqrt":
-                if x < 0:
-                    raise domain(f"sqrt of a negative number ({x!r})", node.column)
-                if 0 < x < SMALLEST_NORMAL:
-                    raise domain("outside sqrt's domain (x = 0 or x >= 2^-1022)", node.column)
-                return math.sqrt(x)
-            if node.function == "log":
-                if x <= 0:
-                    raise domain(f"log of a number <= 0 ({x!r})", node.column)
-                if x < SMALLEST_NORMAL:
-                    raise domain("outside log's domain (x >= 2^-1022)", node.column)
-                return math.log(x)
-            if not EXP_RANGE[0] <= x <= EXP_RANGE[1]:
-                raise domain(f"exp of {x!r} is outside its domain [-708, 693.1] (e^x <= 2^1000)", node.column)
-            return math.exp(x)
-        base, exponent = walk(node.base), walk(node.exponent)
-        if exponent != int(exponent) or abs(exponent) > 2.0**51:
-            raise _error(text, f"the exponent must be a whole number (got {exponent!r})", node.exponent_column,
-                         ErrorCode.DOMAIN_ERROR)
-        if base == 0 and exponent < 0:
-            raise domain("division by zero (0 to a negative power)", node.column)
-        try:
-            value = base ** int(exponent)
-        except (OverflowError, ZeroDivisionError):
-            raise domain("the value is beyond the machine's range (|x| <= 2^1000)", node.column) from None
-        return check(value, node.column)
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Neg):
+        return -args[0]
+    if isinstance(node, Bin):
+        left, right = args
+        if node.op == "+":
+            return check(left + right, node.column)
+        if node.op == "-":
+            return check(left - right, node.column)
+        if node.op == "*":
+            if windows:
+                _check_product(left, right, node.column, text)
+            return check(left * right, node.column)
+        if right == 0:
+            raise domain("division by zero", node.column)
+        if abs(right) < SMALLEST_NORMAL or abs(left) > 2.0**968:
+            raise domain("outside div's domain (|x| <= 2^968, |y| >= 2^-1022)", node.column)
+        return check(left / right, node.column)
+    if isinstance(node, Call):
+        x = args[0]
+        if node.function == "sqrt":
+            if x < 0:
+                raise domain(f"sqrt of a negative number ({x!r})", node.column)
+            if 0 < x < SMALLEST_NORMAL:
+                raise domain("outside sqrt's domain (x = 0 or x >= 2^-1022)", node.column)
+            return math.sqrt(x)
+        if node.function == "log":
+            if x <= 0:
+                raise domain(f"log of a number <= 0 ({x!r})", node.column)
+            if x < SMALLEST_NORMAL:
+                raise domain("outside log's domain (x >= 2^-1022)", node.column)
+            return math.log(x)
+        if not EXP_RANGE[0] <= x <= EXP_RANGE[1]:
+            raise domain(f"exp of {x!r} is outside its domain [-708, 693.1] (e^x <= 2^1000)", node.column)
+        return math.exp(x)
+    assert isinstance(node, Pow)
+    base, exponent = args
+    if exponent != int(exponent) or abs(exponent) > 2.0**51:
+        raise _error(text, f"the exponent must be a whole number (got {exponent!r})", node.exponent_column,
+                     ErrorCode.DOMAIN_ERROR)
+    if base == 0 and exponent < 0:
+        raise domain("division by zero (0 to a negative power)", node.column)
+    try:
+        value = base ** int(exponent)
+    except (OverflowError, ZeroDivisionError):
+        raise domain("the value is beyond the machine's range (|x| <= 2^1000)", node.column) from None
+    if windows:
+        _check_powering(base, int(exponent), node.column, text)
+    value = check(value, node.column)
+    if int(exponent) < 0 and (abs(value) > 2.0**968 or 0 < abs(1 / value) < SMALLEST_NORMAL):
+        raise domain("outside div's domain for 1 / x^|n| (|x^|n|| >= 2^-1022)", node.column)
+    return value
 
-    return walk(node)
+
+# The transformer's multiplier: the second factor b must satisfy 2^-96 < |b| <= 2^96, or be 0.
+PRODUCT_WINDOW = (PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi))
+
+
+def _check_product(a: float, b: float, column: int, text: str) -> None:
+    """The product a * b as emitted (the factor nearer 1 second) fits the machine's multiplier."""
+    second = a if _far_from_one(b, a) else b
+    if second != 0 and not PRODUCT_WINDOW[0] < abs(second) <= PRODUCT_WINDOW[1]:
+        raise _error(text, f"both factors ({a!r}, {b!r}) lie outside the machine multiplier's window "
+                           "(one must have 2^-96 < |x| <= 2^96)", column, ErrorCode.DOMAIN_ERROR)
+
+
+def _check_powering(x: float, n: int, column: int, text: str) -> None:
+    """The products of stdlib pow's binary powering (r *= b for each set bit, b *= b between bits)
+    fit the machine's multiplier; the squares must stay within the machine's range."""
+    def check(b: float, what: str) -> None:
+        if b != 0 and not PRODUCT_WINDOW[0] < abs(b) <= PRODUCT_WINDOW[1]:
+            raise _error(text, f"{x!r}^{n}: stdlib pow {what} by {b!r}, outside the machine multiplier's window "
+                               "(2^-96 < |x| <= 2^96)", column, ErrorCode.DOMAIN_ERROR)
+
+    r, b, m = 1.0, x, abs(n)
+    while m:
+        if m & 1:
+            check(b, "multiplies")  # mul _pw_r, _pw_r, _pw_b: b is the factor that enters the score
+            r *= b
+        m >>= 1
+        if m:
+            check(b, "squares")  # mul _pw_b, _pw_b, _pw_b
+            if not abs(b * b) <= VALUE_LIMIT:
+                raise _error(text, f"{x!r}^{n}: stdlib pow squares {b!r}, beyond the machine's range (2^1000)",
+                             column, ErrorCode.DOMAIN_ERROR)
+            b *= b
 
 
 # Code generation ---------------------------------------------------------------------------------
@@ -315,30 +354,41 @@ class _Emitter:
         self.code.append(f"        mov {out}, {routine}_out")
         return out
 
-    def emit(self, node: Node, text: str) -> str:
-        """The cell that holds ``node``'s value once the code so far has run."""
+    def emit(self, root: Node, values: dict[int, float]) -> str:
+        """The cell that holds ``root``'s value once the code emitted so far has run (``values``:
+        every node's value, from :func:`values_of`). Nodes are emitted in post-order, no recursion."""
+        cells: dict[int, str] = {}
+        for node in postorder(root, _emitted_children):
+            cells[id(node)] = self._emit_one(node, [cells[id(c)] for c in _emitted_children(node)], values)
+        return cells[id(root)]
+
+    def _emit_one(self, node: Node, args: list[str], values: dict[int, float]) -> str:
         if isinstance(node, Num):
             return self.constant(node.value)
         if isinstance(node, Neg):
-            operand = self.emit(node.operand, text)
             out = self.temp()
-            self.code.append(f"        sub {out}, {self.constant(0.0)}, {operand}")
+            self.code.append(f"        sub {out}, {self.constant(0.0)}, {args[0]}")
             return out
         if isinstance(node, Bin):
-            left, right = self.emit(node.left, text), self.emit(node.right, text)
+            left, right = args
             if node.op == "/":
                 return self.call("div", [("x", left), ("y", right)])
-            if node.op == "*" and _far_from_one(evaluate(node.right, text), evaluate(node.left, text)):
+            if node.op == "*" and _far_from_one(values[id(node.right)], values[id(node.left)]):
                 left, right = right, left  # the factor nearer 1 second
             out = self.temp()
             function = {"+": "add", "-": "sub", "*": "mul"}[node.op]
             self.code.append(f"        {function} {out}, {left}, {right}")
             return out
         if isinstance(node, Call):
-            return self.call(node.function, [("x", self.emit(node.argument, text))])
-        base = self.emit(node.base, text)
-        exponent = self.constant(float(int(evaluate(node.exponent, text))))
-        return self.call("pow", [("x", base), ("n", exponent)])
+            return self.call(node.function, [("x", args[0])])
+        assert isinstance(node, Pow)
+        exponent = self.constant(float(int(values[id(node.exponent)])))
+        return self.call("pow", [("x", args[0]), ("n", exponent)])
+
+
+def _emitted_children(node: Node) -> tuple[Node, ...]:
+    """The children whose code is emitted (a power's exponent is a constant, not code)."""
+    return (node.base,) if isinstance(node, Pow) else _children(node)
 
 
 def _far_from_one(a: float, b: float) -> bool:
@@ -357,14 +407,17 @@ class Compiled:
     expected: float  # Python's float evaluation
 
 
-def compile_expression(text: str) -> Compiled:
-    """The FLEQ program that computes ``text`` into the cell ``result``, and Python's value of it."""
+def compile_expression(text: str, windows: bool = True) -> Compiled:
+    """The FLEQ program that computes ``text`` into the cell ``result``, and Python's value of it.
+    ``windows``: refuse products outside the transformer multiplier's window (for the reference
+    interpreter, which multiplies any floats, pass False)."""
     if "\n" in text:
         raise _error(text.split("\n")[0], "an expression is one line", len(text.split("\n")[0]) + 1)
     tree = parse(text)
-    expected = evaluate(tree, text)
+    values = values_of(tree, text, windows)
+    expected = values[id(tree)]
     emitter = _Emitter()
-    cell = emitter.emit(tree, text)
+    cell = emitter.emit(tree, values)
     emitter.code.append(f"        mov result, {cell}")
     shown = text.replace(";", ",")
     source = "\n".join(
@@ -379,7 +432,7 @@ def calculate(text: str, backend: str = "reference", max_steps: int = 1_000_000)
     """Compile and run ``text``: (result value, the backend's Result, the Compiled program)."""
     from fleqc import api
 
-    compiled = compile_expression(text)
+    compiled = compile_expression(text, windows=backend == "transformer")
     program = api.compile(compiled.source)
     result = api.run(program, backend=backend, max_steps=max_steps)
     return float(result.memory["result"]), result, compiled
@@ -388,18 +441,45 @@ def calculate(text: str, backend: str = "reference", max_steps: int = 1_000_000)
 # The command -------------------------------------------------------------------------------------
 
 
-@click.command("calc")
-@click.argument("expression")
+class _ExpressionCommand(click.Command):
+    """Every argument that is not one of the options is part of the expression, even when it starts
+    with '-' (``fleqc calc -2^2``); ``--`` is accepted anywhere and options after it still count."""
+
+    VALUED = ("--backend", "-b", "--max-steps")
+    FLAGS = ("--emit", "--help", "-h")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options, words, i = [], [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg in self.VALUED and i + 1 < len(args):
+                options += args[i:i + 2]
+                i += 2
+                continue
+            if arg in self.FLAGS or arg.startswith(tuple(f"{o}=" for o in self.VALUED if o.startswith("--"))):
+                options.append(arg)
+            elif arg != "--":
+                words.append(arg)
+            i += 1
+        return super().parse_args(ctx, [*options, "--", *words])
+
+
+@click.command("calc", cls=_ExpressionCommand)
+@click.argument("expression", nargs=-1)
 @click.option("--emit", is_flag=True, help="Print the generated FLEQ assembly instead of running it.")
 @click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
               show_default=True, help="Run on the looped transformer or the reference interpreter.")
 @click.option("--max-steps", type=click.IntRange(min=0), default=1_000_000, show_default=True,
               help="Stop after this many steps if the program has not halted.")
-def calc_command(expression: str, emit: bool, backend: str, max_steps: int) -> None:
+def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_steps: int) -> None:
     """Compute EXPRESSION on the FLEQ machine: numbers, + - * /, unary minus, parentheses,
-    sqrt(x), exp(x), log(x) and x^n for a whole number n (e.g. "sqrt(2)^3 - 1/3")."""
+    sqrt(x), exp(x), log(x) and x^n for a whole number n (e.g. "sqrt(2)^3 - 1/3"; "-2^2" needs
+    no "--"). Exit status as for `fleqc run`: 1 an error in the expression, 3 the step limit,
+    4 a machine fault."""
+    from fleqc.transformer import MachineFault
+
     try:
-        compiled = compile_expression(expression)
+        compiled = compile_expression(" ".join(expression), windows=backend == "transformer")
         if emit:
             click.echo(compiled.source, nl=False)
             return
@@ -410,6 +490,9 @@ def calc_command(expression: str, emit: bool, backend: str, max_steps: int) -> N
     except FleqError as error:
         click.echo(error.render(), err=True)
         sys.exit(1)
+    except MachineFault as fault:
+        click.echo(f"error[machine-fault]: {fault}", err=True)
+        sys.exit(4)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(3)

@@ -26,6 +26,7 @@ from fleqc.interop.cli import export_command, load_weights_file, save_weights_fi
 from fleqc.machine.card import Card
 from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
 from fleqc.program import included_labels
+from fleqc.safe_io import check_output
 from fleqc.transformer import MachineFault
 from fleqc.transformer.executor import ENGINES
 
@@ -47,6 +48,9 @@ def reports_errors(command: Callable) -> Callable:
         except MachineFault as fault:
             click.echo(f"error[machine-fault]: {fault}", err=True)
             sys.exit(EXIT_FAULT)
+        except MemoryError:  # the estimate before a run (fleqc.transformer.memory) should prevent this
+            click.echo("error[out-of-memory]: ran out of memory; use fewer --columns", err=True)
+            sys.exit(EXIT_USER_ERROR)
 
     return wrapper
 
@@ -103,7 +107,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("program", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("program", type=click.Path(readable=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Card file to write (default: PROGRAM with the suffix .npz).")
 @columns_option
@@ -112,15 +116,18 @@ def main() -> None:
 @reports_errors
 def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int],
           cell: Optional[int]) -> None:
-    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error."""
+    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error.
+
+    The output is written atomically and only over a regular file that is not an input (not a
+    link, device or pipe; never the program or a file it includes)."""
+    output = check_output(output or program.with_suffix(".npz"), [program])
     card = api.build(program, columns=columns, bits=bits, cell=cell)
-    output = output or program.with_suffix(".npz")
-    card.save(output)
+    card.save(output, inputs=(program,))
     click.echo(f"wrote {output}: {card.summary()}")
 
 
 @main.command()
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(readable=False, path_type=Path))
 @click.option("--backend", "-b", type=click.Choice(["transformer", "numpy", "torch", "onnx", "reference"]),
               default="transformer", show_default=True,
               help="Run on the looped transformer (numpy is the same), the same weights in PyTorch or ONNX "
@@ -173,9 +180,12 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         subject: Any = Card.load(target)
     else:
         subject = api.compile(target, bits=bits)
+    check_run_options(click.get_current_context(), subject, backend, weights, bits, cell)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
     model = load_weights_file(weights) if weights else None
+    if model is not None and columns is None and not isinstance(subject, Card):
+        columns, cell = machine_size(model, subject, cell)  # run on the weights' own machine
     if dense:
         engine = "dense"
     options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, cell=cell,
@@ -199,6 +209,32 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
+
+
+def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],
+                      bits: Optional[int], cell: Optional[int]) -> None:
+    """Options that would do nothing are usage errors, not silently ignored."""
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+
+    if backend == "reference" and (given("mode") or weights is not None):
+        raise click.UsageError("--mode and --weights apply to the transformer backend, not to --backend reference")
+    if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense") or given("stats")):
+        raise click.UsageError("--engine, --dense and --stats choose how the numpy transformer evaluates a pass; "
+                               f"they do nothing with --backend {backend}")
+    kind = subject.config.kind if isinstance(subject, Card) else subject.machine
+    if kind == "subleq" and cell is not None:
+        raise click.UsageError("--cell applies to FLEQ programs; this is a SUBLEQ program (use --bits)")
+    if kind == "fleq" and bits is not None:
+        raise click.UsageError("--bits applies to SUBLEQ programs; FLEQ cells hold float64 values (use --cell)")
+
+
+def machine_size(model: Any, program: Any, cell: Optional[int]) -> tuple[Optional[int], Optional[int]]:
+    """The columns (and FLEQ cell size) of the machine a weights file was built for."""
+    machine = model.metadata.get("machine")
+    if not isinstance(machine, dict) or machine.get("kind") != program.machine:
+        return None, cell  # the run reports the mismatch
+    return machine.get("columns"), machine.get("cell", cell) if cell is None else cell
 
 
 def print_result(result: Result, as_json: bool, mode: str) -> None:
@@ -235,7 +271,7 @@ def format_value(value: Any, indent: int = 0) -> str:
 
 
 @main.command()
-@click.argument("card_path", metavar="CARD.npz", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("card_path", metavar="CARD.npz", type=click.Path(readable=False, path_type=Path))
 @reports_errors
 def inspect(card_path: Path) -> None:
     """Show a card's machine configuration, row blocks, column regions, symbols and values.
@@ -271,9 +307,11 @@ def inspect(card_path: Path) -> None:
 @main.command()
 @click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
               help="Which machine to build.")
-@columns_option
-@bits_option
-@cell_option
+@click.option("--columns", "-n", type=int, default=None, metavar="n",
+              help="Columns of the machine (a power of two; default 64 for SUBLEQ, 128 for FLEQ).")
+@click.option("--bits", "-N", type=int, default=None, metavar="N",
+              help="SUBLEQ: integer width (default 16).")
+@click.option("--cell", type=int, default=None, metavar="C", help="FLEQ: cells up to C x C reals (default 8).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz; .safetensors with the extra fleqc[safetensors]).")
 @reports_errors
@@ -282,12 +320,18 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
 
     SUBLEQ weights depend only on n (default 64) and N (default 16); FLEQ weights on n (default 128)
     and the cell size C (default 8). Every program that fits runs on them:
-    `fleqc run PROG.fleq --columns n --weights FILE`.
+    `fleqc run PROG.fleq --weights FILE` (a program runs on the weights' own machine).
     """
+    check_output(output)
     if machine == "fleq":
-        config: Any = FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL)
+        if bits is not None:
+            raise click.UsageError("--bits applies to --machine subleq; FLEQ cells hold float64 values")
+        config: Any = FleqConfig(columns=128 if columns is None else columns,
+                                 cell=DEFAULT_CELL if cell is None else cell)
     else:
-        config = SubleqConfig(columns=columns or 64, bits=bits or 16)
+        if cell is not None:
+            raise click.UsageError("--cell applies to --machine fleq")
+        config = SubleqConfig(columns=64 if columns is None else columns, bits=16 if bits is None else bits)
     model = machine_for(config)
     save_weights_file(model, output)
     layers = len(model.layers)

@@ -64,9 +64,11 @@ class ErrorCode(enum.Enum):
     # punch cards and weight files
     BAD_CARD = "bad-card"
     BAD_WEIGHTS = "bad-weights"
+    BAD_OUTPUT = "bad-output"  # an output path fleqc will not write (fleqc.safe_io)
     MACHINE_MISMATCH = "machine-mismatch"
     # running
     DOMAIN_ERROR = "domain-error"
+    OUT_OF_MEMORY = "out-of-memory"  # the machine would need more memory than there is
 
 
 class FleqError(Exception):
@@ -93,13 +95,23 @@ class FleqError(Exception):
         where = f"{self.span}: " if self.span else ""
         text = f"{where}error[{self.code.value}]: {self.message}"
         if self.span and self.source_line is not None:
-            line = self.source_line.rstrip("\n").expandtabs(1)
-            width = 1
+            line = _printable(self.source_line.rstrip("\n").expandtabs(1))
+            start, width = self.span.column, 1
             if self.span.end_line == self.span.line and self.span.end_column:
                 width = max(1, self.span.end_column - self.span.column)
-            caret = " " * (self.span.column - 1) + "^" * width
+            elif self.span.end_line is None and start == 1:  # only the line is known: underline its statement
+                statement = line.split(";")[0].split("#")[0]
+                start = len(statement) - len(statement.lstrip()) + 1
+                width = max(1, len(statement.strip()))
+            caret = " " * (start - 1) + "^" * width
             text += f"\n    {line}\n    {caret}"
         return text
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control character (escape sequences included) shown as '?', one column
+    each, so a source line cannot drive the terminal and the caret stays aligned."""
+    return "".join(c if c.isprintable() else "?" for c in text)

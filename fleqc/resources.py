@@ -23,6 +23,11 @@ def grammar_path() -> Path:
     return _data_dir("grammar") / "fleq.lark"
 
 
+def calc_grammar_path() -> Path:
+    """The Lark grammar of `fleqc calc` expressions."""
+    return _data_dir("grammar") / "calc.lark"
+
+
 def stdlib_dir() -> Path:
     """The directory ``.include`` searches after the including file's own directory."""
     return _data_dir("stdlib")

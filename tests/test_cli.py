@@ -152,14 +152,16 @@ def test_fleq_weights_file_runs_programs(tmp_path):
     assert ran.exit_code == 0 and json.loads(ran.stdout)["halted"]
 
 
-def test_domain_error_inside_an_included_routine_names_the_routine_file(tmp_path):
+def test_domain_error_inside_an_included_routine_points_at_the_call(tmp_path):
     prog = tmp_path / "neg_log.fleq"
     prog.write_text('.machine fleq\n.include "arith_log.fleq"\n.data\nx: .word -2\ny: .word 0\n.text\n'
                     "  mov log_x, x\n  call log\n  mov y, log_out\n  halt\n")
     for backend in ("transformer", "reference"):
         result = invoke("run", prog, "--backend", backend)
         assert result.exit_code == 1 and "domain-error" in result.output, result.output
-        assert "arith_log.fleq:" in result.output and "neg_log.fleq:" not in result.output
+        # located at the program's own call, naming the routine's file and line (issue 11)
+        assert result.output.startswith(f"{prog}:8:"), result.output
+        assert "arith_log.fleq:" in result.output and "call log" in result.output
 
 
 def test_labels_of_included_files_are_printed_only_on_request(tmp_path):

@@ -114,7 +114,8 @@ PORTS = {
 @pytest.mark.parametrize("sample, key", sorted(PORTS.items()))
 def test_giannou_port_matches_the_paper(sample, key):
     if not GIANNOU_JSON.exists():
-        pytest.skip(f"the corpus file {GIANNOU_JSON} is not on this machine")
+        pytest.skip(f"the paper's programs ({GIANNOU_JSON}) are not beside this checkout: the check of the "
+                    "ports against the paper needs ../shared/corpus, which stays outside the repository")
     paper = json.loads(GIANNOU_JSON.read_text())[key]
     program = compile_file(SAMPLES_DIR / f"{sample}.fleq")
     m, commands = len(paper["init_mem"]), paper["commands_1based"]

@@ -7,7 +7,6 @@ split into parts (each part links alone, with what it includes; the umbrellas li
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,7 +129,9 @@ def test_domain_errors_on_the_reference(routine, args):
         compute(routine, *args)
     assert info.value.code == ErrorCode.DOMAIN_ERROR
     where = "div" if routine == "pow" else PART[routine]  # 0^-1 is 1 / 0^1 by div
-    assert info.value.span is not None and Path(info.value.span.file).name == f"arith_{where}.fleq"
+    # located at the calling program's own line, naming the routine's file and line (issue 11)
+    assert info.value.span is not None and info.value.span.file == "<string>"
+    assert f"arith_{where}.fleq:" in info.value.message
 
 
 @pytest.mark.parametrize("routine, args", [("div", (1.0, 3.0)), ("log", (10.0,)), ("pow", (2.0, -3.0)),

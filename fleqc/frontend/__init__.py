@@ -14,6 +14,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.frontend.ast_to_program import link
 from fleqc.frontend.text_to_ast import parse_source
 from fleqc.program import LinkedProgram
+from fleqc.safe_io import read_source
 
 __all__ = ["compile_file", "compile_source"]
 
@@ -38,7 +39,7 @@ def compile_file(path: str | os.PathLike, *, bits: int | None = None) -> LinkedP
     """Compile the assembly file at ``path``; its includes are searched next to it first."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_source(path)
     except OSError as exc:
         reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
         raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None

@@ -758,7 +758,7 @@ class _Linker:
             )
         except ShapeError as exc:
             raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
-        if result != self._shape(dst.address):
+        if not function.gives(result, self._shape(dst.address)):
             raise self.sources.error(
                 ErrorCode.SHAPE_MISMATCH,
                 f"'{func}' gives a {_shape_words(result)} but the destination holds a "

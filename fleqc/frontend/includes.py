@@ -18,6 +18,7 @@ from fleqc.errors import ErrorCode
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources
 from fleqc.frontend.text_to_ast import parse_source
+from fleqc.safe_io import read_source
 
 Section = Literal["data", "text"]
 
@@ -122,7 +123,7 @@ def _identity(path: Path) -> Path:
 
 def _read_include(path: Path, directive: ast.IncludeDirective, sources: Sources) -> str:
     try:
-        return path.read_bytes().decode("utf-8", errors="replace")
+        return read_source(path).decode("utf-8", errors="replace")
     except OSError as exc:
         raise sources.error(
             ErrorCode.INCLUDE_NOT_FOUND,

@@ -23,9 +23,12 @@ sees plain labels.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from fleqc import resources
 from fleqc.errors import ErrorCode
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean
@@ -120,7 +123,9 @@ def collect_routines(placed: Sequence[Placed], machine: str, sources: Sources) -
         name = target.name if isinstance(target, ast.Name) else None
         if name not in directives:
             if name is not None and name not in defined:
-                hint = did_you_mean(name, list(directives) + sorted(defined))
+                part = stdlib_part_defining(name)
+                hint = f" (it is in the standard library: add '.include \"{part}\"')" if part else \
+                    did_you_mean(name, list(directives) + sorted(defined))
                 raise sources.error(ErrorCode.UNDEFINED_LABEL, f"undefined routine '{name}'{hint}", target.span)
             shown = f"'{name}'" if name is not None else "this"
             hint = did_you_mean(name, directives) if name is not None else ""
@@ -181,3 +186,18 @@ def _check_recursion(names: list[str], calls_in: dict[str, list[ast.Instruction]
             if callee not in state:
                 state[callee] = "open"
                 stack.append((callee, iter(calls_in[callee])))
+
+
+@functools.cache
+def _stdlib_routines() -> dict[str, str]:
+    """Routine name -> the stdlib part that defines it (read from the parts' ``.routine`` lines)."""
+    found: dict[str, str] = {}
+    for path in sorted(resources.stdlib_dir().glob("*.fleq")):
+        for match in re.finditer(r"^\s*\.routine\s+([A-Za-z_]\w*)", path.read_text(encoding="utf-8"), re.M):
+            found.setdefault(match.group(1), path.name)
+    return found
+
+
+def stdlib_part_defining(name: str) -> str | None:
+    """The stdlib file to include for routine ``name`` (the smallest part that defines it)."""
+    return _stdlib_routines().get(name)

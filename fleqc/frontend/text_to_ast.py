@@ -156,6 +156,7 @@ class _DirectiveBuilder:
         self.span = _join(self.name_span, args[-1].span) if args else self.name_span
 
     def build(self) -> ast.Directive:
+        self._check_separated()
         build = _DIRECTIVES.get(self.name)
         if build is None:
             hint = did_you_mean(self.name, _DIRECTIVES)
@@ -165,6 +166,20 @@ class _DirectiveBuilder:
         return build(self)
 
     # argument checks
+
+    def _check_separated(self) -> None:
+        """Arguments are separated by a blank or a comma: ``1.5.5``, ``12abc`` and ``0x`` are one
+        mistyped value, not two values glued together."""
+        for before, after in zip(self.args, self.args[1:]):
+            if before.span.end_line == after.span.line and before.span.end_column == after.span.column:
+                line = _line_text(self.owner.lines, after.span.line) or ""
+                glued = line[before.span.column - 1:(after.span.end_column or after.span.column + 1) - 1]
+                raise self.owner.fail(
+                    ErrorCode.UNEXPECTED_TOKEN,
+                    f"'{glued}' is not a value: separate values with a blank or a comma",
+                    Span(before.span.file, before.span.line, before.span.column, after.span.end_line,
+                         after.span.end_column),
+                )
 
     def count(self, least: int, most: int | None, what: str) -> None:
         """At least ``least`` and at most ``most`` arguments (``what`` describes them)."""

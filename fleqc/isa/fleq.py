@@ -13,6 +13,8 @@ Semantics, exactly (``m`` cells, ``k`` instructions):
   The operands are read before the write, and the flag is read *after* it (so ``subleq a, b, c``,
   which is ``fleq b, sub, b, a, b, c``, branches on the new ``mem[b]``). The flag cell is a scalar;
   a NaN flag is not <= 0, so it does not branch. Arithmetic is IEEE float64 as numpy computes it.
+  ``mov`` into a cell of another size of the same rank keeps a's top-left block, padded with zeros
+  (``fit_shape``).
 * A result with a value beyond +-2^1000 (``VALUE_LIMIT``), infinite or NaN, is a domain error too.
 * A function given an operand outside its domain (``sqrt`` of a negative, ``recip`` of 0, ``log`` of
   a value <= 0) stops the run with ``FleqError(ErrorCode.DOMAIN_ERROR)`` located at the
@@ -36,7 +38,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, DomainError
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, DomainError, fit_shape
 from fleqc.isa.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
 
@@ -56,15 +58,16 @@ def _check_machine(program: LinkedProgram) -> None:
         raise ValueError(f"the FLEQ interpreter cannot run a {program.machine!r} program")
 
 
-def initial_state(program: LinkedProgram) -> State:
-    """pc = 0 and read-only float64 copies of the program's initial cell values."""
+def initial_state(program: LinkedProgram, pc: int = 0) -> State:
+    """``pc`` (default 0; a punch card may start elsewhere) and read-only float64 copies of the
+    program's initial cell values."""
     _check_machine(program)
     memory = []
     for address, cell in enumerate(program.cells):
         if cell.address != address:
             raise ValueError(f"cell {address} has address {cell.address}")
         memory.append(_frozen(cell.value, cell.shape))
-    return State(pc=0, memory=tuple(memory))
+    return State(pc=pc, memory=tuple(memory))
 
 
 def step(program: LinkedProgram, state: State) -> State:
@@ -106,6 +109,8 @@ def step(program: LinkedProgram, state: State) -> State:
             instruction.span,
         ) from error
     dst_shape = state.memory[instruction.dst].shape
+    if function.resizes and np.shape(result) != dst_shape and np.ndim(result) == len(dst_shape):
+        result = fit_shape(np.asarray(result), dst_shape)
     try:
         result = _frozen(result, dst_shape)
     except ValueError as error:
@@ -131,9 +136,9 @@ def trace(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Iterato
     return trace_to_fixed_point(step, program, initial_state(program), max_steps)
 
 
-def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> RunResult:
+def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0) -> RunResult:
     """Run from the initial state for at most ``max_steps`` steps (see ``run_to_fixed_point``).
 
     A domain error raises ``FleqError`` when it happens within the first ``max_steps`` steps.
     """
-    return run_to_fixed_point(step, program, initial_state(program), max_steps, (FleqError,))
+    return run_to_fixed_point(step, program, initial_state(program, pc), max_steps, (FleqError,))

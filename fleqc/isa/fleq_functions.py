@@ -35,6 +35,20 @@ class FleqFunction:
     result_shape: Callable[[Shape, Optional[Shape]], Shape]
     apply: Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
     doc: str
+    resizes: bool = False  # mov: the destination may be another size of the same rank (see fit_shape)
+
+    def gives(self, result: Shape, dst: Shape) -> bool:
+        """Whether a result of shape ``result`` may be stored in a destination of shape ``dst``."""
+        return result == dst or (self.resizes and len(result) == len(dst))
+
+
+def fit_shape(value: np.ndarray, shape: Shape) -> np.ndarray:
+    """``value`` cut to ``shape`` (same rank) or padded with zeros: its top-left block is kept. This
+    is how a small vector or matrix is passed to a routine written for the machine's whole cell."""
+    out = np.zeros(shape, dtype=np.float64)
+    block = tuple(slice(0, min(n, m)) for n, m in zip(value.shape, shape))
+    out[block] = value[block]
+    return out
 
 
 def _same_shape(a: Shape, b: Optional[Shape]) -> Shape:
@@ -91,7 +105,9 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts"),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b"),
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a"),
-        FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(), "copy of a"),
+        FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(),
+                     "copy of a (into a cell of another size of the same rank: cut or padded with zeros)",
+                     resizes=True),
         FleqFunction("relu", 1, _elementwise, lambda a, _: np.maximum(a, 0.0), "max(a, 0) elementwise"),
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise"),
         FleqFunction("recip", 1, _elementwise, _checked("recip", lambda x: x != 0, lambda x: 1.0 / x), "1 / a elementwise"),

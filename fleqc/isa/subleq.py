@@ -48,8 +48,9 @@ def _check_machine(program: LinkedProgram) -> None:
         raise ValueError(f"bits must be an integer >= 2, got {program.bits!r}")
 
 
-def initial_state(program: LinkedProgram) -> State:
-    """pc = 0 and the program's initial cell values (ints, checked to lie in the N-bit range)."""
+def initial_state(program: LinkedProgram, pc: int = 0) -> State:
+    """``pc`` (default 0; a punch card may start elsewhere) and the program's initial cell values
+    (ints, checked to lie in the N-bit range)."""
     _check_machine(program)
     low, high = -(1 << (program.bits - 1)), (1 << (program.bits - 1)) - 1
     memory = []
@@ -60,7 +61,7 @@ def initial_state(program: LinkedProgram) -> State:
         if value != cell.value or not low <= value <= high:
             raise ValueError(f"cell {address} holds {cell.value!r}, not a {program.bits}-bit signed integer")
         memory.append(value)
-    return State(pc=0, memory=tuple(memory))
+    return State(pc=pc, memory=tuple(memory))
 
 
 def step(program: LinkedProgram, state: State) -> State:
@@ -99,6 +100,6 @@ def trace(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> Iterato
     return trace_to_fixed_point(step, program, initial_state(program), max_steps)
 
 
-def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS) -> RunResult:
+def run(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0) -> RunResult:
     """Run from the initial state for at most ``max_steps`` steps (see ``run_to_fixed_point``)."""
-    return run_to_fixed_point(step, program, initial_state(program), max_steps)
+    return run_to_fixed_point(step, program, initial_state(program, pc), max_steps)

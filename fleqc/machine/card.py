@@ -20,7 +20,7 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.machine.codes import decode_signed, decode_unsigned
-from fleqc.machine.config import FleqConfig, MachineConfig, SubleqConfig, config_from_dict
+from fleqc.machine.config import FleqConfig, MachineConfig, SubleqConfig
 from fleqc.machine.fleq_layout import entry_index, fleq_rows
 from fleqc.machine.layout import ColumnRegions, subleq_rows
 from fleqc.machine.rows import RowSpace
@@ -56,12 +56,26 @@ class Card:
         lo, hi = getattr(self.regions, region)
         target = decode_unsigned(self.X[self.rows[field].slice, column])
         if not lo <= target < hi:
-            raise FleqError(
-                ErrorCode.BAD_CARD,
-                f"{self.source_name}: instruction {column - self.regions.instructions[0]} has its {field} "
-                f"pointing at column {target}, outside the {region} region",
-            )
+            raise self.bad_entry(field, column, f"names column {target} ({self.column_kind(target)}), "
+                                 f"outside the {region} region (columns {lo}-{hi - 1})")
         return target - lo
+
+    def bad_entry(self, block: str, column: int, why: str) -> FleqError:
+        """The BAD_CARD error for row block ``block`` of column ``column``."""
+        return FleqError(ErrorCode.BAD_CARD, f"row block {block}, column {column} ({self.column_kind(column)}): {why}")
+
+    def column_kind(self, column: int) -> str:
+        """What column ``column`` is: 'the scratchpad', 'memory cell 3', 'instruction 0', 'padding'."""
+        regions = self.regions
+        if regions.scratch[0] <= column < regions.scratch[1]:
+            if isinstance(self.config, FleqConfig):
+                return "the reference column" if column == regions.scratch[0] else f"lane {column - 1}"
+            return "the scratchpad"
+        if regions.memory[0] <= column < regions.memory[1]:
+            return f"memory cell {column - regions.memory[0]}"
+        if regions.instructions[0] <= column < regions.instructions[1]:
+            return f"instruction {column - regions.instructions[0]}"
+        return "padding" if 0 <= column < self.config.columns else "beyond the card"
 
     def instruction_span(self, index: int) -> Span | None:
         """Where instruction ``index`` came from (file and line; the column is not kept)."""
@@ -135,8 +149,16 @@ class Card:
             "cell_shapes": [list(shape) for shape in self.cell_shapes],
         }
 
-    def save(self, path: str | os.PathLike) -> None:
-        write_npz_atomically(path, X=self.X, meta=json_entry(self.meta()))
+    def save(self, path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+        """Write the card atomically; never over the card's own source files or ``inputs``, nor over
+        anything but a regular file (fleqc.safe_io)."""
+        write_npz_atomically(path, {"X": self.X, "meta": json_entry(self.meta())}, (*self.sources(), *inputs))
+
+    def sources(self) -> list[str]:
+        """The files the card was built from: the program and the files it included."""
+        files = {self.source_name, *self.instruction_files}
+        files.update(s.span.file for s in self.symbols.values() if s.span is not None)
+        return sorted(f for f in files if f and not f.startswith("<"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Card":
@@ -158,38 +180,12 @@ def symbol_to_json(s: Symbol) -> dict:
             "file": s.span.file if s.span else None}
 
 
-def symbol_from_json(d: dict) -> Symbol:
-    if d["kind"] not in ("data", "code"):
-        raise ValueError(f"unknown symbol kind {d['kind']!r}")
-    file = d.get("file")
-    span = Span(str(file), 0, 0) if file else None  # only the file is kept (which labels are the program's own)
-    return Symbol(str(d["name"]), d["kind"], int(d["address"]), tuple(int(x) for x in d["shape"]), span, int(d["length"]))
-
-
 def card_from_arrays(X: np.ndarray, meta_array: np.ndarray, where: str) -> Card:
-    def bad(why: str) -> FleqError:
-        return FleqError(ErrorCode.BAD_CARD, f"{where}: {why}")
+    """A card read from a file: metadata checked field by field, then the whole card
+    (fleqc.machine.card_check); BAD_CARD naming the field, or the row block and column."""
+    from fleqc.machine.card_check import card_fields, validate_card
 
     meta = read_json_entry(meta_array, CARD_FORMAT, CARD_VERSION, ErrorCode.BAD_CARD, where)
-    try:
-        config = config_from_dict(meta["machine"])
-        rows = RowSpace.from_list(meta["rows"])
-        regions = ColumnRegions.from_dict(meta["regions"])
-        symbols = {d["name"]: symbol_from_json(d) for d in meta["symbols"]}
-        lines = tuple(int(x) for x in meta.get("instruction_lines", []))
-        files = tuple(str(x) for x in meta.get("instruction_files", []))
-        source = str(meta.get("source", "<card>"))
-        shapes = tuple(tuple(int(x) for x in shape) for shape in meta.get("cell_shapes", []))
-    except FleqError as exc:
-        raise bad(exc.message) from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise bad(f"malformed metadata ({type(exc).__name__}: {exc})") from None
-    if isinstance(config, FleqConfig) and len(shapes) != regions.memory[1] - regions.memory[0]:
-        raise bad("it does not give the shape of every memory cell")
-    if rows != rows_for(config):
-        raise bad("its row blocks do not match the machine it names (written by another fleqc version?)")
-    if X.dtype != np.float64 or X.shape != (rows.d, config.columns):
-        raise bad(f"X has shape {X.shape} and dtype {X.dtype}; expected float64 {(rows.d, config.columns)}")
-    if not np.isfinite(X).all():
-        raise bad("X holds NaN or infinite values")
-    return Card(X, config, rows, regions, symbols, source, lines, shapes, files)
+    card = Card(X, **card_fields(meta, where))
+    validate_card(card, where)
+    return card

@@ -129,3 +129,11 @@ def smallest_columns(needed: int) -> int:
     while n < needed:
         n *= 2
     return n
+
+
+def fitting_columns(needed: int) -> int:
+    """:func:`smallest_columns`, or PROGRAM_TOO_LARGE when even the largest machine is too small."""
+    if needed > MAX_COLUMNS:
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE,
+                        f"the program needs {needed:,} columns, more than the largest machine's {MAX_COLUMNS:,}")
+    return smallest_columns(needed)

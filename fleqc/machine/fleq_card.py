@@ -25,7 +25,7 @@ import numpy as np
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import position_codes
-from fleqc.machine.config import FleqConfig, smallest_columns
+from fleqc.machine.config import MAX_CELL, FleqConfig, fitting_columns
 from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
@@ -66,6 +66,11 @@ def raise_function(block: str, views: tuple[str, ...]) -> str:
 def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> FleqConfig:
     """The smallest machine that fits (or the one asked for): every cell's shape within cell x cell."""
     largest = max((size for c in program.cells for size in c.shape), default=1)
+    if largest > MAX_CELL:
+        big = next(c for c in program.cells if max(c.shape, default=1) == largest)
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE,
+                        f"cell {big.address} has shape {big.shape}, larger than the largest FLEQ machine's "
+                        f"{MAX_CELL}x{MAX_CELL} cells", big.span)
     if cell is None:
         cell = max(8, largest)
     for c in program.cells:
@@ -77,13 +82,14 @@ def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell:
                 c.span,
             )
     needed = 1 + cell * cell + program.memory_size + len(program.instructions)
-    config = FleqConfig(columns=columns if columns is not None else smallest_columns(needed), cell=cell)
+    config = FleqConfig(columns=columns if columns is not None else fitting_columns(needed), cell=cell)
     check_fits(program.memory_size, len(program.instructions), config.columns, config.scratch,
                scratch_name="reference and lane")
     return config
 
 
-def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> Card:
+def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None,
+                         start: int = 0) -> Card:
     config = choose_fleq_config(program, columns, cell)
     rows = fleq_rows(config)
     regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)
@@ -107,7 +113,7 @@ def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cel
         X[rows["not_entry"][r], column] = 0.0
         X[rows["not_row"][r // c], column] = 0.0
         X[rows["not_col"][r % c], column] = 0.0
-    X[rows["pc"].slice, lanes] = codes[:, [regions.instruction_column(0)]]
+    X[rows["pc"].slice, lanes] = codes[:, [regions.instruction_column(start)]]
 
     for cell_ in program.cells:
         X[[rows["mem"][k] for k in entry_index(cell_.shape, c)], regions.memory_column(cell_.address)] = (
@@ -145,7 +151,8 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
     for j, column in enumerate(range(ins0, ins1)):
         ops = chosen("i_not_op", column, OPS)
         if len(ops) != 1:
-            raise FleqError(ErrorCode.BAD_CARD, f"{card.source_name}: instruction {j} selects {len(ops)} function blocks")
+            raise card.bad_entry("i_not_op", column, f"selects {len(ops)} function blocks "
+                                 f"({', '.join(ops) or 'none'}); exactly one row must be 0, the others 1")
         func = raise_function(ops[0], tuple(chosen("i_not_view", column, VIEWS)))
         instructions.append(FleqInstruction(
             j, func,

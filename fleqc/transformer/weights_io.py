@@ -2,24 +2,28 @@
 
 Entries: ``layer{i}.query|key|value|output`` for attention layers, ``layer{i}.w1|b1|w2|b2`` for
 feed-forward layers, and ``meta``: a JSON string with the format tag, the layer kinds and names,
-the row labels, the health-checked rows, the builder's metadata (machine configuration) and a
-SHA-256 digest of every array: a weight changed on disk is refused on load (the health check cannot
-see a perturbed weight that only moves real values, as in the FLEQ machine's arithmetic).
+the row labels, the health-checked rows, the builder's metadata (machine configuration, fault rows)
+and a SHA-256 digest of every array and of every other metadata field: a weight or a field changed
+on disk is refused on load (the health check cannot see a perturbed weight that only moves real
+values, as in the FLEQ machine's arithmetic, nor an emptied list of fault rows). The metadata is
+also checked field by field (types, ranges, rows inside the width) before it is used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
+from fleqc.schema import SchemaError, array, field, integers, string
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
 WEIGHTS_FORMAT = "fleqc-weights"
-WEIGHTS_VERSION = 2
+WEIGHTS_VERSION = 3  # 3: the digest covers the metadata
 _ATTENTION = ("query", "key", "value", "output")
 _FEED_FORWARD = ("w1", "b1", "w2", "b2")
 
@@ -35,7 +39,6 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
             layers.append({"kind": "feed_forward", "name": layer.name})
             arrays.update({f"layer{i}.{p}": getattr(layer, p) for p in _FEED_FORWARD})
     meta = {
-        "sha256": digest(arrays),
         "format": WEIGHTS_FORMAT,
         "version": WEIGHTS_VERSION,
         "layers": layers,
@@ -43,16 +46,21 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
         "ternary_rows": list(model.ternary_rows),
         "metadata": model.metadata,
     }
-    write_npz_atomically(path, meta=json_entry(meta), **arrays)
+    meta["sha256"] = digest(arrays, meta)
+    # compressed: the weight matrices are mostly exact zeros (FLEQ n = 128: 168 MB raw, 0.25 MB deflated)
+    write_npz_atomically(path, {"meta": json_entry(meta), **arrays}, compressed=True)
 
 
-def digest(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the arrays' names, shapes and float64 bytes, in name order."""
+def digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
+    """SHA-256 over the arrays' names, shapes and float64 bytes, in name order, then over every
+    metadata field but the digest itself (as canonical JSON: sorted keys, no spaces)."""
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name], dtype=np.float64)
         h.update(f"{name}:{a.shape};".encode())
         h.update(a.tobytes())
+    fields = {key: value for key, value in meta.items() if key != "sha256"}
+    h.update(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()
 
 
@@ -63,25 +71,28 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
         return FleqError(ErrorCode.BAD_WEIGHTS, f"{path}: {why}")
 
     meta = read_json_entry(arrays["meta"], WEIGHTS_FORMAT, WEIGHTS_VERSION, ErrorCode.BAD_WEIGHTS, str(path))
+    stored = {name: a for name, a in arrays.items() if name != "meta"}
+    for name, a in stored.items():
+        if a.dtype != np.float64:
+            raise bad(f"entry {name!r} has dtype {a.dtype}; weights are float64")
+    if meta.get("sha256") != digest(stored, meta):
+        raise bad("its arrays or metadata do not match their SHA-256 digest (the file was changed or corrupted)")
     try:
-        layers = []
-        for i, spec in enumerate(meta["layers"]):
-            if spec["kind"] == "attention":
-                params = [arrays[f"layer{i}.{p}"] for p in _ATTENTION]
-                layers.append(AttentionLayer(*params, head_names=tuple(spec["heads"])))
-            elif spec["kind"] == "feed_forward":
-                params = [arrays[f"layer{i}.{p}"] for p in _FEED_FORWARD]
-                layers.append(FeedForwardLayer(*params, name=str(spec["name"])))
-            else:
-                raise ValueError(f"unknown layer kind {spec['kind']!r}")
-        model = LoopedTransformer(
-            tuple(layers), tuple(meta["row_labels"]), tuple(int(r) for r in meta["ternary_rows"]), meta["metadata"]
-        )
+        layers = tuple(_layer(i, spec, arrays) for i, spec in enumerate(array(field(meta, "layers", ""), "layers",
+                                                                              max_length=256)))
+        labels = tuple(string(x, f"row_labels[{i}]", 256) for i, x in
+                       enumerate(array(field(meta, "row_labels", ""), "row_labels", max_length=1 << 20)))
+        ternary = tuple(integers(field(meta, "ternary_rows", ""), "ternary_rows", 0, len(labels) - 1))
+        metadata = field(meta, "metadata", "")
+        if not isinstance(metadata, dict):
+            raise SchemaError("metadata must be an object")
+        if not layers:
+            raise SchemaError("layers is empty: a machine has at least one layer")
+        model = LoopedTransformer(layers, labels, ternary, metadata)
+    except SchemaError as exc:
+        raise bad(f"metadata: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed weights ({type(exc).__name__}: {exc})") from None
-    stored = {name: a for name, a in arrays.items() if name != "meta"}
-    if meta.get("sha256") != digest(stored):
-        raise bad("its arrays do not match their SHA-256 digest (the file was changed or corrupted)")
     for i, layer in enumerate(model.layers):
         params = _ATTENTION if isinstance(layer, AttentionLayer) else _FEED_FORWARD
         for p in params:
@@ -89,3 +100,15 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
             if a.dtype != np.float64 or not np.isfinite(a).all():
                 raise bad(f"layer {i} {p} is not a finite float64 array")
     return model
+
+
+def _layer(i: int, spec: dict, arrays: dict[str, np.ndarray]):
+    kind = field(spec, "kind", f"layers[{i}]")
+    if kind == "attention":
+        heads = tuple(string(h, f"layers[{i}].heads[{k}]", 256) for k, h in
+                      enumerate(array(field(spec, "heads", f"layers[{i}]"), f"layers[{i}].heads", max_length=4096)))
+        return AttentionLayer(*(arrays[f"layer{i}.{p}"] for p in _ATTENTION), head_names=heads)
+    if kind == "feed_forward":
+        name = string(field(spec, "name", f"layers[{i}]"), f"layers[{i}].name", 256)
+        return FeedForwardLayer(*(arrays[f"layer{i}.{p}"] for p in _FEED_FORWARD), name=name)
+    raise SchemaError(f"layers[{i}].kind is {kind!r}; expected 'attention' or 'feed_forward'")

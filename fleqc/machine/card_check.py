@@ -1,0 +1,243 @@
+"""A punch card is checked completely before any pass runs on it.
+
+A card is valid when it is exactly the card fleqc would build for some program and some starting
+instruction: the check reads the program back out of X (pointers, function selectors, memory),
+reads the program counter, builds that program's card again with the same machine, regions and pc,
+and requires the two matrices to be equal entry for entry. So every static row (the ``one``,
+positional-code and indicator rows, every instruction field, the scratchpad's zero fields), every
+temp row (zero between passes) and the state rows (pc in every column that holds one, memory bits)
+are checked against what the metadata and the machine allow, without a list of rules that could
+miss one. Before that, the parts whose failure would make the rebuild meaningless get their own
+messages: the column regions, the cell shapes and symbols (inside n and inside their regions), the
+pc (on an instruction column), each pointer (a code of a column of the right region), each FLEQ
+function selector (one-hot) and the operand shapes it implies.
+
+Every failure is a ``bad-card`` FleqError naming the row block and the column. Both backends start
+from the state this check returns, so on any card they either refuse with the same message or run
+the same program from the same pc.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
+from fleqc.machine.card import Card, rows_for
+from fleqc.machine.config import MAX_COLUMNS, FleqConfig, MachineConfig, SubleqConfig
+from fleqc.machine.layout import ColumnRegions
+from fleqc.program import LinkedProgram, Symbol
+from fleqc.schema import SchemaError, array, field, integer, integers, string
+
+# -- metadata --------------------------------------------------------------------------------------
+
+
+def card_fields(meta: dict, where: str) -> dict[str, Any]:
+    """The Card constructor's fields (all but X) from a card's metadata, every field checked for
+    type and range; BAD_CARD naming the field otherwise."""
+    try:
+        config = _config(field(meta, "machine", ""))
+        rows = rows_for(config)
+        if field(meta, "rows", "") != rows.to_list():
+            raise SchemaError("rows: the row blocks do not match the machine it names (written by another "
+                              "fleqc version?)")
+        n = config.columns
+        return {
+            "config": config,
+            "rows": rows,
+            "regions": _regions(field(meta, "regions", ""), n),
+            "symbols": _symbols(field(meta, "symbols", ""), n),
+            "source_name": string(meta.get("source", "<card>"), "source"),
+            "instruction_lines": tuple(integers(meta.get("instruction_lines", []), "instruction_lines", 0,
+                                                max_length=n)),
+            "instruction_files": tuple(string(x, f"instruction_files[{i}]") for i, x in
+                                       enumerate(array(meta.get("instruction_files", []), "instruction_files",
+                                                       max_length=n))),
+            "cell_shapes": tuple(tuple(integers(s, f"cell_shapes[{i}]", 1, n, max_length=2)) for i, s in
+                                 enumerate(array(meta.get("cell_shapes", []), "cell_shapes", max_length=n))),
+        }
+    except SchemaError as exc:
+        raise FleqError(ErrorCode.BAD_CARD, f"{where}: metadata: {exc}") from None
+
+
+def _config(data: Any) -> MachineConfig:
+    kind = field(data, "kind", "machine")
+    columns = integer(field(data, "columns", "machine"), "machine.columns", 1, MAX_COLUMNS)
+    try:
+        if kind == "subleq":
+            return SubleqConfig(columns, integer(field(data, "bits", "machine"), "machine.bits"),
+                                integer(field(data, "scratch", "machine"), "machine.scratch"))
+        if kind == "fleq":
+            return FleqConfig(columns, integer(field(data, "cell", "machine"), "machine.cell"))
+    except FleqError as exc:
+        raise SchemaError(f"machine: {exc.message}") from None
+    raise SchemaError(f"machine.kind is {kind!r}; expected 'subleq' or 'fleq'")
+
+
+def _regions(data: Any, n: int) -> ColumnRegions:
+    spans = {name: tuple(integers(field(data, name, "regions"), f"regions.{name}", 0, n, length=2))
+             for name in ("scratch", "memory", "instructions")}
+    columns = integer(field(data, "columns", "regions"), "regions.columns", n, n)
+    return ColumnRegions(spans["scratch"], spans["memory"], spans["instructions"], columns)  # type: ignore[arg-type]
+
+
+def _symbols(data: Any, n: int) -> dict[str, Symbol]:
+    symbols: dict[str, Symbol] = {}
+    for i, entry in enumerate(array(data, "symbols", max_length=2 * n)):
+        path = f"symbols[{i}]"
+        name = string(field(entry, "name", path), f"{path}.name", 256)
+        kind = field(entry, "kind", path)
+        if kind not in ("data", "code"):
+            raise SchemaError(f"{path}.kind is {kind!r}; expected 'data' or 'code'")
+        if name in symbols:
+            raise SchemaError(f"{path}.name: the label {name!r} is defined twice")
+        file = entry.get("file")
+        symbols[name] = Symbol(
+            name, kind, integer(field(entry, "address", path), f"{path}.address", 0, n),
+            tuple(integers(field(entry, "shape", path), f"{path}.shape", 1, n, max_length=2)),
+            Span(string(file, f"{path}.file"), 0, 0) if file else None,  # only the file is kept
+            integer(field(entry, "length", path), f"{path}.length", 1, n),
+        )
+    return symbols
+
+
+# -- the whole card --------------------------------------------------------------------------------
+
+
+def validate_card(card: Card, where: str | None = None) -> tuple[LinkedProgram, int]:
+    """The program a card holds and the instruction its pc names; BAD_CARD unless the card is
+    exactly the card of that program started there (see the module docstring). Messages start
+    with ``where`` (the card's file), else the card's source name."""
+    try:
+        return _validate(card)
+    except FleqError as exc:
+        if exc.code is not ErrorCode.BAD_CARD:
+            raise
+        raise FleqError(ErrorCode.BAD_CARD, f"{where or card.source_name}: {exc.message}") from None
+
+
+def _validate(card: Card) -> tuple[LinkedProgram, int]:
+    from fleqc.machine.card_to_program import card_to_program
+    from fleqc.machine.program_to_card import program_to_card
+
+    _check_matrix(card)
+    _check_regions(card)
+    _check_cells(card)
+    _check_symbols(card)
+    pc = _read_pc(card)
+    program = card_to_program(card)
+    if isinstance(card.config, FleqConfig):
+        _check_fleq_shapes(card, program)
+        expected = program_to_card(program, card.config.columns, card.config.cell, start=pc)
+    else:
+        expected = program_to_card(program, card.config.columns, start=pc)
+    _compare(card, expected.X)
+    return program, pc
+
+
+def _bad(card: Card, why: str) -> FleqError:
+    return FleqError(ErrorCode.BAD_CARD, why)
+
+
+def _check_matrix(card: Card) -> None:
+    X = card.X
+    expected = (card.rows.d, card.config.columns)
+    if not isinstance(X, np.ndarray) or X.dtype != np.float64 or X.shape != expected:
+        raise _bad(card, f"X has shape {getattr(X, 'shape', None)} and dtype {getattr(X, 'dtype', None)}; "
+                         f"expected float64 {expected}")
+    finite = np.isfinite(X)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise card.bad_entry(card.rows.labels()[row], int(column), f"holds {X[row, column]}")
+
+
+def _check_regions(card: Card) -> None:
+    r, n = card.regions, card.config.columns
+    if r.columns != n:
+        raise _bad(card, f"its regions are planned for {r.columns} columns, but the machine has {n}")
+    scratch = (0, card.config.scratch)
+    if r.scratch != scratch:
+        raise _bad(card, f"scratch region {list(r.scratch)}; this machine's is {list(scratch)}")
+    if r.memory[0] != scratch[1] or r.memory[1] < r.memory[0]:
+        raise _bad(card, f"memory region {list(r.memory)} does not start right after the scratch columns "
+                         f"({scratch[1]})")
+    if r.instructions[0] != r.memory[1] or not r.instructions[0] < r.instructions[1] <= n:
+        raise _bad(card, f"instruction region {list(r.instructions)} must be non-empty, follow the memory "
+                         f"region ({r.memory[1]}) and end within n = {n}")
+
+
+def _check_cells(card: Card) -> None:
+    m, k = card.memory_size, card.instruction_count
+    for name in ("instruction_lines", "instruction_files"):
+        if len(getattr(card, name)) not in (0, k):
+            raise _bad(card, f"{name} has {len(getattr(card, name))} items, but the card holds {k} instructions")
+    if not isinstance(card.config, FleqConfig):
+        if card.cell_shapes:
+            raise _bad(card, "a SUBLEQ card has no cell shapes")
+        return
+    if len(card.cell_shapes) != m:
+        raise _bad(card, f"it gives the shapes of {len(card.cell_shapes)} cells, but has {m} memory cells")
+    c = card.config.cell
+    for address, shape in enumerate(card.cell_shapes):
+        if len(shape) > 2 or not all(1 <= size <= c for size in shape):
+            raise _bad(card, f"memory cell {address} has shape {list(shape)}, not a scalar, vector or matrix "
+                             f"within the machine's {c}x{c} cells")
+    mem = card.X[card.rows["mem"].slice, card.regions.memory[0]:card.regions.memory[1]]
+    beyond = np.argwhere(~(np.abs(mem) <= VALUE_LIMIT))
+    if len(beyond):
+        row, column = beyond[0]
+        raise card.bad_entry(f"mem[{row}]", card.regions.memory[0] + int(column),
+                             f"holds {mem[row, column]!r}, beyond the machine's range |x| <= 2^1000")
+
+
+def _check_symbols(card: Card) -> None:
+    m, k = card.memory_size, card.instruction_count
+    for key, s in card.symbols.items():
+        if key != s.name:
+            raise _bad(card, f"symbol {key!r} is stored under the name {s.name!r}")
+        if s.kind == "code" and not 0 <= s.address < k:
+            raise _bad(card, f"code label {s.name!r} names instruction {s.address}; the card has {k}")
+        if s.kind == "data" and not (0 <= s.address and s.address + s.length <= m and s.length >= 1):
+            raise _bad(card, f"data label {s.name!r} names cells {s.address}..{s.address + s.length - 1}; "
+                             f"the card has {m}")
+
+
+def _read_pc(card: Card) -> int:
+    """The instruction the pc names; it must be an instruction column."""
+    column = card.pc_column
+    target = card.read_pc() + card.regions.instructions[0]
+    if not 0 <= target - card.regions.instructions[0] < card.instruction_count:
+        raise card.bad_entry("pc", column, f"the program counter names column {target} "
+                                           f"({card.column_kind(target)}), not an instruction column")
+    return target - card.regions.instructions[0]
+
+
+def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:
+    """Each instruction's function takes its operands' shapes and gives its destination's; the
+    flag is a scalar (the linker's rules, for a card that may have been edited)."""
+    shapes = card.cell_shapes
+    for instr in program.instructions:
+        column = card.regions.instruction_column(instr.index)
+        function = FLEQ_FUNCTIONS[instr.func]
+        a, b, dst = shapes[instr.src_a], shapes[instr.src_b], shapes[instr.dst]
+        try:
+            result = function.result_shape(a, b if function.arity == 2 else None)
+        except ShapeError as exc:
+            raise card.bad_entry("i_a", column, f"{instr.func}: {exc}") from None
+        if not function.gives(result, dst):
+            raise card.bad_entry("i_dst", column, f"{instr.func} gives shape {list(result)}, but the "
+                                                  f"destination cell {instr.dst} has shape {list(dst)}")
+        if shapes[instr.flag] != ():
+            raise card.bad_entry("i_flag", column, f"the flag cell {instr.flag} is not a scalar")
+
+
+def _compare(card: Card, expected: np.ndarray) -> None:
+    differ = card.X != expected
+    if not differ.any():
+        return
+    row, column = (int(i) for i in np.argwhere(differ)[0])
+    label = card.rows.labels()[row]
+    raise card.bad_entry(label, column, f"holds {card.X[row, column]!r}, but a card with this program, "
+                                        f"machine and pc holds {expected[row, column]!r} there")
