@@ -56,7 +56,7 @@ def row_blocks(labels: Sequence[str]) -> list[list]:
 
 
 def _digest(arrays: dict[str, np.ndarray], meta: dict[str, str]) -> str:
-    h = hashlib.sha256(arrays_digest(arrays).encode())
+    h = hashlib.sha256(arrays_digest(arrays, {}).encode())  # the arrays alone; the metadata below
     for key in _DIGESTED:
         h.update(f"{key}={meta[key]};".encode())
     return h.hexdigest()
