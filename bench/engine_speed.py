@@ -35,19 +35,7 @@ from fleqc.threads import blas_threads, chosen_blas_threads
 from fleqc.transformer.executor import run_batch, stepper
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAM = """
-; count down from a large number forever: 3 instructions per iteration, never halts
-.bits 16
-.data
-x:    .word 30000
-one:  .word 1
-big:  .word -30000
-.text
-loop: subleq one, x, reset
-      jmp loop
-reset: subleq x, x
-      subleq big, x, loop
-"""
+from subleq_speed import PROGRAM  # noqa: E402 (bench/ is on the path when run as a script)
 
 
 def rate(model, X, engine: str, mode: str, seconds: float, max_passes: int) -> float:

@@ -112,17 +112,24 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int) -> 
                     f"step {step}: the machine raised {error} on operands inside its domain")
                 return step, False
         assert expected is not None, f"step {step}: the reference raised a domain error, the machine did not"
-        got = machine_state(card, Y)
-        dst = instruction.dst
-        for address, (old, new) in enumerate(zip(before.memory, got.memory)):
-            if address != dst:
-                assert np.array_equal(old, new), f"step {step}: cell {address} changed"
-        assert within_bound(instruction.func, a, b, expected.memory[dst], got.memory[dst]), (
-            f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
-        flag = float(got.memory[instruction.flag])
-        branch_to = instruction.target if flag <= 0 else before.pc + 1
-        assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+        assert_step_matches(card, Y, instruction, before, expected, step)
         if halted:
             return step - 1, True
         X = Y
     return max_steps, False
+
+
+def assert_step_matches(card: Card, Y: np.ndarray, instruction, before, expected, step: int) -> None:
+    """The machine's state Y after one step agrees with the reference's: the destination within its
+    block's bound, every other cell unchanged, the branch taken (or the flag inside the branch band)."""
+    got = machine_state(card, Y)
+    a, b = before.memory[instruction.src_a], before.memory[instruction.src_b]
+    dst = instruction.dst
+    for address, (old, new) in enumerate(zip(before.memory, got.memory)):
+        if address != dst:
+            assert np.array_equal(old, new), f"step {step}: cell {address} changed"
+    assert within_bound(instruction.func, a, b, expected.memory[dst], got.memory[dst]), (
+        f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
+    flag = float(got.memory[instruction.flag])
+    branch_to = instruction.target if flag <= 0 else before.pc + 1
+    assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"

@@ -24,7 +24,7 @@ from fleqc.isa import fleq, subleq
 from fleqc.machine.card import Card
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
-from tests.fleq_checks import BRANCH_BAND, machine_state, within_bound
+from tests.fleq_checks import assert_step_matches, machine_state
 from tests.test_fast import assert_close
 
 EnginePass = Callable[[np.ndarray], np.ndarray]
@@ -58,23 +58,13 @@ def fleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: Engine
     for step in range(1, max_steps + 1):
         before = machine_state(card, X)
         instruction = program.instructions[before.pc]
-        a, b = before.memory[instruction.src_a], before.memory[instruction.src_b]
         expected = fleq.step(program, before)
         Y = engine_pass(X)
         assert_close(model, forward(model, X), Y)  # tests/test_fast.py's bound against the dense pass
         halted = np.array_equal(Y, X)
         if not halted:
             check(Y, step)
-        got = machine_state(card, Y)
-        dst = instruction.dst
-        for address, (old, new) in enumerate(zip(before.memory, got.memory)):
-            if address != dst:
-                assert np.array_equal(old, new), f"step {step}: cell {address} changed"
-        assert within_bound(instruction.func, a, b, expected.memory[dst], got.memory[dst]), (
-            f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
-        flag = float(got.memory[instruction.flag])
-        branch_to = instruction.target if flag <= 0 else before.pc + 1
-        assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+        assert_step_matches(card, Y, instruction, before, expected, step)
         if halted:
             return step - 1, True
         X = Y
