@@ -95,9 +95,9 @@ def forward(
 
 ENGINES = ("auto", "incremental", "sparse", "dense")
 Engine = Literal["auto", "incremental", "sparse", "dense"]
-# auto: sparse passes until their estimated work reaches this many multiply-adds (about 0.3 s),
+# auto: sparse passes until their estimated work reaches this many multiply-adds (about 0.1 s),
 # then the incremental engine (whose compiled code takes about a second to load)
-AUTO_BUDGET = 3e8
+AUTO_BUDGET = 1e8
 
 
 class PassLoop:
