@@ -271,3 +271,29 @@ def _scratch(n, D):
 def test_reach_underflows():
     """The skipped weights are exactly zero: exp(-REACH) is 0.0 in float64."""
     assert np.exp(-REACH) == 0.0 and np.exp(np.float64(-REACH)) == 0.0
+
+
+@pytest.mark.parametrize("engine", ["auto", "incremental", "sparse", "dense"])
+def test_cli_runs_every_engine_with_the_same_result(engine):
+    from click.testing import CliRunner
+
+    from fleqc.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(SAMPLES / "gcd.fleq"), "--engine", engine, "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"a": 21' in result.output and '"steps": 67' in result.output
+
+
+def test_cli_stats_report_the_engine_per_layer():
+    import json
+
+    from click.testing import CliRunner
+
+    from fleqc.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(SAMPLES / "gcd.fleq"), "--engine", "incremental", "--stats", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)["engine"]
+    assert stats["passes"] == 68 and stats["fallbacks"] == 0 and len(stats["seconds_per_layer"]) == 5
+    refused = CliRunner().invoke(main, ["run", str(SAMPLES / "gcd.fleq"), "--backend", "reference", "--stats"])
+    assert refused.exit_code == 2 and "do nothing" in refused.output
