@@ -82,3 +82,39 @@ def test_a_3x3_inverse_through_the_8x8_routine_on_the_reference():
 def test_a_3x3_inverse_through_the_8x8_routine_on_the_transformer():
     result = fleqc.run(fleqc.compile(INVERSE_3X3))
     assert np.abs(A @ result.memory["ai"] - np.eye(3)).max() < 1e-9
+
+
+SOLVE_AND_POWER_3X3 = """
+.machine fleq
+.include "linalg_solve.fleq"
+.include "linalg_power.fleq"
+.data
+a:   .matrix 3 3  4 1 0  1 3 1  0 1 2
+b:   .vector 3  1 2 3
+x:   .vector 3
+v3:  .vector 3  1 1 1
+v:   .vector 3
+lam: .word 0
+.text
+        mov solve_a, a
+        mov solve_b, b
+        call solve
+        mov x, solve_out
+        mov pi_a, a
+        mov pi_v, v3
+        call power_iteration
+        mov v, pi_v
+        mov lam, pi_lambda
+        halt
+"""
+
+
+def test_solve_and_power_iteration_take_a_3x3_matrix_on_the_reference():
+    """The 8 x 8 routines on a 3 x 3 problem padded by mov: the zero block adds zero eigenvalues and
+    leaves the solution of the 3 x 3 block unchanged."""
+    result = fleqc.run(fleqc.compile(SOLVE_AND_POWER_3X3), backend="reference")
+    assert np.abs(A @ result.memory["x"] - np.array([1.0, 2.0, 3.0])).max() < 1e-13
+    top = np.linalg.eigvalsh(A).max()
+    assert abs(float(result.memory["lam"]) - top) < 1e-9 * top
+    v = result.memory["v"]
+    assert np.abs(A @ v - top * v).max() < 1e-5
