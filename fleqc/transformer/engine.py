@@ -123,7 +123,8 @@ class EngineStats:
 
     def to_json(self) -> dict:
         out = {"passes": self.passes, "fallbacks": self.fallbacks, "index_rebuilds": self.rebuilds,
-               "seconds": round(self.total_seconds, 6), "columns_recomputed_per_layer": list(self.columns)}
+               "seconds": round(self.total_seconds, 6),
+               "columns_recomputed_per_layer": [int(c) for c in self.columns]}
         if any(self.seconds):
             out["seconds_per_layer"] = [round(s, 6) for s in self.seconds]
         return out
@@ -151,7 +152,8 @@ class IncrementalEngine:
         L = len(model.layers)
         self.A = np.zeros((L + 1, n, d))  # A[0]: the state (by column); A[l + 1]: layer l's output
         self.A[0] = X.T
-        self.stats = EngineStats(columns=[0] * L, seconds=[0.0] * L)
+        self._counts = np.zeros(L, np.int64)  # columns recomputed per layer (the compiled pass adds to it)
+        self.stats = EngineStats(columns=self._counts, seconds=[0.0] * L)
         self.rebuild_at = max(64, n // 16)
         self._dense_X = None
         self._first = True
@@ -275,11 +277,8 @@ class IncrementalEngine:
             if self.timed:
                 status, changed = self._timed_layers(self._changed)
             else:
-                counts = np.zeros(len(self.kinds), np.int64)
                 status, changed = K.engine_pass(self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK,
-                                                counts)
-                for l, c in enumerate(counts):
-                    self.stats.columns[l] += int(c)
+                                                self._counts)
             if status != K.OK:
                 return self._fallback()
             self.A[0, changed] = self.A[-1, changed]
@@ -321,6 +320,8 @@ class IncrementalEngine:
     def _maintain(self) -> None:
         """Rebuild the indices whose overflow grew past ``rebuild_at`` (between passes: an index is only
         a way to find keys, so when it is rebuilt changes no result)."""
+        if self.overflow_counts.max() <= self.rebuild_at:
+            return
         for h in np.flatnonzero(self.overflow_counts.max(axis=1) > self.rebuild_at):
             head = self.head_tuples[h]
             if self.overflow_counts[h, 0] > self.rebuild_at:
