@@ -43,6 +43,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_speed.py
+	$(BIN)/python bench/blas_threads.py
 	$(BIN)/python bench/subleq_speed.py
 	$(BIN)/python bench/fleq_accuracy.py
 
