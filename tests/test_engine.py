@@ -152,6 +152,8 @@ def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_
         loop.step()
         assert np.array_equal(loop.X, X)
         assert isinstance(loop.inner, IncrementalEngine) == (step >= budget_passes)
+    stats = loop.stats.to_json()
+    assert stats["engine"] == "incremental" and stats["sparse_passes_first"] == budget_passes
 
 
 def test_non_finite_input_falls_back_to_the_dense_pass():

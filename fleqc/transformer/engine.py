@@ -122,7 +122,8 @@ class EngineStats:
     total_seconds: float = 0.0
 
     def to_json(self) -> dict:
-        out = {"passes": self.passes, "fallbacks": self.fallbacks, "index_rebuilds": self.rebuilds,
+        out = {"engine": "incremental", "passes": self.passes, "fallbacks": self.fallbacks,
+               "index_rebuilds": self.rebuilds,
                "seconds": round(self.total_seconds, 6),
                "columns_recomputed_per_layer": [int(c) for c in self.columns]}
         if any(self.seconds):

@@ -19,6 +19,7 @@ only what can change since the previous pass),
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
@@ -100,6 +101,18 @@ Engine = Literal["auto", "incremental", "sparse", "dense"]
 AUTO_BUDGET = 1e8
 
 
+@dataclass
+class PassStats:
+    """What a dense or sparse loop did: its passes and their time."""
+
+    engine: str
+    passes: int = 0
+    total_seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"engine": self.engine, "passes": self.passes, "seconds": round(self.total_seconds, 6)}
+
+
 class PassLoop:
     """A pass function stepped over one card: ``step()`` returns the columns that changed."""
 
@@ -112,12 +125,15 @@ class PassLoop:
             compiled = compile_fast(model)
             self._pass = lambda X: fast_forward(compiled, X, mode)
         self.X = np.array(X, dtype=np.float64)
-        self.stats = None
+        self.stats = PassStats(engine)
 
     def step(self) -> np.ndarray:
+        start = time.perf_counter()
         Y = self._pass(self.X)
         changed = np.flatnonzero(np.any(Y != self.X, axis=tuple(range(Y.ndim - 1))))
         self.X = Y
+        self.stats.passes += 1
+        self.stats.total_seconds += time.perf_counter() - start
         return changed
 
 
@@ -142,6 +158,7 @@ class AutoLoop:
     def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool) -> None:
         self.model, self.mode, self.timed = model, mode, timed
         self.left = int(AUTO_BUDGET // max(sparse_pass_cost(model, np.shape(X)[-1]), 1.0))
+        self.sparse = PassStats("sparse")  # the sparse passes run before the switch
         self.inner = PassLoop(model, X, mode, "sparse") if self.left > 0 else self._engine(X)
 
     def _engine(self, X: np.ndarray):
@@ -155,13 +172,26 @@ class AutoLoop:
 
     @property
     def stats(self):
-        return self.inner.stats
+        """The current loop's figures; after the switch, the engine's with the sparse passes before it."""
+        if isinstance(self.inner, PassLoop):
+            return self.inner.stats
+        return _AutoStats(self.inner.stats, self.sparse)
 
     def step(self) -> np.ndarray:
         if self.left == 0 and isinstance(self.inner, PassLoop):
+            self.sparse = self.inner.stats
             self.inner = self._engine(self.inner.X)
         self.left -= 1
         return self.inner.step()
+
+
+@dataclass
+class _AutoStats:
+    engine: object
+    sparse: PassStats
+
+    def to_json(self) -> dict:
+        return {**self.engine.to_json(), "sparse_passes_first": self.sparse.passes}
 
 
 def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", engine: Engine = "auto",
