@@ -3,7 +3,8 @@
 The machines fleqc builds have feed-forward matrices that are almost all zeros: each hidden unit
 reads a handful of rows of X and each row of X receives a handful of units. ``compile_fast``
 turns a :class:`LoopedTransformer` once into a :class:`FastModel`; ``fast_forward`` is then a
-drop-in for :func:`fleqc.transformer.executor.forward` (``run(..., fast=True)`` uses it).
+drop-in for :func:`fleqc.transformer.executor.forward` (``run(..., engine="sparse")`` uses it, and
+``engine="auto"`` for the first passes of a run).
 
 Representation
 --------------
