@@ -100,8 +100,8 @@ def test_random_subleq_programs_run_in_lockstep_with_the_reference(program_and_c
 @pytest.mark.parametrize("name", FLEQ_SAMPLES)
 def test_fleq_samples_equal_the_dense_pass_to_rounding(name):
     card = fleqc.build(str(SAMPLES / name))
-    passes = assert_engine_follows_dense(machine_for(card.config), card.X, "softmax", passes=8, exact=False)
-    assert passes <= 8
+    halted_after = assert_engine_follows_dense(machine_for(card.config), card.X, "softmax", passes=8, exact=False)
+    assert halted_after < 8 or name == "fleq_counter_loop.fleq"  # the others halt within 8 passes
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[Health.too_slow])
