@@ -127,8 +127,9 @@ class HealthCheck:
 
     def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
         """After pass ``step``; ``columns``: the columns it changed (the others were checked before)."""
+        cols = slice(None) if columns is None else np.asarray(columns)
         if self.fleq:
-            self._check_fleq(X, step)
+            self._check_fleq(X, step, cols)
         self.ternary(X, step, columns)
         pc = self.card.read_pc(X)
         if not 0 <= pc < self.card.instruction_count:
@@ -137,20 +138,22 @@ class HealthCheck:
             files = self.card.instruction_files
             if not files or not files[self.pc]:
                 self.user_pc = self.pc
-            self.mem_before = X[self.card.rows["mem"].slice].copy()
+            self.mem_before[:, cols] = X[self.card.rows["mem"].slice][:, cols]  # the unchanged columns are kept
         self.pc = pc
 
-    def _check_fleq(self, X: np.ndarray, step: int) -> None:
+    def _check_fleq(self, X: np.ndarray, step: int, cols) -> None:
+        """The FLEQ checks on the columns ``cols`` (those the pass changed; the rest were checked)."""
         card = self.card
-        mem = X[card.rows["mem"].slice]
+        mem = X[card.rows["mem"].slice][:, cols]
         with np.errstate(invalid="ignore"):
             beyond = ~(np.abs(mem) <= VALUE_LIMIT)
         if beyond.any():
-            row, column = np.argwhere(beyond)[0]
+            row, k = np.argwhere(beyond)[0]
+            column = int(np.arange(X.shape[1])[cols][k])
             if column - card.regions.memory[0] == self._instruction().dst:  # the step's own result
                 raise self._domain_error(step, "its result is beyond the machine's range |x| <= 2^1000")
-            raise MachineFault(step, f"mem[{row}]", int(column), float(mem[row, column]), float("inf"))
-        if self.fault_rows and np.any(X[self.fault_rows] != 0.0):
+            raise MachineFault(step, f"mem[{row}]", column, float(mem[row, k]), float("inf"))
+        if self.fault_rows and np.any(X[self.fault_rows][:, cols] != 0.0):
             raise self._domain_error(step)
         lanes = X[card.rows["pc"].slice, card.regions.scratch[0] + 1 : card.regions.scratch[1]]
         if not np.all(lanes == lanes[:, :1]):

@@ -17,7 +17,7 @@ would, so the two need not halt on the same step; programs halt with `halt`.)
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -84,11 +84,13 @@ def machine_state(card: Card, X: np.ndarray) -> State:
     return State(card.read_pc(X), tuple(memory))
 
 
-def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int) -> tuple[int, bool]:
+def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
+                         machine_pass: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> tuple[int, bool]:
     """Run the machine and check every step against the reference (see the module docstring).
 
     Returns (steps, halted). A domain error must come from both sides, or from the machine on an
-    operand outside its documented domain; then the run ends there.
+    operand outside its documented domain; then the run ends there. ``machine_pass(X) -> Y`` is
+    one pass (default: the dense forward pass; tests/interop_lockstep.py passes other engines').
     """
     model = machine_for(card.config)
     check = HealthCheck(model, card)
@@ -102,7 +104,7 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int) -> 
             expected = fleq.step(program, before)
         except FleqError:
             expected = None
-        Y = forward(model, X)
+        Y = forward(model, X) if machine_pass is None else machine_pass(X)
         halted = np.array_equal(Y, X)  # a fixed point: the step is still checked, then the run ends
         if not halted:
             try:

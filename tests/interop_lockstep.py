@@ -20,11 +20,11 @@ import numpy as np
 
 from fleqc.backends import HealthCheck
 from fleqc.construct.machines import machine_for
-from fleqc.isa import fleq, subleq
+from fleqc.isa import subleq
 from fleqc.machine.card import Card
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
-from tests.fleq_checks import assert_step_matches, machine_state
+from tests.fleq_checks import assert_fleq_lockstep
 from tests.test_fast import assert_close
 
 EnginePass = Callable[[np.ndarray], np.ndarray]
@@ -53,19 +53,10 @@ def subleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: Engi
 def fleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: EnginePass, max_steps: int) -> tuple[int, bool]:
     """Run the engine, checking every pass against numpy's dense pass and the reference; (steps, halted)."""
     model = machine_for(card.config)
-    check = HealthCheck(model, card)
-    X = card.X
-    for step in range(1, max_steps + 1):
-        before = machine_state(card, X)
-        instruction = program.instructions[before.pc]
-        expected = fleq.step(program, before)
+
+    def checked_pass(X: np.ndarray) -> np.ndarray:
         Y = engine_pass(X)
         assert_close(model, forward(model, X), Y)  # tests/test_fast.py's bound against the dense pass
-        halted = np.array_equal(Y, X)
-        if not halted:
-            check(Y, step)
-        assert_step_matches(card, Y, instruction, before, expected, step)
-        if halted:
-            return step - 1, True
-        X = Y
-    return max_steps, False
+        return Y
+
+    return assert_fleq_lockstep(program, card, max_steps, machine_pass=checked_pass)

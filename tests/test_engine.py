@@ -32,7 +32,7 @@ from fleqc.isa import subleq
 from fleqc.machine.program_to_card import program_to_card
 from fleqc.transformer import forward, run
 from fleqc.transformer import kernels
-from fleqc.transformer.engine import REACH, IncrementalEngine, build_index
+from fleqc.transformer.engine import REACH, IncrementalEngine, build_index, scratch
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from tests.cases import all_cases, compile_case
 from tests.programs import random_subleq_programs, subleq_program
@@ -255,19 +255,11 @@ def test_index_search_finds_what_a_scan_finds(kind):
         scores = np.unique(vectors @ probe)
         k = int(len(scores) * 0.9)
         threshold = float(scores[k - 1] + scores[k]) / 2  # between two scores: no tie to round either way
-        sc = _scratch(n, D)
+        sc = scratch(n, D)
         count, _ = kernels.search(probe, index, index[kernels.IX_LIVE], threshold, np.inf, 1e-9, sc)
         found_leaves = set(sc[kernels.SC_LEAF][:count].tolist())
         found = {int(perm[p]) for p in range(n) if leaf_of[p] in found_leaves}
         assert found == _brute(vectors, probe, threshold)
-
-
-def _scratch(n, D):
-    return (np.zeros(n + D + 1, np.int64), np.zeros(n + D + 1, np.int64), np.zeros(n + D + 1, np.int64),
-            np.zeros(n + D + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
-            np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(D + 1), np.zeros(D + 2),
-            np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(D + 1),
-            np.zeros(D + 1))
 
 
 def test_reach_underflows():

@@ -19,7 +19,8 @@ from tests.programs import subleq_program
 ALLOWED_FLEQC_IMPORTS = {"fleqc.transformer", "fleqc.errors", "fleqc.npzfile", "fleqc.schema", "fleqc.safe_io"}
 
 
-def _fleqc_imports(path: Path) -> set[str]:
+def fleqc_imports(path: Path) -> set[str]:
+    """The fleqc modules a source file imports."""
     tree = ast.parse(path.read_text())
     names = set()
     for node in ast.walk(tree):
@@ -35,7 +36,7 @@ def test_executor_imports_nothing_of_the_assembler_layout_or_instruction_sets():
     shared = ("npzfile.py", "errors.py", "schema.py", "safe_io.py")  # what weights_io uses outside the package
     files = sorted(package.glob("*.py")) + [package.parent / name for name in shared]
     for path in files:
-        for name in _fleqc_imports(path):
+        for name in fleqc_imports(path):
             assert any(name == a or name.startswith(a + ".") for a in ALLOWED_FLEQC_IMPORTS), (path.name, name)
 
 

@@ -5,7 +5,6 @@ These run in the default suite whether or not the extras are installed.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -15,22 +14,13 @@ import fleqc
 import fleqc.interop as interop
 from fleqc.cli import main
 from fleqc.errors import ErrorCode, FleqError
+from tests.test_executor import fleqc_imports
 
 PACKAGE = Path(interop.__file__).parent
 SAMPLES = PACKAGE.parent.parent / "samples"
 # The modules that build the exported models see weights and matrices only (like fleqc.transformer).
 GENERIC = ("torch_module.py", "onnx_export.py", "lens.py")
 ALLOWED = ("fleqc.transformer", "fleqc.errors", "fleqc.interop")
-
-
-def fleqc_imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return {n for n in names if n.split(".")[0] == "fleqc"}
 
 
 def test_exported_models_know_nothing_of_the_instruction_sets():

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fleqc.transformer import kernels as K
-from fleqc.transformer.executor import MODES, Mode, forward
+from fleqc.transformer.executor import MODES, Mode, PassLoop
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
@@ -103,6 +103,26 @@ def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None
     )
 
 
+def scratch(n: int, width: int) -> tuple:
+    """The kernels' working arrays (fields ``kernels.SC_*``) for indices over n columns and vectors
+    of at most ``width`` components."""
+    return (
+        np.zeros(n + width + 1, np.int64), np.zeros(n + width + 1, np.int64), np.zeros(n + width + 1, np.int64),
+        np.zeros(n + width + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
+        np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(width + 1), np.zeros(width + 2),
+        np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(width + 1),
+        np.zeros(width + 1),
+    )
+
+
+def _typed(items: list):
+    """A numba typed list of ``items`` (built in compiled code, so nothing is compiled per process)."""
+    typed = K.new_list(items[0])
+    for item in items[1:]:
+        K.list_append(typed, item)
+    return typed
+
+
 def _fresh(meta: np.ndarray | None) -> np.ndarray:
     if meta is None:
         return np.zeros(1, dtype=np.int64)
@@ -156,7 +176,7 @@ class IncrementalEngine:
         self._counts = np.zeros(L, np.int64)  # columns recomputed per layer (the compiled pass adds to it)
         self.stats = EngineStats(columns=self._counts, seconds=[0.0] * L)
         self.rebuild_at = max(64, n // 16)
-        self._dense_X = None
+        self._dense = None  # the dense loop that takes over after a fallback
         self._first = True
         self._compile(model)
 
@@ -173,9 +193,6 @@ class IncrementalEngine:
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
         n_heads = 1
-        total = 1 + sum(int(np.any((l.value != 0).any(axis=2) & (l.output != 0).any(axis=1), axis=1).sum())
-                        for l in model.layers if isinstance(l, AttentionLayer))
-        self.overflow_counts = np.zeros((total, 2), dtype=np.int64)  # per head: keys', queries' overflow
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
                 _, dk, d = layer.query.shape
@@ -205,26 +222,12 @@ class IncrementalEngine:
         if not atts:
             atts.append((np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0, np.int64),
                          np.zeros(4, np.int64)))
+        self.overflow_counts = np.zeros((n_heads, 2), dtype=np.int64)  # per head: keys', queries' overflow
         self.att_tuples = atts
-        ffn_list, att_list = K.new_list(ffns[0]), K.new_list(atts[0])
-        for item in ffns[1:]:
-            K.list_append(ffn_list, item)
-        for item in atts[1:]:
-            K.list_append(att_list, item)
-        ffns, atts = ffn_list, att_list
-        self.kinds, self.where, self.ffns, self.atts = np.array(kinds, np.int64), np.array(where, np.int64), ffns, atts
-        dmax = max([a[1].shape[0] for a in self.att_tuples] + [1])
-        n = self.n
-        self.scratch = (
-            np.zeros(n + dmax + 1, np.int64), np.zeros(n + dmax + 1, np.int64), np.zeros(n + dmax + 1, np.int64),
-            np.zeros(n + dmax + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
-            np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(dmax + 1), np.zeros(dmax + 2),
-            np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(dmax + 1),
-            np.zeros(dmax + 1),
-        )
-
+        self.kinds, self.where = np.array(kinds, np.int64), np.array(where, np.int64)
+        self.scratch = scratch(self.n, max([a[1].shape[0] for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
-        self.bundle = K.new_list((self.kinds, self.where, self.ffns, self.atts, self.heads, self.scratch))
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch))
 
     def _init_attention(self, l: int) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
@@ -260,8 +263,8 @@ class IncrementalEngine:
 
     @property
     def X(self) -> np.ndarray:
-        if self._dense_X is not None:
-            return self._dense_X
+        if self._dense is not None:
+            return self._dense.X
         view = self.A[0].T
         view.flags.writeable = False
         return view
@@ -271,8 +274,8 @@ class IncrementalEngine:
         start = time.perf_counter()
         self.stats.passes += 1
         try:
-            if self._dense_X is not None:
-                return self._dense_step()
+            if self._dense is not None:
+                return self._dense.step()
             if self._first:
                 return self._first_step()
             if self.timed:
@@ -337,12 +340,5 @@ class IncrementalEngine:
     def _fallback(self) -> np.ndarray:
         """Abandon incremental evaluation: this pass and every later one by the dense definition."""
         self.stats.fallbacks += 1
-        self._dense_X = np.array(self.A[0].T)
-        return self._dense_step()
-
-    def _dense_step(self) -> np.ndarray:
-        X = self._dense_X
-        Y = forward(self.model, X, self.mode)
-        changed = np.flatnonzero(np.any(Y != X, axis=0)).astype(np.int64)
-        self._dense_X = Y
-        return changed
+        self._dense = PassLoop(self.model, self.A[0].T, self.mode, "dense")
+        return self._dense.step()

@@ -14,7 +14,7 @@ Attention modes over the same weights:
 cheap, then the incremental engine), ``incremental`` (:mod:`fleqc.transformer.engine`: recomputes
 only what can change since the previous pass),
 ``sparse`` (:mod:`fleqc.transformer.fast`: every column, through the nonzeros of the weights) or
-``dense`` (:func:`forward`, the definition). All three compute the same function of (weights, X).
+``dense`` (:func:`forward`, the definition). All compute the same function of (weights, X).
 """
 
 from __future__ import annotations
@@ -113,17 +113,29 @@ class PassStats:
         return {"engine": self.engine, "passes": self.passes, "seconds": round(self.total_seconds, 6)}
 
 
+def pass_function(model: LoopedTransformer, mode: Mode, engine: Engine) -> Callable[[np.ndarray], np.ndarray]:
+    """X -> one pass of ``model`` over every column (X may carry batch axes): :func:`forward`
+    (``dense``) or the precompiled sparse form (``sparse``)."""
+    if engine == "dense":
+        return lambda X: forward(model, X, mode)
+    from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
+
+    compiled = compile_fast(model)
+    return lambda X: fast_forward(compiled, X, mode)
+
+
+def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool):
+    """The incremental engine over one card (:mod:`fleqc.transformer.engine`)."""
+    from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
+
+    return IncrementalEngine(model, X, mode, timed=timed)
+
+
 class PassLoop:
-    """A pass function stepped over one card: ``step()`` returns the columns that changed."""
+    """A dense or sparse pass stepped over one card: ``step()`` returns the columns that changed."""
 
     def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, engine: Engine) -> None:
-        if engine == "dense":
-            self._pass = lambda X: forward(model, X, mode)
-        else:
-            from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
-
-            compiled = compile_fast(model)
-            self._pass = lambda X: fast_forward(compiled, X, mode)
+        self._pass = pass_function(model, mode, engine)
         self.X = np.array(X, dtype=np.float64)
         self.stats = PassStats(engine)
 
@@ -159,12 +171,10 @@ class AutoLoop:
         self.model, self.mode, self.timed = model, mode, timed
         self.left = int(AUTO_BUDGET // max(sparse_pass_cost(model, np.shape(X)[-1]), 1.0))
         self.sparse = PassStats("sparse")  # the sparse passes run before the switch
-        self.inner = PassLoop(model, X, mode, "sparse") if self.left > 0 else self._engine(X)
-
-    def _engine(self, X: np.ndarray):
-        from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
-
-        return IncrementalEngine(self.model, X, self.mode, timed=self.timed)
+        if self.left > 0:
+            self.inner = PassLoop(model, X, mode, "sparse")
+        else:
+            self.inner = incremental_engine(model, X, mode, timed)
 
     @property
     def X(self) -> np.ndarray:
@@ -180,7 +190,7 @@ class AutoLoop:
     def step(self) -> np.ndarray:
         if self.left == 0 and isinstance(self.inner, PassLoop):
             self.sparse = self.inner.stats
-            self.inner = self._engine(self.inner.X)
+            self.inner = incremental_engine(self.model, self.inner.X, self.mode, self.timed)
         self.left -= 1
         return self.inner.step()
 
@@ -208,9 +218,7 @@ def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", eng
     if mode not in MODES:
         raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
     if engine == "incremental":
-        from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
-
-        return IncrementalEngine(model, X, mode, timed=timed)
+        return incremental_engine(model, X, mode, timed)
     if engine == "auto":
         return AutoLoop(model, X, mode, timed)
     return PassLoop(model, X, mode, engine)
@@ -219,7 +227,7 @@ def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", eng
 @dataclass(frozen=True)
 class RunOutcome:
     """The final X, the number of passes that changed X, whether a fixed point was reached, and the
-    engine's statistics (None for the dense and sparse engines)."""
+    loop's figures (``to_json()``: the engine that ran, passes, time; per layer for the engine)."""
 
     X: np.ndarray
     steps: int
@@ -243,9 +251,10 @@ def run(
     A pass that leaves X exactly unchanged is not counted: ``steps`` counts the passes that changed
     X. After ``max_steps`` changing passes, one more pass tells whether the machine halted right
     there. ``check(X, step, columns)`` runs after every changing pass with the columns it changed
-    (None after the first pass: every column is new to the check; health checks raise there); ``on_step(step, X)`` observes the state (lockstep tests, traces; X
-    is the engine's array: copy it to keep it). ``engine`` chooses how a pass is evaluated (see
-    :func:`stepper`); all three compute the same function.
+    (None after the first pass: every column is new to the check; health checks raise there).
+    ``on_step(step, X)`` observes the state (lockstep tests, traces; X is the engine's array: copy
+    it to keep it). ``engine`` chooses how a pass is evaluated (see :func:`stepper`); all of them
+    compute the same function.
     """
     loop = stepper(model, X, mode, engine, timed)
     steps = 0
@@ -293,10 +302,10 @@ def run_batch(
         return BatchOutcome(X, steps, halted)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {ENGINES}")
-    loop = PassLoop(model, X[:1], mode, engine)
+    one_pass = pass_function(model, mode, engine)
     running = np.arange(batch)
     while running.size:
-        Y = loop._pass(X[running])
+        Y = one_pass(X[running])
         fixed = np.all(Y == X[running], axis=(1, 2))
         halted[running[fixed]] = True
         out_of_steps = ~fixed & (steps[running] == max_steps)
