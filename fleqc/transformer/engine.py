@@ -209,8 +209,7 @@ class IncrementalEngine:
                 n_heads += len(kept)
                 kinds.append(1)
                 where.append(len(atts))
-                atts.append((_c(reads, np.int64), _c(proj, np.float64), _c(output[rows], np.float64),
-                             _c(rows, np.int64), dims))
+                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims))
             else:
                 kinds.append(0)
                 where.append(len(ffns))
@@ -220,12 +219,12 @@ class IncrementalEngine:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0)))
         if not atts:
-            atts.append((np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0, np.int64),
-                         np.zeros(4, np.int64)))
+            empty = _csr(np.zeros((0, 0)))
+            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64)))
         self.overflow_counts = np.zeros((n_heads, 2), dtype=np.int64)  # per head: keys', queries' overflow
         self.att_tuples = atts
         self.kinds, self.where = np.array(kinds, np.int64), np.array(where, np.int64)
-        self.scratch = scratch(self.n, max([a[1].shape[0] for a in atts] + [1]))
+        self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
         self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch))
 
@@ -233,7 +232,7 @@ class IncrementalEngine:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
         reads, proj, _, _, dims = self.att_tuples[self.where[l]]
         H, dk, dv, h0 = (int(v) for v in dims)
-        P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, proj)  # (H (2dk+dv), n)
+        P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
         width = 2 * dk + dv
         for h in range(H):
             base = h * width

@@ -439,19 +439,19 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
 
 
 @njit(cache=True)
-def project(X, cols, reads, proj):
-    """proj @ X[cols][:, reads].T: (rows of proj, len(cols)), each sum in index order."""
-    P = np.zeros((proj.shape[0], cols.shape[0]))
+def project(X, cols, reads, ptr, idx, val):
+    """M @ X[cols][:, reads].T for M given by its nonzeros row by row (ptr, idx, val): (rows of M,
+    len(cols)), each sum over the nonzeros in index order (the zeros add nothing to a finite sum)."""
+    P = np.zeros((ptr.shape[0] - 1, cols.shape[0]))
     x = np.empty(reads.shape[0])
     for i in range(cols.shape[0]):
         row = X[cols[i]]
         for j in range(reads.shape[0]):
             x[j] = row[reads[j]]
-        for m in range(proj.shape[0]):
-            w = proj[m]
+        for m in range(ptr.shape[0] - 1):
             s = 0.0
-            for j in range(x.shape[0]):
-                s += w[j] * x[j]
+            for p in range(ptr[m], ptr[m + 1]):
+                s += val[p] * x[idx[p]]
             P[m, i] = s
     return P
 
@@ -461,9 +461,9 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
     """One attention layer over the columns ``dirty`` whose input changed; returns (status, changed).
 
     prev, cur (n, d): the layer's input and its output from the previous pass (updated in place).
-    proj (H (2dk + dv), len(reads)): the stacked Q, K, V maps of the kept heads on the rows they
-    read; output (len(rows), H dv): the output maps on the rows they write. dims: H, dk, dv, first
-    head in ``heads``.
+    proj: the nonzeros (ptr, idx, val) of the stacked Q, K, V maps of the kept heads, (H (2dk + dv),
+    len(reads)), on the rows they read; output: the nonzeros of the output maps (len(rows), H dv)
+    on the rows they write. dims: H, dk, dv, first head in ``heads``.
     """
     H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
     c = dirty.shape[0]
@@ -473,7 +473,7 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
             if not np.isfinite(prev[dirty[i], r]):
                 return NOT_FINITE, np.empty(0, np.int64)
     width = 2 * dk + dv
-    P = project(prev, dirty, reads, proj)
+    P = project(prev, dirty, reads, proj[0], proj[1], proj[2])
     n_touched = 0
     for i in range(c):
         n_touched = _mark(dirty[i], sc, n_touched)
@@ -509,11 +509,11 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
         for r in range(d):
             out[r] = x[r]
         Ri = R[i]
+        optr, oidx, oval = output
         for j in range(rows.shape[0]):
             s = 0.0
-            w = output[j]
-            for m in range(H * dv):
-                s += w[m] * Ri[m]
+            for p in range(optr[j], optr[j + 1]):
+                s += oval[p] * Ri[oidx[p]]
             out[rows[j]] = x[rows[j]] + s
         if _differs(out, cur[col]):
             cur[col, :] = out
