@@ -267,8 +267,11 @@ def _syntax_error(exc: LarkError, file: str, lines: Sequence[str]) -> FleqError:
     if token is None or token.type in ("_SEP", "$END"):
         where = "';'" if token is not None and token.value == ";" else "end of line"
         return FleqError(ErrorCode.UNEXPECTED_END, f"unexpected {where}{wanted}", span, lines[line - 1])
-    return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected '{token.value}'{wanted}",
-                     Span(file, line, column, token.end_line, token.end_column), lines[line - 1])
+    message = f"unexpected '{token.value}'{wanted}"
+    if token.type == "DOT":
+        message = "'.' marks a data line: it may only start an instruction"
+    return FleqError(ErrorCode.UNEXPECTED_TOKEN, message, Span(file, line, column, token.end_line, token.end_column),
+                     lines[line - 1])
 
 
 def _character_message(line: str, column: int) -> str:
@@ -279,6 +282,4 @@ def _character_message(line: str, column: int) -> str:
         return "bad character constant (one character or escape between single quotes, as in 'a' or '\\n')"
     if char == ":":
         return "':' must follow a label's name directly (as in 'loop:')"
-    if char == ".":
-        return "'.' marks a data line and may only start an instruction"
     return f"unexpected character '{char}'" if char.isprintable() else f"unexpected character U+{ord(char):04X}"

@@ -39,7 +39,6 @@ from fleqc.isa.subleq import wrap
 
 WORD_BITS = (16, 32)
 MAX_MEMORY = 1 << 16
-IO = -1  # the A of an input instruction, the B of an output instruction
 
 
 class AddressFault(FleqError):
@@ -137,37 +136,44 @@ def run(state: ClassicState, max_steps: int, on_output: Callable[[int], object] 
     mem, pc, steps, position = state.mem, state.pc, state.steps, state.input_position
     tape, output = state.input, state.output
     m, mask, half = len(mem), (1 << state.bits) - 1, 1 << (state.bits - 1)
-    stop = steps + max_steps
+    stop, done = steps + max_steps, steps
     try:
-        while pc >= 0 and steps < stop:
+        for done in range(steps, stop):
+            if pc < 0:
+                break
             if pc + 2 >= m:
-                raise AddressFault(steps + 1, pc, max(pc, m), m)
+                raise AddressFault(done + 1, pc, max(pc, m), m)
             a, b, c = mem[pc], mem[pc + 1], mem[pc + 2]
-            if a == IO:
+            if a == -1:  # -1 is the I/O address (a literal: quicker than a global name in this loop)
                 if b & mask >= m:
-                    raise AddressFault(steps + 1, pc, b & mask, m)
+                    raise AddressFault(done + 1, pc, b & mask, m)
                 mem[b & mask] = tape[position] if position < len(tape) else -1
                 position += position < len(tape)
                 pc += 3
-            elif b == IO:
+            elif b == -1:
                 if a & mask >= m:
-                    raise AddressFault(steps + 1, pc, a & mask, m)
+                    raise AddressFault(done + 1, pc, a & mask, m)
                 output.append(mem[a & mask] & 0xFF)
                 if on_output is not None:
                     on_output(output[-1])
                 pc += 3
             else:
-                a, b = a & mask, b & mask
+                a &= mask
+                b &= mask
                 if a >= m or b >= m:
-                    raise AddressFault(steps + 1, pc, a if a >= m else b, m)
+                    raise AddressFault(done + 1, pc, a if a >= m else b, m)
                 r = mem[b] - mem[a]
                 if not -half <= r < half:
                     r = ((r + half) & mask) - half
                 mem[b] = r
-                pc = c if r <= 0 else pc + 3
-            if pc >= half:
+                if r <= 0:
+                    pc = c
+                    continue
+                pc += 3
+            if pc >= half:  # pc + 3 wrapped past the top of the signed range: a negative pc, a halt
                 pc -= mask + 1
-            steps += 1
+        else:
+            done = stop
     finally:
-        state.pc, state.steps, state.input_position = pc, steps, position
+        state.pc, state.steps, state.input_position = pc, done, position
     return state
