@@ -312,6 +312,10 @@ def test_load_image_refusals(tmp_path, call, code):
     assert info.value.code is code
 
 
-def test_load_image_text_needs_a_name():
-    with pytest.raises(TypeError):
+def test_load_image_reads_a_str_without_a_name_as_a_path(tmp_path):
+    (tmp_path / "p.dec").write_text("1 2\n")
+    assert load_image(str(tmp_path / "p.dec"), bits=16).path == str(tmp_path / "p.dec")
+    assert load_image(tmp_path / "p.dec", name="shown.dec", bits=16).path == "shown.dec"
+    with pytest.raises(FleqError) as info:
         load_image("1 2", bits=16)
+    assert info.value.code is E.FILE_NOT_FOUND

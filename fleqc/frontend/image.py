@@ -68,14 +68,13 @@ def check_word(value: int, bits: int, span: Span, line: str | None) -> int:
 
 
 def load_image(source: str | os.PathLike, *, name: str | None = None, bits: int) -> SubleqImage:
-    """The image of a program file (a path) or of program text (a ``str``, then ``name`` is required
-    and its suffix says the format); ``.sq``/``.asq`` are assembled, ``.dec``/``.txt`` read as raw."""
-    if isinstance(source, str):
-        if name is None:
-            raise TypeError("load_image(text) needs name=, whose suffix says the format")
+    """The image of program text (a ``str`` given with ``name``, whose suffix says the format) or of
+    a program file (a path: a ``str`` without ``name``, or any path-like object; ``name``, if given,
+    is then only what messages call it). ``.sq``/``.asq`` are assembled, ``.dec``/``.txt`` read raw."""
+    if isinstance(source, str) and name is not None:
         text = source
     else:
-        name = str(source) if name is None else name
+        name = os.fspath(source) if name is None else name
         text = _read_text(Path(source))
     suffix = Path(name).suffix.lower()
     if suffix in ASSEMBLY_SUFFIXES:

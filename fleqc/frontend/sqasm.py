@@ -84,12 +84,15 @@ class Expr:
 
 @dataclass(frozen=True)
 class Word:
-    """One word of the image before labels are known: ``expr`` at ``address``, where ``?`` stands for
-    ``question`` (the item's own address + 1; a completing copy keeps its original's)."""
+    """One word of the image before labels are known: ``expr``, in which ``?`` stands for
+    ``question`` (the item's own address + 1; a completing copy keeps its original's). ``span`` is
+    the item that wrote it; for the ``?`` that completes ``a b``, which no text wrote (``written``
+    is False), the span of ``b``, for messages."""
 
     expr: Expr
     question: int
-    span: Span | None
+    span: Span
+    written: bool = True
 
 
 def assemble(text: str, *, name: str = "<sqasm>", bits: int) -> SubleqImage:
@@ -108,7 +111,8 @@ def assemble(text: str, *, name: str = "<sqasm>", bits: int) -> SubleqImage:
     if not layout.words:
         raise FleqError(ErrorCode.EMPTY_PROGRAM, "the program assembles to no words", Span(name, 1, 1), lines[0])
     values = tuple(layout.value(word, bits) for word in layout.words)
-    return SubleqImage(values, dict(layout.labels), name, tuple(word.span for word in layout.words))
+    origins = tuple(word.span if word.written else None for word in layout.words)
+    return SubleqImage(values, dict(layout.labels), name, origins)
 
 
 class _Layout:
@@ -139,7 +143,7 @@ class _Layout:
         if not data and count == 1:
             self.words.append(self.words[-1])
         if not data and count in (1, 2):
-            self.words.append(Word(Expr(len(self.words) + 1, 0, ()), 0, None))
+            self.words.append(Word(Expr(len(self.words) + 1, 0, ()), 0, self.words[-1].span, written=False))
 
     def end(self) -> None:
         """Labels after the last item name the address just past the image."""
@@ -167,8 +171,7 @@ class _Layout:
                 raise self._error(ErrorCode.UNDEFINED_LABEL,
                                   f"undefined label '{label}'{did_you_mean(label, self.labels)}", span)
             total += coefficient * self.labels[label]
-        assert word.span is not None or word.expr.labels == ()  # only completing words lack a span
-        return check_word(total, bits, word.span or Span(self.file, 1, 1), _line(self.lines, word.span))
+        return check_word(total, bits, word.span, _line(self.lines, word.span))
 
     def _error(self, code: ErrorCode, message: str, span: Span) -> FleqError:
         return FleqError(code, message, span, _line(self.lines, span))
@@ -241,8 +244,8 @@ def _span(node: Tree | Token, file: str, width: int | None = None) -> Span:
     return Span(file, where.line, where.column, where.end_line, where.end_column)
 
 
-def _line(lines: Sequence[str], span: Span | None) -> str | None:
-    return lines[span.line - 1] if span is not None and 1 <= span.line <= len(lines) else None
+def _line(lines: Sequence[str], span: Span) -> str | None:
+    return lines[span.line - 1] if 1 <= span.line <= len(lines) else None
 
 
 # Syntax errors -------------------------------------------------------------------------------------
