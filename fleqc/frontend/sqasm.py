@@ -116,7 +116,8 @@ def assemble(text: str, *, name: str = "<sqasm>", bits: int) -> SubleqImage:
 
 
 class _Layout:
-    """The first pass: every word's address and expression, and every label's address."""
+    """Both passes: :meth:`place` gives every word its address and expression and every label its
+    address (the first pass); :meth:`value` evaluates a word once all labels are known (the second)."""
 
     def __init__(self, file: str, lines: Sequence[str]) -> None:
         self.file, self.lines = file, lines
