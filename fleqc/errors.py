@@ -58,6 +58,7 @@ class ErrorCode(enum.Enum):
     INCLUDE_NOT_FOUND = "include-not-found"
     INCLUDE_CYCLE = "include-cycle"
     FILE_NOT_FOUND = "file-not-found"
+    UNKNOWN_FORMAT = "unknown-format"  # a program file whose suffix names no format fleqc reads
     EMPTY_PROGRAM = "empty-program"
     PROGRAM_TOO_LARGE = "program-too-large"
     BAD_CONFIG = "bad-config"
@@ -69,6 +70,7 @@ class ErrorCode(enum.Enum):
     # running
     DOMAIN_ERROR = "domain-error"
     OUT_OF_MEMORY = "out-of-memory"  # the machine would need more memory than there is
+    ADDRESS_FAULT = "address-fault"  # a classic SUBLEQ program used an address outside its memory
 
 
 class FleqError(Exception):
