@@ -1,9 +1,11 @@
 """Running a classic card on the transformer: the host streams the output tape and watches the flags.
 
 The transformer does all of the computing, input and output included: the host only reads X between
-passes. A pass that writes an output-tape cell changes that column, so the host looks at the
-output region only when a changed column lies in it, and emits the cell's low byte at once (the
-tape is a ring: the host reads every cell as it is written, so none is lost). The run ends when
+passes. A pass that writes an output-tape cell advances the output pointer ``op`` in the
+scratchpad, so the host compares those few rows after each pass and, when they moved, emits the
+low byte of the cell they pointed at (the tape is a ring: the host reads every cell as it is
+written, so none is lost; a cell rewritten with the byte it held does not change its column, which
+is why the pointer and not the column is watched). The run ends when
 the machine halts (a jump to a negative address), faults (an address outside memory), reaches a
 fixed point without halting (a step that changes nothing, such as a jump to itself, repeats
 forever), or after ``max_steps``.
@@ -17,6 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from fleqc.machine.codes import decode_unsigned
 from fleqc.machines.classic.card import Reader
 from fleqc.machines.classic.config import ClassicConfig
 from fleqc.transformer.executor import Engine, Mode, stepper
@@ -47,9 +50,10 @@ def run_card(model: LoopedTransformer, X: np.ndarray, config: ClassicConfig, *, 
     """Run the card X until the machine stops; ``on_output(byte)`` is called for every byte as it is
     written; ``check(X, steps, changed)`` after every pass (the lockstep comparison of the tests)."""
     reader = Reader(config)
-    out_lo, out_hi = reader.regions.output
+    pointer = reader.rows["op"].slice
     halted_row, fault_row = reader.rows["halted"][0], reader.rows["fault"][0]
     loop = stepper(model, X, mode=mode, engine=engine)
+    last = np.array(loop.X[pointer, 0])
     output = bytearray()
     steps, status = 0, "limit"
     start = time.perf_counter()
@@ -60,13 +64,12 @@ def run_card(model: LoopedTransformer, X: np.ndarray, config: ClassicConfig, *, 
             break
         steps += 1
         Xs = loop.X
-        if changed[-1] >= out_lo:  # columns come sorted and the output tape is the last region
-            for column in changed[changed >= out_lo]:
-                if column < out_hi:
-                    byte = reader.word(Xs, int(column)) & 0xFF
-                    output.append(byte)
-                    if on_output is not None:
-                        on_output(byte)
+        if not np.array_equal(Xs[pointer, 0], last):
+            byte = reader.output_byte(Xs, decode_unsigned(last))
+            last = np.array(Xs[pointer, 0])
+            output.append(byte)
+            if on_output is not None:
+                on_output(byte)
         if check is not None:
             check(Xs, steps, changed)
         if Xs[fault_row, 0] > 0.5:
@@ -77,3 +80,84 @@ def run_card(model: LoopedTransformer, X: np.ndarray, config: ClassicConfig, *, 
             break
     seconds = time.perf_counter() - start
     return ClassicOutcome(bytes(output), steps, status, seconds, np.array(loop.X), getattr(loop, "stats", None))
+
+
+class LockstepMismatch(AssertionError):
+    """The transformer and the reference interpreter disagree after a step."""
+
+
+class Lockstep:
+    """``check`` for :func:`run_card`: the reference interpreter (:mod:`fleqc.isa.classic`) takes one
+    step per pass, and after each the machine's pc, halted flag, the memory words and output cells
+    the pass changed, and the input position must be the reference's (``full_every`` passes, and at
+    :meth:`finish`, all of memory).
+
+    A fault flag is the machine saying that the step cannot run: either the reference refuses this
+    step too (an address outside memory: the machine changed nothing but the flag), or the step
+    ran and the reference refuses the next one (a jump that leaves memory).
+    """
+
+    def __init__(self, config: ClassicConfig, words, input_bytes: bytes = b"", full_every: int = 4096) -> None:
+        from fleqc.isa import classic as reference
+
+        self.reference = reference
+        self.state = reference.initial_state(list(words), config.memory, config.bits, bytes(input_bytes))
+        self.reader = Reader(config)
+        self.full_every = full_every
+        self.input_length = len(input_bytes)
+        self.written = 0  # output bytes the machine has written
+
+    def __call__(self, X: np.ndarray, steps: int, changed: np.ndarray) -> None:
+        r, s = self.reader, self.state
+        if r.flag(X, "fault"):
+            try:
+                self.reference.step(s)
+            except self.reference.AddressFault:
+                return
+            self._compare(X, steps, changed, pc=False)  # the machine keeps only the low bits of a bad jump
+            try:
+                self.reference.step(s)
+            except self.reference.AddressFault:
+                return
+            raise LockstepMismatch(f"step {steps}: the machine faulted; the reference ran steps {steps} and {steps + 1}")
+        try:
+            self.reference.step(s)
+        except self.reference.AddressFault as fault:
+            raise LockstepMismatch(f"step {steps}: the reference faulted ({fault}); the machine did not") from None
+        self._compare(X, steps, changed)
+
+    def _compare(self, X: np.ndarray, steps: int, changed: np.ndarray, pc: bool = True) -> None:
+        r, s = self.reader, self.state
+        if s.steps != steps:
+            raise LockstepMismatch(f"pass {steps}: the reference has run {s.steps} steps")
+        halted = r.flag(X, "halted")
+        if pc and (halted != (s.pc < 0) or (not halted and r.register(X, "pc") != s.pc)):
+            raise LockstepMismatch(f"step {steps}: machine pc {r.register(X, 'pc')} (halted {halted}), "
+                                   f"reference pc {s.pc}")
+        lo, hi = r.regions.memory
+        for column in changed:
+            if lo <= column < hi and r.word(X, int(column)) != s.mem[column - lo]:
+                raise LockstepMismatch(f"step {steps}: mem[{column - lo}] is {r.word(X, int(column))} on the machine, "
+                                       f"{s.mem[column - lo]} on the reference")
+        op = r.register(X, "op")
+        if op != self.written % r.config.output_tape:
+            self.written += 1
+            if self.written != len(s.output) or r.output_byte(X, (op - 1) % r.config.output_tape) != s.output[-1]:
+                raise LockstepMismatch(f"step {steps}: output byte {self.written} of the machine is "
+                                       f"{r.output_byte(X, (op - 1) % r.config.output_tape)}; the reference has "
+                                       f"written {bytes(s.output[-4:])!r} ({len(s.output)} bytes)")
+        elif self.written != len(s.output):
+            raise LockstepMismatch(f"step {steps}: the reference wrote a byte, the machine did not")
+        if min(r.register(X, "ip"), self.input_length) != s.input_position:
+            raise LockstepMismatch(f"step {steps}: input position {r.register(X, 'ip')} on the machine, "
+                                   f"{s.input_position} on the reference")
+        if self.full_every and steps % self.full_every == 0:
+            self.finish(X)
+
+    def finish(self, X: np.ndarray) -> None:
+        """All of memory must be the reference's."""
+        memory = self.reader.memory(X)
+        if memory != self.state.mem:
+            address = next(i for i, (a, b) in enumerate(zip(memory, self.state.mem)) if a != b)
+            raise LockstepMismatch(f"after {self.state.steps} steps: mem[{address}] is {memory[address]} on the "
+                                   f"machine, {self.state.mem[address]} on the reference")
