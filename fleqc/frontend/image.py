@@ -24,11 +24,11 @@ from pathlib import Path
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend.diagnostics import show_number
+from fleqc.isa.classic import WORD_BITS
 from fleqc.safe_io import read_source
 
 RAW_SUFFIXES = (".dec", ".txt")
 ASSEMBLY_SUFFIXES = (".sq", ".asq")
-WORD_BITS = (16, 32)
 MAX_DIGITS = 20  # longer numbers are refused before conversion (Python converts at most 4300 digits)
 
 _TOKEN = re.compile(r"[^\s,]+")
@@ -42,7 +42,7 @@ class SubleqImage:
     Words are kept as written (a 16-bit image may say 65535 or -1 for the same word); the machine
     reads them as N-bit patterns. ``labels`` maps each label to its address (empty for a raw image).
     ``origins[i]`` is where word ``i`` was written (the number in a raw image, the item in assembly;
-    None for the words sqasm adds to complete a short instruction); None when unknown.
+    None for the ``?`` that completes ``a`` or ``a b``); None when unknown.
     """
 
     words: tuple[int, ...]

@@ -25,8 +25,9 @@ the I/O address, branch when the result is 0 or has bit 15 set, halt when pc >= 
 N = 32 it is Rosetta Code's Subleq. Mazonka's sqrun differs only in how input is stored and in
 growing its memory on demand; the corpus's programs give the same output under both.
 
-Plain Python, no numpy: :func:`run` keeps the machine in local variables in its loop, and
-:func:`step` is ``run`` for one step, so the two cannot disagree.
+Plain Python, no numpy: :func:`run` keeps the machine in local variables in its loop (2 to 3
+million steps a second on one core: eForth's ``2 2 + . cr``, 13.9 million steps, takes about 5 s),
+and :func:`step` is ``run`` for one step, so the two cannot disagree.
 """
 
 from __future__ import annotations
