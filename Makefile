@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_speed.py
 	$(BIN)/python bench/blas_threads.py
 	$(BIN)/python bench/subleq_speed.py
+	$(BIN)/python bench/classic_speed.py
 	$(BIN)/python bench/fleq_accuracy.py
 
 clean:
