@@ -23,6 +23,7 @@ from fleqc.backends import DEFAULT_MAX_STEPS, Result, run_card_reference, run_re
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import machines
 from fleqc.program import LinkedProgram
 from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.layers import LoopedTransformer
@@ -69,13 +70,23 @@ def build(
     *,
     columns: Optional[int] = None,
     bits: Optional[int] = None,
-    cell: Optional[int] = None,
+    **options: Optional[int],
 ) -> Card:
     """Compile a program and lay it out as a punch card for the smallest machine that fits it
-    (or the machine with ``columns`` columns; FLEQ: cells up to ``cell`` x ``cell``, default 8)."""
-    columns, bits, cell = _integer(columns, "columns"), _integer(bits, "bits"), _integer(cell, "cell")
+    (or the machine with ``columns`` columns), with the machine's own options (FLEQ: ``cell``,
+    cells up to ``cell`` x ``cell``, default 8)."""
+    columns, bits = _integer(columns, "columns"), _integer(bits, "bits")
     program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
-    return program_to_card(program, columns, cell)
+    return program_to_card(program, columns, **_machine_options(options))
+
+
+def _machine_options(options: dict) -> dict[str, Optional[int]]:
+    """``options`` checked to be options of a registered machine, with integer values."""
+    known = {o.name for m in machines() for o in m.options}
+    for name in options:
+        if name not in known:
+            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown option {name!r}: the machines take {sorted(known)}")
+    return {name: _integer(value, name) for name, value in options.items()}
 
 
 def load_card(path: Source) -> Card:
@@ -95,15 +106,16 @@ def run(
     mode: str = "softmax",
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
-    cell: Optional[int] = None,
     engine: str = "auto",
     stats: bool = False,
     device: Optional[str] = None,
+    **options: Optional[int],
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
-    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``engine``
+    the machine's ``options`` (FLEQ: ``cell``) choose the machine for a program (FLEQ machines run
+    in softmax mode only). ``engine``
     chooses how the transformer's passes are evaluated: ``auto`` (default: sparse passes while the
     run is short, then the incremental engine), ``incremental`` (recomputes only what can change,
     fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
@@ -123,7 +135,7 @@ def run(
     if engine not in ENGINES:
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     max_steps = _integer(max_steps, "max_steps", optional=False)
-    columns, cell = _integer(columns, "columns"), _integer(cell, "cell")
+    columns, options = _integer(columns, "columns"), _machine_options(options)
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
     if not isinstance(target, (Card, LinkedProgram)):
@@ -132,7 +144,7 @@ def run(
         if isinstance(target, Card):
             return run_card_reference(target, max_steps)
         return run_reference(target, max_steps)
-    card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
+    card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
     if backend in ("torch", "onnx"):
         from fleqc.interop.engines import run_engine
 

@@ -21,8 +21,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fleqc.backends import HealthCheck
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.errors import FleqError
 from fleqc.isa import fleq
 from fleqc.isa.state import State
@@ -92,8 +91,8 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
     operand outside its documented domain; then the run ends there. ``machine_pass(X) -> Y`` is
     one pass (default: the dense forward pass; tests/interop_lockstep.py passes other engines').
     """
-    model = machine_for(card.config)
-    check = HealthCheck(model, card)
+    model = weights_for(card.config)
+    check = card.machine.health_check(model, card)
     X = card.X
     for step in range(1, max_steps + 1):
         before = machine_state(card, X)

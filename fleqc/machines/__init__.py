@@ -15,6 +15,7 @@ from typing import Any
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machines.base import Machine
+from fleqc.schema import SchemaError
 
 # name -> package; the first machine is the default of `fleqc weights` and `.fleq` without `.machine`
 REGISTRY: dict[str, str] = {
@@ -47,8 +48,12 @@ def machine_of(subject: Any) -> Machine:
 
 
 def config_from_dict(data: Any) -> Any:
-    """The configuration a card or weights file names (by its ``kind``)."""
-    return machine(data.get("kind") if isinstance(data, dict) else None).config_from_dict(data)
+    """The configuration a card or weights file names (by its ``kind``); BAD_CONFIG if it names
+    no registered machine or a field is missing or mistyped."""
+    try:
+        return machine(data.get("kind") if isinstance(data, dict) else None).config_from_dict(data)
+    except SchemaError as exc:
+        raise FleqError(ErrorCode.BAD_CONFIG, str(exc)) from None
 
 
 def language_machines() -> list[Machine]:

@@ -50,7 +50,9 @@ Weights
 Cards
     ``encode(program, config, start)``  the Card (X plus row blocks, column regions, symbols).
     ``decode(card)``    the program read back out of X (so any card can run on the reference).
-    ``read_memory(card, X)``  every memory cell's value, in address order.
+    ``read_cell(card, X, address)``, ``read_memory(card, X)``  a memory cell's value; all of them.
+    ``check_cells(card)``  BAD_CARD unless the per-cell metadata (FLEQ: shapes) fits; with
+                        ``decode``, the machine's part of the check of a loaded card.
     ``pc_column``, ``column_name(card, column)``  where the pc is read; names of scratch columns
                         (``scratch_name`` is the scratch region's name in listings).
 
@@ -182,8 +184,17 @@ class Machine(abc.ABC):
         """The program a card holds, read back out of X (operands from their codes)."""
 
     @abc.abstractmethod
+    def read_cell(self, card: Any, X: np.ndarray, address: int) -> Any:
+        """The value of memory cell ``address``, read from X."""
+
     def read_memory(self, card: Any, X: np.ndarray) -> list:
         """Every memory cell's value in address order, read from X."""
+        return [self.read_cell(card, X, address) for address in range(card.memory_size)]
+
+    def check_cells(self, card: Any) -> None:
+        """BAD_CARD unless the card's per-cell metadata fits the machine (by default it has none)."""
+        if card.cell_shapes:
+            raise FleqError(ErrorCode.BAD_CARD, f"a {self.title} card has no cell shapes")
 
     def pc_column(self, card: Any) -> int:
         """The column whose pc rows are read back (the first scratch column by default)."""

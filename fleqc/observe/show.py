@@ -39,8 +39,7 @@ def _pyplot():
 def regions(card: Card) -> list[tuple[str, int, int]]:
     """(name, first, end) of every non-empty column region, in column order."""
     n = card.X.shape[1]
-    scratch = "ref+lanes" if card.config.kind == "fleq" else "scratch"
-    spans = [(scratch, *card.regions.scratch), ("memory", *card.regions.memory),
+    spans = [(card.machine.scratch_name, *card.regions.scratch), ("memory", *card.regions.memory),
              ("instructions", *card.regions.instructions), ("padding", card.regions.instructions[1], n)]
     return [(name, lo, hi) for name, lo, hi in spans if hi > lo]
 
