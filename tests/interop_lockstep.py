@@ -18,9 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from fleqc.machines import weights_for
 from fleqc.isa import subleq
 from fleqc.machine.card import Card
+from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 from tests.fleq_checks import assert_fleq_lockstep

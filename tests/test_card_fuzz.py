@@ -22,10 +22,10 @@ import pytest
 
 import fleqc
 from fleqc.backends import run_card_reference, run_transformer
-from fleqc.machines import weights_for
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import SubleqConfig
+from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
 

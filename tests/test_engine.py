@@ -27,9 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleqc
-from fleqc.machines import weights_for
 from fleqc.isa import subleq
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import forward, run
 from fleqc.transformer import kernels
 from fleqc.transformer.engine import REACH, IncrementalEngine, build_index, scratch

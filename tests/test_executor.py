@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fleqc.transformer as transformer_pkg
-from fleqc.machines import weights_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import AttentionLayer, forward, run
 from fleqc.transformer.executor import attention_weights
 from fleqc.transformer.weights_io import load_weights, save_weights

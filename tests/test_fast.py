@@ -23,8 +23,8 @@ from hypothesis import HealthCheck as Health
 from hypothesis import given, settings
 
 import fleqc
-from fleqc.machines import weights_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import forward, run, run_batch
 from fleqc.transformer.executor import apply_layer
 from fleqc.transformer.fast import (

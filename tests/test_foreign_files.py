@@ -19,10 +19,10 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.backends import run_transformer
 from fleqc.cli import main
-from fleqc.machines import weights_for
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import SubleqConfig
+from fleqc.machines import weights_for
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
 
 CONFIG = SubleqConfig(columns=32, bits=16)

@@ -10,8 +10,8 @@ import pytest
 import fleqc
 from fleqc.backends import run_transformer
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machines import weights_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.layers import FeedForwardLayer
 from fleqc.transformer.weights_io import load_weights, save_weights

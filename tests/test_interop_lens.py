@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch", reason="the lens extra is not installed: pi
 pytest.importorskip("transformer_lens", reason="the lens extra is not installed: pip install 'fleqc[lens]'")
 
 import fleqc  # noqa: E402
-from fleqc.machines import weights_for  # noqa: E402
 from fleqc.interop.lens import (  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
     block_plan,
     fleqc_pattern,
     head_names,

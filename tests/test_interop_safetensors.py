@@ -18,9 +18,9 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 import fleqc  # noqa: E402
 from fleqc.cli import main  # noqa: E402
-from fleqc.machines import weights_for  # noqa: E402
 from fleqc.errors import ErrorCode, FleqError  # noqa: E402
 from fleqc.interop.safetensors_io import (  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
     _digest,
     load_safetensors,
     read_metadata,

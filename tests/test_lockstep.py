@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleqc.machines import weights_for
 from fleqc.isa import subleq
 from fleqc.machine.card import Card
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 from tests.programs import random_subleq_programs, subleq_program

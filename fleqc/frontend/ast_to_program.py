@@ -33,8 +33,8 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
-from fleqc.frontend.dialect import owner_of
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
+from fleqc.frontend.dialect import owner_of
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.frontend.routines import Routines, collect_routines

@@ -31,37 +31,21 @@ from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
 
-SAME_NAME = ("add", "sub", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
-
-
 def lower(func: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[str, tuple[str, ...]]:
     """The function block and operand views of ``func`` on operands of shapes ``a`` and ``b``."""
-    if func in ("add", "sub"):
-        return func, ("a_entry", "b_entry")
-    if func in SAME_NAME or func == "mov":
-        return ("copy" if func == "mov" else func), ("a_entry",)
-    if func == "transpose":
-        return "copy", ("a_transposed",) if len(a) == 2 else ("a_entry",)
-    if func == "mul":
-        if a == () and b != ():
-            return "prod", ("a_scalar", "b_entry")
-        if b == () and a != ():
-            return "prod", ("a_entry", "b_scalar")
-        return "prod", ("a_entry", "b_entry")
-    if func == "matmul":
-        if len(a) == 2 and len(b) == 1:
-            return "prod", ("m_a_row_j", "m_b_row_i")
-        return "prod", ("m_a_row_i", "m_b_col_j" if len(b) == 2 else "m_b_row_i")
-    raise ValueError(f"unknown FLEQ function {func!r}")
+    function = FLEQ_FUNCTIONS[func]
+    return function.block, function.views(a, b)
 
 
 def raise_function(block: str, views: tuple[str, ...]) -> str:
-    """The FLEQ function a (block, views) pair came from (``lower`` read backwards)."""
-    if block == "copy":
-        return "transpose" if "a_transposed" in views else "mov"
-    if block == "prod":
-        return "matmul" if any(v.startswith("m_") for v in views) else "mul"
-    return block
+    """The FLEQ function a (block, views) pair came from (``lower`` read backwards): of the
+    functions on ``block`` whose views include ``views``, the one with the fewest (``mov`` rather
+    than ``transpose`` for a vector: the two are the same there). Views no function on the block
+    uses (an edited card) give the block's first function: the check of the card then names the
+    view row that differs from that function's card."""
+    on_block = [f for f in FLEQ_FUNCTIONS.values() if f.block == block]
+    candidates = [f for f in on_block if set(views) <= f.view_set] or on_block[:1]
+    return min(candidates, key=lambda f: len(f.view_set)).name
 
 
 def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> FleqConfig:

@@ -24,8 +24,8 @@ import numpy as np
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machines import DEFAULT
-from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
 from fleqc.observe.trace import origin, source_text
+from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
 
 
 def _number(x: Any) -> str:

@@ -25,7 +25,8 @@ from fleqc.machine.fleq_card import (
     program_to_fleq_card,
     read_fleq_cell,
 )
-from fleqc.machine.fleq_layout import fleq_rows
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, FleqFunction
+from fleqc.machine.fleq_layout import OPS, VIEWS, fleq_rows
 from fleqc.machine.rows import RowSpace
 from fleqc.machines.base import Machine, MachineOption, Options
 from fleqc.machines.fleq.runs import FleqHealthCheck, run_fleq_reference
@@ -35,6 +36,27 @@ CELL = MachineOption("cell", click.option(
     "--cell", type=int, default=None, metavar="C",
     help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).",
 ))
+
+
+def check_function_blocks(functions: dict[str, FleqFunction], blocks: tuple[str, ...] = OPS,
+                          views: tuple[str, ...] = VIEWS) -> None:
+    """Refuse a function table with a function the machine cannot run: its block is not one the
+    machine builds, or it names an operand view the card has no row for. Run when the machine
+    registers, so a record without its block fails at import, not in the middle of a run."""
+    for function in functions.values():
+        if function.block not in blocks:
+            raise ValueError(
+                f"FLEQ function {function.name!r} runs on the machine block {function.block!r}, which the FLEQ "
+                f"machine does not build (its blocks: {', '.join(blocks)}); build it in "
+                "fleqc/construct/fleq_machine.py and list it in fleqc.machine.fleq_layout.OPS"
+            )
+        unknown = sorted(function.view_set - set(views))
+        if unknown:
+            raise ValueError(f"FLEQ function {function.name!r} uses operand views {unknown} the FLEQ machine "
+                             f"does not have (its views: {', '.join(views)})")
+
+
+check_function_blocks(FLEQ_FUNCTIONS)
 
 
 class FleqMachine(Machine):

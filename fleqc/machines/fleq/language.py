@@ -12,8 +12,8 @@ import numpy as np
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.ast_to_program import Linker, PendingCell, PendingInstruction, shape_words
-from fleqc.frontend.dialect import Dialect
 from fleqc.frontend.diagnostics import show_number
+from fleqc.frontend.dialect import Dialect
 from fleqc.frontend.routines import ret_size
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.program import Cell, FleqInstruction

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.ast_to_program import Linker, PendingCell, PendingInstruction
-from fleqc.frontend.dialect import Dialect
 from fleqc.frontend.diagnostics import show_number
+from fleqc.frontend.dialect import Dialect
 from fleqc.program import Cell, SubleqInstruction
 
 
