@@ -80,13 +80,13 @@ def build(
     return program_to_card(program, columns, **_machine_options(options))
 
 
-def _machine_options(options: dict) -> dict[str, Optional[int]]:
-    """``options`` checked to be options of a registered machine, with integer values."""
-    known = {o.name for m in machines() for o in m.options}
+def _machine_options(options: dict) -> dict:
+    """``options`` checked to be options of a registered machine (integers where they say so)."""
+    known = {o.name: o for m in machines() for o in m.options}
     for name in options:
         if name not in known:
             raise FleqError(ErrorCode.BAD_CONFIG, f"unknown option {name!r}: the machines take {sorted(known)}")
-    return {name: _integer(value, name) for name, value in options.items()}
+    return {name: _integer(value, name) if known[name].integer else value for name, value in options.items()}
 
 
 def load_card(path: Source) -> Card:
@@ -142,11 +142,12 @@ def run(
         target = Card.load(target) if str(target).endswith(".npz") else compile(target)
     if backend == "reference":
         if isinstance(target, Card):
-            return run_card_reference(target, max_steps)
-        return run_reference(target, max_steps)
+            return run_card_reference(target, max_steps, options)
+        return run_reference(target, max_steps, options=options)
     card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
     if backend in ("torch", "onnx"):
         from fleqc.interop.engines import run_engine
 
         return run_engine(card, backend, max_steps, mode, weights, device)
-    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats)  # type: ignore[arg-type]
+    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats,  # type: ignore[arg-type]
+                           options=options)

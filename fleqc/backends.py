@@ -19,7 +19,7 @@ from fleqc.isa.state import DEFAULT_MAX_STEPS, memory_by_label
 from fleqc.machine.card import Card
 from fleqc.machine.card_check import validate_card
 from fleqc.machines import machine_of, weights_for
-from fleqc.machines.base import Machine
+from fleqc.machines.base import Machine, Options
 from fleqc.npzfile import memory_limit
 from fleqc.program import LinkedProgram
 from fleqc.threads import chosen_blas_threads
@@ -64,17 +64,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run_reference(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0) -> Result:
-    outcome = machine_of(program).run_reference(program, max_steps, pc)
+def run_reference(program: LinkedProgram, max_steps: int = DEFAULT_MAX_STEPS, pc: int = 0,
+                  options: Optional[Options] = None) -> Result:
+    """``options``: the run's machine options (the command line's, e.g. an input stream)."""
+    outcome = machine_of(program).run_reference(program, max_steps, pc, options or {})
     memory = memory_by_label(program, outcome.state.memory)
     return Result(outcome.halted, outcome.steps, memory, outcome.state.pc, "reference")
 
 
-def run_card_reference(card: Card, max_steps: int = DEFAULT_MAX_STEPS) -> Result:
+def run_card_reference(card: Card, max_steps: int = DEFAULT_MAX_STEPS, options: Optional[Options] = None) -> Result:
     """Run the program a card holds from the card's own pc (the card is validated first, as the
     transformer backend does: both refuse a bad card with the same message)."""
     program, pc = validate_card(card)
-    return run_reference(program, max_steps, pc)
+    return run_reference(program, max_steps, pc, options)
 
 
 def check_mode(machine: Machine, mode: str) -> None:
@@ -109,19 +111,23 @@ def run_transformer(
     engine: str = "auto",
     stats: bool = False,
     validate: bool = True,
+    options: Optional[Options] = None,
 ) -> Result:
     """Loop the card through the machine. ``validate=False`` skips the check of the card before
-    the first pass (fleqc.machine.card_check): only for tests of the health checks themselves."""
-    machine = card.machine
+    the first pass (fleqc.machine.card_check): only for tests of the health checks themselves.
+    ``options`` (the run's machine options) reach the machine's ``prepare`` and ``observer``."""
+    machine, options = card.machine, options or {}
     check_mode(machine, mode)
     if validate:
         validate_card(card)
+    card = machine.prepare(card, options)
     model = weights if weights is not None else weights_for(card.config)
     machine.check_weights_fit(model, card.config, card.source_name)
     check_memory(model, card.config, engine)
     check = machine.health_check(model, card) if health_check else None
     with chosen_blas_threads():
-        outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, engine=engine, timed=stats)
+        outcome = loop(model, card.X, max_steps=max_steps, mode=mode, check=check, engine=engine, timed=stats,
+                       on_step=machine.observer(card, options))
     figures = outcome.stats.to_json() if (stats and outcome.stats is not None) else None
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), "transformer",
                   figures)

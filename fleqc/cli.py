@@ -177,18 +177,18 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         columns, sizes = machine_size(model, subject, sizes)  # run on the weights' own machine
     if dense:
         engine = "dense"
-    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns,
-                   cell=sizes.get("cell"), engine=engine)
+    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, engine=engine)
     result = None
     if backend in ("transformer", "numpy", "reference"):
         from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
 
-        result = observed_run(subject, {**options, "backend": "transformer" if backend == "numpy" else backend},
+        result = observed_run(subject, {**options, "sizes": sizes,
+                                        "backend": "transformer" if backend == "numpy" else backend},
                               trace=trace, trace_json=trace_json, report=report, as_json=as_json)
     elif trace or trace_json or report:
         raise click.UsageError("--trace, --trace-json and --report run on the numpy transformer or the reference")
     if result is None:
-        result = api.run(subject, **options, stats=stats, device=device)
+        result = api.run(subject, **options, **sizes, stats=stats, device=device)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})

@@ -57,14 +57,17 @@ Cards
                         (``scratch_name`` is the scratch region's name in listings).
 
 Runs
-    ``run_reference(program, max_steps, pc)``  the plain-Python interpreter's run
+    ``run_reference(program, max_steps, pc, options)``  the plain-Python interpreter's run
                         (:class:`fleqc.isa.state.RunResult`); ``reference`` is the interpreter
                         module itself (``initial_state``, ``step``), used in lockstep after every
                         pass by tests, traces and the debugger.
     ``health_check(model, card)``  the check run after every pass (X, step, columns): the
                         generic :class:`HealthCheck` (ternary rows, pc in range) unless extended.
+    ``prepare(card, options)``  the card a transformer run starts from (default: the card; a
+                        machine with an input tape writes the input there).
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
                         talks to the host while it runs (reading an output tape after each pass).
+                        ``options`` are the run's values of the machine's options (``--input``).
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.
@@ -89,11 +92,12 @@ Options = dict[str, Any]  # machine option name -> value given on the command li
 @dataclass(frozen=True)
 class MachineOption:
     """A command-line option a machine adds (``--bits N``): its click decorator and the commands
-    that take it (``build``, ``run``, ``weights``, ``export``)."""
+    that take it. ``integer``: the Python API checks the value is an integer."""
 
     name: str
     decorator: Callable[[Callable], Callable]
-    commands: tuple[str, ...] = ("build", "run", "weights", "export")
+    commands: tuple[str, ...] = ("build", "run", "weights", "export", "show", "debug")
+    integer: bool = True
 
 
 class Machine(abc.ABC):
@@ -211,8 +215,14 @@ class Machine(abc.ABC):
     # -- runs ----------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def run_reference(self, program: Any, max_steps: int, pc: int = 0) -> Any:
-        """The reference interpreter's run of ``program`` from ``pc`` (a RunResult)."""
+    def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
+        """The reference interpreter's run of ``program`` from ``pc`` (a RunResult); ``options``:
+        the run's machine options (an input stream, say)."""
+
+    def prepare(self, card: Any, options: Options) -> Any:
+        """The card a transformer run starts from, given the run's options (a machine that reads
+        input writes it onto its input tape here); the card itself by default."""
+        return card
 
     def health_check(self, model: LoopedTransformer, card: Any) -> Callable:
         """The check after every pass: ``check(X, step, columns)`` raises MachineFault or FleqError."""

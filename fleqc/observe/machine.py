@@ -37,7 +37,7 @@ class Machine:
     """A run in progress: ``pc``, ``steps``, ``halted``, the memory, and (transformer) ``X``.
 
     ``target`` is a card or a linked program; a program runs on the transformer through the card
-    of the smallest machine that fits (or ``columns`` / ``cell``).
+    of the smallest machine that fits (or ``columns`` and the machine's ``options``, e.g. ``cell``).
     """
 
     def __init__(
@@ -48,8 +48,8 @@ class Machine:
         mode: str = "softmax",
         weights: Optional[LoopedTransformer] = None,
         columns: Optional[int] = None,
-        cell: Optional[int] = None,
         engine: str = "auto",
+        **options: Any,
     ) -> None:
         if backend not in ("transformer", "reference"):
             raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
@@ -62,7 +62,7 @@ class Machine:
         self.card: Optional[Card] = None
         self.model: Optional[LoopedTransformer] = None
         if backend == "transformer":
-            card = target if isinstance(target, Card) else program_to_card(target, columns, cell=cell)
+            card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
             check_mode(card.machine, mode)
             self.card = card
             self.model = weights if weights is not None else weights_for(card.config)

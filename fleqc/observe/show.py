@@ -148,10 +148,10 @@ def _save(fig, path) -> Path:
 
 
 def state_after(target, step: int, *, mode: str = "softmax", columns: Optional[int] = None,
-                cell: Optional[int] = None, engine: str = "auto"):
+                engine: str = "auto", **options: Optional[int]):
     """(machine, X): the transformer's state after ``step`` passes (fewer if it halts first)."""
     from fleqc.observe.machine import Machine
 
-    machine = Machine(target, "transformer", mode=mode, columns=columns, cell=cell, engine=engine)
+    machine = Machine(target, "transformer", mode=mode, columns=columns, engine=engine, **options)
     machine.advance(step)
     return machine, machine.X

@@ -119,7 +119,7 @@ class FleqMachine(Machine):
     def describe_card(self, config: FleqConfig) -> str:
         return f"cells up to {config.cell}x{config.cell}"
 
-    def run_reference(self, program: Any, max_steps: int, pc: int = 0) -> Any:
+    def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
         return run_fleq_reference(program, max_steps, pc)
 
     def health_check(self, model: LoopedTransformer, card: Any) -> FleqHealthCheck:

@@ -75,7 +75,7 @@ class SubleqMachine(Machine):
     def describe_card(self, config: SubleqConfig) -> str:
         return f"N={config.bits} bits"
 
-    def run_reference(self, program: Any, max_steps: int, pc: int = 0) -> Any:
+    def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
         return interpreter.run(program, max_steps=max_steps, pc=pc)
 
 
