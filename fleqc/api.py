@@ -7,8 +7,8 @@
 
 ``build`` and ``compile`` take a path or the program text itself: an ``os.PathLike`` (``Path``) is
 always a path; a ``str`` is program text when it holds a newline, else a path when it ends in
-``.fleq`` or ``.npz`` or names an existing file, else program text (``"halt"``). Pass a ``Path`` to
-be unambiguous. Sizes (``columns``, ``bits``, ``cell``, ``max_steps``) are integers: Python ints or
+a suffix a machine claims (``.fleq``) or ``.npz`` or names an existing file, else program text
+(``"halt"``). Pass a ``Path`` to be unambiguous. Sizes (``columns``, ``bits``, ``cell``, ``max_steps``) are integers: Python ints or
 numpy integers, never floats.
 """
 
@@ -38,7 +38,7 @@ def _is_path(source: Source) -> bool:
         raise FleqError(ErrorCode.BAD_CONFIG, f"expected a path or program text, got {type(source).__name__}")
     if "\n" in source or "\0" in source:
         return False
-    if source.endswith((".fleq", ".npz")):
+    if source.endswith((*{s for m in machines() for s in m.suffixes}, ".npz")):
         return True
     try:
         return Path(source).is_file()

@@ -18,7 +18,6 @@ pytest.importorskip("transformer_lens", reason="the lens extra is not installed:
 
 import fleqc  # noqa: E402
 from fleqc.interop.lens import (  # noqa: E402
-from fleqc.machines import weights_for  # noqa: E402
     block_plan,
     fleqc_pattern,
     head_names,
@@ -26,6 +25,7 @@ from fleqc.machines import weights_for  # noqa: E402
     run_with_cache,
     to_hooked_transformer,
 )
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 from fleqc.transformer.executor import attention_weights  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402

@@ -20,7 +20,6 @@ import fleqc  # noqa: E402
 from fleqc.cli import main  # noqa: E402
 from fleqc.errors import ErrorCode, FleqError  # noqa: E402
 from fleqc.interop.safetensors_io import (  # noqa: E402
-from fleqc.machines import weights_for  # noqa: E402
     _digest,
     load_safetensors,
     read_metadata,
@@ -29,6 +28,7 @@ from fleqc.machines import weights_for  # noqa: E402
     torch_state_dict_names,
 )
 from fleqc.machine.config import FleqConfig, SubleqConfig  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

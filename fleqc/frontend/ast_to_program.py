@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import numpy as np
-
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
@@ -97,7 +95,8 @@ def _choose_machine(placed: Sequence[Placed], sources: Sources) -> Machine:
             hint = did_you_mean(directive.machine, names)
             raise sources.error(
                 ErrorCode.UNKNOWN_MACHINE,
-                f"unknown machine '{directive.machine}'{hint}; the machines are {', '.join(names[:-1])} and {names[-1]}",
+                f"unknown machine '{directive.machine}'{hint}; "
+                f"the machines are {', '.join(names[:-1])} and {names[-1]}",
                 directive.machine_span,
             )
         if chosen is not None and directive.machine != chosen.machine:

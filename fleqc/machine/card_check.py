@@ -159,7 +159,7 @@ def _check_regions(card: Card) -> None:
 
 
 def _check_cells(card: Card) -> None:
-    m, k = card.memory_size, card.instruction_count
+    k = card.instruction_count
     for name in ("instruction_lines", "instruction_files"):
         if len(getattr(card, name)) not in (0, k):
             raise _bad(card, f"{name} has {len(getattr(card, name))} items, but the card holds {k} instructions")

@@ -49,7 +49,8 @@ class SubleqConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SubleqConfig":
         """The saved configuration; SchemaError naming a missing or mistyped field."""
-        return cls(*(integer(field(data, name, "machine"), f"machine.{name}") for name in ("columns", "bits", "scratch")))
+        return cls(*(integer(field(data, name, "machine"), f"machine.{name}")
+                     for name in ("columns", "bits", "scratch")))
 
     def describe(self) -> str:
         return f"subleq machine: n={self.columns} columns, N={self.bits}-bit integers"

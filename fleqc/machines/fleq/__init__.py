@@ -81,7 +81,8 @@ class FleqMachine(Machine):
 
     def config_from_options(self, columns: Optional[int], options: Options) -> FleqConfig:
         cell = options.get("cell")
-        return FleqConfig(columns=self.default_columns if columns is None else columns, cell=DEFAULT_CELL if cell is None else cell)
+        return FleqConfig(columns=self.default_columns if columns is None else columns,
+                          cell=DEFAULT_CELL if cell is None else cell)
 
     def rows(self, config: FleqConfig) -> RowSpace:
         return fleq_rows(config)

@@ -53,7 +53,8 @@ class SubleqMachine(Machine):
 
     def config_from_options(self, columns: Optional[int], options: Options) -> SubleqConfig:
         bits = options.get("bits")
-        return SubleqConfig(columns=self.default_columns if columns is None else columns, bits=DEFAULT_BITS if bits is None else bits)
+        return SubleqConfig(columns=self.default_columns if columns is None else columns,
+                            bits=DEFAULT_BITS if bits is None else bits)
 
     def rows(self, config: SubleqConfig) -> RowSpace:
         return subleq_rows(config)
