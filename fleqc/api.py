@@ -8,8 +8,8 @@
 ``build`` and ``compile`` take a path or the program text itself: an ``os.PathLike`` (``Path``) is
 always a path; a ``str`` is program text when it holds a newline, else a path when it ends in
 a suffix a machine claims (``.fleq``) or ``.npz`` or names an existing file, else program text
-(``"halt"``). Pass a ``Path`` to be unambiguous. Sizes (``columns``, ``bits``, ``cell``, ``max_steps``) are integers: Python ints or
-numpy integers, never floats.
+(``"halt"``). Pass a ``Path`` to be unambiguous. Sizes (``columns``, ``max_steps`` and the
+machines' options ``bits``, ``cell``) are integers: Python ints or numpy integers, never floats.
 """
 
 from __future__ import annotations
