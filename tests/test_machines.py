@@ -5,12 +5,14 @@ configuration's kind, its configuration survives a round trip through a file's m
 blocks are those its weights are labelled with, its weights have its layer kinds and are refused
 by every other machine. Every FLEQ function runs on a block the FLEQ machine builds and meets its
 record's error bound on the transformer; a record whose block the machine lacks is refused when the
-machine registers.
+machine registers. A third machine (tests/plugin_machine.py) added by one registry line builds,
+saves, loads and runs with its own observer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ import pytest
 import fleqc
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.machine.card import Card
 from fleqc.machine.fleq_layout import OPS
 from fleqc.machines import REGISTRY, config_from_dict, machine, machine_for_file, machines, weights_for
 from fleqc.machines.fleq import check_function_blocks
@@ -111,3 +114,29 @@ def test_a_function_record_without_its_machine_block_is_refused_when_the_machine
     odd = dataclasses.replace(FLEQ_FUNCTIONS["mov"], name="odd", view_set=frozenset({"a_sideways"}))
     with pytest.raises(ValueError, match="'odd' uses operand views"):
         check_function_blocks({"odd": odd})
+
+
+@pytest.fixture
+def echo(monkeypatch):
+    """tests/plugin_machine.py registered by one registry line, for one test."""
+    monkeypatch.setitem(REGISTRY, "echo", "tests.plugin_machine")
+    machine.cache_clear()
+    yield machine("echo")
+    machine.cache_clear()
+
+
+def test_a_third_machine_plugs_in_through_the_registry_alone(echo, tmp_path):
+    """Its suffix chooses it, its configuration is saved in its card under its kind, the card runs
+    on its weights with its observer, and the reference backend agrees."""
+    source = tmp_path / "gcd.echo"
+    source.write_text((Path(__file__).resolve().parent.parent / "samples" / "gcd.fleq").read_text())
+    assert fleqc.compile(source).machine == "echo"
+    card = fleqc.build(source)
+    card.save(tmp_path / "gcd.npz")
+    loaded = Card.load(tmp_path / "gcd.npz")
+    assert loaded.machine is echo and loaded.config.kind == "echo"
+    passes: list = []
+    result = fleqc.run(loaded, passes=passes)
+    assert result.memory == fleqc.run(source, backend="reference").memory
+    assert [step for step, _ in passes] == list(range(1, result.steps + 1))
+    assert passes[-1][1] == result.pc

@@ -53,8 +53,9 @@ Cards
     ``read_cell(card, X, address)``, ``read_memory(card, X)``  a memory cell's value; all of them.
     ``check_cells(card)``  BAD_CARD unless the per-cell metadata (FLEQ: shapes) fits; with
                         ``decode``, the machine's part of the check of a loaded card.
-    ``pc_column``, ``column_name(card, column)``  where the pc is read; names of scratch columns
-                        (``scratch_name`` is the scratch region's name in listings).
+    ``pc_column(card)``, ``column_name(card, column)``  where the pc is read; names of scratch
+                        columns (``scratch_name`` is the scratch region's name in listings).
+    ``describe_card(config)``  the words of ``fleqc build``'s summary that give the size.
 
 Runs
     ``run_reference(program, max_steps, pc, options)``  the plain-Python interpreter's run
@@ -68,6 +69,9 @@ Runs
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
                         talks to the host while it runs (reading an output tape after each pass).
                         ``options`` are the run's values of the machine's options (``--input``).
+                        The numpy transformer backend (fleqc.backends.run_transformer) calls
+                        ``prepare`` and ``observer``; the step-by-step tools (fleqc.observe) and
+                        the torch and onnx engines do not yet.
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.
