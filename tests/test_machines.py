@@ -24,6 +24,7 @@ from fleqc.machine.card import Card
 from fleqc.machine.fleq_layout import OPS
 from fleqc.machines import REGISTRY, config_from_dict, machine, machine_for_file, machines, weights_for
 from fleqc.machines.fleq import check_function_blocks
+from fleqc.observe.machine import Machine as Stepper
 from fleqc.program import values_by_label
 from fleqc.transformer.layers import AttentionLayer
 from tests.fleq_checks import within_bound
@@ -140,3 +141,6 @@ def test_a_third_machine_plugs_in_through_the_registry_alone(echo, tmp_path):
     assert result.memory == fleqc.run(source, backend="reference").memory
     assert [step for step, _ in passes] == list(range(1, result.steps + 1))
     assert passes[-1][1] == result.pc
+    stepped: list = []
+    Stepper(loaded, "transformer", passes=stepped).advance(result.steps)
+    assert stepped == passes  # the step-by-step tools (traces, debugger) observe the same passes

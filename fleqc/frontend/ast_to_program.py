@@ -32,7 +32,7 @@ from typing import Any, Literal, NoReturn
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
-from fleqc.frontend.dialect import owner_of
+from fleqc.frontend.dialect import machine_knowing, owner_of
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.frontend.routines import Routines, collect_routines
@@ -266,7 +266,6 @@ class _Layout:
         if shaped and not self.machine.language.shaped_cells:
             name = ".vector" if isinstance(directive, ast.VectorDirective) else ".matrix"
             owner = owner_of("shaped_cells")
-            assert owner is not None
             raise self.sources.error(
                 ErrorCode.NOT_IN_MACHINE, f"'{name}' is {owner.title} only (add '.machine {owner.name}')",
                 directive.span,
@@ -404,7 +403,7 @@ def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sour
     another machine of the language has the mnemonic."""
     mnemonic, dialect = statement.mnemonic, machine.language
     if not dialect.functions:
-        owner = owner_of(mnemonic)
+        owner = machine_knowing(mnemonic)
         if owner is not None:
             raise sources.error(
                 ErrorCode.NOT_IN_MACHINE,
@@ -425,7 +424,7 @@ def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sour
 def _label_hint(statement: ast.Instruction) -> str:
     """A hint for ``loop halt``: a label written without its colon."""
     first = statement.operands[0] if statement.operands else None
-    if isinstance(first, ast.Name) and any(m.language.knows(first.name) for m in language_machines()):
+    if isinstance(first, ast.Name) and machine_knowing(first.name) is not None:
         return f" (is '{statement.mnemonic}' a label missing its ':'?)"
     return ""
 

@@ -43,8 +43,12 @@ class Dialect:
         return mnemonic in self.forms or mnemonic in self.functions
 
 
-def owner_of(feature: str) -> Optional[Machine]:
-    """The first machine of the language whose dialect has ``feature`` (a Dialect flag such as
-    ``reals``, or a mnemonic): for the hint "add '.machine NAME'"."""
-    return next((m for m in language_machines()
-                 if getattr(m.language, feature, False) is True or m.language.knows(feature)), None)
+def owner_of(flag: str) -> Machine:
+    """The first machine of the language whose dialect has ``flag`` (``reals``, ``shaped_cells``,
+    ``routines``): for the hint "add '.machine NAME'"."""
+    return next(m for m in language_machines() if getattr(m.language, flag))
+
+
+def machine_knowing(mnemonic: str) -> Optional[Machine]:
+    """The first machine of the language that has the instruction or function ``mnemonic``."""
+    return next((m for m in language_machines() if m.language.knows(mnemonic)), None)

@@ -94,7 +94,6 @@ class Evaluator:
         if isinstance(node, ast.Real):
             if not self.machine.language.reals:
                 owner = owner_of("reals")
-                assert owner is not None
                 raise self.sources.error(
                     ErrorCode.NOT_IN_MACHINE,
                     f"real number {node.text} in a {self.machine.title} program (reals need '.machine {owner.name}')",

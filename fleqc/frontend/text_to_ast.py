@@ -19,6 +19,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import did_you_mean
+from fleqc.frontend.dialect import machine_knowing
 from fleqc.frontend.grammar import parser
 from fleqc.machines import language_machines
 from fleqc.program import HIDDEN_PREFIX
@@ -424,7 +425,7 @@ _WORDS = {
 def _is_mnemonic(name: str) -> bool:
     """An instruction of some machine's dialect: only to recognise `loop subleq a, b` (a label
     without its colon) in messages."""
-    return any(m.language.knows(name) for m in language_machines())
+    return machine_knowing(name) is not None
 
 
 def _describe_token(token: Token) -> str:

@@ -69,9 +69,9 @@ Runs
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
                         talks to the host while it runs (reading an output tape after each pass).
                         ``options`` are the run's values of the machine's options (``--input``).
-                        The numpy transformer backend (fleqc.backends.run_transformer) calls
-                        ``prepare`` and ``observer``; the step-by-step tools (fleqc.observe) and
-                        the torch and onnx engines do not yet.
+                        The numpy transformer backend (fleqc.backends.run_transformer) and the
+                        step-by-step tools (fleqc.observe.machine) call ``prepare`` and
+                        ``observer``; the torch and onnx engines do not yet.
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.

@@ -64,12 +64,14 @@ class Machine:
         if backend == "transformer":
             card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
             check_mode(card.machine, mode)
+            card = card.machine.prepare(card, options)
             self.card = card
             self.model = weights if weights is not None else weights_for(card.config)
             card.machine.check_weights_fit(self.model, card.config, card.source_name)
             self.program = card_to_program(card)  # the instructions as the card holds them
             self.X = np.array(card.X, dtype=np.float64)
             self._health = card.machine.health_check(self.model, card)
+            self._observer = card.machine.observer(card, options)
         else:
             self.program = card_to_program(target) if isinstance(target, Card) else target
             self.card = target if isinstance(target, Card) else None
@@ -194,6 +196,8 @@ class Machine:
             before, self.X = self.X, Y
             self.steps = step
             done += 1
+            if self._observer is not None:
+                self._observer(self.steps, Y)
             if on_X is not None:
                 on_X(self.steps, Y)
             if on_count is not None:
