@@ -55,13 +55,14 @@ def _integer(value, name: str, optional: bool = True) -> Optional[int]:
     return int(value)
 
 
-def compile(source: Source, *, bits: Optional[int] = None) -> LinkedProgram:  # noqa: A001 (the verb)
-    """Parse and link a program (path or text)."""
+def compile(source: Source, *, bits: Optional[int] = None, **options) -> LinkedProgram:  # noqa: A001 (the verb)
+    """Parse and link a program: a file by the machine that claims its suffix (with the machine's
+    ``options``), or FLEQ-language text."""
     from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
 
-    bits = _integer(bits, "bits")
+    bits, options = _integer(bits, "bits"), _machine_options(options)
     if _is_path(source):
-        return compile_file(Path(source), bits=bits)
+        return compile_file(Path(source), bits=bits, **options)
     return compile_source(str(source), "<string>", bits=bits)
 
 

@@ -168,7 +168,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
             raise click.UsageError(f"{names} apply to program files; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
-        subject = api.compile(target, bits=sizes.get("bits"))
+        subject = api.compile(target, **sizes)
     check_run_options(click.get_current_context(), subject, backend, weights, sizes)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")

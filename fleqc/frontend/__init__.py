@@ -36,7 +36,7 @@ def compile_source(
     return link(main, main_dir=Path(base_dir) if base_dir is not None else None, bits=bits)
 
 
-def compile_file(path: str | os.PathLike, *, bits: int | None = None) -> LinkedProgram:
+def compile_file(path: str | os.PathLike, *, bits: int | None = None, **options) -> LinkedProgram:
     """Compile the program file at ``path`` with the machine that claims its suffix
     (fleqc.machines.machine_for_file; ``.fleq``: the FLEQ language)."""
     path = Path(path)
@@ -45,7 +45,7 @@ def compile_file(path: str | os.PathLike, *, bits: int | None = None) -> LinkedP
     except OSError as exc:
         reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
         raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
-    return machine_for_file(path).compile(data.decode("utf-8", errors="replace"), str(path), {"bits": bits})
+    return machine_for_file(path).compile(data.decode("utf-8", errors="replace"), str(path), {"bits": bits, **options})
 
 
 def compile_text(text: str, path: str | os.PathLike, *, bits: int | None = None) -> LinkedProgram:

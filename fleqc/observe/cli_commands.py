@@ -47,7 +47,7 @@ def load_target(target: Path, sizes: dict[str, Optional[int]]):
 
     if target.suffix == ".npz":
         return Card.load(target)
-    return api.compile(target, bits=sizes.get("bits"))
+    return api.compile(target, **sizes)
 
 
 def _show(reports_errors: Callable) -> click.Command:
