@@ -57,9 +57,10 @@ def test_a_machines_weights_fit_it_and_no_other(m):
             assert refused.value.code is ErrorCode.MACHINE_MISMATCH
 
 
-def test_an_unknown_machine_kind_is_a_located_error_not_a_traceback():
+@pytest.mark.parametrize("kind", ["tanh", None, ["subleq"], {"a": 1}, 3])
+def test_an_unknown_machine_kind_is_a_config_error_not_a_traceback(kind):
     with pytest.raises(FleqError) as error:
-        config_from_dict({"kind": "tanh", "columns": 16})
+        config_from_dict({"kind": kind, "columns": 16})
     assert error.value.code is ErrorCode.BAD_CONFIG
 
 
@@ -121,9 +122,7 @@ def test_a_function_record_without_its_machine_block_is_refused_when_the_machine
 def echo(monkeypatch):
     """tests/plugin_machine.py registered by one registry line, for one test."""
     monkeypatch.setitem(REGISTRY, "echo", "tests.plugin_machine")
-    machine.cache_clear()
-    yield machine("echo")
-    machine.cache_clear()
+    return machine("echo")
 
 
 def test_a_third_machine_plugs_in_through_the_registry_alone(echo, tmp_path):

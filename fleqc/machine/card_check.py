@@ -66,7 +66,7 @@ def card_fields(meta: dict, where: str) -> dict[str, Any]:
 def _config(data: Any) -> Any:
     kind = field(data, "kind", "machine")
     integer(field(data, "columns", "machine"), "machine.columns", 1, MAX_COLUMNS)
-    if kind not in REGISTRY:
+    if not isinstance(kind, str) or kind not in REGISTRY:
         raise SchemaError(f"machine.kind is {kind!r}; expected {' or '.join(map(repr, REGISTRY))}")
     try:
         return machine(kind).config_from_dict(data)

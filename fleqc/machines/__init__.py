@@ -25,11 +25,15 @@ REGISTRY: dict[str, str] = {
 DEFAULT = next(iter(REGISTRY))
 
 
-@functools.cache
-def machine(name: str) -> Machine:
-    """The machine registered as ``name``; BAD_CONFIG for a name no package registers."""
-    if name not in REGISTRY:
+def machine(name: Any) -> Machine:
+    """The machine registered as ``name``; BAD_CONFIG for anything else (names come from files)."""
+    if not isinstance(name, str) or name not in REGISTRY:
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {name!r}")
+    return _load(name)
+
+
+@functools.cache
+def _load(name: str) -> Machine:
     found = importlib.import_module(REGISTRY[name]).MACHINE
     if found.name != name:
         raise ValueError(f"{REGISTRY[name]} registers {found.name!r}, listed as {name!r}")
