@@ -12,7 +12,7 @@ import time
 from threadpoolctl import threadpool_limits
 
 import fleqc
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.transformer.executor import run
 from subleq_speed import PROGRAM  # bench/ is on the path when run as a script
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     card = fleqc.build(PROGRAM, columns=args.columns)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     times: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for threads in times:

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import fleqc  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 from tests.long_programs import long_program  # noqa: E402
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--mode", default="softmax", choices=["softmax", "hardmax"])
     args = parser.parse_args()
     card = fleqc.build(long_program(iterations=args.steps), columns=args.columns)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     worst = np.zeros(len(model.layers))
     names = [getattr(layer, "name", "") or "attention: " + ", ".join(layer.head_names) for layer in model.layers]
 

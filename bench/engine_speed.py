@@ -30,7 +30,7 @@ import numpy as np
 
 import fleqc
 from fleqc.backends import run_reference, run_transformer
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.threads import blas_threads, chosen_blas_threads
 from fleqc.transformer.executor import run_batch, stepper
 
@@ -67,7 +67,7 @@ def subleq_table(sizes, dense_max, repeats, seconds):
     for n in sizes:
         card = fleqc.build(PROGRAM, columns=n)
         start = time.perf_counter()
-        model = machine_for(card.config)
+        model = weights_for(card.config)
         build = time.perf_counter() - start
         tracemalloc.start()
         start = time.perf_counter()
@@ -105,7 +105,7 @@ def subleq_table(sizes, dense_max, repeats, seconds):
 
 def batch_table(n=256, batch=64, steps=300):
     card = fleqc.build(PROGRAM, columns=n)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     X = np.stack([card.X] * batch)
     print(f"\nbatch of {batch} cards at n = {n} ({steps} passes each):")
     for engine in ("incremental", "sparse", "dense"):
@@ -155,7 +155,7 @@ def fleq_scaling(sizes, sparse_max, repeats, seconds):
     print(f"{'n':>6} {'first pass s':>12}  {'engine':>16}  {'sparse':>16}")
     for n in sizes:
         card = fleqc.build(FLEQ_LOOP, columns=n)
-        model = machine_for(card.config)
+        model = weights_for(card.config)
         start = time.perf_counter()
         loop = stepper(model, card.X, "softmax", "incremental")
         loop.step()

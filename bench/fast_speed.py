@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fleqc  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import run  # noqa: E402
 from fleqc.transformer.fast import compile_fast  # noqa: E402
 
@@ -37,7 +37,7 @@ def per_step(model, X, steps: int, fast: bool) -> float:
 
 def measure(kind: str, source: str, n: int, steps: int, repeats: int) -> None:
     card = fleqc.build(fleqc.compile(source), columns=n)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     start = time.perf_counter()
     compile_fast(model)
     compile_ms = (time.perf_counter() - start) * 1e3

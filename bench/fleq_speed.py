@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fleqc  # noqa: E402
 from fleqc.backends import run_reference, run_transformer  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer.executor import apply_layer  # noqa: E402
 
 PROGRAM = """
@@ -52,7 +52,7 @@ def main() -> None:
     print(f"{'n':>6} {'d':>6} {'dense ms':>9} {'fast ms':>8} {'x reference (fast)':>19}")
     for i, n in enumerate(int(s) for s in args.sizes.split(",")):
         card = fleqc.build(program, columns=n)
-        model = machine_for(card.config)
+        model = weights_for(card.config)
         per = {}
         for fast in (False, True):
             run_transformer(card, max_steps=1, engine="sparse" if fast else "dense")  # warm up (and compile the fast form)

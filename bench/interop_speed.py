@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import fleqc
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.transformer import forward
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -77,7 +77,7 @@ def main() -> None:
     print(f"{'machine':<22} {'batch':>5}  {'engine':<22} {'ms/pass':>9} {'instr/s':>10}")
     for n in args.columns:
         card = fleqc.build(str(SAMPLES / f"{name}.fleq"), columns=n)
-        model = machine_for(card.config)
+        model = weights_for(card.config)
         for batch in args.batch:
             X = np.repeat(card.X[None], batch, axis=0)
             for label, engine in engines(model, kind, args.threads):

@@ -15,7 +15,7 @@ import numpy as np
 
 import fleqc
 from fleqc.backends import run_reference, run_transformer
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.transformer import run_batch
 
 PROGRAM = """
@@ -53,7 +53,7 @@ def main() -> None:
     print(f"{'n':>6} {'d':>5} {'softmax ms':>11} {'hardmax ms':>11} {'x reference':>12}")
     for n in [int(s) for s in args.sizes.split(",")]:
         card = fleqc.build(program, columns=n)
-        model = machine_for(card.config)
+        model = weights_for(card.config)
         row = []
         for mode in ("softmax", "hardmax"):
             probe = per_step(lambda k: run_transformer(card, k, mode, engine="dense"), 5)
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"{n:>6} {model.width:>5} {row[0] * 1e3:>11.3f} {row[1] * 1e3:>11.3f} {row[0] / ref:>12.0f}")
 
     card = fleqc.build(program, columns=64)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     print("\nbatches of cards on one n = 64 machine (softmax), per card and instruction:")
     print(f"{'cards':>6} {'ms':>9} {'x reference':>12}")
     for cards in [int(b) for b in args.batches.split(",")]:

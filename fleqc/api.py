@@ -7,9 +7,9 @@
 
 ``build`` and ``compile`` take a path or the program text itself: an ``os.PathLike`` (``Path``) is
 always a path; a ``str`` is program text when it holds a newline, else a path when it ends in
-``.fleq`` or ``.npz`` or names an existing file, else program text (``"halt"``). Pass a ``Path`` to
-be unambiguous. Sizes (``columns``, ``bits``, ``cell``, ``max_steps``) are integers: Python ints or
-numpy integers, never floats.
+a suffix a machine claims (``.fleq``) or ``.npz`` or names an existing file, else program text
+(``"halt"``). Pass a ``Path`` to be unambiguous. Sizes (``columns``, ``max_steps`` and the
+machines' options ``bits``, ``cell``) are integers: Python ints or numpy integers, never floats.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fleqc.backends import DEFAULT_MAX_STEPS, Result, run_card_reference, run_re
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import machines
 from fleqc.program import LinkedProgram
 from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.layers import LoopedTransformer
@@ -37,7 +38,7 @@ def _is_path(source: Source) -> bool:
         raise FleqError(ErrorCode.BAD_CONFIG, f"expected a path or program text, got {type(source).__name__}")
     if "\n" in source or "\0" in source:
         return False
-    if source.endswith((".fleq", ".npz")):
+    if source.endswith((*{s for m in machines() for s in m.suffixes}, ".npz")):
         return True
     try:
         return Path(source).is_file()
@@ -54,13 +55,14 @@ def _integer(value, name: str, optional: bool = True) -> Optional[int]:
     return int(value)
 
 
-def compile(source: Source, *, bits: Optional[int] = None) -> LinkedProgram:  # noqa: A001 (the verb)
-    """Parse and link a program (path or text)."""
+def compile(source: Source, *, bits: Optional[int] = None, **options) -> LinkedProgram:  # noqa: A001 (the verb)
+    """Parse and link a program: a file by the machine that claims its suffix (with the machine's
+    ``options``), or FLEQ-language text."""
     from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
 
-    bits = _integer(bits, "bits")
+    bits, options = _integer(bits, "bits"), _machine_options(options)
     if _is_path(source):
-        return compile_file(Path(source), bits=bits)
+        return compile_file(Path(source), bits=bits, **options)
     return compile_source(str(source), "<string>", bits=bits)
 
 
@@ -69,13 +71,23 @@ def build(
     *,
     columns: Optional[int] = None,
     bits: Optional[int] = None,
-    cell: Optional[int] = None,
+    **options: Optional[int],
 ) -> Card:
     """Compile a program and lay it out as a punch card for the smallest machine that fits it
-    (or the machine with ``columns`` columns; FLEQ: cells up to ``cell`` x ``cell``, default 8)."""
-    columns, bits, cell = _integer(columns, "columns"), _integer(bits, "bits"), _integer(cell, "cell")
+    (or the machine with ``columns`` columns), with the machine's own options (FLEQ: ``cell``,
+    cells up to ``cell`` x ``cell``, default 8)."""
+    columns, bits = _integer(columns, "columns"), _integer(bits, "bits")
     program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
-    return program_to_card(program, columns, cell)
+    return program_to_card(program, columns, **_machine_options(options))
+
+
+def _machine_options(options: dict) -> dict:
+    """``options`` checked to be options of a registered machine (integers where they say so)."""
+    known = {o.name: o for m in machines() for o in m.options}
+    for name in options:
+        if name not in known:
+            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown option {name!r}: the machines take {sorted(known)}")
+    return {name: _integer(value, name) if known[name].integer else value for name, value in options.items()}
 
 
 def load_card(path: Source) -> Card:
@@ -95,15 +107,16 @@ def run(
     mode: str = "softmax",
     weights: Optional[LoopedTransformer] = None,
     columns: Optional[int] = None,
-    cell: Optional[int] = None,
     engine: str = "auto",
     stats: bool = False,
     device: Optional[str] = None,
+    **options: Optional[int],
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
-    ``cell`` choose the machine for a program (FLEQ machines run in softmax mode only). ``engine``
+    the machine's ``options`` (FLEQ: ``cell``) choose the machine for a program (FLEQ machines run
+    in softmax mode only). ``engine``
     chooses how the transformer's passes are evaluated: ``auto`` (default: sparse passes while the
     run is short, then the incremental engine), ``incremental`` (recomputes only what can change,
     fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
@@ -123,18 +136,19 @@ def run(
     if engine not in ENGINES:
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     max_steps = _integer(max_steps, "max_steps", optional=False)
-    columns, cell = _integer(columns, "columns"), _integer(cell, "cell")
+    columns, options = _integer(columns, "columns"), _machine_options(options)
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
     if not isinstance(target, (Card, LinkedProgram)):
         target = Card.load(target) if str(target).endswith(".npz") else compile(target)
     if backend == "reference":
         if isinstance(target, Card):
-            return run_card_reference(target, max_steps)
-        return run_reference(target, max_steps)
-    card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
+            return run_card_reference(target, max_steps, options)
+        return run_reference(target, max_steps, options=options)
+    card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
     if backend in ("torch", "onnx"):
         from fleqc.interop.engines import run_engine
 
         return run_engine(card, backend, max_steps, mode, weights, device)
-    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats)  # type: ignore[arg-type]
+    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats,  # type: ignore[arg-type]
+                           options=options)

@@ -20,11 +20,11 @@ import numpy as np
 from fleqc import api
 from fleqc.backends import DEFAULT_MAX_STEPS, Result
 from fleqc.calc import calc_command
-from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
 from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
-from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig
+from fleqc.machines import machine_of, weights_for
+from fleqc.machines.options import check_machine_options, machine_choice, machine_config, machine_options
 from fleqc.program import included_labels
 from fleqc.safe_io import check_output
 from fleqc.transformer import MachineFault
@@ -72,14 +72,6 @@ columns_option = click.option(
     help="Columns of the machine (a power of two). Default: the smallest that fits the program. "
     "Fix it to run many programs on one machine.",
 )
-bits_option = click.option(
-    "--bits", "-N", type=int, default=None, metavar="N",
-    help="Integer width of the SUBLEQ machine (default 16, or the program's .bits).",
-)
-cell_option = click.option(
-    "--cell", type=int, default=None, metavar="C",
-    help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,17 +103,15 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Card file to write (default: PROGRAM with the suffix .npz).")
 @columns_option
-@bits_option
-@cell_option
+@machine_options("build")
 @reports_errors
-def build(program: Path, output: Optional[Path], columns: Optional[int], bits: Optional[int],
-          cell: Optional[int]) -> None:
+def build(program: Path, output: Optional[Path], columns: Optional[int], **options: Any) -> None:
     """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error.
 
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
     output = check_output(output or program.with_suffix(".npz"), [program])
-    card = api.build(program, columns=columns, bits=bits, cell=cell)
+    card = api.build(program, columns=columns, **options)
     card.save(output, inputs=(program,))
     click.echo(f"wrote {output}: {card.summary()}")
 
@@ -162,44 +152,43 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], bits: O
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
               help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
 @columns_option
-@bits_option
-@cell_option
+@machine_options("run")
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
         as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
-        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], bits: Optional[int],
-        cell: Optional[int]) -> None:
+        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
     Labels defined in included files (the stdlib's) are left out unless --all-labels.
     """
     if target.suffix == ".npz":
-        if columns is not None or bits is not None or cell is not None:
-            raise click.UsageError("--columns, --bits and --cell apply to .fleq programs; a card's machine is fixed")
+        if columns is not None or any(v is not None for v in sizes.values()):
+            names = ", ".join(f"--{name}" for name in ("columns", *sizes))
+            raise click.UsageError(f"{names} apply to program files; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
-        subject = api.compile(target, bits=bits)
-    check_run_options(click.get_current_context(), subject, backend, weights, bits, cell)
+        subject = api.compile(target, **sizes)
+    check_run_options(click.get_current_context(), subject, backend, weights, sizes)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
     model = load_weights_file(weights) if weights else None
     if model is not None and columns is None and not isinstance(subject, Card):
-        columns, cell = machine_size(model, subject, cell)  # run on the weights' own machine
+        columns, sizes = machine_size(model, subject, sizes)  # run on the weights' own machine
     if dense:
         engine = "dense"
-    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, cell=cell,
-                   engine=engine)
+    options = dict(backend=backend, max_steps=max_steps, mode=mode, weights=model, columns=columns, engine=engine)
     result = None
     if backend in ("transformer", "numpy", "reference"):
         from fleqc.observe.commands import observed_run  # the trace, progress bar and report (fleqc.observe)
 
-        result = observed_run(subject, {**options, "backend": "transformer" if backend == "numpy" else backend},
+        result = observed_run(subject, {**options, "sizes": sizes,
+                                        "backend": "transformer" if backend == "numpy" else backend},
                               trace=trace, trace_json=trace_json, report=report, as_json=as_json)
     elif trace or trace_json or report:
         raise click.UsageError("--trace, --trace-json and --report run on the numpy transformer or the reference")
     if result is None:
-        result = api.run(subject, **options, stats=stats, device=device)
+        result = api.run(subject, **options, **sizes, stats=stats, device=device)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -212,7 +201,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
 
 
 def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],
-                      bits: Optional[int], cell: Optional[int]) -> None:
+                      sizes: dict[str, Any]) -> None:
     """Options that would do nothing are usage errors, not silently ignored."""
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
@@ -222,19 +211,17 @@ def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: O
     if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense") or given("stats")):
         raise click.UsageError("--engine, --dense and --stats choose how the numpy transformer evaluates a pass; "
                                f"they do nothing with --backend {backend}")
-    kind = subject.config.kind if isinstance(subject, Card) else subject.machine
-    if kind == "subleq" and cell is not None:
-        raise click.UsageError("--cell applies to FLEQ programs; this is a SUBLEQ program (use --bits)")
-    if kind == "fleq" and bits is not None:
-        raise click.UsageError("--bits applies to SUBLEQ programs; FLEQ cells hold float64 values (use --cell)")
+    check_machine_options(machine_of(subject), "run", sizes)
 
 
-def machine_size(model: Any, program: Any, cell: Optional[int]) -> tuple[Optional[int], Optional[int]]:
-    """The columns (and FLEQ cell size) of the machine a weights file was built for."""
-    machine = model.metadata.get("machine")
-    if not isinstance(machine, dict) or machine.get("kind") != program.machine:
-        return None, cell  # the run reports the mismatch
-    return machine.get("columns"), machine.get("cell", cell) if cell is None else cell
+def machine_size(model: Any, program: Any, sizes: dict[str, Any]) -> tuple[Optional[int], dict[str, Any]]:
+    """The columns (and the machine's sizes not given on the command line, such as the FLEQ cell)
+    of the machine a weights file was built for."""
+    built_for = model.metadata.get("machine")
+    if not isinstance(built_for, dict) or built_for.get("kind") != program.machine:
+        return None, sizes  # the run reports the mismatch
+    return built_for.get("columns"), {name: built_for.get(name) if value is None else value
+                                      for name, value in sizes.items()}
 
 
 def print_result(result: Result, as_json: bool, mode: str) -> None:
@@ -290,7 +277,7 @@ def inspect(card_path: Path) -> None:
     click.echo("columns")
     for name in ("scratch", "memory", "instructions"):
         lo, hi = getattr(card.regions, name)
-        shown = "ref+lanes" if name == "scratch" and card.config.kind == "fleq" else name
+        shown = card.machine.scratch_name if name == "scratch" else name
         click.echo(f"  {shown:<12} {lo}-{hi - 1}" if hi > lo else f"  {shown:<12} (none)")
     click.echo(f"  {'padding':<12} {card.regions.instructions[1]}-{n - 1}" if card.regions.instructions[1] < n else "")
     values = card.decode()
@@ -305,17 +292,14 @@ def inspect(card_path: Path) -> None:
 
 
 @main.command()
-@click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
-              help="Which machine to build.")
+@machine_choice
 @click.option("--columns", "-n", type=int, default=None, metavar="n",
               help="Columns of the machine (a power of two; default 64 for SUBLEQ, 128 for FLEQ).")
-@click.option("--bits", "-N", type=int, default=None, metavar="N",
-              help="SUBLEQ: integer width (default 16).")
-@click.option("--cell", type=int, default=None, metavar="C", help="FLEQ: cells up to C x C reals (default 8).")
+@machine_options("weights")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz; .safetensors with the extra fleqc[safetensors]).")
 @reports_errors
-def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Optional[int], output: Path) -> None:
+def weights(machine: str, columns: Optional[int], output: Path, **sizes: Any) -> None:
     """Build one machine and save its weights.
 
     SUBLEQ weights depend only on n (default 64) and N (default 16); FLEQ weights on n (default 128)
@@ -323,16 +307,8 @@ def weights(machine: str, columns: Optional[int], bits: Optional[int], cell: Opt
     `fleqc run PROG.fleq --weights FILE` (a program runs on the weights' own machine).
     """
     check_output(output)
-    if machine == "fleq":
-        if bits is not None:
-            raise click.UsageError("--bits applies to --machine subleq; FLEQ cells hold float64 values")
-        config: Any = FleqConfig(columns=128 if columns is None else columns,
-                                 cell=DEFAULT_CELL if cell is None else cell)
-    else:
-        if cell is not None:
-            raise click.UsageError("--cell applies to --machine fleq")
-        config = SubleqConfig(columns=64 if columns is None else columns, bits=16 if bits is None else bits)
-    model = machine_for(config)
+    config = machine_config(machine, columns, sizes, "weights")
+    model = weights_for(config)
     save_weights_file(model, output)
     layers = len(model.layers)
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "

@@ -23,7 +23,6 @@ import numpy as np
 
 from fleqc.errors import Span
 
-MachineKind = Literal["subleq", "fleq"]
 SymbolKind = Literal["data", "code"]
 
 HIDDEN_PREFIX = "__"
@@ -111,7 +110,7 @@ def included_labels(symbols: dict[str, "Symbol"], source_name: str) -> set[str]:
 class LinkedProgram:
     """A whole program with includes expanded, labels resolved and addresses checked."""
 
-    machine: MachineKind
+    machine: str  # the name of a registered machine (fleqc.machines)
     bits: int
     cells: tuple[Cell, ...]
     instructions: tuple[Instruction, ...]

@@ -21,21 +21,16 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fleqc.backends import HealthCheck
-from fleqc.construct.machines import machine_for
 from fleqc.errors import FleqError
 from fleqc.isa import fleq
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
 from fleqc.isa.state import State
 from fleqc.machine.card import Card
 from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
+from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 
-EXACT = ("add", "sub", "mov", "transpose", "relu")
-RELATIVE = {"mul": 1e-9, "sigmoid": 1e-13, "exp": 1e-12, "recip": 1e-6, "sqrt": 1e-6}
-MATMUL_COMPONENTWISE = 1e-9  # |err_ij| <= 1e-9 sum_k |a_ik b_kj|
-LOG_RELATIVE, LOG_ABSOLUTE = 1e-6, 1e-13  # |err| <= 1e-6 |log x| + 1e-13
-TINY = 1e-300  # results below this in magnitude (subnormals) are compared absolutely
 BRANCH_BAND = 2.0**-52  # 0 < flag <= this: the machine may branch (sigmoid(x) rounds to 1/2)
 
 PRODUCT_RANGE = (2.0 ** PRODUCT_LADDER.thresholds[0], 2.0 ** PRODUCT_LADDER.thresholds[-1])
@@ -43,10 +38,12 @@ FIT_RANGE = (2.0 ** FIT_LADDER.thresholds[0], 2.0 ** FIT_LADDER.thresholds[-1])
 
 
 def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np.ndarray, got: np.ndarray) -> bool:
-    """Whether the machine's result ``got`` meets ``func``'s stated bound around ``expected``."""
+    """Whether the machine's result ``got`` meets ``func``'s stated bound (its record's ``bound``)
+    around ``expected``."""
+    bound = FLEQ_FUNCTIONS[func].bound
     if got.shape != expected.shape:
         return False
-    if func in EXACT:
+    if bound.exact:
         return bool(np.array_equal(got, expected))
     err = np.abs(got - expected)
     # the factor that enters the score counts as 0 when |b| <= 2^-96 (README "Errors and limits")
@@ -54,12 +51,8 @@ def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np
         zeroed = np.where(np.abs(b) <= PRODUCT_RANGE[0], np.abs(b), 0.0)
         dropped = np.matmul(np.abs(a), zeroed) if func == "matmul" else np.abs(a) * zeroed
         err = np.maximum(err - dropped, 0.0)
-    if func == "matmul":
-        scale = np.matmul(np.abs(a), np.abs(b))
-        return bool(np.all(err <= MATMUL_COMPONENTWISE * scale + TINY))
-    if func == "log":
-        return bool(np.all(err <= LOG_RELATIVE * np.abs(expected) + LOG_ABSOLUTE))
-    return bool(np.all(err <= RELATIVE[func] * np.abs(expected) + TINY))
+    scale = np.matmul(np.abs(a), np.abs(b)) if bound.componentwise else np.abs(expected)
+    return bool(np.all(err <= bound.relative * scale + bound.absolute))
 
 
 def outside_machine_domain(func: str, a: np.ndarray, b: Optional[np.ndarray]) -> bool:
@@ -92,8 +85,8 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
     operand outside its documented domain; then the run ends there. ``machine_pass(X) -> Y`` is
     one pass (default: the dense forward pass; tests/interop_lockstep.py passes other engines').
     """
-    model = machine_for(card.config)
-    check = HealthCheck(model, card)
+    model = weights_for(card.config)
+    check = card.machine.health_check(model, card)
     X = card.X
     for step in range(1, max_steps + 1):
         before = machine_state(card, X)

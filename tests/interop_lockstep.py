@@ -18,10 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from fleqc.backends import HealthCheck
-from fleqc.construct.machines import machine_for
 from fleqc.isa import subleq
 from fleqc.machine.card import Card
+from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 from tests.fleq_checks import assert_fleq_lockstep
@@ -33,8 +32,8 @@ EnginePass = Callable[[np.ndarray], np.ndarray]
 def subleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: EnginePass, mode: str,
                            max_steps: int) -> int:
     """Step the engine and the reference together; return the number of steps. Exact equality."""
-    model = machine_for(card.config)
-    check = HealthCheck(model, card)
+    model = weights_for(card.config)
+    check = card.machine.health_check(model, card)
     X = card.X
     steps = 0
     for steps, state in enumerate(subleq.trace(program, max_steps), start=1):
@@ -52,7 +51,7 @@ def subleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: Engi
 
 def fleq_engine_lockstep(program: LinkedProgram, card: Card, engine_pass: EnginePass, max_steps: int) -> tuple[int, bool]:
     """Run the engine, checking every pass against numpy's dense pass and the reference; (steps, halted)."""
-    model = machine_for(card.config)
+    model = weights_for(card.config)
 
     def checked_pass(X: np.ndarray) -> np.ndarray:
         Y = engine_pass(X)

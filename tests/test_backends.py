@@ -13,16 +13,18 @@ import pytest
 
 import fleqc
 from fleqc.machine.card import Card
+from fleqc.machines import language_machines, machine_of
 from tests.cases import all_cases, check_memory, compile_case
 from tests.fleq_checks import assert_fleq_lockstep
 from tests.test_lockstep import assert_lockstep
 
 CASES = all_cases()
-SUBLEQ = [c for c in CASES if "machine fleq" not in c.text]
+MACHINE_OF = {case.name: machine_of(compile_case(case)) for case in CASES}  # as the linked program names it
+SUBLEQ = [c for c in CASES if MACHINE_OF[c.name].name == "subleq"]
 # FLEQ passes cost ~0.1 s on the transformer: cases longer than 100 steps run in the slow suite.
 FLEQ = [
     c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
-    for c in CASES if "machine fleq" in c.text
+    for c in CASES if MACHINE_OF[c.name].name == "fleq"
 ]
 # (backend, attention mode, engine): the transformer runs the incremental engine by default; the
 # sparse evaluation and the plain dense forward pass (the definition) must give the same results.
@@ -31,6 +33,13 @@ BACKENDS = [("reference", None, "incremental"), ("transformer", "softmax", "incr
             ("transformer", "softmax", "dense"), ("transformer", "hardmax", "dense")]
 FLEQ_BACKENDS = [("reference", "incremental"), ("transformer", "incremental"),
                  pytest.param("transformer", "sparse", marks=pytest.mark.slow), ("transformer", "dense")]
+
+
+def test_every_machine_of_the_language_has_cases():
+    """The case table covers every registered machine whose programs are written in the language,
+    and the two tables below together cover every case."""
+    assert {m.name for m in language_machines()} <= {m.name for m in MACHINE_OF.values()}
+    assert len(SUBLEQ) + len(FLEQ) == len(CASES)
 
 
 def _check(case, result):

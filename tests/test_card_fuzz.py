@@ -22,10 +22,10 @@ import pytest
 
 import fleqc
 from fleqc.backends import run_card_reference, run_transformer
-from fleqc.construct.machines import machine_for
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import SubleqConfig
+from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
 
@@ -188,7 +188,7 @@ CONFIG = SubleqConfig(columns=32, bits=16)
 
 def fuzz_weights(cases, seed, tmp_path):
     original = tmp_path / "w.npz"
-    save_weights(machine_for(CONFIG), original)
+    save_weights(weights_for(CONFIG), original)
     with np.load(original, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     base_meta = json.loads(str(arrays.pop("meta")[()]))

@@ -27,9 +27,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleqc
-from fleqc.construct.machines import machine_for
 from fleqc.isa import subleq
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import forward, run
 from fleqc.transformer import kernels
 from fleqc.transformer.engine import REACH, IncrementalEngine, build_index, scratch
@@ -67,13 +67,13 @@ def assert_engine_follows_dense(model, X, mode, passes, exact=True, relative=1e-
 @pytest.mark.parametrize("name", SUBLEQ_SAMPLES)
 def test_subleq_samples_equal_the_dense_pass_after_every_pass(name, mode):
     card = fleqc.build(str(SAMPLES / name))
-    assert_engine_follows_dense(machine_for(card.config), card.X, mode, passes=80)
+    assert_engine_follows_dense(weights_for(card.config), card.X, mode, passes=80)
 
 
 @pytest.mark.parametrize("case", SUBLEQ_CASES[:12], ids=[c.name for c in SUBLEQ_CASES[:12]])
 def test_subleq_case_table_on_the_engine_equals_the_dense_pass(case):
     card = fleqc.build(compile_case(case))
-    assert_engine_follows_dense(machine_for(card.config), card.X, "softmax", passes=min(case.max_steps, 60))
+    assert_engine_follows_dense(weights_for(card.config), card.X, "softmax", passes=min(case.max_steps, 60))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[Health.too_slow])
@@ -81,7 +81,7 @@ def test_subleq_case_table_on_the_engine_equals_the_dense_pass(case):
 def test_random_subleq_programs_equal_the_dense_pass(program_and_columns, mode):
     program, columns = program_and_columns
     card = program_to_card(program, columns)
-    assert_engine_follows_dense(machine_for(card.config), card.X, mode, passes=25)
+    assert_engine_follows_dense(weights_for(card.config), card.X, mode, passes=25)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[Health.too_slow])
@@ -90,7 +90,7 @@ def test_random_subleq_programs_run_in_lockstep_with_the_reference(program_and_c
     """The engine's run, decoded after every pass, is the reference interpreter's run."""
     program, columns = program_and_columns
     card = program_to_card(program, columns)
-    engine = IncrementalEngine(machine_for(card.config), card.X)
+    engine = IncrementalEngine(weights_for(card.config), card.X)
     for step, state in enumerate(subleq.trace(program, 60), start=1):
         engine.step()
         assert card.read_pc(engine.X) == state.pc, f"pc differs after step {step}"
@@ -100,7 +100,7 @@ def test_random_subleq_programs_run_in_lockstep_with_the_reference(program_and_c
 @pytest.mark.parametrize("name", FLEQ_SAMPLES)
 def test_fleq_samples_equal_the_dense_pass_to_rounding(name):
     card = fleqc.build(str(SAMPLES / name))
-    halted_after = assert_engine_follows_dense(machine_for(card.config), card.X, "softmax", passes=8, exact=False)
+    halted_after = assert_engine_follows_dense(weights_for(card.config), card.X, "softmax", passes=8, exact=False)
     assert halted_after < 8 or name == "fleq_counter_loop.fleq"  # the others halt within 8 passes
 
 
@@ -108,14 +108,14 @@ def test_fleq_samples_equal_the_dense_pass_to_rounding(name):
 @given(random_fleq_programs())
 def test_random_fleq_programs_equal_the_dense_pass_to_rounding(program):
     card = program_to_card(program)
-    assert_engine_follows_dense(machine_for(card.config), card.X, "softmax", passes=3, exact=False,
+    assert_engine_follows_dense(weights_for(card.config), card.X, "softmax", passes=3, exact=False,
                                 relative=RANDOM_PASS_RELATIVE)
 
 
 def test_rebuilding_the_indices_changes_nothing():
     """With a tiny rebuild threshold every pass rebuilds some index; X stays the dense X."""
     card = fleqc.build(str(SAMPLES / "giannou_reverse_list.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     engine = IncrementalEngine(model, card.X)
     engine.rebuild_at = 0
     X = card.X
@@ -129,7 +129,7 @@ def test_rebuilding_the_indices_changes_nothing():
 def test_run_counts_steps_and_stops_like_the_dense_run():
     program = subleq_program(8, [5, 1, 0], [(1, 0, 0), (2, 2, 1)])  # counts 5 down, then halts
     card = program_to_card(program, 16)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     for max_steps in (0, 3, 100):
         dense = run(model, card.X, max_steps=max_steps, engine="dense")
         fast = run(model, card.X, max_steps=max_steps, engine="incremental")
@@ -143,7 +143,7 @@ def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_
     from fleqc.transformer import executor
 
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     monkeypatch.setattr(executor, "AUTO_BUDGET", budget_passes * executor.sparse_pass_cost(model, card.X.shape[1]))
     loop = executor.stepper(model, card.X, "softmax", "auto")
     X = card.X
@@ -158,7 +158,7 @@ def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_
 
 def test_non_finite_input_falls_back_to_the_dense_pass():
     card = program_to_card(subleq_program(8, [3, -7, 0], [(0, 1, 2), (2, 2, 0)]), 16)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     X = card.X.copy()
     engine = IncrementalEngine(model, X)
     engine.step()
@@ -173,7 +173,7 @@ def test_non_finite_input_falls_back_to_the_dense_pass():
 
 def test_stats_count_passes_and_columns():
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    outcome = run(machine_for(card.config), card.X, max_steps=1000, engine="incremental", timed=True)
+    outcome = run(weights_for(card.config), card.X, max_steps=1000, engine="incremental", timed=True)
     stats = outcome.stats.to_json()
     assert stats["passes"] == outcome.steps + 1 and stats["fallbacks"] == 0
     assert len(stats["seconds_per_layer"]) == 5

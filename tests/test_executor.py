@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fleqc.transformer as transformer_pkg
-from fleqc.construct.machines import machine_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import AttentionLayer, forward, run
 from fleqc.transformer.executor import attention_weights
 from fleqc.transformer.weights_io import load_weights, save_weights
@@ -69,7 +69,7 @@ def _card(columns=32, bits=8):
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
 def test_vectorised_forward_equals_the_naive_definition(mode):
     card = _card()
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     X = card.X
     for _ in range(4):
         fast, slow = forward(model, X, mode), naive_forward(model, X, mode)
@@ -80,7 +80,7 @@ def test_vectorised_forward_equals_the_naive_definition(mode):
 
 def test_batched_forward_equals_one_card_at_a_time():
     card = _card()
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     batch = np.stack([card.X, forward(model, card.X), forward(model, forward(model, card.X))])
     out = forward(model, batch)
     for b in range(3):
@@ -97,14 +97,14 @@ def test_softmax_is_stable_at_huge_scores_and_hardmax_shares_ties():
 
 def test_run_stops_at_a_fixed_point_and_counts_changing_passes():
     card = program_to_card(subleq_program(8, [1, 0, 0], [(0, 1, 1), (2, 2, 1)]))  # one step, then halt
-    outcome = run(machine_for(card.config), card.X, max_steps=100)
+    outcome = run(weights_for(card.config), card.X, max_steps=100)
     assert outcome.halted and outcome.steps == 1
-    assert np.array_equal(forward(machine_for(card.config), outcome.X), outcome.X)
+    assert np.array_equal(forward(weights_for(card.config), outcome.X), outcome.X)
 
 
 def test_weights_round_trip_through_npz(tmp_path):
     card = _card()
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     save_weights(model, tmp_path / "m.npz")
     loaded = load_weights(tmp_path / "m.npz")
     assert loaded.row_labels == model.row_labels and loaded.metadata == model.metadata
@@ -125,7 +125,7 @@ def test_weights_do_not_depend_on_the_program():
     ]
     cards = [program_to_card(p, 32) for p in programs]
     assert cards[0].config == cards[1].config
-    model = machine_for(cards[0].config)
+    model = weights_for(cards[0].config)
     for program, card in zip(programs, cards):
         expected = subleq.run(program, 50)
         outcome = run(model, card.X, max_steps=50)
@@ -155,7 +155,7 @@ def test_run_batch_equals_running_each_card(mode, engine):
         subleq_program(8, [0], [(0, 0, 0)]),  # halted from the start
     ]
     cards = [program_to_card(p, 16) for p in programs]
-    model = machine_for(cards[0].config)
+    model = weights_for(cards[0].config)
     batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=12, mode=mode, engine=engine)
     for i, card in enumerate(cards):
         one = run(model, card.X, max_steps=12, mode=mode, engine="dense")

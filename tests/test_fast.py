@@ -23,8 +23,8 @@ from hypothesis import HealthCheck as Health
 from hypothesis import given, settings
 
 import fleqc
-from fleqc.construct.machines import machine_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import forward, run, run_batch
 from fleqc.transformer.executor import apply_layer
 from fleqc.transformer.fast import (
@@ -71,7 +71,7 @@ def assert_close(model, dense, fast, between_passes=True, relative=RELATIVE):
 def test_subleq_fast_pass_and_run_are_bit_identical(case):
     program, columns = case
     card = program_to_card(program, columns)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     fast = compile_fast(model)
     for mode in ("softmax", "hardmax"):
         X = card.X
@@ -88,7 +88,7 @@ def test_subleq_fast_pass_and_run_are_bit_identical(case):
 def test_non_finite_input_spreads_as_in_the_dense_pass():
     """0 * inf is NaN: a layer with a non-finite input is evaluated densely, NaNs and all."""
     card = program_to_card(subleq_program(8, [3, -7, 0], [(0, 1, 2), (2, 2, 0)]), 16)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     X = card.X.copy()
     X[0, 3] = np.inf
     with np.errstate(invalid="ignore", over="ignore"):
@@ -96,13 +96,13 @@ def test_non_finite_input_spreads_as_in_the_dense_pass():
 
 
 def test_compiled_once_per_model_sparse_where_it_pays():
-    model = machine_for(program_to_card(subleq_program(8, [0], [(0, 0, 0)]), 16).config)
+    model = weights_for(program_to_card(subleq_program(8, [0], [(0, 0, 0)]), 16).config)
     fast = compile_fast(model)
     assert compile_fast(model) is fast
     kinds = {getattr(layer, "name", "attention"): type(f).__name__ for layer, f in zip(model.layers, fast.layers)}
     assert kinds["alu"] == "FeedForwardLayer"  # ~6% nonzero: kept dense
     assert kinds["commit"] == "FastFeedForward"
-    fleq = compile_fast(machine_for(fleqc.build(str(SAMPLES / "fleq_polynomial.fleq")).config))
+    fleq = compile_fast(weights_for(fleqc.build(str(SAMPLES / "fleq_polynomial.fleq")).config))
     assert all(isinstance(layer, (FastAttention, FastFeedForward)) for layer in fleq.layers)
 
 
@@ -114,7 +114,7 @@ def check_fleq_passes(card, passes, pass_relative=RELATIVE):
 
     Returns (final X, steps, halted) of the dense passes, as ``run`` counts them.
     """
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     fast = compile_fast(model)
     X = card.X
     for step in range(passes + 1):
@@ -138,7 +138,7 @@ def test_fleq_sample_fast_passes_and_run(name):
     card = fleqc.build(str(SAMPLES / f"{name}.fleq"))
     passes = 3 if name == "fleq_counter_loop" else 10  # the others halt after 4-6 steps
     X, steps, halted = check_fleq_passes(card, passes)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     outcome = run(model, card.X, max_steps=passes, engine="sparse")
     assert (outcome.steps, outcome.halted) == (steps, halted)
     assert halted == (name != "fleq_counter_loop")
@@ -153,7 +153,7 @@ def test_fleq_random_card_fast_passes(program):
 
 def test_fleq_batch_fast_equals_single_fast_runs():
     cards = [fleqc.build(str(SAMPLES / f"{name}.fleq")) for name in ("fleq_matrix_chain", "fleq_normalize")]
-    model = machine_for(cards[0].config)
+    model = weights_for(cards[0].config)
     batch = run_batch(model, np.stack([c.X for c in cards]), max_steps=10, engine="sparse")
     for i, card in enumerate(cards):
         one = run(model, card.X, max_steps=10, engine="sparse")

@@ -181,12 +181,12 @@ def test_card_round_trip_gives_the_same_program():
 
 
 def test_one_machine_runs_different_programs():
-    from fleqc.construct.machines import machine_for
+    from fleqc.machines import weights_for
 
     first = program_to_card(fleqc.compile("samples/fleq_polynomial.fleq"), columns=128)
     second = program_to_card(fleqc.compile("samples/fleq_normalize.fleq"), columns=128)
     assert first.config == second.config
-    model = machine_for(first.config)
+    model = weights_for(first.config)
     for card in (first, second):
         prog = card_to_program(card)
         assert fleqc.run(card, weights=model).steps == fleqc.run(prog, backend="reference").steps

@@ -19,10 +19,10 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.backends import run_transformer
 from fleqc.cli import main
-from fleqc.construct.machines import machine_for
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.config import SubleqConfig
+from fleqc.machines import weights_for
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
 
 CONFIG = SubleqConfig(columns=32, bits=16)
@@ -31,7 +31,7 @@ CONFIG = SubleqConfig(columns=32, bits=16)
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("w") / "m.npz"
-    save_weights(machine_for(CONFIG), path)
+    save_weights(weights_for(CONFIG), path)
     return path
 
 
@@ -159,7 +159,7 @@ def _not_npy_member(path):
 
 
 def _weights_as_card(path):
-    save_weights(machine_for(SubleqConfig(columns=16)), path)
+    save_weights(weights_for(SubleqConfig(columns=16)), path)
     return path
 
 
@@ -247,5 +247,5 @@ def test_the_estimate_matches_the_measured_fleq_size():
     from fleqc.machine.config import FleqConfig
     from fleqc.transformer.memory import estimate_run_bytes
 
-    estimate = estimate_run_bytes(machine_for(FleqConfig(columns=4096)), 4096)
+    estimate = estimate_run_bytes(weights_for(FleqConfig(columns=4096)), 4096)
     assert 8.0 < estimate / 2**30 < 10.0

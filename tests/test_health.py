@@ -10,8 +10,8 @@ import pytest
 import fleqc
 from fleqc.backends import run_transformer
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.construct.machines import machine_for
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.layers import FeedForwardLayer
 from fleqc.transformer.weights_io import load_weights, save_weights
@@ -57,7 +57,7 @@ def test_nan_in_the_card_is_reported():
 
 def test_perturbed_weights_file_is_reported(tmp_path):
     card = _card()
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     path = tmp_path / "m.npz"
     save_weights(model, path)
     loaded = load_weights(path)
@@ -121,7 +121,7 @@ def test_fleq_value_beyond_the_limit_is_reported():
 def test_weights_changed_on_disk_are_refused(tmp_path):
     card = _fleq_card()
     path = tmp_path / "fleq.npz"
-    save_weights(machine_for(card.config), path)
+    save_weights(weights_for(card.config), path)
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     arrays["layer6.value"] = arrays["layer6.value"].copy()

@@ -58,12 +58,12 @@ def test_subleq_case_on_engine(case, backend, mode):
 @pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
 def test_subleq_case_in_lockstep_on_engine(case, backend):
     needs(backend)
-    from fleqc.construct.machines import machine_for
+    from fleqc.machines import weights_for
     from fleqc.interop.engines import engine_machine
 
     program = compile_case(case)
     card = program_to_card(program)
-    engine = engine_machine(machine_for(card.config), backend)
+    engine = engine_machine(weights_for(card.config), backend)
     steps = subleq_engine_lockstep(program, card, engine.pass_numpy, "softmax", case.max_steps)
     if case.expect_steps is not None:
         assert steps == case.expect_steps

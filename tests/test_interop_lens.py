@@ -17,7 +17,6 @@ torch = pytest.importorskip("torch", reason="the lens extra is not installed: pi
 pytest.importorskip("transformer_lens", reason="the lens extra is not installed: pip install 'fleqc[lens]'")
 
 import fleqc  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
 from fleqc.interop.lens import (  # noqa: E402
     block_plan,
     fleqc_pattern,
@@ -26,6 +25,7 @@ from fleqc.interop.lens import (  # noqa: E402
     run_with_cache,
     to_hooked_transformer,
 )
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 from fleqc.transformer.executor import attention_weights  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402
@@ -43,7 +43,7 @@ def fleqc_weights(layer: AttentionLayer, X: np.ndarray) -> np.ndarray:
 
 
 def test_configuration_is_the_faithful_one():
-    model = machine_for(fleqc.build(str(SAMPLES / "gcd.fleq")).config)
+    model = weights_for(fleqc.build(str(SAMPLES / "gcd.fleq")).config)
     lens = to_hooked_transformer(model)
     cfg = lens.cfg
     assert cfg.normalization_type is None and cfg.attention_dir == "bidirectional"
@@ -56,7 +56,7 @@ def test_configuration_is_the_faithful_one():
 @pytest.mark.parametrize("name", ["gcd", "factorial"])
 def test_passes_equal_fleqcs_forward_pass(name):
     card = fleqc.build(str(SAMPLES / f"{name}.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     lens = to_hooked_transformer(model)
     X = card.X
     for _ in range(12):
@@ -69,7 +69,7 @@ def test_passes_equal_fleqcs_forward_pass(name):
 
 def test_run_with_cache_shows_every_heads_pattern():
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     lens = to_hooked_transformer(model)
     inputs = {}
     previous = [card.X]
@@ -97,7 +97,7 @@ def test_run_with_cache_shows_every_heads_pattern():
 
 def test_fleq_machine_with_small_cells():
     card = fleqc.build(str(SAMPLES / "fleq_polynomial.fleq"), cell=2)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     lens = to_hooked_transformer(model)
     X = card.X
     for _ in range(3):

@@ -19,10 +19,10 @@ from click.testing import CliRunner  # noqa: E402
 
 import fleqc  # noqa: E402
 from fleqc.cli import main  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
 from fleqc.interop.onnx_export import OnnxMachine, loop_model, operators, pass_model  # noqa: E402
 from fleqc.machine.config import SubleqConfig  # noqa: E402
 from fleqc.machine.program_to_card import program_to_card  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import run, run_batch  # noqa: E402
 from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
 
@@ -36,12 +36,12 @@ LOOP_EXTRA = {"Loop", "ReduceMin", "Less", "Not", "And", "Unsqueeze", "Where", "
 def machine(name: str, mode: str = "softmax", fused: bool = False):
     program = fleqc.compile(str(SAMPLES / f"{name}.fleq"))
     card = program_to_card(program)
-    return program, card, OnnxMachine(machine_for(card.config), mode=mode, fused_softmax=fused, threads=1)
+    return program, card, OnnxMachine(weights_for(card.config), mode=mode, fused_softmax=fused, threads=1)
 
 
 @pytest.mark.parametrize("mode,fused", [("softmax", False), ("softmax", True), ("hardmax", False)])
 def test_graph_of_standard_operators_with_the_same_weights(mode, fused):
-    model = machine_for(SubleqConfig(columns=32, bits=16))
+    model = weights_for(SubleqConfig(columns=32, bits=16))
     proto = pass_model(model, mode, fused)
     onnx.checker.check_model(proto, full_check=True)
     assert operators(proto) <= STANDARD
@@ -74,7 +74,7 @@ def test_fleq_sample_in_lockstep():
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
 def test_the_whole_run_as_an_onnx_loop(mode):
     cards = [fleqc.build(str(SAMPLES / f"{name}.fleq"), columns=64) for name in ("gcd", "factorial", "multiply")]
-    model = machine_for(cards[0].config)
+    model = weights_for(cards[0].config)
     engine = OnnxMachine(model, mode=mode, threads=1)
     X = np.stack([c.X for c in cards])
     for max_steps in (0, 30, 500):

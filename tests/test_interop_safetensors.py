@@ -18,7 +18,6 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 import fleqc  # noqa: E402
 from fleqc.cli import main  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
 from fleqc.errors import ErrorCode, FleqError  # noqa: E402
 from fleqc.interop.safetensors_io import (  # noqa: E402
     _digest,
@@ -29,6 +28,7 @@ from fleqc.interop.safetensors_io import (  # noqa: E402
     torch_state_dict_names,
 )
 from fleqc.machine.config import FleqConfig, SubleqConfig  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -36,7 +36,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 @pytest.fixture(scope="module")
 def model():
-    return machine_for(SubleqConfig(columns=32, bits=16))
+    return weights_for(SubleqConfig(columns=32, bits=16))
 
 
 def same_model(a, b) -> bool:
@@ -106,7 +106,7 @@ def test_changed_labels_are_refused(model, tmp_path):
 def test_labels_other_than_expected_are_refused(model, tmp_path):
     path = tmp_path / "m.safetensors"
     save_safetensors(model, path)
-    other = machine_for(SubleqConfig(columns=32, bits=8))
+    other = weights_for(SubleqConfig(columns=32, bits=8))
     with pytest.raises(FleqError, match="row labels do not match"):
         load_safetensors(path, expected_labels=other.row_labels)
     assert same_model(load_safetensors(path, expected_labels=model.row_labels), model)

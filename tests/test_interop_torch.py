@@ -19,10 +19,10 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fleqc  # noqa: E402
-from fleqc.construct.machines import machine_for  # noqa: E402
 from fleqc.errors import FleqError  # noqa: E402
 from fleqc.interop.torch_module import TorchMachine, resolve_device, to_torch  # noqa: E402
 from fleqc.machine.program_to_card import program_to_card  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import MachineFault, forward, run, run_batch  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402
 from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
@@ -34,7 +34,7 @@ torch.set_num_threads(1)
 
 def test_standard_float64_parameters_named_like_the_weights():
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     machine = to_torch(model)
     assert isinstance(machine, torch.nn.Module)
     state = machine.state_dict()
@@ -52,7 +52,7 @@ def test_standard_float64_parameters_named_like_the_weights():
 def test_subleq_samples_in_lockstep(name, mode):
     program = fleqc.compile(str(SAMPLES / f"{name}.fleq"))
     card = program_to_card(program)
-    machine = to_torch(machine_for(card.config), mode=mode)
+    machine = to_torch(weights_for(card.config), mode=mode)
     subleq_engine_lockstep(program, card, machine.pass_numpy, mode, max_steps=200)
 
 
@@ -61,20 +61,20 @@ def test_subleq_samples_in_lockstep(name, mode):
 def test_random_subleq_programs_in_lockstep(program_and_columns, mode):
     program, columns = program_and_columns
     card = program_to_card(program, columns)
-    machine = to_torch(machine_for(card.config), mode=mode)
+    machine = to_torch(weights_for(card.config), mode=mode)
     subleq_engine_lockstep(program, card, machine.pass_numpy, mode, max_steps=25)
 
 
 def test_fleq_sample_in_lockstep():
     program = fleqc.compile(str(SAMPLES / "fleq_polynomial.fleq"))
     card = program_to_card(program)
-    machine = to_torch(machine_for(card.config))
+    machine = to_torch(weights_for(card.config))
     assert fleq_engine_lockstep(program, card, machine.pass_numpy, max_steps=20) == (6, True)
 
 
 def test_each_layer_matches_the_executor():
     card = fleqc.build(str(SAMPLES / "factorial.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     machine = to_torch(model)
     seen_numpy, seen_torch = [], []
     forward(model, card.X, observe=lambda i, layer, X: seen_numpy.append(X))
@@ -88,7 +88,7 @@ def test_each_layer_matches_the_executor():
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
 def test_loop_runner_and_batches_equal_the_executor(mode):
     cards = [fleqc.build(str(SAMPLES / f"{name}.fleq"), columns=64) for name in ("gcd", "factorial", "multiply")]
-    model = machine_for(cards[0].config)
+    model = weights_for(cards[0].config)
     machine = to_torch(model, mode=mode)
     for card in cards:
         ours, theirs = machine.run(card.X, max_steps=500), run(model, card.X, max_steps=500, mode=mode)
@@ -124,7 +124,7 @@ def test_cuda_is_refused_clearly_without_a_gpu():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_runs_identically():  # pragma: no cover - needs a GPU
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     on_gpu = TorchMachine(model, device="cuda").run(card.X, max_steps=500)
     on_cpu = run(model, card.X, max_steps=500)
     assert (on_gpu.steps, on_gpu.halted) == (on_cpu.steps, on_cpu.halted) and np.array_equal(on_gpu.X, on_cpu.X)
@@ -139,7 +139,7 @@ def test_float32_is_exact_for_subleq_up_to_19_bits(program_and_columns, mode):
     programs differ (the gated sums leave float32's 24-bit significand; docs/interop.md)."""
     program, columns = program_and_columns
     card = program_to_card(program, columns)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     machine = to_torch(model, mode=mode, dtype=torch.float32)
     X = card.X
     for _ in range(12):

@@ -11,11 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleqc.backends import HealthCheck
-from fleqc.construct.machines import machine_for
 from fleqc.isa import subleq
 from fleqc.machine.card import Card
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
 from tests.programs import random_subleq_programs, subleq_program
@@ -23,8 +22,8 @@ from tests.programs import random_subleq_programs, subleq_program
 
 def assert_lockstep(program: LinkedProgram, card: Card, mode: str, max_steps: int) -> int:
     """Step both machines together; return the number of steps taken. Checks exact equality."""
-    model = machine_for(card.config)
-    check = HealthCheck(model, card)
+    model = weights_for(card.config)
+    check = card.machine.health_check(model, card)
     X = card.X
     reference = subleq.trace(program, max_steps)
     steps = 0
@@ -50,7 +49,7 @@ def test_random_programs_run_in_lockstep(program_and_columns, mode):
 def run_on_transformer(card: Card, mode: str) -> np.ndarray:
     from fleqc.transformer import run
 
-    return run(machine_for(card.config), card.X, max_steps=100, mode=mode).X
+    return run(weights_for(card.config), card.X, max_steps=100, mode=mode).X
 
 
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])

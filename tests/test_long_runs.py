@@ -73,7 +73,7 @@ def test_ten_million_engine_steps_in_lockstep_with_the_reference():
     """10^7 passes of the incremental engine, each decoded and compared with the reference
     interpreter's state; at sampled passes the dense definition recomputes the pass from the engine's
     state and must give the engine's next X exactly."""
-    from fleqc.construct.machines import machine_for
+    from fleqc.machines import weights_for
     from fleqc.isa import subleq
     from fleqc.transformer import forward
     from fleqc.transformer.engine import IncrementalEngine
@@ -82,7 +82,7 @@ def test_ten_million_engine_steps_in_lockstep_with_the_reference():
 
     program = fleqc.compile(long_program(2_300_000))
     card = fleqc.build(program)
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     engine = IncrementalEngine(model, card.X)
     sampled = 0
     steps = 0

@@ -10,6 +10,7 @@ import pytest
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa import fleq, subleq
 from fleqc.isa.state import memory_by_label
+from fleqc.machines import machine_of
 from tests.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
 
 try:
@@ -25,8 +26,6 @@ except ImportError as error:  # the package exists but does not export compile_f
 
 from tests.cases import compile_case  # noqa: E402  (imports the front end lazily)
 
-INTERPRETERS = {"subleq": subleq, "fleq": fleq}
-
 CASES = all_cases()
 SAMPLE_CASES = load_sample_cases()
 
@@ -40,7 +39,7 @@ STEP_LIMIT = 5_000
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_on_reference_interpreter(case):
     program = compile_case(case)
-    interpreter = INTERPRETERS[program.machine]
+    interpreter = machine_of(program).reference
     result = interpreter.run(program, max_steps=case.max_steps)
     assert result.halted == case.expect_halt, f"halted={result.halted} after {result.steps} steps"
     if case.expect_steps is not None:
@@ -51,7 +50,7 @@ def test_case_on_reference_interpreter(case):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_trace_agrees_with_run(case):
     program = compile_case(case)
-    interpreter = INTERPRETERS[program.machine]
+    interpreter = machine_of(program).reference
     result = interpreter.run(program, max_steps=case.max_steps)
     states = list(interpreter.trace(program, max_steps=case.max_steps))
     assert len(states) == result.steps

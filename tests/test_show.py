@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import fleqc
 from fleqc.cli import main
-from fleqc.construct.machines import machine_for
+from fleqc.machines import weights_for
 from fleqc.observe.attention import all_attention_maps, attention_layers, attention_maps, layer_inputs
 from fleqc.observe.machine import Machine
 from fleqc.transformer.executor import attention
@@ -53,7 +53,7 @@ def test_fetch_head_of_the_scratchpad_looks_at_the_instruction_at_pc():
 
 def test_fleq_maps_every_head():
     card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
-    model = machine_for(card.config)
+    model = weights_for(card.config)
     maps = all_attention_maps(model, card.X)
     assert len(maps) == sum(model.layers[k - 1].heads for k in attention_layers(model))
     with pytest.raises(ValueError, match="not an attention layer"):

@@ -13,10 +13,11 @@ from pathlib import Path
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.frontend.ast_to_program import link
 from fleqc.frontend.text_to_ast import parse_source
+from fleqc.machines import machine_for_file
 from fleqc.program import LinkedProgram
 from fleqc.safe_io import read_source
 
-__all__ = ["compile_file", "compile_source"]
+__all__ = ["compile_file", "compile_source", "compile_text"]
 
 
 def compile_source(
@@ -35,13 +36,19 @@ def compile_source(
     return link(main, main_dir=Path(base_dir) if base_dir is not None else None, bits=bits)
 
 
-def compile_file(path: str | os.PathLike, *, bits: int | None = None) -> LinkedProgram:
-    """Compile the assembly file at ``path``; its includes are searched next to it first."""
+def compile_file(path: str | os.PathLike, *, bits: int | None = None, **options) -> LinkedProgram:
+    """Compile the program file at ``path`` with the machine that claims its suffix
+    (fleqc.machines.machine_for_file; ``.fleq``: the FLEQ language)."""
     path = Path(path)
     try:
         data = read_source(path)
     except OSError as exc:
         reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
         raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
-    main = parse_source(data.decode("utf-8", errors="replace"), str(path))
-    return link(main, main_dir=path.parent, main_path=path, bits=bits)
+    return machine_for_file(path).compile(data.decode("utf-8", errors="replace"), str(path), {"bits": bits, **options})
+
+
+def compile_text(text: str, path: str | os.PathLike, *, bits: int | None = None) -> LinkedProgram:
+    """Compile ``text``, read from the file ``path``; its includes are searched next to it first."""
+    path = Path(path)
+    return link(parse_source(text, str(path)), main_dir=path.parent, main_path=path, bits=bits)

@@ -5,7 +5,8 @@ something to the next:
 
 1. ``expand_includes`` (:mod:`.includes`): one flat list of statements in program order, includes
    expanded, each tagged with its section.
-2. ``_choose_machine``: the machine, the same in every ``.machine`` directive.
+2. ``_choose_machine``: the machine, the same in every ``.machine`` directive; from here on its
+   dialect (:mod:`.dialect`) says which instructions, literals and directives are allowed.
 3. ``_collect_definitions``: every label and constant name defined exactly once.
 4. ``Evaluator`` (:mod:`.expressions`): constants resolved in dependency order, first without
    labels (for sizes and ``.bits``), later with them.
@@ -13,42 +14,32 @@ something to the next:
 6. ``_Layout`` (pass one): every data directive in ``.data`` and every instruction in ``.text``;
    cells have addresses and shapes, instructions an index and a mnemonic and operand count valid in
    the machine, labels an address or index; sizes within limits; at least one instruction.
-7. ``_Linker`` (pass two): cell values in range (SUBLEQ: wrapped to signed N bits; FLEQ: finite
-   float64 arrays of the cell's shape); operands of the right kind and in range; FLEQ functions
-   given operands of shapes they accept, producing the destination's shape, with scalar flags;
-   hidden cells (``__zero``, ``__one``, ``__dummy``) after the user's cells, only when an
-   instruction needs them; the implicit trailing ``halt``; a Symbol for every label.
+7. ``Linker`` (pass two, the machine's subclass): cell values in range (SUBLEQ: wrapped to signed
+   N bits; FLEQ: finite float64 arrays of the cell's shape); operands of the right kind and in
+   range; FLEQ functions given operands of shapes they accept, producing the destination's shape,
+   with scalar flags; hidden cells (``__zero``, ``__one``, ``__dummy``) after the user's cells,
+   only when an instruction needs them; the implicit trailing ``halt``; a Symbol for every label.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
+from typing import Any, Literal, NoReturn
 
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
+from fleqc.frontend.dialect import machine_knowing, owner_of
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
-from fleqc.frontend.routines import Routines, collect_routines, ret_size
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
+from fleqc.frontend.routines import Routines, collect_routines
 from fleqc.machine.config import DEFAULT_BITS, MAX_BITS, MIN_BITS
-from fleqc.program import (
-    Cell,
-    FleqInstruction,
-    Instruction,
-    LinkedProgram,
-    MachineKind,
-    SubleqInstruction,
-    Symbol,
-)
-
-MACHINES: tuple[MachineKind, ...] = ("subleq", "fleq")
+from fleqc.machines import DEFAULT, language_machines, machine
+from fleqc.machines.base import Machine
+from fleqc.program import Cell, Instruction, LinkedProgram, Symbol
 
 # Limits that keep a typo (`.zero 1000000000`) from exhausting memory; far above what a looped
 # transformer can hold.
@@ -77,7 +68,7 @@ def link(
     sources = Sources()
     placed = expand_includes(main, main_dir, main_path, sources)
     machine = _choose_machine(placed, sources)
-    routines = collect_routines(placed, machine, sources)
+    routines = collect_routines(placed, machine.language.routines, sources)
     placed = routines.placed
     definitions = _collect_definitions(placed, sources)
     evaluator = Evaluator(machine, definitions, sources)
@@ -86,24 +77,26 @@ def link(
     if not layout.instructions:
         raise sources.error(ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1))
     evaluator.set_labels(layout.label_values())
-    return _Linker(machine, width, layout, evaluator, sources).run(main.name)
+    return machine.language.linker(machine, width, layout, evaluator, sources).run(main.name)
 
 
 # Machine ------------------------------------------------------------------------------------------
 
 
-def _choose_machine(placed: Sequence[Placed], sources: Sources) -> MachineKind:
-    """The machine every ``.machine`` names (``subleq`` if none does)."""
+def _choose_machine(placed: Sequence[Placed], sources: Sources) -> Machine:
+    """The machine every ``.machine`` names (the registry's default if none does)."""
+    names = [m.name for m in language_machines()]
     chosen: ast.MachineDirective | None = None
     for item in placed:
         directive = item.statement
         if not isinstance(directive, ast.MachineDirective):
             continue
-        if directive.machine not in MACHINES:
-            hint = did_you_mean(directive.machine, MACHINES)
+        if directive.machine not in names:
+            hint = did_you_mean(directive.machine, names)
             raise sources.error(
                 ErrorCode.UNKNOWN_MACHINE,
-                f"unknown machine '{directive.machine}'{hint}; the machines are subleq and fleq",
+                f"unknown machine '{directive.machine}'{hint}; "
+                f"the machines are {', '.join(names[:-1])} and {names[-1]}",
                 directive.machine_span,
             )
         if chosen is not None and directive.machine != chosen.machine:
@@ -113,7 +106,8 @@ def _choose_machine(placed: Sequence[Placed], sources: Sources) -> MachineKind:
                 directive.machine_span,
             )
         chosen = chosen or directive
-    return chosen.machine if chosen else "subleq"  # type: ignore[return-value]
+    return machine(chosen.machine if chosen else DEFAULT)
+
 
 
 # Names --------------------------------------------------------------------------------------------
@@ -191,7 +185,7 @@ def _bits_value(expr: ast.Expr, evaluator: Evaluator, sources: Sources) -> int:
 
 
 @dataclass(frozen=True)
-class _PendingCell:
+class PendingCell:
     """A user cell before its value is computed: no expressions means zeros."""
 
     address: int
@@ -201,7 +195,7 @@ class _PendingCell:
 
 
 @dataclass(frozen=True)
-class _PendingInstruction:
+class PendingInstruction:
     """An instruction with its index and what it turned out to be (``op``) in this machine."""
 
     index: int
@@ -221,12 +215,12 @@ class _LabelPlace:
 class _Layout:
     """Addresses for cells, indices for instructions, places for labels (pass one)."""
 
-    machine: MachineKind
+    machine: Machine
     evaluator: Evaluator
     sources: Sources
     routines: Routines
-    cells: list[_PendingCell] = field(default_factory=list)
-    instructions: list[_PendingInstruction] = field(default_factory=list)
+    cells: list[PendingCell] = field(default_factory=list)
+    instructions: list[PendingInstruction] = field(default_factory=list)
     labels: dict[str, _LabelPlace] = field(default_factory=dict)
     lengths: dict[str, int] = field(default_factory=dict)
     code_size: int = 0  # instructions placed so far (a `ret` may take several)
@@ -268,10 +262,13 @@ class _Layout:
     def _place_data(self, item: Placed, pending: list[Placed]) -> tuple[list[str], int]:
         """Lay out one data directive; returns the labels attached to it and its cell count."""
         directive = item.statement
-        if isinstance(directive, (ast.VectorDirective, ast.MatrixDirective)) and self.machine != "fleq":
+        shaped = isinstance(directive, (ast.VectorDirective, ast.MatrixDirective))
+        if shaped and not self.machine.language.shaped_cells:
             name = ".vector" if isinstance(directive, ast.VectorDirective) else ".matrix"
+            owner = owner_of("shaped_cells")
             raise self.sources.error(
-                ErrorCode.NOT_IN_MACHINE, f"'{name}' is FLEQ only (add '.machine fleq')", directive.span
+                ErrorCode.NOT_IN_MACHINE, f"'{name}' is {owner.title} only (add '.machine {owner.name}')",
+                directive.span,
             )
         if item.section != "data":
             raise self.sources.error(
@@ -288,15 +285,15 @@ class _Layout:
         self.cells += cells
         return started, len(cells)
 
-    def _cells_of(self, directive: ast.DataDirective) -> list[_PendingCell]:
+    def _cells_of(self, directive: ast.DataDirective) -> list[PendingCell]:
         at, span = len(self.cells), directive.span
         if isinstance(directive, ast.WordDirective):
             return [
-                _PendingCell(at + i, (), (value,), value.span) for i, value in enumerate(directive.values)
+                PendingCell(at + i, (), (value,), value.span) for i, value in enumerate(directive.values)
             ]
         if isinstance(directive, ast.ZeroDirective):
             count = self._size(directive.count, "'.zero' count", 0, MAX_CELLS)
-            return [_PendingCell(at + i, (), (), span) for i in range(count)]
+            return [PendingCell(at + i, (), (), span) for i in range(count)]
         if isinstance(directive, ast.VectorDirective):
             shape: Shape = (self._size(directive.length, "vector length", 1, MAX_CELL_ELEMENTS),)
         else:
@@ -310,7 +307,7 @@ class _Layout:
                     directive.span,
                 )
         self._check_value_count(directive, shape)
-        return [_PendingCell(at, shape, directive.values, span)]
+        return [PendingCell(at, shape, directive.values, span)]
 
     def _check_value_count(self, directive: ast.VectorDirective | ast.MatrixDirective, shape: Shape) -> None:
         needed = math.prod(shape)
@@ -319,7 +316,7 @@ class _Layout:
             where = directive.values[needed].span if given > needed else directive.span
             raise self.sources.error(
                 ErrorCode.OPERAND_COUNT,
-                f"a {_shape_words(shape)} needs {needed} values (or none for zeros), got {given}",
+                f"a {shape_words(shape)} needs {needed} values (or none for zeros), got {given}",
                 where,
             )
 
@@ -367,11 +364,11 @@ class _Layout:
                 statement.span,
             )
         self._attach(pending, "code")
-        self.instructions.append(_PendingInstruction(self.code_size, statement, op, size))
+        self.instructions.append(PendingInstruction(self.code_size, statement, op, size))
         self.code_size += size
 
 
-def _shape_words(shape: Shape) -> str:
+def shape_words(shape: Shape) -> str:
     if shape == ():
         return "scalar"
     if len(shape) == 1:
@@ -381,59 +378,44 @@ def _shape_words(shape: Shape) -> str:
 
 # Mnemonics and operand counts ---------------------------------------------------------------------
 
-# op -> (least, most operands, how to write it)
-_SUBLEQ_FORMS = {
-    "subleq": (2, 3, "subleq a, b[, c]"),
-    "jmp": (1, 1, "jmp c"),
-    "halt": (0, 0, "halt"),
-}
-_FLEQ_FORMS = {
-    "fleq": (6, 6, "fleq dst, f, a, b, flag, p"),
-    "subleq": (2, 3, "subleq a, b[, c]"),
-    "jle": (2, 2, "jle flag, p"),
-    "jmp": (1, 1, "jmp p"),
-    "halt": (0, 0, "halt"),
-    "call": (1, 1, "call ROUTINE"),
-    "ret": (0, 0, "ret"),
-}
+def _classify(statement: ast.Instruction, machine: Machine, sources: Sources) -> str:
+    """What the instruction is in this machine's dialect; checks the mnemonic and the operand count.
 
-
-def _classify(statement: ast.Instruction, machine: MachineKind, sources: Sources) -> str:
-    """What the instruction is in this machine; checks the mnemonic and the operand count."""
-    mnemonic = statement.mnemonic
-    if machine == "subleq":
-        forms = _SUBLEQ_FORMS
-        if mnemonic not in forms:
-            _reject_subleq_mnemonic(statement, sources)
+    A function used as a mnemonic is the op ``apply``: ``f dst, a[, b]``."""
+    mnemonic, dialect = statement.mnemonic, machine.language
+    if mnemonic in dialect.forms:
+        least, most, form = dialect.forms[mnemonic]
         op = mnemonic
-    elif mnemonic in _FLEQ_FORMS:
-        forms, op = _FLEQ_FORMS, mnemonic
-    elif mnemonic in FLEQ_FUNCTIONS:
-        arity = FLEQ_FUNCTIONS[mnemonic].arity
-        operands = "dst, a, b" if arity == 2 else "dst, a"
-        forms, op = {"apply": (arity + 1, arity + 1, f"{mnemonic} {operands}")}, "apply"
+    elif mnemonic in dialect.functions:
+        arity = dialect.functions[mnemonic].arity
+        least = most = arity + 1
+        op, form = "apply", f"{mnemonic} {'dst, a, b' if arity == 2 else 'dst, a'}"
     else:
-        hint = did_you_mean(mnemonic, list(_FLEQ_FORMS) + list(FLEQ_FUNCTIONS)) or _label_hint(statement)
-        raise sources.error(
-            ErrorCode.UNKNOWN_FUNCTION,
-            f"unknown instruction or function '{mnemonic}'{hint}",
-            statement.mnemonic_span,
-        )
-    _check_operand_count(statement, *forms[op], sources)
-    if op == "fleq":
-        _check_function_operand(statement.operands[1], sources)
+        _reject_mnemonic(statement, machine, sources)
+    _check_operand_count(statement, least, most, form, sources)
+    if op in dialect.function_operands:
+        _check_function_operand(statement.operands[dialect.function_operands[op]], dialect.functions, sources)
     return op
 
 
-def _reject_subleq_mnemonic(statement: ast.Instruction, sources: Sources) -> None:
-    mnemonic = statement.mnemonic
-    if mnemonic in FLEQ_FUNCTIONS or mnemonic in _FLEQ_FORMS:
+def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sources) -> NoReturn:
+    """UNKNOWN_FUNCTION (a dialect with functions) or UNKNOWN_INSTRUCTION; NOT_IN_MACHINE when
+    another machine of the language has the mnemonic."""
+    mnemonic, dialect = statement.mnemonic, machine.language
+    if not dialect.functions:
+        owner = machine_knowing(mnemonic)
+        if owner is not None:
+            raise sources.error(
+                ErrorCode.NOT_IN_MACHINE,
+                f"'{mnemonic}' is a {owner.title} instruction (add '.machine {owner.name}')",
+                statement.mnemonic_span,
+            )
+    known = [*dialect.forms, *dialect.functions]
+    hint = did_you_mean(mnemonic, known) or _label_hint(statement)
+    if dialect.functions:
         raise sources.error(
-            ErrorCode.NOT_IN_MACHINE,
-            f"'{mnemonic}' is a FLEQ instruction (add '.machine fleq')",
-            statement.mnemonic_span,
+            ErrorCode.UNKNOWN_FUNCTION, f"unknown instruction or function '{mnemonic}'{hint}", statement.mnemonic_span
         )
-    hint = did_you_mean(mnemonic, _SUBLEQ_FORMS) or _label_hint(statement)
     raise sources.error(
         ErrorCode.UNKNOWN_INSTRUCTION, f"unknown instruction '{mnemonic}'{hint}", statement.mnemonic_span
     )
@@ -442,8 +424,7 @@ def _reject_subleq_mnemonic(statement: ast.Instruction, sources: Sources) -> Non
 def _label_hint(statement: ast.Instruction) -> str:
     """A hint for ``loop halt``: a label written without its colon."""
     first = statement.operands[0] if statement.operands else None
-    known = set(_FLEQ_FORMS) | set(FLEQ_FUNCTIONS)
-    if isinstance(first, ast.Name) and first.name in known:
+    if isinstance(first, ast.Name) and machine_knowing(first.name) is not None:
         return f" (is '{statement.mnemonic}' a label missing its ':'?)"
     return ""
 
@@ -464,11 +445,11 @@ def _check_operand_count(
     )
 
 
-def _check_function_operand(operand: ast.Expr, sources: Sources) -> None:
-    if isinstance(operand, ast.Name) and operand.name in FLEQ_FUNCTIONS:
+def _check_function_operand(operand: ast.Expr, functions: Mapping[str, Any], sources: Sources) -> None:
+    if isinstance(operand, ast.Name) and operand.name in functions:
         return
     if isinstance(operand, ast.Name):
-        hint = did_you_mean(operand.name, FLEQ_FUNCTIONS)
+        hint = did_you_mean(operand.name, functions)
         message = f"unknown function '{operand.name}'{hint}"
     else:
         message = "expected a function name (add, sub, mul, ...) as the second operand of 'fleq'"
@@ -478,41 +459,31 @@ def _check_function_operand(operand: ast.Expr, sources: Sources) -> None:
 # Pass two: values, instructions, symbols ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Operand:
-    """A FLEQ memory operand: its address and where it was written (None: a hidden cell)."""
+class Linker:
+    """Pass two: values, hidden cells, encoded instructions and symbols.
 
-    address: int
-    expr: ast.Expr | None
-    role: str = "operand"
+    The shared part: addresses and code indices checked, hidden cells placed after the user's,
+    the implicit halt appended, symbols made. A machine's dialect subclasses it with the hooks
+    :meth:`hidden_needed`, :meth:`cell`, :meth:`hidden_cell`, :meth:`instructions` and :meth:`halt`.
+    """
 
-
-class _Linker:
-    """Pass two: values, hidden cells, encoded instructions and symbols."""
-
-    def __init__(
-        self, machine: MachineKind, bits: int, layout: _Layout, evaluator: Evaluator, sources: Sources
-    ) -> None:
+    def __init__(self, machine: Machine, bits: int, layout: _Layout, evaluator: Evaluator, sources: Sources) -> None:
         self.machine, self.bits, self.layout = machine, bits, layout
         self.evaluator, self.sources = evaluator, sources
         self.user_cells = len(layout.cells)
         self.code_size = layout.code_size + 1  # the implicit halt
         self.hidden_values: dict[str, float] = dict(HIDDEN_VALUES)
         self.hidden = self._hidden_addresses()
-        self.call_index = {id(p.statement): p.index for p in layout.instructions if p.op == "call"}
 
     def run(self, source_name: str) -> LinkedProgram:
-        cells = [self._cell(pending) for pending in self.layout.cells]
-        cells += [self._hidden_cell(name, address) for name, address in self.hidden.items()]
+        cells = [self.cell(pending) for pending in self.layout.cells]
+        cells += [self.hidden_cell(name, address) for name, address in self.hidden.items()]
         instructions: list[Instruction] = []
         for pending in self.layout.instructions:
-            if pending.op == "ret":
-                instructions += self._ret(pending)
-            else:
-                instructions.append(self._instruction(pending))
-        instructions.append(self._halt(len(instructions), None))
+            instructions += self.instructions(pending)
+        instructions.append(self.halt(len(instructions), None))
         return LinkedProgram(
-            machine=self.machine,
+            machine=self.machine.name,
             bits=self.bits,
             cells=tuple(cells),
             instructions=tuple(instructions),
@@ -520,78 +491,35 @@ class _Linker:
             source_name=source_name,
         )
 
-    # hidden cells
+    # the machine's hooks
+
+    def hidden_needed(self) -> tuple[list[str], dict[str, float]]:
+        """The names of HIDDEN_CELLS the program needs, and further hidden cells with their values."""
+        raise NotImplementedError
+
+    def cell(self, pending: PendingCell) -> Cell:
+        """A user cell with its value."""
+        raise NotImplementedError
+
+    def hidden_cell(self, name: str, address: int) -> Cell:
+        raise NotImplementedError
+
+    def instructions(self, pending: PendingInstruction) -> list[Instruction]:
+        """The instructions ``pending`` encodes to (a ``ret``: its dispatch)."""
+        raise NotImplementedError
+
+    def halt(self, index: int, span: Span | None) -> Instruction:
+        """The instruction that jumps to itself and changes nothing."""
+        raise NotImplementedError
+
+    # shared
 
     def _hidden_addresses(self) -> dict[str, int]:
         """Addresses of the hidden cells some instruction needs, after the user's cells."""
-        if self.machine == "subleq":
-            needed = {"__zero"}  # for the implicit halt, if nothing else
-        else:
-            calls = any(p.op == "apply" for p in self.layout.instructions)
-            needed = {"__zero", "__dummy"} | ({"__one"} if calls else set())
-        names = [name for name in HIDDEN_CELLS if name in needed]
-        if self.machine == "fleq":
-            names += self._routine_cells()
+        needed, extra = self.hidden_needed()
+        self.hidden_values |= extra
+        names = [name for name in HIDDEN_CELLS if name in needed] + list(extra)
         return {name: self.user_cells + i for i, name in enumerate(names)}
-
-    def _routine_cells(self) -> list[str]:
-        """``__ret_R`` per called routine, ``__dispatch``, ``__call_k`` = k, ``__split_k`` = k + 0.5."""
-        routines = self.layout.routines
-        most = routines.most_sites()
-        values: dict[str, float] = {f"__ret_{name}": 0 for name in routines.names if routines.sites[name]}
-        if most >= 2:
-            values["__dispatch"] = 0
-        values |= {f"__call_{k}": k for k in range(1, most + 1)}
-        values |= {f"__split_{k}": k + 0.5 for k in range(1, most)}
-        self.hidden_values |= values
-        return list(values)
-
-    def _hidden_cell(self, name: str, address: int) -> Cell:
-        value = self.hidden_values[name]
-        return Cell(address, np.array(float(value)) if self.machine == "fleq" else value, ())
-
-    # cells
-
-    def _cell(self, pending: _PendingCell) -> Cell:
-        if self.machine == "subleq":
-            value = self._word(pending.values[0]) if pending.values else 0
-            return Cell(pending.address, value, (), pending.span)
-        if pending.values:
-            numbers = [self._real(expr) for expr in pending.values]
-            array = np.array(numbers, dtype=np.float64).reshape(pending.shape)
-        else:
-            array = np.zeros(pending.shape, dtype=np.float64)
-        return Cell(pending.address, array, pending.shape, pending.span)
-
-    def _word(self, expr: ast.Expr) -> int:
-        """A SUBLEQ value: in [-2^(N-1), 2^N - 1], stored as signed N-bit two's complement."""
-        number = self.evaluator.evaluate(expr).number
-        low, high = -(1 << (self.bits - 1)), (1 << self.bits) - 1
-        if not low <= number <= high:
-            raise self.sources.error(
-                ErrorCode.LITERAL_RANGE,
-                f"{show_number(number)} does not fit in {self.bits} bits (allowed: {low} to {high})",
-                expr.span,
-            )
-        return number - (1 << self.bits) if number >= 1 << (self.bits - 1) else number
-
-    def _real(self, expr: ast.Expr) -> float:
-        number = self.evaluator.evaluate(expr).number
-        try:
-            value = float(number)
-        except OverflowError:
-            value = math.inf
-        if not math.isfinite(value):
-            raise self.sources.error(
-                ErrorCode.LITERAL_RANGE, f"{show_number(number)} is too large for a float64", expr.span
-            )
-        if abs(value) > VALUE_LIMIT:
-            raise self.sources.error(
-                ErrorCode.LITERAL_RANGE, f"{show_number(number)} is beyond the FLEQ range |x| <= 2^1000", expr.span
-            )
-        return value
-
-    # operands
 
     def _address(self, expr: ast.Expr, kind: Literal["data", "code"], role: str) -> int:
         """A data address (0 <= a < user cells) or a code index (0 <= c <= last instruction)."""
@@ -621,173 +549,19 @@ class _Linker:
             )
         return number
 
-    def _data(self, expr: ast.Expr, role: str) -> int:
+
+    def data(self, expr: ast.Expr, role: str) -> int:
         return self._address(expr, "data", role)
 
-    def _code(self, expr: ast.Expr, role: str) -> int:
+    def code(self, expr: ast.Expr, role: str) -> int:
         return self._address(expr, "code", role)
 
-    # instructions
-
-    def _instruction(self, pending: _PendingInstruction) -> Instruction:
-        if self.machine == "subleq":
-            return self._subleq(pending)
-        return self._fleq(pending)
-
-    def _halt(self, index: int, span: Span | None) -> Instruction:
-        zero = self.hidden["__zero"]
-        if self.machine == "subleq":
-            return SubleqInstruction(index, zero, zero, index, span)
-        dummy = self.hidden["__dummy"]
-        return FleqInstruction(index, "mov", dummy, dummy, dummy, zero, index, span)
-
-    def _next_or(self, pending: _PendingInstruction, position: int, role: str) -> int:
+    def next_or(self, pending: PendingInstruction, position: int, role: str) -> int:
         operands = pending.statement.operands
-        return self._code(operands[position], role) if len(operands) > position else pending.index + 1
+        return self.code(operands[position], role) if len(operands) > position else pending.index + 1
 
-    def _subleq(self, pending: _PendingInstruction) -> SubleqInstruction:
-        index, statement = pending.index, pending.statement
-        ops, span = statement.operands, statement.span
-        if pending.op == "halt":
-            return self._halt(index, span)  # type: ignore[return-value]
-        zero = self.hidden["__zero"]
-        if pending.op == "jmp":
-            return SubleqInstruction(index, zero, zero, self._code(ops[0], "the jump target"), span)
-        a, b = self._data(ops[0], "operand a"), self._data(ops[1], "operand b")
-        return SubleqInstruction(index, a, b, self._next_or(pending, 2, "the jump target c"), span)
-
-    def _fleq(self, pending: _PendingInstruction) -> FleqInstruction:
-        op, ops = pending.op, pending.statement.operands
-        if op == "halt":
-            return self._halt(pending.index, pending.statement.span)  # type: ignore[return-value]
-        if op in ("jmp", "jle"):
-            return self._fleq_jump(pending)
-        if op == "subleq":  # mem[b] -= mem[a], branch on mem[b]: fleq b, sub, b, a, b, c
-            a, b = self._operand(ops[0], "operand a"), self._operand(ops[1], "operand b")
-            flag = _Operand(b.address, ops[1], "operand b of subleq (it is also the branch flag)")
-            target = self._next_or(pending, 2, "the jump target c")
-            return self._fleq_checked(pending, "sub", b, b, a, flag, target)
-        if op == "call":  # store the site number in the routine's return cell and jump to it
-            return self._call(pending)
-        if op == "apply":  # f dst, a[, b]: no branch (the flag __one is never <= 0)
-            func = pending.statement.mnemonic
-            dst, a = self._operand(ops[0], "the destination"), self._operand(ops[1], "operand a")
-            b = self._operand(ops[2], "operand b") if len(ops) > 2 else a
-            flag = _Operand(self.hidden["__one"], None)
-            return self._fleq_checked(pending, func, dst, a, b, flag, pending.index + 1)
-        dst_expr, func_expr, a_expr, b_expr, flag_expr, target_expr = ops
-        assert isinstance(func_expr, ast.Name)
-        dst, a = self._operand(dst_expr, "the destination"), self._operand(a_expr, "operand a")
-        b = self._operand(b_expr, "operand b")
-        if FLEQ_FUNCTIONS[func_expr.name].arity == 1:
-            b = a  # a unary function ignores b: the linker sets it equal to a
-        flag = self._operand(flag_expr, "the flag")
-        target = self._code(target_expr, "the jump target p")
-        return self._fleq_checked(pending, func_expr.name, dst, a, b, flag, target, func_expr.span)
-
-    def _call(self, pending: _PendingInstruction) -> FleqInstruction:
-        routines, statement = self.layout.routines, pending.statement
-        target = statement.operands[0]
-        assert isinstance(target, ast.Name)
-        site = self.hidden[f"__call_{routines.site_number[id(statement)]}"]
-        entry = self._code(target, "the routine")
-        return FleqInstruction(
-            pending.index, "mov", self.hidden[f"__ret_{target.name}"], site, site, self.hidden["__zero"],
-            entry, statement.span,
-        )
-
-    def _ret(self, pending: _PendingInstruction) -> list[FleqInstruction]:
-        """The dispatch of a ``ret`` over its routine's call sites (see fleqc.frontend.routines)."""
-        routines, span = self.layout.routines, pending.statement.span
-        name = routines.owner[id(pending.statement)]
-        returns = [self.call_index[id(call)] + 1 for call in routines.sites[name]]
-        if not returns:
-            return [self._halt(pending.index, span)]  # type: ignore[list-item]
-        zero, dummy = self.hidden["__zero"], self.hidden["__dummy"]
-        out: list[FleqInstruction] = []
-
-        def emit(lo: int, hi: int) -> None:  # sites lo..hi (1-based), depth log2(K): no deep recursion
-            at = pending.index + len(out)
-            if lo == hi:
-                out.append(FleqInstruction(at, "mov", dummy, dummy, dummy, zero, returns[lo - 1], span))
-                return
-            mid = (lo + hi) // 2
-            left = at + 1 + ret_size(hi - mid)  # the right half comes first, falling through
-            scratch, split = self.hidden["__dispatch"], self.hidden[f"__split_{mid}"]
-            out.append(FleqInstruction(at, "sub", scratch, self.hidden[f"__ret_{name}"], split, scratch, left, span))
-            emit(mid + 1, hi)
-            emit(lo, mid)
-
-        emit(1, len(returns))
-        assert len(out) == pending.size
-        return out
-
-    def _operand(self, expr: ast.Expr, role: str) -> _Operand:
-        return _Operand(self._data(expr, role), expr, role)
-
-    def _fleq_jump(self, pending: _PendingInstruction) -> FleqInstruction:
-        """``jmp p`` / ``jle flag, p``: a ``mov`` on the hidden dummy cell, then the branch."""
-        ops, dummy = pending.statement.operands, self.hidden["__dummy"]
-        if pending.op == "jmp":
-            flag = self.hidden["__zero"]
-        else:
-            flag = self._data(ops[0], "the flag")
-            self._require_scalar(_Operand(flag, ops[0], "the flag"))
-        target = self._code(ops[-1], "the jump target p")
-        return FleqInstruction(
-            pending.index, "mov", dummy, dummy, dummy, flag, target, pending.statement.span
-        )
-
-    def _fleq_checked(
-        self,
-        pending: _PendingInstruction,
-        func: str,
-        dst: _Operand,
-        a: _Operand,
-        b: _Operand,
-        flag: _Operand,
-        target: int,
-        func_span: Span | None = None,
-    ) -> FleqInstruction:
-        """The FLEQ instruction, once the shapes of its operands agree with ``func``."""
-        function = FLEQ_FUNCTIONS[func]
-        where = func_span or pending.statement.mnemonic_span
-        try:
-            result = function.result_shape(
-                self._shape(a.address), self._shape(b.address) if function.arity == 2 else None
-            )
-        except ShapeError as exc:
-            raise self.sources.error(ErrorCode.SHAPE_MISMATCH, f"'{func}': {exc}", where) from None
-        if not function.gives(result, self._shape(dst.address)):
-            raise self.sources.error(
-                ErrorCode.SHAPE_MISMATCH,
-                f"'{func}' gives a {_shape_words(result)} but the destination holds a "
-                f"{_shape_words(self._shape(dst.address))}",
-                dst.expr.span if dst.expr is not None else where,
-            )
-        self._require_scalar(flag)
-        return FleqInstruction(
-            pending.index,
-            func,
-            dst.address,
-            a.address,
-            b.address,
-            flag.address,
-            target,
-            pending.statement.span,
-        )
-
-    def _shape(self, address: int) -> Shape:
+    def shape(self, address: int) -> Shape:
         return self.layout.cells[address].shape if address < self.user_cells else ()
-
-    def _require_scalar(self, operand: _Operand) -> None:
-        shape = self._shape(operand.address)
-        if shape != () and operand.expr is not None:
-            raise self.sources.error(
-                ErrorCode.SHAPE_MISMATCH,
-                f"{operand.role} must be a scalar cell, but it holds a {_shape_words(shape)}",
-                operand.expr.span,
-            )
 
     # symbols
 
@@ -795,7 +569,7 @@ class _Linker:
         symbols: dict[str, Symbol] = {}
         for name, place in self.layout.labels.items():
             shape = (
-                self._shape(place.address) if place.kind == "data" and place.address < self.user_cells else ()
+                self.shape(place.address) if place.kind == "data" and place.address < self.user_cells else ()
             )
             symbols[name] = Symbol(
                 name, place.kind, place.address, shape, place.label.span, self.layout.lengths[name]

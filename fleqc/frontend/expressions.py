@@ -16,7 +16,8 @@ from typing import Literal, Optional, Union
 from fleqc.errors import ErrorCode
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean
-from fleqc.program import MachineKind
+from fleqc.frontend.dialect import owner_of
+from fleqc.machines.base import Machine
 
 Kind = Optional[Literal["data", "code"]]
 Definition = Union[ast.Label, ast.ConstDirective]
@@ -42,7 +43,7 @@ class NeedsLabel(Exception):
 class Evaluator:
     """Evaluates expressions: numbers, constants and labels under ``+``, ``-`` and negation."""
 
-    def __init__(self, machine: MachineKind, definitions: dict[str, Definition], sources: Sources):
+    def __init__(self, machine: Machine, definitions: dict[str, Definition], sources: Sources):
         self.machine = machine
         self.definitions = definitions
         self.sources = sources
@@ -91,10 +92,11 @@ class Evaluator:
         if isinstance(node, ast.Integer):
             return Value(node.value)
         if isinstance(node, ast.Real):
-            if self.machine != "fleq":
+            if not self.machine.language.reals:
+                owner = owner_of("reals")
                 raise self.sources.error(
                     ErrorCode.NOT_IN_MACHINE,
-                    f"real number {node.text} in a SUBLEQ program (reals need '.machine fleq')",
+                    f"real number {node.text} in a {self.machine.title} program (reals need '.machine {owner.name}')",
                     node.span,
                 )
             if not math.isfinite(node.value):

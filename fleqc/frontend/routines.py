@@ -59,8 +59,9 @@ def ret_size(sites: int) -> int:
     return max(1, 2 * sites - 1)
 
 
-def collect_routines(placed: Sequence[Placed], machine: str, sources: Sources) -> Routines:
-    """Check routine structure and number the call sites (see the module docstring)."""
+def collect_routines(placed: Sequence[Placed], enabled: bool, sources: Sources) -> Routines:
+    """Check routine structure and number the call sites (see the module docstring); ``call`` and
+    ``ret`` are instructions only where the machine's dialect has routines (``enabled``)."""
     defined = {
         s.name for s in (item.statement for item in placed) if isinstance(s, (ast.Label, ast.ConstDirective))
     }
@@ -103,7 +104,7 @@ def collect_routines(placed: Sequence[Placed], machine: str, sources: Sources) -
             continue
         if open_routine is not None and statement.span.file != open_routine.span.file:
             raise _unclosed(open_routine, sources)  # its file ended (or included another) first
-        if isinstance(statement, ast.Instruction) and machine == "fleq":
+        if isinstance(statement, ast.Instruction) and enabled:
             if statement.mnemonic == "ret" and not statement.operands:
                 if open_routine is None:
                     raise sources.error(

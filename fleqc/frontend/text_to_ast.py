@@ -19,8 +19,9 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import did_you_mean
+from fleqc.frontend.dialect import machine_knowing
 from fleqc.frontend.grammar import parser
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.machines import language_machines
 from fleqc.program import HIDDEN_PREFIX
 
 
@@ -232,12 +233,11 @@ def _subtract(left: _Arg, negated: ast.Negate) -> _Arg:
 
 
 def _machine(b: _DirectiveBuilder) -> ast.MachineDirective:
-    b.count(1, 1, "one machine name (subleq or fleq)")
+    names = " or ".join(m.name for m in language_machines())
+    b.count(1, 1, f"one machine name ({names})")
     (arg,) = b.args
     if not isinstance(arg, ast.Name):
-        raise b.owner.fail(
-            ErrorCode.BAD_DIRECTIVE, "'.machine' takes a machine name: subleq or fleq", arg.span
-        )
+        raise b.owner.fail(ErrorCode.BAD_DIRECTIVE, f"'.machine' takes a machine name: {names}", arg.span)
     return ast.MachineDirective(arg.name, b.span, arg.span)
 
 
@@ -399,7 +399,7 @@ def _unexpected_token(exc: UnexpectedToken, file: str, lines: Sequence[str]) -> 
     line_text = _line_text(lines, token.line) or ""
     message = f"unexpected {_describe_token(token)}{_expected(exc)}"
     words = re.fullmatch(r"\s*([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*", line_text[: token.column - 1])
-    if words and words.group(1) not in _MNEMONICS and words.group(2) in _MNEMONICS:
+    if words and not _is_mnemonic(words.group(1)) and _is_mnemonic(words.group(2)):
         message += f" (is '{words.group(1)}' a label missing its ':'?)"
     span = Span(file, token.line, token.column, token.end_line, token.end_column)
     return FleqError(ErrorCode.UNEXPECTED_TOKEN, message, span, line_text)
@@ -420,8 +420,12 @@ _WORDS = {
     "NEG": "'-'",
     "_NL": "end of line",
 }
-# Instruction names, only to recognise `loop subleq a, b` (a label without its colon) in messages.
-_MNEMONICS = frozenset(["subleq", "jmp", "halt", "fleq", "jle", "call", "ret", *FLEQ_FUNCTIONS])
+
+
+def _is_mnemonic(name: str) -> bool:
+    """An instruction of some machine's dialect: only to recognise `loop subleq a, b` (a label
+    without its colon) in messages."""
+    return machine_knowing(name) is not None
 
 
 def _describe_token(token: Token) -> str:

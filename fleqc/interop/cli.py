@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import click
 
-from fleqc.construct.machines import machine_for
-from fleqc.machine.config import DEFAULT_CELL, FleqConfig, SubleqConfig, config_from_dict
+from fleqc.machines import config_from_dict, machine_of, weights_for
+from fleqc.machines.options import machine_choice, machine_config, machine_options
 
 
 def load_weights_file(path: Path):
@@ -56,19 +56,17 @@ def save_weights_file(model, path: Path) -> None:
               help="ONNX: the attention written into the graph.")
 @click.option("--safetensors", "safetensors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the weights as .safetensors with the row labels, row blocks and machine in the metadata.")
-@click.option("--machine", type=click.Choice(["subleq", "fleq"]), default="subleq", show_default=True,
-              help="Which machine to build (ignored with --weights or --card).")
+@machine_choice
 @click.option("--columns", "-n", type=int, default=None, metavar="n",
               help="Columns of the machine (default 64 for SUBLEQ, 128 for FLEQ).")
-@click.option("--bits", "-N", type=int, default=None, metavar="N", help="SUBLEQ integer width (default 16).")
-@click.option("--cell", type=int, default=None, metavar="C", help="FLEQ cell size (default 8).")
+@machine_options("export")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export this weights file (.npz or .safetensors) instead of building a machine.")
 @click.option("--card", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export the machine this punch card (.npz) runs on.")
 def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, mode: str,
-                   safetensors_path: Optional[Path], machine: str, columns: Optional[int], bits: Optional[int],
-                   cell: Optional[int], weights: Optional[Path], card: Optional[Path]) -> None:
+                   safetensors_path: Optional[Path], machine: str, columns: Optional[int],
+                   weights: Optional[Path], card: Optional[Path], **sizes: Any) -> None:
     """Export a machine's weights to engines fleqc did not write (docs/interop.md).
 
     \b
@@ -78,11 +76,11 @@ def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, m
     """
     from fleqc.cli import reports_errors
 
-    reports_errors(_export)(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, bits, cell,
+    reports_errors(_export)(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes,
                             weights, card)
 
 
-def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, bits, cell, weights,
+def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes, weights,
             card) -> None:
     from fleqc.interop import require
 
@@ -97,15 +95,15 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
     elif card is not None:
         from fleqc.machine.card import Card
 
-        model = machine_for(Card.load(card).config)
-    elif machine == "fleq":
-        model = machine_for(FleqConfig(columns=columns or 128, cell=cell or DEFAULT_CELL))
+        model = weights_for(Card.load(card).config)
     else:
-        model = machine_for(SubleqConfig(columns=columns or 64, bits=bits or 16))
+        model = weights_for(machine_config(machine, columns, sizes, "export"))
     config: Any = model.metadata.get("machine")
-    what = config_from_dict(config).describe() if config else "machine"
-    if mode == "hardmax" and config and config.get("kind") == "fleq":
-        raise click.UsageError("the FLEQ machine runs in softmax mode only")
+    built = config_from_dict(config) if config else None
+    what = built.describe() if built else "machine"
+    if built and mode not in machine_of(built).modes:
+        raise click.UsageError(f"the {machine_of(built).title} machine runs in {' or '.join(machine_of(built).modes)} "
+                               "mode only")
     if onnx_path is not None:
         require("onnx")
         from fleqc.interop import onnx_export

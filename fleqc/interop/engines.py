@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from fleqc.backends import HealthCheck, Result
-from fleqc.construct.machines import check_weights_fit, machine_for
+from fleqc.backends import Result, check_mode
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.interop import require
 from fleqc.machine.card import Card
-from fleqc.machine.config import FleqConfig
+from fleqc.machines import weights_for
 from fleqc.transformer.layers import LoopedTransformer
 
 ENGINES = ("torch", "onnx")
@@ -41,11 +40,10 @@ def run_engine(card: Card, engine: str, max_steps: int, mode: str = "softmax",
                weights: Optional[LoopedTransformer] = None, device: Optional[str] = None,
                health_check: bool = True) -> Result:
     """Run ``card`` on ``engine`` (torch or onnx) until it halts or ``max_steps`` steps."""
-    if isinstance(card.config, FleqConfig) and mode != "softmax":
-        raise FleqError(ErrorCode.BAD_CONFIG, "the FLEQ machine runs in softmax mode only")
-    model = weights if weights is not None else machine_for(card.config)
-    check_weights_fit(model, card.config, card.source_name)
+    check_mode(card.machine, mode)
+    model = weights if weights is not None else weights_for(card.config)
+    card.machine.check_weights_fit(model, card.config, card.source_name)
     machine = engine_machine(model, engine, mode, device)
-    check = HealthCheck(model, card) if health_check else None
+    check = card.machine.health_check(model, card) if health_check else None
     outcome = machine.run(card.X, max_steps=max_steps, check=check)
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), engine)

@@ -168,14 +168,13 @@ def machine_labels(metadata: dict) -> Optional[tuple[str, ...]]:
     """The row labels of the machine configuration named in ``metadata["machine"]`` (None if none)."""
     if "machine" not in metadata:
         return None
-    from fleqc.machine.card import rows_for
-    from fleqc.machine.config import config_from_dict
+    from fleqc.machines import config_from_dict, machine_of
 
     try:
         config = config_from_dict(metadata["machine"])
-    except (FleqError, KeyError, TypeError, ValueError):
+    except FleqError:
         return None
-    return tuple(rows_for(config).labels())
+    return tuple(machine_of(config).rows(config).labels())
 
 
 def torch_state_dict_names(name: str) -> str:

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.machine.codes import decode_signed, decode_unsigned
-from fleqc.machine.config import FleqConfig, MachineConfig, SubleqConfig
-from fleqc.machine.fleq_layout import entry_index, fleq_rows
-from fleqc.machine.layout import ColumnRegions, subleq_rows
+from fleqc.machine.codes import decode_unsigned
+from fleqc.machine.layout import ColumnRegions
 from fleqc.machine.rows import RowSpace
+from fleqc.machines import machine_of
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
 from fleqc.program import Symbol, values_by_label
 
@@ -31,17 +30,12 @@ CARD_FORMAT = "fleqc-card"
 CARD_VERSION = 1
 
 
-def rows_for(config: MachineConfig) -> RowSpace:
-    """The row blocks of a machine configuration (SUBLEQ or FLEQ)."""
-    return fleq_rows(config) if isinstance(config, FleqConfig) else subleq_rows(config)
-
-
 @dataclass(frozen=True)
 class Card:
     """A punch card: X and its reading guide."""
 
     X: np.ndarray
-    config: MachineConfig
+    config: Any  # the configuration of a registered machine (fleqc.machines)
     rows: RowSpace
     regions: ColumnRegions
     symbols: dict[str, Symbol]
@@ -68,9 +62,7 @@ class Card:
         """What column ``column`` is: 'the scratchpad', 'memory cell 3', 'instruction 0', 'padding'."""
         regions = self.regions
         if regions.scratch[0] <= column < regions.scratch[1]:
-            if isinstance(self.config, FleqConfig):
-                return "the reference column" if column == regions.scratch[0] else f"lane {column - 1}"
-            return "the scratchpad"
+            return self.machine.column_name(self, column)
         if regions.memory[0] <= column < regions.memory[1]:
             return f"memory cell {column - regions.memory[0]}"
         if regions.instructions[0] <= column < regions.instructions[1]:
@@ -86,6 +78,11 @@ class Card:
         return Span(file or self.source_name, line, 1)
 
     @property
+    def machine(self) -> Any:
+        """The registered machine (fleqc.machines.base.Machine) the card is for."""
+        return machine_of(self.config)
+
+    @property
     def memory_size(self) -> int:
         return self.regions.memory[1] - self.regions.memory[0]
 
@@ -95,15 +92,13 @@ class Card:
 
     @property
     def pc_column(self) -> int:
-        """The column whose pc rows are read back: the scratchpad (SUBLEQ) or lane 0 (FLEQ)."""
-        return self.regions.scratch[0] + (1 if isinstance(self.config, FleqConfig) else 0)
+        """The column whose pc rows are read back (the machine's choice)."""
+        return self.machine.pc_column(self)
 
     def summary(self) -> str:
         d, n = self.X.shape
-        words = f"N={self.config.bits} bits" if isinstance(self.config, SubleqConfig) else \
-            f"cells up to {self.config.cell}x{self.config.cell}"
         return (
-            f"{self.config.kind} card: n={n} columns, d={d} rows, {words}, "
+            f"{self.config.kind} card: n={n} columns, d={d} rows, {self.machine.describe_card(self.config)}, "
             f"{self.instruction_count} instructions, {self.memory_size} memory cells"
         )
 
@@ -111,17 +106,7 @@ class Card:
 
     def read_memory(self, X: np.ndarray | None = None) -> list:
         """Every memory cell's value, in address order (ints for SUBLEQ, float64 arrays for FLEQ)."""
-        X = self.X if X is None else X
-        block = X[self.rows["mem"].slice]
-        columns = range(*self.regions.memory)
-        if isinstance(self.config, SubleqConfig):
-            return [decode_signed(block[:, c]) for c in columns]
-        values = []
-        for c, shape in zip(columns, self.cell_shapes):
-            value = block[entry_index(shape, self.config.cell), c].reshape(shape)  # a copy
-            value += 0.0  # -0.0 reads as 0.0 (the machine's gates make no negative zeros)
-            values.append(value)
-        return values
+        return self.machine.read_memory(self, self.X if X is None else X)
 
     def read_pc(self, X: np.ndarray | None = None) -> int:
         """The program counter as an instruction index (may lie outside the program if X is bad)."""

@@ -9,8 +9,9 @@ temp row (zero between passes) and the state rows (pc in every column that holds
 are checked against what the metadata and the machine allow, without a list of rules that could
 miss one. Before that, the parts whose failure would make the rebuild meaningless get their own
 messages: the column regions, the cell shapes and symbols (inside n and inside their regions), the
-pc (on an instruction column), each pointer (a code of a column of the right region), each FLEQ
-function selector (one-hot) and the operand shapes it implies.
+pc (on an instruction column), and what the machine checks as it reads the program back
+(``Machine.check_cells`` and ``Machine.decode``: each pointer a code of a column of the right
+region; FLEQ: each function selector one-hot, the operand shapes it implies, the cells' shapes).
 
 Every failure is a ``bad-card`` FleqError naming the row block and the column. Both backends start
 from the state this check returns, so on any card they either refuse with the same message or run
@@ -24,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
-from fleqc.machine.card import Card, rows_for
-from fleqc.machine.config import MAX_COLUMNS, FleqConfig, MachineConfig, SubleqConfig
+from fleqc.machine.card import Card
+from fleqc.machine.config import MAX_COLUMNS
 from fleqc.machine.layout import ColumnRegions
+from fleqc.machines import REGISTRY, machine
 from fleqc.program import LinkedProgram, Symbol
 from fleqc.schema import SchemaError, array, field, integer, integers, string
 
@@ -39,7 +40,7 @@ def card_fields(meta: dict, where: str) -> dict[str, Any]:
     type and range; BAD_CARD naming the field otherwise."""
     try:
         config = _config(field(meta, "machine", ""))
-        rows = rows_for(config)
+        rows = machine(config.kind).rows(config)
         if field(meta, "rows", "") != rows.to_list():
             raise SchemaError("rows: the row blocks do not match the machine it names (written by another "
                               "fleqc version?)")
@@ -62,18 +63,15 @@ def card_fields(meta: dict, where: str) -> dict[str, Any]:
         raise FleqError(ErrorCode.BAD_CARD, f"{where}: metadata: {exc}") from None
 
 
-def _config(data: Any) -> MachineConfig:
+def _config(data: Any) -> Any:
     kind = field(data, "kind", "machine")
-    columns = integer(field(data, "columns", "machine"), "machine.columns", 1, MAX_COLUMNS)
+    integer(field(data, "columns", "machine"), "machine.columns", 1, MAX_COLUMNS)
+    if not isinstance(kind, str) or kind not in REGISTRY:
+        raise SchemaError(f"machine.kind is {kind!r}; expected {' or '.join(map(repr, REGISTRY))}")
     try:
-        if kind == "subleq":
-            return SubleqConfig(columns, integer(field(data, "bits", "machine"), "machine.bits"),
-                                integer(field(data, "scratch", "machine"), "machine.scratch"))
-        if kind == "fleq":
-            return FleqConfig(columns, integer(field(data, "cell", "machine"), "machine.cell"))
+        return machine(kind).config_from_dict(data)
     except FleqError as exc:
         raise SchemaError(f"machine: {exc.message}") from None
-    raise SchemaError(f"machine.kind is {kind!r}; expected 'subleq' or 'fleq'")
 
 
 def _regions(data: Any, n: int) -> ColumnRegions:
@@ -119,21 +117,13 @@ def validate_card(card: Card, where: str | None = None) -> tuple[LinkedProgram, 
 
 
 def _validate(card: Card) -> tuple[LinkedProgram, int]:
-    from fleqc.machine.card_to_program import card_to_program
-    from fleqc.machine.program_to_card import program_to_card
-
     _check_matrix(card)
     _check_regions(card)
     _check_cells(card)
     _check_symbols(card)
     pc = _read_pc(card)
-    program = card_to_program(card)
-    if isinstance(card.config, FleqConfig):
-        _check_fleq_shapes(card, program)
-        expected = program_to_card(program, card.config.columns, card.config.cell, start=pc)
-    else:
-        expected = program_to_card(program, card.config.columns, start=pc)
-    _compare(card, expected.X)
+    program = card.machine.decode(card)
+    _compare(card, card.machine.encode(program, card.config, start=pc).X)
     return program, pc
 
 
@@ -169,27 +159,11 @@ def _check_regions(card: Card) -> None:
 
 
 def _check_cells(card: Card) -> None:
-    m, k = card.memory_size, card.instruction_count
+    k = card.instruction_count
     for name in ("instruction_lines", "instruction_files"):
         if len(getattr(card, name)) not in (0, k):
             raise _bad(card, f"{name} has {len(getattr(card, name))} items, but the card holds {k} instructions")
-    if not isinstance(card.config, FleqConfig):
-        if card.cell_shapes:
-            raise _bad(card, "a SUBLEQ card has no cell shapes")
-        return
-    if len(card.cell_shapes) != m:
-        raise _bad(card, f"it gives the shapes of {len(card.cell_shapes)} cells, but has {m} memory cells")
-    c = card.config.cell
-    for address, shape in enumerate(card.cell_shapes):
-        if len(shape) > 2 or not all(1 <= size <= c for size in shape):
-            raise _bad(card, f"memory cell {address} has shape {list(shape)}, not a scalar, vector or matrix "
-                             f"within the machine's {c}x{c} cells")
-    mem = card.X[card.rows["mem"].slice, card.regions.memory[0]:card.regions.memory[1]]
-    beyond = np.argwhere(~(np.abs(mem) <= VALUE_LIMIT))
-    if len(beyond):
-        row, column = beyond[0]
-        raise card.bad_entry(f"mem[{row}]", card.regions.memory[0] + int(column),
-                             f"holds {mem[row, column]!r}, beyond the machine's range |x| <= 2^1000")
+    card.machine.check_cells(card)
 
 
 def _check_symbols(card: Card) -> None:
@@ -212,25 +186,6 @@ def _read_pc(card: Card) -> int:
         raise card.bad_entry("pc", column, f"the program counter names column {target} "
                                            f"({card.column_kind(target)}), not an instruction column")
     return target - card.regions.instructions[0]
-
-
-def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:
-    """Each instruction's function takes its operands' shapes and gives its destination's; the
-    flag is a scalar (the linker's rules, for a card that may have been edited)."""
-    shapes = card.cell_shapes
-    for instr in program.instructions:
-        column = card.regions.instruction_column(instr.index)
-        function = FLEQ_FUNCTIONS[instr.func]
-        a, b, dst = shapes[instr.src_a], shapes[instr.src_b], shapes[instr.dst]
-        try:
-            result = function.result_shape(a, b if function.arity == 2 else None)
-        except ShapeError as exc:
-            raise card.bad_entry("i_a", column, f"{instr.func}: {exc}") from None
-        if not function.gives(result, dst):
-            raise card.bad_entry("i_dst", column, f"{instr.func} gives shape {list(result)}, but the "
-                                                  f"destination cell {instr.dst} has shape {list(dst)}")
-        if shapes[instr.flag] != ():
-            raise card.bad_entry("i_flag", column, f"the flag cell {instr.flag} is not a scalar")
 
 
 def _compare(card: Card, expected: np.ndarray) -> None:

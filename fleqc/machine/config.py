@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.schema import field, integer
 
 MIN_COLUMNS = 4
 MAX_COLUMNS = 1 << 16
@@ -47,9 +48,9 @@ class SubleqConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SubleqConfig":
-        if data.get("kind") != "subleq":
-            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {data.get('kind')!r}")
-        return cls(columns=int(data["columns"]), bits=int(data["bits"]), scratch=int(data["scratch"]))
+        """The saved configuration; SchemaError naming a missing or mistyped field."""
+        return cls(*(integer(field(data, name, "machine"), f"machine.{name}")
+                     for name in ("columns", "bits", "scratch")))
 
     def describe(self) -> str:
         return f"subleq machine: n={self.columns} columns, N={self.bits}-bit integers"
@@ -94,25 +95,11 @@ class FleqConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FleqConfig":
-        if data.get("kind") != "fleq":
-            raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {data.get('kind')!r}")
-        return cls(columns=int(data["columns"]), cell=int(data["cell"]))
+        """The saved configuration; SchemaError naming a missing or mistyped field."""
+        return cls(*(integer(field(data, name, "machine"), f"machine.{name}") for name in ("columns", "cell")))
 
     def describe(self) -> str:
         return f"fleq machine: n={self.columns} columns, cells up to {self.cell}x{self.cell} float64"
-
-
-MachineConfig = SubleqConfig | FleqConfig
-
-
-def config_from_dict(data: dict) -> MachineConfig:
-    """The configuration a card or weights file names (by its ``kind``)."""
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind == "subleq":
-        return SubleqConfig.from_dict(data)
-    if kind == "fleq":
-        return FleqConfig.from_dict(data)
-    raise FleqError(ErrorCode.BAD_CONFIG, f"unknown machine kind {kind!r}")
 
 
 def _check_columns(n: int) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import position_codes
 from fleqc.machine.config import MAX_CELL, FleqConfig, fitting_columns
@@ -30,37 +31,21 @@ from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
 
-SAME_NAME = ("add", "sub", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
-
-
 def lower(func: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[str, tuple[str, ...]]:
     """The function block and operand views of ``func`` on operands of shapes ``a`` and ``b``."""
-    if func in ("add", "sub"):
-        return func, ("a_entry", "b_entry")
-    if func in SAME_NAME or func == "mov":
-        return ("copy" if func == "mov" else func), ("a_entry",)
-    if func == "transpose":
-        return "copy", ("a_transposed",) if len(a) == 2 else ("a_entry",)
-    if func == "mul":
-        if a == () and b != ():
-            return "prod", ("a_scalar", "b_entry")
-        if b == () and a != ():
-            return "prod", ("a_entry", "b_scalar")
-        return "prod", ("a_entry", "b_entry")
-    if func == "matmul":
-        if len(a) == 2 and len(b) == 1:
-            return "prod", ("m_a_row_j", "m_b_row_i")
-        return "prod", ("m_a_row_i", "m_b_col_j" if len(b) == 2 else "m_b_row_i")
-    raise ValueError(f"unknown FLEQ function {func!r}")
+    function = FLEQ_FUNCTIONS[func]
+    return function.block, function.views(a, b)
 
 
 def raise_function(block: str, views: tuple[str, ...]) -> str:
-    """The FLEQ function a (block, views) pair came from (``lower`` read backwards)."""
-    if block == "copy":
-        return "transpose" if "a_transposed" in views else "mov"
-    if block == "prod":
-        return "matmul" if any(v.startswith("m_") for v in views) else "mul"
-    return block
+    """The FLEQ function a (block, views) pair came from (``lower`` read backwards): of the
+    functions on ``block`` whose views include ``views``, the one with the fewest (``mov`` rather
+    than ``transpose`` for a vector: the two are the same there). Views no function on the block
+    uses (an edited card) give the block's first function: the check of the card then names the
+    view row that differs from that function's card."""
+    on_block = [f for f in FLEQ_FUNCTIONS.values() if f.block == block]
+    candidates = [f for f in on_block if set(views) <= f.view_set] or on_block[:1]
+    return min(candidates, key=lambda f: len(f.view_set)).name
 
 
 def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell: int | None = None) -> FleqConfig:
@@ -88,9 +73,8 @@ def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell:
     return config
 
 
-def program_to_fleq_card(program: LinkedProgram, columns: int | None = None, cell: int | None = None,
-                         start: int = 0) -> Card:
-    config = choose_fleq_config(program, columns, cell)
+def program_to_fleq_card(program: LinkedProgram, config: FleqConfig, start: int = 0) -> Card:
+    """The punch card of a FLEQ program; the pc of every lane names instruction ``start``."""
     rows = fleq_rows(config)
     regions = ColumnRegions.plan(program.memory_size, len(program.instructions), config.columns, config.scratch)
     codes = position_codes(config.columns)
@@ -163,4 +147,54 @@ def fleq_card_to_program(card: Card) -> LinkedProgram:
             card.pointer("i_p", column, "instructions"),
             card.instruction_span(j),
         ))
-    return LinkedProgram("fleq", 64, cells, tuple(instructions), dict(card.symbols), card.source_name)
+    program = LinkedProgram("fleq", 64, cells, tuple(instructions), dict(card.symbols), card.source_name)
+    _check_fleq_shapes(card, program)
+    return program
+
+
+def check_fleq_cells(card: Card) -> None:
+    """One shape per memory cell, each within the machine's cell; every value within |x| <= 2^1000."""
+    m = card.memory_size
+    if len(card.cell_shapes) != m:
+        raise FleqError(ErrorCode.BAD_CARD,
+                        f"it gives the shapes of {len(card.cell_shapes)} cells, but has {m} memory cells")
+    c = card.config.cell
+    for address, shape in enumerate(card.cell_shapes):
+        if len(shape) > 2 or not all(1 <= size <= c for size in shape):
+            raise FleqError(ErrorCode.BAD_CARD, f"memory cell {address} has shape {list(shape)}, not a scalar, "
+                                                f"vector or matrix within the machine's {c}x{c} cells")
+    mem = card.X[card.rows["mem"].slice, card.regions.memory[0]:card.regions.memory[1]]
+    beyond = np.argwhere(~(np.abs(mem) <= VALUE_LIMIT))
+    if len(beyond):
+        row, column = beyond[0]
+        raise card.bad_entry(f"mem[{row}]", card.regions.memory[0] + int(column),
+                             f"holds {mem[row, column]!r}, beyond the machine's range |x| <= 2^1000")
+
+
+def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:
+    """Each instruction's function takes its operands' shapes and gives its destination's; the
+    flag is a scalar (the linker's rules, for a card that may have been edited)."""
+    shapes = card.cell_shapes
+    for instr in program.instructions:
+        column = card.regions.instruction_column(instr.index)
+        function = FLEQ_FUNCTIONS[instr.func]
+        a, b, dst = shapes[instr.src_a], shapes[instr.src_b], shapes[instr.dst]
+        try:
+            result = function.result_shape(a, b if function.arity == 2 else None)
+        except ShapeError as exc:
+            raise card.bad_entry("i_a", column, f"{instr.func}: {exc}") from None
+        if not function.gives(result, dst):
+            raise card.bad_entry("i_dst", column, f"{instr.func} gives shape {list(result)}, but the "
+                                                  f"destination cell {instr.dst} has shape {list(dst)}")
+        if shapes[instr.flag] != ():
+            raise card.bad_entry("i_flag", column, f"the flag cell {instr.flag} is not a scalar")
+
+
+
+def read_fleq_cell(card: Card, X: np.ndarray, address: int) -> np.ndarray:
+    """Memory cell ``address`` as a float64 array of its shape."""
+    shape = card.cell_shapes[address]
+    rows = [card.rows["mem"][k] for k in entry_index(shape, card.config.cell)]
+    value = X[rows, card.regions.memory_column(address)].reshape(shape)  # a copy
+    value += 0.0  # -0.0 reads as 0.0 (the machine's gates make no negative zeros)
+    return value

@@ -7,6 +7,8 @@ from typing import Callable, Optional
 
 import click
 
+from fleqc.machines.options import machine_options
+
 
 def make_commands(reports_errors: Callable) -> list[click.Command]:
     return [_disasm(reports_errors), _show(reports_errors), _debug(reports_errors)]
@@ -38,14 +40,14 @@ def _disasm(reports_errors: Callable) -> click.Command:
     return disasm
 
 
-def load_target(target: Path, bits: Optional[int] = None):
-    """A card (.npz) or a linked program (.fleq) from a path."""
+def load_target(target: Path, sizes: dict[str, Optional[int]]):
+    """A card (.npz) or a linked program (.fleq) from a path (``sizes``: the machine options given)."""
     from fleqc import api
     from fleqc.machine.card import Card
 
     if target.suffix == ".npz":
         return Card.load(target)
-    return api.compile(target, bits=bits)
+    return api.compile(target, **sizes)
 
 
 def _show(reports_errors: Callable) -> click.Command:
@@ -64,10 +66,10 @@ def _show(reports_errors: Callable) -> click.Command:
                   help="Only these row blocks (names as `fleqc inspect` lists them), e.g. pc,mem.")
     @click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True)
     @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
-    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @machine_options("show")
     @reports_errors
     def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads: int, rows: Optional[str],
-             mode: str, columns: Optional[int], cell: Optional[int]) -> None:
+             mode: str, columns: Optional[int], **sizes: Optional[int]) -> None:
         """Draw X as a heatmap (row blocks and column regions named), or a layer's attention maps.
 
         Needs matplotlib: pip install 'fleqc[plot]'.
@@ -79,7 +81,7 @@ def _show(reports_errors: Callable) -> click.Command:
             pictures._pyplot()
         except pictures.PlotUnavailable as exc:
             raise click.ClickException(str(exc)) from None
-        machine, X = pictures.state_after(load_target(target), step, mode=mode, columns=columns, cell=cell)
+        machine, X = pictures.state_after(load_target(target, sizes), step, mode=mode, columns=columns, **sizes)
         card, name = machine.card, Path(machine.card.source_name).name
         when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
         if layer is None:
@@ -109,10 +111,10 @@ def _debug(reports_errors: Callable) -> click.Command:
     @click.option("--break", "breaks", multiple=True, metavar="LINE|LABEL", help="Start with a breakpoint here.")
     @click.option("--watch", "watches", multiple=True, metavar="LABEL", help="Also watch this data label.")
     @click.option("--columns", "-n", type=int, default=None, help="Columns of the machine (a .fleq program).")
-    @click.option("--cell", type=int, default=None, help="FLEQ cell size (a .fleq program).")
+    @machine_options("debug")
     @reports_errors
     def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watches: tuple[str, ...],
-              columns: Optional[int], cell: Optional[int]) -> None:
+              columns: Optional[int], **sizes: Optional[int]) -> None:
         """Step through a program in the terminal: source with the current line, breakpoints, watched
         labels, and X's rows for one column (transformer).
 
@@ -128,7 +130,7 @@ def _debug(reports_errors: Callable) -> click.Command:
         from fleqc.observe.debug import Debugger, make_app
         from fleqc.observe.machine import Machine
 
-        debugger = Debugger(Machine(load_target(target), backend, mode=mode, columns=columns, cell=cell))
+        debugger = Debugger(Machine(load_target(target, sizes), backend, mode=mode, columns=columns, **sizes))
         for where in breaks:
             debugger.command(f"break {where}")
         for label in watches:

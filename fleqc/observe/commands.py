@@ -31,7 +31,7 @@ def observed_run(subject: Any, options: dict, *, trace: bool, trace_json: Option
 
     max_steps = options["max_steps"]
     machine = Machine(subject, options["backend"], mode=options["mode"], weights=options["weights"],
-                      columns=options["columns"], cell=options["cell"], engine=options["engine"])
+                      columns=options["columns"], engine=options["engine"], **options["sizes"])
     with contextlib.ExitStack() as stack:
         json_file = stack.enter_context(open(trace_json, "w", encoding="utf-8")) if trace_json else None
         text = (lambda line: click.echo(line, err=as_json)) if trace else None

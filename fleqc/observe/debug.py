@@ -187,8 +187,7 @@ class Debugger:
         if lo <= column < hi:
             return f"column {column}: instruction {column - lo}"
         if column < card.regions.scratch[1]:
-            return f"column {column}: " + ("reference" if column == 0 and card.config.kind == "fleq" else
-                                            "lane" if card.config.kind == "fleq" else "scratchpad")
+            return f"column {column}: {card.column_kind(column)}"
         return f"column {column}: padding"
 
     def command(self, text: str) -> str:

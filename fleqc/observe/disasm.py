@@ -23,8 +23,9 @@ import numpy as np
 
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
-from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
+from fleqc.machines import DEFAULT
 from fleqc.observe.trace import origin, source_text
+from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
 
 
 def _number(x: Any) -> str:
@@ -93,17 +94,14 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
 
     where = source.source_name if isinstance(source, Card) else program.source_name
     lines = [f"; disassembled from {where}: {m} cells, {k} instructions"]
-    if program.machine == "fleq":
-        lines.append(".machine fleq")
-    else:
-        lines.append(f".bits {program.bits}")
+    lines.append(f".machine {program.machine}" if program.machine != DEFAULT else f".bits {program.bits}")
     lines.append("")
     lines.append(".data")
     width = max([len(n) + 1 for names in data_labels.values() for n in names] + [8])
     for cell in program.cells:
         labels = data_labels.get(cell.address, [])
         prefix = " ".join(f"{n}:" for n in labels)
-        lines.append(f"{prefix:<{width}} {_data_directive(cell.value, program.machine)}".rstrip())
+        lines.append(f"{prefix:<{width}} {_data_directive(cell.value)}".rstrip())
     for address in sorted(a for a in data_labels if a >= m):  # labels just past the last cell
         lines.append(" ".join(f"{n}:" for n in data_labels[address]))
     lines.append("")
@@ -122,8 +120,9 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _data_directive(value: Any, machine: str) -> str:
-    if machine != "fleq":
+def _data_directive(value: Any) -> str:
+    """``.word`` for an integer (SUBLEQ) or scalar, ``.vector``/``.matrix`` for the others."""
+    if not isinstance(value, np.ndarray):
         return f".word {_number(value)}"
     value = np.asarray(value, dtype=np.float64)
     numbers = ", ".join(_number(x) for x in value.reshape(-1))

@@ -16,18 +16,13 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from fleqc.backends import HealthCheck
-from fleqc.construct.machines import check_weights_fit, machine_for
+from fleqc.backends import check_mode
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa import fleq as fleq_reference
-from fleqc.isa import subleq as subleq_reference
 from fleqc.isa.state import DEFAULT_MAX_STEPS, State
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.codes import decode_signed
-from fleqc.machine.config import FleqConfig
-from fleqc.machine.fleq_layout import entry_index
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import machine_of, weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer.executor import stepper
 from fleqc.transformer.layers import LoopedTransformer
@@ -38,21 +33,11 @@ EventHandler = Callable[[TraceEvent], None]
 StopRule = Callable[[TraceEvent], bool]
 
 
-def cell_from_X(card: Card, X: np.ndarray, address: int) -> Any:
-    """The value of memory cell ``address`` as held in X (an int, or a float64 array for FLEQ)."""
-    column = card.regions.memory[0] + address
-    block = X[card.rows["mem"].slice, column]
-    if isinstance(card.config, FleqConfig):
-        shape = card.cell_shapes[address]
-        return block[entry_index(shape, card.config.cell)].reshape(shape) + 0.0
-    return decode_signed(block)
-
-
 class Machine:
     """A run in progress: ``pc``, ``steps``, ``halted``, the memory, and (transformer) ``X``.
 
     ``target`` is a card or a linked program; a program runs on the transformer through the card
-    of the smallest machine that fits (or ``columns`` / ``cell``).
+    of the smallest machine that fits (or ``columns`` and the machine's ``options``, e.g. ``cell``).
     """
 
     def __init__(
@@ -63,8 +48,8 @@ class Machine:
         mode: str = "softmax",
         weights: Optional[LoopedTransformer] = None,
         columns: Optional[int] = None,
-        cell: Optional[int] = None,
         engine: str = "auto",
+        **options: Any,
     ) -> None:
         if backend not in ("transformer", "reference"):
             raise FleqError(ErrorCode.BAD_CONFIG, f"unknown backend {backend!r}: use 'transformer' or 'reference'")
@@ -77,19 +62,20 @@ class Machine:
         self.card: Optional[Card] = None
         self.model: Optional[LoopedTransformer] = None
         if backend == "transformer":
-            card = target if isinstance(target, Card) else program_to_card(target, columns, cell)
-            if isinstance(card.config, FleqConfig) and mode != "softmax":
-                raise FleqError(ErrorCode.BAD_CONFIG, "the FLEQ machine runs in softmax mode only")
+            card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
+            check_mode(card.machine, mode)
+            card = card.machine.prepare(card, options)
             self.card = card
-            self.model = weights if weights is not None else machine_for(card.config)
-            check_weights_fit(self.model, card.config, card.source_name)
+            self.model = weights if weights is not None else weights_for(card.config)
+            card.machine.check_weights_fit(self.model, card.config, card.source_name)
             self.program = card_to_program(card)  # the instructions as the card holds them
             self.X = np.array(card.X, dtype=np.float64)
-            self._health = HealthCheck(self.model, card)
+            self._health = card.machine.health_check(self.model, card)
+            self._observer = card.machine.observer(card, options)
         else:
             self.program = card_to_program(target) if isinstance(target, Card) else target
             self.card = target if isinstance(target, Card) else None
-            self._interpreter = subleq_reference if self.program.machine == "subleq" else fleq_reference
+            self._interpreter = machine_of(self.program).reference
             self.state: State = self._interpreter.initial_state(self.program)
             self.X = None
         self.names = Names(self.program.symbols)
@@ -106,7 +92,7 @@ class Machine:
 
     def cell(self, address: int) -> Any:
         if self.backend == "transformer":
-            return cell_from_X(self.card, self.X, address)
+            return self.card.machine.read_cell(self.card, self.X, address)
         return self.state.memory[address]
 
     def memory(self) -> list:
@@ -210,13 +196,16 @@ class Machine:
             before, self.X = self.X, Y
             self.steps = step
             done += 1
+            if self._observer is not None:
+                self._observer(self.steps, Y)
             if on_X is not None:
                 on_X(self.steps, Y)
             if on_count is not None:
                 on_count(self.steps)
             if events:
                 event = make_event(self.program, self.names, self.steps, card.read_pc(before), card.read_pc(Y),
-                                   lambda a: cell_from_X(card, before, a), lambda a: cell_from_X(card, Y, a))
+                                   lambda a: card.machine.read_cell(card, before, a),
+                                   lambda a: card.machine.read_cell(card, Y, a))
                 if on_event is not None:
                     on_event(event)
                 if stop is not None and stop(event):

@@ -130,7 +130,7 @@ class Recorder:
         layout = None
         if card is not None and machine.backend == "transformer":
             d, n = card.X.shape
-            regions = [("ref+lanes" if card.config.kind == "fleq" else "scratch", *card.regions.scratch),
+            regions = [(card.machine.scratch_name, *card.regions.scratch),
                        ("memory", *card.regions.memory), ("instructions", *card.regions.instructions),
                        ("padding", card.regions.instructions[1], n)]
             layout = {

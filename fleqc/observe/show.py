@@ -39,8 +39,7 @@ def _pyplot():
 def regions(card: Card) -> list[tuple[str, int, int]]:
     """(name, first, end) of every non-empty column region, in column order."""
     n = card.X.shape[1]
-    scratch = "ref+lanes" if card.config.kind == "fleq" else "scratch"
-    spans = [(scratch, *card.regions.scratch), ("memory", *card.regions.memory),
+    spans = [(card.machine.scratch_name, *card.regions.scratch), ("memory", *card.regions.memory),
              ("instructions", *card.regions.instructions), ("padding", card.regions.instructions[1], n)]
     return [(name, lo, hi) for name, lo, hi in spans if hi > lo]
 
@@ -149,10 +148,10 @@ def _save(fig, path) -> Path:
 
 
 def state_after(target, step: int, *, mode: str = "softmax", columns: Optional[int] = None,
-                cell: Optional[int] = None, engine: str = "auto"):
+                engine: str = "auto", **options: Optional[int]):
     """(machine, X): the transformer's state after ``step`` passes (fewer if it halts first)."""
     from fleqc.observe.machine import Machine
 
-    machine = Machine(target, "transformer", mode=mode, columns=columns, cell=cell, engine=engine)
+    machine = Machine(target, "transformer", mode=mode, columns=columns, engine=engine, **options)
     machine.advance(step)
     return machine, machine.X

@@ -1,0 +1,54 @@
+"""The command-line options the registered machines add (``--machine``, ``--bits``, ``--cell``, ...),
+shared by ``fleqc build|run|weights`` (fleqc.cli) and ``fleqc export`` (fleqc.interop.cli)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import click
+
+from fleqc.machines import DEFAULT, REGISTRY, machine, machines
+from fleqc.machines.base import Machine
+
+machine_choice = click.option(
+    "--machine", type=click.Choice(list(REGISTRY)), default=DEFAULT, show_default=True, help="Which machine to build."
+)
+
+
+def machine_options(command: str) -> Callable[[Callable], Callable]:
+    """The options the registered machines add to ``command`` (``--bits``, ``--cell``, ...); the
+    command receives them as keyword arguments."""
+    def decorate(function: Callable) -> Callable:
+        for option in reversed(list(option_owners(command))):
+            function = option.decorator(function)
+        return function
+
+    return decorate
+
+
+def option_owners(command: str) -> dict:
+    """Each machine option of ``command`` -> the machines that take it."""
+    owners: dict = {}
+    for candidate in machines():
+        for option in candidate.options:
+            if command in option.commands:
+                owners.setdefault(option, []).append(candidate)
+    return owners
+
+
+def check_machine_options(chosen: Machine, command: str, given: dict[str, Any]) -> None:
+    """An option of another machine is a usage error, not silently ignored."""
+    own = [o.name for o in chosen.options]
+    for option, owners in option_owners(command).items():
+        if given.get(option.name) is not None and chosen not in owners:
+            use = f" (use {', '.join('--' + name for name in own)})" if own else ""
+            raise click.UsageError(f"--{option.name} applies to {' and '.join(m.title for m in owners)} programs; "
+                                   f"this is a {chosen.title} program{use}")
+
+
+def machine_config(name: str, columns: Optional[int], sizes: dict[str, Any], command: str) -> Any:
+    """The configuration of machine ``name`` that ``--columns`` and the machine's options ask for
+    (``fleqc weights``, ``fleqc export``); another machine's option is a usage error."""
+    chosen = machine(name)
+    check_machine_options(chosen, command, sizes)
+    return chosen.config_from_options(columns, sizes)

@@ -1,0 +1,83 @@
+"""The paper's SUBLEQ machine (Giannou et al., section 4): N-bit integers, five layers, four heads.
+
+``mem[b] -= mem[a]; if mem[b] <= 0 goto c``. Its parts: the configuration
+(:class:`fleqc.machine.config.SubleqConfig`), the row blocks and column regions
+(:mod:`fleqc.machine.layout`), the card codec (:mod:`fleqc.machine.subleq_card`), the weight
+recipe (:mod:`fleqc.construct.subleq_machine`), the reference interpreter (:mod:`fleqc.isa.subleq`)
+and its dialect of the FLEQ language (:mod:`fleqc.machines.subleq.language`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import click
+import numpy as np
+
+from fleqc.isa import subleq as interpreter
+from fleqc.machine.config import DEFAULT_BITS, SubleqConfig
+from fleqc.machine.layout import subleq_rows
+from fleqc.machine.rows import RowSpace
+from fleqc.machine.subleq_card import (
+    choose_subleq_config,
+    program_to_subleq_card,
+    read_subleq_cell,
+    subleq_card_to_program,
+)
+from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.transformer.layers import LoopedTransformer
+
+BITS = MachineOption("bits", click.option(
+    "--bits", "-N", type=int, default=None, metavar="N",
+    help="SUBLEQ: integer width (default 16, or the program's .bits).",
+))
+
+
+class SubleqMachine(Machine):
+    name = "subleq"
+    title = "SUBLEQ"
+    config_class = SubleqConfig
+    layer_kinds = "AAFAF"
+    default_columns = 64
+    options = (BITS,)
+    reference = interpreter
+
+    @property
+    def language(self) -> Any:  # type: ignore[override]
+        from fleqc.machines.subleq.language import SUBLEQ_DIALECT  # the front end loads lark: only when needed
+
+        return SUBLEQ_DIALECT
+
+    def config_for(self, program: Any, columns: Optional[int], options: Options) -> SubleqConfig:
+        return choose_subleq_config(program, columns)
+
+    def config_from_options(self, columns: Optional[int], options: Options) -> SubleqConfig:
+        bits = options.get("bits")
+        return SubleqConfig(columns=self.default_columns if columns is None else columns,
+                            bits=DEFAULT_BITS if bits is None else bits)
+
+    def rows(self, config: SubleqConfig) -> RowSpace:
+        return subleq_rows(config)
+
+    def build(self, config: SubleqConfig) -> LoopedTransformer:
+        from fleqc.construct.subleq_machine import build_subleq_machine
+
+        return build_subleq_machine(config)
+
+    def encode(self, program: Any, config: SubleqConfig, start: int = 0) -> Any:
+        return program_to_subleq_card(program, config, start)
+
+    def decode(self, card: Any) -> Any:
+        return subleq_card_to_program(card)
+
+    def read_cell(self, card: Any, X: np.ndarray, address: int) -> int:
+        return read_subleq_cell(card, X, address)
+
+    def describe_card(self, config: SubleqConfig) -> str:
+        return f"N={config.bits} bits"
+
+    def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
+        return interpreter.run(program, max_steps=max_steps, pc=pc)
+
+
+MACHINE = SubleqMachine()
