@@ -24,7 +24,13 @@ from fleqc.errors import FleqError
 from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
 from fleqc.machines import machine_of, weights_for
-from fleqc.machines.options import check_machine_options, machine_choice, machine_config, machine_options
+from fleqc.machines.options import (
+    check_machine_options,
+    default_columns,
+    machine_choice,
+    machine_config,
+    machine_options,
+)
 from fleqc.program import included_labels
 from fleqc.safe_io import check_output
 from fleqc.transformer import MachineFault
@@ -294,7 +300,7 @@ def inspect(card_path: Path) -> None:
 @main.command()
 @machine_choice
 @click.option("--columns", "-n", type=int, default=None, metavar="n",
-              help="Columns of the machine (a power of two; default 64 for SUBLEQ, 128 for FLEQ).")
+              help=f"Columns of the machine (a power of two; default {default_columns()}).")
 @machine_options("weights")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz; .safetensors with the extra fleqc[safetensors]).")

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import click
 
 from fleqc.machines import config_from_dict, machine_of, weights_for
-from fleqc.machines.options import machine_choice, machine_config, machine_options
+from fleqc.machines.options import default_columns, machine_choice, machine_config, machine_options
 
 
 def load_weights_file(path: Path):
@@ -58,7 +58,7 @@ def save_weights_file(model, path: Path) -> None:
               help="Write the weights as .safetensors with the row labels, row blocks and machine in the metadata.")
 @machine_choice
 @click.option("--columns", "-n", type=int, default=None, metavar="n",
-              help="Columns of the machine (default 64 for SUBLEQ, 128 for FLEQ).")
+              help=f"Columns of the machine (default {default_columns()}).")
 @machine_options("export")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export this weights file (.npz or .safetensors) instead of building a machine.")

@@ -109,14 +109,16 @@ def validate_card(card: Card, where: str | None = None) -> tuple[LinkedProgram, 
     exactly the card of that program started there (see the module docstring). Messages start
     with ``where`` (the card's file), else the card's source name."""
     try:
-        return _validate(card)
+        return card.machine.check_card(card)
     except FleqError as exc:
         if exc.code is not ErrorCode.BAD_CARD:
             raise
         raise FleqError(ErrorCode.BAD_CARD, f"{where or card.source_name}: {exc.message}") from None
 
 
-def _validate(card: Card) -> tuple[LinkedProgram, int]:
+def rebuilt_card_check(card: Card) -> tuple[LinkedProgram, int]:
+    """The check of the module docstring (the default ``Machine.check_card``): the parts in turn,
+    then the card rebuilt from the program read out of it must equal it entry for entry."""
     _check_matrix(card)
     _check_regions(card)
     _check_cells(card)

@@ -26,7 +26,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import position_codes
-from fleqc.machine.config import MAX_CELL, FleqConfig, fitting_columns
+from fleqc.machine.config import DEFAULT_CELL, MAX_CELL, FleqConfig, fitting_columns
 from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
@@ -57,7 +57,7 @@ def choose_fleq_config(program: LinkedProgram, columns: int | None = None, cell:
                         f"cell {big.address} has shape {big.shape}, larger than the largest FLEQ machine's "
                         f"{MAX_CELL}x{MAX_CELL} cells", big.span)
     if cell is None:
-        cell = max(8, largest)
+        cell = max(DEFAULT_CELL, largest)
     for c in program.cells:
         if not fits_cell(c.shape, cell):
             raise FleqError(

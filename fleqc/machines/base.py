@@ -51,8 +51,11 @@ Cards
     ``encode(program, config, start)``  the Card (X plus row blocks, column regions, symbols).
     ``decode(card)``    the program read back out of X (so any card can run on the reference).
     ``read_cell(card, X, address)``, ``read_memory(card, X)``  a memory cell's value; all of them.
-    ``check_cells(card)``  BAD_CARD unless the per-cell metadata (FLEQ: shapes) fits; with
-                        ``decode``, the machine's part of the check of a loaded card.
+    ``check_card(card)``  (program, pc) of a loaded card, BAD_CARD unless the card is exactly
+                        the one ``encode`` makes for them; by default the generic check of
+                        fleqc.machine.card_check (regions, symbols, pc, then the rebuild), which
+                        calls ``check_cells(card)`` (BAD_CARD unless the per-cell metadata, FLEQ:
+                        shapes, fits) and ``decode``.
     ``pc_column(card)``, ``column_name(card, column)``  where the pc is read; names of scratch
                         columns (``scratch_name`` is the scratch region's name in listings).
     ``describe_card(config)``  the words of ``fleqc build``'s summary that give the size.
@@ -75,6 +78,15 @@ Runs
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.
+
+A machine whose programs are not written in the FLEQ language (raw images, another assembler)
+sets ``language = None``, claims its ``suffixes`` and overrides ``compile``; its program need only
+carry ``machine``, ``symbols`` and ``source_name``. Run-time inputs are options too: an option
+with ``commands=("run",)`` and ``integer=False`` (``--input FILE``) reaches ``run_reference``,
+``prepare`` (write the input tape into X) and ``observer`` (read the output tape after each pass
+and stream it). A machine whose card is not laid out as scratch | memory | instructions overrides
+``check_card``, ``health_check`` and ``pc_column``. tests/plugin_machine.py is a working example
+registered by a test.
 """
 
 from __future__ import annotations
@@ -198,6 +210,13 @@ class Machine(abc.ABC):
     def read_memory(self, card: Any, X: np.ndarray) -> list:
         """Every memory cell's value in address order, read from X."""
         return [self.read_cell(card, X, address) for address in range(card.memory_size)]
+
+    def check_card(self, card: Any) -> tuple[Any, int]:
+        """The program a loaded card holds and the pc it starts at; BAD_CARD unless the card is
+        exactly the one this machine builds for them (fleqc.machine.card_check)."""
+        from fleqc.machine.card_check import rebuilt_card_check  # it asks the registry for machines
+
+        return rebuilt_card_check(card)
 
     def check_cells(self, card: Any) -> None:
         """BAD_CARD unless the card's per-cell metadata fits the machine (by default it has none)."""

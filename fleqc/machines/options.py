@@ -15,6 +15,11 @@ machine_choice = click.option(
 )
 
 
+def default_columns() -> str:
+    """The machines' default columns, in words for --help ("64 for SUBLEQ, 128 for FLEQ")."""
+    return ", ".join(f"{m.default_columns} for {m.title}" for m in machines())
+
+
 def machine_options(command: str) -> Callable[[Callable], Callable]:
     """The options the registered machines add to ``command`` (``--bits``, ``--cell``, ...); the
     command receives them as keyword arguments."""
