@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from fleqc.backends import DEFAULT_MAX_STEPS, Result, run_card_reference, run_reference, run_transformer
 from fleqc.errors import ErrorCode, FleqError
@@ -29,6 +29,12 @@ from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.layers import LoopedTransformer
 
 Source = Union[str, os.PathLike]
+
+
+def _is_program(subject: Any) -> bool:
+    """A compiled program of some machine (a LinkedProgram, or a machine's own program type)."""
+    return isinstance(subject, LinkedProgram) or (hasattr(subject, "machine") and hasattr(subject, "symbols")
+                                                  and not isinstance(subject, (str, os.PathLike)))
 
 
 def _is_path(source: Source) -> bool:
@@ -55,14 +61,15 @@ def _integer(value, name: str, optional: bool = True) -> Optional[int]:
     return int(value)
 
 
-def compile(source: Source, *, bits: Optional[int] = None, **options) -> LinkedProgram:  # noqa: A001 (the verb)
-    """Parse and link a program: a file by the machine that claims its suffix (with the machine's
-    ``options``), or FLEQ-language text."""
+def compile(source: Source, *, bits: Optional[int] = None, machine: Optional[str] = None,  # noqa: A001 (the verb)
+            **options) -> LinkedProgram:
+    """Parse and link a program: a file by the machine that claims its suffix, or by ``machine``
+    (with the machine's ``options``), or FLEQ-language text."""
     from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
 
     bits, options = _integer(bits, "bits"), _machine_options(options)
     if _is_path(source):
-        return compile_file(Path(source), bits=bits, **options)
+        return compile_file(Path(source), bits=bits, machine=machine, **options)
     return compile_source(str(source), "<string>", bits=bits)
 
 
@@ -77,7 +84,7 @@ def build(
     (or the machine with ``columns`` columns), with the machine's own options (FLEQ: ``cell``,
     cells up to ``cell`` x ``cell``, default 8)."""
     columns, bits = _integer(columns, "columns"), _integer(bits, "bits")
-    program = source if isinstance(source, LinkedProgram) else compile(source, bits=bits)
+    program = source if _is_program(source) else compile(source, bits=bits)
     return program_to_card(program, columns, **_machine_options(options))
 
 
@@ -139,8 +146,8 @@ def run(
     columns, options = _integer(columns, "columns"), _machine_options(options)
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
-    if not isinstance(target, (Card, LinkedProgram)):
-        target = Card.load(target) if str(target).endswith(".npz") else compile(target)
+    if not isinstance(target, Card) and not _is_program(target):
+        target = Card.load(target) if str(target).endswith(".npz") else compile(target, **options)
     if backend == "reference":
         if isinstance(target, Card):
             return run_card_reference(target, max_steps, options)

@@ -23,7 +23,7 @@ from fleqc.calc import calc_command
 from fleqc.errors import FleqError
 from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
-from fleqc.machines import machine_of, weights_for
+from fleqc.machines import REGISTRY, machine_of, machines, weights_for
 from fleqc.machines.options import (
     check_machine_options,
     default_columns,
@@ -104,20 +104,28 @@ def main() -> None:
     """
 
 
+program_machine = click.option(
+    "--machine", type=click.Choice(list(REGISTRY)), default=None,
+    help="The machine the program is for (default: from the file's suffix: .sq, .asq and .dec are classic "
+    "SUBLEQ; a .fleq file names its machine with .machine).")
+
+
 @main.command()
 @click.argument("program", type=click.Path(readable=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Card file to write (default: PROGRAM with the suffix .npz).")
 @columns_option
+@program_machine
 @machine_options("build")
 @reports_errors
-def build(program: Path, output: Optional[Path], columns: Optional[int], **options: Any) -> None:
+def build(program: Path, output: Optional[Path], columns: Optional[int], machine: Optional[str],
+          **options: Any) -> None:
     """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error.
 
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
     output = check_output(output or program.with_suffix(".npz"), [program])
-    card = api.build(program, columns=columns, **options)
+    card = api.build(api.compile(program, machine=machine, **options), columns=columns, **options)
     card.save(output, inputs=(program,))
     click.echo(f"wrote {output}: {card.summary()}")
 
@@ -158,23 +166,29 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], **optio
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
               help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
 @columns_option
+@program_machine
 @machine_options("run")
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
         as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
-        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], **sizes: Any) -> None:
+        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], machine: Optional[str],
+        **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
     Labels defined in included files (the stdlib's) are left out unless --all-labels.
     """
     if target.suffix == ".npz":
-        if columns is not None or any(v is not None for v in sizes.values()):
-            names = ", ".join(f"--{name}" for name in ("columns", *sizes))
+        fixed = [name for name, value in sizes.items() if value is not None and not runtime_option(name)]
+        if columns is not None or machine is not None or fixed:
+            names = ", ".join(f"--{name}" for name in ("columns", "machine", *fixed))
             raise click.UsageError(f"{names} apply to program files; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
-        subject = api.compile(target, **sizes)
+        subject = api.compile(target, machine=machine, **sizes)
+    streams = machine_of(subject).streams_output  # the program prints: its bytes go to stdout as they come
+    if streams:
+        sizes["output"] = bytearray() if as_json else sys.stdout.buffer
     check_run_options(click.get_current_context(), subject, backend, weights, sizes)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
@@ -198,12 +212,25 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
-    print_result(result, as_json, mode)
+    if streams:
+        printed = sizes["output"]
+        result = dataclasses.replace(result, memory={} if not as_json else result.memory)
+        if as_json:
+            click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
+        else:
+            print_result(result, as_json, mode)
+    else:
+        print_result(result, as_json, mode)
     if stats and not as_json and result.stats is not None:
         click.echo(f"engine: {json.dumps(result.stats)}", err=True)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
+
+
+def runtime_option(name: str) -> bool:
+    """Whether machine option ``name`` is data of one run (``--input``) rather than part of a machine."""
+    return any(o.runtime for m in machines() for o in m.options if o.name == name)
 
 
 def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],

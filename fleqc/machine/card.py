@@ -99,7 +99,8 @@ class Card:
         d, n = self.X.shape
         return (
             f"{self.config.kind} card: n={n} columns, d={d} rows, {self.machine.describe_card(self.config)}, "
-            f"{self.instruction_count} instructions, {self.memory_size} memory cells"
+            + (f"{self.instruction_count} instructions, {self.memory_size} memory cells" if self.instruction_count
+               else f"code and data in {self.memory_size} memory cells")
         )
 
     # -- reading the state back -------------------------------------------------------------

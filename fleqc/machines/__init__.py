@@ -21,6 +21,7 @@ from fleqc.schema import SchemaError
 REGISTRY: dict[str, str] = {
     "subleq": "fleqc.machines.subleq",
     "fleq": "fleqc.machines.fleq",
+    "classic": "fleqc.machines.classic",
 }
 DEFAULT = next(iter(REGISTRY))
 

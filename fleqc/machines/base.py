@@ -84,7 +84,9 @@ sets ``language = None``, claims its ``suffixes`` and overrides ``compile``; its
 carry ``machine``, ``symbols`` and ``source_name``. Run-time inputs are options too: an option
 with ``commands=("run",)`` and ``integer=False`` (``--input FILE``) reaches ``run_reference``,
 ``prepare`` (write the input tape into X) and ``observer`` (read the output tape after each pass
-and stream it). A machine whose card is not laid out as scratch | memory | instructions overrides
+and stream it); such a machine sets ``streams_output``, and ``fleqc run`` then prints the program's
+output to stdout as it comes (the API's ``output`` option receives it), the run's figures on stderr
+or in ``--json``, and no label values. A machine whose card is not laid out as scratch | memory | instructions overrides
 ``check_card``, ``health_check`` and ``pc_column``. tests/plugin_machine.py is a working example
 registered by a test.
 """
@@ -114,6 +116,7 @@ class MachineOption:
     decorator: Callable[[Callable], Callable]
     commands: tuple[str, ...] = ("build", "run", "weights", "export", "show", "debug")
     integer: bool = True
+    runtime: bool = False  # data of one run (an input), not of the machine: a card's run may take it
 
 
 class Machine(abc.ABC):
@@ -129,6 +132,7 @@ class Machine(abc.ABC):
     suffixes: ClassVar[tuple[str, ...]] = (".fleq",)
     scratch_name: ClassVar[str] = "scratch"
     language: ClassVar[Any] = None
+    streams_output: ClassVar[bool] = False  # its runs print the program's own output (fleqc run streams it)
     reference: ClassVar[Any] = None
 
     # -- programs and configurations ----------------------------------------------------------

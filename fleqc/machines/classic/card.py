@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.codes import decode_signed, decode_unsigned, encode_signed, encode_unsigned
+from fleqc.machine.codes import decode_signed, decode_unsigned, encode_unsigned
 from fleqc.machines.classic.config import END_OF_INPUT, ClassicConfig
 from fleqc.machines.classic.layout import ClassicRegions, classic_rows
 
@@ -96,3 +96,30 @@ class Reader:
         return ClassicView(pc=self.register(X, "pc"), ip=self.register(X, "ip"), op=self.register(X, "op"),
                            halted=self.flag(X, "halted"), fault=self.flag(X, "fault"),
                            memory=self.memory(X) if memory else [])
+
+
+def write_input(X: np.ndarray, input_bytes: bytes, config: ClassicConfig) -> np.ndarray:
+    """A copy of X whose input tape holds ``input_bytes`` and then -1 in every other cell."""
+    rows, regions = classic_rows(config), ClassicRegions.of(config)
+    if len(input_bytes) >= config.input_tape:
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, f"the input has {len(input_bytes):,} bytes; the card's input "
+                                                     f"tape holds {config.input_tape - 1:,} (build it with the input)")
+    tape = np.full(config.input_tape, END_OF_INPUT, dtype=np.int64)
+    tape[: len(input_bytes)] = np.frombuffer(bytes(input_bytes), dtype=np.uint8)
+    bits = ((tape[None, :] & ((1 << config.bits) - 1)) >> np.arange(config.bits)[:, None]) & 1
+    X = np.array(X)
+    X[rows["mem"].slice, regions.input[0]:regions.input[1]] = 2.0 * bits - 1.0
+    return X
+
+
+def read_input(X: np.ndarray, config: ClassicConfig) -> bytes:
+    """The bytes on the input tape, up to the first end-of-input cell."""
+    reader = Reader(config)
+    lo, hi = reader.regions.input
+    out = bytearray()
+    for column in range(lo, hi):
+        value = reader.word(X, column)
+        if not 0 <= value <= 255:
+            break
+        out.append(value)
+    return bytes(out)

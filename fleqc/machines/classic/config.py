@@ -71,7 +71,7 @@ class ClassicConfig:
         return 1 + self.memory + self.input_tape + self.output_tape
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "columns": self.columns}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ClassicConfig":

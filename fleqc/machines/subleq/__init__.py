@@ -29,7 +29,7 @@ from fleqc.transformer.layers import LoopedTransformer
 
 BITS = MachineOption("bits", click.option(
     "--bits", "-N", type=int, default=None, metavar="N",
-    help="SUBLEQ: integer width (default 16, or the program's .bits).",
+    help="SUBLEQ: integer width (default 16, or the program's .bits); classic: word width, 16 or 32 (default 32).",
 ))
 
 

@@ -1,0 +1,218 @@
+"""The classic machine: von Neumann SUBLEQ with input and output, as the SUBLEQ community writes for.
+
+Code and data share one memory, so programs index arrays and modify themselves; A = -1 reads a byte,
+B = -1 writes one; a jump to a negative address halts. Its parts: the configuration
+(:mod:`.config`), the row blocks and column regions (:mod:`.layout`), the weight recipe
+(:mod:`.weights`, seven layers), the card codec (:mod:`.card`), the run loop that streams the
+output tape (:mod:`.run`), the program (:mod:`.program`) read from raw images and sqasm assembly
+(:mod:`fleqc.frontend.image`, :mod:`fleqc.frontend.sqasm`), and the reference interpreter
+(:mod:`fleqc.isa.classic`).
+
+The card uses the generic :class:`fleqc.machine.card.Card`: scratch column 0, memory columns
+1..m, and an empty instruction region (the instructions are memory words; the pc register holds
+an address); the tapes follow the memory.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import click
+import numpy as np
+
+from fleqc.errors import ErrorCode, FleqError
+from fleqc.isa import classic as interpreter
+from fleqc.isa.state import RunResult, State
+from fleqc.machine.card import Card
+from fleqc.machine.layout import ColumnRegions
+from fleqc.machine.rows import RowSpace
+from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.machines.classic import card as codec
+from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, ClassicConfig, config_for
+from fleqc.machines.classic.layout import classic_rows
+from fleqc.machines.classic.program import ClassicProgram
+from fleqc.machines.subleq import BITS
+from fleqc.transformer import TernaryCheck
+from fleqc.transformer.layers import LoopedTransformer
+
+DEFAULT_BITS = 32
+DEFAULT_MEMORY = 1 << 12
+
+
+def _read_input(ctx: click.Context, param: click.Parameter, value: Any) -> Optional[bytes]:
+    return None if value is None else value.read()
+
+
+MEMORY = MachineOption("memory", click.option(
+    "--memory", type=int, default=None, metavar="WORDS",
+    help="classic: words of memory, a power of two up to 65536 (default: the image rounded up to one).",
+), commands=("build", "run", "weights", "export", "show", "debug"))
+INPUT = MachineOption("input", click.option(
+    "--input", type=click.File("rb"), default=None, callback=_read_input, metavar="FILE",
+    help="classic: the bytes the program reads (a file, or - for standard input).",
+), commands=("build", "run", "debug"), integer=False, runtime=True)
+OUTPUT = MachineOption("output", lambda f: f, commands=(), integer=False, runtime=True)  # API: where output bytes go
+
+
+class ClassicMachine(Machine):
+    name = "classic"
+    title = "classic SUBLEQ"
+    config_class = ClassicConfig
+    layer_kinds = "FAAFFAF"
+    default_columns = ClassicConfig().columns
+    options = (BITS, MEMORY, INPUT, OUTPUT)
+    suffixes = (".sq", ".asq", ".dec")
+    language = None
+    reference = interpreter
+    streams_output = True
+
+    # -- programs and configurations ----------------------------------------------------------
+
+    def compile(self, text: str, path: str, options: Options) -> ClassicProgram:
+        from fleqc.frontend.image import load_image  # the assembler loads lark: only when needed
+
+        bits = options.get("bits") or DEFAULT_BITS
+        program = ClassicProgram.of_image(load_image(text, name=path, bits=bits), bits)
+        given = options.get("input")
+        return program if given is None else ClassicProgram(program.words, bits, program.symbols,
+                                                            program.source_name, bytes(given))
+
+    def config_for(self, program: ClassicProgram, columns: Optional[int], options: Options) -> ClassicConfig:
+        given = options.get("input")
+        config = config_for(len(program.words), len(program.input if given is None else given), program.bits,
+                            memory=options.get("memory"))
+        if columns is not None and columns != config.columns:
+            raise FleqError(ErrorCode.BAD_CONFIG, f"the classic machine's columns follow from its memory and tapes "
+                                                  f"({config.columns:,} here); use --memory instead of --columns")
+        return config
+
+    def config_from_options(self, columns: Optional[int], options: Options) -> ClassicConfig:
+        return ClassicConfig(bits=options.get("bits") or DEFAULT_BITS, memory=options.get("memory") or DEFAULT_MEMORY)
+
+    # -- weights -------------------------------------------------------------------------------
+
+    def rows(self, config: ClassicConfig) -> RowSpace:
+        return classic_rows(config)
+
+    def build(self, config: ClassicConfig) -> LoopedTransformer:
+        from fleqc.machines.classic.weights import build_classic_machine
+
+        return build_classic_machine(config)
+
+    # -- cards ---------------------------------------------------------------------------------
+
+    def encode(self, program: ClassicProgram, config: ClassicConfig, start: int = 0) -> Card:
+        X = codec.encode(program.words, program.input, config)
+        rows = classic_rows(config)
+        X[rows["pc"].slice, 0] = 2.0 * ((start >> np.arange(rows["pc"].size)) & 1) - 1.0
+        regions = ColumnRegions((0, 1), (1, 1 + config.memory), (0, 0), config.columns)
+        return Card(X, config, rows, regions, dict(program.symbols), program.source_name)
+
+    def decode(self, card: Card) -> ClassicProgram:
+        return ClassicProgram(tuple(self.read_memory(card, card.X)), card.config.bits, dict(card.symbols),
+                              card.source_name, codec.read_input(card.X, card.config))
+
+    def read_cell(self, card: Card, X: np.ndarray, address: int) -> int:
+        return codec.Reader(card.config).word(X, 1 + address)
+
+    def read_memory(self, card: Card, X: np.ndarray) -> list:
+        return codec.Reader(card.config).memory(X)
+
+    def check_card(self, card: Card) -> tuple[ClassicProgram, int]:
+        """A classic card is exactly the card of the program and input it holds, started at its pc."""
+        config = card.config
+        if card.X.shape != (classic_rows(config).d, config.columns) or not np.all(np.isfinite(card.X)):
+            raise FleqError(ErrorCode.BAD_CARD, f"X is not a finite {classic_rows(config).d} x {config.columns} matrix")
+        pc = card.read_pc()
+        program = self.decode(card)
+        expected = self.encode(program, config, pc).X
+        differ = np.argwhere(card.X != expected)
+        if len(differ):
+            row, column = (int(i) for i in differ[0])
+            raise card.bad_entry(card.rows.labels()[row], column, f"holds {card.X[row, column]!r}, but the card of "
+                                                                  f"this program and input holds {expected[row, column]!r}")
+        return program, pc
+
+    def describe_card(self, config: ClassicConfig) -> str:
+        return f"{config.bits}-bit words, tapes of {config.input_tape} and {config.output_tape} cells"
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def run_reference(self, program: ClassicProgram, max_steps: int, pc: int, options: Options) -> RunResult:
+        given = options.get("input")
+        state = interpreter.initial_state(list(program.words), codec_memory(program, options), program.bits,
+                                          program.input if given is None else given)
+        state.pc = pc
+        sink = _sink(options.get("output"))
+        interpreter.run(state, max_steps, on_output=sink)
+        return RunResult(state.halted, state.steps, State(state.pc, tuple(state.mem)))
+
+    def prepare(self, card: Card, options: Options) -> Card:
+        given = options.get("input")
+        if given is None:
+            return card
+        from dataclasses import replace
+
+        return replace(card, X=codec.write_input(card.X, bytes(given), card.config))
+
+    def health_check(self, model: LoopedTransformer, card: Card) -> "ClassicHealthCheck":
+        return ClassicHealthCheck(model, card)
+
+    def observer(self, card: Card, options: Options):
+        sink = _sink(options.get("output"))
+        if sink is None:
+            return None
+        reader = codec.Reader(card.config)
+        pointer = reader.rows["op"].slice
+        last = [np.array(card.X[pointer, 0])]
+
+        def on_step(step: int, X: np.ndarray) -> None:
+            if not np.array_equal(X[pointer, 0], last[0]):
+                sink(reader.output_byte(X, codec.decode_unsigned(last[0])))
+                last[0] = np.array(X[pointer, 0])
+
+        return on_step
+
+
+def codec_memory(program: ClassicProgram, options: Options) -> int:
+    """The memory the transformer would have for ``program`` (the reference runs on the same)."""
+    return config_for(len(program.words), 0, program.bits, memory=options.get("memory"),
+                      output_tape=DEFAULT_OUTPUT_TAPE).memory
+
+
+def _sink(output: Any):
+    """A function taking each output byte: into a bytearray, or written to a binary stream at once."""
+    if output is None:
+        return None
+    if isinstance(output, bytearray):
+        return output.append
+
+    def write(byte: int) -> None:
+        output.write(bytes((byte,)))
+        output.flush()
+
+    return write
+
+
+class ClassicHealthCheck:
+    """After every pass: the ternary rows, and the fault flag (an address outside memory: the
+    reference refuses the same step, or the next one after a jump out of memory)."""
+
+    def __init__(self, model: LoopedTransformer, card: Card) -> None:
+        self.ternary = TernaryCheck(model.ternary_rows, model.row_labels)
+        self.reader = codec.Reader(card.config)
+        self.card = card
+        self.pc = card.read_pc()
+
+    def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
+        self.ternary(X, step, columns)
+        if self.reader.flag(X, "fault"):
+            m = self.card.config.memory
+            raise FleqError(ErrorCode.ADDRESS_FAULT, f"machine fault at step {step}: the instruction at pc {self.pc} "
+                                                     f"uses an address outside the memory (0..{m - 1}); give the "
+                                                     f"machine more with --memory")
+        self.pc = self.reader.register(X, "pc")
+
+
+MACHINE = ClassicMachine()
