@@ -30,6 +30,7 @@ from fleqc.machines.options import (
     machine_choice,
     machine_config,
     machine_options,
+    option_owners,
 )
 from fleqc.program import included_labels
 from fleqc.safe_io import check_output
@@ -169,8 +170,9 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     Labels defined in included files (the stdlib's) are left out unless --all-labels.
     """
     if target.suffix == ".npz":
-        if columns is not None or any(v is not None for v in sizes.values()):
-            names = ", ".join(f"--{name}" for name in ("columns", *sizes))
+        shaping = ["columns", *(o.name for o in option_owners("build"))]  # the options that size a machine
+        if any({**sizes, "columns": columns}.get(name) is not None for name in shaping):
+            names = ", ".join(f"--{name}" for name in shaping)
             raise click.UsageError(f"{names} apply to program files; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
