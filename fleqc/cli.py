@@ -23,13 +23,14 @@ from fleqc.calc import calc_command
 from fleqc.errors import FleqError
 from fleqc.interop.cli import export_command, load_weights_file, save_weights_file
 from fleqc.machine.card import Card
-from fleqc.machines import REGISTRY, machine_of, machines, weights_for
+from fleqc.machines import REGISTRY, machine_of, weights_for
 from fleqc.machines.options import (
     check_machine_options,
     default_columns,
     machine_choice,
     machine_config,
     machine_options,
+    option_owners,
 )
 from fleqc.program import included_labels
 from fleqc.safe_io import check_output
@@ -179,9 +180,11 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     Labels defined in included files (the stdlib's) are left out unless --all-labels.
     """
     if target.suffix == ".npz":
-        fixed = [name for name, value in sizes.items() if value is not None and not runtime_option(name)]
-        if columns is not None or machine is not None or fixed:
-            names = ", ".join(f"--{name}" for name in ("columns", "machine", *fixed))
+        given = {**sizes, "columns": columns, "machine": machine}
+        shaping = ["columns", "machine", *(o.name for o in option_owners("build") if not o.runtime)]  # size a machine
+        fixed = [name for name in shaping if given.get(name) is not None]
+        if fixed:
+            names = ", ".join(f"--{name}" for name in fixed)
             raise click.UsageError(f"{names} apply to program files; a card's machine is fixed")
         subject: Any = Card.load(target)
     else:
@@ -226,11 +229,6 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
-
-
-def runtime_option(name: str) -> bool:
-    """Whether machine option ``name`` is data of one run (``--input``) rather than part of a machine."""
-    return any(o.runtime for m in machines() for o in m.options if o.name == name)
 
 
 def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],

@@ -1,7 +1,8 @@
 """Lay a linked FLEQ program out as a punch card, and read one back.
 
 The card builder lowers each FLEQ function onto a function block of the machine and chooses the
-operand views from the linked shapes (see ``fleq_layout``):
+operand views from the linked shapes, as the function's record says (``block``, ``views`` in
+fleqc.isa.fleq_functions; the views are named in ``fleq_layout``):
 
 ==========================  =========  =====================================
 function, operand shapes    block      views (lane (i, j) reads ...)

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.rows import RowSpace
 
-# Function blocks an instruction selects (the card maps FLEQ functions onto them: ``mov`` and
-# ``transpose`` both use ``copy``; ``mul`` and ``matmul`` both use ``prod``).
+# Function blocks an instruction selects (each FLEQ function's record names its block: ``mov`` and
+# ``transpose`` both use ``copy``; ``mul`` and ``matmul`` both use ``prod``). The FLEQ machine
+# refuses to register functions whose block is not here (fleqc.machines.fleq).
 OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
 FITTED_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
 
