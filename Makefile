@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS_STAMP := $(VENV)/.installed-extras
 
-.PHONY: install install-extras demo test test-extras test-slow bench clean
+.PHONY: install install-extras demo test test-extras test-slow bench eforth clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
@@ -37,6 +37,15 @@ test: $(STAMP)
 test-extras: $(EXTRAS_STAMP)
 	$(BIN)/python -m pytest -q tests/test_interop_torch.py tests/test_interop_onnx.py tests/test_interop_lens.py \
 		tests/test_interop_safetensors.py tests/test_interop_cases.py
+
+# eForth (howerj/subleq, a Forth system for a 16-bit SUBLEQ VM) on the transformer: `2 2 + . cr`
+# prints " 4" and " ok" after 13.9 million steps (about an hour on two cores). Needs ../shared/corpus.
+CORPUS ?= ../shared/corpus/subleq
+FORTH  ?= 2 2 + . cr
+eforth: $(STAMP)
+	@test -f $(CORPUS)/13_howerj_eforth.dec || { echo "no eForth image at $(CORPUS) (set CORPUS=...)"; exit 1; }
+	echo '$(FORTH)' | OPENBLAS_NUM_THREADS=1 $(BIN)/fleqc run $(CORPUS)/13_howerj_eforth.dec --bits 16 \
+		--memory 65536 --input - --max-steps 100000000 --stats
 
 test-slow: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
