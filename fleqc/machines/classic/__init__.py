@@ -15,7 +15,6 @@ an address); the tapes follow the memory.
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Optional
 
 import click
@@ -32,6 +31,7 @@ from fleqc.machines.classic import card as codec
 from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, ClassicConfig, config_for
 from fleqc.machines.classic.layout import classic_rows
 from fleqc.machines.classic.program import ClassicProgram
+from fleqc.machines.classic.run import OutputTape
 from fleqc.machines.subleq import BITS
 from fleqc.transformer import TernaryCheck
 from fleqc.transformer.layers import LoopedTransformer
@@ -159,20 +159,9 @@ class ClassicMachine(Machine):
     def health_check(self, model: LoopedTransformer, card: Card) -> "ClassicHealthCheck":
         return ClassicHealthCheck(model, card)
 
-    def observer(self, card: Card, options: Options):
+    def observer(self, card: Card, options: Options) -> Optional[OutputTape]:
         sink = _sink(options.get("output"))
-        if sink is None:
-            return None
-        reader = codec.Reader(card.config)
-        pointer = reader.rows["op"].slice
-        last = [np.array(card.X[pointer, 0])]
-
-        def on_step(step: int, X: np.ndarray) -> None:
-            if not np.array_equal(X[pointer, 0], last[0]):
-                sink(reader.output_byte(X, codec.decode_unsigned(last[0])))
-                last[0] = np.array(X[pointer, 0])
-
-        return on_step
+        return None if sink is None else OutputTape(card.config, card.X, sink)
 
 
 def codec_memory(program: ClassicProgram, options: Options) -> int:

@@ -44,17 +44,38 @@ class ClassicOutcome:
         return self.status == "halted"
 
 
+class OutputTape:
+    """``on_step(step, X)``: after each pass, the byte the pass wrote to the output tape, if any,
+    goes to ``sink`` (a function of one byte). The pass that writes a cell advances ``op``; the
+    cell it wrote is the one the old ``op`` named."""
+
+    def __init__(self, config: ClassicConfig, X: np.ndarray, sink: Callable[[int], None]) -> None:
+        self.reader, self.sink = Reader(config), sink
+        self.pointer = self.reader.rows["op"].slice
+        self.last = np.array(X[self.pointer, 0])
+
+    def __call__(self, step: int, X: np.ndarray) -> None:
+        if not np.array_equal(X[self.pointer, 0], self.last):
+            self.sink(self.reader.output_byte(X, decode_unsigned(self.last)))
+            self.last = np.array(X[self.pointer, 0])
+
+
 def run_card(model: LoopedTransformer, X: np.ndarray, config: ClassicConfig, *, engine: Engine = "auto",
              mode: Mode = "softmax", max_steps: Optional[int] = None, on_output: Optional[Callable[[int], None]] = None,
              check: Optional[Check] = None) -> ClassicOutcome:
     """Run the card X until the machine stops; ``on_output(byte)`` is called for every byte as it is
     written; ``check(X, steps, changed)`` after every pass (the lockstep comparison of the tests)."""
     reader = Reader(config)
-    pointer = reader.rows["op"].slice
     halted_row, fault_row = reader.rows["halted"][0], reader.rows["fault"][0]
     loop = stepper(model, X, mode=mode, engine=engine)
-    last = np.array(loop.X[pointer, 0])
     output = bytearray()
+
+    def emit(byte: int) -> None:
+        output.append(byte)
+        if on_output is not None:
+            on_output(byte)
+
+    tape = OutputTape(config, loop.X, emit)
     steps, status = 0, "limit"
     start = time.perf_counter()
     while max_steps is None or steps < max_steps:
@@ -64,12 +85,7 @@ def run_card(model: LoopedTransformer, X: np.ndarray, config: ClassicConfig, *, 
             break
         steps += 1
         Xs = loop.X
-        if not np.array_equal(Xs[pointer, 0], last):
-            byte = reader.output_byte(Xs, decode_unsigned(last))
-            last = np.array(Xs[pointer, 0])
-            output.append(byte)
-            if on_output is not None:
-                on_output(byte)
+        tape(steps, Xs)
         if check is not None:
             check(Xs, steps, changed)
         if Xs[fault_row, 0] > 0.5:
