@@ -93,6 +93,7 @@ def main() -> None:
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
     fleqc calc "sqrt(2)^3 - 1/3"        compute an expression on the FLEQ machine
+    fleqc run hello.sq --input in.txt   classic SUBLEQ (.sq, .asq, .dec): the output streams to stdout
     fleqc run prog.fleq --trace         one line per executed instruction (--report run.html)
     fleqc disasm prog.npz               the program read back out of the card
     fleqc show prog.fleq -o x.png       X (or --attention LAYER) as a picture; fleqc debug prog.fleq
@@ -121,7 +122,8 @@ program_machine = click.option(
 @reports_errors
 def build(program: Path, output: Optional[Path], columns: Optional[int], machine: Optional[str],
           **options: Any) -> None:
-    """Compile PROGRAM.fleq to a punch card (.npz); nothing is written on error.
+    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec) to a punch card (.npz); nothing is
+    written on error.
 
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
@@ -175,6 +177,10 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], machine: Optional[str],
         **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
+
+    A classic SUBLEQ program (.sq, .asq, .dec, or --machine classic) prints its own output instead,
+    byte by byte as the transformer writes it, reading --input FILE (- for stdin); the run's
+    figures go to stderr, or with the output into --json.
 
     Vectors and matrices print as aligned nested lists; --json prints them as nested JSON lists.
     Labels defined in included files (the stdlib's) are left out unless --all-labels.
