@@ -156,6 +156,6 @@ def run(
     if backend in ("torch", "onnx"):
         from fleqc.interop.engines import run_engine
 
-        return run_engine(card, backend, max_steps, mode, weights, device)
+        return run_engine(card, backend, max_steps, mode, weights, device, options=options)
     return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats,  # type: ignore[arg-type]
                            options=options)

@@ -199,6 +199,9 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     if streams:
         sizes["output"] = bytearray() if as_json else sys.stdout.buffer
     check_run_options(click.get_current_context(), subject, backend, weights, sizes)
+    if (trace or trace_json or report) and machine_of(subject).language is None:
+        raise click.UsageError(f"--trace, --trace-json and --report follow the instructions of the FLEQ language; "
+                               f"they do not read {machine_of(subject).title} programs yet")
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
     model = load_weights_file(weights) if weights else None

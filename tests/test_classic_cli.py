@@ -113,3 +113,18 @@ def test_python_api_collects_output():
     printed = bytearray()
     result = api.run(corpus() / "01_rosetta_hello.dec", output=printed)
     assert (bytes(printed), result.halted, result.steps) == (HELLO.encode(), True, 71)
+
+
+@pytest.mark.parametrize("source", ["04_mazonka_hello.sq", "11_davidar_demo.asq"])
+def test_disasm_reassembles_to_the_same_card(tmp_path, source):
+    card, listing, again = tmp_path / "a.npz", tmp_path / "a.sq", tmp_path / "b.npz"
+    assert invoke("build", corpus() / source, "-o", card).exit_code == 0
+    result = invoke("disasm", card, "-o", listing)
+    assert result.exit_code == 0, result.stderr
+    assert invoke("build", listing, "-o", again).exit_code == 0
+    assert (api.load_card(card).X == api.load_card(again).X).all()
+
+
+def test_trace_is_refused_with_a_reason():
+    result = invoke("run", corpus() / "02_esolangs_hi.sq", "--trace")
+    assert result.exit_code == 2 and "FLEQ language" in result.stderr

@@ -38,12 +38,15 @@ def engine_machine(model: LoopedTransformer, engine: str, mode: str = "softmax",
 
 def run_engine(card: Card, engine: str, max_steps: int, mode: str = "softmax",
                weights: Optional[LoopedTransformer] = None, device: Optional[str] = None,
-               health_check: bool = True) -> Result:
-    """Run ``card`` on ``engine`` (torch or onnx) until it halts or ``max_steps`` steps."""
+               health_check: bool = True, options: Optional[dict] = None) -> Result:
+    """Run ``card`` on ``engine`` (torch or onnx) until it halts or ``max_steps`` steps; ``options``
+    (the run's machine options) reach the machine's ``prepare`` and ``observer``, as on numpy."""
+    options = options or {}
     check_mode(card.machine, mode)
+    card = card.machine.prepare(card, options)
     model = weights if weights is not None else weights_for(card.config)
     card.machine.check_weights_fit(model, card.config, card.source_name)
     machine = engine_machine(model, engine, mode, device)
     check = card.machine.health_check(model, card) if health_check else None
-    outcome = machine.run(card.X, max_steps=max_steps, check=check)
+    outcome = machine.run(card.X, max_steps=max_steps, check=check, on_step=card.machine.observer(card, options))
     return Result(outcome.halted, outcome.steps, card.decode(outcome.X), card.read_pc(outcome.X), engine)

@@ -72,9 +72,9 @@ Runs
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
                         talks to the host while it runs (reading an output tape after each pass).
                         ``options`` are the run's values of the machine's options (``--input``).
-                        The numpy transformer backend (fleqc.backends.run_transformer) and the
-                        step-by-step tools (fleqc.observe.machine) call ``prepare`` and
-                        ``observer``; the torch and onnx engines do not yet.
+                        The numpy transformer backend (fleqc.backends.run_transformer), the
+                        torch and onnx engines (fleqc.interop.engines) and the step-by-step tools
+                        (fleqc.observe.machine) call ``prepare`` and ``observer``.
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.

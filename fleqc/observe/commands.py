@@ -21,8 +21,11 @@ def observed_run(subject: Any, options: dict, *, trace: bool, trace_json: Option
     The text trace goes to stdout (to stderr with ``--json``, which keeps stdout one JSON document).
     The progress bar is left out when the trace is printed to the same terminal.
     """
+    from fleqc.machines import machine_of
+
     trace_to_terminal = trace and (as_json or sys.stdout.isatty())
-    bar_wanted = progress.wanted(as_json=as_json) and not trace_to_terminal
+    # a program that prints shows its own progress, and a bar would cut into its lines
+    bar_wanted = progress.wanted(as_json=as_json) and not trace_to_terminal and not machine_of(subject).streams_output
     if not (trace or trace_json or report or bar_wanted):
         return None
     from fleqc.observe.machine import Machine

@@ -64,6 +64,8 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     """The assembly text of a card (or of a linked program) that reassembles to the same cells and
     instructions (see the module doc)."""
     program = card_to_program(source) if isinstance(source, Card) else source
+    if hasattr(program, "listing"):  # a program not written in the FLEQ language lists itself
+        return program.listing()
     namer = _Namer(program)
     m, k = len(program.cells), len(program.instructions)
 

@@ -30,3 +30,19 @@ class ClassicProgram:
         symbols = {name: Symbol(name, "data", address) for name, address in image.labels.items()
                    if address < len(image.words)}
         return cls(tuple(image.words), bits, symbols, image.path)
+
+    def listing(self) -> str:
+        """sqasm text that assembles to exactly these words: ``.`` data lines of three words (no
+        completion), each word after its labels; the input, if any, as a comment."""
+        labels: dict[int, list[str]] = {}
+        for symbol in self.symbols.values():
+            labels.setdefault(symbol.address, []).append(symbol.name)
+        lines = [f"# {self.source_name}: {len(self.words)} words of {self.bits} bits"]
+        if self.input:
+            lines.append(f"# input: {self.input!r}")
+        for start in range(0, len(self.words), 3):
+            items = ["".join(f"{name}:" for name in sorted(labels.get(a, [])))
+                     + (f"({self.words[a]})" if self.words[a] < 0 else str(self.words[a]))  # "a -1" would be a-1
+                     for a in range(start, min(start + 3, len(self.words)))]
+            lines.append(". " + " ".join(items))
+        return "\n".join(lines) + "\n"
