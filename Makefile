@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(BIN)/fleqc run samples/gcd.fleq --backend transformer
 	$(BIN)/fleqc run samples/fleq_matrix_chain.fleq
 	$(BIN)/fleqc calc "(1 + 2) * 7 / 3"
+	$(BIN)/fleqc run samples/classic_hello.sq
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q  # one BLAS thread: faster on 2 cores (1:44 vs 5:35)

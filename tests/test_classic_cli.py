@@ -128,3 +128,15 @@ def test_disasm_reassembles_to_the_same_card(tmp_path, source):
 def test_trace_is_refused_with_a_reason():
     result = invoke("run", corpus() / "02_esolangs_hi.sq", "--trace")
     assert result.exit_code == 2 and "FLEQ language" in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["transformer", "reference"])
+def test_classic_sample_prints_what_its_header_says(backend):
+    """samples/classic_hello.sq (our own, so it runs without the corpus) states its output."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "classic_hello.sq"
+    expected = next(line.split(":", 1)[1].strip() for line in sample.read_text().splitlines()
+                    if line.startswith("# expect-output:"))
+    result = invoke("run", sample, "--backend", backend)
+    assert (result.exit_code, result.stdout) == (0, expected.replace("\\n", "\n"))
