@@ -140,3 +140,11 @@ def test_classic_sample_prints_what_its_header_says(backend):
                     if line.startswith("# expect-output:"))
     result = invoke("run", sample, "--backend", backend)
     assert (result.exit_code, result.stdout) == (0, expected.replace("\\n", "\n"))
+
+
+def test_both_backends_stop_at_a_fixed_point(tmp_path):
+    source = tmp_path / "loop.dec"
+    source.write_text("3 3 0 0\n")  # mem[3] = 0 - 0, jump to 0: forever the same state
+    for backend in ("transformer", "reference"):
+        result = invoke("run", source, "--backend", backend)
+        assert result.exit_code == 0 and "halted after 0 steps" in result.stderr, backend

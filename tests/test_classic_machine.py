@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleqc.frontend.image import load_image
+from fleqc.isa import classic as reference
 from fleqc.isa.classic import memory_size
 from fleqc.machines.classic.card import Reader, encode
 from fleqc.machines.classic.config import ClassicConfig, config_for
@@ -167,8 +168,14 @@ def test_addresses_outside_memory_fault(words):
 
 
 def test_a_step_that_changes_nothing_is_a_fixed_point():
-    outcome = run_in_lockstep([3, 3, 0, 0], small(), max_steps=10)
-    assert outcome.status == "stuck" and outcome.steps == 0
+    """A jump to itself that subtracts 0: the transformer's X stops changing, and the reference
+    stops at the same step without counting it."""
+    words = [6, 7, 3, 8, 8, 3, 1, -3, 0]  # mem[7] -= 1 (to -4: jump 3); then 3: mem[8] -= mem[8], jump 3
+    outcome = run_in_lockstep(words, small(), max_steps=10)
+    assert (outcome.status, outcome.steps) == ("stuck", 1)
+    state = reference.initial_state(words, 16, 32)
+    reference.run(state, 10)
+    assert (state.halted, state.fixed, state.steps, state.pc) == (True, True, 1, 3)
 
 
 def test_16_bit_pc_wraps_negative_and_halts():

@@ -15,7 +15,10 @@ memory, ``m`` a power of two <= 65,536):
       else:         r = wrap(mem[B] - mem[A]); mem[B] = r; pc = C if r <= 0 else pc + 3
 
   ``pc`` is a signed N-bit value too: ``pc + 3`` past 2^(N-1) - 1 wraps negative.
-* The machine halts when ``pc < 0``. Every executed instruction is one step, I/O included.
+* The machine halts when ``pc < 0``. Every executed instruction is one step, I/O included. A step
+  that would change nothing (A's word is 0, the result <= 0 and C = pc: a jump to itself) is a
+  fixed point: it is not executed nor counted, and the run ends there (``fixed``), as on the
+  paper's machine, whose transformer stops at the same place.
 * A step that would use an address outside the memory (``pc + 2 >= m``, or A or B not -1 and at
   least ``m`` as an unsigned pattern) is not executed: :class:`AddressFault` names the step, pc and
   address, and the state stays as it was before that step.
@@ -70,10 +73,13 @@ class ClassicState:
     input_position: int = 0
     output: bytearray = field(default_factory=bytearray)
     steps: int = 0
+    fixed: bool = False  # the next step would change nothing (a jump to itself that subtracts 0)
 
     @property
     def halted(self) -> bool:
-        return self.pc < 0
+        """A negative pc, or a fixed point (as on the paper's machine: the transformer's X stops
+        changing, and the step that would change nothing is not executed nor counted)."""
+        return self.pc < 0 or self.fixed
 
     def difference(self, other: ClassicState) -> str | None:
         """None when ``other`` is the same machine state; else the first field that differs, in words
@@ -166,6 +172,9 @@ def run(state: ClassicState, max_steps: int, on_output: Callable[[int], object] 
                 r = mem[b] - mem[a]
                 if not -half <= r < half:
                     r = ((r + half) & mask) - half
+                if r <= 0 and c == pc and r == mem[b]:  # changes nothing, and would forever: a fixed point
+                    state.fixed = True
+                    break
                 mem[b] = r
                 if r <= 0:
                     pc = c
