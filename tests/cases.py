@@ -10,6 +10,8 @@ its result where readers look for it::
     ; max-steps: K              the step budget for the run (default: DEFAULT_MAX_STEPS)
     ; expect-rel-tol: R         relative tolerance for float results (default FLOAT_REL_TOL); a
                                 FLEQ sample that uses a fitted block (recip, sqrt, log) states it
+    # expect-output: TEXT       a program that prints (classic SUBLEQ, ``.sq``): its whole output,
+                                with Python escapes (``\\n``)
 
 VALUE is a Python literal: an int, a float, a list ``[1, 2, 3]`` (for a label whose ``length`` > 1,
 or a FLEQ vector cell) or nested lists (a FLEQ matrix cell). ``#`` works in place of ``;``.
@@ -53,6 +55,7 @@ class Case:
     max_steps: int = DEFAULT_MAX_STEPS
     rel_tol: float = 0.0  # 0: FLOAT_REL_TOL
     source: str | None = field(default=None, repr=False)
+    expect_output: bytes | None = None  # a program that prints (classic SUBLEQ): its whole output
 
     @property
     def text(self) -> str:
@@ -79,6 +82,7 @@ _EXPECT_HALT = re.compile(r"^expect-halt\s*:\s*(?P<answer>yes|no)$")
 _EXPECT_STEPS = re.compile(r"^expect-steps\s*:\s*(?P<steps>\d+)$")
 _MAX_STEPS = re.compile(r"^max-steps\s*:\s*(?P<steps>\d+)$")
 _REL_TOL = re.compile(r"^expect-rel-tol\s*:\s*(?P<tol>[0-9.eE+-]+)$")
+_EXPECT_OUTPUT = re.compile(r"^expect-output\s*:\s*(?P<text>.*)$")
 
 
 def _literal(text: str, where: str) -> Any:
@@ -120,14 +124,17 @@ def parse_expectations(text: str, where: str) -> dict[str, Any]:
             fields["max_steps"] = int(match.group("steps"))
         elif match := _REL_TOL.match(body):
             fields["rel_tol"] = float(match.group("tol"))
+        elif match := _EXPECT_OUTPUT.match(body):
+            fields["expect_output"] = match.group("text").encode().decode("unicode_escape").encode("latin-1")
         elif body.startswith(("expect", "max-steps")):
             raise ValueError(f"{here}: cannot read the expectation {body!r}")
     return {"expected": expected, **fields}
 
 
 def load_sample_cases(directory: Path = SAMPLES_DIR) -> list[Case]:
-    """One case per ``*.fleq`` file in ``samples/``, in name order."""
-    return [Case.from_file(path) for path in sorted(Path(directory).glob("*.fleq"))]
+    """One case per ``*.fleq`` (and classic ``*.sq``) file in ``samples/``, in name order."""
+    paths = [*Path(directory).glob("*.fleq"), *Path(directory).glob("*.sq")]
+    return [Case.from_file(path) for path in sorted(paths)]
 
 
 # Small programs that pin down the semantics at the edges. Each is a Case like the samples.

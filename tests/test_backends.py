@@ -26,6 +26,7 @@ FLEQ = [
     c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
     for c in CASES if MACHINE_OF[c.name].name == "fleq"
 ]
+CLASSIC = [c for c in CASES if MACHINE_OF[c.name].name == "classic"]
 # (backend, attention mode, engine): the transformer runs the incremental engine by default; the
 # sparse evaluation and the plain dense forward pass (the definition) must give the same results.
 BACKENDS = [("reference", None, "incremental"), ("transformer", "softmax", "incremental"),
@@ -39,7 +40,8 @@ def test_every_machine_of_the_language_has_cases():
     """The case table covers every registered machine whose programs are written in the language,
     and the two tables below together cover every case."""
     assert {m.name for m in language_machines()} <= {m.name for m in MACHINE_OF.values()}
-    assert len(SUBLEQ) + len(FLEQ) == len(CASES)
+    assert CLASSIC, "no classic SUBLEQ sample in the table"
+    assert len(SUBLEQ) + len(FLEQ) + len(CLASSIC) == len(CASES)
 
 
 def _check(case, result):
@@ -94,3 +96,30 @@ def test_fleq_case_from_a_saved_card_in_lockstep(case, tmp_path):
     assert halted == case.expect_halt
     if case.expect_steps is not None:
         assert steps == case.expect_steps
+
+
+@pytest.mark.parametrize("backend,mode,engine", BACKENDS,
+                         ids=[b if m is None else f"{b}-{m}-{e}" for b, m, e in BACKENDS])
+@pytest.mark.parametrize("case", CLASSIC, ids=[c.name for c in CLASSIC])
+def test_classic_case_on_backend(case, backend, mode, engine):
+    """A classic program: the same output, steps and labels on every backend (its output is
+    collected through the API's ``output`` option)."""
+    printed = bytearray()
+    result = fleqc.run(compile_case(case), backend=backend, mode=mode or "softmax", max_steps=case.max_steps,
+                       engine=engine, output=printed)
+    _check(case, result)
+    assert bytes(printed) == case.expect_output
+
+
+@pytest.mark.parametrize("case", CLASSIC, ids=[c.name for c in CLASSIC])
+def test_classic_case_from_a_saved_card_in_lockstep(case, tmp_path):
+    from fleqc.machines.classic.run import Lockstep, run_card
+
+    program = compile_case(case)
+    path = tmp_path / f"{case.name}.npz"
+    fleqc.build(program).save(path)
+    card = Card.load(path)
+    check = Lockstep(card.config, program.words, program.input)
+    outcome = run_card(machine_of(card).build(card.config), card.X, card.config, check=check)
+    check.finish(outcome.X)
+    assert (outcome.output, outcome.steps, outcome.status) == (case.expect_output, case.expect_steps, "halted")

@@ -14,14 +14,16 @@ import pytest
 import fleqc
 from fleqc.interop import missing
 from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import machine_of
 from tests.cases import all_cases, check_memory, compile_case
 from tests.interop_lockstep import subleq_engine_lockstep
 
 CASES = all_cases()
-SUBLEQ = [c for c in CASES if "machine fleq" not in c.text]
+MACHINE_OF = {case.name: machine_of(compile_case(case)).name for case in CASES}
+SUBLEQ = [c for c in CASES if MACHINE_OF[c.name] == "subleq"]
 FLEQ = [
     c if c.expect_steps is not None and c.expect_steps <= 100 else pytest.param(c, marks=pytest.mark.slow)
-    for c in CASES if "machine fleq" in c.text
+    for c in CASES if MACHINE_OF[c.name] == "fleq"
 ]
 ENGINES = {"torch": "torch", "onnx": "onnx"}  # backend -> extra
 

@@ -39,15 +39,17 @@ STEP_LIMIT = 5_000
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_on_reference_interpreter(case):
     program = compile_case(case)
-    interpreter = machine_of(program).reference
-    result = interpreter.run(program, max_steps=case.max_steps)
+    result = machine_of(program).run_reference(program, case.max_steps, 0, {})
     assert result.halted == case.expect_halt, f"halted={result.halted} after {result.steps} steps"
     if case.expect_steps is not None:
         assert result.steps == case.expect_steps
     check_memory(case, memory_by_label(program, result.state.memory))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+LANGUAGE_CASES = [c for c in CASES if machine_of(compile_case(c)).language is not None]
+
+
+@pytest.mark.parametrize("case", LANGUAGE_CASES, ids=lambda c: c.name)
 def test_trace_agrees_with_run(case):
     program = compile_case(case)
     interpreter = machine_of(program).reference
@@ -61,7 +63,7 @@ def test_trace_agrees_with_run(case):
 
 
 def test_every_sample_is_a_case_with_expectations():
-    paths = sorted(SAMPLES_DIR.glob("*.fleq"))
+    paths = sorted([*SAMPLES_DIR.glob("*.fleq"), *SAMPLES_DIR.glob("*.sq")])
     assert len(paths) >= 13
     assert [c.path for c in SAMPLE_CASES] == paths
     for case in SAMPLE_CASES:
@@ -83,7 +85,7 @@ def test_inline_cases_have_unique_names():
     assert all(c.source is not None and c.path is None for c in INLINE_CASES)
 
 
-@pytest.mark.parametrize("case", SAMPLE_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in SAMPLE_CASES if c in LANGUAGE_CASES], ids=lambda c: c.name)
 def test_samples_are_small(case):
     program = compile_case(case)
     size = program.memory_size + len(program.instructions)
@@ -94,7 +96,7 @@ def test_samples_are_small(case):
 @pytest.mark.parametrize("case", SAMPLE_CASES, ids=lambda c: c.name)
 def test_expectations_name_user_labels(case):
     program = compile_case(case)
-    labels = {s.name for s in program.data_labels()}
+    labels = {s.name for s in program.symbols.values() if s.kind == "data" and not s.hidden}
     assert set(case.expected) <= labels
 
 
