@@ -240,8 +240,10 @@ def howerj_vm(memory: list[int], given_input: bytes, steps: int) -> tuple[list[i
     branch when the result is 0 or has bit 15 set, halt when pc >= 32768."""
     m, pc, out, position, executed = list(memory), 0, bytearray(), 0, 0
     while executed < steps and pc < 32768:
-        executed += 1
         a, b, c = m[pc], m[pc + 1], m[pc + 2]
+        if 0xFFFF not in (a, b) and m[a] == 0 and (m[b] == 0 or m[b] & 0x8000) and c == pc:
+            break  # a jump to itself that subtracts 0: fleqc's fixed point (this VM repeats it forever)
+        executed += 1
         pc += 3
         if a == 0xFFFF:
             m[b] = given_input[position] if position < len(given_input) else 0xFFFF

@@ -171,8 +171,11 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path, how, status)
 
 
 def _fleqc(*args):
+    # SIGINT's default disposition in the child: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and a Ctrl-C before fleqc's handler would be lost
     return subprocess.Popen([sys.executable, "-m", "fleqc", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 LOOP = ".data\nx: .word 1\n.text\ntop: subleq x, x\n     jmp top\n"
