@@ -51,12 +51,14 @@ class Limit:
 @dataclass(frozen=True)
 class ErrorBound:
     """How far the machine's result may lie from the reference's, entry by entry:
-    ``|got - expected| <= relative * scale + absolute`` with ``scale = |expected|`` (or, with
-    ``componentwise``, ``|a| @ |b|``: a sum of products may cancel). All zero: bit-exact."""
+    ``|got - expected| <= relative * scale + absolute + dropped`` with ``scale = |expected|`` (or,
+    with ``componentwise``, ``|a| @ |b|``: a sum of products may cancel), and ``dropped`` the
+    products |a b| whose factor |b| <= ``flush`` counts as 0 on the machine. All zero: bit-exact."""
 
     relative: float = 0.0
     absolute: float = 0.0
     componentwise: bool = False
+    flush: float = 0.0
 
     @property
     def exact(self) -> bool:
@@ -188,7 +190,9 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
 
 
 # The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the fitted blocks'
-# ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor 2^-96 < |b| <= 2^96 (or 0), and
+# ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor |b| <= 2^96 (below 2^-96 it counts
+# as 0: an error of at most |a| 2^-96, stated in the bound, not a refusal, since an iteration's
+# vanishing residual would otherwise stop the run), and
 # exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
 _FIT_LO, _FIT_HI = FIT_LADDER.tau(FIT_LADDER.lo), FIT_LADDER.tau(FIT_LADDER.hi)
 _PROD_LO, _PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
@@ -202,10 +206,8 @@ def _result(value: Callable[[np.ndarray, np.ndarray], np.ndarray], words: str) -
     return Limit("result", lambda a, b: np.abs(value(a, b)) <= VALUE_LIMIT, words, False)
 
 
-_PRODUCT_LIMITS = (
-    Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b: the factor that enters the score)", True),
-    Limit("b", lambda _a, b: (b == 0) | (np.abs(b) > _PROD_LO), "b = 0 or |b| > 2^-96", False),
-)
+_PRODUCT_LIMIT = Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b: the factor that enters the score)",
+                       True)
 _FIT_RANGE = _operand_a(lambda x: (np.abs(x) > _FIT_LO) & (np.abs(x) <= _FIT_HI), "2^-81 < |x| <= 2^81")
 
 _ENTRY, _A = frozenset({"a_entry", "b_entry"}), frozenset({"a_entry"})
@@ -218,12 +220,12 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
-                     ErrorBound(1e-9, TINY),
-                     (*_PRODUCT_LIMITS, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
+                     ErrorBound(1e-9, TINY, flush=_PROD_LO),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
-                     ErrorBound(1e-9, TINY, componentwise=True),
-                     (*_PRODUCT_LIMITS, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
+                     ErrorBound(1e-9, TINY, componentwise=True, flush=_PROD_LO),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
                      "copy", _transpose_views, frozenset({"a_entry", "a_transposed"})),
         FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(),
