@@ -17,13 +17,16 @@ would, so the two need not halt on the same step; programs halt with `halt`.)
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 import numpy as np
 
+import fleqc
 from fleqc.errors import FleqError
 from fleqc.isa import fleq
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.isa.fleq_ulps import accepted_operands, ulp_errors
 from fleqc.isa.state import State
 from fleqc.machine.card import Card
 from fleqc.machines import weights_for
@@ -104,3 +107,38 @@ def assert_step_matches(card: Card, Y: np.ndarray, instruction, before, expected
     flag = float(got.memory[instruction.flag])
     branch_to = instruction.target if flag <= 0 else before.pc + 1
     assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+
+
+def machine_results(func: str, a: list[np.ndarray], b: Optional[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:
+    """``func`` applied on the transformer to each (a[k], b[k]) 8x8 pair, one instruction per pair in
+    one program; returns the results and the seconds per step (bench/fleq_accuracy.py and the ulp
+    tests measure the blocks with it)."""
+    def matrix(name: str, value: np.ndarray) -> str:
+        return f"{name}: .matrix 8 8 " + ", ".join(repr(float(x)) for x in np.ravel(value))
+
+    lines = [".machine fleq", ".data"]
+    for k, x in enumerate(a):
+        lines += [matrix(f"a{k}", x), matrix(f"c{k}", np.zeros((8, 8)))]
+        if b is not None:
+            lines.append(matrix(f"b{k}", b[k]))
+    lines.append(".text")
+    lines += [f"{func} c{k}, a{k}, b{k}" if b is not None else f"{func} c{k}, a{k}" for k in range(len(a))]
+    lines.append("halt")
+    program = fleqc.compile("\n".join(lines))
+    start = time.perf_counter()
+    result = fleqc.run(program)
+    seconds = time.perf_counter() - start
+    return [np.asarray(result.memory[f"c{k}"]) for k in range(len(a))], seconds / (len(a) + 1)
+
+
+def measure_ulps(func: str, runs: int, rng: np.random.Generator, cells: int = 16) -> tuple[np.ndarray, float]:
+    """The errors in ulps of ``func`` on the machine over ``runs`` programs of ``cells`` 8x8 cells of
+    operands drawn across its window (fleqc.isa.fleq_ulps), and the seconds per step."""
+    binary = FLEQ_FUNCTIONS[func].arity == 2
+    ulps, seconds = [], 0.0
+    for _ in range(runs):
+        pairs = [accepted_operands(func, rng, (8, 8)) for _ in range(cells)]
+        got, per_step = machine_results(func, [a for a, _ in pairs], [b for _, b in pairs] if binary else None)
+        ulps += [ulp_errors(func, a, b, g).ravel() for (a, b), g in zip(pairs, got)]
+        seconds += per_step / runs
+    return np.concatenate(ulps), seconds

@@ -53,12 +53,15 @@ class ErrorBound:
     """How far the machine's result may lie from the reference's, entry by entry:
     ``|got - expected| <= relative * scale + absolute + dropped`` with ``scale = |expected|`` (or,
     with ``componentwise``, ``|a| @ |b|``: a sum of products may cancel), and ``dropped`` the
-    products |a b| whose factor |b| <= ``flush`` counts as 0 on the machine. All zero: bit-exact."""
+    products |a b| whose factor |b| <= ``flush`` counts as 0 on the machine. All zero: bit-exact.
+    ``ulps``: the same bound in ulps over the whole window (measured by bench/fleq_accuracy.py,
+    asserted on random operands by tests/test_fleq_ulps.py; componentwise for matmul)."""
 
     relative: float = 0.0
     absolute: float = 0.0
     componentwise: bool = False
     flush: float = 0.0
+    ulps: float = 0.0  # the worst error in ulps of the correctly rounded result (fleqc.isa.fleq_ulps)
 
     @property
     def exact(self) -> bool:
@@ -249,3 +252,15 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      (_operand_a(lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81"),)),
     ]
 }
+
+
+def window_table() -> list[str]:
+    """The window of every function as the markdown table of docs/fleq-machine.md ("Domains and
+    faults"; a test keeps the two equal): the limits, and which part of the machine refuses each."""
+    rows = ["| function | inside the window (outside: `domain-error` on both backends) | the machine refuses by |",
+            "|---|---|---|"]
+    for f in FLEQ_FUNCTIONS.values():
+        words = "; ".join(limit.words for limit in f.limits) or "every value (|x| <= 2^1000)"
+        by = "; ".join("fault row" if limit.by_weights else "health check" for limit in f.limits) or "-"
+        rows.append(f"| {f.name} | {words.replace('|', chr(92) + '|')} | {by} |")
+    return rows
