@@ -28,13 +28,12 @@ from tests.fleq_checks import measure_ulps  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="programs per function (1,024 samples each)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=13, help="each function's generator (tests: 13, slow: 1300)")
     parser.add_argument("--only", nargs="*", default=sorted(FLEQ_FUNCTIONS), help="functions to measure")
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
     print(f"{'function':<10} {'samples':>8} {'worst ulps':>12} {'median ulps':>12} {'bound ulps':>12}  s/step")
     for func in args.only:
-        ulps, per_step = measure_ulps(func, args.runs, rng)
+        ulps, per_step = measure_ulps(func, args.runs, np.random.default_rng(args.seed))  # as tests/test_fleq_ulps.py
         bound = FLEQ_FUNCTIONS[func].bound.ulps
         print(f"{func:<10} {ulps.size:>8} {ulps.max():>12.4g} {np.median(ulps):>12.4g} {bound:>12.4g}  {per_step:.3f}")
 
