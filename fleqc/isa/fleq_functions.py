@@ -61,7 +61,8 @@ class ErrorBound:
     absolute: float = 0.0
     componentwise: bool = False
     flush: float = 0.0
-    ulps: float = 0.0  # the worst error in ulps of the correctly rounded result (fleqc.isa.fleq_ulps)
+    ulps: float = 0.0  # the worst error in ulps of the correctly rounded result (fleqc.isa.fleq_ulps),
+    # about twice the worst measured over 100,352 operands (README "Measured figures")
 
     @property
     def exact(self) -> bool:
@@ -223,11 +224,11 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
-                     ErrorBound(1e-9, TINY, flush=_PROD_LO, ulps=1.5e6),
+                     ErrorBound(1e-9, TINY, flush=_PROD_LO, ulps=1e6),
                      (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
-                     ErrorBound(1e-9, TINY, componentwise=True, flush=_PROD_LO, ulps=1.5e6),
+                     ErrorBound(1e-9, TINY, componentwise=True, flush=_PROD_LO, ulps=1.2e6),
                      (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
                      "copy", _transpose_views, frozenset({"a_entry", "a_transposed"})),
@@ -239,16 +240,16 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise",
                      "sigmoid", _unary, _A, ErrorBound(1e-13, TINY)),
         FleqFunction("recip", 1, _elementwise, lambda a, _: 1.0 / a, "1 / a elementwise", "recip", _unary, _A,
-                     ErrorBound(1e-6, TINY, ulps=1.2e9), (_FIT_RANGE,)),
+                     ErrorBound(1e-6, TINY, ulps=7e8), (_FIT_RANGE,)),
         FleqFunction("sqrt", 1, _elementwise, lambda a, _: np.sqrt(a), "square root elementwise",
-                     "sqrt", _unary, _A, ErrorBound(1e-6, TINY, ulps=7e7),
+                     "sqrt", _unary, _A, ErrorBound(1e-6, TINY, ulps=4e7),
                      (_operand_a(lambda x: (x >= -_FIT_LO) & (x <= _FIT_HI), "-2^-81 <= x <= 2^81"),
                       _operand_a(lambda x: (x == 0) | (x > _FIT_LO), "x = 0 or x > 2^-81", by_weights=False))),
         FleqFunction("exp", 1, _elementwise, lambda a, _: np.exp(a), "e ** a elementwise",
-                     "exp", _unary, _A, ErrorBound(1e-12, TINY, ulps=2e3),
+                     "exp", _unary, _A, ErrorBound(1e-12, TINY, ulps=1e3),
                      (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
         FleqFunction("log", 1, _elementwise, lambda a, _: np.log(a), "natural logarithm elementwise",
-                     "log", _unary, _A, ErrorBound(1e-6, 1e-13, ulps=3e8),
+                     "log", _unary, _A, ErrorBound(1e-6, 1e-13, ulps=4e8),
                      (_operand_a(lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81"),)),
     ]
 }
