@@ -17,9 +17,10 @@ also evaluates the expression with Python floats: that is the expected result, a
 outside a routine's documented domain (division by zero, sqrt of a negative, log of x <= 0, exp
 beyond [-708, 693.1], a value beyond the machine's 2^1000) is reported at compile time as a
 FleqError with the column of the operator, before anything runs. A product puts the factor nearer
-1 in magnitude second: the transformer's multiplier takes a second factor with 2^-96 < |b| <= 2^96
-(or 0), and a product (or a product inside ``^``'s binary powering) whose second factor is outside
-that window is a domain error at compile time too.
+1 in magnitude second: mul's window (fleqc.isa.fleq_functions, the same on both backends) takes a
+second factor |b| <= 2^96 (and the machine counts |b| <= 2^-96 as 0, so the calculator wants b = 0
+or 2^-96 < |b| <= 2^96), and a product (or a product inside ``^``'s binary
+powering) outside that window is a domain error at compile time too, on either backend.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from dataclasses import dataclass
 from typing import Union
 
 import click
-
+import numpy as np
 from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import LarkError, UnexpectedCharacters, VisitError
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa.fleq_functions import VALUE_LIMIT
-from fleqc.machine.fleq_layout import EXP_MAX, PRODUCT_LADDER
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT
+from fleqc.machine.fleq_layout import EXP_MAX
 from fleqc.resources import calc_grammar_path
 
 CALC_FILE = "<calc>"
@@ -207,21 +208,21 @@ def postorder(root: Node, children=_children) -> list[Node]:
 # Evaluation (the expected value, and the domain checks) --------------------------------------------
 
 
-def evaluate(node: Node, text: str, windows: bool = False) -> float:
-    """The value of ``node`` in Python floats; a FleqError(DOMAIN_ERROR) where a routine's domain ends
-    (and, with ``windows``, where the transformer's multiplier window ends)."""
-    return values_of(node, text, windows)[id(node)]
+def evaluate(node: Node, text: str) -> float:
+    """The value of ``node`` in Python floats; a FleqError(DOMAIN_ERROR) where a routine's domain or
+    a product's window (the same on both backends) ends."""
+    return values_of(node, text)[id(node)]
 
 
-def values_of(root: Node, text: str, windows: bool = False) -> dict[int, float]:
+def values_of(root: Node, text: str) -> dict[int, float]:
     """The value of every node under ``root`` (by id), checking domains left to right."""
     values: dict[int, float] = {}
     for node in postorder(root):
-        values[id(node)] = _value(node, [values[id(c)] for c in _children(node)], text, windows)
+        values[id(node)] = _value(node, [values[id(c)] for c in _children(node)], text)
     return values
 
 
-def _value(node: Node, args: list[float], text: str, windows: bool) -> float:
+def _value(node: Node, args: list[float], text: str) -> float:
     def domain(message: str, column: int) -> FleqError:
         return _error(text, message, column, ErrorCode.DOMAIN_ERROR)
 
@@ -241,8 +242,7 @@ def _value(node: Node, args: list[float], text: str, windows: bool) -> float:
         if node.op == "-":
             return check(left - right, node.column)
         if node.op == "*":
-            if windows:
-                _check_product(left, right, node.column, text)
+            _check_product(left, right, node.column, text)
             return check(left * right, node.column)
         if right == 0:
             raise domain("division by zero", node.column)
@@ -277,45 +277,42 @@ def _value(node: Node, args: list[float], text: str, windows: bool) -> float:
         value = base ** int(exponent)
     except (OverflowError, ZeroDivisionError):
         raise domain("the value is beyond the machine's range (|x| <= 2^1000)", node.column) from None
-    if windows:
-        _check_powering(base, int(exponent), node.column, text)
+    _check_powering(base, int(exponent), node.column, text)
     value = check(value, node.column)
     if int(exponent) < 0 and (abs(value) > 2.0**968 or 0 < abs(1 / value) < SMALLEST_NORMAL):
         raise domain("outside div's domain for 1 / x^|n| (|x^|n|| >= 2^-1022)", node.column)
     return value
 
 
-# The transformer's multiplier: the second factor b must satisfy 2^-96 < |b| <= 2^96, or be 0.
-PRODUCT_WINDOW = (PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi))
-
-
 def _check_product(a: float, b: float, column: int, text: str) -> None:
-    """The product a * b as emitted (the factor nearer 1 second) fits the machine's multiplier."""
-    second = a if _far_from_one(b, a) else b
-    if second != 0 and not PRODUCT_WINDOW[0] < abs(second) <= PRODUCT_WINDOW[1]:
-        raise _error(text, f"both factors ({a!r}, {b!r}) lie outside the machine multiplier's window "
-                           "(one must have 2^-96 < |x| <= 2^96)", column, ErrorCode.DOMAIN_ERROR)
+    """The product a * b as emitted (the factor nearer 1 second) is inside mul's window."""
+    first, second = (b, a) if _far_from_one(b, a) else (a, b)
+    _check_mul(first, second, f"{a!r} * {b!r}", column, text)
+
+
+def _check_mul(a: float, b: float, what: str, column: int, text: str) -> None:
+    """mul a, b is inside mul's window, and b is not so small that the machine counts it as 0 (its
+    record's ``flush``: the result would lose every digit)."""
+    mul = FLEQ_FUNCTIONS["mul"]
+    refusal = mul.refusal(np.float64(a), np.float64(b))
+    if refusal is None and b != 0 and abs(b) <= mul.bound.flush:
+        refusal = f"the factor {b!r} is below 2^-96 and counts as 0 on the machine"
+    if refusal is not None:
+        raise _error(text, f"{what}: {refusal} (docs/fleq-machine.md, 'Domains and faults')", column,
+                     ErrorCode.DOMAIN_ERROR)
 
 
 def _check_powering(x: float, n: int, column: int, text: str) -> None:
     """The products of stdlib pow's binary powering (r *= b for each set bit, b *= b between bits)
-    fit the machine's multiplier; the squares must stay within the machine's range."""
-    def check(b: float, what: str) -> None:
-        if b != 0 and not PRODUCT_WINDOW[0] < abs(b) <= PRODUCT_WINDOW[1]:
-            raise _error(text, f"{x!r}^{n}: stdlib pow {what} by {b!r}, outside the machine multiplier's window "
-                               "(2^-96 < |x| <= 2^96)", column, ErrorCode.DOMAIN_ERROR)
-
+    are inside mul's window."""
     r, b, m = 1.0, x, abs(n)
     while m:
         if m & 1:
-            check(b, "multiplies")  # mul _pw_r, _pw_r, _pw_b: b is the factor that enters the score
+            _check_mul(r, b, f"{x!r}^{n}: stdlib pow multiplies by {b!r}", column, text)  # mul _pw_r, _pw_r, _pw_b
             r *= b
         m >>= 1
         if m:
-            check(b, "squares")  # mul _pw_b, _pw_b, _pw_b
-            if not abs(b * b) <= VALUE_LIMIT:
-                raise _error(text, f"{x!r}^{n}: stdlib pow squares {b!r}, beyond the machine's range (2^1000)",
-                             column, ErrorCode.DOMAIN_ERROR)
+            _check_mul(b, b, f"{x!r}^{n}: stdlib pow squares {b!r}", column, text)  # mul _pw_b, _pw_b, _pw_b
             b *= b
 
 
@@ -407,14 +404,13 @@ class Compiled:
     expected: float  # Python's float evaluation
 
 
-def compile_expression(text: str, windows: bool = True) -> Compiled:
-    """The FLEQ program that computes ``text`` into the cell ``result``, and Python's value of it.
-    ``windows``: refuse products outside the transformer multiplier's window (for the reference
-    interpreter, which multiplies any floats, pass False)."""
+def compile_expression(text: str) -> Compiled:
+    """The FLEQ program that computes ``text`` into the cell ``result``, and Python's value of it;
+    a domain error found here is one either backend would stop on."""
     if "\n" in text:
         raise _error(text.split("\n")[0], "an expression is one line", len(text.split("\n")[0]) + 1)
     tree = parse(text)
-    values = values_of(tree, text, windows)
+    values = values_of(tree, text)
     expected = values[id(tree)]
     emitter = _Emitter()
     cell = emitter.emit(tree, values)
@@ -432,7 +428,7 @@ def calculate(text: str, backend: str = "reference", max_steps: int = 1_000_000)
     """Compile and run ``text``: (result value, the backend's Result, the Compiled program)."""
     from fleqc import api
 
-    compiled = compile_expression(text, windows=backend == "transformer")
+    compiled = compile_expression(text)
     program = api.compile(compiled.source)
     result = api.run(program, backend=backend, max_steps=max_steps)
     return float(result.memory["result"]), result, compiled
@@ -479,7 +475,7 @@ def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_step
     from fleqc.transformer import MachineFault
 
     try:
-        compiled = compile_expression(" ".join(expression), windows=backend == "transformer")
+        compiled = compile_expression(" ".join(expression))
         if emit:
             click.echo(compiled.source, nl=False)
             return

@@ -140,30 +140,18 @@ def test_flag_equal_to_destination_reads_the_new_value():
     assert halted and fleqc.run(prog).memory["n"] == 3.0
 
 
-@pytest.mark.parametrize("func,value", [("recip", 0.0), ("sqrt", -4.0), ("log", 0.0), ("log", -1.0), ("exp", 1000.0)])
+@pytest.mark.parametrize("func,value", [("recip", 0.0), ("sqrt", -4.0), ("log", 0.0), ("log", -1.0), ("exp", 1000.0),
+                                        ("recip", 1e30), ("log", 1e-30), ("sqrt", 1e-30), ("sqrt", -1e-30),
+                                        ("mul", 1e30), ("mul", 1e200)])
 def test_domain_errors_on_both_backends(func, value):
-    prog = program({"x": value, "y": 0.0}, [f"{func} y, x"])
+    """Outside a window both backends refuse, naming the instruction's line: never a wrong answer
+    (the machine's sqrt(1e-30) was 0)."""
+    prog = program({"x": value, "y": 0.0, "two": 2.0e100}, ["mul y, two, x" if func == "mul" else f"{func} y, x"])
     for backend in ("reference", "transformer"):
         with pytest.raises(FleqError) as error:
             fleqc.run(prog, backend=backend)
         assert error.value.code == ErrorCode.DOMAIN_ERROR and func in str(error.value)
         assert error.value.span is not None and error.value.span.line > 0
-
-
-@pytest.mark.parametrize("func,value", [("recip", 1e30), ("log", 1e-30), ("mul", 1e30)])
-def test_operands_outside_the_machine_window_are_faults_not_wrong_answers(func, value):
-    prog = program({"x": value, "y": 0.0, "two": 2.0}, ["mul y, two, x" if func == "mul" else f"{func} y, x"])
-    assert fleqc.run(prog, backend="reference").halted
-    with pytest.raises(FleqError) as error:
-        fleqc.run(prog)
-    assert error.value.code == ErrorCode.DOMAIN_ERROR
-
-
-def test_results_beyond_the_value_limit_are_domain_errors():
-    prog = program({"x": 1e200, "y": 0.0}, ["mul y, x, x"])
-    with pytest.raises(FleqError) as error:
-        fleqc.run(prog, backend="reference")
-    assert error.value.code == ErrorCode.DOMAIN_ERROR
 
 
 def test_hardmax_is_refused_for_fleq():

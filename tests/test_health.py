@@ -10,6 +10,7 @@ import pytest
 import fleqc
 from fleqc.backends import run_transformer
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.program_to_card import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
@@ -111,8 +112,10 @@ def test_fleq_lanes_that_disagree_on_pc_are_reported():
 
 def test_fleq_value_beyond_the_limit_is_reported():
     card = _fleq_card()
+    first = card_to_program(card).instructions[0]
+    address = min({*range(card.memory_size)} - {first.src_a, first.src_b, first.dst})  # not an operand: no window
     X = card.X.copy()
-    X[card.rows["mem"][0], card.regions.memory_column(0)] = 2.0**1010
+    X[card.rows["mem"][0], card.regions.memory_column(address)] = 2.0**1010
     with pytest.raises(MachineFault) as fault:
         run_transformer(dataclasses.replace(card, X=X), validate=False)
     assert fault.value.field.startswith("mem[")

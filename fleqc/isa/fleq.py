@@ -15,10 +15,12 @@ Semantics, exactly (``m`` cells, ``k`` instructions):
   a NaN flag is not <= 0, so it does not branch. Arithmetic is IEEE float64 as numpy computes it.
   ``mov`` into a cell of another size of the same rank keeps a's top-left block, padded with zeros
   (``fit_shape``).
-* A result with a value beyond +-2^1000 (``VALUE_LIMIT``), infinite or NaN, is a domain error too.
-* A function given an operand outside its domain (``sqrt`` of a negative, ``recip`` of 0, ``log`` of
-  a value <= 0) stops the run with ``FleqError(ErrorCode.DOMAIN_ERROR)`` located at the
-  instruction's span; the message names the instruction index and the function.
+* Operands outside the function's window (its record's ``limits``: ``sqrt`` of a negative,
+  ``recip`` of 0, ``log`` of a value <= 0, the machine's ladders' ranges, a result beyond +-2^1000,
+  ``VALUE_LIMIT``) stop the run with ``FleqError(ErrorCode.DOMAIN_ERROR)`` located at the
+  instruction's span; the message names the instruction index, the function and the offending
+  entry. The transformer refuses exactly the same operands (the table is shared), and every result
+  of operands inside the window is finite with |x| <= 2^1000.
 * Halting is a fixed point: a step whose result state equals the current state (same pc, every cell
   bit-for-bit identical, see :class:`fleqc.isa.state.State`) is not executed and not counted.
   ``halt`` (``mov __dummy, __dummy`` jumping to itself) is such a step.
@@ -38,10 +40,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, DomainError, fit_shape
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, fit_shape
 from fleqc.isa.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
-
 
 
 def _frozen(value, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -73,7 +74,7 @@ def initial_state(program: LinkedProgram, pc: int = 0) -> State:
 def step(program: LinkedProgram, state: State) -> State:
     """The state after executing the instruction at ``state.pc`` (pure: ``state`` is not changed).
 
-    Raises ``FleqError(DOMAIN_ERROR)`` when the instruction's function rejects its operands.
+    Raises ``FleqError(DOMAIN_ERROR)`` when the operands are outside the function's window.
     Applied to a halted state this returns an equal state.
     """
     _check_machine(program)
@@ -96,18 +97,11 @@ def step(program: LinkedProgram, state: State) -> State:
 
     a = state.memory[instruction.src_a]
     b = state.memory[instruction.src_b] if function.arity == 2 else None
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            result = function.apply(a, b)
-            if not np.all(np.abs(result) <= VALUE_LIMIT):
-                raise DomainError(f"the result {np.asarray(result).tolist()} is beyond the machine's range "
-                                  "(|x| <= 2^1000)")
-    except DomainError as error:
-        raise FleqError(
-            ErrorCode.DOMAIN_ERROR,
-            f"instruction {instruction.index} ({instruction.func}): {error}",
-            instruction.span,
-        ) from error
+    refusal = function.refusal(a, b)
+    if refusal is not None:
+        raise FleqError(ErrorCode.DOMAIN_ERROR, f"instruction {instruction.index} ({instruction.func}): {refusal}",
+                        instruction.span)
+    result = function.apply(a, b)
     dst_shape = state.memory[instruction.dst].shape
     if function.resizes and np.shape(result) != dst_shape and np.ndim(result) == len(dst_shape):
         result = fit_shape(np.asarray(result), dst_shape)

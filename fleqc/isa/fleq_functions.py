@@ -2,7 +2,8 @@
 
 This table is shared by the linker (operand counts and shape checks at link time), the reference
 interpreter (semantics), the card builder (the lowering onto a function block and operand views),
-the health check (the machine's windows) and the tests (the error bounds): adding a function is
+the health check, the calculator and the docs (the value windows: ``limits``) and the tests (the
+error bounds): adding a function is
 adding one record, plus its block in fleqc.construct.fleq_machine if no block computes it yet.
 
 Shapes: ``()`` scalar, ``(k,)`` vector, ``(r, c)`` matrix.
@@ -19,8 +20,8 @@ from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
 
 Shape = tuple[int, ...]
 
-# Every FLEQ value satisfies |x| <= VALUE_LIMIT: a result beyond it (or inf, NaN) is a domain error,
-# on the reference interpreter and on the transformer alike (whose exact gates need the headroom).
+# Every FLEQ value satisfies |x| <= VALUE_LIMIT: the result limits below keep results inside it on
+# both backends (the transformer's exact gates need the headroom up to 2^1020).
 VALUE_LIMIT = 2.0**1000
 
 
@@ -28,29 +29,40 @@ class ShapeError(ValueError):
     """Operand shapes a function cannot take; the linker turns it into a located FleqError."""
 
 
-class DomainError(ValueError):
-    """An operand outside a function's domain (e.g. sqrt of a negative) at run time."""
-
-
 @dataclass(frozen=True)
-class Window:
-    """The entries of one operand a machine block accepts; outside, the block raises its fault row
-    and the run stops with a ``domain-error`` (fleqc.machine.fleq_domains explains it)."""
+class Limit:
+    """One condition a function's operands must meet, on both backends alike: outside it the step is
+    a ``domain-error`` in the reference interpreter and in the transformer run.
 
-    operand: str  # "a" or "b"
-    inside: Callable[[np.ndarray], np.ndarray]  # elementwise: True where the entry is accepted
-    words: str  # the window as the message states it
+    ``inside(a, b)`` is elementwise over ``checks``: operand "a", operand "b" or the "result" (a
+    result limit is stated on the operands, e.g. |a * b| <= 2^1000, so both backends decide it on
+    the same bits: the machine's own product may round to the other side of the limit).
+    ``by_weights``: the machine's fault row (layer 8) refuses every value outside this limit by
+    itself; otherwise the health check after the pass refuses it from the operands it read
+    (fleqc.machines.fleq.runs), because no exact gate of the weights can tell those values apart.
+    """
+
+    checks: str  # "a", "b" or "result"
+    inside: Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray]
+    words: str  # the limit as messages and docs state it
+    by_weights: bool
 
 
 @dataclass(frozen=True)
 class ErrorBound:
     """How far the machine's result may lie from the reference's, entry by entry:
-    ``|got - expected| <= relative * scale + absolute`` with ``scale = |expected|`` (or, with
-    ``componentwise``, ``|a| @ |b|``: a sum of products may cancel). All zero: bit-exact."""
+    ``|got - expected| <= relative * scale + absolute + dropped`` with ``scale = |expected|`` (or,
+    with ``componentwise``, ``|a| @ |b|``: a sum of products may cancel), and ``dropped`` the
+    products |a b| whose factor |b| <= ``flush`` counts as 0 on the machine. All zero: bit-exact.
+    ``ulps``: the same bound in ulps over the whole window (measured by bench/fleq_accuracy.py,
+    asserted on random operands by tests/test_fleq_ulps.py; componentwise for matmul)."""
 
     relative: float = 0.0
     absolute: float = 0.0
     componentwise: bool = False
+    flush: float = 0.0
+    ulps: float = 0.0  # the worst error in ulps of the correctly rounded result (fleqc.isa.fleq_ulps),
+    # about twice the worst measured over 100,352 operands (README "Measured figures")
 
     @property
     def exact(self) -> bool:
@@ -68,9 +80,9 @@ class FleqFunction:
     Reference semantics (``arity``, ``result_shape``, ``apply``); the lowering onto the machine
     (``block``: the function block of the FLEQ machine it runs on, one of
     fleqc.machine.fleq_layout.OPS; ``views(a, b)``: the operand views chosen from the operand
-    shapes, all within ``view_set``); the machine's domain (``window``, None: every value up to
-    2^1000) and its ``bound`` against the reference. The FLEQ machine refuses to register a table
-    whose blocks it does not build (fleqc.machines.fleq).
+    shapes, all within ``view_set``); the value windows of both backends (``limits``: every one
+    must hold) and the machine's ``bound`` against the reference. The FLEQ machine refuses to
+    register a table whose blocks it does not build (fleqc.machines.fleq).
     """
 
     name: str
@@ -82,12 +94,29 @@ class FleqFunction:
     views: Callable[[Shape, Shape], tuple[str, ...]]
     view_set: frozenset[str]
     bound: ErrorBound = EXACT
-    window: Optional[Window] = None
+    limits: tuple[Limit, ...] = ()
     resizes: bool = False  # mov: the destination may be another size of the same rank (see fit_shape)
 
     def gives(self, result: Shape, dst: Shape) -> bool:
         """Whether a result of shape ``result`` may be stored in a destination of shape ``dst``."""
         return result == dst or (self.resizes and len(result) == len(dst))
+
+    def refusal(self, a: np.ndarray, b: Optional[np.ndarray]) -> Optional[str]:
+        """Why the operands (a, b) are outside this function's window, naming the first offending
+        entry and its value; None when every limit holds."""
+        for limit in self.limits:
+            with np.errstate(over="ignore", invalid="ignore"):
+                inside = np.asarray(limit.inside(a, b))
+            if inside.all():
+                continue
+            index = tuple(int(i) for i in np.argwhere(~inside)[0])
+            if limit.checks == "result":
+                where = f"result{list(index)}" if index else "the result"
+                return f"{where} would be outside the window {limit.words}"
+            value = np.asarray(a if limit.checks == "a" else b)[index]
+            where = f"{limit.checks}{list(index)}" if index else limit.checks
+            return f"operand {where} = {float(value)!r} is outside the window {limit.words}"
+        return None
 
 
 def fit_shape(value: np.ndarray, shape: Shape) -> np.ndarray:
@@ -130,15 +159,6 @@ def _transpose_shape(a: Shape, b: Optional[Shape]) -> Shape:
     return tuple(reversed(a))
 
 
-def _checked(name: str, ok: Callable[[np.ndarray], np.ndarray], f: Callable[[np.ndarray], np.ndarray]):
-    def apply(x: np.ndarray, _unused: Optional[np.ndarray]) -> np.ndarray:
-        if not np.all(ok(x)):
-            raise DomainError(f"{name} of a value outside its domain: {x.tolist()}")
-        return f(x)
-
-    return apply
-
-
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x) with full relative precision in both tails (e^x / (1 + e^x) for x < 0)."""
     e = np.exp(-np.abs(x))
@@ -173,24 +193,43 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
     return ("m_a_row_i", "m_b_col_j" if len(b) == 2 else "m_b_row_i")
 
 
-# The machine's windows (docs/fleq-machine.md, "Domains and faults"): the fitted blocks take
-# 2^-81 < |x| <= 2^81, the products a factor |b| <= 2^96, exp x <= EXP_MAX (e^x <= 2^1000).
+# The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the fitted blocks'
+# ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor |b| <= 2^96 (below 2^-96 it counts
+# as 0: an error of at most |a| 2^-96, stated in the bound, not a refusal, since an iteration's
+# vanishing residual would otherwise stop the run), and
+# exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
 _FIT_LO, _FIT_HI = FIT_LADDER.tau(FIT_LADDER.lo), FIT_LADDER.tau(FIT_LADDER.hi)
-_PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
-_PRODUCT_WINDOW = Window("b", lambda x: np.abs(x) <= _PROD_HI, "|b| <= 2^96 (the factor that enters the score)")
+_PROD_LO, _PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
+
+
+def _operand_a(inside: Callable[[np.ndarray], np.ndarray], words: str, by_weights: bool = True) -> Limit:
+    return Limit("a", lambda a, _b: inside(a), words, by_weights)
+
+
+def _result(value: Callable[[np.ndarray, np.ndarray], np.ndarray], words: str) -> Limit:
+    return Limit("result", lambda a, b: np.abs(value(a, b)) <= VALUE_LIMIT, words, False)
+
+
+_PRODUCT_LIMIT = Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b: the factor that enters the score)",
+                       True)
+_FIT_RANGE = _operand_a(lambda x: (np.abs(x) > _FIT_LO) & (np.abs(x) <= _FIT_HI), "2^-81 < |x| <= 2^81")
 
 _ENTRY, _A = frozenset({"a_entry", "b_entry"}), frozenset({"a_entry"})
 FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
     f.name: f
     for f in [
-        FleqFunction("add", 2, _same_shape, lambda a, b: a + b, "a + b (same shapes)", "add", _entrywise, _ENTRY),
-        FleqFunction("sub", 2, _same_shape, lambda a, b: a - b, "a - b (same shapes)", "sub", _entrywise, _ENTRY),
+        FleqFunction("add", 2, _same_shape, lambda a, b: a + b, "a + b (same shapes)", "add", _entrywise, _ENTRY,
+                     limits=(_result(lambda a, b: a + b, "|a + b| <= 2^1000"),)),
+        FleqFunction("sub", 2, _same_shape, lambda a, b: a - b, "a - b (same shapes)", "sub", _entrywise, _ENTRY,
+                     limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
-                     ErrorBound(1e-9, TINY), _PRODUCT_WINDOW),
+                     ErrorBound(1e-9, TINY, flush=_PROD_LO, ulps=1e6),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
-                     ErrorBound(1e-9, TINY, componentwise=True), _PRODUCT_WINDOW),
+                     ErrorBound(1e-9, TINY, componentwise=True, flush=_PROD_LO, ulps=1.2e6),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
                      "copy", _transpose_views, frozenset({"a_entry", "a_transposed"})),
         FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(),
@@ -200,17 +239,29 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "relu", _unary, _A),
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise",
                      "sigmoid", _unary, _A, ErrorBound(1e-13, TINY)),
-        FleqFunction("recip", 1, _elementwise, _checked("recip", lambda x: x != 0, lambda x: 1.0 / x),
-                     "1 / a elementwise", "recip", _unary, _A, ErrorBound(1e-6, TINY),
-                     Window("a", lambda x: (np.abs(x) > _FIT_LO) & (np.abs(x) <= _FIT_HI), "2^-81 < |x| <= 2^81")),
-        FleqFunction("sqrt", 1, _elementwise, _checked("sqrt", lambda x: x >= 0, np.sqrt), "square root elementwise",
-                     "sqrt", _unary, _A, ErrorBound(1e-6, TINY),
-                     Window("a", lambda x: (x == 0) | ((x > _FIT_LO) & (x <= _FIT_HI)), "x = 0 or 2^-81 < x <= 2^81")),
+        FleqFunction("recip", 1, _elementwise, lambda a, _: 1.0 / a, "1 / a elementwise", "recip", _unary, _A,
+                     ErrorBound(1e-6, TINY, ulps=7e8), (_FIT_RANGE,)),
+        FleqFunction("sqrt", 1, _elementwise, lambda a, _: np.sqrt(a), "square root elementwise",
+                     "sqrt", _unary, _A, ErrorBound(1e-6, TINY, ulps=4e7),
+                     (_operand_a(lambda x: (x >= -_FIT_LO) & (x <= _FIT_HI), "-2^-81 <= x <= 2^81"),
+                      _operand_a(lambda x: (x == 0) | (x > _FIT_LO), "x = 0 or x > 2^-81", by_weights=False))),
         FleqFunction("exp", 1, _elementwise, lambda a, _: np.exp(a), "e ** a elementwise",
-                     "exp", _unary, _A, ErrorBound(1e-12, TINY),
-                     Window("a", lambda x: x <= EXP_MAX, f"x <= {EXP_MAX:.6g}")),
-        FleqFunction("log", 1, _elementwise, _checked("log", lambda x: x > 0, np.log), "natural logarithm elementwise",
-                     "log", _unary, _A, ErrorBound(1e-6, 1e-13),
-                     Window("a", lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81")),
+                     "exp", _unary, _A, ErrorBound(1e-12, TINY, ulps=1e3),
+                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
+        FleqFunction("log", 1, _elementwise, lambda a, _: np.log(a), "natural logarithm elementwise",
+                     "log", _unary, _A, ErrorBound(1e-6, 1e-13, ulps=4e8),
+                     (_operand_a(lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81"),)),
     ]
 }
+
+
+def window_table() -> list[str]:
+    """The window of every function as the markdown table of docs/fleq-machine.md ("Domains and
+    faults"; a test keeps the two equal): the limits, and which part of the machine refuses each."""
+    rows = ["| function | inside the window (outside: `domain-error` on both backends) | the machine refuses by |",
+            "|---|---|---|"]
+    for f in FLEQ_FUNCTIONS.values():
+        words = "; ".join(limit.words for limit in f.limits) or "every value (|x| <= 2^1000)"
+        by = "; ".join("fault row" if limit.by_weights else "health check" for limit in f.limits) or "-"
+        rows.append(f"| {f.name} | {words.replace('|', chr(92) + '|')} | {by} |")
+    return rows

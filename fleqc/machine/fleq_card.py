@@ -194,8 +194,13 @@ def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:
 
 def read_fleq_cell(card: Card, X: np.ndarray, address: int) -> np.ndarray:
     """Memory cell ``address`` as a float64 array of its shape."""
+    return fleq_cell_in_mem(card, X[card.rows["mem"].slice], address)
+
+
+def fleq_cell_in_mem(card: Card, mem: np.ndarray, address: int) -> np.ndarray:
+    """Memory cell ``address`` read from ``mem``, the card's ``mem`` rows only (the health check keeps
+    just those rows of the state before a pass)."""
     shape = card.cell_shapes[address]
-    rows = [card.rows["mem"][k] for k in entry_index(shape, card.config.cell)]
-    value = X[rows, card.regions.memory_column(address)].reshape(shape)  # a copy
+    value = mem[entry_index(shape, card.config.cell), card.regions.memory_column(address)].reshape(shape)  # a copy
     value += 0.0  # -0.0 reads as 0.0 (the machine's gates make no negative zeros)
     return value

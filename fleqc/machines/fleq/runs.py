@@ -9,10 +9,10 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.isa import fleq as interpreter
-from fleqc.isa.fleq_functions import VALUE_LIMIT
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT
 from fleqc.isa.state import RunResult, run_to_fixed_point
 from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.fleq_domains import explain_fault
+from fleqc.machine.fleq_card import fleq_cell_in_mem
 from fleqc.machines.base import HealthCheck
 from fleqc.program import LinkedProgram
 from fleqc.transformer import MachineFault
@@ -45,31 +45,44 @@ def at_call_site(error: FleqError, caller: Optional[Span]) -> FleqError:
     return FleqError(error.code, f"{error.message}; in {span.file}:{span.line}, reached from this line", caller)
 
 
+# The machine's own results may lie beyond 2^1000 by their error bound (a product whose exact value
+# is just inside the limit); anything beyond twice the limit means the machine broke.
+MACHINE_RANGE = 2.0 * VALUE_LIMIT
+
+
 class FleqHealthCheck(HealthCheck):
-    """The generic checks, and: every lane holds the same pc, every memory value has |x| <= 2^1000,
-    and the fault row is 0 (a function block's operand left its domain: reported as a DOMAIN_ERROR
-    naming the instruction)."""
+    """The generic checks, and: the operands the pass read lie inside its function's window (the
+    record's ``limits``, the same test as the reference interpreter's, on the same bits: else a
+    DOMAIN_ERROR naming the instruction, the operand and the window); the fault row is 0 (the
+    weights refuse the limits marked ``by_weights`` themselves, so a fault inside the window is a
+    broken machine); every memory value has |x| <= 2^1001; every lane holds the same pc."""
 
     def __init__(self, model: LoopedTransformer, card: Any) -> None:
         super().__init__(model, card)
         self.fault_rows = list(model.metadata.get("fault_rows", []))
         self.mem_before = card.X[card.rows["mem"].slice].copy()  # the operands the next pass reads
+        self.instructions = card_to_program(card).instructions  # static: the program lives in X
         self.user_pc: Optional[int] = None  # the last instruction executed from the program's own file
 
     def extra(self, X: np.ndarray, step: int, cols: Any) -> None:
         """The FLEQ checks on the columns ``cols`` (those the pass changed; the rest were checked)."""
+        refusal = self._refusal()
+        if refusal is not None:
+            raise self._domain_error(step, refusal)
         card = self.card
         mem = X[card.rows["mem"].slice][:, cols]
         with np.errstate(invalid="ignore"):
-            beyond = ~(np.abs(mem) <= VALUE_LIMIT)
+            beyond = ~(np.abs(mem) <= MACHINE_RANGE)
         if beyond.any():
             row, k = np.argwhere(beyond)[0]
-            column = int(np.arange(X.shape[1])[cols][k])
-            if column - card.regions.memory[0] == self._instruction().dst:  # the step's own result
-                raise self._domain_error(step, "its result is beyond the machine's range |x| <= 2^1000")
-            raise MachineFault(step, f"mem[{row}]", column, float(mem[row, k]), float("inf"))
-        if self.fault_rows and np.any(X[self.fault_rows][:, cols] != 0.0):
-            raise self._domain_error(step)
+            raise MachineFault(step, f"mem[{row}]", int(np.arange(X.shape[1])[cols][k]), float(mem[row, k]),
+                               float("inf"))
+        if self.fault_rows:
+            faults = X[self.fault_rows][:, cols]
+            if np.any(faults != 0.0):
+                k = int(np.argwhere(faults != 0.0)[0][1])
+                raise MachineFault(step, "fault (operands inside the window)", int(np.arange(X.shape[1])[cols][k]),
+                                   float(faults.max()), float(faults.max()))
         lanes = X[card.rows["pc"].slice, card.regions.scratch[0] + 1 : card.regions.scratch[1]]
         if not np.all(lanes == lanes[:, :1]):
             column = int(np.argmax(np.any(lanes != lanes[:, :1], axis=0))) + 1
@@ -81,19 +94,18 @@ class FleqHealthCheck(HealthCheck):
             self.user_pc = self.pc
         self.mem_before[:, cols] = X[self.card.rows["mem"].slice][:, cols]  # the unchanged columns are kept
 
-    def _instruction(self):
-        return card_to_program(self.card).instructions[self.pc]
+    def _refusal(self) -> Optional[str]:
+        """The window test of the instruction the pass executed, on the operands it read."""
+        instruction = self.instructions[self.pc]
+        function = FLEQ_FUNCTIONS[instruction.func]
+        a = fleq_cell_in_mem(self.card, self.mem_before, instruction.src_a)
+        b = fleq_cell_in_mem(self.card, self.mem_before, instruction.src_b) if function.arity == 2 else None
+        return function.refusal(a, b)
 
-    def _domain_error(self, step: int, why: str = "") -> FleqError:
-        """Names the instruction, the operand, its value and the machine's window; located at the
-        instruction, or, inside an included routine, at the program's own line that called it."""
-        instruction = self._instruction()
-        if not why:
-            X = self.card.X.copy()
-            X[self.card.rows["mem"].slice] = self.mem_before
-            memory = self.card.read_memory(X)
-            why = explain_fault(instruction.func, memory[instruction.src_a], memory[instruction.src_b]) + \
-                " (see docs/fleq-machine.md, 'Domains and faults')"
+    def _domain_error(self, step: int, why: str) -> FleqError:
+        """Names the instruction, the operand, its value and the window; located at the instruction,
+        or, inside an included routine, at the program's own line that called it."""
+        instruction = self.instructions[self.pc]
         error = FleqError(ErrorCode.DOMAIN_ERROR, f"instruction {self.pc} ({instruction.func}), step {step}: {why}",
                           instruction.span)
         caller = self.card.instruction_span(self.user_pc) if self.user_pc is not None else None
