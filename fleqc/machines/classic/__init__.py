@@ -15,6 +15,7 @@ an address); the tapes follow the memory.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import click
@@ -103,9 +104,8 @@ class ClassicMachine(Machine):
     # -- cards ---------------------------------------------------------------------------------
 
     def encode(self, program: ClassicProgram, config: ClassicConfig, start: int = 0) -> Card:
-        X = codec.encode(program.words, program.input, config)
+        X = codec.encode(program.words, program.input, config, start)
         rows = classic_rows(config)
-        X[rows["pc"].slice, 0] = 2.0 * ((start >> np.arange(rows["pc"].size)) & 1) - 1.0
         regions = ColumnRegions((0, 1), (1, 1 + config.memory), (0, 0), config.columns)
         return Card(X, config, rows, regions, dict(program.symbols), program.source_name)
 
@@ -141,7 +141,7 @@ class ClassicMachine(Machine):
 
     def run_reference(self, program: ClassicProgram, max_steps: int, pc: int, options: Options) -> RunResult:
         given = options.get("input")
-        state = interpreter.initial_state(list(program.words), codec_memory(program, options), program.bits,
+        state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc
         sink = _sink(options.get("output"))
@@ -152,8 +152,6 @@ class ClassicMachine(Machine):
         given = options.get("input")
         if given is None:
             return card
-        from dataclasses import replace
-
         return replace(card, X=codec.write_input(card.X, bytes(given), card.config))
 
     def health_check(self, model: LoopedTransformer, card: Card) -> "ClassicHealthCheck":
@@ -164,7 +162,7 @@ class ClassicMachine(Machine):
         return None if sink is None else OutputTape(card.config, card.X, sink)
 
 
-def codec_memory(program: ClassicProgram, options: Options) -> int:
+def memory_for(program: ClassicProgram, options: Options) -> int:
     """The memory the transformer would have for ``program`` (the reference runs on the same)."""
     return config_for(len(program.words), 0, program.bits, memory=options.get("memory"),
                       output_tape=DEFAULT_OUTPUT_TAPE).memory

@@ -16,8 +16,8 @@ from fleqc.machines.classic.config import END_OF_INPUT, ClassicConfig
 from fleqc.machines.classic.layout import ClassicRegions, classic_rows
 
 
-def encode(words, input_bytes: bytes, config: ClassicConfig) -> np.ndarray:
-    """The punch card X (d x n) that starts ``words`` at pc 0 with ``input_bytes`` on the input tape."""
+def encode(words, input_bytes: bytes, config: ClassicConfig, start: int = 0) -> np.ndarray:
+    """The punch card X (d x n) that starts ``words`` at pc ``start`` with ``input_bytes`` on the input tape."""
     rows, regions = classic_rows(config), ClassicRegions.of(config)
     N, n = config.bits, config.columns
     if len(words) > config.memory:
@@ -47,7 +47,7 @@ def encode(words, input_bytes: bytes, config: ClassicConfig) -> np.ndarray:
     mask = (1 << N) - 1
     bits = ((values[None, :] & mask) >> np.arange(N)[:, None]) & 1
     X[rows["mem"].slice, 1:] = (2.0 * bits - 1.0)[:, 1:]
-    X[rows["pc"].slice, 0] = encode_unsigned(0, rows["pc"].size)
+    X[rows["pc"].slice, 0] = encode_unsigned(start, rows["pc"].size)
     X[rows["ip"].slice, 0] = encode_unsigned(0, rows["ip"].size)
     X[rows["op"].slice, 0] = encode_unsigned(0, rows["op"].size)
     return X
