@@ -148,3 +148,12 @@ def test_both_backends_stop_at_a_fixed_point(tmp_path):
     for backend in ("transformer", "reference"):
         result = invoke("run", source, "--backend", backend)
         assert result.exit_code == 0 and "halted after 0 steps" in result.stderr, backend
+
+
+def test_sizes_are_checked_with_the_right_message(tmp_path):
+    big = tmp_path / "big.dec"
+    big.write_text(" ".join(["0"] * 70_000))
+    result = invoke("run", big)
+    assert result.exit_code == 1 and "error[program-too-large]" in result.stderr and "65,536" in result.stderr
+    result = invoke("run", corpus() / "01_rosetta_hello.dec", "--memory", "3")
+    assert result.exit_code == 1 and "error[bad-config]" in result.stderr and "--memory" in result.stderr

@@ -101,7 +101,12 @@ def config_for(words: int, input_bytes: int, bits: int, memory: int | None = Non
     (plus the end-of-input cell); ``memory`` overrides the memory size (programs that use memory
     past their image, e.g. as a stack, need it)."""
     if memory is None:
+        if words > MAX_WORDS:
+            raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, f"the image has {words:,} words; the classic machine has at "
+                                                         f"most {MAX_WORDS:,} words of memory")
         memory = smallest_power_of_two(words, MIN_WORDS)
+    else:
+        ClassicConfig(bits=bits, memory=memory)  # a memory size the machine cannot have: BAD_CONFIG first
     if words > memory:
         raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, f"the image has {words:,} words, more than the machine's "
                                                      f"{memory:,} words of memory")
