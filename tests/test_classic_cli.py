@@ -157,3 +157,9 @@ def test_sizes_are_checked_with_the_right_message(tmp_path):
     assert result.exit_code == 1 and "error[program-too-large]" in result.stderr and "65,536" in result.stderr
     result = invoke("run", corpus() / "01_rosetta_hello.dec", "--memory", "3")
     assert result.exit_code == 1 and "error[bad-config]" in result.stderr and "--memory" in result.stderr
+
+
+def test_debugger_refuses_with_a_reason():
+    pytest.importorskip("textual")
+    result = invoke("debug", corpus() / "02_esolangs_hi.sq")
+    assert result.exit_code == 2 and "FLEQ language" in result.stderr

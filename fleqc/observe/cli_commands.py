@@ -130,7 +130,13 @@ def _debug(reports_errors: Callable) -> click.Command:
         from fleqc.observe.debug import Debugger, make_app
         from fleqc.observe.machine import Machine
 
-        debugger = Debugger(Machine(load_target(target, sizes), backend, mode=mode, columns=columns, **sizes))
+        from fleqc.machines import machine_of
+
+        subject = load_target(target, sizes)
+        if machine_of(subject).language is None:
+            raise click.UsageError(f"the debugger follows the instructions of the FLEQ language; it does not read "
+                                   f"{machine_of(subject).title} programs yet")
+        debugger = Debugger(Machine(subject, backend, mode=mode, columns=columns, **sizes))
         for where in breaks:
             debugger.command(f"break {where}")
         for label in watches:
