@@ -33,6 +33,7 @@ from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, ClassicConfig, co
 from fleqc.machines.classic.layout import classic_rows
 from fleqc.machines.classic.program import ClassicProgram
 from fleqc.machines.classic.run import OutputTape
+from fleqc.machines.classic.weights import LAYER_KINDS
 from fleqc.machines.subleq import BITS
 from fleqc.transformer import TernaryCheck
 from fleqc.transformer.layers import LoopedTransformer
@@ -60,7 +61,7 @@ class ClassicMachine(Machine):
     name = "classic"
     title = "classic SUBLEQ"
     config_class = ClassicConfig
-    layer_kinds = "FAAFFAF"
+    layer_kinds = LAYER_KINDS
     default_columns = ClassicConfig().columns
     options = (BITS, MEMORY, INPUT, OUTPUT)
     suffixes = (".sq", ".asq", ".dec")

@@ -6,8 +6,6 @@ then -1 (end of input) in every remaining cell; the output tape starts as zeros.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
@@ -23,9 +21,6 @@ def encode(words, input_bytes: bytes, config: ClassicConfig, start: int = 0) -> 
     if len(words) > config.memory:
         raise FleqError(ErrorCode.PROGRAM_TOO_LARGE,
                         f"the image has {len(words):,} words; the machine has {config.memory:,}")
-    if len(input_bytes) >= config.input_tape:
-        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, f"the input has {len(input_bytes):,} bytes; the input tape "
-                                                     f"holds {config.input_tape - 1:,} and the end-of-input cell")
     low, high = -(1 << (N - 1)), (1 << N) - 1
     X = np.zeros((rows.d, n))
     X[rows["one"][0]] = 1.0
@@ -41,28 +36,13 @@ def encode(words, input_bytes: bytes, config: ClassicConfig, start: int = 0) -> 
             raise FleqError(ErrorCode.LITERAL_RANGE, f"word {address} of the image is {word}, which does not fit "
                                                      f"in {N} bits")
         values[regions.memory_column(address)] = int(word)
-    tape = np.full(config.input_tape, END_OF_INPUT, dtype=np.int64)
-    tape[: len(input_bytes)] = np.frombuffer(bytes(input_bytes), dtype=np.uint8)
-    values[regions.input[0]:regions.input[1]] = tape
     mask = (1 << N) - 1
     bits = ((values[None, :] & mask) >> np.arange(N)[:, None]) & 1
     X[rows["mem"].slice, 1:] = (2.0 * bits - 1.0)[:, 1:]
     X[rows["pc"].slice, 0] = encode_unsigned(start, rows["pc"].size)
     X[rows["ip"].slice, 0] = encode_unsigned(0, rows["ip"].size)
     X[rows["op"].slice, 0] = encode_unsigned(0, rows["op"].size)
-    return X
-
-
-@dataclass
-class ClassicView:
-    """The machine state read from X: what the reference interpreter's state is compared with."""
-
-    pc: int
-    ip: int
-    op: int
-    halted: bool
-    fault: bool
-    memory: list[int] = field(default_factory=list)
+    return write_input(X, input_bytes, config)
 
 
 class Reader:
@@ -92,10 +72,6 @@ class Reader:
     def output_byte(self, X: np.ndarray, position: int) -> int:
         return self.word(X, self.regions.output[0] + position) & 0xFF
 
-    def view(self, X: np.ndarray, memory: bool = True) -> ClassicView:
-        return ClassicView(pc=self.register(X, "pc"), ip=self.register(X, "ip"), op=self.register(X, "op"),
-                           halted=self.flag(X, "halted"), fault=self.flag(X, "fault"),
-                           memory=self.memory(X) if memory else [])
 
 
 def write_input(X: np.ndarray, input_bytes: bytes, config: ClassicConfig) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.isa.classic import WORD_BITS  # the reference's word widths: howerj's 16-bit VM and 32-bit signed
 
-WIDTHS = (16, 32)  # the word widths of the community's programs: howerj's 16-bit VM, and 32-bit signed
 MIN_WORDS, MAX_WORDS = 8, 1 << 16
 MIN_TAPE, MAX_TAPE = 2, 1 << 12
 DEFAULT_INPUT_TAPE = 64
@@ -41,8 +41,8 @@ class ClassicConfig:
     kind: str = "classic"
 
     def __post_init__(self) -> None:
-        if self.bits not in WIDTHS:
-            raise FleqError(ErrorCode.BAD_CONFIG, f"--bits must be one of {WIDTHS} for the classic machine, got {self.bits}")
+        if self.bits not in WORD_BITS:
+            raise FleqError(ErrorCode.BAD_CONFIG, f"--bits must be one of {WORD_BITS} for the classic machine, got {self.bits}")
         if not (_power_of_two(self.memory) and MIN_WORDS <= self.memory <= min(MAX_WORDS, 1 << self.bits)):
             raise FleqError(ErrorCode.BAD_CONFIG, f"--memory must be a power of two between {MIN_WORDS} and "
                                                   f"{min(MAX_WORDS, 1 << self.bits)} words, got {self.memory}")
