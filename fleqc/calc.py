@@ -37,7 +37,7 @@ from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import LarkError, UnexpectedCharacters, VisitError
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT
+from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, PRODUCT_FLUSH, VALUE_LIMIT
 from fleqc.machine.fleq_layout import EXP_MAX
 from fleqc.resources import calc_grammar_path
 
@@ -292,10 +292,10 @@ def _check_product(a: float, b: float, column: int, text: str) -> None:
 
 def _check_mul(a: float, b: float, what: str, column: int, text: str) -> None:
     """mul a, b is inside mul's window, and b is not so small that the machine counts it as 0 (its
-    record's ``flush``: the result would lose every digit)."""
+    ``PRODUCT_FLUSH``: the result would lose every digit)."""
     mul = FLEQ_FUNCTIONS["mul"]
     refusal = mul.refusal(np.float64(a), np.float64(b))
-    if refusal is None and b != 0 and abs(b) <= mul.bound.flush:
+    if refusal is None and b != 0 and abs(b) <= PRODUCT_FLUSH:
         refusal = f"the factor {b!r} is below 2^-96 and counts as 0 on the machine"
     if refusal is not None:
         raise _error(text, f"{what}: {refusal} (docs/fleq-machine.md, 'Domains and faults')", column,

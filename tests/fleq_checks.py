@@ -31,7 +31,7 @@ from fleqc.isa.state import State
 from fleqc.machine.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
-from fleqc.transformer import forward
+from fleqc.transformer.fast import compile_fast, fast_forward
 
 BRANCH_BAND = 2.0**-52  # 0 < flag <= this: the machine may branch (sigmoid(x) rounds to 1/2)
 
@@ -44,9 +44,6 @@ def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np
     if bound.exact:
         return bool(np.array_equal(got, expected))
     err = np.abs(got - expected)
-    if bound.flush:  # a factor |b| <= flush counts as 0 (a product's score side)
-        flushed = np.where(np.abs(b) <= bound.flush, np.abs(b), 0.0)
-        err = np.maximum(err - (np.matmul(np.abs(a), flushed) if func == "matmul" else np.abs(a) * flushed), 0.0)
     scale = np.matmul(np.abs(a), np.abs(b)) if bound.componentwise else np.abs(expected)
     return bool(np.all(err <= bound.relative * scale + bound.absolute))
 
@@ -65,9 +62,14 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
 
     Returns (steps, halted). A domain error must come from both sides (one table of windows); then
     the run ends there. ``machine_pass(X) -> Y`` is
-    one pass (default: the dense forward pass; tests/interop_lockstep.py passes other engines').
+    one pass (default: the sparse evaluation of the weights, fleqc.transformer.fast, which
+    tests/test_fast.py holds to the dense forward pass; tests/interop_lockstep.py passes other
+    engines').
     """
     model = weights_for(card.config)
+    if machine_pass is None:  # the sparse evaluation: tests/test_fast.py holds it to the dense pass
+        fast = compile_fast(model)
+        machine_pass = lambda X: fast_forward(fast, X)  # noqa: E731
     check = card.machine.health_check(model, card)
     X = card.X
     for step in range(1, max_steps + 1):
@@ -77,7 +79,7 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
             expected = fleq.step(program, before)
         except FleqError:
             expected = None
-        Y = forward(model, X) if machine_pass is None else machine_pass(X)
+        Y = machine_pass(X)
         halted = np.array_equal(Y, X)  # a fixed point: the step is still checked, then the run ends
         if not halted:
             try:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.cli import main
 from fleqc.isa import subleq as subleq_reference
+from fleqc.machines import weights_for
 from fleqc.observe.report import Recorder, write_report
 from fleqc.program import values_by_label
 
@@ -53,15 +54,18 @@ def test_report_of_a_reference_run_and_of_fleq(tmp_path):
     assert data["layout"] is None and len(data["steps"]) == 68 and data["steps"][5]["line"] == 25
     from fleqc.observe.machine import Machine
 
-    machine = Machine(fleqc.build(SAMPLES / "fleq_polynomial.fleq"), "transformer")
-    fleq = Recorder(machine, max_head_images=107)  # one pass of attention pictures
+    card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
+    model = weights_for(card.config)
+    machine = Machine(card, "transformer")
+    fleq = Recorder(machine, max_head_images=91)  # one pass of attention pictures
     machine.advance(100, on_event=fleq.event, on_X=fleq.state)
     fleq.finish()
     data = fleq.data()
     assert data["total_steps"] == 6 and data["steps"][6]["memory"]["y"] == "1.75"
     heads = fleq.heads_per_pass
-    assert heads == 107 and len(data["steps"][0]["attention"]) == heads and data["attention_until"] == 0
-    assert data["layout"]["d"] == 1537 and "<!DOCTYPE html>" in fleq.html()
+    assert heads == sum(getattr(layer, "heads", 0) for layer in model.layers) == 91
+    assert len(data["steps"][0]["attention"]) == heads and data["attention_until"] == 0
+    assert data["layout"]["d"] == model.width and "<!DOCTYPE html>" in fleq.html()
 
 
 def test_report_limits_long_runs():

@@ -1,29 +1,33 @@
-"""The FLEQ machine: one pass of eleven layers executes ``mem[c] = f(mem[a], mem[b]); branch``.
+"""The FLEQ machine: one pass of 22 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
 
-    #   kind       name       does (in every lane unless said otherwise)
-    1   attention  fetch      c_* <- the instruction column at pc                              1 head
-    2   attention  read       op_a <- mem[a], op_b <- mem[b], fval <- mem[flag]; every column:
-                              wen = [column = dst], not_wen = 1 - wen (exact 0 in dst)           4 heads
-    3   ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
-                              m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
-                              dst column: mem <- 0
-    4   ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the fitted input; single
-                              thresholds (clamps, exp range, sign)
-    5   ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
-    6   ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s;
-                              x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
-    7   attention  compute    products (2 heads per slot), fitted sums of sigmoids (one head per
-                              term, three value rows), exp (3 heads), sigmoid, sigmoid(mem[flag])
-    8   ReLU       select     out = the selected block's value (exact gates, exact rescales);
-                              fault if an operand is outside the selected block's domain
-    9   attention  gather     every column: wval[r] <- out of lane r (one head per entry);
-                              s_res = sigmoid(out of lane 0) (the flag when flag = dst)
-    10  ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
-    11  ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
+    #      kind       name       does (in every lane unless said otherwise)
+    1      attention  fetch      c_* <- the instruction column at pc                           1 head
+    2      attention  read       op_a <- mem[a], op_b <- mem[b], fval <- mem[flag]; every column:
+                                 wen = [column = dst], not_wen = 1 - wen (exact 0 in dst)        4 heads
+    3      ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
+                                 m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
+                                 dst column: mem <- 0
+    4      ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the fitted input; single
+                                 thresholds (clamps, exp range, sign, small product factors)
+    5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
+    6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
+                                 sigma; x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
+    7      attention  compute    fitted sums of sigmoids (one head per term, three value rows), exp
+                                 (3 heads), sigmoid, sigmoid(mem[flag])
+    8-18   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
+                                 the slots (fleqc.construct.exact_product: inner ladder A, B, split,
+                                 halves, digits, partial products, middle, two-sum, error, round, tree)
+    19     ReLU       select     out = the selected block's value (exact gates, exact rescales);
+                                 fault if an operand is outside the selected block's domain
+    20     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
+                                 s_res = sigmoid(out of lane 0) (the flag when flag = dst)
+    21     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
+    22     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
 
-4 attention and 7 feed-forward layers (the paper's FLEQ construction uses 13). Heads:
-1 + 4 + (2 cell + m + 5) + (cell^2 + 1). Every constant is a power of two or a fitted coefficient;
-the weights depend only on the configuration (n, cell). Each block's error is asserted by
+4 attention and 18 feed-forward layers for cell 8 (the product tree takes one layer more for cells
+9-16, none for cells up to 4). Heads: 1 + 4 + (m + 5) + (cell^2 + 1). Every constant is a power of
+two or a fitted coefficient; the weights depend only on the configuration (n, cell). Products are
+exact (the IEEE product, bit for bit); each other block's error is asserted by
 tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
 docs/fleq-machine.md.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 import math
 
 from fleqc.construct import blocks
+from fleqc.construct.exact_product import STAGE_NAMES, ProductBlock, tree_layers
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
     PENALTY,
@@ -53,7 +58,7 @@ from fleqc.machine.fleq_layout import (
     FITTED_OPS,
     NONNEGATIVE_TEMPS,
     OPS,
-    PRODUCT_LADDER,
+    PRODUCT_PREFIX,
     SINGLE_THRESHOLDS,
     VIEWS,
     fleq_rows,
@@ -63,9 +68,6 @@ from fleqc.transformer.layers import LoopedTransformer
 
 POINTER_TEMPERATURE = 512.0  # code match T w vs <= T (w - 2): gap 1024, off-target weights exactly 0
 MARK_TEMPERATURE = PENALTY  # the write-mark head's gap is T: 1024
-# Product heads: (epsilon, Richardson weight); sum_h c_h (2/eps_h) a tanh(eps_h b'/2) = a b' + O(eps^4).
-PRODUCT_HEADS = ((2.0**-16, 4.0 / 3.0), (2.0**-15, -1.0 / 3.0))
-PRODUCT_OFFSET = sum(c * 2.0 / eps for eps, c in PRODUCT_HEADS)  # subtracted: 2 sigmoid - 1 = tanh
 EXP_REFERENCES = (0.0, 96.0, 745.0)  # reference scores of the three exp heads
 SIGMOID_CLAMP = 64.0
 
@@ -92,26 +94,33 @@ class _Rows:
     def th(self, name: str, part: str) -> int:
         return self.rows[f"th_{name}_{part}"][0]
 
-    def pl(self, part: str, slot: int, j: int) -> int:
-        return self.rows[f"pl_{part}"][slot * len(PRODUCT_LADDER.thresholds) + PRODUCT_LADDER.index(j)]
-
     def fl(self, part: str, j: int) -> int:
         return self.rows[f"fl_{part}"][FIT_LADDER.index(j)]
+
+
+def product_block(R: "_Rows", c: int) -> ProductBlock:
+    """The exact product of the c slots (fleqc.construct.exact_product), enabled by the prod block."""
+    return ProductBlock(R.rows, c, lambda k: _product_input(R, k, "x"), lambda k: _product_input(R, k, "y"),
+                        enable=(R.op("prod"),), prefix=PRODUCT_PREFIX)
 
 
 def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     rows = fleq_rows(config)
     R = _Rows(rows)
     c = config.cell
+    P = product_block(R, c)
+    product_stages = P.stages()[3:]  # the first three share the ladder and normalise layers
+    names = list(STAGE_NAMES[3:]) + [f"product tree {n}" for n in range(tree_layers(c))]
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
         _extract(R, c).build("extract"),
-        _ladder_a(R, c).build("ladder A"),
-        _ladder_b(R, c).build("ladder B"),
-        _normalise(R, c).build("normalise"),
-        attention_layer(_compute_heads(R, c)),
-        _select(R).build("select"),
+        _ladder_a(R, P).build("ladder A"),
+        _ladder_b(R, P).build("ladder B"),
+        _normalise(R, P).build("normalise"),
+        attention_layer(_compute_heads(R)),
+        *(_product_layer(R, stage).build(f"product: {name}") for stage, name in zip(product_stages, names)),
+        _select(R, P).build("select"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes).build("commit"),
         _branch(R).build("branch"),
@@ -233,16 +242,18 @@ def _single_input(R: _Rows, source: str, sign: float) -> dict[int, float]:
     return {R[source][0]: sign}
 
 
-def _ladder_a(R: _Rows, c: int) -> FeedForwardBuilder:
+def _product_layer(R: _Rows, stage) -> FeedForwardBuilder:
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("exact product"):
+        stage(ffn)
+    return ffn
+
+
+def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
-        for k in range(c):
-            y = _product_input(R, k, "y")
-            for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
-                tau = PRODUCT_LADDER.tau(j)
-                threshold_distance(ffn, y, tau, R.pl("r", k, j))
-                threshold_distance(ffn, {r: -v for r, v in y.items()}, tau, R.pl("r", k, j))
+        P.outer_ladder_a(ffn)
     with ffn.part("fitted ladder"):
         x = {R["a_e"][0]: 1.0}
         for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
@@ -255,13 +266,10 @@ def _ladder_a(R: _Rows, c: int) -> FeedForwardBuilder:
     return ffn
 
 
-def _ladder_b(R: _Rows, c: int) -> FeedForwardBuilder:
+def _ladder_b(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
-        for k in range(c):
-            for j in range(PRODUCT_LADDER.lo, PRODUCT_LADDER.hi + 1):
-                tau = PRODUCT_LADDER.tau(j)
-                threshold_indicators(ffn, R.pl("r", k, j), tau, R.pl("u", k, j), R.pl("t", k, j))
+        P.outer_ladder_b(ffn)
     with ffn.part("fitted ladder"):
         for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
             tau = FIT_LADDER.tau(j)
@@ -275,23 +283,16 @@ def _ladder_b(R: _Rows, c: int) -> FeedForwardBuilder:
 # -- 6: normalise ----------------------------------------------------------------------------------
 
 
-def _normalise(R: _Rows, c: int) -> FeedForwardBuilder:
+def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
 
-    Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y += y 2^-8s,  p_x += x 2^8s (prod only),
-    and prod -= PRODUCT_OFFSET * x 2^8s (the constant part of the product heads).
+    Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y = y 2^-8s,  p_x = x 2^8s sigma (prod
+    only; fleqc.construct.exact_product).
     Fitted, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_fit += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
-    L = PRODUCT_LADDER
     with ffn.part("product split"):
-        for k in range(c):
-            y, x = _product_input(R, k, "y"), _product_input(R, k, "x")
-            for s in L.selectors:
-                open_ = [R.pl("u", k, s), R.pl("t", k, s + 1)]
-                scaled_gate(ffn, y, -L.step * s, open_, {R["p_y"][k]: 1.0})
-                scaled_gate(ffn, x, L.step * s, open_ + [R.op("prod")],
-                            {R["p_x"][k]: 1.0, R["prod"][0]: -PRODUCT_OFFSET})
+        P.outer_split(ffn)
     F = FIT_LADDER
     a_e = R["a_e"][0]
     with ffn.part("fitted split"):
@@ -312,22 +313,15 @@ def _normalise(R: _Rows, c: int) -> FeedForwardBuilder:
 # -- 7: compute ------------------------------------------------------------------------------------
 
 
-def _compute_heads(R: _Rows, c: int) -> list[HeadBuilder]:
-    """Every nonlinear block as two-key softmaxes (lane against the reference column).
+def _compute_heads(R: _Rows) -> list[HeadBuilder]:
+    """Every nonlinear block but the product as two-key softmaxes (lane against the reference column).
 
-    product slot k, head h: weight sigmoid(eps_h p_y), value (4/eps_h) p_x, output weight c_h into
-        prod: sum_h c_h (4/eps_h) p_x sigmoid(eps_h p_y) - PRODUCT_OFFSET p_x
-            = sum_h c_h (2/eps_h) p_x tanh(eps_h p_y / 2) = p_x p_y (1 + O(eps^4 p_y^4)).
     fitted term j: weight sigmoid(w_j x_fit + b_j), values the coefficients of recip, sqrt, log.
     exp head L: weight e^x / (e^x + e^L), value and output e^(L/2) each: e^x / (1 + e^(x - L)).
     sigmoid: weight sigmoid(x_sig); flag: weight sigmoid(x_flag).
     """
     lane = R.lane
     heads = []
-    for k in range(c):
-        for h, (eps, coef) in enumerate(PRODUCT_HEADS):
-            heads.append(local_head(R.rows, f"product {k}.{h}", {R["p_y"][k]: eps},
-                                    [({R["p_x"][k]: 4.0 / eps}, {R["prod"][0]: coef})]))
     basis, fits = sigmoid_basis(), fit_functions()
     for j, (w, b) in enumerate(zip(basis.slopes, basis.offsets)):
         values = [({lane: float(fits[f].coefficients[j])}, {R["g_fit"][n]: 1.0}) for n, f in enumerate(FITTED_OPS)]
@@ -344,7 +338,7 @@ def _compute_heads(R: _Rows, c: int) -> list[HeadBuilder]:
 # -- 8: select -------------------------------------------------------------------------------------
 
 
-def _select(R: _Rows) -> FeedForwardBuilder:
+def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """out = the selected block's value for entries inside the result's shape, else 0."""
     ffn = FeedForwardBuilder(R.rows)
     out, not_in = {R["out"][0]: 1.0}, R["not_in"][0]
@@ -354,7 +348,7 @@ def _select(R: _Rows) -> FeedForwardBuilder:
         gate(ffn, {a_e: 1.0, b_e: 1.0}, [R.op("add"), not_in], out)
         gate(ffn, {a_e: 1.0, b_e: -1.0}, [R.op("sub"), not_in], out)
         relu_gate(ffn, {a_e: 1.0}, [R.op("relu"), not_in], R["out"][0])
-        gate(ffn, {R["prod"][0]: 1.0}, [R.op("prod"), not_in], out)
+        gate(ffn, P.result_terms(), [R.op("prod"), not_in], out)  # the product tree's last level
         gate(ffn, {R["sig"][0]: 1.0}, [R.op("sigmoid"), not_in], out)
     with ffn.part("exp"):
         exp_open = [R.op("exp"), not_in]
@@ -377,8 +371,9 @@ def _select(R: _Rows) -> FeedForwardBuilder:
             gate(ffn, terms, selected + [R.op("log"), pos], out, c0 + s * F.step * math.log(2.0))
     fault = R["fault"][0]
     with ffn.part("domain faults"):
-        for k in range(R["m_x"].size):
-            conjunction(ffn, R.pl("t", k, PRODUCT_LADDER.hi), [R.op("prod"), not_in], fault)
+        for k in range(P.slots):
+            for row in P.fault_rows(k):
+                conjunction(ffn, row, [R.op("prod"), not_in], fault)
         for name in FITTED_OPS:
             conjunction(ffn, R.fl("t", F.hi), [R.op(name), not_in], fault)
         for name in ("recip", "log"):

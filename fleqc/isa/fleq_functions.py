@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from fleqc.construct.exact_product import SCALE_UP, SMALL_X
 from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
 
 Shape = tuple[int, ...]
@@ -51,16 +52,16 @@ class Limit:
 @dataclass(frozen=True)
 class ErrorBound:
     """How far the machine's result may lie from the reference's, entry by entry:
-    ``|got - expected| <= relative * scale + absolute + dropped`` with ``scale = |expected|`` (or,
-    with ``componentwise``, ``|a| @ |b|``: a sum of products may cancel), and ``dropped`` the
-    products |a b| whose factor |b| <= ``flush`` counts as 0 on the machine. All zero: bit-exact.
-    ``ulps``: the same bound in ulps over the whole window (measured by bench/fleq_accuracy.py,
-    asserted on random operands by tests/test_fleq_ulps.py; componentwise for matmul)."""
+    ``|got - expected| <= relative * scale + absolute`` with ``scale = |expected|`` (or, with
+    ``componentwise``, ``|a| @ |b|``: a sum of products may cancel). All zero: bit-exact.
+    ``ulps``: how far the reference's (and so the machine's) result may lie from the correctly
+    rounded value of the exact function, in ulps over the whole window (measured by
+    bench/fleq_accuracy.py, asserted on random operands by tests/test_fleq_ulps.py; componentwise
+    for matmul)."""
 
     relative: float = 0.0
     absolute: float = 0.0
     componentwise: bool = False
-    flush: float = 0.0
     ulps: float = 0.0  # the worst error in ulps of the correctly rounded result (fleqc.isa.fleq_ulps),
     # about twice the worst measured over 100,352 operands (README "Measured figures")
 
@@ -155,6 +156,50 @@ def _matmul_shape(a: Shape, b: Optional[Shape]) -> Shape:
     return a[:-1] + b[1:]
 
 
+def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b`` (broadcast) as the FLEQ machine's product block computes it, bit for bit
+    (fleqc.construct.exact_product): IEEE's correctly rounded product, with two stated exceptions:
+
+    - a factor 0 < |b| <= 2^-96 (below the product ladder) counts as 0;
+    - a factor |a| <= 2^-500 is scaled up first: ``fl(fl((a 2^256) b) 2^-256)``. This is ``a * b``
+      unless the result is subnormal; then it is within 2^-1074 (one unit of the subnormal spacing)
+      of ``a * b``, since it is rounded twice.
+
+    Zeros are +0.0 (the machine's gates drop the sign of a zero).
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        small = np.abs(a) <= SMALL_X
+        direct = a * b
+        scaled = (np.where(small, a, 0.0) * 2.0**SCALE_UP * b) * 2.0**-SCALE_UP
+    out = np.where(small, scaled, direct)
+    out = np.where(np.abs(b) > _PROD_LO, out, 0.0)
+    return out + 0.0
+
+
+def pairwise_sum(terms: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The sum over ``axis`` in the FLEQ machine's order: pairwise, ((t0 + t1) + (t2 + t3)) + ...,
+    over the terms padded with zeros to a power of two (one IEEE rounding per addition)."""
+    t = np.moveaxis(np.asarray(terms, dtype=np.float64), axis, -1)
+    size = 1
+    while size < t.shape[-1]:
+        size *= 2
+    t = np.concatenate([t, np.zeros(t.shape[:-1] + (size - t.shape[-1],))], axis=-1)
+    while t.shape[-1] > 1:
+        t = t[..., 0::2] + t[..., 1::2]
+    return t[..., 0] + 0.0
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` as the FLEQ machine computes it: every product by :func:`product`, each entry's
+    products summed by :func:`pairwise_sum` in the order of the inner index."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    A = a if a.ndim == 2 else a[None, :]
+    B = b if b.ndim == 2 else b[:, None]
+    out = pairwise_sum(product(A[:, :, None], B[None, :, :]), axis=1)
+    return out.reshape(np.matmul(a, b).shape)
+
+
 def _transpose_shape(a: Shape, b: Optional[Shape]) -> Shape:
     return tuple(reversed(a))
 
@@ -195,11 +240,12 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
 
 # The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the fitted blocks'
 # ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor |b| <= 2^96 (below 2^-96 it counts
-# as 0: an error of at most |a| 2^-96, stated in the bound, not a refusal, since an iteration's
+# as 0, part of the product's semantics, see product(): not a refusal, since an iteration's
 # vanishing residual would otherwise stop the run), and
 # exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
 _FIT_LO, _FIT_HI = FIT_LADDER.tau(FIT_LADDER.lo), FIT_LADDER.tau(FIT_LADDER.hi)
 _PROD_LO, _PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
+PRODUCT_FLUSH = _PROD_LO  # a product factor 0 < |b| <= 2^-96 counts as 0 (product())
 
 
 def _operand_a(inside: Callable[[np.ndarray], np.ndarray], words: str, by_weights: bool = True) -> Limit:
@@ -222,13 +268,15 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      limits=(_result(lambda a, b: a + b, "|a + b| <= 2^1000"),)),
         FleqFunction("sub", 2, _same_shape, lambda a, b: a - b, "a - b (same shapes)", "sub", _entrywise, _ENTRY,
                      limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
-        FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: a * b, "elementwise a * b; a scalar broadcasts",
+        FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: product(a, b),
+                     "elementwise a * b (IEEE; see product()); a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
-                     ErrorBound(1e-9, TINY, flush=_PROD_LO, ulps=1e6),
+                     ErrorBound(ulps=1),
                      (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
-        FleqFunction("matmul", 2, _matmul_shape, lambda a, b: np.matmul(a, b), "matrix product a @ b",
+        FleqFunction("matmul", 2, _matmul_shape, lambda a, b: matmul(a, b),
+                     "matrix product a @ b (IEEE products, summed pairwise; see matmul())",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
-                     ErrorBound(1e-9, TINY, componentwise=True, flush=_PROD_LO, ulps=1.2e6),
+                     ErrorBound(componentwise=True, ulps=8),
                      (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
                      "copy", _transpose_views, frozenset({"a_entry", "a_transposed"})),

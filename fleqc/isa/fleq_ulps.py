@@ -13,7 +13,7 @@ cancel to a result whose own ulp no float computation of that sum can reach.
 The operands are drawn across each function's whole window (its record's ``limits``): random
 exponents over the accepted binary orders of magnitude, subnormals included where accepted, random
 53-bit mantissas and signs. mul's factor b is drawn from 2^-96 < |b| <= 2^96: below, the machine
-counts it as 0 (``ErrorBound.flush``, a stated error, not measured in ulps).
+counts it as 0 (``fleq_functions.product``: part of the semantics, not measured in ulps).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleqc.construct import exact_product
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.rows import RowSpace
 
@@ -91,8 +92,9 @@ class Ladder:
         return j - self.lo
 
 
-# Products: b' = b 2^(-8 s) in (1, 256]; |b| in (2^-96, 2^96] (below: the product is 0).
-PRODUCT_LADDER = Ladder(step=8, offset=0, lo=-12, hi=12)
+# Products: b' = b 2^(-8 s) in (1, 256]; |b| in (2^-96, 2^96] (below: the product is 0). The exact
+# product block (fleqc.construct.exact_product) owns the ladder; this is its description.
+PRODUCT_LADDER = Ladder(step=exact_product.OUTER_STEP, offset=0, lo=exact_product.OUTER_LO, hi=exact_product.OUTER_HI)
 # Fitted functions: x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
 FIT_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
 
@@ -112,7 +114,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
     """The residual stream of the FLEQ machine (w = log2 n code bits, S = cell^2 entries)."""
     w, c, S = config.code_bits, config.cell, config.lanes
     sizes = {"code": w, "ops": len(OPS), "views": len(VIEWS), "mask": S, "one": 1}
-    P, F = PRODUCT_LADDER, FIT_LADDER
+    F = FIT_LADDER
     blocks: list[tuple[str, int, str, str]] = [
         # static: written by the card
         ("one", 1, "static", "1 in every column"),
@@ -147,9 +149,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("m_y", c, "temp", "lanes: matmul slot k: the factor carried by the score (B[k, .])"),
         ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
         ("next_pc", w, "temp", "lanes: code of pc + 1"),
-        ("pl_r", c * len(P.thresholds), "temp", "product ladder: ReLU(|y_k| - tau_j) (slot-major)"),
-        ("pl_u", c * len(P.thresholds), "temp", "product ladder: [|y_k| <= tau_j]"),
-        ("pl_t", c * len(P.thresholds), "temp", "product ladder: [|y_k| > tau_j]"),
         ("fl_r", len(F.thresholds), "temp", "fitted ladder: ReLU(|a_e| - tau_j)"),
         ("fl_u", len(F.thresholds), "temp", "fitted ladder: [|a_e| <= tau_j]"),
         ("fl_t", len(F.thresholds), "temp", "fitted ladder: [|a_e| > tau_j]"),
@@ -162,9 +161,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
             (f"th_{name}_t", 1, "temp", f"lanes: [{what}]"),
         ]
     blocks += [
-        ("p_y", c, "temp", "lanes: product slot k: y_k 2^(-8s) in (1, 256]"),
-        ("p_x", c, "temp", "lanes: product slot k: x_k 2^(8s) (0 unless the block is prod)"),
-        ("prod", 1, "temp", "lanes: sum_k x_k y_k (the product heads add here)"),
         ("x_fit", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
         ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
@@ -178,14 +174,20 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("s_res", 1, "temp", "every column: sigmoid(result entry 0)"),
         ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),
     ]
+    blocks += [(name, size, role, f"lanes: exact product, {doc}")
+               for name, size, role, doc in exact_product.row_blocks(c, PRODUCT_PREFIX)]
     return RowSpace(blocks)
+
+
+PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_nd_h, ...
 
 
 # Temp rows the construction keeps >= 0 (indicators, ReLU outputs, softmax weights times positive
 # values): clearing them takes one unit instead of two.
 NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
-    "wen", "not_wen", "not_in", "pl_r", "pl_u", "pl_t", "fl_r", "fl_u", "fl_t",
+    "wen", "not_wen", "not_in", "fl_r", "fl_u", "fl_t",
+    *(PRODUCT_PREFIX + name for name in exact_product.NONNEGATIVE),
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
     "x_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
 )

@@ -43,7 +43,8 @@ Weights
     ``rows(config)``    the :class:`fleqc.machine.rows.RowSpace` of X.
     ``build(config)``   the machine's :class:`LoopedTransformer` (uncached; use
                         ``fleqc.machines.weights_for``); ``layer_kinds`` ("AAFAF": A attention,
-                        F feed-forward) states its shape, checked on loaded weights.
+                        F feed-forward) states its shape, checked on loaded weights;
+                        ``kinds(config)`` where the shape depends on the configuration.
     ``ternary_rows(config)``  rows the health check holds to {-1, 0, +1} (default: all).
     ``check_weights_fit(model, config, where)``  refuse weights of another machine or size.
 
@@ -173,6 +174,10 @@ class Machine(abc.ABC):
         """Rows the health check holds to {-1, 0, +1}: all of them unless a machine stores reals."""
         return list(range(self.rows(config).d))
 
+    def kinds(self, config: Any) -> str:
+        """The layer kinds of this configuration's weights ("A" attention, "F" feed-forward)."""
+        return self.layer_kinds
+
     def check_weights_fit(self, model: LoopedTransformer, config: Any, where: str) -> None:
         """Refuse weights built for another configuration than the card needs, and weights whose
         layout-given metadata (row labels, layer kinds, health-checked and fault rows) is not the
@@ -188,7 +193,7 @@ class Machine(abc.ABC):
         kinds = "".join("A" if isinstance(layer, AttentionLayer) else "F" for layer in model.layers)
         expected = {
             "row labels": (list(model.row_labels), rows.labels()),
-            "layer kinds": (kinds, self.layer_kinds),
+            "layer kinds": (kinds, self.kinds(config)),
             "health-checked rows": (sorted(model.ternary_rows), self.ternary_rows(config)),
             "fault rows": (list(model.metadata.get("fault_rows", [])), list(rows["fault"]) if "fault" in rows else []),
         }

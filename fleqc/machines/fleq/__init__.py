@@ -63,12 +63,18 @@ class FleqMachine(Machine):
     name = "fleq"
     title = "FLEQ"
     config_class = FleqConfig
-    layer_kinds = "AAFFFFAFAFF"
+    layer_kinds = "AAFFFFA" + "F" * 11 + "FAFF"  # cell 8; see kinds()
     default_columns = 128
     options = (CELL,)
     modes = ("softmax",)  # its products, sigmoids and fitted functions are softmax weights
     scratch_name = "ref+lanes"
     reference = interpreter
+
+    def kinds(self, config: FleqConfig) -> str:
+        from fleqc.construct.exact_product import STAGE_NAMES, tree_layers
+
+        product = len(STAGE_NAMES) - 3 + tree_layers(config.cell)  # the first three share layers 4-6
+        return "AAFFFFA" + "F" * product + "FAFF"
 
     @property
     def language(self) -> Any:  # type: ignore[override]
