@@ -202,3 +202,16 @@ def test_transformer_errors_stay_within_1e_9(backend):
         compiled = compile_expression(text)
         result = run_on(api.compile(compiled.source), backend)
         assert close(float(result.memory["result"]), compiled.expected), text
+
+
+EXACT_ON_THE_TRANSFORMER = ["(1 + 2) * 7 / 3", "-2^2", "2^52 + 1", "0.1 * 3", "(0.1 + 0.2) * 10 - 3",
+                            "1.1^5", "3 * 4 - 12"]
+
+
+def test_products_and_sums_print_pythons_float_on_the_transformer():
+    """+, -, * and whole powers are single IEEE operations on the machine (exact products), so the
+    transformer prints Python's float value bit for bit (issue 13's (1 + 2) * 7 / 3 included)."""
+    for text in EXACT_ON_THE_TRANSFORMER:
+        compiled = compile_expression(text)
+        result = run_on(api.compile(compiled.source), "transformer")
+        assert float(result.memory["result"]) == compiled.expected, text

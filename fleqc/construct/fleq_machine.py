@@ -381,7 +381,14 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         for name in ("sqrt", "log"):
             conjunction(ffn, R.th("negative", "t"), [R.op(name), not_in], fault)
         conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)
+    with ffn.part("clear the product's rows"):  # read for the last time above: cleared here, where the
+        # engine recomputes only the lanes, instead of in the commit layer, which every column passes
+        clear_rows(ffn, _product_rows(R), nonnegative=P.nonnegative_rows())
     return ffn
+
+
+def _product_rows(R: _Rows) -> list[int]:
+    return [r for b in R.rows.with_role("temp") if b.name.startswith(PRODUCT_PREFIX) for r in b]
 
 
 # -- 9: gather -------------------------------------------------------------------------------------
@@ -422,7 +429,8 @@ def _commit(R: _Rows, lanes: int) -> FeedForwardBuilder:
         steep_above_half(ffn, R["s_res"][0], [R["c_not_flag_is_dst"][0], R.not_lane], nb)
     with ffn.part("clear"):
         keep = {"no_branch", "next_pc", "c_p"}
-        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b],
+        cleared = set(_product_rows(R))
+        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b if r not in cleared],
                    nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
     return ffn
 
