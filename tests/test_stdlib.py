@@ -282,3 +282,38 @@ loss: .word 0
     r = x @ w - y
     assert float(memory["loss"]) == pytest.approx(r @ r / 8, rel=1e-6, abs=1e-15)
     assert float(memory["loss"]) < 1e-6 * (y @ y / 8)  # it learned
+
+
+def test_sgd_on_the_transformer_is_the_reference_bit_for_bit():
+    """SGD for linear regression uses only matmul, mul, sub and mov: exact on the machine (products
+    exact, matmul summed pairwise as the reference states), so 20 epochs on the transformer end with
+    the reference's weights and loss, bit for bit."""
+    rng = np.random.default_rng(5)
+    x = np.zeros((8, 8))
+    x[:, :3] = rng.normal(size=(8, 3))
+    x[:, 3] = 1.0
+    y = x @ np.array([1.5, -2.0, 0.5, 0.25, 0, 0, 0, 0])
+    source = f""".machine fleq
+.include "learn_sgd.fleq"
+.data
+{_matrix('x', x)}
+y: .vector 8 {' '.join(repr(float(v)) for v in y)}
+lr: .word 0.3
+epochs: .word 20
+w: .vector 8
+loss: .word 0
+.text
+    mov lin_x, x
+    mov lin_y, y
+    mov lin_lr, lr
+    mov lin_epochs, epochs
+    call sgd_linear
+    mov w, lin_w
+    mov loss, lin_loss
+    halt
+"""
+    program = fleqc.compile(source)
+    on_machine, reference = run_on(program, "transformer"), run_on(program, "reference")
+    assert on_machine.steps == reference.steps
+    for name in ("w", "loss"):
+        assert np.array_equal(on_machine.memory[name], reference.memory[name]), name
