@@ -160,13 +160,14 @@ def tree_layers(slots: int) -> int:
 @dataclass(frozen=True)
 class ProductBlock:
     """The exact product of ``slots`` slots: slot k multiplies the sum of ``x_terms(k)`` rows by the
-    sum of ``y_terms(k)`` rows (at most one nonzero row each), when every ``enable`` row is 0."""
+    sum of ``y_terms(k)`` rows (at most one nonzero row each). ``off``: 0/1 rows that are 1 when no
+    product is wanted (then x counts as 0, so every product is 0)."""
 
     rows: RowSpace
     slots: int
     x_terms: Callable[[int], Mapping[int, float]]
     y_terms: Callable[[int], Mapping[int, float]]
-    enable: Sequence[int] = ()
+    off: Sequence[int] = ()
     prefix: str = "xp_"
 
     def r(self, name: str, slot: int = 0, k: int = 0, per: int = 1) -> int:
@@ -177,10 +178,6 @@ class ProductBlock:
 
     def il(self, part: str, slot: int, i: int) -> int:
         return self.r(f"il_{part}", slot, i - INNER.start, len(INNER))
-
-    @property
-    def one(self) -> int:
-        return self.rows["one"][0]
 
     # -- the stages, in order; each adds units to one feed-forward layer --------------------------
 
@@ -207,7 +204,7 @@ class ProductBlock:
             for s in outer_selectors():
                 open_ = [self.ol("u", k, s), self.ol("t", k, s + 1)]
                 scaled_gate(ffn, y, -OUTER_STEP * s, open_, {self.r("p_y", k): 1.0})
-                closed = open_ + list(self.enable)
+                closed = open_ + list(self.off)
                 scaled_gate(ffn, x, OUTER_STEP * s + SCALE_DOWN, closed + [self.r("sm_u", k)], {self.r("p_x", k): 1.0})
                 scaled_gate(ffn, x, OUTER_STEP * s + SCALE_UP, closed + [self.r("sm_t", k)], {self.r("p_x", k): 1.0})
 

@@ -101,7 +101,7 @@ class _Rows:
 def product_block(R: "_Rows", c: int) -> ProductBlock:
     """The exact product of the c slots (fleqc.construct.exact_product), enabled by the prod block."""
     return ProductBlock(R.rows, c, lambda k: _product_input(R, k, "x"), lambda k: _product_input(R, k, "y"),
-                        enable=(R.op("prod"),), prefix=PRODUCT_PREFIX)
+                        off=(R.op("prod"),), prefix=PRODUCT_PREFIX)
 
 
 def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
