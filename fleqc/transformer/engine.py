@@ -213,11 +213,13 @@ class IncrementalEngine:
             else:
                 kinds.append(0)
                 where.append(len(ffns))
-                ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64)))
+                written = np.flatnonzero(np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0))
+                ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64),
+                             _c(written, np.int64)))
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
-            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0)))
+            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64)))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64)))

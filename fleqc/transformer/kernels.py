@@ -523,9 +523,10 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
 
 
 @njit(cache=True)
-def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, first):
+def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, written, first):
     """cur[c] = prev[c] + W2 ReLU(W1 prev[c] + b1) + b2 for each column c in ``cols``, through the
     nonzeros of W1 and W2 (given by rows), each sum in index order; returns (status, changed).
+    ``written``: the rows W2 or b2 can change; every other row is prev + 0.0, as in the dense sum.
 
     NOT_FINITE if an input or a hidden unit is not finite: the dense product spreads 0 * inf = NaN
     where this one would not, so the caller must evaluate the dense definition instead.
@@ -542,6 +543,7 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, first):
         for r in range(d):
             if not np.isfinite(x[r]):
                 return NOT_FINITE, np.empty(0, np.int64)
+            out[r] = x[r] + 0.0
         for u in range(h):
             s = 0.0
             for p in range(p1[u], p1[u + 1]):
@@ -555,7 +557,8 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, first):
                 hidden[u] = 0.0
             else:
                 return NOT_FINITE, np.empty(0, np.int64)
-        for r in range(d):
+        for t in range(written.shape[0]):
+            r = written[t]
             s = 0.0
             for p in range(p2[r], p2[r + 1]):
                 s += v2[p] * hidden[i2[p]]
@@ -577,7 +580,7 @@ def layer_pass(l, A, dirty, model, reach, hardmax, slack, first):
     kinds, where, ffns, atts, heads, sc = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
-        return feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], first)
+        return feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], first)
     a = atts[where[l]]
     if dirty.shape[0] == 0:
         return OK, dirty.copy()
