@@ -246,17 +246,16 @@ x: .vector 8
     assert np.linalg.norm(memory["x"] - x) <= 1e-9 * np.linalg.norm(x)
 
 
-@pytest.mark.parametrize("backend", BACKENDS[:2])
-def test_sgd_linear_matches_numpy(backend):
-    rng = np.random.default_rng(4)
+def sgd_case(seed: int, lr: float, epochs: int, library: str = "learn.fleq"):
+    """A linear regression (3 features and an intercept column, 8 samples) and the program that
+    runs ``epochs`` steps of sgd_linear on it: (x, y, compiled program)."""
+    rng = np.random.default_rng(seed)
     x = np.zeros((8, 8))
     x[:, :3] = rng.normal(size=(8, 3))
     x[:, 3] = 1.0  # intercept column
-    w_true = np.array([1.5, -2.0, 0.5, 0.25, 0, 0, 0, 0])
-    y = x @ w_true
-    lr, epochs = 0.3, 200
+    y = x @ np.array([1.5, -2.0, 0.5, 0.25, 0, 0, 0, 0])
     source = f""".machine fleq
-.include "learn.fleq"
+.include "{library}"
 .data
 {_matrix('x', x)}
 y: .vector 8 {' '.join(repr(float(v)) for v in y)}
@@ -274,7 +273,14 @@ loss: .word 0
     mov loss, lin_loss
     halt
 """
-    memory = run_on(fleqc.compile(source), backend).memory
+    return x, y, fleqc.compile(source)
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+def test_sgd_linear_matches_numpy(backend):
+    lr, epochs = 0.3, 200
+    x, y, program = sgd_case(4, lr, epochs)
+    memory = run_on(program, backend).memory
     w = np.zeros(8)
     for _ in range(epochs):
         w = w - (x.T @ (x @ w - y)) * (lr * 0.25)
@@ -288,31 +294,7 @@ def test_sgd_on_the_transformer_is_the_reference_bit_for_bit():
     """SGD for linear regression uses only matmul, mul, sub and mov: exact on the machine (products
     exact, matmul summed pairwise as the reference states), so 20 epochs on the transformer end with
     the reference's weights and loss, bit for bit."""
-    rng = np.random.default_rng(5)
-    x = np.zeros((8, 8))
-    x[:, :3] = rng.normal(size=(8, 3))
-    x[:, 3] = 1.0
-    y = x @ np.array([1.5, -2.0, 0.5, 0.25, 0, 0, 0, 0])
-    source = f""".machine fleq
-.include "learn_sgd.fleq"
-.data
-{_matrix('x', x)}
-y: .vector 8 {' '.join(repr(float(v)) for v in y)}
-lr: .word 0.3
-epochs: .word 20
-w: .vector 8
-loss: .word 0
-.text
-    mov lin_x, x
-    mov lin_y, y
-    mov lin_lr, lr
-    mov lin_epochs, epochs
-    call sgd_linear
-    mov w, lin_w
-    mov loss, lin_loss
-    halt
-"""
-    program = fleqc.compile(source)
+    _, _, program = sgd_case(5, 0.3, 20, library="learn_sgd.fleq")
     on_machine, reference = run_on(program, "transformer"), run_on(program, "reference")
     assert on_machine.steps == reference.steps
     for name in ("w", "loss"):

@@ -95,6 +95,7 @@ class Ladder:
 # Products: b' = b 2^(-8 s) in (1, 256]; |b| in (2^-96, 2^96] (below: the product is 0). The exact
 # product block (fleqc.construct.exact_product) owns the ladder; this is its description.
 PRODUCT_LADDER = Ladder(step=exact_product.OUTER_STEP, offset=0, lo=exact_product.OUTER_LO, hi=exact_product.OUTER_HI)
+PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_p_h, ...
 # Fitted functions: x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
 FIT_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
 
@@ -178,8 +179,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
                for name, size, role, doc in exact_product.row_blocks(c, PRODUCT_PREFIX)]
     return RowSpace(blocks)
 
-
-PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_nd_h, ...
 
 
 # Temp rows the construction keeps >= 0 (indicators, ReLU outputs, softmax weights times positive
