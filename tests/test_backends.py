@@ -60,12 +60,17 @@ def test_case_on_backend(case, backend, mode, engine):
     _check(case, result)
 
 
-@pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
-def test_case_from_a_saved_card_in_lockstep(case, tmp_path):
+def saved_card(case, tmp_path):
+    """The case's program, and its card written to disk and read back (what `fleqc build` saves)."""
     program = compile_case(case)
     path = tmp_path / f"{case.name}.npz"
     fleqc.build(program).save(path)
-    card = Card.load(path)
+    return program, Card.load(path)
+
+
+@pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])
+def test_case_from_a_saved_card_in_lockstep(case, tmp_path):
+    program, card = saved_card(case, tmp_path)
     steps = assert_lockstep(program, card, "softmax", case.max_steps)
     if case.expect_steps is not None:
         assert steps == case.expect_steps
@@ -89,10 +94,8 @@ def test_fleq_case_on_backend(case, backend, engine):
 
 @pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
 def test_fleq_case_from_a_saved_card_in_lockstep(case, tmp_path):
-    program = compile_case(case)
-    path = tmp_path / f"{case.name}.npz"
-    fleqc.build(program).save(path)
-    steps, halted = assert_fleq_lockstep(program, Card.load(path), case.max_steps)
+    program, card = saved_card(case, tmp_path)
+    steps, halted = assert_fleq_lockstep(program, card, case.max_steps)
     assert halted == case.expect_halt
     if case.expect_steps is not None:
         assert steps == case.expect_steps
@@ -115,10 +118,7 @@ def test_classic_case_on_backend(case, backend, mode, engine):
 def test_classic_case_from_a_saved_card_in_lockstep(case, tmp_path):
     from fleqc.machines.classic.run import Lockstep, run_card
 
-    program = compile_case(case)
-    path = tmp_path / f"{case.name}.npz"
-    fleqc.build(program).save(path)
-    card = Card.load(path)
+    program, card = saved_card(case, tmp_path)
     check = Lockstep(card.config, program.words, program.input)
     outcome = run_card(machine_of(card).build(card.config), card.X, card.config, check=check)
     check.finish(outcome.X)

@@ -15,7 +15,7 @@ from fleqc.construct.exact_product import (
     OUTER_HI,
     OUTER_LO,
     OUTER_STEP,
-    STAGE_NAMES,
+    STAGES,
     multiplier,
     tree_layers,
 )
@@ -115,7 +115,7 @@ def test_outside_the_window_nothing_overflows_and_the_fault_rows_say_so():
 @pytest.mark.parametrize("slots", [1, 2, 3, 4, 5, 8, 16])
 def test_the_slots_are_summed_pairwise_as_the_reference_states(slots):
     model, rows, _ = multiplier(slots)
-    assert len(model.layers) == len(STAGE_NAMES) + tree_layers(slots) + 1
+    assert len(model.layers) == len(STAGES) + tree_layers(slots) + 1
     rng = np.random.default_rng(slots)
     n = 200
     a = np.ldexp(rng.uniform(-2, 2, (slots, n)), rng.integers(-60, 60, (slots, n)))

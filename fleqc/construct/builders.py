@@ -146,8 +146,13 @@ class FeedForwardBuilder:
 
     def identity(self, source: int, outputs: Mapping[int, float]) -> None:
         """outputs += coef * X[source] exactly, as ReLU(x) - ReLU(-x)."""
-        self.unit({source: 1.0}, 0.0, outputs)
-        self.unit({source: -1.0}, 0.0, {r: -c for r, c in outputs.items()})
+        self.passes({source: 1.0}, outputs)
+
+    def passes(self, terms: Mapping[int, float], outputs: Mapping[int, float]) -> None:
+        """outputs += coef * z for z = sum terms[r] X[r] (one IEEE rounding when two terms are
+        nonzero), as ReLU(z) - ReLU(-z)."""
+        self.unit(terms, 0.0, outputs)
+        self.unit({r: -c for r, c in terms.items()}, 0.0, {r: -c for r, c in outputs.items()})
 
     def build(self, name: str) -> FeedForwardLayer:
         h, d = len(self.units), self.rows.d

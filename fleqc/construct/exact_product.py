@@ -80,10 +80,6 @@ MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MA
 VELTKAMP = 2.0**HALF + 1.0
 
 
-def outer_selectors() -> range:
-    return range(OUTER_LO, OUTER_HI)
-
-
 def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str]]:
     """The temp rows of ``slots`` product slots (slot-major within each block)."""
     outer = OUTER_HI - OUTER_LO + 1
@@ -201,7 +197,7 @@ class ProductBlock:
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             y, x = self.y_terms(k), self.x_terms(k)
-            for s in outer_selectors():
+            for s in range(OUTER_LO, OUTER_HI):  # selector s: 2^8s < |y| <= 2^(8s+8)
                 open_ = [self.ol("u", k, s), self.ol("t", k, s + 1)]
                 scaled_gate(ffn, y, -OUTER_STEP * s, open_, {self.r("p_y", k): 1.0})
                 closed = open_ + list(self.off)
@@ -249,16 +245,11 @@ class ProductBlock:
                 for part in "hl":
                     ffn.bias(self.r(f"p_{part}", k, j, DIGITS), 1.0 - MAGIC)
                     ffn.bias(self.r(f"q_{part}", k, j, DIGITS), 1.0 + MAGIC)
-            xs = self.r("x_lo", k)
-            outputs = {self.r("c", k): 1.0, self.r("q", k): 1.0}
-            ffn.unit({xs: VELTKAMP}, 0.0, outputs)
-            ffn.unit({xs: -VELTKAMP}, 0.0, {r: -c for r, c in outputs.items()})
+            ffn.passes({self.r("x_lo", k): VELTKAMP}, {self.r("c", k): 1.0, self.r("q", k): 1.0})
 
     def digits(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            outputs = {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0}
-            ffn.unit({self.r("c", k): 1.0, self.r("q", k): -1.0}, 0.0, outputs)
-            ffn.unit({self.r("c", k): -1.0, self.r("q", k): 1.0}, 0.0, {r: -c for r, c in outputs.items()})
+            ffn.passes({self.r("c", k): 1.0, self.r("q", k): -1.0}, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
             self._digit_units(ffn, self.r("hi", k), 2.0**-HALF, "h", k)
             self._digit_units(ffn, self.r("lo", k), 1.0, "l", k)
 
@@ -289,32 +280,25 @@ class ProductBlock:
 
     def middle(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            t2, t3, t1 = self.r("t2", k), self.r("t3", k), self.r("t1", k)
-            ffn.unit({t2: 1.0, t3: 1.0}, 0.0, {self.r("mid", k): 1.0})
-            ffn.unit({t2: -1.0, t3: -1.0}, 0.0, {self.r("mid", k): -1.0})
+            t1 = self.r("t1", k)
+            ffn.passes({self.r("t2", k): 1.0, self.r("t3", k): 1.0}, {self.r("mid", k): 1.0})
             threshold_distance(ffn, {t1: 1.0}, OVERFLOW, self.r("of_r", k))
             threshold_distance(ffn, {t1: -1.0}, OVERFLOW, self.r("of_r", k))
 
     def two_sum(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            t1, mid = self.r("t1", k), self.r("mid", k)
-            outputs = {self.r("s", k): 1.0, self.r("z", k): 1.0}
-            ffn.unit({t1: 1.0, mid: 1.0}, 0.0, outputs)
-            ffn.unit({t1: -1.0, mid: -1.0}, 0.0, {r: -c for r, c in outputs.items()})
+            ffn.passes({self.r("t1", k): 1.0, self.r("mid", k): 1.0}, {self.r("s", k): 1.0, self.r("z", k): 1.0})
             threshold_indicators(ffn, self.r("of_r", k), OVERFLOW, self.r("of_u", k), self.r("of_t", k))
 
     def error(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            mid, z, w = self.r("mid", k), self.r("z", k), self.r("w", k)
-            ffn.unit({mid: 1.0, z: -1.0}, 0.0, {w: 1.0})
-            ffn.unit({mid: -1.0, z: 1.0}, 0.0, {w: -1.0})
+            ffn.passes({self.r("mid", k): 1.0, self.r("z", k): -1.0}, {self.r("w", k): 1.0})
 
     def round(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
-            pair = {self.r("pair", k // 2): 1.0}
-            gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {r: 2.0**-SCALE_DOWN for r in pair})
-            gate(ffn, terms, [self.r("sm_t", k)], {r: 2.0**-SCALE_UP for r in pair})
+            terms, pair = {self.r("s", k): 1.0, self.r("w", k): 1.0}, self.r("pair", k // 2)
+            gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {pair: 2.0**-SCALE_DOWN})
+            gate(ffn, terms, [self.r("sm_t", k)], {pair: 2.0**-SCALE_UP})
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
@@ -327,9 +311,7 @@ class ProductBlock:
             terms = {self.rows[block][2 * p]: 1.0}
             if 2 * p + 1 < levels[source]:
                 terms[self.rows[block][2 * p + 1]] = 1.0
-            out = {self.rows[target][p // 2]: 1.0}
-            ffn.unit(terms, 0.0, out)
-            ffn.unit({r: -c for r, c in terms.items()}, 0.0, {r: -c for r, c in out.items()})
+            ffn.passes(terms, {self.rows[target][p // 2]: 1.0})
 
     def _level_block(self, level: int) -> str:
         return self.prefix + ("pair" if level == 1 else f"sum{level}")
@@ -345,40 +327,49 @@ class ProductBlock:
         """0/1 rows that are 1 when slot ``slot``'s product cannot be computed: |y| > 2^96, overflow."""
         return [self.ol("t", slot, OUTER_HI), self.r("of_t", slot)]
 
+    def temp_rows(self) -> list[int]:
+        """Every row of the block (all temps: a host clears them after it read the result)."""
+        return [r for b in self.rows if b.name.startswith(self.prefix) for r in b]
+
     def nonnegative_rows(self) -> list[int]:
         return [r for name in NONNEGATIVE for r in self.rows[self.prefix + name]]
 
-    def stages(self) -> list[Callable[[FeedForwardBuilder], None]]:
-        """The stages in layer order (the tree layers last)."""
-        fixed = [self.outer_ladder_a, self.outer_ladder_b, self.outer_split, self.inner_ladder_a,
-                 self.inner_ladder_b, self.inner_split, self.halves, self.digits, self.partial_products,
-                 self.middle, self.two_sum, self.error, self.round]
-        return fixed + [lambda ffn, n=n: self.tree(ffn, n) for n in range(tree_layers(self.slots))]
+    def stages(self) -> list[tuple[str, Callable[[FeedForwardBuilder], None]]]:
+        """(name, stage) in layer order, the tree layers last."""
+        fixed = [(name, getattr(self, method)) for name, method in STAGES]
+        return fixed + [(f"tree {n}", lambda ffn, n=n: self.tree(ffn, n)) for n in range(tree_layers(self.slots))]
 
 
-STAGE_NAMES = ("outer ladder A", "outer ladder B", "outer split", "inner ladder A", "inner ladder B",
-               "inner split", "halves", "digits", "partial products", "middle", "two-sum", "error", "round")
+# (name, method) of the fixed stages, in layer order. A host machine may run the first SHARED_STAGES
+# in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
+STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
+          ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
+          ("halves", "halves"), ("digits", "digits"), ("partial products", "partial_products"),
+          ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"))
+SHARED_STAGES = 3
+
+
+def own_layers(slots: int) -> int:
+    """The layers the block adds to a host that runs its first SHARED_STAGES stages itself."""
+    return len(STAGES) - SHARED_STAGES + tree_layers(slots)
 
 
 def multiplier(slots: int = 1):
     """A stand-alone transformer of these layers: rows ``x`` and ``y`` (one per slot) in, row
     ``product`` out (the pairwise sum of the slots' products, with one slot the product itself).
-    Every column is one independent multiplication; the tests and ``bench/fleq_accuracy.py`` run it."""
+    Every column is one independent multiplication (tests/test_exact_product.py runs it)."""
     from fleqc.transformer.layers import LoopedTransformer
 
     rows = RowSpace([("one", 1, "static", "1 in every column"), ("x", slots, "state", "factor x of slot k"),
                      ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result")]
                     + row_blocks(slots))
     block = ProductBlock(rows, slots, lambda k: {rows["x"][k]: 1.0}, lambda k: {rows["y"][k]: 1.0})
-    names = list(STAGE_NAMES) + [f"tree {n}" for n in range(tree_layers(slots))]
     layers = []
-    for name, stage in zip(names, block.stages()):
+    for name, stage in block.stages():
         ffn = FeedForwardBuilder(rows)
         stage(ffn)
         layers.append(ffn.build(name))
     last = FeedForwardBuilder(rows)
-    terms = block.result_terms()
-    last.unit(terms, 0.0, {rows["product"][0]: 1.0})
-    last.unit({r: -c for r, c in terms.items()}, 0.0, {rows["product"][0]: -1.0})
+    last.passes(block.result_terms(), {rows["product"][0]: 1.0})
     layers.append(last.build("result"))
     return LoopedTransformer(tuple(layers), tuple(rows.labels())), rows, block

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 
 from fleqc.construct import blocks
-from fleqc.construct.exact_product import STAGE_NAMES, ProductBlock, tree_layers
+from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
     PENALTY,
@@ -109,8 +109,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     R = _Rows(rows)
     c = config.cell
     P = product_block(R, c)
-    product_stages = P.stages()[3:]  # the first three share the ladder and normalise layers
-    names = list(STAGE_NAMES[3:]) + [f"product tree {n}" for n in range(tree_layers(c))]
+    product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 4-6
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
@@ -119,10 +118,10 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _ladder_b(R, P).build("ladder B"),
         _normalise(R, P).build("normalise"),
         attention_layer(_compute_heads(R)),
-        *(_product_layer(R, stage).build(f"product: {name}") for stage, name in zip(product_stages, names)),
+        *(_product_layer(R, stage).build(f"product: {name}") for name, stage in product_stages),
         _select(R, P).build("select"),
         attention_layer(_gather_heads(R, config.lanes)),
-        _commit(R, config.lanes).build("commit"),
+        _commit(R, config.lanes, P).build("commit"),
         _branch(R).build("branch"),
     ]
     real_rows = set(rows["mem"])
@@ -383,12 +382,8 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)
     with ffn.part("clear the product's rows"):  # read for the last time above: cleared here, where the
         # engine recomputes only the lanes, instead of in the commit layer, which every column passes
-        clear_rows(ffn, _product_rows(R), nonnegative=P.nonnegative_rows())
+        clear_rows(ffn, P.temp_rows(), nonnegative=P.nonnegative_rows())
     return ffn
-
-
-def _product_rows(R: _Rows) -> list[int]:
-    return [r for b in R.rows.with_role("temp") if b.name.startswith(PRODUCT_PREFIX) for r in b]
 
 
 # -- 9: gather -------------------------------------------------------------------------------------
@@ -416,7 +411,7 @@ def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
 # -- 10, 11: commit and branch --------------------------------------------------------------------
 
 
-def _commit(R: _Rows, lanes: int) -> FeedForwardBuilder:
+def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
     """mem <- wval in the destination column (cleared in layer 3, so 0 + wval is exact);
     no_branch = [sigmoid(flag value) > 1/2] = [flag value > 0] (exact for |value| > 1.4e-16)."""
     ffn = FeedForwardBuilder(R.rows)
@@ -429,7 +424,7 @@ def _commit(R: _Rows, lanes: int) -> FeedForwardBuilder:
         steep_above_half(ffn, R["s_res"][0], [R["c_not_flag_is_dst"][0], R.not_lane], nb)
     with ffn.part("clear"):
         keep = {"no_branch", "next_pc", "c_p"}
-        cleared = set(_product_rows(R))
+        cleared = set(P.temp_rows())  # in the select layer
         clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b if r not in cleared],
                    nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
     return ffn

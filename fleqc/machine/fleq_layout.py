@@ -186,7 +186,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
 NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
     "wen", "not_wen", "not_in", "fl_r", "fl_u", "fl_t",
-    *(PRODUCT_PREFIX + name for name in exact_product.NONNEGATIVE),
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
     "x_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
 )

@@ -71,10 +71,9 @@ class FleqMachine(Machine):
     reference = interpreter
 
     def kinds(self, config: FleqConfig) -> str:
-        from fleqc.construct.exact_product import STAGE_NAMES, tree_layers
+        from fleqc.construct.exact_product import own_layers
 
-        product = len(STAGE_NAMES) - 3 + tree_layers(config.cell)  # the first three share layers 4-6
-        return "AAFFFFA" + "F" * product + "FAFF"
+        return "AAFFFFA" + "F" * own_layers(config.cell) + "FAFF"  # fleqc.construct.fleq_machine's plan
 
     @property
     def language(self) -> Any:  # type: ignore[override]
