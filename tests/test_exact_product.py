@@ -1,5 +1,6 @@
 """The exact product block (fleqc.construct.exact_product) on the transformer: bit for bit the IEEE
-product, as the reference states it (fleqc.isa.fleq_functions.product), over the whole window.
+product, as the reference states it (fleqc.isa.fleq_functions.product), over the whole window, and
+its exact error (product_error, the FLEQ function mulerr).
 
 The block runs here as a transformer of its own (``multiplier``): its feed-forward layers, applied
 by the executor's dense pass (and the incremental engine), to a card whose columns each hold one
@@ -8,6 +9,8 @@ pair of factors. The FLEQ machine runs the same layers in every lane (tests/test
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -15,11 +18,12 @@ from fleqc.construct.exact_product import (
     OUTER_HI,
     OUTER_LO,
     OUTER_STEP,
+    SMALL_X,
     STAGES,
     multiplier,
     tree_layers,
 )
-from fleqc.isa.fleq_functions import PRODUCT_FLUSH, matmul, pairwise_sum, product
+from fleqc.isa.fleq_functions import PRODUCT_FLUSH, matmul, pairwise_sum, product, product_error
 from fleqc.transformer.executor import forward, stepper
 
 LO_B, HI_B = OUTER_STEP * OUTER_LO, OUTER_STEP * OUTER_HI  # 2^-96 < |b| <= 2^96
@@ -51,7 +55,8 @@ def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> np.ndarray:
+def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> tuple[np.ndarray, np.ndarray]:
+    """The block's (product, error) rows for the pairs (a, b), one column each."""
     model, rows, _ = multiplier(1)
     X = np.zeros((model.width, a.size))
     X[rows["one"][0]] = 1.0
@@ -63,14 +68,22 @@ def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> np.nd
         loop.step()
         Y = np.array(loop.X)
     assert np.all(np.isfinite(Y))
-    return Y[rows["product"][0]]
+    return Y[rows["product"][0]], Y[rows["error"][0]]
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> None:
-    got = run_multiplier(a, b)
+    got, got_error = run_multiplier(a, b)
     want = product(a, b)
     differ = np.flatnonzero(_bits(got) != _bits(want))
     assert differ.size == 0, [(a[k], b[k], want[k], got[k]) for k in differ[:5]]
+    # the error, inside mulerr's window (a = 0 or |a| > 2^-500): bit-equal to the reference, and
+    # product + error is the exact product a b
+    inside = (a == 0) | (np.abs(a) > SMALL_X)
+    want_error = product_error(a, b)
+    differ = np.flatnonzero((_bits(got_error) != _bits(want_error)) & inside)
+    assert differ.size == 0, [(a[k], b[k], want_error[k], got_error[k]) for k in differ[:5]]
+    for k in np.flatnonzero(inside & (np.abs(b) > PRODUCT_FLUSH))[:: max(1, a.size // 500)]:
+        assert Fraction(float(got[k])) + Fraction(float(got_error[k])) == Fraction(float(a[k])) * Fraction(float(b[k]))
     # the reference is IEEE's product except where product() says
     with np.errstate(under="ignore"):
         ieee = a * b
@@ -96,7 +109,8 @@ def test_product_is_bit_exact_on_a_hundred_thousand_pairs():
 @pytest.mark.parametrize("engine", ["incremental", "sparse"])
 def test_the_engines_compute_the_same_bits(engine):
     a, b = draw(np.random.default_rng(8), 300)
-    assert np.array_equal(_bits(run_multiplier(a, b, engine)), _bits(run_multiplier(a, b, "dense")))
+    for got, want in zip(run_multiplier(a, b, engine), run_multiplier(a, b, "dense")):
+        assert np.array_equal(_bits(got), _bits(want))
 
 
 def test_outside_the_window_nothing_overflows_and_the_fault_rows_say_so():
@@ -174,3 +188,5 @@ def test_the_bits_do_not_depend_on_the_order_of_summation(order):
     for layer in model.layers:
         X = _ordered_feed_forward(layer, X, order)
     assert np.array_equal(_bits(X[rows["product"][0]]), _bits(product(a, b)))
+    inside = np.abs(a) > SMALL_X
+    assert np.array_equal(_bits(X[rows["error"][0]])[inside], _bits(product_error(a, b))[inside])

@@ -93,7 +93,8 @@ def test_results_inside_the_window_are_finite_and_within_the_limit(func, data):
         assert np.all(np.abs(function.apply(x, y)) <= VALUE_LIMIT)
 
 
-@pytest.mark.parametrize("func, a, b", [("mul", 1.0, -2.0**97), ("matmul", 1.0, 2.0**97), ("recip", 2.0**-82, 0.0),
+@pytest.mark.parametrize("func, a, b", [("mul", 1.0, -2.0**97), ("mulerr", 1.0, 2.0**97),
+                                        ("matmul", 1.0, 2.0**97), ("recip", 2.0**-82, 0.0),
                                         ("recip", -2.0**82, 0.0), ("sqrt", -1e-20, 0.0), ("sqrt", 2.0**82, 0.0),
                                         ("exp", 700.0, 0.0), ("log", -1.0, 0.0), ("log", 2.0**82, 0.0)])
 def test_the_weights_refuse_the_limits_marked_by_weights(func, a, b):

@@ -19,7 +19,7 @@ from tests.stdlib_support import BACKENDS, run_on
 REL = 1e-9
 STDLIB = resources.stdlib_dir()
 # the part of arith that holds each routine
-PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow",
+PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow", "expk": "expk",
         "abs": "minmax", "max": "minmax", "min": "minmax"}
 
 
@@ -113,10 +113,10 @@ def test_routines_match_python(backend):
 
 def test_step_counts_in_the_common_range():
     """The header figures: steps of call + routine + ret (+ the test's 2-4 movs and halt)."""
-    assert compute("div", 1.0, 3.0)[1] <= 45
-    assert compute("sqrt", 2.0)[1] <= 45
-    assert compute("log", 10.0)[1] <= 45
-    assert compute("exp", 1.0)[1] <= 6
+    assert compute("div", 1.0, 3.0)[1] <= 72
+    assert compute("sqrt", 2.0)[1] <= 60
+    assert compute("log", 10.0)[1] <= 115
+    assert compute("exp", 1.0)[1] <= 85
 
 
 @pytest.mark.parametrize(
@@ -152,9 +152,10 @@ PARTS = sorted(p.name for p in STDLIB.glob("*_*.fleq"))
 
 @pytest.mark.parametrize("part", PARTS)
 def test_each_part_links_alone(part):
-    """Every part includes what it needs: it links on its own, and is small."""
+    """Every part includes what it needs: it links on its own, and is small: with a short program
+    it fits a 256-column machine (1 + 64 + cells + instructions <= 256)."""
     linked = fleqc.compile(f'.machine fleq\n.text\n    halt\n.include "{part}"\n')
-    assert len(linked.cells) + len(linked.instructions) <= 130
+    assert len(linked.cells) + len(linked.instructions) <= 186
 
 
 def _routines(linked) -> set[str]:

@@ -50,6 +50,8 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     exactly. For a small x whose product is subnormal that last scaling rounds a second time: the
     result is then within one unit of the last place, not always the correctly rounded one (docs).
     The products of slots 2p and 2p + 1 go to one row, so this stage also adds them (one rounding).
+    Slot 0's fl(s + w) also goes to a row of its own, from which :meth:`ProductBlock.product_error` gives the
+    product's exact error x y - fl(x y) (the FLEQ function ``mulerr``).
 12. **tree**: the remaining levels of a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3))
     + ((p4 + p5) + (p6 + p7)), one level in the pre-activations and one in W2 per layer; the last
     level is left to the caller (the FLEQ machine's select gate adds the last two terms).
@@ -122,6 +124,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("of_u", slots, "[|t1| <= 2^873]"),
         ("of_t", slots, "[|t1| > 2^873]: the product overflows"),
         ("pair", pairs, "the sum of the products of slots 2p and 2p + 1"),
+        ("rp", 1, "slot 0: fl(s + w), the product x y sigma rounded (for its error)"),
     ]
     levels = _tree_levels(slots)
     for n in range(tree_layers(slots)):
@@ -299,6 +302,20 @@ class ProductBlock:
             terms, pair = {self.r("s", k): 1.0, self.r("w", k): 1.0}, self.r("pair", k // 2)
             gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {pair: 2.0**-SCALE_DOWN})
             gate(ffn, terms, [self.r("sm_t", k)], {pair: 2.0**-SCALE_UP})
+        ffn.passes({self.r("s"): 1.0, self.r("w"): 1.0}, {self.r("rp"): 1.0})  # slot 0, unscaled: product_error()
+
+    def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
+        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units: the
+        caller's layer after round, which reads s, w and rp). With p = rp = fl(s + w) and s the larger
+        term (|w| <= ulp(s)), Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the two
+        units compute w and s - p (two terms: exact), the output weight 1/sigma = 2^128 scales each
+        exactly, and their sum is the representable error (one rounding of an exact sum). For a small
+        x (sigma = 2^256) the error is not representable in general: the block writes nothing
+        (the function's window refuses such an x, see fleq_functions.product_error)."""
+        scale = -SCALE_DOWN
+        closed = [self.r("sm_u"), self.r("of_t"), *notsel]
+        scaled_gate(ffn, {self.r("w"): 1.0}, scale, closed, outputs)
+        scaled_gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, scale, closed, outputs)
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
@@ -356,12 +373,14 @@ def own_layers(slots: int) -> int:
 
 def multiplier(slots: int = 1):
     """A stand-alone transformer of these layers: rows ``x`` and ``y`` (one per slot) in, row
-    ``product`` out (the pairwise sum of the slots' products, with one slot the product itself).
-    Every column is one independent multiplication (tests/test_exact_product.py runs it)."""
+    ``product`` out (the pairwise sum of the slots' products, with one slot the product itself) and
+    row ``error`` (slot 0's exact error x y - fl(x y), :meth:`ProductBlock.product_error`). Every
+    column is one independent multiplication (tests/test_exact_product.py runs it)."""
     from fleqc.transformer.layers import LoopedTransformer
 
     rows = RowSpace([("one", 1, "static", "1 in every column"), ("x", slots, "state", "factor x of slot k"),
-                     ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result")]
+                     ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result"),
+                     ("error", 1, "state", "slot 0's product error")]
                     + row_blocks(slots))
     block = ProductBlock(rows, slots, lambda k: {rows["x"][k]: 1.0}, lambda k: {rows["y"][k]: 1.0})
     layers = []
@@ -371,5 +390,6 @@ def multiplier(slots: int = 1):
         layers.append(ffn.build(name))
     last = FeedForwardBuilder(rows)
     last.passes(block.result_terms(), {rows["product"][0]: 1.0})
+    block.product_error(last, [], {rows["error"][0]: 1.0})
     layers.append(last.build("result"))
     return LoopedTransformer(tuple(layers), tuple(rows.labels())), rows, block

@@ -58,6 +58,7 @@ from fleqc.machine.fleq_layout import (
     FITTED_OPS,
     NONNEGATIVE_TEMPS,
     OPS,
+    PRODUCT_OPS,
     PRODUCT_PREFIX,
     SINGLE_THRESHOLDS,
     VIEWS,
@@ -99,9 +100,10 @@ class _Rows:
 
 
 def product_block(R: "_Rows", c: int) -> ProductBlock:
-    """The exact product of the c slots (fleqc.construct.exact_product), enabled by the prod block."""
+    """The exact product of the c slots (fleqc.construct.exact_product), enabled by the prod and
+    mulerr blocks (row not_product)."""
     return ProductBlock(R.rows, c, lambda k: _product_input(R, k, "x"), lambda k: _product_input(R, k, "y"),
-                        off=(R.op("prod"),), prefix=PRODUCT_PREFIX)
+                        off=(R["not_product"][0],), prefix=PRODUCT_PREFIX)
 
 
 def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
@@ -217,6 +219,8 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
         ffn.unit({R.not_lane: 1.0}, 0.0, {not_in: 1.0})
         for r in range(c * c):
             ffn.unit({R["c_not_mask"][r]: 1.0, ent[r]: -1.0}, 0.0, {not_in: 1.0})
+    with ffn.part("product pipeline"):  # 1 - [prod] - [mulerr] + ... : exactly one block is selected
+        ffn.unit({R.op(name): 1.0 for name in PRODUCT_OPS}, 1.0 - len(PRODUCT_OPS), {R["not_product"][0]: 1.0})
     with ffn.part("next pc"):
         blocks.increment_code(ffn, R.rows, blocks.Gate(R.lane, 8.0 * 2.0 ** R["pc"].size))
         ffn.unit({R.lane: 1.0}, 0.0, {r: -1.0 for r in R["next_pc"]})
@@ -348,6 +352,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         gate(ffn, {a_e: 1.0, b_e: -1.0}, [R.op("sub"), not_in], out)
         relu_gate(ffn, {a_e: 1.0}, [R.op("relu"), not_in], R["out"][0])
         gate(ffn, P.result_terms(), [R.op("prod"), not_in], out)  # the product tree's last level
+        P.product_error(ffn, [R.op("mulerr"), not_in], out)
         gate(ffn, {R["sig"][0]: 1.0}, [R.op("sigmoid"), not_in], out)
     with ffn.part("exp"):
         exp_open = [R.op("exp"), not_in]
@@ -372,7 +377,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     with ffn.part("domain faults"):
         for k in range(P.slots):
             for row in P.fault_rows(k):
-                conjunction(ffn, row, [R.op("prod"), not_in], fault)
+                conjunction(ffn, row, [R["not_product"][0], not_in], fault)
         for name in FITTED_OPS:
             conjunction(ffn, R.fl("t", F.hi), [R.op(name), not_in], fault)
         for name in ("recip", "log"):

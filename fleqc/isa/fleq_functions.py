@@ -11,7 +11,9 @@ Shapes: ``()`` scalar, ``(k,)`` vector, ``(r, c)`` matrix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable, Optional
 
 import numpy as np
@@ -177,6 +179,26 @@ def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out + 0.0
 
 
+def product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b - product(a, b)``, exactly (the FLEQ machine's ``mulerr``,
+    fleqc.construct.exact_product.ProductBlock.product_error): with it, ``product(a, b) + mulerr(a, b)``
+    is the exact product, as in an error-free transformation (Dekker's TwoProduct). The error of a
+    product inside the window is a float: |a b| > 2^-596 there, far from underflow.
+
+    - a factor 0 < |b| <= 2^-96 counts as 0, as in :func:`product`: the error is 0;
+    - a factor 0 < |a| <= 2^-500 is outside mulerr's window (the error is not a float in general).
+    Zeros are +0.0.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    p = product(a, b)
+    out = np.zeros(a.shape)
+    for index in np.ndindex(a.shape):
+        x, y, r = float(a[index]), float(b[index]), float(p[index])
+        if abs(y) > _PROD_LO and x != 0.0 and abs(x) > SMALL_X and math.isfinite(x * y):
+            out[index] = float(Fraction(x) * Fraction(y) - Fraction(r))  # exact: the error is a float
+    return out + 0.0
+
+
 def pairwise_sum(terms: np.ndarray, axis: int = -1) -> np.ndarray:
     """The sum over ``axis`` in the FLEQ machine's order: pairwise, ((t0 + t1) + (t2 + t3)) + ...,
     over the terms padded with zeros to a power of two (one IEEE rounding per addition)."""
@@ -273,6 +295,11 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
                      ErrorBound(ulps=1),
                      (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
+        FleqFunction("mulerr", 2, _broadcast_scalar, lambda a, b: product_error(a, b),
+                     "elementwise a * b - mul(a, b), exactly (the rounding error of mul; see product_error())",
+                     "mulerr", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
+                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"),
+                      _operand_a(lambda x: (x == 0) | (np.abs(x) > SMALL_X), "a = 0 or |a| > 2^-500", by_weights=False))),
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: matmul(a, b),
                      "matrix product a @ b (IEEE products, summed pairwise; see matmul())",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),

@@ -3,7 +3,7 @@ value of the exact function, in units in the last place of that value (0: bit-eq
 correctly rounded result; the reference's add, sub, mul and recip score 0).
 
 The exact value comes from rational arithmetic (``fractions.Fraction``) wherever it is rational:
-add, sub, mul, recip and the copies, and matmul, whose exact sums are rounded once. sqrt's correctly
+add, sub, mul, mulerr (the exact error a b - fl(a b)), recip and the copies, and matmul, whose exact sums are rounded once. sqrt's correctly
 rounded value is IEEE ``math.sqrt``. exp, log and sigmoid have no rational value; numpy's libm
 result stands for it there (within 1 ulp of correctly rounded), which the figures state.
 
@@ -46,6 +46,8 @@ def _sampler(func: str) -> Callable[[np.random.Generator, tuple], tuple[np.ndarr
         return lambda rng, s: (_floats(rng, s, LOWEST_EXPONENT, 1000), None)
     if func in ("mul", "matmul"):  # |a| < 2^(1000 - 96 - 5): |a b| < 2^995, a sum of 8 below 2^998
         return lambda rng, s: (_floats(rng, s, LOWEST_EXPONENT, 1000 - factor[1] - 5), _floats(rng, s, *factor))
+    if func == "mulerr":  # as mul, with |a| > 2^-500 (mulerr's window)
+        return lambda rng, s: (_floats(rng, s, -499, 1000 - factor[1] - 5), _floats(rng, s, *factor))
     if func == "recip":
         return lambda rng, s: (_floats(rng, s, *fit), None)
     if func in ("sqrt", "log"):
@@ -69,6 +71,7 @@ def _exact(func: str, x: float, y: float) -> Fraction:
     """The exact value of a rational function at one entry."""
     a, b = Fraction(x), Fraction(y)
     return {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b, "recip": lambda: 1 / a,
+            "mulerr": lambda: a * b - Fraction(_rounded(a * b)),  # a float: no rounding left
             "mov": lambda: a, "transpose": lambda: a, "relu": lambda: max(a, Fraction(0))}[func]()
 
 

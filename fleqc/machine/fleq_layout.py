@@ -30,9 +30,11 @@ from fleqc.machine.config import FleqConfig
 from fleqc.machine.rows import RowSpace
 
 # Function blocks an instruction selects (each FLEQ function's record names its block: ``mov`` and
-# ``transpose`` both use ``copy``; ``mul`` and ``matmul`` both use ``prod``). The FLEQ machine
-# refuses to register functions whose block is not here (fleqc.machines.fleq).
-OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log")
+# ``transpose`` both use ``copy``; ``mul`` and ``matmul`` both use ``prod``; ``mulerr`` reads the same
+# product pipeline's error). The FLEQ machine refuses to register functions whose block is not here
+# (fleqc.machines.fleq).
+OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log", "mulerr")
+PRODUCT_OPS: tuple[str, ...] = ("prod", "mulerr")  # the blocks that run the exact product pipeline
 FITTED_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
 
 # Operand views: how lane (i, j) picks its operand entries out of the 64 read rows.
@@ -149,6 +151,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("m_x", c, "temp", "lanes: matmul slot k: the factor carried by the value (A[., k])"),
         ("m_y", c, "temp", "lanes: matmul slot k: the factor carried by the score (B[k, .])"),
         ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
+        ("not_product", 1, "temp", "lanes: 1 - [the block is prod or mulerr] (the product pipeline runs)"),
         ("next_pc", w, "temp", "lanes: code of pc + 1"),
         ("fl_r", len(F.thresholds), "temp", "fitted ladder: ReLU(|a_e| - tau_j)"),
         ("fl_u", len(F.thresholds), "temp", "fitted ladder: [|a_e| <= tau_j]"),
@@ -185,7 +188,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
 # values): clearing them takes one unit instead of two.
 NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
-    "wen", "not_wen", "not_in", "fl_r", "fl_u", "fl_t",
+    "wen", "not_wen", "not_in", "not_product", "fl_r", "fl_u", "fl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
     "x_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
 )

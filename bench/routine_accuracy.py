@@ -1,0 +1,74 @@
+"""Measured error of the stdlib's scalar routines div, sqrt, exp and log, in ulps of the exact value,
+on the reference interpreter, over operands drawn across each routine's whole range (the generators
+of tests/test_correct_rounding.py: subnormal and extreme operands, quotients next to a rounding
+midpoint, perfect squares and their neighbours, arguments near 1). The exact value: rational
+arithmetic for div and sqrt (numpy's IEEE result is correctly rounded), Python's decimal at 60
+digits for exp and log. Prints, per routine: samples, worst and median ulps, how many results are
+not the correctly rounded one, and the median steps per call.
+
+The transformer computes the same functions (mul, mulerr, add, sub, relu bit for bit; its fitted
+blocks only seed the iterations, and tests/test_correct_rounding.py shows the results do not depend
+on the seed within the blocks' specified errors), so these figures are the machine's too.
+
+    python bench/routine_accuracy.py [--count N] [--seed S] [--only div sqrt exp log]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.test_correct_rounding import (  # noqa: E402
+    Routine,
+    _ulps,
+    division_operands,
+    exp_operands,
+    log_operands,
+    sqrt_operands,
+)
+
+
+def measure(name: str, count: int, seed: int) -> tuple[np.ndarray, int, float]:
+    rng = np.random.default_rng(seed)
+    routine = Routine(name, *((1.0, 3.0) if name == "div" else (2.0,)))
+    errors, wrong, steps = [], 0, []
+    with localcontext() as context:
+        context.prec = 60
+        if name == "div":
+            cases = [((x, y), Fraction(x) / Fraction(y)) for x, y in division_operands(rng, count)]
+        elif name == "sqrt":
+            cases = [((x,), Decimal(x).sqrt()) for x in sqrt_operands(rng, count)]
+        elif name == "exp":
+            cases = [((x,), Decimal(x).exp()) for x in exp_operands(rng, count)]
+        else:
+            cases = [((x,), Decimal(x).ln()) for x in log_operands(rng, count)]
+        for args, exact in cases:
+            got, n = routine.run(*args)
+            exact_value = Decimal(exact.numerator) / Decimal(exact.denominator) if isinstance(exact, Fraction) else exact
+            errors.append(_ulps(got, exact_value))
+            wrong += got != float(exact)
+            steps.append(n)
+    return np.array(errors), wrong, float(np.median(steps))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000, help="operands per routine (the slow tests: 100,000)")
+    parser.add_argument("--seed", type=int, default=1300)
+    parser.add_argument("--only", nargs="*", default=["div", "sqrt", "exp", "log"])
+    args = parser.parse_args()
+    print(f"{'routine':<8} {'samples':>8} {'worst ulps':>11} {'median':>8} {'not CR':>7} {'steps':>6}")
+    for name in args.only:
+        errors, wrong, steps = measure(name, args.count, args.seed)
+        print(f"{name:<8} {errors.size:>8} {errors.max():>11.4g} {np.median(errors):>8.3g} {wrong:>7} {steps:>6.0f}")
+
+
+if __name__ == "__main__":
+    main()
