@@ -1,16 +1,15 @@
-"""Measured error of the stdlib's scalar routines div, sqrt, exp and log, in ulps of the exact value,
+"""Measured error of the stdlib's scalar routines div, sqrt, exp, log and sigmoid, in ulps of the exact value,
 on the reference interpreter, over operands drawn across each routine's whole range (the generators
 of tests/test_correct_rounding.py: subnormal and extreme operands, quotients next to a rounding
 midpoint, perfect squares and their neighbours, arguments near 1). The exact value: rational
-arithmetic for div and sqrt (numpy's IEEE result is correctly rounded), Python's decimal at 60
-digits for exp and log. Prints, per routine: samples, worst and median ulps, how many results are
+arithmetic for div, Python's decimal at 60 digits for sqrt, exp, log and sigmoid. Prints, per routine: samples, worst and median ulps, how many results are
 not the correctly rounded one, and the median steps per call.
 
 The transformer computes the same functions (mul, mulerr, add, sub, relu bit for bit; its fitted
 blocks only seed the iterations, and tests/test_correct_rounding.py shows the results do not depend
 on the seed within the blocks' specified errors), so these figures are the machine's too.
 
-    python bench/routine_accuracy.py [--count N] [--seed S] [--only div sqrt exp log]
+    python bench/routine_accuracy.py [--count N] [--seed S] [--only div sqrt exp log sigmoid]
 """
 
 from __future__ import annotations
@@ -29,8 +28,10 @@ from tests.test_correct_rounding import (  # noqa: E402
     Routine,
     _ulps,
     division_operands,
+    exact_value,
     exp_operands,
     log_operands,
+    sigmoid_operands,
     sqrt_operands,
 )
 
@@ -45,14 +46,13 @@ def measure(name: str, count: int, seed: int) -> tuple[np.ndarray, int, float]:
             cases = [((x, y), Fraction(x) / Fraction(y)) for x, y in division_operands(rng, count)]
         elif name == "sqrt":
             cases = [((x,), Decimal(x).sqrt()) for x in sqrt_operands(rng, count)]
-        elif name == "exp":
-            cases = [((x,), Decimal(x).exp()) for x in exp_operands(rng, count)]
         else:
-            cases = [((x,), Decimal(x).ln()) for x in log_operands(rng, count)]
+            draw = {"exp": exp_operands, "log": log_operands, "sigmoid": sigmoid_operands}[name]
+            cases = [((x,), exact_value(name, x)) for x in draw(rng, count)]
         for args, exact in cases:
             got, n = routine.run(*args)
-            exact_value = Decimal(exact.numerator) / Decimal(exact.denominator) if isinstance(exact, Fraction) else exact
-            errors.append(_ulps(got, exact_value))
+            exact_decimal = Decimal(exact.numerator) / Decimal(exact.denominator) if isinstance(exact, Fraction) else exact
+            errors.append(_ulps(got, exact_decimal))
             wrong += got != float(exact)
             steps.append(n)
     return np.array(errors), wrong, float(np.median(steps))
@@ -62,7 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="operands per routine (the slow tests: 100,000)")
     parser.add_argument("--seed", type=int, default=1300)
-    parser.add_argument("--only", nargs="*", default=["div", "sqrt", "exp", "log"])
+    parser.add_argument("--only", nargs="*", default=["div", "sqrt", "exp", "log", "sigmoid"])
     args = parser.parse_args()
     print(f"{'routine':<8} {'samples':>8} {'worst ulps':>11} {'median':>8} {'not CR':>7} {'steps':>6}")
     for name in args.only:

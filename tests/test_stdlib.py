@@ -19,7 +19,7 @@ from tests.stdlib_support import BACKENDS, run_on
 REL = 1e-9
 STDLIB = resources.stdlib_dir()
 # the part of arith that holds each routine
-PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow", "expk": "expk",
+PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow", "sigmoid": "sigmoid",
         "abs": "minmax", "max": "minmax", "min": "minmax"}
 
 
@@ -140,11 +140,12 @@ def test_domain_errors_on_the_reference(routine, args):
                                            ("max", (2.0, 5.0))])
 def test_the_umbrella_gives_the_same_result_and_steps(routine, args):
     """arith.fleq links every part; a routine's result is that of its part alone, and its steps differ
-    only by the return dispatch (pow's call of div is a second call site of div)."""
+    only by the return dispatches (pow's call of div is a second call site of div; expk and pow2 are
+    called by exp, log, sigmoid and div)."""
     own = fleqc.run(program(routine, *args), backend="reference")
     everything = fleqc.run(program(routine, *args, include="arith.fleq"), backend="reference")
     assert float(own.memory["res"]) == float(everything.memory["res"])
-    assert own.steps <= everything.steps <= own.steps + 2
+    assert own.steps <= everything.steps <= own.steps + 6
 
 
 PARTS = sorted(p.name for p in STDLIB.glob("*_*.fleq"))
@@ -152,14 +153,16 @@ PARTS = sorted(p.name for p in STDLIB.glob("*_*.fleq"))
 
 @pytest.mark.parametrize("part", PARTS)
 def test_each_part_links_alone(part):
-    """Every part includes what it needs: it links on its own, and is small: with a short program
-    it fits a 256-column machine (1 + 64 + cells + instructions <= 256)."""
+    """Every part includes what it needs: it links on its own, and is small. A FLEQ machine needs
+    1 + 64 + cells + instructions columns (a power of two): div, sqrt and exp with a short program
+    fit 256 columns; log, sigmoid and pow (which brings div) with a program 512."""
     linked = fleqc.compile(f'.machine fleq\n.text\n    halt\n.include "{part}"\n')
-    assert len(linked.cells) + len(linked.instructions) <= 186
+    size = len(linked.cells) + len(linked.instructions)
+    assert size <= (230 if part in ("arith_log.fleq", "arith_sigmoid.fleq", "arith_pow.fleq") else 182)
 
 
 def _routines(linked) -> set[str]:
-    return {name for name in ("div", "rsqrt", "sqrt", "exp", "log", "pow", "abs", "max", "min", "vmax8",
+    return {name for name in ("div", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min", "vmax8",
                               "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration",
                               "sgd_linear", "backprop_mlp2") if name in linked.symbols}
 
@@ -167,7 +170,7 @@ def _routines(linked) -> set[str]:
 def test_umbrellas_link_every_routine_once():
     source = '.machine fleq\n.text\n    halt\n.include "{}"\n'
     assert _routines(fleqc.compile(source.format("arith.fleq"))) == {
-        "div", "rsqrt", "sqrt", "exp", "log", "pow", "abs", "max", "min"}
+        "div", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min"}
     assert _routines(fleqc.compile(source.format("linalg.fleq"))) == {
         "rsqrt", "sqrt", "vmax8", "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration"}
     assert _routines(fleqc.compile(source.format("learn.fleq"))) == {"sgd_linear", "backprop_mlp2"}
