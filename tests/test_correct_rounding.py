@@ -130,11 +130,13 @@ def test_sqrt_is_correctly_rounded_on_a_hundred_thousand_operands():
 
 def test_subnormal_quotients_are_correctly_rounded_at_and_next_to_ties():
     """Quotients on the subnormal grid, half-way between two of its points (a tie: rounded to
-    even) and next to such a tie (where rounding first to 53 bits would round twice)."""
+    even) and next to such a tie (where rounding first to 53 bits would round twice), and
+    quotients that round to 0."""
     div = Routine("div", 1.0, 3.0)
     rng = np.random.default_rng(6)
     cases = [(2.0**-1000, 3.0 * 2.0**60), (-(2.0**-1070), 3.0), (1e-300, 7e15), (5e-324, 1.5), (5e-324, 2.0),
-             (1.5e-323, 2.0), (2.0**-1073, 3.0 * 2.0**60)]
+             (1.5e-323, 2.0), (2.0**-1073, 3.0 * 2.0**60), (2.0**-1074, 2.0**1000), (-(2.0**-1074), 2.0**60),
+             (2.0**-1000, 2.0**75), (2.0**-1000, 2.0**74), (1e-300, -1e300)]
     for _ in range(500):
         y = float(np.ldexp(rng.uniform(1, 2), rng.integers(-40, 40)))
         grid = (float(rng.integers(1, 2**20)) + float(rng.choice([0.0, 0.5]))) * 2.0**-1074
