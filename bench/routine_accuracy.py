@@ -1,9 +1,10 @@
-"""Measured error of the stdlib's scalar routines div, sqrt, exp, log and sigmoid, in ulps of the exact value,
-on the reference interpreter, over operands drawn across each routine's whole range (the generators
-of tests/test_correct_rounding.py: subnormal and extreme operands, quotients next to a rounding
-midpoint, perfect squares and their neighbours, arguments near 1). The exact value: rational
-arithmetic for div, Python's decimal at 60 digits for sqrt, exp, log and sigmoid. Prints, per routine: samples, worst and median ulps, how many results are
-not the correctly rounded one, and the median steps per call.
+"""Measured error of the stdlib's scalar routines div, sqrt, exp, log and sigmoid, in ulps of the
+exact value, on the reference interpreter, over operands drawn across each routine's whole range
+(the generators of tests/test_correct_rounding.py: subnormal and extreme operands, quotients next
+to a rounding midpoint, perfect squares and their neighbours, arguments near 1). The exact value:
+rational arithmetic for div, Python's decimal at 60 digits for sqrt, exp, log and sigmoid. Prints,
+per routine: samples, worst and median ulps, how many results are not the correctly rounded one,
+and the median steps per call.
 
 The transformer computes the same functions (mul, mulerr, add, sub, relu bit for bit; its fitted
 blocks only seed the iterations, and tests/test_correct_rounding.py shows the results do not depend
@@ -51,7 +52,8 @@ def measure(name: str, count: int, seed: int) -> tuple[np.ndarray, int, float]:
             cases = [((x,), exact_value(name, x)) for x in draw(rng, count)]
         for args, exact in cases:
             got, n = routine.run(*args)
-            exact_decimal = Decimal(exact.numerator) / Decimal(exact.denominator) if isinstance(exact, Fraction) else exact
+            exact_decimal = (Decimal(exact.numerator) / Decimal(exact.denominator)
+                             if isinstance(exact, Fraction) else exact)
             errors.append(_ulps(got, exact_decimal))
             wrong += got != float(exact)
             steps.append(n)
