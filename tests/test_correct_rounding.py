@@ -266,13 +266,33 @@ def test_exp_log_and_sigmoid_do_not_depend_on_the_fitted_seeds():
 
 
 def test_the_transformer_gives_the_references_bits():
-    """The routines on the transformer itself: the same bits as on the reference (the calculator's
-    tests run / sqrt exp log there too)."""
+    """A routine on the transformer itself (its default engine): the same bits as on the reference
+    (the calculator's tests run / sqrt exp log there too; the lockstep test below checks every
+    step on the sparse evaluation)."""
     import fleqc
     from tests.test_stdlib import program as routine_program
 
-    for name, args in [("sigmoid", (-1.0226544117638952,)), ("sigmoid", (3.0,)), ("div", (-7.0, 3.0))]:
+    for name, args in [("sigmoid", (-1.0226544117638952,))]:
         linked = routine_program(name, *args)
         on_the_machine = fleqc.run(linked, backend="transformer")
         assert on_the_machine.halted
         assert float(on_the_machine.memory["res"]) == float(fleqc.run(linked, backend="reference").memory["res"])
+
+
+LOCKSTEP = [("div", (-7.0, 3.0)), pytest.param("sqrt", (2.0,), marks=pytest.mark.slow),
+            pytest.param("exp", (1.0,), marks=pytest.mark.slow), pytest.param("log", (10.0,), marks=pytest.mark.slow),
+            pytest.param("sigmoid", (-1.5,), marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("name, args", LOCKSTEP)
+def test_the_routines_run_in_lockstep_on_the_transformer(name, args):
+    """Every step of a call on the transformer (the sparse evaluation of its weights) checked
+    against the reference interpreter from the machine's own state (tests/fleq_checks.py): the
+    exact functions bit for bit, the seeds within their blocks' bounds, every branch the same."""
+    from fleqc.machine.program_to_card import program_to_card
+    from tests.fleq_checks import assert_fleq_lockstep
+    from tests.test_stdlib import program as routine_program
+
+    linked = routine_program(name, *args)
+    steps, halted = assert_fleq_lockstep(linked, program_to_card(linked), max_steps=400)
+    assert halted and steps == fleq.run(linked).steps
