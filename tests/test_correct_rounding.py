@@ -237,7 +237,7 @@ ONE_ULP = [("exp", exp_operands), ("log", log_operands), ("sigmoid", sigmoid_ope
 
 @pytest.mark.parametrize("name, draw", ONE_ULP)
 def test_exp_log_and_sigmoid_are_within_one_ulp_on_a_thousand_operands(name, draw):
-    assert worst_ulps(name, draw(np.random.default_rng(4), 1000)) <= 0.75  # measured: 0.52, 0.58, 0.51
+    assert worst_ulps(name, draw(np.random.default_rng(4), 1000)) <= 1.0  # over 10^5: 0.69, 0.61, 0.74
 
 
 @pytest.mark.slow
