@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/subleq_speed.py
 	$(BIN)/python bench/classic_speed.py
 	$(BIN)/python bench/fleq_accuracy.py
+	$(BIN)/python bench/routine_accuracy.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache *.egg-info
