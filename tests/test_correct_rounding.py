@@ -19,16 +19,19 @@ one.
 from __future__ import annotations
 
 import dataclasses
-
-import numpy as np
-import pytest
-
 import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+import numpy as np
+import pytest
+
+import fleqc
 from fleqc.isa import fleq
 from fleqc.machine.fleq_layout import EXP_MAX
+from fleqc.machine.program_to_card import program_to_card
+from tests.fleq_checks import assert_fleq_lockstep
+from tests.noisy import noisy_functions
 from tests.test_stdlib import program
 
 TINY = 2.0**-1022
@@ -96,18 +99,23 @@ def sqrt_operands(rng: np.random.Generator, n: int) -> list[float]:
     return [x for x in out if x <= 2.0**1000][:n]
 
 
+IEEE = {"div": lambda x, y: np.float64(x) / np.float64(y), "sqrt": lambda x: np.sqrt(np.float64(x))}
+
+
+def check_correctly_rounded(name: str, operands: list) -> None:
+    """``name`` gives numpy's IEEE result, bit for bit, on every operand (a tuple or one value)."""
+    routine = Routine(name, *((1.0, 3.0) if name == "div" else (2.0,)))
+    for args in operands:
+        args = args if isinstance(args, tuple) else (args,)
+        assert _bits(routine(*args)) == _bits(IEEE[name](*args)), (name, args)
+
+
 def check_division(count: int, seed: int) -> None:
-    div = Routine("div", 1.0, 3.0)
-    for x, y in division_operands(np.random.default_rng(seed), count):
-        got, want = div(x, y), np.float64(x) / np.float64(y)
-        assert _bits(got) == _bits(want), (x, y, got, want)
+    check_correctly_rounded("div", division_operands(np.random.default_rng(seed), count))
 
 
 def check_sqrt(count: int, seed: int) -> None:
-    sqrt = Routine("sqrt", 2.0)
-    for x in sqrt_operands(np.random.default_rng(seed), count):
-        got, want = sqrt(x), np.sqrt(np.float64(x))
-        assert _bits(got) == _bits(want), (x, got, want)
+    check_correctly_rounded("sqrt", sqrt_operands(np.random.default_rng(seed), count))
 
 
 def test_division_is_correctly_rounded_on_a_thousand_operands():
@@ -132,7 +140,6 @@ def test_subnormal_quotients_are_correctly_rounded_at_and_next_to_ties():
     """Quotients on the subnormal grid, half-way between two of its points (a tie: rounded to
     even) and next to such a tie (where rounding first to 53 bits would round twice), and
     quotients that round to 0."""
-    div = Routine("div", 1.0, 3.0)
     rng = np.random.default_rng(6)
     cases = [(2.0**-1000, 3.0 * 2.0**60), (-(2.0**-1070), 3.0), (1e-300, 7e15), (5e-324, 1.5), (5e-324, 2.0),
              (1.5e-323, 2.0), (2.0**-1073, 3.0 * 2.0**60), (2.0**-1074, 2.0**1000), (-(2.0**-1074), 2.0**60),
@@ -141,23 +148,17 @@ def test_subnormal_quotients_are_correctly_rounded_at_and_next_to_ties():
         y = float(np.ldexp(rng.uniform(1, 2), rng.integers(-40, 40)))
         grid = (float(rng.integers(1, 2**20)) + float(rng.choice([0.0, 0.5]))) * 2.0**-1074
         cases.append((grid * y * (1 + float(rng.integers(-2, 3)) * 2.0**-52), y))
-    for x, y in cases:
-        assert _bits(div(x, y)) == _bits(np.float64(x) / np.float64(y)), (x, y)
+    check_correctly_rounded("div", cases)
 
 
 def test_the_result_does_not_depend_on_the_fitted_seed():
     """With recip and sqrt perturbed by their blocks' specified error (tests/noisy.py: what the
     transformer's fitted blocks may give), every result is still the correctly rounded one."""
-    from tests.noisy import noisy_functions
-
     rng = np.random.default_rng(3)
-    div, sqrt = Routine("div", 1.0, 3.0), Routine("sqrt", 2.0)
     for seed in range(3):
         with noisy_functions(seed):
-            for x, y in division_operands(rng, 100):
-                assert _bits(div(x, y)) == _bits(np.float64(x) / np.float64(y)), (x, y)
-            for x in sqrt_operands(rng, 100):
-                assert _bits(sqrt(x)) == _bits(np.sqrt(np.float64(x))), x
+            check_correctly_rounded("div", division_operands(rng, 100))
+            check_correctly_rounded("sqrt", sqrt_operands(rng, 100))
 
 
 def _ulps(got: float, exact: Decimal) -> float:
@@ -208,8 +209,13 @@ def sigmoid_operands(rng: np.random.Generator, n: int) -> list[float]:
     return out[:n]
 
 
-def exact_value(name: str, x: float) -> Decimal:
-    """The exact value at 60 digits (the caller's decimal context)."""
+def exact_value(name: str, x: float, y: float = 1.0) -> Decimal:
+    """The exact value at 60 digits (the caller's decimal context; a quotient or a square root is
+    never within 2^-106 of a rounding midpoint, so 60 digits round to the same float)."""
+    if name == "div":
+        return Decimal(x) / Decimal(y)
+    if name == "sqrt":
+        return Decimal(x).sqrt()
     if name == "exp":
         return Decimal(x).exp()
     if name == "log":
@@ -256,8 +262,6 @@ def test_exp_log_and_sigmoid_do_not_depend_on_the_fitted_seeds():
     """The blocks perturbed by their specified errors (tests/noisy.py) leave every result within
     1 ulp (exp uses the exp block only through pow2, which rounds it to a power of two; log
     corrects the log block's seed; sigmoid refines the recip block's)."""
-    from tests.noisy import noisy_functions
-
     rng = np.random.default_rng(5)
     for seed in range(2):
         with noisy_functions(seed):
@@ -269,11 +273,8 @@ def test_the_transformer_gives_the_references_bits():
     """A routine on the transformer itself (its default engine): the same bits as on the reference
     (the calculator's tests run / sqrt exp log there too; the lockstep test below checks every
     step on the sparse evaluation)."""
-    import fleqc
-    from tests.test_stdlib import program as routine_program
-
     for name, args in [("sigmoid", (-1.0226544117638952,))]:
-        linked = routine_program(name, *args)
+        linked = program(name, *args)
         on_the_machine = fleqc.run(linked, backend="transformer")
         assert on_the_machine.halted
         assert float(on_the_machine.memory["res"]) == float(fleqc.run(linked, backend="reference").memory["res"])
@@ -292,10 +293,6 @@ def test_the_routines_run_in_lockstep_on_the_transformer(name, args):
     """Every step of a call on the transformer (the sparse evaluation of its weights) checked
     against the reference interpreter from the machine's own state (tests/fleq_checks.py): the
     exact functions bit for bit, the seeds within their blocks' bounds, every branch the same."""
-    from fleqc.machine.program_to_card import program_to_card
-    from tests.fleq_checks import assert_fleq_lockstep
-    from tests.test_stdlib import program as routine_program
-
-    linked = routine_program(name, *args)
+    linked = program(name, *args)
     steps, halted = assert_fleq_lockstep(linked, program_to_card(linked), max_steps=400)
     assert halted and steps == fleq.run(linked).steps

@@ -194,7 +194,7 @@ def product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(a.shape)
     for index in np.ndindex(a.shape):
         x, y, r = float(a[index]), float(b[index]), float(p[index])
-        if abs(y) > _PROD_LO and x != 0.0 and abs(x) > SMALL_X and math.isfinite(x * y):
+        if abs(y) > _PROD_LO and abs(x) > SMALL_X and math.isfinite(x * y):
             out[index] = float(Fraction(x) * Fraction(y) - Fraction(r))  # exact: the error is a float
     return out + 0.0
 
