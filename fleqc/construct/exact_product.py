@@ -46,15 +46,28 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
 10. **error**: e = M - z, so that T1 + M = s + e exactly; w = T4 + e is exact (|e| <= ulp(s) / 2 <=
     2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53).
 11. **round**: x y sigma = s + w exactly, so ``fl(s + w)`` is the correctly rounded product (one IEEE
-    addition of two floats rounds their exact sum); the gate's output weight 1/sigma scales it back
-    exactly. For a small x whose product is subnormal that last scaling rounds a second time: the
-    result is then within one unit of the last place, not always the correctly rounded one (docs).
-    The products of slots 2p and 2p + 1 go to one row, so this stage also adds them (one rounding).
-    Slot 0's fl(s + w) also goes to a row of its own, from which :meth:`ProductBlock.product_error` gives the
-    product's exact error x y - fl(x y) (the FLEQ function ``mulerr``).
-12. **tree**: the remaining levels of a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3))
-    + ((p4 + p5) + (p6 + p7)), one level in the pre-activations and one in W2 per layer; the last
-    level is left to the caller (the FLEQ machine's select gate adds the last two terms).
+    addition of two floats rounds their exact sum); for x > 2^-500 the gate's output weight
+    1/sigma = 2^128 scales it back exactly into the slot's ``prod`` row. Every slot's fl(s + w) also
+    goes, unscaled, to a row ``rp`` of its own: the small-x path below reads it, and slot 0's gives
+    the product's exact error x y - fl(x y) (:meth:`ProductBlock.product_error`, the FLEQ function
+    ``mulerr``).
+12. **subnormal grid** (small x only, sigma = 2^256): scaling p = fl(s + w) back by 2^-256 would round
+    a second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
+    the scaled level). This stage computes t = fl(p 2^-256) 2^256 (one rounding, ties to even: p
+    itself when the product is normal) and p's error e = s + w - p = w + (s - p) (two terms, exact:
+    Dekker's fast two-sum).
+13. **subnormal remainder**: r = p - t (exact, |r| <= G/2) and [e <= 0], [e >= 0] as
+    ReLU(1 -+ 2^966 e) (e is a multiple of 2^-966, the lowest bit of x y sigma).
+14. **subnormal tie**: the second rounding differs from one rounding of x y sigma only when p lies
+    exactly halfway between two multiples of G (r = +-G/2, i.e. 2^872 r = +-2^53) and e pushes the
+    exact value past that midpoint: then the result is t 2^-256 +- 2^-1074 instead of t 2^-256. Two
+    units test this (2^872 |r| - (2^53 - 1) is 1 at a midpoint and <= 0 otherwise; the [e ...] rows
+    close them with weight 2^54), and the slot's ``prod`` row gets t 2^-256 plus their 0/1 outputs
+    times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order). So the
+    product is correctly rounded for a subnormal result too, bit for bit numpy's ``x * y``.
+15. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
+    one level in the pre-activations and one in W2 per layer; the last level is left to the caller
+    (the FLEQ machine's select gate adds the last two terms).
 
 Faults: |y| > 2^96 (the outer ladder's top) and |T1| > 2^873 (a product beyond about 2^1001) are
 reported through :func:`fault_rows`; the result is then 0, and nothing in the block overflows.
@@ -74,6 +87,10 @@ OUTER_STEP, OUTER_LO, OUTER_HI = 8, -12, 12  # |y| in (2^-96, 2^96]: tau_j = 2^(
 INNER = range(1, 8)  # inner thresholds 2^1 .. 2^7 on |p_y| in (1, 256]
 SMALL_X = 2.0**-500  # |x| <= SMALL_X: scale x up by 2^256 instead of down by 2^128
 SCALE_UP, SCALE_DOWN = 256, -128
+SUBNORMAL_GRID = 2.0 ** (-1074 + SCALE_UP)  # G: the subnormal spacing 2^-1074 at the scaled level
+ERROR_UNIT = 2.0**-966  # the lowest bit of x y 2^256 (2^-1074 of x, 2^-148 of |y| > 2^-96)
+TIE_SCALE = 2.0 * 2.0**53 / SUBNORMAL_GRID  # r -> 2^53 at a midpoint r = G/2 (2^872)
+TIE_CLOSED = 2.0**54  # closes a tie unit: above every value 2^872 |r| - 2^53 + 1 <= 1 can take
 OVERFLOW = 2.0**873  # |T1| above this: the product is beyond 2^1000 (scaled by 2^-128)
 HALF = 27  # the split of m: hi a multiple of 2^27
 DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^26, 2^26]
@@ -86,7 +103,6 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     """The temp rows of ``slots`` product slots (slot-major within each block)."""
     outer = OUTER_HI - OUTER_LO + 1
     inner = len(INNER)
-    pairs = (slots + 1) // 2
     spec = [
         ("ol_r", slots * outer, "outer ladder: ReLU(|y| - 2^8j) (slot-major)"),
         ("ol_u", slots * outer, "outer ladder: [|y| <= 2^8j]"),
@@ -123,19 +139,24 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("of_r", slots, "ReLU(|t1| - 2^873)"),
         ("of_u", slots, "[|t1| <= 2^873]"),
         ("of_t", slots, "[|t1| > 2^873]: the product overflows"),
-        ("pair", pairs, "the sum of the products of slots 2p and 2p + 1"),
-        ("rp", 1, "slot 0: fl(s + w), the product x y sigma rounded (for its error)"),
+        ("rp", slots, "fl(s + w), the product x y sigma rounded once"),
+        ("sn_t", slots, "small x: fl(rp 2^-256) 2^256, rp rounded to the subnormal grid G"),
+        ("sn_e", slots, "small x: s + w - rp, the error of rp (exact)"),
+        ("sn_r", slots, "small x: rp - sn_t, in [-G/2, G/2]"),
+        ("sn_np", slots, "[sn_e <= 0] (>= 1 for a negative error; 0 iff it is > 0)"),
+        ("sn_nn", slots, "[sn_e >= 0] (>= 1 for a positive error; 0 iff it is < 0)"),
+        ("prod", slots, "the slot's product, correctly rounded (level 0 of the pairwise sum)"),
     ]
     levels = _tree_levels(slots)
     for n in range(tree_layers(slots)):
-        level = 3 + 2 * n
+        level = 2 + 2 * n
         spec.append((f"sum{level}", levels[level], f"level {level} of the pairwise sum of the slots"))
     return [(prefix + name, size, "temp", doc) for name, size, doc in spec]
 
 
 # Rows the block keeps >= 0 (cleared by one unit instead of two).
 NONNEGATIVE = ("ol_r", "ol_u", "ol_t", "sm_r", "sm_u", "sm_t", "il_r", "il_u", "il_t", "ng_r", "ng_u",
-               "ng_t", "m", "hi", "of_r", "of_u", "of_t")
+               "ng_t", "m", "hi", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -152,8 +173,8 @@ def tree_layers(slots: int) -> int:
     """Feed-forward layers the pairwise sum needs after the round stage; the caller adds the last
     two terms (or copies the last one) in a pre-activation of its own."""
     levels = len(_tree_levels(slots)) - 1  # additions levels: slots -> 1
-    # round does level 1 (W2); each tree layer does two levels (pre-activation, W2); the caller one
-    return max(0, math.ceil((levels - 2) / 2))
+    # each tree layer does two levels (pre-activation, W2); the caller one
+    return max(0, math.ceil((levels - 1) / 2))
 
 
 @dataclass(frozen=True)
@@ -299,10 +320,37 @@ class ProductBlock:
 
     def round(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
-            terms, pair = {self.r("s", k): 1.0, self.r("w", k): 1.0}, self.r("pair", k // 2)
-            gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {pair: 2.0**-SCALE_DOWN})
-            gate(ffn, terms, [self.r("sm_t", k)], {pair: 2.0**-SCALE_UP})
-        ffn.passes({self.r("s"): 1.0, self.r("w"): 1.0}, {self.r("rp"): 1.0})  # slot 0, unscaled: product_error()
+            terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
+            gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {self.r("prod", k): 2.0**-SCALE_DOWN})
+            ffn.passes(terms, {self.r("rp", k): 1.0})  # unscaled: the small-x path, product_error()
+
+    def subnormal_grid(self, ffn: FeedForwardBuilder) -> None:
+        """Small x: sn_t = fl(p 2^-256) 2^256 and sn_e = s + w - p (two terms each; every value here is
+        at most 2^-148 in magnitude, so nothing overflows a later scaling)."""
+        for k in range(self.slots):
+            rp, normal = self.r("rp", k), [self.r("sm_t", k)]
+            gate(ffn, {rp: 2.0**-SCALE_UP}, normal, {self.r("sn_t", k): 2.0**SCALE_UP})
+            gate(ffn, {self.r("w", k): 1.0}, normal, {self.r("sn_e", k): 1.0})
+            gate(ffn, {self.r("s", k): 1.0, rp: -1.0}, normal, {self.r("sn_e", k): 1.0})
+
+    def subnormal_remainder(self, ffn: FeedForwardBuilder) -> None:
+        one = ffn.rows["one"][0]
+        for k in range(self.slots):
+            rp, normal = self.r("rp", k), [self.r("sm_t", k)]
+            gate(ffn, {rp: 1.0, self.r("sn_t", k): -1.0}, normal, {self.r("sn_r", k): 1.0})
+            e = self.r("sn_e", k)
+            ffn.unit({one: 1.0, e: -1.0 / ERROR_UNIT}, 0.0, {self.r("sn_np", k): 1.0})
+            ffn.unit({one: 1.0, e: 1.0 / ERROR_UNIT}, 0.0, {self.r("sn_nn", k): 1.0})
+
+    def subnormal_tie(self, ffn: FeedForwardBuilder) -> None:
+        one = ffn.rows["one"][0]
+        unit = 2.0 ** (-1074)
+        for k in range(self.slots):
+            prod, normal, r = self.r("prod", k), self.r("sm_t", k), self.r("sn_r", k)
+            gate(ffn, {self.r("sn_t", k): 2.0**-SCALE_UP}, [normal], {prod: 1.0})
+            for sign, closed in ((1.0, "sn_np"), (-1.0, "sn_nn")):  # up past the midpoint, down past it
+                ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
+                          normal: -TIE_CLOSED}, 0.0, {prod: sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
         """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units: the
@@ -320,7 +368,7 @@ class ProductBlock:
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
         levels = _tree_levels(self.slots)
-        source = 1 + 2 * layer  # the level this layer reads (level 1 = pair)
+        source = 2 * layer  # the level this layer reads (level 0 = prod)
         block = self._level_block(source)
         middle = levels[source + 1]
         target = self._level_block(source + 2)
@@ -331,12 +379,12 @@ class ProductBlock:
             ffn.passes(terms, {self.rows[target][p // 2]: 1.0})
 
     def _level_block(self, level: int) -> str:
-        return self.prefix + ("pair" if level == 1 else f"sum{level}")
+        return self.prefix + ("prod" if level == 0 else f"sum{level}")
 
     def result_terms(self) -> dict[int, float]:
         """The last level: a pre-activation of the caller adds these (at most two nonzero rows)."""
         levels = _tree_levels(self.slots)
-        last = 1 + 2 * tree_layers(self.slots)  # the level the last tree layer (or round) wrote
+        last = 2 * tree_layers(self.slots)  # the level the last tree layer (or subnormal tie) wrote
         block = self._level_block(last)
         return {r: 1.0 for r in list(self.rows[block])[: levels[last]]}
 
@@ -362,7 +410,9 @@ class ProductBlock:
 STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
           ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
           ("halves", "halves"), ("digits", "digits"), ("partial products", "partial_products"),
-          ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"))
+          ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
+          ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),
+          ("subnormal tie", "subnormal_tie"))
 SHARED_STAGES = 3
 
 

@@ -1,4 +1,4 @@
-"""The FLEQ machine: one pass of 22 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
+"""The FLEQ machine: one pass of 25 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
 
     #      kind       name       does (in every lane unless said otherwise)
     1      attention  fetch      c_* <- the instruction column at pc                           1 head
@@ -14,18 +14,19 @@
                                  sigma; x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
     7      attention  compute    fitted sums of sigmoids (one head per term, three value rows), exp
                                  (3 heads), sigmoid, sigmoid(mem[flag])
-    8-18   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
+    8-21   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.construct.exact_product: inner ladder A, B, split,
-                                 halves, digits, partial products, middle, two-sum, error, round, tree)
-    19     ReLU       select     out = the selected block's value (exact gates, exact rescales);
+                                 halves, digits, partial products, middle, two-sum, error, round,
+                                 subnormal grid, remainder, tie, tree)
+    22     ReLU       select     out = the selected block's value (exact gates, exact rescales);
                                  fault if an operand is outside the selected block's domain
-    20     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
+    23     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
                                  s_res = sigmoid(out of lane 0) (the flag when flag = dst)
-    21     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
-    22     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
+    24     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
+    25     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
 
-4 attention and 18 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 4). Heads: 1 + 4 + (m + 5) + (cell^2 + 1). Every constant is a power of
+4 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
+9-16, none for cells up to 2). Heads: 1 + 4 + (m + 5) + (cell^2 + 1). Every constant is a power of
 two or a fitted coefficient; the weights depend only on the configuration (n, cell). Products are
 exact (the IEEE product, bit for bit); each other block's error is asserted by
 tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in

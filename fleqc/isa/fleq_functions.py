@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fleqc.construct.exact_product import SCALE_UP, SMALL_X
+from fleqc.construct.exact_product import SMALL_X
 from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
 
 Shape = tuple[int, ...]
@@ -160,22 +160,13 @@ def _matmul_shape(a: Shape, b: Optional[Shape]) -> Shape:
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a * b`` (broadcast) as the FLEQ machine's product block computes it, bit for bit
-    (fleqc.construct.exact_product): IEEE's correctly rounded product, with two stated exceptions:
-
-    - a factor 0 < |b| <= 2^-96 (below the product ladder) counts as 0;
-    - a factor |a| <= 2^-500 is scaled up first: ``fl(fl((a 2^256) b) 2^-256)``. This is ``a * b``
-      unless the result is subnormal; then it is within 2^-1074 (one unit of the subnormal spacing)
-      of ``a * b``, since it is rounded twice.
-
-    Zeros are +0.0 (the machine's gates drop the sign of a zero).
+    (fleqc.construct.exact_product): IEEE's correctly rounded product, subnormal results included,
+    except that a factor 0 < |b| <= 2^-96 (below the product ladder) counts as 0. Zeros are +0.0
+    (the machine's gates drop the sign of a zero).
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        small = np.abs(a) <= SMALL_X
-        direct = a * b
-        scaled = (np.where(small, a, 0.0) * 2.0**SCALE_UP * b) * 2.0**-SCALE_UP
-    out = np.where(small, scaled, direct)
-    out = np.where(np.abs(b) > _PROD_LO, out, 0.0)
+        out = np.where(np.abs(b) > _PROD_LO, a * b, 0.0)
     return out + 0.0
 
 
@@ -292,8 +283,7 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: product(a, b),
                      "elementwise a * b (IEEE; see product()); a scalar broadcasts",
-                     "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}),
-                     ErrorBound(ulps=1),
+                     "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
                      (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
         FleqFunction("mulerr", 2, _broadcast_scalar, lambda a, b: product_error(a, b),
                      "elementwise a * b - mul(a, b), exactly (the rounding error of mul; see product_error())",
