@@ -17,10 +17,12 @@ also evaluates the expression with Python floats: that is the expected result, a
 outside a routine's documented domain (division by zero, sqrt of a negative, log of x <= 0, exp
 beyond 693.1, a value beyond the machine's 2^1000) is reported at compile time as a
 FleqError with the column of the operator, before anything runs. A product puts the factor nearer
-1 in magnitude second: mul's window (fleqc.isa.fleq_functions, the same on both backends) takes a
-second factor |b| <= 2^96 (and the machine counts |b| <= 2^-96 as 0, so the calculator wants b = 0
-or 2^-96 < |b| <= 2^96), and a product (or a product inside ``^``'s binary
-powering) outside that window is a domain error at compile time too, on either backend.
+1 in magnitude second and is one ``mul`` when mul's window takes it (fleqc.isa.fleq_functions, the
+same on both backends: a second factor 2^-96 < |b| <= 2^96, or 0); any other product calls the
+stdlib's ``mulw`` (arith_mulw.fleq), which moves powers of two between the factors and rounds once:
+``+ - * / sqrt`` print Python's float for any operands. ``x ^ n`` calls stdlib pow when the
+products of its binary powering stay inside mul's window, and otherwise writes the same powering
+out with mul or mulw for each product (``2^150``); only a product beyond 2^1000 is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import functools
 import math
 import sys
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import click
 import numpy as np
@@ -44,7 +46,7 @@ from fleqc.resources import calc_grammar_path
 CALC_FILE = "<calc>"
 FUNCTIONS = ("sqrt", "exp", "log")
 # the stdlib file of each routine an expression may call (each includes what it needs)
-ARITH_PARTS = {"div": "arith_div.fleq", "sqrt": "arith_sqrt.fleq", "exp": "arith_exp.fleq",
+ARITH_PARTS = {"div": "arith_div.fleq", "mulw": "arith_mulw.fleq", "sqrt": "arith_sqrt.fleq", "exp": "arith_exp.fleq",
                "log": "arith_log.fleq", "pow": "arith_pow.fleq"}
 
 # Syntax -----------------------------------------------------------------------------------------
@@ -240,7 +242,6 @@ def _value(node: Node, args: list[float], text: str) -> float:
         if node.op == "-":
             return check(left - right, node.column)
         if node.op == "*":
-            _check_product(left, right, node.column, text)
             return check(left * right, node.column)
         if right == 0:
             raise domain("division by zero", node.column)
@@ -274,36 +275,40 @@ def _value(node: Node, args: list[float], text: str) -> float:
     return value
 
 
-def _check_product(a: float, b: float, column: int, text: str) -> None:
-    """The product a * b as emitted (the factor nearer 1 second) is inside mul's window."""
-    first, second = (b, a) if _far_from_one(b, a) else (a, b)
-    _check_mul(first, second, f"{a!r} * {b!r}", column, text)
-
-
-def _check_mul(a: float, b: float, what: str, column: int, text: str) -> None:
-    """mul a, b is inside mul's window, and b is not so small that the machine counts it as 0 (its
-    ``PRODUCT_FLUSH``: the result would lose every digit)."""
-    mul = FLEQ_FUNCTIONS["mul"]
-    refusal = mul.refusal(np.float64(a), np.float64(b))
+def _mul_refusal(a: float, b: float) -> Optional[str]:
+    """Why ``mul a, b`` would not compute a * b: outside mul's window, or b so small that the machine
+    counts it as 0 (its ``PRODUCT_FLUSH``: the result would lose every digit); None if it would."""
+    refusal = FLEQ_FUNCTIONS["mul"].refusal(np.float64(a), np.float64(b))
     if refusal is None and b != 0 and abs(b) <= PRODUCT_FLUSH:
         refusal = f"the factor {b!r} is below 2^-96 and counts as 0 on the machine"
-    if refusal is not None:
-        raise _error(text, f"{what}: {refusal} (docs/fleq-machine.md, 'Domains and faults')", column,
-                     ErrorCode.DOMAIN_ERROR)
+    return refusal
 
 
-def _check_powering(x: float, n: int, column: int, text: str) -> None:
-    """The products of stdlib pow's binary powering (r *= b for each set bit, b *= b between bits)
-    are inside mul's window."""
-    r, b, m = 1.0, x, abs(n)
+def _powering(x: float, n: int) -> list[tuple[str, float, float]]:
+    """The products of stdlib pow's binary powering of x^n (``r *= b`` for each set bit of |n|,
+    ``b *= b`` between bits), in order: ("r", r, b) or ("b", b, b) with the factors' values."""
+    products, r, b, m = [], 1.0, x, abs(n)
     while m:
         if m & 1:
-            _check_mul(r, b, f"{x!r}^{n}: stdlib pow multiplies by {b!r}", column, text)  # mul _pw_r, _pw_r, _pw_b
+            products.append(("r", r, b))
             r *= b
         m >>= 1
         if m:
-            _check_mul(b, b, f"{x!r}^{n}: stdlib pow squares {b!r}", column, text)  # mul _pw_b, _pw_b, _pw_b
+            products.append(("b", b, b))
             b *= b
+    return products
+
+
+def _check_powering(x: float, n: int, column: int, text: str) -> None:
+    """Every product of the binary powering stays within the machine's 2^1000 (a product beyond mul's
+    window is computed by mulw: see _Emitter._power)."""
+    for kind, a, b in _powering(x, n):
+        with np.errstate(over="ignore", under="ignore"):
+            product = float(np.float64(a) * np.float64(b))
+        if not abs(product) <= VALUE_LIMIT:
+            what = "squares" if kind == "b" else "multiplies by"
+            raise _error(text, f"{x!r}^{n}: the binary powering {what} {b!r}, a product beyond the machine's range "
+                         "(|x| <= 2^1000)", column, ErrorCode.DOMAIN_ERROR)
 
 
 # Code generation ---------------------------------------------------------------------------------
@@ -360,17 +365,43 @@ class _Emitter:
             left, right = args
             if node.op == "/":
                 return self.call("div", [("x", left), ("y", right)])
-            if node.op == "*" and _far_from_one(values[id(node.right)], values[id(node.left)]):
-                left, right = right, left  # the factor nearer 1 second
+            if node.op == "*":
+                return self.product(left, right, values[id(node.left)], values[id(node.right)])
             out = self.temp()
-            function = {"+": "add", "-": "sub", "*": "mul"}[node.op]
+            function = {"+": "add", "-": "sub"}[node.op]
             self.code.append(f"        {function} {out}, {left}, {right}")
             return out
         if isinstance(node, Call):
             return self.call(node.function, [("x", args[0])])
         assert isinstance(node, Pow)
-        exponent = self.constant(float(int(values[id(node.exponent)])))
-        return self.call("pow", [("x", args[0]), ("n", exponent)])
+        return self.power(args[0], values[id(node.base)], int(values[id(node.exponent)]))
+
+    def product(self, left: str, right: str, a: float, b: float) -> str:
+        """left * right (their values a, b): one mul with the factor nearer 1 second, or mulw where
+        mul's window does not take it."""
+        if _far_from_one(b, a):
+            left, right, a, b = right, left, b, a
+        if _mul_refusal(a, b) is not None:  # mulw moves powers of two between the factors
+            return self.call("mulw", [("x", left), ("y", right)])
+        out = self.temp()
+        self.code.append(f"        mul {out}, {left}, {right}")
+        return out
+
+    def power(self, base: str, x: float, n: int) -> str:
+        """base^n (base's value x): stdlib pow when its products stay inside mul's window (as pow
+        multiplies, r *= b with the square b second); otherwise the same binary powering written
+        out, each product by :meth:`product` (the same IEEE products, so the same bits), and for
+        n < 0 the reciprocal by div, as pow takes it."""
+        products = _powering(x, n)
+        if all(_mul_refusal(r_or_b, b) is None for _, r_or_b, b in products):
+            return self.call("pow", [("x", base), ("n", self.constant(float(n)))])
+        r, square = self.constant(1.0), base
+        for kind, a, b in products:
+            if kind == "r":
+                r = self.product(r, square, a, b)
+            else:
+                square = self.product(square, square, a, b)
+        return self.call("div", [("x", self.constant(1.0)), ("y", r)]) if n < 0 else r
 
 
 def _emitted_children(node: Node) -> tuple[Node, ...]:

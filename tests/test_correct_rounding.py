@@ -1,6 +1,7 @@
-"""div and sqrt of the stdlib (stdlib/arith_div.fleq, arith_sqrt.fleq) are correctly rounded: bit for
-bit numpy's x / y and sqrt(x), on random operands over the whole accepted range (subnormal and
-extreme operands, quotients next to a rounding midpoint, perfect squares and their neighbours).
+"""div, sqrt and mulw of the stdlib (stdlib/arith_div.fleq, arith_sqrt.fleq, arith_mulw.fleq) are
+correctly rounded: bit for bit numpy's x / y, sqrt(x) and x * y, on random operands over the whole
+accepted range (subnormal and extreme operands, quotients next to a rounding midpoint, perfect
+squares and their neighbours, products of any two factors, subnormal products at rounding ties).
 exp, log and sigmoid (arith_exp.fleq, arith_log.fleq, arith_sigmoid.fleq) are within 1 ulp of the
 exact value (Python's decimal at 60 digits), over their whole ranges and near 1 (log) or 0.
 
@@ -99,12 +100,36 @@ def sqrt_operands(rng: np.random.Generator, n: int) -> list[float]:
     return [x for x in out if x <= 2.0**1000][:n]
 
 
-IEEE = {"div": lambda x, y: np.float64(x) / np.float64(y), "sqrt": lambda x: np.sqrt(np.float64(x))}
+def product_operands(rng: np.random.Generator, n: int) -> list[tuple[float, float]]:
+    """(x, y) with |x y| <= 2^1000: a quarter with both factors anywhere in the float range
+    (subnormals included), a quarter with one factor beyond mul's window (|b| > 2^96 or <= 2^-96)
+    and the other anywhere, a quarter with both small, and a quarter with subnormal products at or
+    next to a rounding tie of the subnormal grid; zeros and signs."""
+    out = [(0.0, 0.0), (0.0, 1e300), (1e-300, 0.0), (1e29, 1e29), (1.0, 1e-30), (2.0**-1074, 0.5),
+           (2.0**-1074, 1.5), (-(2.0**500), 2.0**500), (2.0**-600, -(2.0**-400))]
+    while len(out) < n:
+        kind = len(out) % 4
+        exponents = {0: (-1074, 1000), 1: (-1074, 1000), 2: (-1074, -96)}.get(kind, (-1074, -96))
+        x, y = (float(np.ldexp(rng.uniform(1, 2), rng.integers(*exponents)) * rng.choice([-1, 1])) for _ in range(2))
+        if kind == 1:
+            y = float(np.ldexp(rng.uniform(1, 2), rng.choice([rng.integers(97, 1000), rng.integers(-1074, -96)])))
+        elif kind == 3:  # x = k 2^e, x y at or next to (m + 1/2) 2^-1074
+            k, e = float(2 * rng.integers(1, 2**20) + 1), int(rng.integers(-1074, -1040))
+            x = k * 2.0**e
+            y = (float(rng.integers(0, 2**30)) + 0.5 + float(rng.integers(-2, 3)) * 2.0**-40) / k * 2.0 ** (-1074 - e)
+        with np.errstate(all="ignore"):
+            if abs(np.float64(x) * np.float64(y)) <= 2.0**1000:
+                out.append((x, y) if rng.integers(0, 2) else (y, x))
+    return out[:n]
+
+
+IEEE = {"div": lambda x, y: np.float64(x) / np.float64(y), "sqrt": lambda x: np.sqrt(np.float64(x)),
+        "mulw": lambda x, y: np.float64(x) * np.float64(y)}
 
 
 def check_correctly_rounded(name: str, operands: list) -> None:
     """``name`` gives numpy's IEEE result, bit for bit, on every operand (a tuple or one value)."""
-    routine = Routine(name, *((1.0, 3.0) if name == "div" else (2.0,)))
+    routine = Routine(name, *((1.0, 3.0) if name in ("div", "mulw") else (2.0,)))
     for args in operands:
         args = args if isinstance(args, tuple) else (args,)
         assert _bits(routine(*args)) == _bits(IEEE[name](*args)), (name, args)
@@ -118,12 +143,26 @@ def check_sqrt(count: int, seed: int) -> None:
     check_correctly_rounded("sqrt", sqrt_operands(np.random.default_rng(seed), count))
 
 
+def check_products(count: int, seed: int) -> None:
+    with np.errstate(under="ignore"):
+        check_correctly_rounded("mulw", product_operands(np.random.default_rng(seed), count))
+
+
 def test_division_is_correctly_rounded_on_a_thousand_operands():
     check_division(1000, seed=1)
 
 
 def test_sqrt_is_correctly_rounded_on_a_thousand_operands():
     check_sqrt(1000, seed=2)
+
+
+def test_mulw_is_correctly_rounded_on_a_thousand_operands():
+    check_products(1000, seed=7)
+
+
+@pytest.mark.slow
+def test_mulw_is_correctly_rounded_on_a_hundred_thousand_operands():
+    check_products(100_000, seed=1303)
 
 
 @pytest.mark.slow
@@ -280,7 +319,9 @@ def test_the_transformer_gives_the_references_bits():
         assert float(on_the_machine.memory["res"]) == float(fleqc.run(linked, backend="reference").memory["res"])
 
 
-LOCKSTEP = [("div", (-7.0, 3.0)), pytest.param("sqrt", (2.0,), marks=pytest.mark.slow),
+LOCKSTEP = [("div", (-7.0, 3.0)), ("mulw", (1e29, -1e29)),
+            pytest.param("mulw", (3.0 * 2.0**-1070, 2.0**-100 * (2.0**30 + 0.5) / 3.0), marks=pytest.mark.slow),
+            pytest.param("mulw", (2.0**-1074, 2.0**990), marks=pytest.mark.slow), pytest.param("sqrt", (2.0,), marks=pytest.mark.slow),
             pytest.param("exp", (1.0,), marks=pytest.mark.slow), pytest.param("log", (10.0,), marks=pytest.mark.slow),
             pytest.param("sigmoid", (-1.5,), marks=pytest.mark.slow),
             pytest.param("div", (1.5e-323, -2.0), marks=pytest.mark.slow),  # a subnormal quotient at a tie

@@ -19,7 +19,7 @@ from tests.stdlib_support import BACKENDS, run_on
 REL = 1e-9
 STDLIB = resources.stdlib_dir()
 # the part of arith that holds each routine
-PART = {"div": "div", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow", "sigmoid": "sigmoid",
+PART = {"div": "div", "mulw": "mulw", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "exp", "log": "log", "pow": "pow", "sigmoid": "sigmoid",
         "abs": "minmax", "max": "minmax", "min": "minmax"}
 
 
@@ -27,7 +27,7 @@ def program(routine: str, *args: float, include: str | None = None) -> fleqc.pro
     """``routine`` called once on ``args``; linked with its own part of arith unless ``include`` names
     another file."""
     include = include or f"arith_{PART[routine]}.fleq"
-    names = {"pow": ("x", "n"), "div": ("x", "y"), "max": ("x", "y"), "min": ("x", "y")}.get(routine, ("x",))
+    names = {"pow": ("x", "n"), "div": ("x", "y"), "mulw": ("x", "y"), "max": ("x", "y"), "min": ("x", "y")}.get(routine, ("x",))
     data = "\n".join(f"in_{n}: .word {float(v)!r}" for n, v in zip(names, args))
     movs = "\n".join(f"    mov {routine}_{n}, in_{n}" for n in names)
     return fleqc.compile(f""".machine fleq
