@@ -1,8 +1,9 @@
-"""Measured error of the stdlib's scalar routines div, sqrt, exp, log and sigmoid, in ulps of the
-exact value, on the reference interpreter, over operands drawn across each routine's whole range
+"""Measured error of the stdlib's scalar routines div, mulw, sqrt, exp, log and sigmoid, in ulps of
+the exact value, on the reference interpreter, over operands drawn across each routine's whole range
 (the generators of tests/test_correct_rounding.py: subnormal and extreme operands, quotients next
-to a rounding midpoint, perfect squares and their neighbours, arguments near 1). The exact value:
-Python's decimal at 60 digits (tests/test_correct_rounding.exact_value). Prints, per routine:
+to a rounding midpoint, products of any size and at subnormal ties, perfect squares and their
+neighbours, arguments near 1). The exact value: Python's decimal at 60 digits, a product as an
+exact fraction (tests/test_correct_rounding.exact_value). Prints, per routine:
 samples, worst and median ulps, how many results are not the correctly rounded one, and the median
 steps per call.
 
@@ -10,7 +11,7 @@ The transformer computes the same functions (mul, mulerr, add, sub, relu bit for
 blocks only seed the iterations, and tests/test_correct_rounding.py shows the results do not depend
 on the seed within the blocks' specified errors), so these figures are the machine's too.
 
-    python bench/routine_accuracy.py [--count N] [--seed S] [--only div sqrt exp log sigmoid]
+    python bench/routine_accuracy.py [--count N] [--seed S] [--only div mulw sqrt exp log sigmoid]
 """
 
 from __future__ import annotations
@@ -31,21 +32,24 @@ from tests.test_correct_rounding import (  # noqa: E402
     exact_value,
     exp_operands,
     log_operands,
+    product_operands,
     sigmoid_operands,
     sqrt_operands,
 )
 
 
-DRAWS = {"div": division_operands, "sqrt": sqrt_operands, "exp": exp_operands, "log": log_operands,
+DRAWS = {"div": division_operands, "mulw": product_operands, "sqrt": sqrt_operands, "exp": exp_operands, "log": log_operands,
          "sigmoid": sigmoid_operands}
 
 
 def measure(name: str, count: int, seed: int) -> tuple[np.ndarray, int, float]:
-    routine = Routine(name, *((1.0, 3.0) if name == "div" else (2.0,)))
+    routine = Routine(name, *((1.0, 3.0) if name in ("div", "mulw") else (2.0,)))
     errors, wrong, steps = [], 0, []
     with localcontext() as context:
         context.prec = 60
-        for args in DRAWS[name](np.random.default_rng(seed), count):
+        with np.errstate(under="ignore"):
+            operands = DRAWS[name](np.random.default_rng(seed), count)
+        for args in operands:
             args = args if isinstance(args, tuple) else (args,)
             exact = exact_value(name, *args)
             got, n = routine.run(*args)
@@ -59,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="operands per routine (the slow tests: 100,000)")
     parser.add_argument("--seed", type=int, default=1300)
-    parser.add_argument("--only", nargs="*", default=["div", "sqrt", "exp", "log", "sigmoid"])
+    parser.add_argument("--only", nargs="*", default=["div", "mulw", "sqrt", "exp", "log", "sigmoid"])
     args = parser.parse_args()
     print(f"{'routine':<8} {'samples':>8} {'worst ulps':>11} {'median':>8} {'not CR':>7} {'steps':>6}")
     for name in args.only:

@@ -248,9 +248,12 @@ def sigmoid_operands(rng: np.random.Generator, n: int) -> list[float]:
     return out[:n]
 
 
-def exact_value(name: str, x: float, y: float = 1.0) -> Decimal:
+def exact_value(name: str, x: float, y: float = 1.0) -> Decimal | Fraction:
     """The exact value at 60 digits (the caller's decimal context; a quotient or a square root is
-    never within 2^-106 of a rounding midpoint, so 60 digits round to the same float)."""
+    never within 2^-106 of a rounding midpoint, so 60 digits round to the same float); a product
+    exactly, as a fraction (it may lie on a midpoint)."""
+    if name == "mulw":
+        return Fraction(x) * Fraction(y)
     if name == "div":
         return Decimal(x) / Decimal(y)
     if name == "sqrt":

@@ -207,6 +207,8 @@ def test_the_bits_do_not_depend_on_the_order_of_summation(order):
     """Every sum of the block is exact in any order but the one rounding each stage intends, so a
     framework that adds the bias first (torch's addmm, TransformerLens) computes the same bits."""
     a, b = draw(np.random.default_rng(9), 200)
+    ties = subnormal_ties(np.random.default_rng(10), 100)
+    a, b = np.concatenate([a, ties[0]]), np.concatenate([b, ties[1]])
     model, rows, _ = multiplier(1)
     X = np.zeros((model.width, a.size))
     X[rows["one"][0]], X[rows["x"][0]], X[rows["y"][0]] = 1.0, a, b
