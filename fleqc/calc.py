@@ -301,7 +301,7 @@ def _powering(x: float, n: int) -> list[tuple[str, float, float]]:
 
 def _check_powering(x: float, n: int, column: int, text: str) -> None:
     """Every product of the binary powering stays within the machine's 2^1000 (a product beyond mul's
-    window is computed by mulw: see _Emitter._power)."""
+    window is computed by mulw: see _Emitter.power)."""
     for kind, a, b in _powering(x, n):
         with np.errstate(over="ignore", under="ignore"):
             product = float(np.float64(a) * np.float64(b))
