@@ -235,13 +235,13 @@ def test_transformer_errors_stay_within_1e_9(backend):
 
 
 EXACT_ON_THE_TRANSFORMER = ["(1 + 2) * 7 / 3", "-2^2", "2^52 + 1", "0.1 * 3", "(0.1 + 0.2) * 10 - 3",
-                            "1.1^5", "3 * 4 - 12", "1/3", "sqrt(2)", "(0.1 + 0.2) / 0.3"]
+                            "1.1^5", "3 * 4 - 12", "1/3", "sqrt(2)", "(0.1 + 0.2) / 0.3", "1e29 * 1e29", "2^150"]
 
 
 def test_products_and_sums_print_pythons_float_on_the_transformer():
-    """+, -, * and whole powers are single IEEE operations on the machine (exact products), and div
-    and sqrt are correctly rounded, so the transformer prints Python's float value bit for bit
-    (issue 13's (1 + 2) * 7 / 3 included)."""
+    """+, -, * and whole powers are single IEEE operations on the machine (exact products; mulw for
+    factors beyond mul's window), and div and sqrt are correctly rounded, so the transformer prints
+    Python's float value bit for bit (issue 13's (1 + 2) * 7 / 3 included)."""
     for text in EXACT_ON_THE_TRANSFORMER:
         compiled = compile_expression(text)
         result = run_on(api.compile(compiled.source), "transformer")
