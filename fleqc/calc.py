@@ -9,10 +9,11 @@ assembly language is; the tree is built and walked without recursion, so an expr
 as deeply as memory allows. Syntax errors carry the assembler's codes (``unexpected-character``,
 ``unexpected-token``, ``unexpected-end``) and the column, printed with a caret.
 
-Code: ``+ - *`` are single instructions; ``/``, ``sqrt``, ``exp``, ``log`` and ``^`` call the
-routines of the stdlib's arith (div, sqrt, exp, log, pow), and the program includes only the parts
-it calls (arith_div.fleq, arith_sqrt.fleq, ...), which keeps it small (one division: a 256-column
-machine). Every value is a constant, so the compiler
+Code: ``+ -`` are single instructions, and so is ``*`` inside mul's window (else it calls mulw);
+``/``, ``sqrt``, ``exp``, ``log`` and ``^`` call the routines of the stdlib's arith (div, sqrt, exp,
+log, pow; a power whose powering leaves mul's window is written out, see below), and the program
+includes only the parts it calls (arith_div.fleq, arith_sqrt.fleq, ...), which keeps it small (one
+division: a 256-column machine). Every value is a constant, so the compiler
 also evaluates the expression with Python floats: that is the expected result, and any operation
 outside a routine's documented domain (division by zero, sqrt of a negative, log of x <= 0, exp
 beyond 693.1, a value beyond the machine's 2^1000) is reported at compile time as a
@@ -379,7 +380,7 @@ class _Emitter:
     def product(self, left: str, right: str, a: float, b: float) -> str:
         """left * right (their values a, b): one mul with the factor nearer 1 second, or mulw where
         mul's window does not take it."""
-        if _far_from_one(b, a):
+        if a == 0 or (b != 0 and _far_from_one(b, a)):  # a zero second: mul takes b = 0 as it is
             left, right, a, b = right, left, b, a
         if _mul_refusal(a, b) is not None:  # mulw moves powers of two between the factors
             return self.call("mulw", [("x", left), ("y", right)])

@@ -100,15 +100,31 @@ def sqrt_operands(rng: np.random.Generator, n: int) -> list[float]:
     return [x for x in out if x <= 2.0**1000][:n]
 
 
+def small_ties(rng: np.random.Generator) -> tuple[float, float]:
+    """Two factors below 2^-95 whose product is subnormal and lies just below a midpoint of the
+    subnormal grid: (2^52 + 2^c + q 2^(c+1)) (2^53 - 1) is X 2^53 - X with X 2^53 on a midpoint
+    (a routine that rounds the scaled-down factor before its last scale would round it the wrong
+    way); both factors are then shifted by 2^+-s, which leaves the product unchanged."""
+    q = float(rng.integers(0, 2**20))
+    if rng.integers(0, 2):
+        x, y = (2.0**52 + 2.0**31 + q * 2.0**32) * 2.0**-148, (2.0**53 - 1) * 2.0**-1011
+    else:
+        x, y = (2.0**52 + 2.0**36 + q * 2.0**37) * 2.0**-597, (2.0**53 - 1) * 2.0**-567
+    shift = 2.0 ** float(rng.integers(0, 40))  # y 2^39 < 2^-475: both stay small
+    return x / shift * float(rng.choice([-1, 1])), y * shift
+
+
 def product_operands(rng: np.random.Generator, n: int) -> list[tuple[float, float]]:
-    """(x, y) with |x y| <= 2^1000: a quarter with both factors anywhere in the float range
-    (subnormals included), a quarter with one factor beyond mul's window (|b| > 2^96 or <= 2^-96)
-    and the other anywhere, a quarter with both small, and a quarter with subnormal products at or
-    next to a rounding tie of the subnormal grid; zeros and signs."""
+    """(x, y) with |x y| <= 2^1000: a fifth with both factors anywhere in the float range
+    (subnormals included), a fifth with one factor beyond mul's window (|b| > 2^96 or <= 2^-96)
+    and the other anywhere, a fifth with both small, a fifth with subnormal products at or next to
+    a rounding tie of the subnormal grid, and a fifth with both factors small and their product
+    next to such a tie (:func:`small_ties`); zeros and signs."""
     out = [(0.0, 0.0), (0.0, 1e300), (1e-300, 0.0), (1e29, 1e29), (1.0, 1e-30), (2.0**-1074, 0.5),
-           (2.0**-1074, 1.5), (-(2.0**500), 2.0**500), (2.0**-600, -(2.0**-400))]
+           (2.0**-1074, 1.5), (-(2.0**500), 2.0**500), (2.0**-600, -(2.0**-400)),
+           (1.2621792539129418e-29, 4.104536801298376e-289), (8.683048825413137e-165, 1.8645851828000515e-155)]
     while len(out) < n:
-        kind = len(out) % 4
+        kind = len(out) % 5
         exponents = {0: (-1074, 1000), 1: (-1074, 1000), 2: (-1074, -96)}.get(kind, (-1074, -96))
         x, y = (float(np.ldexp(rng.uniform(1, 2), rng.integers(*exponents)) * rng.choice([-1, 1])) for _ in range(2))
         if kind == 1:
@@ -117,6 +133,8 @@ def product_operands(rng: np.random.Generator, n: int) -> list[tuple[float, floa
             k, e = float(2 * rng.integers(1, 2**20) + 1), int(rng.integers(-1074, -1040))
             x = k * 2.0**e
             y = (float(rng.integers(0, 2**30)) + 0.5 + float(rng.integers(-2, 3)) * 2.0**-40) / k * 2.0 ** (-1074 - e)
+        elif kind == 4:
+            x, y = small_ties(rng)
         with np.errstate(all="ignore"):
             if abs(np.float64(x) * np.float64(y)) <= 2.0**1000:
                 out.append((x, y) if rng.integers(0, 2) else (y, x))
@@ -324,7 +342,10 @@ def test_the_transformer_gives_the_references_bits():
 
 LOCKSTEP = [("div", (-7.0, 3.0)), ("mulw", (1e29, -1e29)),
             pytest.param("mulw", (3.0 * 2.0**-1070, 2.0**-100 * (2.0**30 + 0.5) / 3.0), marks=pytest.mark.slow),
-            pytest.param("mulw", (2.0**-1074, 2.0**990), marks=pytest.mark.slow), pytest.param("sqrt", (2.0,), marks=pytest.mark.slow),
+            pytest.param("mulw", (2.0**-1074, 2.0**990), marks=pytest.mark.slow),
+            pytest.param("mulw", (8.683048825413137e-165, 1.8645851828000515e-155), marks=pytest.mark.slow),  # both
+            # small, a subnormal product next to a tie
+            pytest.param("sqrt", (2.0,), marks=pytest.mark.slow),
             pytest.param("exp", (1.0,), marks=pytest.mark.slow), pytest.param("log", (10.0,), marks=pytest.mark.slow),
             pytest.param("sigmoid", (-1.5,), marks=pytest.mark.slow),
             pytest.param("div", (1.5e-323, -2.0), marks=pytest.mark.slow),  # a subnormal quotient at a tie

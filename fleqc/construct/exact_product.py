@@ -170,8 +170,9 @@ def _tree_levels(slots: int) -> list[int]:
 
 
 def tree_layers(slots: int) -> int:
-    """Feed-forward layers the pairwise sum needs after the round stage; the caller adds the last
-    two terms (or copies the last one) in a pre-activation of its own."""
+    """Feed-forward layers the pairwise sum needs after the subnormal tie stage (which writes every
+    slot's product); the caller adds the last two terms (or copies the last one) in a
+    pre-activation of its own."""
     levels = len(_tree_levels(slots)) - 1  # additions levels: slots -> 1
     # each tree layer does two levels (pre-activation, W2); the caller one
     return max(0, math.ceil((levels - 1) / 2))
@@ -353,13 +354,14 @@ class ProductBlock:
                           normal: -TIE_CLOSED}, 0.0, {prod: sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
-        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units: the
-        caller's layer after round, which reads s, w and rp). With p = rp = fl(s + w) and s the larger
-        term (|w| <= ulp(s)), Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the two
-        units compute w and s - p (two terms: exact), the output weight 1/sigma = 2^128 scales each
-        exactly, and their sum is the representable error (one rounding of an exact sum). For a small
-        x (sigma = 2^256) the error is not representable in general: the block writes nothing
-        (the function's window refuses such an x, see fleq_functions.product_error)."""
+        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units in the
+        caller's layer after the block's stages, the FLEQ machine's select layer, which reads s, w
+        and rp). With p = rp = fl(s + w) and s the larger term (|w| <= ulp(s)), Dekker's fast
+        two-sum gives s + w - p = w - (p - s) exactly; the two units compute w and s - p (two
+        terms: exact), the output weight 1/sigma = 2^128 scales each exactly, and their sum is the
+        representable error (one rounding of an exact sum). For a small x (sigma = 2^256) the error
+        is not representable in general: the block writes nothing (the function's window refuses
+        such an x, see fleq_functions.product_error)."""
         scale = -SCALE_DOWN
         closed = [self.r("sm_u"), self.r("of_t"), *notsel]
         scaled_gate(ffn, {self.r("w"): 1.0}, scale, closed, outputs)
