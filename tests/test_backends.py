@@ -32,8 +32,23 @@ CLASSIC = [c for c in CASES if MACHINE_OF[c.name].name == "classic"]
 BACKENDS = [("reference", None, "incremental"), ("transformer", "softmax", "incremental"),
             ("transformer", "hardmax", "incremental"), ("transformer", "softmax", "sparse"),
             ("transformer", "softmax", "dense"), ("transformer", "hardmax", "dense")]
-FLEQ_BACKENDS = [("reference", "incremental"), ("transformer", "incremental"),
-                 pytest.param("transformer", "sparse", marks=pytest.mark.slow), ("transformer", "dense")]
+FLEQ_BACKENDS = [("reference", "incremental", "reference"), ("transformer", "incremental", "transformer"),
+                 ("transformer", "sparse", "transformer-sparse"), ("transformer", "dense", "transformer-dense")]
+DENSE_STEPS = 10  # the dense pass takes ~0.7 s a FLEQ step: longer cases run it in the slow suite
+
+
+def _fleq_runs() -> list:
+    """(case, backend, engine) for every FLEQ case and backend; slow: the long cases, the sparse
+    path, and the dense pass on cases of more than DENSE_STEPS steps (the engines are held to the
+    dense pass on every sample by tests/test_fast.py and tests/test_engine.py)."""
+    runs = []
+    for param in FLEQ:
+        case, long = (param, False) if not hasattr(param, "values") else (param.values[0], True)
+        for backend, engine, name in FLEQ_BACKENDS:
+            slow = long or engine == "sparse" or (engine == "dense" and case.expect_steps > DENSE_STEPS)
+            runs.append(pytest.param(case, backend, engine, marks=[pytest.mark.slow] if slow else [],
+                                     id=f"{case.name}-{name}"))
+    return runs
 
 
 def test_every_machine_of_the_language_has_cases():
@@ -84,9 +99,7 @@ def test_one_machine_runs_many_programs(case):
     _check(case, result)
 
 
-@pytest.mark.parametrize("backend,engine", FLEQ_BACKENDS,
-                         ids=["reference", "transformer", "transformer-sparse", "transformer-dense"])
-@pytest.mark.parametrize("case", FLEQ, ids=lambda c: c.name)
+@pytest.mark.parametrize("case,backend,engine", _fleq_runs())
 def test_fleq_case_on_backend(case, backend, engine):
     result = fleqc.run(compile_case(case), backend=backend, max_steps=case.max_steps, engine=engine)
     _check(case, result)
