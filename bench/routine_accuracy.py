@@ -43,7 +43,7 @@ DRAWS = {"div": division_operands, "mulw": product_operands, "sqrt": sqrt_operan
 
 
 def measure(name: str, count: int, seed: int) -> tuple[np.ndarray, int, float]:
-    routine = Routine(name, *((1.0, 3.0) if name in ("div", "mulw") else (2.0,)))
+    routine = Routine(name)
     errors, wrong, steps = [], 0, []
     with localcontext() as context:
         context.prec = 60

@@ -380,7 +380,7 @@ class _Emitter:
     def product(self, left: str, right: str, a: float, b: float) -> str:
         """left * right (their values a, b): one mul with the factor nearer 1 second, or mulw where
         mul's window does not take it."""
-        if a == 0 or (b != 0 and _far_from_one(b, a)):  # a zero second: mul takes b = 0 as it is
+        if _far_from_one(b, a):
             left, right, a, b = right, left, b, a
         if _mul_refusal(a, b) is not None:  # mulw moves powers of two between the factors
             return self.call("mulw", [("x", left), ("y", right)])
@@ -411,10 +411,11 @@ def _emitted_children(node: Node) -> tuple[Node, ...]:
 
 
 def _far_from_one(a: float, b: float) -> bool:
-    """True when |a| is further from 1 (in binary orders of magnitude) than |b|."""
+    """True when |a| is further from 1 (in binary orders of magnitude) than |b|. A zero counts as
+    1: mul takes a second factor 0 as it is."""
 
     def distance(x: float) -> float:
-        return abs(math.log2(abs(x))) if x else math.inf
+        return abs(math.log2(abs(x))) if x else 0.0
 
     return distance(a) > distance(b)
 

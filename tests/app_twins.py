@@ -116,7 +116,7 @@ LA_LO1, LA_HI1 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
 LA_TWO_I = 2.0 * np.eye(8)  # linalg_inverse: la_two_i
 AR_ROUNDS = f64(18.0)  # arith_range
 AR_P92 = f64(2.0**92)  # arith_exact
-SPLIT = f64(2.0**52 + 1)  # linalg_inverse: _iv_split (Veltkamp's split to one bit)
+SPLIT = f64(2.0**52 + 1)  # arith_exact: ar_split (Veltkamp's split to one bit)
 AR_P32, AR_M32, AR_P64, AR_M64 = f64(2.0**32), f64(2.0**-32), f64(2.0**64), f64(2.0**-64)
 
 

@@ -23,11 +23,16 @@ PART = {"div": "div", "mulw": "mulw", "rsqrt": "rsqrt", "sqrt": "sqrt", "exp": "
         "abs": "minmax", "max": "minmax", "min": "minmax"}
 
 
+def arguments(routine: str) -> tuple[str, ...]:
+    """The argument cells of an arith routine, by suffix (``div_x``, ``div_y``)."""
+    return {"pow": ("x", "n"), "div": ("x", "y"), "mulw": ("x", "y"), "max": ("x", "y"), "min": ("x", "y")}.get(routine, ("x",))
+
+
 def program(routine: str, *args: float, include: str | None = None) -> fleqc.program.LinkedProgram:
     """``routine`` called once on ``args``; linked with its own part of arith unless ``include`` names
     another file."""
     include = include or f"arith_{PART[routine]}.fleq"
-    names = {"pow": ("x", "n"), "div": ("x", "y"), "mulw": ("x", "y"), "max": ("x", "y"), "min": ("x", "y")}.get(routine, ("x",))
+    names = arguments(routine)
     data = "\n".join(f"in_{n}: .word {float(v)!r}" for n, v in zip(names, args))
     movs = "\n".join(f"    mov {routine}_{n}, in_{n}" for n in names)
     return fleqc.compile(f""".machine fleq
@@ -162,7 +167,7 @@ def test_each_part_links_alone(part):
 
 
 def _routines(linked) -> set[str]:
-    return {name for name in ("div", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min", "vmax8",
+    return {name for name in ("div", "mulw", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min", "vmax8",
                               "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration",
                               "sgd_linear", "backprop_mlp2") if name in linked.symbols}
 
@@ -170,7 +175,7 @@ def _routines(linked) -> set[str]:
 def test_umbrellas_link_every_routine_once():
     source = '.machine fleq\n.text\n    halt\n.include "{}"\n'
     assert _routines(fleqc.compile(source.format("arith.fleq"))) == {
-        "div", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min"}
+        "div", "mulw", "rsqrt", "sqrt", "exp", "log", "sigmoid", "pow", "abs", "max", "min"}
     assert _routines(fleqc.compile(source.format("linalg.fleq"))) == {
         "rsqrt", "sqrt", "vmax8", "vnorm", "fnorm", "norm1", "norminf", "inverse", "solve", "power_iteration"}
     assert _routines(fleqc.compile(source.format("learn.fleq"))) == {"sgd_linear", "backprop_mlp2"}
