@@ -23,7 +23,10 @@ semantics (fleqc/isa/fleq_functions.py, FLEQ_FUNCTIONS):
   index k over the terms padded with zeros to a power of two, ((t0 + t1) + (t2 + t3)) + ...: NOT
   numpy's ``@``, which sums in another order (and may fuse). A 1-D left operand is a row, a 1-D right
   operand a column; the result has numpy.matmul's shape;
-- recip ``1.0 / a``; sqrt ``np.sqrt``; sigmoid ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 else
+- recip and sqrt: linear interpolation in a table (fleqc/isa/fleq_tables.py): |x| = x' 4^s with x'
+  in (1/2, 2]; x' rounded to a multiple of 2^-29; the line between the two knots around it (knots
+  every 2^-11 on [1/2, 1], every 2^-10 on [1, 2], values f(t) rounded to multiples of 2^-30);
+  recip(x) = sign(x) 4^-s g, sqrt(x) = 2^s g; sigmoid ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 else
   ``e / (1 + e)``;
 - ``fleq dst, f, a, b, flag, p``: ``dst = f(a, b)``, then go to ``p`` if the flag cell (read after the
   write) is <= 0; ``subleq a, b, c`` is ``fleq b, sub, b, a, b, c``; ``jle flag, p`` branches on
@@ -88,16 +91,40 @@ def relu(a) -> np.ndarray:
     return np.maximum(f64(a), 0.0)
 
 
+def _table_line(f, x: float) -> float:
+    """f(x) for x in (1/2, 2] as the machine's table gives it (see the module docstring), written
+    per entry: the knots around x, their rounded values and the line through them."""
+    q = (x + 1.5 * 2.0**23) - 1.5 * 2.0**23  # to a multiple of 2^-29
+    h = 2.0**-11 if q < 1.0 else 2.0**-10
+    lo = np.floor(q / h) * h if q < 2.0 else 2.0 - h
+    ends = [round(float(f(t)) * 2.0**30) * 2.0**-30 for t in (lo, lo + h)]
+    return ends[0] + (ends[1] - ends[0]) / h * (q - lo)
+
+
+def _tabled(f, a: np.ndarray, power: float) -> np.ndarray:
+    """sign(x) 2^(power * 2 s) f(x') for |x| = x' 4^s (power -1: recip; 1/2: sqrt); 0 at x = 0."""
+    out = np.zeros(a.shape)
+    for index, x in np.ndenumerate(a):
+        if x != 0:
+            s = 0
+            while abs(x) / 4.0**s > 2.0:
+                s += 1
+            while abs(x) / 4.0**s <= 0.5:
+                s -= 1
+            out[index] = np.copysign(_table_line(f, abs(x) / 4.0**s) * 4.0 ** (power * s), x)
+    return out
+
+
 def recip(a) -> np.ndarray:
     a = f64(a)
     assert np.all((np.abs(a) > FIT_LO) & (np.abs(a) <= FIT_HI)), a  # recip's window
-    return 1.0 / a
+    return _tabled(lambda t: 1.0 / t, a, -1.0)
 
 
 def sqrt(a) -> np.ndarray:
     a = f64(a)
     assert np.all((a == 0) | ((a > FIT_LO) & (a <= FIT_HI))), a  # sqrt's window
-    return np.sqrt(a)
+    return _tabled(np.sqrt, a, 0.5)
 
 
 def sigmoid(a) -> np.ndarray:

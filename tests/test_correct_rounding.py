@@ -209,9 +209,9 @@ def test_subnormal_quotients_are_correctly_rounded_at_and_next_to_ties():
     check_correctly_rounded("div", cases)
 
 
-def test_the_result_does_not_depend_on_the_fitted_seed():
-    """With recip and sqrt perturbed by their blocks' specified error (tests/noisy.py: what the
-    transformer's fitted blocks may give), every result is still the correctly rounded one."""
+def test_the_result_does_not_depend_on_the_seed():
+    """With recip and sqrt perturbed by 1e-6 relative (tests/noisy.py: 4x the tables' error), every
+    result is still the correctly rounded one."""
     rng = np.random.default_rng(3)
     for seed in range(3):
         with noisy_functions(seed):
@@ -319,10 +319,10 @@ def test_log_of_one_is_zero_and_exp_of_zero_is_one():
     assert Routine("sigmoid")(0.0) == 0.5
 
 
-def test_exp_log_and_sigmoid_do_not_depend_on_the_fitted_seeds():
-    """The blocks perturbed by their specified errors (tests/noisy.py) leave every result within
-    1 ulp (exp uses the exp block only through pow2, which rounds it to a power of two; log
-    corrects the log block's seed; sigmoid refines the recip block's)."""
+def test_exp_log_and_sigmoid_do_not_depend_on_the_seeds():
+    """The seeds perturbed (tests/noisy.py) leave every result within 1 ulp (exp uses the exp block
+    only through pow2, which rounds it to a power of two; log corrects the log table's seed;
+    sigmoid refines the recip table's)."""
     rng = np.random.default_rng(5)
     for seed in range(2):
         with noisy_functions(seed):

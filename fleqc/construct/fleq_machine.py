@@ -12,12 +12,13 @@
     5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
     6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
                                  sigma; x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
-    7      attention  compute    fitted sums of sigmoids (one head per term, three value rows), exp
-                                 (3 heads), sigmoid, sigmoid(mem[flag])
+    7      attention  compute    exp (3 heads), sigmoid, sigmoid(mem[flag])
     8-21   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.construct.exact_product: inner ladder A, B, split,
                                  halves, digits, partial products, middle, two-sum, error, round,
-                                 subnormal grid, remainder, tie, tree)
+                                 subnormal grid, remainder, tie, tree); beside it in layers 8 and
+                                 9, the tables of recip, sqrt, log: q = x_fit rounded to 2^-29,
+                                 g = the table's line at q (fleqc.isa.fleq_tables)
     22     ReLU       select     out = the selected block's value (exact gates, exact rescales);
                                  fault if an operand is outside the selected block's domain
     23     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
@@ -26,9 +27,10 @@
     25     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
 
 4 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2). Heads: 1 + 4 + (m + 5) + (cell^2 + 1). Every constant is a power of
-two or a fitted coefficient; the weights depend only on the configuration (n, cell). Products are
-exact (the IEEE product, bit for bit); each other block's error is asserted by
+9-16, none for cells up to 2). Heads: 1 + 4 + 5 + (cell^2 + 1). Every constant is a power of two, a
+table value or slope (multiples of 2^-30 and 2^-20), or exp's e^(L/2); the weights depend only on
+the configuration (n, cell). Products, recip, sqrt and log are exact (the reference's bits: IEEE's
+product; the table's line, fleqc.isa.fleq_tables); exp's and sigmoid's error is asserted by
 tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
 docs/fleq-machine.md.
 """
@@ -39,6 +41,7 @@ import math
 
 from fleqc.construct import blocks
 from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
+from fleqc.isa import fleq_tables
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
     PENALTY,
@@ -52,7 +55,6 @@ from fleqc.construct.exact import (
     threshold_distance,
     threshold_indicators,
 )
-from fleqc.construct.fitting import fit_functions, sigmoid_basis
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.fleq_layout import (
     FIT_LADDER,
@@ -113,6 +115,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     c = config.cell
     P = product_block(R, c)
     product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 4-6
+    beside = {0: ("tables: quantise", _tables_quantise), 1: ("tables: interpolate", _tables_interpolate)}
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
@@ -121,7 +124,8 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _ladder_b(R, P).build("ladder B"),
         _normalise(R, P).build("normalise"),
         attention_layer(_compute_heads(R)),
-        *(_product_layer(R, stage).build(f"product: {name}") for name, stage in product_stages),
+        *(_product_layer(R, stage, beside.get(n)).build(f"product: {name}")
+          for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes, P).build("commit"),
@@ -136,7 +140,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
             "machine": config.to_dict(),
             "pointer_temperature": POINTER_TEMPERATURE,
             "fault_rows": list(rows["fault"]),
-            "fitted_terms": len(sigmoid_basis().slopes),
+            "table_intervals": len(fleq_tables.knots()) - 1,
         },
     )
 
@@ -246,11 +250,39 @@ def _single_input(R: _Rows, source: str, sign: float) -> dict[int, float]:
     return {R[source][0]: sign}
 
 
-def _product_layer(R: _Rows, stage) -> FeedForwardBuilder:
+def _product_layer(R: _Rows, stage, beside=None) -> FeedForwardBuilder:
+    """One stage of the exact product, and the part of another block that runs beside it."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("exact product"):
         stage(ffn)
+    if beside is not None:
+        name, part = beside
+        with ffn.part(name):
+            part(R, ffn)
     return ffn
+
+
+# -- 8, 9 (beside the product): the tables of recip, sqrt and log ---------------------------------
+
+
+def _tables_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """q = x_fit rounded to a multiple of 2^-29: ReLU(x_fit + 1.5 2^23) - 1.5 2^23 (lanes only; one
+    IEEE addition, then an exact subtraction of two terms)."""
+    lane, C = R.lane, fleq_tables.ROUNDER
+    ffn.unit({R["x_fit"][0]: 1.0, lane: C}, 0.0, {R["q_fit"][0]: 1.0})
+    ffn.unit({lane: C}, 0.0, {R["q_fit"][0]: -1.0})
+
+
+def _tables_interpolate(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """g[f] = v_0 + sum_j kink_j ReLU(q - t_j) for recip, sqrt and log (fleqc.isa.fleq_tables: every
+    term a multiple of 2^-49, every partial sum below 7: exact in any order). One unit per knot,
+    shared by the three functions; v_0 by a unit on the lane row."""
+    tables = [fleq_tables.table(name) for name in FITTED_OPS]
+    g, q = R["g_fit"], R["q_fit"][0]
+    ffn.unit({R.lane: 1.0}, 0.0, {g[n]: float(tab.v[0]) for n, tab in enumerate(tables)})
+    kinks = [tab.kinks for tab in tables]
+    for j, t in enumerate(tables[0].t[:-1]):
+        ffn.unit({q: 1.0}, -float(t), {g[n]: float(k[j]) for n, k in enumerate(kinks) if k[j] != 0.0})
 
 
 def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
@@ -318,18 +350,13 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 
 
 def _compute_heads(R: _Rows) -> list[HeadBuilder]:
-    """Every nonlinear block but the product as two-key softmaxes (lane against the reference column).
+    """exp and the sigmoids as two-key softmaxes (lane against the reference column).
 
-    fitted term j: weight sigmoid(w_j x_fit + b_j), values the coefficients of recip, sqrt, log.
     exp head L: weight e^x / (e^x + e^L), value and output e^(L/2) each: e^x / (1 + e^(x - L)).
     sigmoid: weight sigmoid(x_sig); flag: weight sigmoid(x_flag).
     """
     lane = R.lane
     heads = []
-    basis, fits = sigmoid_basis(), fit_functions()
-    for j, (w, b) in enumerate(zip(basis.slopes, basis.offsets)):
-        values = [({lane: float(fits[f].coefficients[j])}, {R["g_fit"][n]: 1.0}) for n, f in enumerate(FITTED_OPS)]
-        heads.append(local_head(R.rows, f"fitted {j}", {R["x_fit"][0]: float(w)}, values, self_score_constant=float(b)))
     for n, L in enumerate(EXP_REFERENCES):
         half = math.exp(L / 2)
         heads.append(local_head(R.rows, f"exp {L:g}", {R["x_exp"][0]: 1.0},
@@ -360,20 +387,16 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         gate(ffn, {R["exp_h"][0]: 1.0}, exp_open + [R.th("exp_lo", "u")], out)
         gate(ffn, {R["exp_h"][1]: 1.0}, exp_open + [R.th("exp_lo", "t"), R.th("exp_hi", "t")], out)
         gate(ffn, {R["exp_h"][2]: 1.0}, exp_open + [R.th("exp_hi", "u")], out)
-    fits = fit_functions()
     F = FIT_LADDER
-    with ffn.part("fitted rescale"):
+    with ffn.part("table rescale"):  # exact scalings; log adds s ln 4 (one IEEE addition)
+        g = {name: {R["g_fit"][n]: 1.0} for n, name in enumerate(FITTED_OPS)}
         for s in F.selectors:
             selected = [R.fl("u", s), R.fl("t", s + 1), not_in]
             pos, neg = R.th("negative", "t"), R.th("negative", "u")
-            g = {name: ({R["g_fit"][n]: 1.0}, fits[name].constant) for n, name in enumerate(FITTED_OPS)}
-            terms, c0 = g["recip"]
-            scaled_gate(ffn, terms, -F.step * s, selected + [R.op("recip"), pos], out, c0)
-            scaled_gate(ffn, terms, -F.step * s, selected + [R.op("recip"), neg], {R["out"][0]: -1.0}, c0)
-            terms, c0 = g["sqrt"]
-            scaled_gate(ffn, terms, s, selected + [R.op("sqrt"), pos], out, c0)
-            terms, c0 = g["log"]
-            gate(ffn, terms, selected + [R.op("log"), pos], out, c0 + s * F.step * math.log(2.0))
+            scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), pos], out)
+            scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), neg], {R["out"][0]: -1.0})
+            scaled_gate(ffn, g["sqrt"], s, selected + [R.op("sqrt"), pos], out)
+            gate(ffn, g["log"], selected + [R.op("log"), pos], out, fleq_tables.log_offset(s))
     fault = R["fault"][0]
     with ffn.part("domain faults"):
         for k in range(P.slots):

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fleqc.construct.exact_product import SMALL_X
+from fleqc.isa import fleq_tables
 from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
 
 Shape = tuple[int, ...]
@@ -305,17 +306,20 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "relu", _unary, _A),
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise",
                      "sigmoid", _unary, _A, ErrorBound(1e-13, TINY)),
-        FleqFunction("recip", 1, _elementwise, lambda a, _: 1.0 / a, "1 / a elementwise", "recip", _unary, _A,
-                     ErrorBound(1e-6, TINY, ulps=7e8), (_FIT_RANGE,)),
-        FleqFunction("sqrt", 1, _elementwise, lambda a, _: np.sqrt(a), "square root elementwise",
-                     "sqrt", _unary, _A, ErrorBound(1e-6, TINY, ulps=4e7),
+        FleqFunction("recip", 1, _elementwise, lambda a, _: fleq_tables.evaluate("recip", a),
+                     "1 / a elementwise, from a table (2^-22 relative; see fleqc.isa.fleq_tables)", "recip", _unary,
+                     _A, ErrorBound(ulps=4e9), (_FIT_RANGE,)),
+        FleqFunction("sqrt", 1, _elementwise, lambda a, _: fleq_tables.evaluate("sqrt", a),
+                     "square root elementwise, from a table (2^-25 relative)",
+                     "sqrt", _unary, _A, ErrorBound(ulps=5e8),
                      (_operand_a(lambda x: (x >= -_FIT_LO) & (x <= _FIT_HI), "-2^-81 <= x <= 2^81"),
                       _operand_a(lambda x: (x == 0) | (x > _FIT_LO), "x = 0 or x > 2^-81", by_weights=False))),
         FleqFunction("exp", 1, _elementwise, lambda a, _: np.exp(a), "e ** a elementwise",
                      "exp", _unary, _A, ErrorBound(1e-12, TINY, ulps=1e3),
                      (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
-        FleqFunction("log", 1, _elementwise, lambda a, _: np.log(a), "natural logarithm elementwise",
-                     "log", _unary, _A, ErrorBound(1e-6, 1e-13, ulps=4e8),
+        FleqFunction("log", 1, _elementwise, lambda a, _: fleq_tables.evaluate("log", a),
+                     "natural logarithm elementwise, from a table (2^-23 absolute)",
+                     "log", _unary, _A, ErrorBound(ulps=2.0**53),
                      (_operand_a(lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81"),)),
     ]
 }

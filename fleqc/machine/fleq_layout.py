@@ -169,7 +169,8 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
         ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
         ("x_flag", 1, "temp", "lanes: min(mem[flag], 64)"),
-        ("g_fit", len(FITTED_OPS), "temp", "lanes: fitted g(x') for recip, sqrt, log"),
+        ("q_fit", 1, "temp", "lanes: x_fit rounded to a multiple of 2^-29"),
+        ("g_fit", len(FITTED_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
         ("exp_h", 3, "temp", "lanes: exp by the heads with reference scores 0, 96, 745"),
         ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
         ("s_mem", 1, "temp", "lanes: sigmoid(mem[flag])"),
@@ -190,7 +191,7 @@ NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
     "wen", "not_wen", "not_in", "not_product", "fl_r", "fl_u", "fl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
-    "x_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
+    "x_fit", "q_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
 )
 
 
