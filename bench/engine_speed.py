@@ -151,7 +151,8 @@ def fleq_scaling(sizes, sparse_max, repeats, seconds):
     """The FLEQ machine (8x8 cells, 64 lanes) on a loop that never halts, by n."""
     ref_program = fleqc.compile(FLEQ_LOOP)
     ref = statistics.median(reference_rate(ref_program, 3000) for _ in range(3))
-    print(f"\nFLEQ machine (cell 8, 107 heads), a 4-instruction loop; reference interpreter {ref:,.0f} instr/s")
+    heads = sum(getattr(layer, "heads", 0) for layer in weights_for(fleqc.build(FLEQ_LOOP, columns=sizes[0]).config).layers)
+    print(f"\nFLEQ machine (cell 8, {heads} heads), a 4-instruction loop; reference interpreter {ref:,.0f} instr/s")
     print(f"{'n':>6} {'first pass s':>12}  {'engine':>16}  {'sparse':>16}")
     for n in sizes:
         card = fleqc.build(FLEQ_LOOP, columns=n)

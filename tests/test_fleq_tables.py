@@ -1,8 +1,9 @@
-"""recip, sqrt and log as exact tables (fleqc.isa.fleq_tables): the facts their exactness rests on,
-their accuracy, and the machine's bits on the dense pass and on the engines at the edges."""
+"""recip, sqrt, log and exp as exact tables (fleqc.isa.fleq_tables): the facts their exactness rests
+on, their accuracy, and the machine's bits on the dense pass and on the sparse path at the edges."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -16,24 +17,27 @@ from fleqc.transformer import forward
 from tests.fleq_checks import assert_fleq_lockstep
 from tests.test_fleq_machine import unary_case
 
-TABLES = sorted(fleq_tables.FUNCTIONS)
+TABLES = list(fleq_tables.REDUCED)
 RNG = np.random.default_rng(20261130)
 
 
-@pytest.mark.parametrize("name", TABLES)
-def test_every_sum_the_layers_make_is_exact(name):
-    """The units' terms kink_j ReLU(q - t_j) are multiples of 2^-49 below 2^52 of them, and the
-    positive and the negative terms (with v_0) each add up to less than 7 at the largest q: every
-    partial sum, in any order, is an integer number of 2^-49 below 2^53."""
+@pytest.mark.parametrize("name,kink_grid,top,bound", [*((name, 2.0**-20, 2.0, 7.0) for name in TABLES),
+                                                      ("exp", 2.0**-19, float(fleq_tables.quantise(fleq_tables.LN2)), 3.0)])
+def test_every_sum_the_layers_make_is_exact(name, kink_grid, top, bound):
+    """``top``: the largest argument (recip, sqrt, log: q = 2; exp: LN2 rounded to 2^-29). The
+    units' terms kink_j ReLU(q - t_j) are multiples of 2^-29 times the kinks' grid (2^-49;
+    exp: 2^-48) below 2^52 of them, and the positive and the negative terms (with v_0) each add up
+    to less than ``bound`` at the largest q: every partial sum, in any order, is an integer number
+    of that unit below 2^53."""
     tab = fleq_tables.table(name)
-    unit = 2.0**-49
+    unit = 2.0**-29 * kink_grid
     kinks = tab.kinks
-    assert np.array_equal(np.round(kinks / 2.0**-20), kinks / 2.0**-20)  # multiples of 2^-20
+    assert np.array_equal(np.round(kinks / kink_grid), kinks / kink_grid)
     assert np.array_equal(np.round(tab.v / 2.0**-30), tab.v / 2.0**-30)  # multiples of 2^-30
-    top = 2.0  # the largest q
+    assert tab.t[-1] >= top  # the table covers every argument
     terms = np.append(kinks * np.maximum(top - tab.t[:-1], 0.0), tab.v[0])
     assert np.all(np.abs(terms) / unit < 2.0**52)
-    assert max(terms[terms > 0].sum(), -terms[terms < 0].sum()) < 7.0
+    assert max(terms[terms > 0].sum(), -terms[terms < 0].sum()) < bound < 2.0**53 * unit
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -99,3 +103,65 @@ def test_the_machine_gives_the_tables_bits_at_the_edges(name):
     steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(x) + 2)
     assert halted and steps == len(x)
 
+
+
+# -- exp ---------------------------------------------------------------------------------------------
+
+
+def test_exps_reduction_is_exact():
+    """q = (64 A + 8 B + C) LN2 + r exactly, r in [0, LN2), the selectors in their ranges."""
+    x = np.concatenate([RNG.uniform(-768, fleq_tables.EXP_FLOOR + 1536.0, 20_000), exp_edges()])
+    x = x[(x >= fleq_tables.EXP_FLOOR) & (x <= fleq_tables.EXP_MAX)]
+    r, (A, B, C) = fleq_tables.exp_reduce(x)
+    q = (x + fleq_tables.EXP_ROUNDER) - fleq_tables.EXP_ROUNDER
+    assert np.all((r >= 0) & (r < fleq_tables.LN2))
+    assert np.all((A >= -18) & (A <= 15) & (B >= 0) & (B <= 7) & (C >= 0) & (C <= 7))
+    for qq, n, rr in zip(q, 64 * A + 8 * B + C, r):
+        assert Fraction(qq) == int(n) * Fraction(fleq_tables.LN2) + Fraction(rr)
+
+
+def test_exps_accuracy():
+    """2^-25 relative (3.2e-8), and within that plus 2^-1074 where the result is subnormal; 0 below
+    -768 (where e^x rounds to 0 anyway)."""
+    x = np.concatenate([RNG.uniform(-800, fleq_tables.EXP_MAX, 100_000), RNG.uniform(-1, 1, 10_000)])
+    got, true = fleq_tables.exp(x), np.exp(x)
+    assert np.all(np.abs(got - true) <= 3.2e-8 * true + 2.0**-1074)
+    assert np.all(got[x < fleq_tables.EXP_FLOOR] == 0.0) and fleq_tables.exp(np.array([0.0]))[0] == 1.0
+
+
+def exp_edges() -> np.ndarray:
+    """At and beside every threshold of the three levels (as far as the grid of q goes), at the ends
+    of the window, where results turn subnormal and round to 0."""
+    L, step = fleq_tables.LN2, 2.0**-40
+    taus = [level.tau(j) for level in fleq_tables.EXP_LEVELS for j in level.thresholds]
+    taus += [64 * a * L + 8 * b * L + c * L for a in (-17, -12, 0, 9) for b in range(8) for c in range(8)]
+    near = np.concatenate([np.array(taus) + d for d in (-step, 0.0, step, 0.5 * step)])
+    ends = [fleq_tables.EXP_FLOOR, np.nextafter(fleq_tables.EXP_FLOOR, 0), -745.1332191019412, -745.2, -708.4,
+            -709.8, fleq_tables.EXP_MAX, 0.0, 5e-324, -5e-324, 2.0**-41, -(2.0**-41), 1e-300]
+    return np.concatenate([near, ends])
+
+
+def test_the_machine_gives_exps_bits_at_the_edges():
+    x = exp_edges()
+    x = x[(x >= fleq_tables.EXP_FLOOR) & (x <= fleq_tables.EXP_MAX)]
+    x = np.concatenate([x, np.full(-len(x) % 64, 1.0)]).reshape(-1, 8, 8)
+    prog = unary_case("exp", list(x[:2]))
+    card = program_to_card(prog)
+    model = weights_for(card.config)
+    steps, halted = assert_fleq_lockstep(prog, card, 10, machine_pass=lambda X: forward(model, X))
+    assert halted and steps == 2
+    prog = unary_case("exp", list(x))
+    steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(x) + 2)
+    assert halted and steps == len(x)
+
+
+def test_exp_below_its_table_is_zero_on_the_machine():
+    prog = unary_case("exp", [np.array([-768.0000000000001, -1e300, -800.0, -1e4])])
+    assert assert_fleq_lockstep(prog, program_to_card(prog), 5) == (1, True)
+
+
+def test_exp_max_is_the_largest_argument_whose_exp_stays_within_2_to_the_1000():
+    top = fleq_tables.EXP_MAX
+    assert fleq_tables.exp(np.array([top]))[0] <= 2.0**1000 < fleq_tables.exp(np.array([np.nextafter(top, 1e3)]))[0]
+    below = top - np.arange(1, 2000) * math.ulp(top)  # and nothing just below it goes over
+    assert np.all(fleq_tables.exp(below) <= 2.0**1000)

@@ -21,13 +21,13 @@ from hypothesis import strategies as st
 import fleqc
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, window_table
-from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
+from fleqc.machine.fleq_layout import EXP_MAX, TABLE_LADDER, PRODUCT_LADDER
 from fleqc.machine.program_to_card import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "fleq-machine.md"
-EDGES = [2.0**e for e in (FIT_LADDER.thresholds[0], FIT_LADDER.thresholds[-1], PRODUCT_LADDER.thresholds[0],
+EDGES = [2.0**e for e in (TABLE_LADDER.thresholds[0], TABLE_LADDER.thresholds[-1], PRODUCT_LADDER.thresholds[0],
                           PRODUCT_LADDER.thresholds[-1], 500, 1000)] + [EXP_MAX, 1.0, 5e-324]
 
 

@@ -7,19 +7,22 @@
     3      ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
                                  m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
-    4      ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the fitted input; single
+    4      ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the tables' input; single
                                  thresholds (clamps, exp range, sign, small product factors)
     5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
     6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
-                                 sigma; x_fit = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
-    7      attention  compute    exp (3 heads), sigmoid, sigmoid(mem[flag])
+                                 sigma; x_tab = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
+    7      attention  compute    sigmoid, sigmoid(mem[flag])
     8-21   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.construct.exact_product: inner ladder A, B, split,
                                  halves, digits, partial products, middle, two-sum, error, round,
                                  subnormal grid, remainder, tie, tree); beside it in layers 8 and
-                                 9, the tables of recip, sqrt, log: q = x_fit rounded to 2^-29,
-                                 g = the table's line at q (fleqc.isa.fleq_tables)
-    22     ReLU       select     out = the selected block's value (exact gates, exact rescales);
+                                 9, the tables of recip, sqrt, log: q = x_tab rounded to 2^-29,
+                                 g = the table's line at q (fleqc.isa.fleq_tables); in layers
+                                 8-15, exp: q = x rounded to 2^-40, three levels of thresholds
+                                 (n = 64 A + 8 B + C), r = q - n LN2, its table, 2^(8 B + C) T(r)
+    22     ReLU       select     out = the selected block's value (exact gates, exact rescales,
+                                 exp's 2^(64 A));
                                  fault if an operand is outside the selected block's domain
     23     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
                                  s_res = sigmoid(out of lane 0) (the flag when flag = dst)
@@ -27,17 +30,16 @@
     25     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
 
 4 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2). Heads: 1 + 4 + 5 + (cell^2 + 1). Every constant is a power of two, a
-table value or slope (multiples of 2^-30 and 2^-20), or exp's e^(L/2); the weights depend only on
-the configuration (n, cell). Products, recip, sqrt and log are exact (the reference's bits: IEEE's
-product; the table's line, fleqc.isa.fleq_tables); exp's and sigmoid's error is asserted by
+9-16, none for cells up to 2). Heads: 1 + 4 + 2 + (cell^2 + 1). Every constant is a power of two, a
+table value or slope (multiples of 2^-30 and 2^-20), or a multiple of exp's LN2; the weights depend
+only on the configuration (n, cell). Products, recip, sqrt, log and exp are exact (the reference's
+bits: IEEE's product; the tables' lines, fleqc.isa.fleq_tables); sigmoid's error is asserted by
 tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
 docs/fleq-machine.md.
 """
 
 from __future__ import annotations
 
-import math
 
 from fleqc.construct import blocks
 from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
@@ -57,8 +59,8 @@ from fleqc.construct.exact import (
 )
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.fleq_layout import (
-    FIT_LADDER,
-    FITTED_OPS,
+    TABLE_LADDER,
+    TABLE_OPS,
     NONNEGATIVE_TEMPS,
     OPS,
     PRODUCT_OPS,
@@ -72,7 +74,7 @@ from fleqc.transformer.layers import LoopedTransformer
 
 POINTER_TEMPERATURE = 512.0  # code match T w vs <= T (w - 2): gap 1024, off-target weights exactly 0
 MARK_TEMPERATURE = PENALTY  # the write-mark head's gap is T: 1024
-EXP_REFERENCES = (0.0, 96.0, 745.0)  # reference scores of the three exp heads
+EXP_HEADROOM = 192  # exp's 2^(64 A) for A < 0: 2^(64 A + 192) inside the unit, 2^-192 outside
 SIGMOID_CLAMP = 64.0
 
 
@@ -98,8 +100,8 @@ class _Rows:
     def th(self, name: str, part: str) -> int:
         return self.rows[f"th_{name}_{part}"][0]
 
-    def fl(self, part: str, j: int) -> int:
-        return self.rows[f"fl_{part}"][FIT_LADDER.index(j)]
+    def tl(self, part: str, j: int) -> int:
+        return self.rows[f"tl_{part}"][TABLE_LADDER.index(j)]
 
 
 def product_block(R: "_Rows", c: int) -> ProductBlock:
@@ -115,7 +117,17 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     c = config.cell
     P = product_block(R, c)
     product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 4-6
-    beside = {0: ("tables: quantise", _tables_quantise), 1: ("tables: interpolate", _tables_interpolate)}
+    beside = [  # parts of other blocks in the product's layers (8, 9, ...)
+        [("tables: quantise", _tables_quantise), ("exp: quantise", _exp_quantise)],
+        [("tables: interpolate", _tables_interpolate), ("exp: level 1", _exp_level(0))],
+        [("exp: level 2", _exp_level(1))],
+        [("exp: level 3", _exp_level(2))],
+        [("exp: reduced", _exp_reduced)],
+        [("exp: reduced, rounded", _exp_reduced_quantise)],
+        [("exp: table", _exp_table)],
+        [("exp: 2^(8 B + C)", _exp_scale)],
+    ]
+    assert len(beside) <= len(product_stages)
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
@@ -124,7 +136,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _ladder_b(R, P).build("ladder B"),
         _normalise(R, P).build("normalise"),
         attention_layer(_compute_heads(R)),
-        *(_product_layer(R, stage, beside.get(n)).build(f"product: {name}")
+        *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
         attention_layer(_gather_heads(R, config.lanes)),
@@ -250,13 +262,12 @@ def _single_input(R: _Rows, source: str, sign: float) -> dict[int, float]:
     return {R[source][0]: sign}
 
 
-def _product_layer(R: _Rows, stage, beside=None) -> FeedForwardBuilder:
-    """One stage of the exact product, and the part of another block that runs beside it."""
+def _product_layer(R: _Rows, stage, beside) -> FeedForwardBuilder:
+    """One stage of the exact product, and the parts of other blocks that run beside it."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("exact product"):
         stage(ffn)
-    if beside is not None:
-        name, part = beside
+    for name, part in beside:
         with ffn.part(name):
             part(R, ffn)
     return ffn
@@ -266,19 +277,19 @@ def _product_layer(R: _Rows, stage, beside=None) -> FeedForwardBuilder:
 
 
 def _tables_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
-    """q = x_fit rounded to a multiple of 2^-29: ReLU(x_fit + 1.5 2^23) - 1.5 2^23 (lanes only; one
+    """q = x_tab rounded to a multiple of 2^-29: ReLU(x_tab + 1.5 2^23) - 1.5 2^23 (lanes only; one
     IEEE addition, then an exact subtraction of two terms)."""
     lane, C = R.lane, fleq_tables.ROUNDER
-    ffn.unit({R["x_fit"][0]: 1.0, lane: C}, 0.0, {R["q_fit"][0]: 1.0})
-    ffn.unit({lane: C}, 0.0, {R["q_fit"][0]: -1.0})
+    ffn.unit({R["x_tab"][0]: 1.0, lane: C}, 0.0, {R["q_tab"][0]: 1.0})
+    ffn.unit({lane: C}, 0.0, {R["q_tab"][0]: -1.0})
 
 
 def _tables_interpolate(R: _Rows, ffn: FeedForwardBuilder) -> None:
     """g[f] = v_0 + sum_j kink_j ReLU(q - t_j) for recip, sqrt and log (fleqc.isa.fleq_tables: every
     term a multiple of 2^-49, every partial sum below 7: exact in any order). One unit per knot,
     shared by the three functions; v_0 by a unit on the lane row."""
-    tables = [fleq_tables.table(name) for name in FITTED_OPS]
-    g, q = R["g_fit"], R["q_fit"][0]
+    tables = [fleq_tables.table(name) for name in fleq_tables.REDUCED]
+    g, q = R["g_tab"], R["q_tab"][0]
     ffn.unit({R.lane: 1.0}, 0.0, {g[n]: float(tab.v[0]) for n, tab in enumerate(tables)})
     kinks = [tab.kinks for tab in tables]
     for j, t in enumerate(tables[0].t[:-1]):
@@ -290,12 +301,12 @@ def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
         P.outer_ladder_a(ffn)
-    with ffn.part("fitted ladder"):
+    with ffn.part("table ladder"):
         x = {R["a_e"][0]: 1.0}
-        for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
-            tau = FIT_LADDER.tau(j)
-            threshold_distance(ffn, x, tau, R.fl("r", j))
-            threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.fl("r", j))
+        for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
+            tau = TABLE_LADDER.tau(j)
+            threshold_distance(ffn, x, tau, R.tl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.tl("r", j))
     with ffn.part("thresholds"):
         for name, source, sign, level in SINGLE_THRESHOLDS:
             threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
@@ -306,10 +317,10 @@ def _ladder_b(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
         P.outer_ladder_b(ffn)
-    with ffn.part("fitted ladder"):
-        for j in range(FIT_LADDER.lo, FIT_LADDER.hi + 1):
-            tau = FIT_LADDER.tau(j)
-            threshold_indicators(ffn, R.fl("r", j), tau, R.fl("u", j), R.fl("t", j))
+    with ffn.part("table ladder"):
+        for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
+            tau = TABLE_LADDER.tau(j)
+            threshold_indicators(ffn, R.tl("r", j), tau, R.tl("u", j), R.tl("t", j))
     with ffn.part("thresholds"):
         for name, _source, _sign, level in SINGLE_THRESHOLDS:
             threshold_indicators(ffn, R.th(name, "r"), level, R.th(name, "u"), R.th(name, "t"))
@@ -324,20 +335,20 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 
     Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y = y 2^-8s,  p_x = x 2^8s sigma (prod
     only; fleqc.construct.exact_product).
-    Fitted, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_fit += |x| 4^-s  (recip, sqrt, log only).
+    Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product split"):
         P.outer_split(ffn)
-    F = FIT_LADDER
+    F = TABLE_LADDER
     a_e = R["a_e"][0]
-    with ffn.part("fitted split"):
+    with ffn.part("table split"):
         for s in F.selectors:
-            open_ = [R.fl("u", s), R.fl("t", s + 1), R["c_not_fit"][0]]
-            scaled_gate(ffn, {a_e: 1.0}, -F.step * s, open_ + [R.th("negative", "t")], {R["x_fit"][0]: 1.0})
-            scaled_gate(ffn, {a_e: -1.0}, -F.step * s, open_ + [R.th("negative", "u")], {R["x_fit"][0]: 1.0})
+            open_ = [R.tl("u", s), R.tl("t", s + 1), R["c_not_tab"][0]]
+            scaled_gate(ffn, {a_e: 1.0}, -F.step * s, open_ + [R.th("negative", "t")], {R["x_tab"][0]: 1.0})
+            scaled_gate(ffn, {a_e: -1.0}, -F.step * s, open_ + [R.th("negative", "u")], {R["x_tab"][0]: 1.0})
     with ffn.part("clamps"):
-        gate(ffn, {a_e: 1.0}, [R.op("exp"), R.th("exp_over", "t")], {R["x_exp"][0]: 1.0})
+        gate(ffn, {a_e: 1.0}, [R.op("exp"), R.th("exp_over", "t"), R.th("exp_under", "t")], {R["x_exp"][0]: 1.0})
         gate(ffn, {a_e: 1.0}, [R.op("sigmoid"), R.th("sig_clamp", "t")], {R["x_sig"][0]: 1.0})
         ffn.unit({R.th("sig_clamp", "t"): SIGMOID_CLAMP, R.op("sigmoid"): -2 * SIGMOID_CLAMP}, 0.0,
                  {R["x_sig"][0]: 1.0})
@@ -346,21 +357,106 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     return ffn
 
 
+# -- 8-15 (beside the product): exp = 2^n T(r) -----------------------------------------------------
+
+EXP_UNITS = 1.0 / fleq_tables.EXP_QUANTUM  # q and every threshold are integers in units of 2^-40
+
+
+def _exp_remainder(R: _Rows, k: int) -> tuple[dict[int, float], float]:
+    """q_k, the remainder after the first k levels of exp's reduction, as terms and a constant:
+    q_k = q - sum_(l<k) step_l LN2 (first_l + N_l - sum_j u_l[j]) (every term a multiple of 2^-40)."""
+    terms, constant = {R["exp_q"][0]: 1.0}, 0.0
+    for n, level in enumerate(fleq_tables.EXP_LEVELS[:k], start=1):
+        c = level.step * fleq_tables.LN2
+        constant -= c * (level.first + len(level.thresholds))
+        terms.update({row: c for row in R[f"exp_u{n}"]})
+    return terms, constant
+
+
+def _exp_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """exp_q = x_exp rounded to a multiple of 2^-40 (one IEEE addition, then an exact subtraction)."""
+    C = fleq_tables.EXP_ROUNDER
+    ffn.unit({R["x_exp"][0]: 1.0}, C, {R["exp_q"][0]: 1.0})
+    ffn.unit({}, C, {R["exp_q"][0]: -1.0})
+
+
+def _exp_level(k: int):
+    """Level k's indicators u[j] = [q_k < tau_j], t[j] = 1 - u[j]: with z = 2^40 (tau_j - q_k), an
+    integer whose terms (q and the earlier levels' u rows, scaled) are integers below 2^52 (exact in
+    any order), u = [z >= 1] = ReLU(z) - ReLU(z - 1)."""
+
+    def part(R: _Rows, ffn: FeedForwardBuilder) -> None:
+        terms, constant = _exp_remainder(R, k)
+        level = fleq_tables.EXP_LEVELS[k]
+        u, t = R[f"exp_u{k + 1}"], R[f"exp_t{k + 1}"]
+        inputs = {row: -EXP_UNITS * c for row, c in terms.items()}
+        for i, j in enumerate(level.thresholds):
+            z0 = EXP_UNITS * (level.tau(j) - constant)
+            ffn.unit(inputs, z0, {u[i]: 1.0, t[i]: -1.0})
+            ffn.unit(inputs, z0 - 1.0, {u[i]: -1.0, t[i]: 1.0})
+            ffn.bias(t[i], 1.0)
+
+    return part
+
+
+def _exp_reduced(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """exp_r = q_3 = q - n LN2 in [0, LN2) (a sum of multiples of 2^-40 below 2^12: exact)."""
+    terms, constant = _exp_remainder(R, len(fleq_tables.EXP_LEVELS))
+    ffn.unit(terms, constant, {R["exp_r"][0]: 1.0})
+
+
+def _exp_reduced_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """exp_rq = exp_r rounded to a multiple of 2^-29, the grid of the table's argument."""
+    C = fleq_tables.ROUNDER
+    ffn.unit({R["exp_r"][0]: 1.0}, C, {R["exp_rq"][0]: 1.0})
+    ffn.unit({}, C, {R["exp_rq"][0]: -1.0})
+
+
+def _exp_table(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """exp_g = T(r) = v_0 + sum_j kink_j ReLU(r - t_j) in [1, 2] (terms multiples of 2^-48: exact)."""
+    tab, g = fleq_tables.table("exp"), R["exp_g"][0]
+    ffn.unit({R.one: 1.0}, 0.0, {g: float(tab.v[0])})
+    for t, kink in zip(tab.t[:-1], tab.kinks):
+        ffn.unit({R["exp_rq"][0]: 1.0}, -float(t), {g: float(kink)})
+
+
+def _exp_selector_closes(R: _Rows, k: int, i: int) -> list[int]:
+    """The rows that are all 0 iff level k's count of thresholds below q_k is i."""
+    u, t = R[f"exp_u{k + 1}"], R[f"exp_t{k + 1}"]
+    return ([u[i - 1]] if i > 0 else []) + ([t[i]] if i < len(t) else [])
+
+
+def _exp_scale(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """exp_s = 2^(8 B + C) T(r), one exact scaled gate per (B, C)."""
+    _, B, C = fleq_tables.EXP_LEVELS
+    for b in range(len(B.thresholds) + 1):
+        for c in range(len(C.thresholds) + 1):
+            closes = _exp_selector_closes(R, 1, b) + _exp_selector_closes(R, 2, c)
+            gate(ffn, {R["exp_g"][0]: 2.0 ** (B.step * (B.first + b) + C.step * (C.first + c))}, closes,
+                 {R["exp_s"][0]: 1.0})
+
+
+def _exp_result(R: _Rows, ffn: FeedForwardBuilder, open_: list[int]) -> None:
+    """out = 2^(64 A) exp_s: for A < 0 the unit holds exp_s 2^(64 A + 192) (a normal float, exact) and
+    the output weight 2^-192 rounds once (subnormal results, as ldexp does)."""
+    A = fleq_tables.EXP_LEVELS[0]
+    for i in range(len(A.thresholds) + 1):
+        e = A.step * (A.first + i)
+        closes = _exp_selector_closes(R, 0, i) + open_
+        inner, outer = (1.0, 2.0**e) if e >= 0 else (2.0 ** (e + EXP_HEADROOM), 2.0**-EXP_HEADROOM)
+        gate(ffn, {R["exp_s"][0]: inner}, closes, {R["out"][0]: outer})
+
+
 # -- 7: compute ------------------------------------------------------------------------------------
 
 
 def _compute_heads(R: _Rows) -> list[HeadBuilder]:
-    """exp and the sigmoids as two-key softmaxes (lane against the reference column).
+    """The sigmoids as two-key softmaxes (lane against the reference column).
 
-    exp head L: weight e^x / (e^x + e^L), value and output e^(L/2) each: e^x / (1 + e^(x - L)).
     sigmoid: weight sigmoid(x_sig); flag: weight sigmoid(x_flag).
     """
     lane = R.lane
     heads = []
-    for n, L in enumerate(EXP_REFERENCES):
-        half = math.exp(L / 2)
-        heads.append(local_head(R.rows, f"exp {L:g}", {R["x_exp"][0]: 1.0},
-                                [({lane: half}, {R["exp_h"][n]: half})], reference_score=L))
     heads.append(local_head(R.rows, "sigmoid", {R["x_sig"][0]: 1.0}, [({lane: 1.0}, {R["sig"][0]: 1.0})]))
     heads.append(local_head(R.rows, "flag", {R["x_flag"][0]: 1.0}, [({lane: 1.0}, {R["s_mem"][0]: 1.0})]))
     return heads
@@ -382,16 +478,13 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         gate(ffn, P.result_terms(), [R.op("prod"), not_in], out)  # the product tree's last level
         P.product_error(ffn, [R.op("mulerr"), not_in], out)
         gate(ffn, {R["sig"][0]: 1.0}, [R.op("sigmoid"), not_in], out)
-    with ffn.part("exp"):
-        exp_open = [R.op("exp"), not_in]
-        gate(ffn, {R["exp_h"][0]: 1.0}, exp_open + [R.th("exp_lo", "u")], out)
-        gate(ffn, {R["exp_h"][1]: 1.0}, exp_open + [R.th("exp_lo", "t"), R.th("exp_hi", "t")], out)
-        gate(ffn, {R["exp_h"][2]: 1.0}, exp_open + [R.th("exp_hi", "u")], out)
-    F = FIT_LADDER
+    with ffn.part("exp: 2^(64 A)"):
+        _exp_result(R, ffn, [R.op("exp"), not_in, R.th("exp_under", "t")])
+    F = TABLE_LADDER
     with ffn.part("table rescale"):  # exact scalings; log adds s ln 4 (one IEEE addition)
-        g = {name: {R["g_fit"][n]: 1.0} for n, name in enumerate(FITTED_OPS)}
+        g = {name: {R["g_tab"][n]: 1.0} for n, name in enumerate(TABLE_OPS)}
         for s in F.selectors:
-            selected = [R.fl("u", s), R.fl("t", s + 1), not_in]
+            selected = [R.tl("u", s), R.tl("t", s + 1), not_in]
             pos, neg = R.th("negative", "t"), R.th("negative", "u")
             scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), pos], out)
             scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), neg], {R["out"][0]: -1.0})
@@ -402,10 +495,10 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         for k in range(P.slots):
             for row in P.fault_rows(k):
                 conjunction(ffn, row, [R["not_product"][0], not_in], fault)
-        for name in FITTED_OPS:
-            conjunction(ffn, R.fl("t", F.hi), [R.op(name), not_in], fault)
+        for name in TABLE_OPS:
+            conjunction(ffn, R.tl("t", F.hi), [R.op(name), not_in], fault)
         for name in ("recip", "log"):
-            conjunction(ffn, R.fl("u", F.lo), [R.op(name), not_in], fault)
+            conjunction(ffn, R.tl("u", F.lo), [R.op(name), not_in], fault)
         for name in ("sqrt", "log"):
             conjunction(ffn, R.th("negative", "t"), [R.op(name), not_in], fault)
         conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)

@@ -20,7 +20,7 @@ import numpy as np
 
 from fleqc.construct.exact_product import SMALL_X
 from fleqc.isa import fleq_tables
-from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
+from fleqc.machine.fleq_layout import EXP_MAX, TABLE_LADDER, PRODUCT_LADDER
 
 Shape = tuple[int, ...]
 
@@ -252,12 +252,12 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
     return ("m_a_row_i", "m_b_col_j" if len(b) == 2 else "m_b_row_i")
 
 
-# The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the fitted blocks'
+# The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the tables'
 # ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor |b| <= 2^96 (below 2^-96 it counts
 # as 0, part of the product's semantics, see product(): not a refusal, since an iteration's
 # vanishing residual would otherwise stop the run), and
 # exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
-_FIT_LO, _FIT_HI = FIT_LADDER.tau(FIT_LADDER.lo), FIT_LADDER.tau(FIT_LADDER.hi)
+_TAB_LO, _TAB_HI = TABLE_LADDER.tau(TABLE_LADDER.lo), TABLE_LADDER.tau(TABLE_LADDER.hi)
 _PROD_LO, _PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
 PRODUCT_FLUSH = _PROD_LO  # a product factor 0 < |b| <= 2^-96 counts as 0 (product())
 
@@ -272,7 +272,7 @@ def _result(value: Callable[[np.ndarray, np.ndarray], np.ndarray], words: str) -
 
 _PRODUCT_LIMIT = Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b: the factor that enters the score)",
                        True)
-_FIT_RANGE = _operand_a(lambda x: (np.abs(x) > _FIT_LO) & (np.abs(x) <= _FIT_HI), "2^-81 < |x| <= 2^81")
+_TAB_RANGE = _operand_a(lambda x: (np.abs(x) > _TAB_LO) & (np.abs(x) <= _TAB_HI), "2^-81 < |x| <= 2^81")
 
 _ENTRY, _A = frozenset({"a_entry", "b_entry"}), frozenset({"a_entry"})
 FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
@@ -308,19 +308,20 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "sigmoid", _unary, _A, ErrorBound(1e-13, TINY)),
         FleqFunction("recip", 1, _elementwise, lambda a, _: fleq_tables.evaluate("recip", a),
                      "1 / a elementwise, from a table (2^-22 relative; see fleqc.isa.fleq_tables)", "recip", _unary,
-                     _A, ErrorBound(ulps=4e9), (_FIT_RANGE,)),
+                     _A, ErrorBound(ulps=4e9), (_TAB_RANGE,)),
         FleqFunction("sqrt", 1, _elementwise, lambda a, _: fleq_tables.evaluate("sqrt", a),
                      "square root elementwise, from a table (2^-25 relative)",
                      "sqrt", _unary, _A, ErrorBound(ulps=5e8),
-                     (_operand_a(lambda x: (x >= -_FIT_LO) & (x <= _FIT_HI), "-2^-81 <= x <= 2^81"),
-                      _operand_a(lambda x: (x == 0) | (x > _FIT_LO), "x = 0 or x > 2^-81", by_weights=False))),
-        FleqFunction("exp", 1, _elementwise, lambda a, _: np.exp(a), "e ** a elementwise",
-                     "exp", _unary, _A, ErrorBound(1e-12, TINY, ulps=1e3),
-                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
+                     (_operand_a(lambda x: (x >= -_TAB_LO) & (x <= _TAB_HI), "-2^-81 <= x <= 2^81"),
+                      _operand_a(lambda x: (x == 0) | (x > _TAB_LO), "x = 0 or x > 2^-81", by_weights=False))),
+        FleqFunction("exp", 1, _elementwise, lambda a, _: fleq_tables.exp(a),
+                     "e ** a elementwise, 2^n times a table (2^-25 relative; 0 below -768)",
+                     "exp", _unary, _A, ErrorBound(ulps=6e8),
+                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (the table's e^x <= 2^1000)"),)),
         FleqFunction("log", 1, _elementwise, lambda a, _: fleq_tables.evaluate("log", a),
                      "natural logarithm elementwise, from a table (2^-23 absolute)",
                      "log", _unary, _A, ErrorBound(ulps=2.0**53),
-                     (_operand_a(lambda x: (x > _FIT_LO) & (x <= _FIT_HI), "2^-81 < x <= 2^81"),)),
+                     (_operand_a(lambda x: (x > _TAB_LO) & (x <= _TAB_HI), "2^-81 < x <= 2^81"),)),
     ]
 }
 

@@ -1,6 +1,6 @@
-"""recip, sqrt and log as the FLEQ machine defines them: linear interpolation in a table, computed
-without rounding, so the reference interpreter and every engine of the transformer agree bit for
-bit (issue 13).
+"""recip, sqrt, log and exp as the FLEQ machine defines them: linear interpolation in a table,
+computed without rounding, so the reference interpreter and every engine of the transformer agree
+bit for bit (issue 13). exp's range reduction is at the end of this module.
 
 For x inside the window 2^-81 < |x| <= 2^81::
 
@@ -38,14 +38,15 @@ QUANTUM = 2.0**-29  # q: x' rounded to this grid
 ROUNDER = 1.5 * 2.0**23  # x' + ROUNDER rounds x' in (1/2, 2] to a multiple of 2^-29 (the float spacing there)
 VALUE_QUANTUM = 2.0**-30  # the knot values' grid
 FINE, COARSE = 2.0**-11, 2.0**-10  # knot spacing on [1/2, 1] and on [1, 2]
-FUNCTIONS = {"recip": lambda t: 1.0 / t, "sqrt": np.sqrt, "log": np.log}
+REDUCED = ("recip", "sqrt", "log")  # the tables of x' in (1/2, 2], in the order of the machine's rows
+FUNCTIONS = {"recip": lambda t: 1.0 / t, "sqrt": np.sqrt, "log": np.log, "exp": np.exp}
 LOG4 = 2.0 * math.log(2.0)
 
 
 @dataclass(frozen=True)
 class Table:
-    """One function's knots ``t`` (2,049), values ``v`` and interval slopes ``k`` (2,048); ``kinks``:
-    the ReLU coefficients k_0, k_1 - k_0, ... (one per interval start t_0 .. t_2047)."""
+    """One function's knots ``t`` (recip, sqrt, log: 2,049; exp: 1,421), values ``v`` and interval
+    slopes ``k``; ``kinks``: the ReLU coefficients k_0, k_1 - k_0, ... (one per interval start)."""
 
     name: str
     t: np.ndarray
@@ -57,14 +58,17 @@ class Table:
         return np.diff(self.k, prepend=0.0)
 
 
-def knots() -> np.ndarray:
-    """1/2, 1/2 + 2^-11, ..., 1, 1 + 2^-10, ..., 2."""
+def knots(name: str = "recip") -> np.ndarray:
+    """recip, sqrt, log: 1/2, 1/2 + 2^-11, ..., 1, 1 + 2^-10, ..., 2. exp: 0, 2^-11, ..., 1420 2^-11
+    (just above LN2)."""
+    if name == "exp":
+        return FINE * np.arange(EXP_KNOTS)
     return np.concatenate([0.5 + FINE * np.arange(1024), 1.0 + COARSE * np.arange(1025)])
 
 
 @functools.lru_cache(maxsize=None)
 def table(name: str) -> Table:
-    t = knots()
+    t = knots(name)
     v = np.round(FUNCTIONS[name](t) / VALUE_QUANTUM) * VALUE_QUANTUM  # multiples of 2^-30 (exact)
     k = np.diff(v) / np.diff(t)  # a division by a power of two: exact
     for array in (t, v, k):
@@ -98,8 +102,11 @@ def log_offset(s: int) -> float:
 
 
 def evaluate(name: str, x: np.ndarray) -> np.ndarray:
-    """The FLEQ function ``name`` (recip, sqrt or log) at x inside its window; 0 where x = 0."""
+    """The FLEQ function ``name`` (recip, sqrt, log or exp) at x inside its window; recip, sqrt and
+    log give 0 at x = 0."""
     x = np.asarray(x, dtype=np.float64)
+    if name == "exp":
+        return exp(x)
     out = np.zeros(x.shape)
     nonzero = x != 0
     if not nonzero.any():
@@ -113,4 +120,67 @@ def evaluate(name: str, x: np.ndarray) -> np.ndarray:
     else:
         value = g + np.array([log_offset(int(k)) for k in np.ravel(s)]).reshape(s.shape)
     out[nonzero] = value
+    return out + 0.0
+
+
+# -- exp -------------------------------------------------------------------------------------------
+#
+# e^x = 2^n e^r: x rounded to a multiple of 2^-40 (q, one IEEE addition) is reduced by three levels of
+# exact thresholds, q = (64 A + 8 B + C) LN2 + r with r in [0, LN2) (LN2: ln 2 on the 2^-40 grid, every
+# threshold and remainder a multiple of 2^-40 below 2^11, so exact); r rounded to 2^-29 enters exp's
+# table (knots every 2^-11 on [0, 0.6934], values e^t on 2^-30, so kinks on 2^-19 and every term a
+# multiple of 2^-48, every partial sum below 3: exact in any order); the table's value in [1, 2]
+# times 2^(8 B + C) is exact, times 2^(64 A) rounds once where the result is subnormal (as ldexp
+# does). e^0 = 1 exactly (r = 0, T(0) = 1). Accuracy: 2^-25 relative (the table 2^-25, q and r's roundings 2^-41 and 2^-30, LN2's
+# error times n <= 1,108: 2^-31); 0 below x = -768.
+
+EXP_QUANTUM = 2.0**-40  # q: x rounded to this grid
+EXP_ROUNDER = 1.5 * 2.0**12  # x + EXP_ROUNDER rounds x in [-768, 694] to a multiple of 2^-40
+LN2 = round(math.log(2.0) / EXP_QUANTUM) * EXP_QUANTUM  # ln 2 on that grid (2^-42.4 from ln 2)
+EXP_FLOOR = -768.0  # below: e^x = 0 (e^-768 < 2^-1107 rounds to 0)
+EXP_MAX = 693.147180531288  # the largest float x with exp(x) <= 2^1000, the machine's largest value
+# (e^x itself reaches 2^1000 at 693.1471805599452; the table is up to 3.1e-8 above it)
+EXP_KNOTS = 1421  # exp's table: knots 0, 2^-11, ..., 1420 2^-11 = 0.6934 >= LN2 rounded to 2^-29
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of exp's range reduction: q_next = q - step LN2 (first + #{j : q >= step j LN2})."""
+
+    step: int  # in units of LN2: the power of two 2^step per selector
+    first: int  # the selector when q is above no threshold
+    thresholds: range  # j of the thresholds step j LN2
+
+    def tau(self, j: int) -> float:
+        return self.step * j * LN2  # exact: a multiple of 2^-40 below 2^11
+
+    def selector(self, q: np.ndarray) -> np.ndarray:
+        return self.first + sum((q >= self.tau(j)).astype(np.int64) for j in self.thresholds)
+
+
+# n = 64 A + 8 B + C: A in [-18, 15], B and C in [0, 7]; r = q - n LN2 in [0, LN2)
+EXP_LEVELS = (Level(64, -18, range(-17, 16)), Level(8, 0, range(1, 8)), Level(1, 0, range(1, 8)))
+
+
+def exp_reduce(x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """x in [EXP_FLOOR, EXP_MAX] -> (r, [A, B, C]): q = x rounded to 2^-40 = (64 A + 8 B + C) LN2 + r,
+    r in [0, LN2), all exact."""
+    q = (np.asarray(x, dtype=np.float64) + EXP_ROUNDER) - EXP_ROUNDER
+    selectors = []
+    for level in EXP_LEVELS:
+        s = level.selector(q)
+        q = q - level.step * LN2 * s  # exact: both multiples of 2^-40, the difference below 2^11
+        selectors.append(s)
+    return q, selectors
+
+
+def exp(x: np.ndarray) -> np.ndarray:
+    """e^x as the FLEQ machine computes it, for x <= EXP_MAX: 2^n T(r) (one rounding, by ldexp, when
+    the result is subnormal); 0 below EXP_FLOOR."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros(x.shape)
+    live = x >= EXP_FLOOR
+    r, (A, B, C) = exp_reduce(x[live])
+    g = interpolate("exp", quantise(r))
+    out[live] = np.ldexp(np.ldexp(g, 8 * B + C), 64 * A)  # the inner scaling is exact
     return out + 0.0

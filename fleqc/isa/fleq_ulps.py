@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
-from fleqc.machine.fleq_layout import EXP_MAX, FIT_LADDER, PRODUCT_LADDER
+from fleqc.machine.fleq_layout import EXP_MAX, TABLE_LADDER, PRODUCT_LADDER
 
 LOWEST_EXPONENT = -1074  # 2^-1074: the smallest subnormal
 
@@ -39,7 +39,7 @@ def _floats(rng: np.random.Generator, shape, lo: int, hi: int, signed: bool = Tr
 
 def _sampler(func: str) -> Callable[[np.random.Generator, tuple], tuple[np.ndarray, Optional[np.ndarray]]]:
     """How operands inside ``func``'s window are drawn (binary exponents [lo, hi): |x| < 2^hi)."""
-    fit = (FIT_LADDER.thresholds[0] + 1, FIT_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
+    fit = (TABLE_LADDER.thresholds[0] + 1, TABLE_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
     factor = (PRODUCT_LADDER.thresholds[0] + 1, PRODUCT_LADDER.thresholds[-1])  # 2^-96 < |b| <= 2^96
     if func in ("add", "sub"):  # |a|, |b| < 2^999: |a +- b| < 2^1000
         return lambda rng, s: (_floats(rng, s, LOWEST_EXPONENT, 999), _floats(rng, s, LOWEST_EXPONENT, 999))

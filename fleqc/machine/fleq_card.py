@@ -28,7 +28,7 @@ from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.machine.card import Card, instruction_origins
 from fleqc.machine.codes import position_codes
 from fleqc.machine.config import DEFAULT_CELL, MAX_CELL, FleqConfig, fitting_columns
-from fleqc.machine.fleq_layout import FITTED_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
+from fleqc.machine.fleq_layout import TABLE_OPS, OPS, VIEWS, entry_index, fits_cell, fleq_rows
 from fleqc.machine.layout import ColumnRegions, check_fits
 from fleqc.program import Cell, FleqInstruction, LinkedProgram
 
@@ -113,7 +113,7 @@ def program_to_fleq_card(program: LinkedProgram, config: FleqConfig, start: int 
             X[rows[f"i_{field}"].slice, column] = codes[:, regions.memory_column(address)]
         X[rows["i_p"].slice, column] = codes[:, regions.instruction_column(instr.target)]
         X[rows["i_not_op"].slice, column] = [0.0 if op == block else 1.0 for op in OPS]
-        X[rows["i_not_fit"][0], column] = 0.0 if block in FITTED_OPS else 1.0
+        X[rows["i_not_tab"][0], column] = 0.0 if block in TABLE_OPS else 1.0
         X[rows["i_not_view"].slice, column] = [0.0 if v in views else 1.0 for v in VIEWS]
         inside = set(entry_index(shapes[instr.dst], c))
         X[rows["i_not_mask"].slice, column] = [0.0 if r in inside else 1.0 for r in range(S)]

@@ -5,7 +5,7 @@ Columns (left to right)::
     | reference (1) | lanes (cell^2) | memory (m cells) | instructions (k) | padding |
 
 - The **reference column** is column 0 (positional code all -1). Every two-key softmax of the
-  machine (products, sigmoids, exp, fitted functions, the branch flag) puts its second key there,
+  machine (sigmoid, exp, the branch flag) puts its second key there,
   and pointer reads from columns that have nothing to read land there and read zeros.
 - **Lane** r (column 1 + r) computes entry (r // cell, r % cell) of the result. Every lane holds a
   copy of the program counter, fetches the instruction, reads the operands and evaluates every
@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fleqc.construct import exact_product
+from fleqc.isa import fleq_tables
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.rows import RowSpace
 
@@ -35,7 +36,7 @@ from fleqc.machine.rows import RowSpace
 # (fleqc.machines.fleq).
 OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log", "mulerr")
 PRODUCT_OPS: tuple[str, ...] = ("prod", "mulerr")  # the blocks that run the exact product pipeline
-FITTED_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
+TABLE_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
 
 # Operand views: how lane (i, j) picks its operand entries out of the 64 read rows.
 #   a_entry: A[i, j]      a_scalar: A[0, 0]     a_transposed: A[j, i]
@@ -55,7 +56,7 @@ INSTRUCTION_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("flag", "code", "code of the flag cell's column"),
     ("p", "code", "code of the branch target's instruction column"),
     ("not_op", "ops", "1 - [this instruction uses function block OPS[k]]"),
-    ("not_fit", "one", "1 - [the block is recip, sqrt or log]"),
+    ("not_tab", "one", "1 - [the block is recip, sqrt or log]"),
     ("not_view", "views", "1 - [operand view VIEWS[k] is used]"),
     ("not_mask", "mask", "1 - [entry r lies inside the result's shape]"),
     ("flag_is_dst", "one", "[flag == dst]: the branch reads the new value"),
@@ -98,18 +99,17 @@ class Ladder:
 # product block (fleqc.construct.exact_product) owns the ladder; this is its description.
 PRODUCT_LADDER = Ladder(step=exact_product.OUTER_STEP, offset=0, lo=exact_product.OUTER_LO, hi=exact_product.OUTER_HI)
 PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_p_h, ...
-# Fitted functions: x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
-FIT_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
+# The tables (recip, sqrt, log): x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
+TABLE_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
 
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
-EXP_MAX = 693.1471805599452  # the largest float x with e^x <= 2^1000 = VALUE_LIMIT (numpy exp)
+EXP_MAX = fleq_tables.EXP_MAX  # the largest float x whose exp (the table) is <= 2^1000 = VALUE_LIMIT
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
     ("sig_clamp", "a_e", 1.0, 64.0),  # sigmoid(x) = 1.0 in float64 for x > 37: clamp its score at 64
     ("flag_clamp", "fval", 1.0, 64.0),  # the same for the branch flag's sigmoid
     ("exp_over", "a_e", 1.0, EXP_MAX),  # exp beyond the machine's range: a fault
-    ("exp_hi", "a_e", 1.0, 32.0),  # exp uses the head with reference score 745 above 32
-    ("exp_lo", "a_e", -1.0, 512.0),  # ... and the head with reference score 0 below -512
-    ("negative", "a_e", -1.0, 2.0 ** FIT_LADDER.thresholds[0]),  # x < -tau_lo (sign for the fitted blocks)
+    ("exp_under", "a_e", -1.0, -fleq_tables.EXP_FLOOR),  # exp below its table's range: the result is 0
+    ("negative", "a_e", -1.0, 2.0 ** TABLE_LADDER.thresholds[0]),  # x < -tau_lo (sign for the tables)
 )
 
 
@@ -117,7 +117,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
     """The residual stream of the FLEQ machine (w = log2 n code bits, S = cell^2 entries)."""
     w, c, S = config.code_bits, config.cell, config.lanes
     sizes = {"code": w, "ops": len(OPS), "views": len(VIEWS), "mask": S, "one": 1}
-    F = FIT_LADDER
+    F = TABLE_LADDER
     blocks: list[tuple[str, int, str, str]] = [
         # static: written by the card
         ("one", 1, "static", "1 in every column"),
@@ -153,9 +153,9 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
         ("not_product", 1, "temp", "lanes: 1 - [the block is prod or mulerr] (the product pipeline runs)"),
         ("next_pc", w, "temp", "lanes: code of pc + 1"),
-        ("fl_r", len(F.thresholds), "temp", "fitted ladder: ReLU(|a_e| - tau_j)"),
-        ("fl_u", len(F.thresholds), "temp", "fitted ladder: [|a_e| <= tau_j]"),
-        ("fl_t", len(F.thresholds), "temp", "fitted ladder: [|a_e| > tau_j]"),
+        ("tl_r", len(F.thresholds), "temp", "table ladder: ReLU(|a_e| - tau_j)"),
+        ("tl_u", len(F.thresholds), "temp", "table ladder: [|a_e| <= tau_j]"),
+        ("tl_t", len(F.thresholds), "temp", "table ladder: [|a_e| > tau_j]"),
     ]
     for name, source, sign, level in SINGLE_THRESHOLDS:
         what = f"{'' if sign > 0 else '-'}{source} > {level:g}"
@@ -165,13 +165,20 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
             (f"th_{name}_t", 1, "temp", f"lanes: [{what}]"),
         ]
     blocks += [
-        ("x_fit", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
+        ("x_tab", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
         ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
         ("x_flag", 1, "temp", "lanes: min(mem[flag], 64)"),
-        ("q_fit", 1, "temp", "lanes: x_fit rounded to a multiple of 2^-29"),
-        ("g_fit", len(FITTED_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
-        ("exp_h", 3, "temp", "lanes: exp by the heads with reference scores 0, 96, 745"),
+        ("q_tab", 1, "temp", "lanes: x_tab rounded to a multiple of 2^-29"),
+        ("g_tab", len(TABLE_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
+        ("exp_q", 1, "temp", "lanes: x_exp rounded to a multiple of 2^-40"),
+        *((f"exp_{part}{n}", len(level.thresholds), "temp",
+           f"lanes: exp's level {n}: [q_{n - 1} {'<' if part == 'u' else '>='} {level.step} j LN2]")
+          for n, level in enumerate(fleq_tables.EXP_LEVELS, start=1) for part in "ut"),
+        ("exp_r", 1, "temp", "lanes: q - n LN2 in [0, LN2)"),
+        ("exp_rq", 1, "temp", "lanes: exp_r rounded to a multiple of 2^-29"),
+        ("exp_g", 1, "temp", "lanes: e^r from exp's table, in [1, 2]"),
+        ("exp_s", 1, "temp", "lanes: 2^(8 B + C) exp_g"),
         ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
         ("s_mem", 1, "temp", "lanes: sigmoid(mem[flag])"),
         ("out", 1, "temp", "lanes: this lane's result entry"),
@@ -188,10 +195,10 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
 # Temp rows the construction keeps >= 0 (indicators, ReLU outputs, softmax weights times positive
 # values): clearing them takes one unit instead of two.
 NONNEGATIVE_TEMPS: tuple[str, ...] = (
-    "c_not_op", "c_not_fit", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
-    "wen", "not_wen", "not_in", "not_product", "fl_r", "fl_u", "fl_t",
+    "c_not_op", "c_not_tab", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
+    "wen", "not_wen", "not_in", "not_product", "tl_r", "tl_u", "tl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
-    "x_fit", "q_fit", "exp_h", "sig", "s_mem", "s_res", "no_branch",
+    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig", "s_mem", "s_res", "no_branch",
 )
 
 
