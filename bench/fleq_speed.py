@@ -1,6 +1,6 @@
 """Milliseconds per FLEQ step on the looped transformer, by machine size, next to the reference.
 
-Runs a never-halting loop (a matrix-vector product, a fitted function, a branch) on FLEQ machines
+Runs a never-halting loop (a matrix-vector product, a table function, a branch) on FLEQ machines
 of n = 128 ... columns with 8x8 cells, with the dense pass and the fast path, and the numpy
 reference interpreter on the same program in the same run; prints all three, the ratio, and the
 time of each dense layer at the first size.

@@ -7,9 +7,10 @@ exact fraction (tests/test_correct_rounding.exact_value). Prints, per routine:
 samples, worst and median ulps, how many results are not the correctly rounded one, and the median
 steps per call.
 
-The transformer computes the same functions (mul, mulerr, add, sub, relu bit for bit; its fitted
-blocks only seed the iterations, and tests/test_correct_rounding.py shows the results do not depend
-on the seed within the blocks' specified errors), so these figures are the machine's too.
+The transformer computes the same functions (mul, mulerr, add, sub, relu and the tables of recip,
+sqrt, log and exp bit for bit; the tables only seed the iterations, and
+tests/test_correct_rounding.py shows the results do not depend on the seed within 1e-6), so these
+figures are the machine's too.
 
     python bench/routine_accuracy.py [--count N] [--seed S] [--only div mulw sqrt exp log sigmoid]
 """

@@ -9,7 +9,7 @@ its result where readers look for it::
     ; expect-steps: K           the exact number of executed steps (optional)
     ; max-steps: K              the step budget for the run (default: DEFAULT_MAX_STEPS)
     ; expect-rel-tol: R         relative tolerance for float results (default FLOAT_REL_TOL); a
-                                FLEQ sample that uses a fitted block (recip, sqrt, log) states it
+                                FLEQ sample that uses a table (recip, sqrt, log, exp) states it
     # expect-output: TEXT       a program that prints (classic SUBLEQ, ``.sq``): its whole output,
                                 with Python escapes (``\\n``)
 

@@ -2,7 +2,7 @@
 on the bits of the functions they start from: sigmoid by the relative error its machine block is
 specified to have (the record's ``ErrorBound.relative`` in fleqc.isa.fleq_functions: 1e-13), and
 the tables recip, sqrt, log and exp, which the machine computes bit for bit, by ``SEED_NOISE`` =
-1e-6 relative (4x recip's table error, 2^-22): a routine that refines its seed must give the same
+1e-6 relative (4x recip's table error, 2.4e-7): a routine that refines its seed must give the same
 result from any seed that close. The exact
 functions (add, sub, mul, mulerr, matmul, mov, transpose, relu) are left exact.
 

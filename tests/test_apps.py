@@ -12,16 +12,16 @@ They read the programs' initial data and import nothing from fleqc. What must ag
 
 - ``reference``: every output cell bit for bit (inverse: x, iters; power iteration: lambda, v,
   iters; backprop: w1, b1, w2, b2, loss_first, loss_last) and the number of iterations;
-- ``noisy``: nothing bit for bit; the tolerance checks below are about robustness to the fitted
-  functions' specified errors;
+- ``noisy``: nothing bit for bit; the tolerance checks below are about robustness to seeds
+  perturbed by 1e-6 (tests/noisy.py);
 - ``transformer`` (slow): within a stated number of ulps of the twin (:func:`app_twins.ulp_distance`,
   the distance of the float64 bit patterns), with the same number of iterations. The machine's
-  add/sub/mul/matmul/relu/mov/transpose are the reference's bit for bit; its recip and sqrt are
-  fitted (about 1e-7 relative). The inverse uses recip only on a power of two and rounds the result
-  to one bit (exactly 2^-k on both backends), and its stop rule is an exact comparison, so it is bit
-  for bit; power iteration normalises by rsqrt, which starts from recip(sqrt(v)) and may differ in
-  the last bits; backprop uses sigmoid, the one fitted block it calls. Each test states the figure
-  measured and its bound.
+  add/sub/mul/matmul/relu/mov/transpose are the reference's bit for bit, and so are its recip and
+  sqrt (exact tables, fleqc/isa/fleq_tables.py, which the twin restates). The inverse uses recip
+  only on a power of two and rounds the result to one bit, and its stop rule is an exact
+  comparison; power iteration normalises by rsqrt, which starts from the tables; backprop uses
+  sigmoid, the one softmax block it calls, which computes the reference's formula. Each test states
+  the figure measured and its bound.
 
 The cheap checks against numpy's own linear algebra (||A X - I||, numpy.linalg.eigh, a textbook
 backprop with numpy's ``@``) stay, on every backend: the twins follow the programs, these check that

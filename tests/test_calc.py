@@ -249,9 +249,8 @@ def test_products_and_sums_print_pythons_float_on_the_transformer():
 
 
 def test_exp_and_log_on_the_transformer_are_the_references_bits():
-    """exp and log (within 1 ulp) compute with exact functions; the machine's fitted blocks only
-    seed them (pow2 rounds the exp block to an exact power of two, log's Newton step corrects its
-    seed), so the transformer prints the reference's bits (and here Python's too)."""
+    """exp and log (within 1 ulp) compute with exact functions; the machine's tables only seed
+    them (pow2 rounds the exp table to an exact power of two, log's Newton step corrects its seed), so the transformer prints the reference's bits (and here Python's too)."""
     for text in ["exp(1)", "log(10)", "log(1 + 1e-12)"]:
         program = api.compile(compile_expression(text).source)
         on_the_machine = float(run_on(program, "transformer").memory["result"])

@@ -15,7 +15,8 @@ from fleqc.machine.program_to_card import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward
 from tests.fleq_checks import assert_fleq_lockstep
-from tests.test_fleq_machine import unary_case
+from fleqc.transformer.executor import stepper
+from tests.test_fleq_machine import program, unary_case
 
 TABLES = list(fleq_tables.REDUCED)
 RNG = np.random.default_rng(20261130)
@@ -40,11 +41,12 @@ def test_every_sum_the_layers_make_is_exact(name, kink_grid, top, bound):
     assert max(terms[terms > 0].sum(), -terms[terms < 0].sum()) < bound < 2.0**53 * unit
 
 
-@pytest.mark.parametrize("name", TABLES)
+@pytest.mark.parametrize("name", [*TABLES, "exp"])
 def test_the_line_is_the_layers_sum(name):
     """interpolate's v_j + k_j (q - t_j) is exactly the layers' v_0 + sum_j kink_j ReLU(q - t_j)."""
     tab = fleq_tables.table(name)
-    q = fleq_tables.quantise(np.concatenate([RNG.uniform(0.5, 2.0, 40), tab.t[::97], [0.5, 1.0, 2.0]]))
+    lo, hi = (0.5, 2.0) if name != "exp" else (0.0, fleq_tables.LN2)
+    q = fleq_tables.quantise(np.concatenate([RNG.uniform(lo, hi, 40), tab.t[::97], [lo, hi, (lo + hi) / 2]]))
     got = fleq_tables.interpolate(name, q)
     for qq, g in zip(q, got):
         exact = Fraction(tab.v[0]) + sum(Fraction(k) * max(Fraction(qq) - Fraction(t), 0)
@@ -59,10 +61,19 @@ def test_the_reduction_is_exact():
     assert np.all((xr > 0.5) & (xr <= 2.0)) and np.array_equal(np.ldexp(xr, 2 * s), x)
 
 
-@pytest.mark.parametrize("name,worst", [("recip", 2.5e-7), ("sqrt", 2.0**-24.9), ("log", 2.0**-22.9)])
+def midpoints(name: str) -> np.ndarray:
+    """The middle of every interval of the table, where a line is furthest from the function."""
+    t = fleq_tables.knots(name)
+    return (t[:-1] + t[1:]) / 2
+
+
+@pytest.mark.parametrize("name,worst", [("recip", 2.4e-7), ("sqrt", 3.1e-8), ("log", 1.21e-7)])
 def test_accuracy(name, worst):
-    """recip and sqrt relative, log absolute (the figures fleq_tables states), over the window."""
+    """recip and sqrt relative, log absolute: the figures fleq_tables and the docs state, over the
+    window and at every interval's midpoint (scaled by 4^s)."""
     x = np.ldexp(RNG.uniform(1, 2, 100_000), RNG.integers(-81, 81, 100_000))
+    m = midpoints(name)
+    x = np.concatenate([x, m * 4.0 ** RNG.integers(-40, 41, m.shape), m, m * 2.0**-1 * (1 + 2.0**-40)])
     x = x * RNG.choice([-1.0, 1.0], x.shape) if name == "recip" else x
     got, true = fleq_tables.evaluate(name, x), {"recip": np.reciprocal, "sqrt": np.sqrt, "log": np.log}[name](x)
     error = np.abs(got - true) / (np.abs(true) if name != "log" else 1.0)
@@ -74,16 +85,38 @@ def test_the_records_are_the_tables():
     for name in TABLES:
         assert np.array_equal(FLEQ_FUNCTIONS[name].apply(x, None), fleq_tables.evaluate(name, x))
         assert FLEQ_FUNCTIONS[name].bound.exact
+    e = np.array([-800.0, -700.0, 0.0, 1.5, 600.0])
+    assert np.array_equal(FLEQ_FUNCTIONS["exp"].apply(e, None), fleq_tables.exp(e)) and FLEQ_FUNCTIONS["exp"].bound.exact
     assert fleq_tables.evaluate("log", np.array([1.0]))[0] == 0.0
 
 
-def edges() -> np.ndarray:
-    """Operands at the ladder's edges, at and beside the knots, and where q rounds up to 2."""
+def edges(stride: int = 37) -> np.ndarray:
+    """Operands at the ladder's edges, at and beside the knots (every ``stride``-th, a different
+    subset at each of five scales), at ties of x's rounding to 2^-29, and where q rounds up to 2."""
     knots = fleq_tables.knots()
-    inside = np.concatenate([knots[1:], knots[1:-1] * (1 + 2.0**-52), knots[1:] * (1 - 2.0**-52),
-                             [2.0 - 2.0**-40, 0.5 + 2.0**-52, 1.0 + 2.0**-30]])
-    scaled = np.concatenate([inside[::37] * 4.0**s for s in (-40, -7, 0, 3, 40)])
+    grid = fleq_tables.QUANTUM
+    ties = 0.5 + grid * np.concatenate([RNG.integers(0, 3 * 2**28, 40), [0, 1, 2, 3, 2**28, 2**28 + 1]]) + grid / 2
+    inside = np.concatenate([knots[1:], knots[1:-1] * (1 + 2.0**-52), knots[1:] * (1 - 2.0**-52), ties,
+                             [2.0 - 2.0**-40, 0.5 + 2.0**-52, 1.0 + 2.0**-30, 2.0 - grid / 2]])
+    scaled = np.concatenate([inside[s % stride::stride] * 4.0**s for s in (-40, -7, 0, 3, 40)])
+    scaled = np.concatenate([scaled, ties * 4.0 ** RNG.integers(-40, 41, ties.shape)])
     return np.concatenate([scaled, [2.0**-81 * (1 + 2.0**-52), 2.0**81, 2.0**80, 2.0**-80]])
+
+
+def lockstep_on_edges(name: str, x: np.ndarray) -> None:
+    """The sparse path in lockstep (bit for bit) on ``x``, 64 operands per instruction."""
+    x = np.concatenate([x, np.full(-len(x) % 64, 1.0)]).reshape(-1, 8, 8)
+    if name == "recip":
+        x = x * RNG.choice([-1.0, 1.0], x.shape)
+    prog = unary_case(name, list(x))
+    steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(x) + 2)
+    assert halted and steps == len(x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TABLES)
+def test_the_machine_gives_the_tables_bits_at_every_knot(name):
+    lockstep_on_edges(name, edges(stride=1))
 
 
 @pytest.mark.parametrize("name", TABLES)
@@ -99,9 +132,7 @@ def test_the_machine_gives_the_tables_bits_at_the_edges(name):
     model = weights_for(card.config)
     steps, halted = assert_fleq_lockstep(prog, card, 10, machine_pass=lambda X: forward(model, X))
     assert halted and steps == 3
-    prog = unary_case(name, list(x))
-    steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(x) + 2)
-    assert halted and steps == len(x)
+    lockstep_on_edges(name, edges())
 
 
 
@@ -121,24 +152,33 @@ def test_exps_reduction_is_exact():
 
 
 def test_exps_accuracy():
-    """2^-25 relative (3.2e-8), and within that plus 2^-1074 where the result is subnormal; 0 below
-    -768 (where e^x rounds to 0 anyway)."""
-    x = np.concatenate([RNG.uniform(-800, fleq_tables.EXP_MAX, 100_000), RNG.uniform(-1, 1, 10_000)])
+    """3.2e-8 relative (the figure stated), and within that plus 2^-1074 where the result is
+    subnormal; 0 below -768 (where e^x rounds to 0 anyway). Also at every interval's midpoint r, for
+    several n."""
+    m = midpoints("exp")
+    n = RNG.integers(-1100, 1000, m.shape)
+    at_midpoints = n * fleq_tables.LN2 + m
+    x = np.concatenate([RNG.uniform(-800, fleq_tables.EXP_MAX, 100_000), RNG.uniform(-1, 1, 10_000),
+                        at_midpoints[(at_midpoints >= -800) & (at_midpoints <= fleq_tables.EXP_MAX)]])
     got, true = fleq_tables.exp(x), np.exp(x)
     assert np.all(np.abs(got - true) <= 3.2e-8 * true + 2.0**-1074)
     assert np.all(got[x < fleq_tables.EXP_FLOOR] == 0.0) and fleq_tables.exp(np.array([0.0]))[0] == 1.0
 
 
 def exp_edges() -> np.ndarray:
-    """At and beside every threshold of the three levels (as far as the grid of q goes), at the ends
-    of the window, where results turn subnormal and round to 0."""
+    """At and beside every threshold of the three levels (as far as the grid of q goes), at ties of
+    x's rounding to 2^-40 and of r's rounding to 2^-29, at the ends of the window, where results turn
+    subnormal and round to 0."""
     L, step = fleq_tables.LN2, 2.0**-40
     taus = [level.tau(j) for level in fleq_tables.EXP_LEVELS for j in level.thresholds]
     taus += [64 * a * L + 8 * b * L + c * L for a in (-17, -12, 0, 9) for b in range(8) for c in range(8)]
-    near = np.concatenate([np.array(taus) + d for d in (-step, 0.0, step, 0.5 * step)])
+    near = np.concatenate([np.array(taus) + d for d in (-step, 0.0, step, 0.5 * step, 1.5 * step)])
+    k = np.concatenate([RNG.integers(0, int(L / 2.0**-29), 60), [0, 1, 2, 3]])
+    n = RNG.integers(-1100, 1000, k.shape)
+    r_ties = n * L + k * 2.0**-29 + 2.0**-30  # exact: multiples of 2^-40 below 2^11
     ends = [fleq_tables.EXP_FLOOR, np.nextafter(fleq_tables.EXP_FLOOR, 0), -745.1332191019412, -745.2, -708.4,
             -709.8, fleq_tables.EXP_MAX, 0.0, 5e-324, -5e-324, 2.0**-41, -(2.0**-41), 1e-300]
-    return np.concatenate([near, ends])
+    return np.concatenate([near, r_ties, ends])
 
 
 def test_the_machine_gives_exps_bits_at_the_edges():
@@ -165,3 +205,30 @@ def test_exp_max_is_the_largest_argument_whose_exp_stays_within_2_to_the_1000():
     assert fleq_tables.exp(np.array([top]))[0] <= 2.0**1000 < fleq_tables.exp(np.array([np.nextafter(top, 1e3)]))[0]
     below = top - np.arange(1, 2000) * math.ulp(top)  # and nothing just below it goes over
     assert np.all(fleq_tables.exp(below) <= 2.0**1000)
+
+
+def tables_program():
+    """recip, sqrt, log and exp, each on 64 edge operands (one instruction each)."""
+    def pick(values: np.ndarray) -> np.ndarray:  # 64 of them, spread over the list, as an 8 x 8 cell
+        return RNG.choice(values, 64, replace=False).reshape(8, 8)
+
+    x, e = edges(), exp_edges()
+    e = e[(e >= fleq_tables.EXP_FLOOR) & (e <= fleq_tables.EXP_MAX)]
+    cells = {"r": pick(x) * RNG.choice([-1.0, 1.0], (8, 8)), "s": pick(x), "l": pick(x), "e": pick(e)}
+    out = {f"{k}_out": np.zeros((8, 8)) for k in cells}
+    names = {"r": "recip", "s": "sqrt", "l": "log", "e": "exp"}
+    return program({**cells, **out}, [f"{names[k]} {k}_out, {k}" for k in names])
+
+
+def test_the_incremental_engine_gives_the_tables_bits():
+    """The default engine for long runs (the lockstep tests above run the sparse and dense passes)."""
+    prog = tables_program()
+    card = program_to_card(prog)
+    loop = stepper(weights_for(card.config), card.X, "softmax", "incremental")
+
+    def incremental_pass(X):
+        assert np.array_equal(X, loop.X)
+        loop.step()
+        return loop.X.copy()
+
+    assert assert_fleq_lockstep(prog, card, 10, machine_pass=incremental_pass) == (4, True)

@@ -71,6 +71,17 @@ def test_fleq_sample_in_lockstep():
     assert fleq_engine_lockstep(program, card, engine.pass_numpy, max_steps=20) == (6, True)
 
 
+def test_the_tables_in_lockstep_bit_for_bit():
+    """recip, sqrt, log and exp at their edges (tests/test_fleq_tables.py): ONNX Runtime's pass gives
+    the reference's bits, as numpy's does (their sums are exact in any order)."""
+    from tests.test_fleq_tables import tables_program
+
+    program = tables_program()
+    card = program_to_card(program)
+    engine = OnnxMachine(weights_for(card.config), threads=1)
+    assert fleq_engine_lockstep(program, card, engine.pass_numpy, max_steps=10) == (4, True)
+
+
 @pytest.mark.parametrize("mode", ["softmax", "hardmax"])
 def test_the_whole_run_as_an_onnx_loop(mode):
     cards = [fleqc.build(str(SAMPLES / f"{name}.fleq"), columns=64) for name in ("gcd", "factorial", "multiply")]

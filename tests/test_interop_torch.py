@@ -72,6 +72,17 @@ def test_fleq_sample_in_lockstep():
     assert fleq_engine_lockstep(program, card, machine.pass_numpy, max_steps=20) == (6, True)
 
 
+def test_the_tables_in_lockstep_bit_for_bit():
+    """recip, sqrt, log and exp at their edges (tests/test_fleq_tables.py): torch's pass gives the
+    reference's bits, as numpy's does (their sums are exact in any order)."""
+    from tests.test_fleq_tables import tables_program
+
+    program = tables_program()
+    card = program_to_card(program)
+    machine = to_torch(weights_for(card.config))
+    assert fleq_engine_lockstep(program, card, machine.pass_numpy, max_steps=10) == (4, True)
+
+
 def test_each_layer_matches_the_executor():
     card = fleqc.build(str(SAMPLES / "factorial.fleq"))
     model = weights_for(card.config)

@@ -29,7 +29,7 @@ def test_long_run_stays_exactly_in_lockstep(mode, iterations):
 
 
 FLEQ_LOOP = """
-; 10 instructions per iteration: a rotation applied to a vector, the fitted blocks, exp, sigmoid.
+; 10 instructions per iteration: a rotation applied to a vector, the tables (recip, sqrt, log, exp), sigmoid.
 .machine fleq
 .data
 i:      .word {iterations}

@@ -31,7 +31,8 @@
 
 4 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
 9-16, none for cells up to 2). Heads: 1 + 4 + 2 + (cell^2 + 1). Every constant is a power of two, a
-table value or slope (multiples of 2^-30 and 2^-20), or a multiple of exp's LN2; the weights depend
+table value or slope (multiples of 2^-30 and 2^-20), a multiple of exp's LN2, or log's s ln 4 (one
+float per ladder selector); the weights depend
 only on the configuration (n, cell). Products, recip, sqrt, log and exp are exact (the reference's
 bits: IEEE's product; the tables' lines, fleqc.isa.fleq_tables); sigmoid's error is asserted by
 tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
@@ -382,8 +383,8 @@ def _exp_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
 
 def _exp_level(k: int):
     """Level k's indicators u[j] = [q_k < tau_j], t[j] = 1 - u[j]: with z = 2^40 (tau_j - q_k), an
-    integer whose terms (q and the earlier levels' u rows, scaled) are integers below 2^52 (exact in
-    any order), u = [z >= 1] = ReLU(z) - ReLU(z - 1)."""
+    integer whose terms (q and the earlier levels' u rows, scaled, and the bias) are integers whose
+    magnitudes add up to at most 2^51.6 (exact in any order), u = [z >= 1] = ReLU(z) - ReLU(z - 1)."""
 
     def part(R: _Rows, ffn: FeedForwardBuilder) -> None:
         terms, constant = _exp_remainder(R, k)

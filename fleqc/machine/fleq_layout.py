@@ -5,8 +5,7 @@ Columns (left to right)::
     | reference (1) | lanes (cell^2) | memory (m cells) | instructions (k) | padding |
 
 - The **reference column** is column 0 (positional code all -1). Every two-key softmax of the
-  machine (sigmoid, exp, the branch flag) puts its second key there,
-  and pointer reads from columns that have nothing to read land there and read zeros.
+  machine (sigmoid, the branch flag) puts its second key there, and pointer reads from columns that have nothing to read land there and read zeros.
 - **Lane** r (column 1 + r) computes entry (r // cell, r % cell) of the result. Every lane holds a
   copy of the program counter, fetches the instruction, reads the operands and evaluates every
   function block on its own entry: feed-forward weights are shared by all columns, so per-entry
@@ -173,12 +172,13 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("g_tab", len(TABLE_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
         ("exp_q", 1, "temp", "lanes: x_exp rounded to a multiple of 2^-40"),
         *((f"exp_{part}{n}", len(level.thresholds), "temp",
-           f"lanes: exp's level {n}: [q_{n - 1} {'<' if part == 'u' else '>='} {level.step} j LN2]")
+           f"every column (exp of 0 outside lanes): exp's level {n}: "
+           f"[q_{n - 1} {'<' if part == 'u' else '>='} {level.step} j LN2]")
           for n, level in enumerate(fleq_tables.EXP_LEVELS, start=1) for part in "ut"),
-        ("exp_r", 1, "temp", "lanes: q - n LN2 in [0, LN2)"),
-        ("exp_rq", 1, "temp", "lanes: exp_r rounded to a multiple of 2^-29"),
-        ("exp_g", 1, "temp", "lanes: e^r from exp's table, in [1, 2]"),
-        ("exp_s", 1, "temp", "lanes: 2^(8 B + C) exp_g"),
+        ("exp_r", 1, "temp", "every column (exp of 0 outside lanes): q - n LN2 in [0, LN2)"),
+        ("exp_rq", 1, "temp", "every column: exp_r rounded to a multiple of 2^-29"),
+        ("exp_g", 1, "temp", "every column: e^r from exp's table, in [1, 2 + 2^-24)"),
+        ("exp_s", 1, "temp", "every column: 2^(8 B + C) exp_g"),
         ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
         ("s_mem", 1, "temp", "lanes: sigmoid(mem[flag])"),
         ("out", 1, "temp", "lanes: this lane's result entry"),

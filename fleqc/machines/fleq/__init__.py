@@ -66,7 +66,7 @@ class FleqMachine(Machine):
     layer_kinds = "AAFFFFA" + "F" * 11 + "FAFF"  # cell 8; see kinds()
     default_columns = 128
     options = (CELL,)
-    modes = ("softmax",)  # its sigmoid, exp and branch flag are softmax weights
+    modes = ("softmax",)  # its sigmoid and branch flag are softmax weights
     scratch_name = "ref+lanes"
     reference = interpreter
 
