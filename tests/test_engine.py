@@ -43,6 +43,8 @@ from tests.test_fleq_machine import random_fleq_programs
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SUBLEQ_SAMPLES = sorted(p.name for p in SAMPLES.glob("*.fleq") if "fleq_" not in p.name)
 FLEQ_SAMPLES = sorted(p.name for p in SAMPLES.glob("fleq_*.fleq"))
+# two of them in the default suite (a dense FLEQ pass takes about 0.7 s), every one in the slow suite
+FLEQ_DEFAULT = ("fleq_polynomial.fleq", "fleq_subnormal_products.fleq")
 # the integer machines (paper SUBLEQ and classic): the engine's X equals the dense X bit for bit
 SUBLEQ_CASES = [c for c in all_cases() if machine_of(compile_case(c)).name != "fleq"]
 
@@ -99,7 +101,7 @@ def test_random_subleq_programs_run_in_lockstep_with_the_reference(program_and_c
         assert card.read_memory(engine.X) == list(state.memory), f"memory differs after step {step}"
 
 
-@pytest.mark.parametrize("name", FLEQ_SAMPLES)
+@pytest.mark.parametrize("name", [n if n in FLEQ_DEFAULT else pytest.param(n, marks=pytest.mark.slow) for n in FLEQ_SAMPLES])
 def test_fleq_samples_equal_the_dense_pass_bit_for_bit(name):
     """Every sum the FLEQ machine makes is exact or has two terms (issue 13), so the engine, which adds
     in another order, gives the dense pass's bits."""

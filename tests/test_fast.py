@@ -130,7 +130,8 @@ def check_fleq_passes(card, passes):
         X = Y
 
 
-@pytest.mark.parametrize("name", ["fleq_matrix_chain", "fleq_normalize", "fleq_polynomial", "fleq_counter_loop"])
+@pytest.mark.parametrize("name", ["fleq_matrix_chain", "fleq_counter_loop",  # the others in the slow suite
+                                  *(pytest.param(n, marks=pytest.mark.slow) for n in ("fleq_normalize", "fleq_polynomial"))])
 def test_fleq_sample_fast_passes_and_run(name):
     card = fleqc.build(str(SAMPLES / f"{name}.fleq"))
     passes = 3 if name == "fleq_counter_loop" else 10  # the others halt after 4-6 steps
