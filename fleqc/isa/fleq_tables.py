@@ -15,8 +15,9 @@ multiple of 2^-20. The feed-forward layers of the machine compute g as
 ``v_0 + sum_j (k_j - k_(j-1)) ReLU(q - t_j)`` (the same number: the sum telescopes), where every term
 is a multiple of 2^-49 and every partial sum, in any order, is below 7 in magnitude (the larger of
 the sums of the positive and of the negative terms at q = 2), far below 2^53 units of 2^-49 = 16:
-every addition is exact, whatever order an engine adds in (numpy, BLAS, torch, ONNX). The only roundings are q's (one IEEE addition, x' + 1.5 2^23) and log's last
-addition, one IEEE operation each, so every backend computes the same bits. The reference
+every addition is exact, whatever order an engine adds in (numpy, BLAS, torch, ONNX). The only
+roundings are q's (one IEEE addition, x' + 1.5 2^23) and log's last addition, one IEEE operation
+each, so every backend computes the same bits. The reference
 computes ``v_j + k_j (q - t_j)`` (exact too), the ladder by ``np.frexp``.
 
 Accuracy (the interpolation error of a line between knots, h^2 |f''| / 8, and 2^-30 from q and from
