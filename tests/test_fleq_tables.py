@@ -103,39 +103,34 @@ def edges(stride: int = 37) -> np.ndarray:
     return np.concatenate([scaled, [2.0**-81 * (1 + 2.0**-52), 2.0**81, 2.0**80, 2.0**-80]])
 
 
-def lockstep_on_edges(name: str, x: np.ndarray, per_program: int = 12) -> None:
-    """The sparse path in lockstep (bit for bit) on ``x``, 64 operands per instruction, in programs of
-    at most ``per_program`` instructions (small machines: the pass's cost grows with the columns)."""
-    x = np.concatenate([x, np.full(-len(x) % 64, 1.0)]).reshape(-1, 8, 8)
+def assert_machine_gives_the_references_bits(name: str, x: np.ndarray, dense: int, per_program: int = 12) -> None:
+    """``name`` on the operands ``x`` (padded with 1.0 to whole 8 x 8 cells, one instruction each;
+    recip with random signs), every step in lockstep with the reference, bit for bit: the first
+    ``dense`` cells on the dense forward pass, then all of them on the sparse path, in programs of at
+    most ``per_program`` instructions (small machines: a pass's cost grows with the columns)."""
+    cells = np.concatenate([x, np.full(-len(x) % 64, 1.0)]).reshape(-1, 8, 8)
     if name == "recip":
-        x = x * RNG.choice([-1.0, 1.0], x.shape)
-    for start in range(0, len(x), per_program):
-        chunk = list(x[start:start + per_program])
+        cells = cells * RNG.choice([-1.0, 1.0], cells.shape)
+    if dense:
+        prog = unary_case(name, list(cells[:dense]))
+        card = program_to_card(prog)
+        model = weights_for(card.config)
+        assert assert_fleq_lockstep(prog, card, dense + 2, machine_pass=lambda X: forward(model, X)) == (dense, True)
+    for start in range(0, len(cells), per_program):
+        chunk = list(cells[start:start + per_program])
         prog = unary_case(name, chunk)
-        steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(chunk) + 2)
-        assert halted and steps == len(chunk)
+        assert assert_fleq_lockstep(prog, program_to_card(prog), len(chunk) + 2) == (len(chunk), True)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TABLES)
 def test_the_machine_gives_the_tables_bits_at_every_knot(name):
-    lockstep_on_edges(name, edges(stride=1))
+    assert_machine_gives_the_references_bits(name, edges(stride=1), dense=0)
 
 
 @pytest.mark.parametrize("name", TABLES)
 def test_the_machine_gives_the_tables_bits_at_the_edges(name):
-    """On the dense forward pass (every step compared with the reference, bit for bit) and on the
-    sparse path: 64 operands per instruction."""
-    x = edges()
-    x = x[: len(x) // 64 * 64].reshape(-1, 8, 8)
-    if name == "recip":
-        x = x * RNG.choice([-1.0, 1.0], x.shape)
-    prog = unary_case(name, list(x[:3]))
-    card = program_to_card(prog)
-    model = weights_for(card.config)
-    steps, halted = assert_fleq_lockstep(prog, card, 10, machine_pass=lambda X: forward(model, X))
-    assert halted and steps == 3
-    lockstep_on_edges(name, edges())
+    assert_machine_gives_the_references_bits(name, edges(), dense=3)
 
 
 
@@ -144,8 +139,7 @@ def test_the_machine_gives_the_tables_bits_at_the_edges(name):
 
 def test_exps_reduction_is_exact():
     """q = (64 A + 8 B + C) LN2 + r exactly, r in [0, LN2), the selectors in their ranges."""
-    x = np.concatenate([RNG.uniform(-768, fleq_tables.EXP_FLOOR + 1536.0, 20_000), exp_edges()])
-    x = x[(x >= fleq_tables.EXP_FLOOR) & (x <= fleq_tables.EXP_MAX)]
+    x = np.concatenate([RNG.uniform(fleq_tables.EXP_FLOOR, fleq_tables.EXP_MAX, 20_000), exp_edges()])
     r, (A, B, C) = fleq_tables.exp_reduce(x)
     q = (x + fleq_tables.EXP_ROUNDER) - fleq_tables.EXP_ROUNDER
     assert np.all((r >= 0) & (r < fleq_tables.LN2))
@@ -171,7 +165,7 @@ def test_exps_accuracy():
 def exp_edges() -> np.ndarray:
     """At and beside every threshold of the three levels (as far as the grid of q goes), at ties of
     x's rounding to 2^-40 and of r's rounding to 2^-29, at the ends of the window, where results turn
-    subnormal and round to 0."""
+    subnormal and round to 0: those inside the window [EXP_FLOOR, EXP_MAX]."""
     L, step = fleq_tables.LN2, 2.0**-40
     taus = [level.tau(j) for level in fleq_tables.EXP_LEVELS for j in level.thresholds]
     taus += [64 * a * L + 8 * b * L + c * L for a in (-17, -12, 0, 9) for b in range(8) for c in range(8)]
@@ -181,21 +175,12 @@ def exp_edges() -> np.ndarray:
     r_ties = n * L + k * 2.0**-29 + 2.0**-30  # exact: multiples of 2^-40 below 2^11
     ends = [fleq_tables.EXP_FLOOR, np.nextafter(fleq_tables.EXP_FLOOR, 0), -745.1332191019412, -745.2, -708.4,
             -709.8, fleq_tables.EXP_MAX, 0.0, 5e-324, -5e-324, 2.0**-41, -(2.0**-41), 1e-300]
-    return np.concatenate([near, r_ties, ends])
+    x = np.concatenate([near, r_ties, ends])
+    return x[(x >= fleq_tables.EXP_FLOOR) & (x <= fleq_tables.EXP_MAX)]
 
 
 def test_the_machine_gives_exps_bits_at_the_edges():
-    x = exp_edges()
-    x = x[(x >= fleq_tables.EXP_FLOOR) & (x <= fleq_tables.EXP_MAX)]
-    x = np.concatenate([x, np.full(-len(x) % 64, 1.0)]).reshape(-1, 8, 8)
-    prog = unary_case("exp", list(x[:2]))
-    card = program_to_card(prog)
-    model = weights_for(card.config)
-    steps, halted = assert_fleq_lockstep(prog, card, 10, machine_pass=lambda X: forward(model, X))
-    assert halted and steps == 2
-    prog = unary_case("exp", list(x))
-    steps, halted = assert_fleq_lockstep(prog, program_to_card(prog), len(x) + 2)
-    assert halted and steps == len(x)
+    assert_machine_gives_the_references_bits("exp", exp_edges(), dense=2)
 
 
 def test_exp_below_its_table_is_zero_on_the_machine():
@@ -216,7 +201,6 @@ def tables_program():
         return RNG.choice(values, 64, replace=False).reshape(8, 8)
 
     x, e = edges(), exp_edges()
-    e = e[(e >= fleq_tables.EXP_FLOOR) & (e <= fleq_tables.EXP_MAX)]
     cells = {"r": pick(x) * RNG.choice([-1.0, 1.0], (8, 8)), "s": pick(x), "l": pick(x), "e": pick(e)}
     out = {f"{k}_out": np.zeros((8, 8)) for k in cells}
     names = {"r": "recip", "s": "sqrt", "l": "log", "e": "exp"}

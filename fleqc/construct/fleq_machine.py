@@ -41,10 +41,10 @@ docs/fleq-machine.md.
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
 
 from fleqc.construct import blocks
 from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
-from fleqc.isa import fleq_tables
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
     PENALTY,
@@ -58,6 +58,8 @@ from fleqc.construct.exact import (
     threshold_distance,
     threshold_indicators,
 )
+from fleqc.isa import fleq_tables
+from fleqc.isa.fleq_tables import Table
 from fleqc.machine.config import FleqConfig
 from fleqc.machine.fleq_layout import (
     TABLE_LADDER,
@@ -274,27 +276,44 @@ def _product_layer(R: _Rows, stage, beside) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 8, 9 (beside the product): the tables of recip, sqrt and log ---------------------------------
+# -- 8-15 (beside the product): the tables ---------------------------------------------------------
+
+
+def _round_to_grid(ffn: FeedForwardBuilder, source: int, target: int, rounder: float, on: Optional[int]) -> None:
+    """target += source rounded to the grid of ``rounder`` (the float spacing at it), ties to even:
+    ReLU(source + rounder) - rounder, one IEEE addition and then an exact subtraction of two terms
+    (source + rounder > 0). ``on``: the row that carries the constant (only those columns), or None
+    for the units' biases (every column)."""
+    if on is None:
+        ffn.unit({source: 1.0}, rounder, {target: 1.0})
+        ffn.unit({}, rounder, {target: -1.0})
+    else:
+        ffn.unit({source: 1.0, on: rounder}, 0.0, {target: 1.0})
+        ffn.unit({on: rounder}, 0.0, {target: -1.0})
+
+
+def _table_units(ffn: FeedForwardBuilder, argument: int, tables: Sequence[Table], outputs: Sequence[int],
+                 on: int) -> None:
+    """outputs[n] += tables[n]'s line at the argument, as v_0 + sum_j kink_j ReLU(argument - t_j)
+    (fleqc.isa.fleq_tables: every term on one grid, every partial sum bounded: exact in any order).
+    One unit per knot, shared by tables with the same knots; v_0 by a unit on the row ``on``."""
+    ffn.unit({on: 1.0}, 0.0, {row: float(tab.v[0]) for row, tab in zip(outputs, tables)})
+    kinks = [tab.kinks for tab in tables]
+    for j, t in enumerate(tables[0].t[:-1]):
+        ffn.unit({argument: 1.0}, -float(t),
+                 {row: float(k[j]) for row, k in zip(outputs, kinks) if k[j] != 0.0})
 
 
 def _tables_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
-    """q = x_tab rounded to a multiple of 2^-29: ReLU(x_tab + 1.5 2^23) - 1.5 2^23 (lanes only; one
-    IEEE addition, then an exact subtraction of two terms)."""
-    lane, C = R.lane, fleq_tables.ROUNDER
-    ffn.unit({R["x_tab"][0]: 1.0, lane: C}, 0.0, {R["q_tab"][0]: 1.0})
-    ffn.unit({lane: C}, 0.0, {R["q_tab"][0]: -1.0})
+    """q_tab = x_tab rounded to a multiple of 2^-29 (lanes only)."""
+    _round_to_grid(ffn, R["x_tab"][0], R["q_tab"][0], fleq_tables.ROUNDER, on=R.lane)
 
 
 def _tables_interpolate(R: _Rows, ffn: FeedForwardBuilder) -> None:
-    """g[f] = v_0 + sum_j kink_j ReLU(q - t_j) for recip, sqrt and log (fleqc.isa.fleq_tables: every
-    term a multiple of 2^-49, every partial sum below 7: exact in any order). One unit per knot,
-    shared by the three functions; v_0 by a unit on the lane row."""
-    tables = [fleq_tables.table(name) for name in fleq_tables.REDUCED]
-    g, q = R["g_tab"], R["q_tab"][0]
-    ffn.unit({R.lane: 1.0}, 0.0, {g[n]: float(tab.v[0]) for n, tab in enumerate(tables)})
-    kinks = [tab.kinks for tab in tables]
-    for j, t in enumerate(tables[0].t[:-1]):
-        ffn.unit({q: 1.0}, -float(t), {g[n]: float(k[j]) for n, k in enumerate(kinks) if k[j] != 0.0})
+    """g_tab = the lines of recip, sqrt and log at q_tab (every term a multiple of 2^-49, every
+    partial sum below 7), one unit per knot for the three."""
+    tables = [fleq_tables.table(name) for name in TABLE_OPS]
+    _table_units(ffn, R["q_tab"][0], tables, list(R["g_tab"]), on=R.lane)
 
 
 def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
@@ -358,7 +377,7 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 8-15 (beside the product): exp = 2^n T(r) -----------------------------------------------------
+# exp = 2^n T(r) (layers 8-15, and 2^(64 A) in the select layer)
 
 EXP_UNITS = 1.0 / fleq_tables.EXP_QUANTUM  # q and every threshold are integers in units of 2^-40
 
@@ -375,10 +394,8 @@ def _exp_remainder(R: _Rows, k: int) -> tuple[dict[int, float], float]:
 
 
 def _exp_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
-    """exp_q = x_exp rounded to a multiple of 2^-40 (one IEEE addition, then an exact subtraction)."""
-    C = fleq_tables.EXP_ROUNDER
-    ffn.unit({R["x_exp"][0]: 1.0}, C, {R["exp_q"][0]: 1.0})
-    ffn.unit({}, C, {R["exp_q"][0]: -1.0})
+    """exp_q = x_exp rounded to a multiple of 2^-40."""
+    _round_to_grid(ffn, R["x_exp"][0], R["exp_q"][0], fleq_tables.EXP_ROUNDER, on=None)
 
 
 def _exp_level(k: int):
@@ -408,17 +425,12 @@ def _exp_reduced(R: _Rows, ffn: FeedForwardBuilder) -> None:
 
 def _exp_reduced_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
     """exp_rq = exp_r rounded to a multiple of 2^-29, the grid of the table's argument."""
-    C = fleq_tables.ROUNDER
-    ffn.unit({R["exp_r"][0]: 1.0}, C, {R["exp_rq"][0]: 1.0})
-    ffn.unit({}, C, {R["exp_rq"][0]: -1.0})
+    _round_to_grid(ffn, R["exp_r"][0], R["exp_rq"][0], fleq_tables.ROUNDER, on=None)
 
 
 def _exp_table(R: _Rows, ffn: FeedForwardBuilder) -> None:
-    """exp_g = T(r) = v_0 + sum_j kink_j ReLU(r - t_j) in [1, 2] (terms multiples of 2^-48: exact)."""
-    tab, g = fleq_tables.table("exp"), R["exp_g"][0]
-    ffn.unit({R.one: 1.0}, 0.0, {g: float(tab.v[0])})
-    for t, kink in zip(tab.t[:-1], tab.kinks):
-        ffn.unit({R["exp_rq"][0]: 1.0}, -float(t), {g: float(kink)})
+    """exp_g = T(r) in [1, 2 + 2^-24) (terms multiples of 2^-48, partial sums below 3)."""
+    _table_units(ffn, R["exp_rq"][0], [fleq_tables.table("exp")], [R["exp_g"][0]], on=R.one)
 
 
 def _exp_selector_closes(R: _Rows, k: int, i: int) -> list[int]:

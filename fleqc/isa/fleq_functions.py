@@ -314,7 +314,7 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "sqrt", _unary, _A, ErrorBound(ulps=5e8),
                      (_operand_a(lambda x: (x >= -_TAB_LO) & (x <= _TAB_HI), "-2^-81 <= x <= 2^81"),
                       _operand_a(lambda x: (x == 0) | (x > _TAB_LO), "x = 0 or x > 2^-81", by_weights=False))),
-        FleqFunction("exp", 1, _elementwise, lambda a, _: fleq_tables.exp(a),
+        FleqFunction("exp", 1, _elementwise, lambda a, _: fleq_tables.evaluate("exp", a),
                      "e ** a elementwise, 2^n times a table (3.2e-8 relative; 0 below -768)",
                      "exp", _unary, _A, ErrorBound(ulps=6e8),
                      (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (the table's e^x <= 2^1000)"),)),

@@ -39,7 +39,7 @@ QUANTUM = 2.0**-29  # q: x' rounded to this grid
 ROUNDER = 1.5 * 2.0**23  # x' + ROUNDER rounds x' in (1/2, 2] to a multiple of 2^-29 (the float spacing there)
 VALUE_QUANTUM = 2.0**-30  # the knot values' grid
 FINE, COARSE = 2.0**-11, 2.0**-10  # knot spacing on [1/2, 1] and on [1, 2]
-REDUCED = ("recip", "sqrt", "log")  # the tables of x' in (1/2, 2], in the order of the machine's rows
+REDUCED = ("recip", "sqrt", "log")  # the tables of x' in (1/2, 2] (the machine's g_tab rows: this order)
 FUNCTIONS = {"recip": lambda t: 1.0 / t, "sqrt": np.sqrt, "log": np.log, "exp": np.exp}
 LOG4 = 2.0 * math.log(2.0)
 
@@ -97,8 +97,9 @@ def reduce(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ldexp(np.abs(x), -2 * s), s
 
 
-def log_offset(s: int) -> float:
-    """s ln 4 as the machine's weights hold it (one Python float per ladder selector)."""
+def log_offset(s):
+    """s ln 4 (one rounding) for a selector s or an array of them: the constant the machine's weights
+    hold for each selector."""
     return s * LOG4
 
 
@@ -119,7 +120,7 @@ def evaluate(name: str, x: np.ndarray) -> np.ndarray:
     elif name == "sqrt":
         value = np.ldexp(g, s)
     else:
-        value = g + np.array([log_offset(int(k)) for k in np.ravel(s)]).reshape(s.shape)
+        value = g + log_offset(s)
     out[nonzero] = value
     return out + 0.0
 
@@ -184,5 +185,6 @@ def exp(x: np.ndarray) -> np.ndarray:
     live = x >= EXP_FLOOR
     r, (A, B, C) = exp_reduce(x[live])
     g = interpolate("exp", quantise(r))
-    out[live] = np.ldexp(np.ldexp(g, 8 * B + C), 64 * A)  # the inner scaling is exact
+    outer, middle, inner = (level.step for level in EXP_LEVELS)  # 64, 8, 1
+    out[live] = np.ldexp(np.ldexp(g, middle * B + inner * C), outer * A)  # the first scaling is exact
     return out + 0.0

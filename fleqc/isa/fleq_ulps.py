@@ -39,7 +39,7 @@ def _floats(rng: np.random.Generator, shape, lo: int, hi: int, signed: bool = Tr
 
 def _sampler(func: str) -> Callable[[np.random.Generator, tuple], tuple[np.ndarray, Optional[np.ndarray]]]:
     """How operands inside ``func``'s window are drawn (binary exponents [lo, hi): |x| < 2^hi)."""
-    fit = (TABLE_LADDER.thresholds[0] + 1, TABLE_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
+    tab = (TABLE_LADDER.thresholds[0] + 1, TABLE_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
     factor = (PRODUCT_LADDER.thresholds[0] + 1, PRODUCT_LADDER.thresholds[-1])  # 2^-96 < |b| <= 2^96
     if func in ("add", "sub"):  # |a|, |b| < 2^999: |a +- b| < 2^1000
         return lambda rng, s: (_floats(rng, s, LOWEST_EXPONENT, 999), _floats(rng, s, LOWEST_EXPONENT, 999))
@@ -50,9 +50,9 @@ def _sampler(func: str) -> Callable[[np.random.Generator, tuple], tuple[np.ndarr
     if func == "mulerr":  # as mul, with |a| > 2^-500 (mulerr's window)
         return lambda rng, s: (_floats(rng, s, -499, 1000 - factor[1] - 5), _floats(rng, s, *factor))
     if func == "recip":
-        return lambda rng, s: (_floats(rng, s, *fit), None)
+        return lambda rng, s: (_floats(rng, s, *tab), None)
     if func in ("sqrt", "log"):
-        return lambda rng, s: (_floats(rng, s, *fit, signed=False), None)
+        return lambda rng, s: (_floats(rng, s, *tab, signed=False), None)
     assert func == "exp", func
     return lambda rng, s: (rng.uniform(-745.0, EXP_MAX, s), None)
 

@@ -5,7 +5,8 @@ Columns (left to right)::
     | reference (1) | lanes (cell^2) | memory (m cells) | instructions (k) | padding |
 
 - The **reference column** is column 0 (positional code all -1). Every two-key softmax of the
-  machine (sigmoid, the branch flag) puts its second key there, and pointer reads from columns that have nothing to read land there and read zeros.
+  machine (sigmoid, the branch flag) puts its second key there, and pointer reads from columns that
+  have nothing to read land there and read zeros.
 - **Lane** r (column 1 + r) computes entry (r // cell, r % cell) of the result. Every lane holds a
   copy of the program counter, fetches the instruction, reads the operands and evaluates every
   function block on its own entry: feed-forward weights are shared by all columns, so per-entry
@@ -35,7 +36,7 @@ from fleqc.machine.rows import RowSpace
 # (fleqc.machines.fleq).
 OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log", "mulerr")
 PRODUCT_OPS: tuple[str, ...] = ("prod", "mulerr")  # the blocks that run the exact product pipeline
-TABLE_OPS: tuple[str, ...] = ("recip", "sqrt", "log")
+TABLE_OPS: tuple[str, ...] = fleq_tables.REDUCED  # the tables of x' in (1/2, 2], in the order of g_tab's rows
 
 # Operand views: how lane (i, j) picks its operand entries out of the 64 read rows.
 #   a_entry: A[i, j]      a_scalar: A[0, 0]     a_transposed: A[j, i]
