@@ -6,8 +6,8 @@ machine's own state before the step, so errors are never carried from step to st
 
 - every cell but the destination is unchanged, bit for bit;
 - the destination holds the reference result within the function's bound;
-- pc is exact: the machine branches iff its own stored flag value is <= 0, except in the stated
-  band 0 < x <= 2^-52 (sigmoid(x) rounds to 1/2 there), where either way is allowed.
+- pc is exact: the machine branches iff its own stored flag value is <= 0 (the exact sign,
+  fleqc.construct.exact).
 
 A pass that leaves X unchanged (the machine halted) is checked the same way: it must be a valid
 step within the bounds. (An iteration that converges numerically, e.g. x <- sigmoid(x) in a
@@ -32,8 +32,6 @@ from fleqc.machine.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer.fast import compile_fast, fast_forward
-
-BRANCH_BAND = 2.0**-52  # 0 < flag <= this: the machine may branch (sigmoid(x) rounds to 1/2)
 
 def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np.ndarray, got: np.ndarray) -> bool:
     """Whether the machine's result ``got`` meets ``func``'s stated bound (its record's ``bound``)
@@ -97,7 +95,7 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
 
 def assert_step_matches(card: Card, Y: np.ndarray, instruction, before, expected, step: int) -> None:
     """The machine's state Y after one step agrees with the reference's: the destination within its
-    block's bound, every other cell unchanged, the branch taken (or the flag inside the branch band)."""
+    block's bound, every other cell unchanged, the branch taken iff the stored flag is <= 0."""
     got = machine_state(card, Y)
     a, b = before.memory[instruction.src_a], before.memory[instruction.src_b]
     dst = instruction.dst
@@ -108,7 +106,7 @@ def assert_step_matches(card: Card, Y: np.ndarray, instruction, before, expected
         f"step {step}: {instruction.func} gave {got.memory[dst]!r}, reference {expected.memory[dst]!r}")
     flag = float(got.memory[instruction.flag])
     branch_to = instruction.target if flag <= 0 else before.pc + 1
-    assert got.pc == branch_to or 0 < flag <= BRANCH_BAND, f"step {step}: pc {got.pc}, expected {branch_to}"
+    assert got.pc == branch_to, f"step {step}: pc {got.pc}, expected {branch_to} (flag {flag!r})"
 
 
 def machine_results(func: str, a: list[np.ndarray], b: Optional[list[np.ndarray]]) -> tuple[list[np.ndarray], float]:

@@ -9,7 +9,7 @@ They run on the reference interpreter, one compiled program per routine with its
 per run. The transformer computes the same bits: every function the routines use is bit-exact on it
 (mul, mulerr, add, sub, relu; recip and sqrt only seed Newton's iteration, and the routines'
 result does not depend on that seed beyond faithfulness, which the Newton steps reach from the
-tables' 2.4e-7 or from any seed within 1e-6, tests/noisy.py), the branch flags stay clear of the machine's blind band 0 < x <= 2^-52, and
+tables' 2.4e-7 or from any seed within 1e-6, tests/noisy.py), the branch is exact for every flag, and
 test_calc runs divisions and square roots on the transformer and prints Python's float.
 
 Subnormal quotients are correctly rounded too (the routine rounds to the subnormal grid and settles

@@ -16,7 +16,7 @@ import fleqc
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.program_to_card import program_to_card
-from tests.fleq_checks import BRANCH_BAND, assert_fleq_lockstep
+from tests.fleq_checks import assert_fleq_lockstep
 
 RNG = np.random.default_rng(20261124)
 
@@ -104,33 +104,31 @@ def test_matmul_all_shape_pairs_within_componentwise_1e_9():
     assert np.linalg.norm(result.memory["C"] - exact) <= 1e-9 * np.linalg.norm(exact)
 
 
-FLAGS = [0.0, -0.0, 1e-9, -1e-9, 1e-300, -1e-300, 5e-324, -5e-324, 1.0, -1.0, 1e300, -1e300, 2.0**-51, -(2.0**-60)]
+TINY = 2.0**-1074
+SMALL = 2.0**-60  # the exact sign's split (fleqc.construct.exact.sign_a): both sides of it
+FLAGS = [0.0, -0.0, TINY, -TINY, 2 * TINY, 2.0**-1022, 1e-300, 1e-17, 2.0**-54, 2.0**-53, SMALL / 2,
+         SMALL - SMALL * 2.0**-53, SMALL, SMALL + SMALL * 2.0**-52, 2 * SMALL, -SMALL, 1e-9, -1e-9, 1.0, -1.0,
+         1e300, -1e300, 2.0**1000, -(2.0**1000)]
 
 
-def test_branch_is_exact_outside_the_band():
-    """`jle f, p` for flag values from 5e-324 to 1e300 of both signs: pc is checked every step."""
+@pytest.mark.parametrize("flag_is_dst", [False, True], ids=["read", "dst"])
+def test_branch_is_exact_for_every_float(flag_is_dst):
+    """`mem[flag] <= 0` decides the branch bit for bit, down to 2^-1074 and up to 2^1000, for the flag
+    read from memory and for the flag that is the destination (then the new value, from `sub f, f,
+    zero`): no softmax rounds it (the exact sign, fleqc.construct.exact)."""
     cells = {f"f{i}": x for i, x in enumerate(FLAGS)}
-    cells["hits"] = 0.0
-    cells["one"] = 1.0
+    cells.update(hits=0.0, one=1.0, zero=0.0)
     text = []
     for i in range(len(FLAGS)):
-        text += [f"jle f{i}, t{i}", f"t{i}: add hits, hits, one"]
+        jump = f"fleq f{i}, sub, f{i}, zero, f{i}, t{i}" if flag_is_dst else f"jle f{i}, t{i}"
+        text += [jump, f"add hits, hits, one", f"t{i}: mov zero, zero"]
     prog = program(cells, text)
     result = fleqc.run(prog)
     reference = fleqc.run(prog, backend="reference")
+    assert result.memory["hits"] == sum(x > 0 for x in FLAGS) == reference.memory["hits"]
     assert all(np.array_equal(result.memory[k], reference.memory[k]) for k in reference.memory)
     assert result.steps == reference.steps
     run_lockstep(prog, max_steps=200)
-
-
-def test_branch_band_is_where_sigmoid_rounds_to_one_half():
-    """0 < x <= 2^-53 or so: the machine branches although x > 0 (the documented band)."""
-    for x, machine_branches in [(1e-17, True), (2.0**-54, True), (2.0**-52, False), (1e-15, False)]:
-        prog = program({"f": x, "hit": 0.0, "one": 1.0}, ["jle f, skip", "add hit, hit, one", "skip: halt"])
-        hit = fleqc.run(prog).memory["hit"]
-        assert (hit == 0.0) == machine_branches, x
-        if machine_branches:  # the lockstep checks allow a wrong branch only inside the stated band
-            assert 0 < x <= BRANCH_BAND
 
 
 def test_flag_equal_to_destination_reads_the_new_value():

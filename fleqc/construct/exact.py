@@ -27,6 +27,19 @@ means S >= 1/2 + 2^-53, so 2^53 S - 2^52 is an integer >= 1 and
 ReLU(2^53 S - 2^52) - ReLU(2^53 S - 2^52 - 1) = 1; S <= 1/2 gives 0. Conjunctions with 0/1 rows that
 must be 0 subtract 2^54 times those rows (integers: no rounding).
 
+**Exact sign** ``[x > 0]`` for every float x (|x| <= 2^1000), in three feed-forward layers, with
+SMALL = 2^-60::
+
+    layer A:  r = ReLU(x - SMALL);  m = ReLU(x) - ReLU(x - SMALL)     (m = x for 0 <= x <= SMALL)
+    layer B:  t = [x > SMALL] (exact threshold from r);  big = 2^74 ReLU(2^1000 m)
+    layer C:  [x > 0] = 1 - ReLU(1 - t - big)
+
+m has two nonzero terms (one rounding), lies in [0, 2 SMALL] and is 0 for x <= 0; for
+0 < x <= SMALL it is x itself, so big = 2^1074 x >= 1 (two exact power-of-two scalings: no single
+float weight is 2^1074), and big <= 2^1015 always. So t + big is 0 iff x <= 0 and >= 1 otherwise,
+and 1 - t - big rounds to a value <= 0 in any order of addition whenever it is <= 0 exactly (the
+rounded sum is monotone in big, and exact at big = 1). No softmax: every engine gives these bits.
+
 **Local head.** A head in which each lane attends to itself and to the reference column only: the
 score of the lane itself is a data term (on the query side, so other lanes holding data cannot
 outscore it), the reference column scores a constant L, and every other column is pushed down by at
@@ -115,6 +128,31 @@ def threshold_indicators(ffn: FeedForwardBuilder, distance: int, tau: float, bel
     one = ffn.rows["one"][0]
     ffn.unit({one: 1.0, distance: -1.0 / math.ulp(tau)}, 0.0, {below: 1.0, above: -1.0})
     ffn.bias(above, 1.0)
+
+
+SIGN_SMALL = 2.0**-60  # the exact sign's split: below it x is scaled up by 2^1074, above it a threshold decides
+
+
+def sign_a(ffn: FeedForwardBuilder, terms: Mapping[int, float], r: int, m: int) -> None:
+    """Exact sign, layer A: r += ReLU(x - SMALL), m += ReLU(x) - ReLU(x - SMALL) (3 units)."""
+    threshold_distance(ffn, terms, SIGN_SMALL, r)
+    ffn.unit(terms, 0.0, {m: 1.0})
+    ffn.unit(terms, -SIGN_SMALL, {m: -1.0})
+
+
+def sign_b(ffn: FeedForwardBuilder, r: int, m: int, below: int, above: int, big: int) -> None:
+    """Exact sign, layer B: above = [x > SMALL], below = 1 - above; big = 2^1074 m (3 units)."""
+    threshold_indicators(ffn, r, SIGN_SMALL, below, above)
+    ffn.unit({m: 2.0**1000}, 0.0, {big: 2.0**74})
+
+
+def sign_c(ffn: FeedForwardBuilder, above: int, big: int, notsel: Iterable[int], output: int) -> None:
+    """Exact sign, layer C: output += [x > 0 and every notsel row = 0] (0/1 rows; 2 units):
+    e - ReLU(e - above - big) with e = ReLU(1 - sum notsel)."""
+    one = ffn.rows["one"][0]
+    closed = {r: -1.0 for r in notsel}
+    ffn.unit(_merge({one: 1.0}, closed), 0.0, {output: 1.0})
+    ffn.unit(_merge({one: 1.0, above: -1.0, big: -1.0}, closed), 0.0, {output: -1.0})
 
 
 def steep_above_half(ffn: FeedForwardBuilder, weight: int, notsel: Iterable[int], output: int) -> None:

@@ -54,7 +54,9 @@ from fleqc.construct.exact import (
     local_head,
     relu_gate,
     scaled_gate,
-    steep_above_half,
+    sign_a,
+    sign_b,
+    sign_c,
     threshold_distance,
     threshold_indicators,
 )
@@ -142,6 +144,8 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
+        _result_sign(R, sign_a).build("result sign A"),
+        _result_sign(R, sign_b).build("result sign B"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes, P).build("commit"),
         _branch(R).build("branch"),
@@ -330,6 +334,8 @@ def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     with ffn.part("thresholds"):
         for name, source, sign, level in SINGLE_THRESHOLDS:
             threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
+    with ffn.part("flag sign A"):
+        sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", "rm"))
     return ffn
 
 
@@ -344,7 +350,15 @@ def _ladder_b(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     with ffn.part("thresholds"):
         for name, _source, _sign, level in SINGLE_THRESHOLDS:
             threshold_indicators(ffn, R.th(name, "r"), level, R.th(name, "u"), R.th(name, "t"))
+    with ffn.part("flag sign B"):
+        sign_b(ffn, *_sign_rows(R, "flag", "rmutb"))
     return ffn
+
+
+def _sign_rows(R: _Rows, which: str, parts: str) -> list[int]:
+    """The rows of one exact sign (fleq_layout.SIGN_PARTS) by their initials: r, m, u, t, b(ig)."""
+    names = {"r": "r", "m": "m", "u": "u", "t": "t", "b": "big"}
+    return [R[f"sign_{which}_{names[p]}"][0] for p in parts]
 
 
 # -- 6: normalise ----------------------------------------------------------------------------------
@@ -372,8 +386,6 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         gate(ffn, {a_e: 1.0}, [R.op("sigmoid"), R.th("sig_clamp", "t")], {R["x_sig"][0]: 1.0})
         ffn.unit({R.th("sig_clamp", "t"): SIGMOID_CLAMP, R.op("sigmoid"): -2 * SIGMOID_CLAMP}, 0.0,
                  {R["x_sig"][0]: 1.0})
-        gate(ffn, {R["fval"][0]: 1.0}, [R.th("flag_clamp", "t")], {R["x_flag"][0]: 1.0})
-        ffn.unit({R.th("flag_clamp", "t"): SIGMOID_CLAMP}, 0.0, {R["x_flag"][0]: 1.0})
     return ffn
 
 
@@ -464,15 +476,8 @@ def _exp_result(R: _Rows, ffn: FeedForwardBuilder, open_: list[int]) -> None:
 
 
 def _compute_heads(R: _Rows) -> list[HeadBuilder]:
-    """The sigmoids as two-key softmaxes (lane against the reference column).
-
-    sigmoid: weight sigmoid(x_sig); flag: weight sigmoid(x_flag).
-    """
-    lane = R.lane
-    heads = []
-    heads.append(local_head(R.rows, "sigmoid", {R["x_sig"][0]: 1.0}, [({lane: 1.0}, {R["sig"][0]: 1.0})]))
-    heads.append(local_head(R.rows, "flag", {R["x_flag"][0]: 1.0}, [({lane: 1.0}, {R["s_mem"][0]: 1.0})]))
-    return heads
+    """sigmoid as a two-key softmax (lane against the reference column): weight sigmoid(x_sig)."""
+    return [local_head(R.rows, "sigmoid", {R["x_sig"][0]: 1.0}, [({R.lane: 1.0}, {R["sig"][0]: 1.0})])]
 
 
 # -- 8: select -------------------------------------------------------------------------------------
@@ -521,42 +526,55 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 9: gather -------------------------------------------------------------------------------------
+# -- after select: the result's exact sign ----------------------------------------------------------
+
+
+def _result_sign(R: _Rows, layer) -> FeedForwardBuilder:
+    """Layers A and B of the exact sign of out (fleqc.construct.exact), in every lane: the branch
+    reads lane 0's when flag = dst (the result is then a scalar)."""
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("result sign"):
+        if layer is sign_a:
+            sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", "rm"))
+        else:
+            sign_b(ffn, *_sign_rows(R, "res", "rmutb"))
+    return ffn
+
+
+# -- gather ----------------------------------------------------------------------------------------
 
 
 def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
-    """Head r: every column attends lane r only (gap 1024) and copies its out into wval[r].
-
-    The last head scores out on lane 0, 0 on the reference column and -1024 elsewhere: every column
-    gets s_res = sigmoid(out of lane 0), the branch flag when flag = dst (the result is then a
-    scalar, so the other lanes' out is 0).
-    """
+    """Head r: every column attends lane r only (gap 1024, weight exactly 1) and copies its out into
+    wval[r]; head 0 also copies lane 0's result sign (t and big) into sign_dst_t, sign_dst_big, for
+    the branch when flag = dst."""
     heads = []
     for r in range(lanes):
-        head = HeadBuilder(f"gather {r}", R.rows, dk=1, dv=1)
+        moves = [("out", "wval", r)] + ([("sign_res_t", "sign_dst_t", 0), ("sign_res_big", "sign_dst_big", 0)]
+                                         if r == 0 else [])
+        head = HeadBuilder(f"gather {r}", R.rows, dk=1, dv=len(moves))
         head.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][r]: 1.0})
-        heads.append(head.carries(0, {R["out"][0]: 1.0}, {R["wval"][r]: 1.0}))
-    head = HeadBuilder("result flag", R.rows, dk=2, dv=1)
-    head.query_terms(0, {R.one: 1.0}).key_terms(0, {R["out"][0]: 1.0})
-    head.query_terms(1, {R.one: -PENALTY}).key_terms(1, {R["not_entry"][0]: 1.0, R["ref"][0]: -1.0})
-    heads.append(head.carries(0, {R.one: 1.0, R["not_entry"][0]: -1.0}, {R["s_res"][0]: 1.0}))
+        for slot, (source, target, k) in enumerate(moves):
+            head.carries(slot, {R[source][0]: 1.0}, {R[target][k]: 1.0})
+        heads.append(head)
     return heads
 
 
-# -- 10, 11: commit and branch --------------------------------------------------------------------
+# -- commit and branch -----------------------------------------------------------------------------
 
 
 def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
     """mem <- wval in the destination column (cleared in layer 3, so 0 + wval is exact);
-    no_branch = [sigmoid(flag value) > 1/2] = [flag value > 0] (exact for |value| > 1.4e-16)."""
+    no_branch = [flag value > 0] exactly (fleqc.construct.exact.sign_c): of mem[flag] as read, or of
+    the new entry 0 when flag = dst."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("write"):
         for r in range(lanes):
             gate(ffn, {R["wval"][r]: 1.0}, [R["not_wen"][0]], {R["mem"][r]: 1.0})
     with ffn.part("flag"):
         nb = R["no_branch"][0]
-        steep_above_half(ffn, R["s_mem"][0], [R["c_flag_is_dst"][0], R.not_lane], nb)
-        steep_above_half(ffn, R["s_res"][0], [R["c_not_flag_is_dst"][0], R.not_lane], nb)
+        sign_c(ffn, *_sign_rows(R, "flag", "tb"), [R["c_flag_is_dst"][0], R.not_lane], nb)
+        sign_c(ffn, *_sign_rows(R, "dst", "tb"), [R["c_not_flag_is_dst"][0], R.not_lane], nb)
     with ffn.part("clear"):
         keep = {"no_branch", "next_pc", "c_p"}
         cleared = set(P.temp_rows())  # in the select layer

@@ -1,6 +1,7 @@
-"""recip, sqrt, log and exp as the FLEQ machine defines them: linear interpolation in a table,
-computed without rounding, so the reference interpreter and every engine of the transformer agree
-bit for bit (issue 13). exp's range reduction is at the end of this module.
+"""recip, sqrt, log, exp and sigmoid as the FLEQ machine defines them: linear interpolation in a
+table, computed without rounding, so the reference interpreter and every engine of the transformer
+agree bit for bit (issue 13). exp's range reduction and sigmoid (e^z, z from a table of
+log(1 + e^-y)) are at the end of this module.
 
 For x inside the window 2^-81 < |x| <= 2^81::
 
@@ -40,7 +41,8 @@ ROUNDER = 1.5 * 2.0**23  # x' + ROUNDER rounds x' in (1/2, 2] to a multiple of 2
 VALUE_QUANTUM = 2.0**-30  # the knot values' grid
 FINE, COARSE = 2.0**-11, 2.0**-10  # knot spacing on [1/2, 1] and on [1, 2]
 REDUCED = ("recip", "sqrt", "log")  # the tables of x' in (1/2, 2] (the machine's g_tab rows: this order)
-FUNCTIONS = {"recip": lambda t: 1.0 / t, "sqrt": np.sqrt, "log": np.log, "exp": np.exp}
+FUNCTIONS = {"recip": lambda t: 1.0 / t, "sqrt": np.sqrt, "log": np.log, "exp": np.exp,
+             "softplus": lambda t: np.log1p(np.exp(-t))}  # softplus: b(y) = log(1 + e^-y), sigmoid's table
 LOG4 = 2.0 * math.log(2.0)
 
 
@@ -58,12 +60,21 @@ class Table:
     def kinks(self) -> np.ndarray:
         return np.diff(self.k, prepend=0.0)
 
+    @property
+    def kinks_from_the_right(self) -> np.ndarray:
+        """The coefficients c_j of g(q) = v_N + sum_(j>=1) c_j ReLU(t_j - q), one per knot t_1 .. t_N:
+        k_j - k_(j-1) at the inner knots, -k_(N-1) at the last (the sum telescopes to the same line).
+        For a convex g they are >= 0, so every partial sum lies between 0 and g(0) - v_N."""
+        return np.append(np.diff(self.k), -self.k[-1])
+
 
 def knots(name: str = "recip") -> np.ndarray:
     """recip, sqrt, log: 1/2, 1/2 + 2^-11, ..., 1, 1 + 2^-10, ..., 2. exp: 0, 2^-11, ..., 1420 2^-11
     (just above LN2)."""
     if name == "exp":
         return FINE * np.arange(EXP_KNOTS)
+    if name == "softplus":
+        return softplus_knots()
     return np.concatenate([0.5 + FINE * np.arange(1024), 1.0 + COARSE * np.arange(1025)])
 
 
@@ -104,11 +115,13 @@ def log_offset(s):
 
 
 def evaluate(name: str, x: np.ndarray) -> np.ndarray:
-    """The FLEQ function ``name`` (recip, sqrt, log or exp) at x inside its window; recip, sqrt and
+    """The FLEQ function ``name`` (recip, sqrt, log, exp or sigmoid) at x inside its window; recip, sqrt and
     log give 0 at x = 0."""
     x = np.asarray(x, dtype=np.float64)
     if name == "exp":
         return exp(x)
+    if name == "sigmoid":
+        return sigmoid(x)
     out = np.zeros(x.shape)
     nonzero = x != 0
     if not nonzero.any():
@@ -188,3 +201,58 @@ def exp(x: np.ndarray) -> np.ndarray:
     outer, middle, inner = (level.step for level in EXP_LEVELS)  # 64, 8, 1
     out[live] = np.ldexp(np.ldexp(g, middle * B + inner * C), outer * A)  # the first scaling is exact
     return out + 0.0
+
+
+# -- sigmoid ---------------------------------------------------------------------------------------
+#
+# sigmoid(x) = e^z with z = min(x, 0) - b(|x|), b(y) = log(1 + e^-y) (for x >= 0: 1 / (1 + e^-x) =
+# e^-b(x); for x < 0: e^x / (1 + e^x) = e^(x - b(-x))). The machine and the reference compute
+#
+#     y = min(|x|, SIGMOID_Y) rounded to a multiple of 2^-26 (one IEEE addition, SIGMOID_ROUNDER)
+#     b = the line of the softplus table at y (exact)
+#     z = fl(min(x, 0) - b)                                  (one IEEE subtraction)
+#     sigmoid(x) = exp(z)                                    (the exp above, 0 below EXP_FLOOR)
+#
+# The table: knots from 0 to SIGMOID_Y = 20 with spacing 2^-10 near 0, doubled, quarter by quarter,
+# wherever the line's error h^2/8 max|b''| stays within 2^-25 (up to 2^-3: SIGMOID_COARSEST);
+# values b(t) rounded to 2^-30. The machine sums v_N + sum_j c_j ReLU(t_j - q) (the kinks taken from
+# the right, Table.kinks_from_the_right): b is convex, so the c_j are >= 0 but for a few rounding
+# wiggles in the flat tail, every term is a multiple of 2^-56 / 2^-3 = 2^-53 (slopes on 2^-27, y on
+# 2^-26), and the positive terms add up to at most b(0) = 0.69 (the negative to 1e-6): every partial
+# sum is a multiple of 2^-53 below 1, exact in any order. Beyond 20, b < 2.1e-9 is replaced by
+# b(20) rounded (2 2^-30). Accuracy: b within 3.4e-8 (the line 3e-8, y's rounding 2^-27 |b'|, the
+# values 2^-31), so sigmoid within 6.6e-8 relative with exp's 3.2e-8 (measured: README).
+
+SIGMOID_Y = 20.0  # |x| beyond: b = b(20) (below 2.1e-9)
+SIGMOID_QUANTUM = 2.0**-26  # y: min(|x|, 20) rounded to this grid
+SIGMOID_ROUNDER = 1.5 * 2.0**26  # y + SIGMOID_ROUNDER rounds y in [0, 20] to a multiple of 2^-26
+SIGMOID_FINEST, SIGMOID_COARSEST = 2.0**-10, 2.0**-3  # the table's knot spacing
+SIGMOID_LINE_ERROR = 2.0**-25  # each quarter's spacing: the largest with h^2/8 max|b''| within this
+
+
+def softplus_knots() -> np.ndarray:
+    """0 = t_0 < ... < t_N = SIGMOID_Y: each quarter [i/4, (i+1)/4) at the coarsest power-of-two
+    spacing between SIGMOID_FINEST and SIGMOID_COARSEST whose line error stays within
+    SIGMOID_LINE_ERROR (b'' = e^-y / (1 + e^-y)^2 falls with y, so its maximum is at the start)."""
+    t = [0.0]
+    for quarter in range(int(4 * SIGMOID_Y)):
+        start = quarter / 4
+        e = math.exp(-start)
+        curvature = e / (1 + e) ** 2
+        h = SIGMOID_COARSEST
+        while h * h / 8 * curvature > SIGMOID_LINE_ERROR and h > SIGMOID_FINEST:
+            h /= 2
+        t += [start + h * k for k in range(1, int(0.25 / h) + 1)]
+    return np.array(t)
+
+
+def sigmoid_reduce(x: np.ndarray) -> np.ndarray:
+    """z = fl(min(x, 0) - b(y)), y = min(|x|, 20) rounded to 2^-26: sigmoid(x) = exp(z)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = (np.minimum(np.abs(x), SIGMOID_Y) + SIGMOID_ROUNDER) - SIGMOID_ROUNDER
+    return np.minimum(x, 0.0) - interpolate("softplus", y)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) as the FLEQ machine computes it: exp(sigmoid_reduce(x)), for every float x."""
+    return exp(sigmoid_reduce(x))

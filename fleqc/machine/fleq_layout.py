@@ -102,11 +102,23 @@ PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_p_h, ...
 # The tables (recip, sqrt, log): x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
 TABLE_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
 
+# The exact sign [x > 0] of the branch flag (fleqc.construct.exact: sign_a, sign_b, sign_c), for the
+# flag read from memory ("flag"), for the result when the flag is the destination ("res", in the
+# lanes) and that result's parts gathered into every column ("dst"): (part, what the row holds).
+SIGN_PARTS: tuple[tuple[str, str], ...] = (
+    ("r", "ReLU({x} - 2^-60)"),
+    ("m", "ReLU({x}) - ReLU({x} - 2^-60) (= {x} for 0 <= {x} <= 2^-60)"),
+    ("u", "[{x} <= 2^-60]"),
+    ("t", "[{x} > 2^-60]"),
+    ("big", "2^1074 times the m row (>= 1 iff 0 < {x} <= 2^-60)"),
+)
+SIGN_ROWS: tuple[str, ...] = (*(f"sign_{w}_{p}" for w in ("flag", "res") for p, _ in SIGN_PARTS),
+                              "sign_dst_t", "sign_dst_big")
+
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
 EXP_MAX = fleq_tables.EXP_MAX  # the largest float x whose exp (the table) is <= 2^1000 = VALUE_LIMIT
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
     ("sig_clamp", "a_e", 1.0, 64.0),  # sigmoid(x) = 1.0 in float64 for x > 37: clamp its score at 64
-    ("flag_clamp", "fval", 1.0, 64.0),  # the same for the branch flag's sigmoid
     ("exp_over", "a_e", 1.0, EXP_MAX),  # exp beyond the machine's range: a fault
     ("exp_under", "a_e", -1.0, -fleq_tables.EXP_FLOOR),  # exp below its table's range: the result is 0
     ("negative", "a_e", -1.0, 2.0 ** TABLE_LADDER.thresholds[0]),  # x < -tau_lo (sign for the tables)
@@ -168,7 +180,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("x_tab", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
         ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
-        ("x_flag", 1, "temp", "lanes: min(mem[flag], 64)"),
         ("q_tab", 1, "temp", "lanes: x_tab rounded to a multiple of 2^-29"),
         ("g_tab", len(TABLE_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
         ("exp_q", 1, "temp", "lanes: x_exp rounded to a multiple of 2^-40"),
@@ -181,10 +192,12 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("exp_g", 1, "temp", "every column: e^r from exp's table, in [1, 2 + 2^-24)"),
         ("exp_s", 1, "temp", "every column: 2^(8 B + C) exp_g"),
         ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
-        ("s_mem", 1, "temp", "lanes: sigmoid(mem[flag])"),
         ("out", 1, "temp", "lanes: this lane's result entry"),
         ("wval", S, "temp", "every column: the result entries gathered from the lanes"),
-        ("s_res", 1, "temp", "every column: sigmoid(result entry 0)"),
+        *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
+          for which, x, where in (("flag", "mem[flag]", "lanes"), ("res", "out", "lanes"),
+                                  ("dst", "out of lane 0", "every column"))
+          for part, doc in SIGN_PARTS if which != "dst" or part in ("t", "big")),
         ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),
     ]
     blocks += [(name, size, role, f"lanes: exact product, {doc}")
@@ -199,7 +212,7 @@ NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_tab", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
     "wen", "not_wen", "not_in", "not_product", "tl_r", "tl_u", "tl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
-    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig", "s_mem", "s_res", "no_branch",
+    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig", *(b for b in SIGN_ROWS), "no_branch",
 )
 
 
