@@ -121,7 +121,7 @@ def test_branch_is_exact_for_every_float(flag_is_dst):
     text = []
     for i in range(len(FLAGS)):
         jump = f"fleq f{i}, sub, f{i}, zero, f{i}, t{i}" if flag_is_dst else f"jle f{i}, t{i}"
-        text += [jump, f"add hits, hits, one", f"t{i}: mov zero, zero"]
+        text += [jump, "add hits, hits, one", f"t{i}: mov zero, zero"]
     prog = program(cells, text)
     result = fleqc.run(prog)
     reference = fleqc.run(prog, backend="reference")
