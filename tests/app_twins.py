@@ -26,8 +26,13 @@ semantics (fleqc/isa/fleq_functions.py, FLEQ_FUNCTIONS):
 - recip and sqrt: linear interpolation in a table (fleqc/isa/fleq_tables.py): |x| = x' 4^s with x'
   in (1/2, 2]; x' rounded to a multiple of 2^-29; the line between the two knots around it (knots
   every 2^-11 on [1/2, 1], every 2^-10 on [1, 2], values f(t) rounded to multiples of 2^-30);
-  recip(x) = sign(x) 4^-s g, sqrt(x) = 2^s g; sigmoid ``e = exp(-|x|)``, ``1 / (1 + e)`` for x >= 0 else
-  ``e / (1 + e)``;
+  recip(x) = sign(x) 4^-s g, sqrt(x) = 2^s g;
+- sigmoid: e^z, z = min(x, 0) - b(y), y = min(|x|, 20) rounded to 2^-26, b the line through the
+  knots of log(1 + e^-y) (spacing per quarter of y: the coarsest power of two from 2^-3 down to
+  2^-10 with h^2/8 max b'' <= 2^-25; values rounded to 2^-30); e^z: z rounded to 2^-40, z = n LN2 + r
+  (LN2 = ln 2 rounded to 2^-40, 0 <= r < LN2), r rounded to 2^-29, the line through exp's knots (every
+  2^-11 from 0 to 1420 2^-11, values e^t rounded to 2^-30, the last lowered on its grid until the
+  line at LN2 rounded to 2^-29 is <= 2), times 2^n (one rounding if subnormal); 0 below -768;
 - ``fleq dst, f, a, b, flag, p``: ``dst = f(a, b)``, then go to ``p`` if the flag cell (read after the
   write) is <= 0; ``subleq a, b, c`` is ``fleq b, sub, b, a, b, c``; ``jle flag, p`` branches on
   ``flag <= 0``.
@@ -37,6 +42,8 @@ values the program leaves in its output cells, and the number of iterations it m
 """
 
 from __future__ import annotations
+
+import bisect
 
 import numpy as np
 
@@ -127,10 +134,53 @@ def sqrt(a) -> np.ndarray:
     return _tabled(np.sqrt, a, 0.5)
 
 
+def _grid(x: float, quantum: float) -> float:
+    return round(x / quantum) * quantum  # exact for the grids used here (Python rounds half to even)
+
+
+def _line(knots: list[float], values: list[float], x: float) -> float:
+    j = min(bisect.bisect_right(knots, x) - 1, len(knots) - 2)
+    slope = (values[j + 1] - values[j]) / (knots[j + 1] - knots[j])
+    return values[j] + slope * (x - knots[j])
+
+
+def _softplus_knots() -> list[float]:
+    knots = [0.0]
+    for quarter in range(80):
+        start, h = quarter / 4, 2.0**-3
+        curvature = np.exp(-start) / (1 + np.exp(-start)) ** 2
+        while h * h / 8 * curvature > 2.0**-25 and h > 2.0**-10:
+            h /= 2
+        knots += [start + h * k for k in range(1, int(0.25 / h) + 1)]
+    return knots
+
+
+SOFTPLUS_KNOTS = _softplus_knots()
+SOFTPLUS_VALUES = [_grid(float(np.log1p(np.exp(-t))), 2.0**-30) for t in SOFTPLUS_KNOTS]
+LN2_40 = _grid(float(np.log(2.0)), 2.0**-40)
+EXP_KNOTS = [k * 2.0**-11 for k in range(1421)]
+EXP_VALUES = [_grid(float(np.exp(t)), 2.0**-30) for t in EXP_KNOTS]
+_R_TOP = _grid(LN2_40, 2.0**-29)  # the largest rounded r
+while _line(EXP_KNOTS, EXP_VALUES, _R_TOP) > 2.0:
+    EXP_VALUES[-1] -= 2.0**-30
+
+
+def _exp(z: float) -> float:
+    if z < -768.0:
+        return 0.0
+    q = (z + 1.5 * 2.0**12) - 1.5 * 2.0**12  # to a multiple of 2^-40
+    n = int(q * 2.0**40) // int(LN2_40 * 2.0**40)
+    r = q - n * LN2_40
+    rq = (r + 1.5 * 2.0**23) - 1.5 * 2.0**23  # to a multiple of 2^-29
+    return float(np.ldexp(_line(EXP_KNOTS, EXP_VALUES, rq), n))
+
+
 def sigmoid(a) -> np.ndarray:
-    a = f64(a)
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    out = np.zeros(np.shape(a))
+    for index, x in np.ndenumerate(f64(a)):
+        y = (min(abs(x), 20.0) + 1.5 * 2.0**26) - 1.5 * 2.0**26  # to a multiple of 2^-26
+        out[index] = _exp(min(x, 0.0) - _line(SOFTPLUS_KNOTS, SOFTPLUS_VALUES, y))
+    return out
 
 
 # stdlib constants (restated from stdlib/*.fleq) -------------------------------------------------

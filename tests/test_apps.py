@@ -20,8 +20,8 @@ They read the programs' initial data and import nothing from fleqc. What must ag
   sqrt (exact tables, fleqc/isa/fleq_tables.py, which the twin restates). The inverse uses recip
   only on a power of two and rounds the result to one bit, and its stop rule is an exact
   comparison; power iteration normalises by rsqrt, which starts from the tables; backprop uses
-  sigmoid, the one softmax block it calls, which computes the reference's formula. Each test states
-  the figure measured and its bound.
+  sigmoid, e^z from two exact tables (softplus and exp), which the twin restates too. Each test
+  states the figure measured and its bound.
 
 The cheap checks against numpy's own linear algebra (||A X - I||, numpy.linalg.eigh, a textbook
 backprop with numpy's ``@``) stay, on every backend: the twins follow the programs, these check that
@@ -138,8 +138,8 @@ TRANSFORMER_ULPS = {
     "app_power_iteration": 0,  # bit for bit by design: rsqrt's seeds, the machine's recip and sqrt, are
     # exact tables (fleqc/isa/fleq_tables.py) that the twin restates (before, with fitted blocks within
     # 1e-6: bound 16 ulps, 0 measured)
-    "app_backprop": 0,  # measured 0 over 40 epochs: bit for bit by design, since its one fitted block,
-    # sigmoid, computes the reference's formula; bound 0
+    "app_backprop": 0,  # bit for bit by design: its sigmoid is e^z from exact tables (fleq_tables),
+    # restated by the twin (before: a softmax head with numpy's formula, 0 measured)
 }
 
 

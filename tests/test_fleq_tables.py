@@ -1,8 +1,10 @@
-"""recip, sqrt, log and exp as exact tables (fleqc.isa.fleq_tables): the facts their exactness rests
-on, their accuracy, and the machine's bits on the dense pass and on the sparse path at the edges."""
+"""recip, sqrt, log, exp and sigmoid as exact tables (fleqc.isa.fleq_tables): the facts their
+exactness rests on, their accuracy, and the machine's bits on the dense pass and on the sparse path
+at the edges."""
 
 from __future__ import annotations
 
+import decimal
 import math
 from fractions import Fraction
 
@@ -189,21 +191,95 @@ def test_exp_below_its_table_is_zero_on_the_machine():
 
 
 def test_exp_max_is_the_largest_argument_whose_exp_stays_within_2_to_the_1000():
+    """e^x itself (Python's decimal at 60 digits) and the table's value both stay within 2^1000 up to
+    EXP_MAX, and e^x does not beyond it."""
     top = fleq_tables.EXP_MAX
-    assert fleq_tables.exp(np.array([top]))[0] <= 2.0**1000 < fleq_tables.exp(np.array([np.nextafter(top, 1e3)]))[0]
-    below = top - np.arange(1, 2000) * math.ulp(top)  # and nothing just below it goes over
+    with decimal.localcontext() as context:
+        context.prec = 60
+        limit = 1000 * decimal.Decimal(2).ln()
+        assert decimal.Decimal(top) <= limit < decimal.Decimal(np.nextafter(top, 1e3))
+    below = top - np.arange(0, 2000) * math.ulp(top)  # the table too, and nothing just below it goes over
     assert np.all(fleq_tables.exp(below) <= 2.0**1000)
 
 
+def test_exp_is_monotone_and_at_most_1_below_0():
+    """The last knot's value is lowered so the line never passes 2 (fleq_tables._exp_last_value):
+    2^n T(r) stays below 2^(n+1) as r approaches LN2, so exp does not step down at a power of two."""
+    L = fleq_tables.LN2
+    x = np.sort(np.concatenate([np.arange(-40, 40) * L + d for d in (-2.0**-40, 0.0, 2.0**-40, -2.0**-30)]))
+    x = np.sort(np.concatenate([x, RNG.uniform(-700, 700, 50_000), -(2.0 ** -np.arange(1, 60))]))
+    got = fleq_tables.exp(x)
+    assert np.all(np.diff(got) >= 0) and np.all(got[x <= 0] <= 1.0)
+
+
+# -- sigmoid -----------------------------------------------------------------------------------------
+
+
+def test_every_sum_of_sigmoids_table_is_exact():
+    """The softplus table's units c_j ReLU(t_j - y) (kinks from the right): knots on 2^-10, spacing at
+    most 2^-3 so slopes and kinks on 2^-27, y on 2^-26: every term a multiple of 2^-53; the positive
+    terms and v_N add up to less than 1 at y = 0 (their largest), the negative ones too: every
+    partial sum, in any order, is an integer number of 2^-53 below 2^53."""
+    tab = fleq_tables.table("softplus")
+    c = tab.kinks_from_the_right
+    assert tab.t[0] == 0.0 and tab.t[-1] == fleq_tables.SIGMOID_Y
+    assert np.all(np.diff(tab.t) <= fleq_tables.SIGMOID_COARSEST) and np.all(np.mod(tab.t / 2.0**-10, 1) == 0)
+    assert np.all(np.mod(tab.v / 2.0**-30, 1) == 0) and np.all(np.mod(c / 2.0**-27, 1) == 0)
+    terms = c * tab.t[1:]  # at y = 0, where every ReLU(t_j - y) is largest
+    assert terms[terms > 0].sum() + tab.v[-1] < 1.0 and -terms[terms < 0].sum() < 1.0
+    assert len(tab.t) - 1 == 4358  # the units (docs/fleq-machine.md)
+
+
+def test_the_softplus_line_is_the_layers_sum():
+    tab = fleq_tables.table("softplus")
+    y = (np.concatenate([RNG.uniform(0, 20, 30), tab.t[::211], [0.0, 20.0]]) + fleq_tables.SIGMOID_ROUNDER
+         ) - fleq_tables.SIGMOID_ROUNDER
+    for yy, g in zip(y, fleq_tables.interpolate("softplus", y)):
+        exact = Fraction(tab.v[-1]) + sum(Fraction(c) * max(Fraction(t) - Fraction(yy), 0)
+                                          for c, t in zip(tab.kinks_from_the_right, tab.t[1:]))
+        assert Fraction(g) == exact
+
+
+def sigmoid_edges() -> np.ndarray:
+    """At, beside and halfway between the knots (both signs), at ties of y's rounding to 2^-26, at
+    20 (where y is clamped), at the ends of exp's range and at the extremes of float64."""
+    t = fleq_tables.knots("softplus")
+    pick = RNG.choice(len(t) - 1, 150, replace=False)
+    near = np.concatenate([t[pick] + d for d in (0.0, 2.0**-27, -(2.0**-27), 2.0**-40, 2.0**-12)])
+    x = np.concatenate([near, -near, [20.0, np.nextafter(20.0, 0), np.nextafter(20.0, 99), 21.0]])
+    x = np.concatenate([x, -x[-4:], [0.0, 5e-324, -5e-324, 1e-300, -1e-300, 2.0**1000, -(2.0**1000), -767.9,
+                                     -768.0, np.nextafter(-768.0, 0), np.nextafter(-768.0, -800), -745.13, -709.0]])
+    return x
+
+
+def test_sigmoids_accuracy():
+    """6.6e-8 relative (the figure stated; 2^-1074 where the result is subnormal), at the knots'
+    midpoints too; never above 1; 1 - 2^-29 and 0 at the far ends."""
+    m = midpoints("softplus")
+    x = np.concatenate([RNG.uniform(-40, 40, 100_000), RNG.uniform(-750, 0, 10_000), m, -m, sigmoid_edges()])
+    got = fleq_tables.sigmoid(x)
+    e = np.exp(-np.abs(x))
+    true = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    assert np.all(np.abs(got - true) <= 6.6e-8 * true + 2.0**-1074)
+    assert np.all(got <= 1.0) and fleq_tables.sigmoid(np.array([-800.0]))[0] == 0.0
+    assert FLEQ_FUNCTIONS["sigmoid"].bound.exact
+    assert np.array_equal(FLEQ_FUNCTIONS["sigmoid"].apply(x, None), got)
+
+
+def test_the_machine_gives_sigmoids_bits_at_the_edges():
+    assert_machine_gives_the_references_bits("sigmoid", sigmoid_edges(), dense=2)
+
+
 def tables_program():
-    """recip, sqrt, log and exp, each on 64 edge operands (one instruction each)."""
+    """recip, sqrt, log, exp and sigmoid, each on 64 edge operands (one instruction each)."""
     def pick(values: np.ndarray) -> np.ndarray:  # 64 of them, spread over the list, as an 8 x 8 cell
         return RNG.choice(values, 64, replace=False).reshape(8, 8)
 
     x, e = edges(), exp_edges()
-    cells = {"r": pick(x) * RNG.choice([-1.0, 1.0], (8, 8)), "s": pick(x), "l": pick(x), "e": pick(e)}
+    cells = {"r": pick(x) * RNG.choice([-1.0, 1.0], (8, 8)), "s": pick(x), "l": pick(x), "e": pick(e),
+             "g": pick(sigmoid_edges())}
     out = {f"{k}_out": np.zeros((8, 8)) for k in cells}
-    names = {"r": "recip", "s": "sqrt", "l": "log", "e": "exp"}
+    names = {"r": "recip", "s": "sqrt", "l": "log", "e": "exp", "g": "sigmoid"}
     return program({**cells, **out}, [f"{names[k]} {k}_out, {k}" for k in names])
 
 
@@ -218,4 +294,4 @@ def test_the_incremental_engine_gives_the_tables_bits():
         loop.step()
         return loop.X.copy()
 
-    assert assert_fleq_lockstep(prog, card, 10, machine_pass=incremental_pass) == (4, True)
+    assert assert_fleq_lockstep(prog, card, 10, machine_pass=incremental_pass) == (5, True)

@@ -1,4 +1,4 @@
-"""The FLEQ machine: one pass of 25 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
+"""The FLEQ machine: one pass of 26 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
 
     #      kind       name       does (in every lane unless said otherwise)
     1      attention  fetch      c_* <- the instruction column at pc                           1 head
@@ -8,35 +8,39 @@
                                  m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
     4      ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the tables' input; single
-                                 thresholds (clamps, exp range, sign, small product factors)
-    5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]
+                                 thresholds (exp's range, sigmoid's clamp, sign, small product
+                                 factors); the flag's exact sign, part A
+    5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]; the flag's sign, B
     6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
-                                 sigma; x_tab = |x| 4^-s in (1/2, 2]; clamped inputs of exp, sigmoid, flag
-    7      attention  compute    sigmoid, sigmoid(mem[flag])
-    8-21   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
+                                 sigma; x_tab = |x| 4^-s in (1/2, 2]; exp's input; sigmoid's
+                                 y = min(|x|, 20) and min(x, 0)
+    7-20   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.construct.exact_product: inner ladder A, B, split,
                                  halves, digits, partial products, middle, two-sum, error, round,
-                                 subnormal grid, remainder, tie, tree); beside it in layers 8 and
-                                 9, the tables of recip, sqrt, log: q = x_tab rounded to 2^-29,
-                                 g = the table's line at q (fleqc.isa.fleq_tables); in layers
-                                 8-15, exp: q = x rounded to 2^-40, three levels of thresholds
-                                 (n = 64 A + 8 B + C), r = q - n LN2, its table, 2^(8 B + C) T(r)
-    22     ReLU       select     out = the selected block's value (exact gates, exact rescales,
-                                 exp's 2^(64 A));
-                                 fault if an operand is outside the selected block's domain
-    23     attention  gather     every column: wval[r] <- out of lane r (one head per entry);
-                                 s_res = sigmoid(out of lane 0) (the flag when flag = dst)
-    24     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0]; temps <- 0
-    25     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
+                                 subnormal grid, remainder, tie, tree); beside it (fleqc.isa.fleq_tables)
+                                 in layers 8-9 the tables of recip, sqrt, log: q = x_tab rounded to
+                                 2^-29, g = the table's line at q; in layers 7-9 sigmoid's
+                                 z = min(x, 0) - b(y), b from the softplus table; in layers 10-17
+                                 exp (of x, or of z for sigmoid): q rounded to 2^-40, three levels of
+                                 thresholds (n = 64 A + 8 B + C), r = q - n LN2, its table,
+                                 2^(8 B + C) T(r)
+    21     ReLU       select     out = the selected block's value (exact gates, exact rescales,
+                                 exp's 2^(64 A)); fault if an operand is outside the selected
+                                 block's domain
+    22-23  ReLU       sign       the result's exact sign, parts A and B (the flag when flag = dst)
+    24     attention  gather     every column: wval[r] <- out of lane r (one head per entry); head 0
+                                 also brings lane 0's sign
+    25     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0] (the exact
+                                 sign, part C); temps <- 0
+    26     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
 
-4 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2). Heads: 1 + 4 + 2 + (cell^2 + 1). Every constant is a power of two, a
-table value or slope (multiples of 2^-30 and 2^-20), a multiple of exp's LN2, or log's s ln 4 (one
-float per ladder selector); the weights depend
-only on the configuration (n, cell). Products, recip, sqrt, log and exp are exact (the reference's
-bits: IEEE's product; the tables' lines, fleqc.isa.fleq_tables); sigmoid's error is asserted by
-tests/test_fleq_machine.py, measured by bench/fleq_accuracy.py and documented in
-docs/fleq-machine.md.
+3 attention and 23 feed-forward layers for cell 8 (the product tree takes one layer more for cells
+9-16, none for cells up to 2). Heads: 1 + 4 + cell^2, and every softmax weight is exactly 0, 1 or
+1/2^k (the pointer reads, the write mark, the gathers): no engine's exp shows in the result. Every
+constant is a power of two, a table value or slope (multiples of 2^-30 and 2^-27 or coarser), a
+multiple of exp's LN2, or log's s ln 4 (one float per ladder selector); the weights depend only on
+the configuration (n, cell). Every function block is exact: the reference's bits (IEEE's product;
+the tables' lines, fleqc.isa.fleq_tables), on every engine.
 """
 
 from __future__ import annotations
@@ -47,11 +51,11 @@ from fleqc.construct import blocks
 from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
+    GATE,
     PENALTY,
     clear_rows,
     conjunction,
     gate,
-    local_head,
     relu_gate,
     scaled_gate,
     sign_a,
@@ -69,6 +73,7 @@ from fleqc.machine.fleq_layout import (
     NONNEGATIVE_TEMPS,
     OPS,
     PRODUCT_OPS,
+    EXP_OPS,
     PRODUCT_PREFIX,
     SINGLE_THRESHOLDS,
     VIEWS,
@@ -80,7 +85,6 @@ from fleqc.transformer.layers import LoopedTransformer
 POINTER_TEMPERATURE = 512.0  # code match T w vs <= T (w - 2): gap 1024, off-target weights exactly 0
 MARK_TEMPERATURE = PENALTY  # the write-mark head's gap is T: 1024
 EXP_HEADROOM = 192  # exp's 2^(64 A) for A < 0: 2^(64 A + 192) inside the unit, 2^-192 outside
-SIGMOID_CLAMP = 64.0
 
 
 class _Rows:
@@ -122,9 +126,14 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     c = config.cell
     P = product_block(R, c)
     product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 4-6
-    beside = [  # parts of other blocks in the product's layers (8, 9, ...)
-        [("tables: quantise", _tables_quantise), ("exp: quantise", _exp_quantise)],
-        [("tables: interpolate", _tables_interpolate), ("exp: level 1", _exp_level(0))],
+    beside = [  # parts of other blocks in the product's layers (7, 8, ...); the two large tables (recip,
+        # sqrt, log: layer 9; sigmoid's: layer 8) in different layers, since the widest layer sets
+        # the width of every block in TransformerLens (fleqc.interop.lens pads each MLP to it)
+        [("sigmoid: quantise", _sigmoid_quantise)],
+        [("tables: quantise", _tables_quantise), ("sigmoid: table", _sigmoid_table)],
+        [("tables: interpolate", _tables_interpolate), ("sigmoid: z", _sigmoid_z)],
+        [("exp: quantise", _exp_quantise)],
+        [("exp: level 1", _exp_level(0))],
         [("exp: level 2", _exp_level(1))],
         [("exp: level 3", _exp_level(2))],
         [("exp: reduced", _exp_reduced)],
@@ -140,7 +149,6 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _ladder_a(R, P).build("ladder A"),
         _ladder_b(R, P).build("ladder B"),
         _normalise(R, P).build("normalise"),
-        attention_layer(_compute_heads(R)),
         *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
@@ -245,6 +253,7 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
             ffn.unit({R["c_not_mask"][r]: 1.0, ent[r]: -1.0}, 0.0, {not_in: 1.0})
     with ffn.part("product pipeline"):  # 1 - [prod] - [mulerr] + ... : exactly one block is selected
         ffn.unit({R.op(name): 1.0 for name in PRODUCT_OPS}, 1.0 - len(PRODUCT_OPS), {R["not_product"][0]: 1.0})
+        ffn.unit({R.op(name): 1.0 for name in EXP_OPS}, 1.0 - len(EXP_OPS), {R["not_exp"][0]: 1.0})
     with ffn.part("next pc"):
         blocks.increment_code(ffn, R.rows, blocks.Gate(R.lane, 8.0 * 2.0 ** R["pc"].size))
         ffn.unit({R.lane: 1.0}, 0.0, {r: -1.0 for r in R["next_pc"]})
@@ -280,7 +289,7 @@ def _product_layer(R: _Rows, stage, beside) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 8-15 (beside the product): the tables ---------------------------------------------------------
+# -- 7-17 (beside the product): the tables ----------------------------------------------------------
 
 
 def _round_to_grid(ffn: FeedForwardBuilder, source: int, target: int, rounder: float, on: Optional[int]) -> None:
@@ -383,13 +392,40 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
             scaled_gate(ffn, {a_e: -1.0}, -F.step * s, open_ + [R.th("negative", "u")], {R["x_tab"][0]: 1.0})
     with ffn.part("clamps"):
         gate(ffn, {a_e: 1.0}, [R.op("exp"), R.th("exp_over", "t"), R.th("exp_under", "t")], {R["x_exp"][0]: 1.0})
-        gate(ffn, {a_e: 1.0}, [R.op("sigmoid"), R.th("sig_clamp", "t")], {R["x_sig"][0]: 1.0})
-        ffn.unit({R.th("sig_clamp", "t"): SIGMOID_CLAMP, R.op("sigmoid"): -2 * SIGMOID_CLAMP}, 0.0,
-                 {R["x_sig"][0]: 1.0})
+        big = [R.th("sig_pos", "t"), R.th("sig_neg", "t")]  # |x| > 20
+        relu_gate(ffn, {a_e: 1.0}, [R.op("sigmoid")] + big, R["sig_y"][0])
+        relu_gate(ffn, {a_e: -1.0}, [R.op("sigmoid")] + big, R["sig_y"][0])
+        ffn.unit({row: 1.0 for row in big} | {R.op("sigmoid"): -1.0}, 0.0, {R["sig_y"][0]: fleq_tables.SIGMOID_Y})
+        ffn.unit({a_e: -1.0, R.op("sigmoid"): -GATE, R.th("exp_under", "t"): -GATE}, 0.0, {R["sig_xn"][0]: -1.0})
     return ffn
 
 
-# exp = 2^n T(r) (layers 8-15, and 2^(64 A) in the select layer)
+# sigmoid = exp(z), z = min(x, 0) - b(min(|x|, 20)) (layers 7-9; fleqc.isa.fleq_tables)
+
+
+def _sigmoid_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """sig_yq = sig_y rounded to a multiple of 2^-26 (lanes only)."""
+    _round_to_grid(ffn, R["sig_y"][0], R["sig_yq"][0], fleq_tables.SIGMOID_ROUNDER, on=R.lane)
+
+
+def _sigmoid_table(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """sig_b = v_N + sum_j c_j ReLU(t_j - y) (the softplus table's kinks from the right: every term a
+    multiple of 2^-53, every partial sum below 1), lanes only."""
+    tab = fleq_tables.table("softplus")
+    y, b = R["sig_yq"][0], R["sig_b"][0]
+    ffn.unit({R.lane: 1.0}, 0.0, {b: float(tab.v[-1])})
+    for t, c in zip(tab.t[1:], tab.kinks_from_the_right):
+        if c != 0.0:
+            ffn.unit({R.lane: float(t), y: -1.0}, 0.0, {b: float(c)})
+
+
+def _sigmoid_z(R: _Rows, ffn: FeedForwardBuilder) -> None:
+    """x_exp += z = fl(min(x, 0) - b) for sigmoid (two terms: one rounding); exp's pipeline follows."""
+    gate(ffn, {R["sig_xn"][0]: 1.0, R["sig_b"][0]: -1.0}, [R.op("sigmoid"), R.th("exp_under", "t")],
+         {R["x_exp"][0]: 1.0})
+
+
+# exp = 2^n T(r) (layers 10-17, and 2^(64 A) in the select layer), for exp and for sigmoid
 
 EXP_UNITS = 1.0 / fleq_tables.EXP_QUANTUM  # q and every threshold are integers in units of 2^-40
 
@@ -472,15 +508,7 @@ def _exp_result(R: _Rows, ffn: FeedForwardBuilder, open_: list[int]) -> None:
         gate(ffn, {R["exp_s"][0]: inner}, closes, {R["out"][0]: outer})
 
 
-# -- 7: compute ------------------------------------------------------------------------------------
-
-
-def _compute_heads(R: _Rows) -> list[HeadBuilder]:
-    """sigmoid as a two-key softmax (lane against the reference column): weight sigmoid(x_sig)."""
-    return [local_head(R.rows, "sigmoid", {R["x_sig"][0]: 1.0}, [({R.lane: 1.0}, {R["sig"][0]: 1.0})])]
-
-
-# -- 8: select -------------------------------------------------------------------------------------
+# -- 21: select -----------------------------------------------------------------------------------
 
 
 def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
@@ -495,9 +523,8 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         relu_gate(ffn, {a_e: 1.0}, [R.op("relu"), not_in], R["out"][0])
         gate(ffn, P.result_terms(), [R.op("prod"), not_in], out)  # the product tree's last level
         P.product_error(ffn, [R.op("mulerr"), not_in], out)
-        gate(ffn, {R["sig"][0]: 1.0}, [R.op("sigmoid"), not_in], out)
-    with ffn.part("exp: 2^(64 A)"):
-        _exp_result(R, ffn, [R.op("exp"), not_in, R.th("exp_under", "t")])
+    with ffn.part("exp, sigmoid: 2^(64 A)"):
+        _exp_result(R, ffn, [R["not_exp"][0], not_in, R.th("exp_under", "t")])
     F = TABLE_LADDER
     with ffn.part("table rescale"):  # exact scalings; log adds s ln 4 (one IEEE addition)
         g = {name: {R["g_tab"][n]: 1.0} for n, name in enumerate(TABLE_OPS)}
@@ -526,7 +553,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     return ffn
 
 
-# -- after select: the result's exact sign ----------------------------------------------------------
+# -- 22, 23: the result's exact sign ------------------------------------------------------------
 
 
 def _result_sign(R: _Rows, layer) -> FeedForwardBuilder:
@@ -541,7 +568,7 @@ def _result_sign(R: _Rows, layer) -> FeedForwardBuilder:
     return ffn
 
 
-# -- gather ----------------------------------------------------------------------------------------
+# -- 24: gather -----------------------------------------------------------------------------------
 
 
 def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
@@ -560,7 +587,7 @@ def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
     return heads
 
 
-# -- commit and branch -----------------------------------------------------------------------------
+# -- 25, 26: commit and branch ---------------------------------------------------------------------
 
 
 def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:

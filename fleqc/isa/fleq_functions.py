@@ -41,9 +41,9 @@ class Limit:
     ``inside(a, b)`` is elementwise over ``checks``: operand "a", operand "b" or the "result" (a
     result limit is stated on the operands, e.g. |a * b| <= 2^1000, so both backends decide it on
     the same bits: the machine's own product may round to the other side of the limit).
-    ``by_weights``: the machine's fault row (layer 8) refuses every value outside this limit by
-    itself; otherwise the health check after the pass refuses it from the operands it read
-    (fleqc.machines.fleq.runs), because no exact gate of the weights can tell those values apart.
+    ``by_weights``: the machine's fault row (set in the select layer) refuses every value outside
+    this limit by itself; otherwise the health check after the pass refuses it from the operands it
+    read (fleqc.machines.fleq.runs), because no exact gate of the weights can tell those values apart.
     """
 
     checks: str  # "a", "b" or "result"
@@ -218,12 +218,6 @@ def _transpose_shape(a: Shape, b: Optional[Shape]) -> Shape:
     return tuple(reversed(a))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-x) with full relative precision in both tails (e^x / (1 + e^x) for x < 0)."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def _entrywise(a: Shape, b: Shape) -> tuple[str, ...]:
     return ("a_entry", "b_entry")
 
@@ -304,8 +298,9 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
                      "copy", _unary, _A, resizes=True),
         FleqFunction("relu", 1, _elementwise, lambda a, _: np.maximum(a, 0.0), "max(a, 0) elementwise",
                      "relu", _unary, _A),
-        FleqFunction("sigmoid", 1, _elementwise, lambda a, _: _sigmoid(a), "1 / (1 + exp(-a)) elementwise",
-                     "sigmoid", _unary, _A, ErrorBound(1e-13, TINY)),
+        FleqFunction("sigmoid", 1, _elementwise, lambda a, _: fleq_tables.evaluate("sigmoid", a),
+                     "1 / (1 + exp(-a)) elementwise, e^z with z from a table (6.6e-8 relative)",
+                     "sigmoid", _unary, _A, ErrorBound(ulps=6e8)),
         FleqFunction("recip", 1, _elementwise, lambda a, _: fleq_tables.evaluate("recip", a),
                      "1 / a elementwise, from a table (2.4e-7 relative; see fleqc.isa.fleq_tables)", "recip", _unary,
                      _A, ErrorBound(ulps=4e9), (_TAB_RANGE,)),
@@ -317,7 +312,7 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
         FleqFunction("exp", 1, _elementwise, lambda a, _: fleq_tables.evaluate("exp", a),
                      "e ** a elementwise, 2^n times a table (3.2e-8 relative; 0 below -768)",
                      "exp", _unary, _A, ErrorBound(ulps=6e8),
-                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (the table's e^x <= 2^1000)"),)),
+                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
         FleqFunction("log", 1, _elementwise, lambda a, _: fleq_tables.evaluate("log", a),
                      "natural logarithm elementwise, from a table (1.21e-7 absolute)",
                      "log", _unary, _A, ErrorBound(ulps=2.0**53),

@@ -82,10 +82,23 @@ def knots(name: str = "recip") -> np.ndarray:
 def table(name: str) -> Table:
     t = knots(name)
     v = np.round(FUNCTIONS[name](t) / VALUE_QUANTUM) * VALUE_QUANTUM  # multiples of 2^-30 (exact)
+    if name == "exp":
+        v[-1] = _exp_last_value(t, v)
     k = np.diff(v) / np.diff(t)  # a division by a power of two: exact
     for array in (t, v, k):
         array.flags.writeable = False
     return Table(name, t, v, k)
+
+
+def _exp_last_value(t: np.ndarray, v: np.ndarray) -> float:
+    """exp's last knot value, lowered on its grid (by 112 2^-30) so that the line stays <= 2 up to the
+    largest argument the table sees, LN2 rounded to 2^-29 (46 2^-40 above LN2): then 2^n T(r) never
+    exceeds 2^(n+1), exp is monotone across every power of two and exp(x) <= 1 for x <= 0 (so
+    sigmoid <= 1). The line on that last interval stays within 1.1e-8 of e^r."""
+    top = math.floor(LN2 / QUANTUM + 0.5) * QUANTUM  # the largest r < LN2 on the 2^-29 grid after rounding
+    h = t[-1] - t[-2]
+    cap = v[-2] + (2.0 - v[-2]) * h / (top - t[-2])
+    return min(float(v[-1]), math.floor(cap / VALUE_QUANTUM) * VALUE_QUANTUM)
 
 
 def quantise(x: np.ndarray) -> np.ndarray:
@@ -154,8 +167,9 @@ EXP_QUANTUM = 2.0**-40  # q: x rounded to this grid
 EXP_ROUNDER = 1.5 * 2.0**12  # x + EXP_ROUNDER rounds x in [-768, 694] to a multiple of 2^-40
 LN2 = round(math.log(2.0) / EXP_QUANTUM) * EXP_QUANTUM  # ln 2 on that grid (2^-42.4 from ln 2)
 EXP_FLOOR = -768.0  # below: e^x = 0 (e^-768 < 2^-1107 rounds to 0)
-EXP_MAX = 693.147180531288  # the largest float x with exp(x) <= 2^1000, the machine's largest value
-# (e^x itself reaches 2^1000 at 693.1471805599452; the table may be up to 3.2e-8 above e^x)
+EXP_MAX = 693.1471805599452  # the largest float x with e^x <= 2^1000, the machine's largest value; the
+# table stays within 2^1000 up to 693.1471805610495 (near the top of a binade it lies below e^x), but
+# a routine that computes e^x accurately (the stdlib's exp) must not be handed a larger x
 EXP_KNOTS = 1421  # exp's table: knots 0, 2^-11, ..., 1420 2^-11 = 0.6934 >= LN2 rounded to 2^-29
 
 

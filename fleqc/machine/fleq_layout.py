@@ -36,6 +36,7 @@ from fleqc.machine.rows import RowSpace
 # (fleqc.machines.fleq).
 OPS: tuple[str, ...] = ("copy", "add", "sub", "prod", "relu", "sigmoid", "exp", "recip", "sqrt", "log", "mulerr")
 PRODUCT_OPS: tuple[str, ...] = ("prod", "mulerr")  # the blocks that run the exact product pipeline
+EXP_OPS: tuple[str, ...] = ("exp", "sigmoid")  # the blocks whose result is exp's pipeline's (sigmoid: e^z)
 TABLE_OPS: tuple[str, ...] = fleq_tables.REDUCED  # the tables of x' in (1/2, 2], in the order of g_tab's rows
 
 # Operand views: how lane (i, j) picks its operand entries out of the 64 read rows.
@@ -118,7 +119,8 @@ SIGN_ROWS: tuple[str, ...] = (*(f"sign_{w}_{p}" for w in ("flag", "res") for p, 
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
 EXP_MAX = fleq_tables.EXP_MAX  # the largest float x whose exp (the table) is <= 2^1000 = VALUE_LIMIT
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
-    ("sig_clamp", "a_e", 1.0, 64.0),  # sigmoid(x) = 1.0 in float64 for x > 37: clamp its score at 64
+    ("sig_pos", "a_e", 1.0, fleq_tables.SIGMOID_Y),  # sigmoid's table argument min(|x|, 20)
+    ("sig_neg", "a_e", -1.0, fleq_tables.SIGMOID_Y),
     ("exp_over", "a_e", 1.0, EXP_MAX),  # exp beyond the machine's range: a fault
     ("exp_under", "a_e", -1.0, -fleq_tables.EXP_FLOOR),  # exp below its table's range: the result is 0
     ("negative", "a_e", -1.0, 2.0 ** TABLE_LADDER.thresholds[0]),  # x < -tau_lo (sign for the tables)
@@ -164,6 +166,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("m_y", c, "temp", "lanes: matmul slot k: the factor carried by the score (B[k, .])"),
         ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
         ("not_product", 1, "temp", "lanes: 1 - [the block is prod or mulerr] (the product pipeline runs)"),
+        ("not_exp", 1, "temp", "lanes: 1 - [the block is exp or sigmoid] (exp's pipeline gives the result)"),
         ("next_pc", w, "temp", "lanes: code of pc + 1"),
         ("tl_r", len(F.thresholds), "temp", "table ladder: ReLU(|a_e| - tau_j)"),
         ("tl_u", len(F.thresholds), "temp", "table ladder: [|a_e| <= tau_j]"),
@@ -179,7 +182,10 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
     blocks += [
         ("x_tab", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
-        ("x_sig", 1, "temp", "lanes: min(a_e, 64) for sigmoid"),
+        ("sig_y", 1, "temp", "lanes: min(|a_e|, 20) for sigmoid (0 for other blocks)"),
+        ("sig_xn", 1, "temp", "lanes: min(a_e, 0) for sigmoid (0 for other blocks, or below exp's range)"),
+        ("sig_yq", 1, "temp", "lanes: sig_y rounded to a multiple of 2^-26"),
+        ("sig_b", 1, "temp", "lanes: b = log(1 + e^-y) from the softplus table at sig_yq (fleqc.isa.fleq_tables)"),
         ("q_tab", 1, "temp", "lanes: x_tab rounded to a multiple of 2^-29"),
         ("g_tab", len(TABLE_OPS), "temp", "lanes: the tables' g(q) for recip, sqrt, log (fleqc.isa.fleq_tables)"),
         ("exp_q", 1, "temp", "lanes: x_exp rounded to a multiple of 2^-40"),
@@ -191,7 +197,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("exp_rq", 1, "temp", "every column: exp_r rounded to a multiple of 2^-29"),
         ("exp_g", 1, "temp", "every column: e^r from exp's table, in [1, 2 + 2^-24)"),
         ("exp_s", 1, "temp", "every column: 2^(8 B + C) exp_g"),
-        ("sig", 1, "temp", "lanes: sigmoid(a_e)"),
         ("out", 1, "temp", "lanes: this lane's result entry"),
         ("wval", S, "temp", "every column: the result entries gathered from the lanes"),
         *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
@@ -212,7 +217,7 @@ NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_tab", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
     "wen", "not_wen", "not_in", "not_product", "tl_r", "tl_u", "tl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
-    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig", *(b for b in SIGN_ROWS), "no_branch",
+    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig_y", "sig_yq", "sig_b", "not_exp", *SIGN_ROWS, "no_branch",
 )
 
 

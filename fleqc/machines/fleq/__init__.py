@@ -73,7 +73,7 @@ class FleqMachine(Machine):
     def kinds(self, config: FleqConfig) -> str:
         from fleqc.construct.exact_product import own_layers
 
-        return "AAFFFFA" + "F" * own_layers(config.cell) + "FFFAFF"  # fleqc.construct.fleq_machine's plan
+        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAFF"  # fleqc.construct.fleq_machine's plan
 
     @property
     def language(self) -> Any:  # type: ignore[override]
