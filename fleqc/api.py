@@ -122,8 +122,7 @@ def run(
     """Run a card, a linked program, or a program/card file on ``backend``.
 
     ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
-    the machine's ``options`` (FLEQ: ``cell``) choose the machine for a program (FLEQ machines run
-    in softmax mode only). ``engine``
+    the machine's ``options`` (FLEQ: ``cell``) choose the machine for a program. ``engine``
     chooses how the transformer's passes are evaluated: ``auto`` (default: sparse passes while the
     run is short, then the incremental engine), ``incremental`` (recomputes only what can change,
     fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of

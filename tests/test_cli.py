@@ -134,14 +134,14 @@ def test_fleq_sample_runs_on_the_transformer_and_prints_matrices(tmp_path):
     assert inspected.exit_code == 0 and "ref+lanes" in inspected.output and "not_entry" in inspected.output
 
 
-def test_fleq_domain_error_and_hardmax_are_clear_errors(tmp_path):
+def test_fleq_domain_error_is_a_clear_error_and_hardmax_runs(tmp_path):
     bad = tmp_path / "bad.fleq"
     bad.write_text(".machine fleq\n.data\nx: .word 0\ny: .word 0\n.text\n  recip y, x\n")
     result = invoke("run", bad)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{bad}:6:" in result.output and "domain-error" in result.output and "recip" in result.output
-    result = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--mode", "hardmax")
-    assert result.exit_code == 1 and "softmax mode only" in result.output
+    runs = [invoke("run", SAMPLES / "fleq_polynomial.fleq", "--mode", mode, "--json") for mode in ("softmax", "hardmax")]
+    assert all(r.exit_code == 0 for r in runs) and json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
 
 
 def test_fleq_weights_file_runs_programs(tmp_path):

@@ -4,8 +4,8 @@
   machine computes is exact and every query has one key of nonzero weight, so neither the order of
   a sum nor a skipped exact zero can show), and the engine's changed columns are exactly the
   columns where the dense pass changed X.
-- FLEQ (softmax): equal to rounding, with the bounds tests/test_fast.py states for a different
-  summation order; the control (ternary) rows bit for bit between passes.
+- FLEQ: equal to the dense X after every pass too (every sum it makes is exact in any order or has
+  two nonzero terms, and every softmax weight is 0, 1 or 1/2^k), in softmax and hardmax mode.
 - Generic transformers that are no machine at all (random weights, real-valued scores, ties,
   identical keys, non-finite inputs): equal to rounding, so the engine assumes nothing of fleqc's
   machines.
@@ -104,6 +104,19 @@ def test_fleq_samples_equal_the_dense_pass_bit_for_bit(name):
     card = fleqc.build(str(SAMPLES / name))
     halted_after = assert_engine_follows_dense(weights_for(card.config), card.X, "softmax", passes=8)
     assert halted_after < 8 or name == "fleq_counter_loop.fleq"  # the others halt within 8 passes
+
+
+def test_fleq_hardmax_is_softmax_bit_for_bit():
+    """Every softmax weight of the FLEQ machine is exactly 0, 1 or 1/2^k (pointer reads, the write
+    mark, gathers), so hardmax passes, dense and on the engine, equal the softmax ones."""
+    card = fleqc.build(str(SAMPLES / "fleq_polynomial.fleq"))
+    model = weights_for(card.config)
+    X = card.X
+    for _ in range(4):
+        Y = forward(model, X, "softmax")
+        assert np.array_equal(forward(model, X, "hardmax"), Y)
+        X = Y
+    assert_engine_follows_dense(model, card.X, "hardmax", passes=4)
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=[Health.too_slow])

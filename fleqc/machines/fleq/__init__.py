@@ -66,7 +66,8 @@ class FleqMachine(Machine):
     layer_kinds = "AAFFFFA" + "F" * 11 + "FAFF"  # cell 8; see kinds()
     default_columns = 128
     options = (CELL,)
-    modes = ("softmax",)  # its sigmoid and branch flag are softmax weights
+    # every softmax weight of its heads is exactly 0, 1 or 1/2^k (ties), so hardmax gives the same bits
+    modes = ("softmax", "hardmax")
     scratch_name = "ref+lanes"
     reference = interpreter
 
