@@ -27,7 +27,7 @@ semantics (fleqc/isa/fleq_functions.py, FLEQ_FUNCTIONS):
   in (1/2, 2]; x' rounded to a multiple of 2^-29; the line between the two knots around it (knots
   every 2^-11 on [1/2, 1], every 2^-10 on [1, 2], values f(t) rounded to multiples of 2^-30);
   recip(x) = sign(x) 4^-s g, sqrt(x) = 2^s g;
-- sigmoid: e^z, z = min(x, 0) - b(y), y = min(|x|, 20) rounded to 2^-26, b the line through the
+- sigmoid: e^z, z = min(x, 0) - b(y), y = min(|x|, 22) rounded to 2^-26, b the line through the
   knots of log(1 + e^-y) (spacing per quarter of y: the coarsest power of two from 2^-3 down to
   2^-10 with h^2/8 max b'' <= 2^-25; values rounded to 2^-30); e^z: z rounded to 2^-40, z = n LN2 + r
   (LN2 = ln 2 rounded to 2^-40, 0 <= r < LN2), r rounded to 2^-29, the line through exp's knots (every
@@ -146,7 +146,7 @@ def _line(knots: list[float], values: list[float], x: float) -> float:
 
 def _softplus_knots() -> list[float]:
     knots = [0.0]
-    for quarter in range(80):
+    for quarter in range(88):
         start, h = quarter / 4, 2.0**-3
         curvature = np.exp(-start) / (1 + np.exp(-start)) ** 2
         while h * h / 8 * curvature > 2.0**-25 and h > 2.0**-10:
@@ -178,7 +178,7 @@ def _exp(z: float) -> float:
 def sigmoid(a) -> np.ndarray:
     out = np.zeros(np.shape(a))
     for index, x in np.ndenumerate(f64(a)):
-        y = (min(abs(x), 20.0) + 1.5 * 2.0**26) - 1.5 * 2.0**26  # to a multiple of 2^-26
+        y = (min(abs(x), 22.0) + 1.5 * 2.0**26) - 1.5 * 2.0**26  # to a multiple of 2^-26
         out[index] = _exp(min(x, 0.0) - _line(SOFTPLUS_KNOTS, SOFTPLUS_VALUES, y))
     return out
 

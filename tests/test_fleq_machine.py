@@ -152,10 +152,11 @@ def test_domain_errors_on_both_backends(func, value):
         assert error.value.span is not None and error.value.span.line > 0
 
 
-def test_hardmax_is_refused_for_fleq():
-    with pytest.raises(FleqError) as error:
-        fleqc.run(program({"x": 1.0}, ["mov x, x"]), mode="hardmax")
-    assert error.value.code == ErrorCode.BAD_CONFIG
+def test_hardmax_runs_fleq_with_the_same_bits():
+    """Every softmax weight of the machine is 0, 1 or 1/2^k, so hardmax runs it alike."""
+    prog = program({"x": 1.5, "y": 0.0}, ["sigmoid y, x", "mul x, x, y", "recip y, x"])
+    soft, hard = fleqc.run(prog), fleqc.run(prog, mode="hardmax")
+    assert soft.steps == hard.steps and all(np.array_equal(soft.memory[k], hard.memory[k]) for k in soft.memory)
 
 
 def test_card_round_trip_gives_the_same_program():

@@ -227,7 +227,7 @@ def test_every_sum_of_sigmoids_table_is_exact():
     assert np.all(np.mod(tab.v / 2.0**-30, 1) == 0) and np.all(np.mod(c / 2.0**-27, 1) == 0)
     terms = c * tab.t[1:]  # at y = 0, where every ReLU(t_j - y) is largest
     assert terms[terms > 0].sum() + tab.v[-1] < 1.0 and -terms[terms < 0].sum() < 1.0
-    assert len(tab.t) - 1 == 4358  # the units (docs/fleq-machine.md)
+    assert len(tab.t) == 4375 and np.count_nonzero(c) == 4352 and tab.v[-1] == 0.0  # docs/fleq-machine.md
 
 
 def test_the_softplus_line_is_the_layers_sum():
@@ -242,11 +242,12 @@ def test_the_softplus_line_is_the_layers_sum():
 
 def sigmoid_edges() -> np.ndarray:
     """At, beside and halfway between the knots (both signs), at ties of y's rounding to 2^-26, at
-    20 (where y is clamped), at the ends of exp's range and at the extremes of float64."""
+    22 (where y is clamped), at the ends of exp's range and at the extremes of float64."""
     t = fleq_tables.knots("softplus")
     pick = RNG.choice(len(t) - 1, 150, replace=False)
     near = np.concatenate([t[pick] + d for d in (0.0, 2.0**-27, -(2.0**-27), 2.0**-40, 2.0**-12)])
-    x = np.concatenate([near, -near, [20.0, np.nextafter(20.0, 0), np.nextafter(20.0, 99), 21.0]])
+    top = fleq_tables.SIGMOID_Y
+    x = np.concatenate([near, -near, [top, np.nextafter(top, 0), np.nextafter(top, 99), top + 1, 20.0]])
     x = np.concatenate([x, -x[-4:], [0.0, 5e-324, -5e-324, 1e-300, -1e-300, 2.0**1000, -(2.0**1000), -767.9,
                                      -768.0, np.nextafter(-768.0, 0), np.nextafter(-768.0, -800), -745.13, -709.0]])
     return x
@@ -254,7 +255,7 @@ def sigmoid_edges() -> np.ndarray:
 
 def test_sigmoids_accuracy():
     """6.6e-8 relative (the figure stated; 2^-1074 where the result is subnormal), at the knots'
-    midpoints too; never above 1; 1 - 2^-29 and 0 at the far ends."""
+    midpoints too; never above 1; exactly 1 from x = 22 on, exactly the exp block below -22."""
     m = midpoints("softplus")
     x = np.concatenate([RNG.uniform(-40, 40, 100_000), RNG.uniform(-750, 0, 10_000), m, -m, sigmoid_edges()])
     got = fleq_tables.sigmoid(x)
@@ -262,12 +263,22 @@ def test_sigmoids_accuracy():
     true = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     assert np.all(np.abs(got - true) <= 6.6e-8 * true + 2.0**-1074)
     assert np.all(got <= 1.0) and fleq_tables.sigmoid(np.array([-800.0]))[0] == 0.0
+    far = np.array([22.0, 22.5, 40.0, 1e300])
+    assert np.all(fleq_tables.sigmoid(far) == 1.0) and np.array_equal(fleq_tables.sigmoid(-far), fleq_tables.exp(-far))
     assert FLEQ_FUNCTIONS["sigmoid"].bound.exact
     assert np.array_equal(FLEQ_FUNCTIONS["sigmoid"].apply(x, None), got)
 
 
 def test_the_machine_gives_sigmoids_bits_at_the_edges():
     assert_machine_gives_the_references_bits("sigmoid", sigmoid_edges(), dense=2)
+
+
+@pytest.mark.slow
+def test_the_machine_gives_sigmoids_bits_at_every_knot():
+    """Every knot of the softplus table and its rounding tie, both signs (17,436 operands)."""
+    t = fleq_tables.knots("softplus")
+    x = np.concatenate([t, t + 2.0**-27])
+    assert_machine_gives_the_references_bits("sigmoid", np.concatenate([x, -x]), dense=0)
 
 
 def tables_program():

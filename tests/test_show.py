@@ -87,7 +87,7 @@ def test_show_fleq_card(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "f.png"
     result = CliRunner().invoke(main, ["show", str(SAMPLES / "fleq_polynomial.fleq"), "-o", str(out),
-                                       "--attention", "7", "--max-heads", "4", "--step", "1"])
+                                       "--attention", "24", "--max-heads", "4", "--step", "1"])
     assert result.exit_code == 0, result.output
     assert png_size(out)[0] > 300
 

@@ -1,7 +1,7 @@
-"""Exact tools for real-valued machines: gates, power-of-two splits, steep thresholds, local heads.
+"""Exact tools for real-valued machines: gates, power-of-two splits, thresholds, the exact sign.
 
-Every tool here moves float64 values through ReLU units and softmax heads *without rounding them*
-(or with one stated rounding). The facts they rest on are measured in docs/fleq-design.md
+Every tool here moves float64 values through ReLU units *without rounding them* (or with one
+stated rounding). The facts they rest on are measured in docs/fleq-design.md
 (reproduced by ``bench/fleq_block_study.py``).
 
 **Exact gate.** ``out += x`` if every row of ``notsel`` is 0, else ``out += 0``::
@@ -22,11 +22,6 @@ can overflow: inside the unit x is multiplied by min(2^e, 1), the output weight 
 
 u and t are exactly 0 or 1 (G r may overflow to inf: the pre-activation is -inf and the ReLU 0).
 
-**Steep threshold** ``[S > 1/2]`` for a softmax weight S in [0, 1], exact for every float S: S > 1/2
-means S >= 1/2 + 2^-53, so 2^53 S - 2^52 is an integer >= 1 and
-ReLU(2^53 S - 2^52) - ReLU(2^53 S - 2^52 - 1) = 1; S <= 1/2 gives 0. Conjunctions with 0/1 rows that
-must be 0 subtract 2^54 times those rows (integers: no rounding).
-
 **Exact sign** ``[x > 0]`` for every float x (|x| <= 2^1000), in three feed-forward layers, with
 SMALL = 2^-60::
 
@@ -39,16 +34,6 @@ m has two nonzero terms (one rounding), lies in [0, 2 SMALL] and is 0 for x <= 0
 float weight is 2^1074), and big <= 2^1015 always. So t + big is 0 iff x <= 0 and >= 1 otherwise,
 and 1 - t - big rounds to a value <= 0 in any order of addition whenever it is <= 0 exactly (the
 rounded sum is monotone in big, and exact at big = 1). No softmax: every engine gives these bits.
-
-**Local head.** A head in which each lane attends to itself and to the reference column only: the
-score of the lane itself is a data term (on the query side, so other lanes holding data cannot
-outscore it), the reference column scores a constant L, and every other column is pushed down by at
-least PENALTY = 1024 through products of 0/1 code rows that are exactly 0 for the column itself. A
-score gap >= 746 makes a softmax weight exactly 0 in float64, so the head is an exact two-key
-softmax: weight(self) = e^s / (e^s + e^L) = sigmoid(s - L). The data term s is computed in the
-query column, so every lane key sees the same s and only the penalty tells them apart; s may be
-any value <= 2^40 (then s - PENALTY is computed within 2^-12 of its value) and any negative value
-(a very negative s leaves all the weight on the reference column).
 """
 
 from __future__ import annotations
@@ -56,12 +41,10 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping
 
-from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder
-from fleqc.machine.rows import RowSpace
+from fleqc.construct.builders import FeedForwardBuilder
 
 GATE = 2.0**1020
 PENALTY = 1024.0  # score gap that makes a softmax weight exactly 0 (e^-1024 underflows to 0)
-STEEP = 2.0**53
 
 
 def _merge(*parts: Mapping[int, float]) -> dict[int, float]:
@@ -155,13 +138,6 @@ def sign_c(ffn: FeedForwardBuilder, above: int, big: int, notsel: Iterable[int],
     ffn.unit(_merge({one: 1.0, above: -1.0, big: -1.0}, closed), 0.0, {output: -1.0})
 
 
-def steep_above_half(ffn: FeedForwardBuilder, weight: int, notsel: Iterable[int], output: int) -> None:
-    """output += [S > 1/2 and every notsel row = 0] for a softmax weight S (2 units, exact)."""
-    off = {r: -4.0 * STEEP for r in notsel}
-    ffn.unit(_merge({weight: STEEP}, off), -STEEP / 2, {output: 1.0})
-    ffn.unit(_merge({weight: STEEP}, off), -STEEP / 2 - 1.0, {output: -1.0})
-
-
 def clear_rows(ffn: FeedForwardBuilder, rows: Iterable[int], nonnegative: Iterable[int] = ()) -> None:
     """Every listed row <- 0 exactly: X[r] += -(ReLU(x) - ReLU(-x)); rows that the construction keeps
     >= 0 need only -ReLU(x) (were one ever negative, the health check would see it left over)."""
@@ -171,37 +147,3 @@ def clear_rows(ffn: FeedForwardBuilder, rows: Iterable[int], nonnegative: Iterab
             ffn.unit({row: 1.0}, 0.0, {row: -1.0})
         else:
             ffn.identity(row, {row: -1.0})
-
-
-def local_head(
-    rows: RowSpace,
-    name: str,
-    score: Mapping[int, float],
-    values: list[tuple[Mapping[int, float], Mapping[int, float]]],
-    self_score_constant: float = 0.0,
-    reference_score: float = 0.0,
-) -> HeadBuilder:
-    """A two-key softmax per lane: the lane itself (score s) against the reference column (score L).
-
-    s = sum score[r] X[r] + self_score_constant (query side), L = reference_score. Every other
-    column scores at most s - PENALTY, or L - PENALTY for the reference column as a query. ``values``:
-    (terms, outputs) pairs; each value term should vanish in the reference column (use ``lane``).
-    Output per lane: sum over pairs of outputs * sigmoid(s - L) * value(self).
-    """
-    w = rows["pos"].size
-    one, ref, lane = rows["one"][0], rows["ref"][0], rows["lane"][0]
-    head = HeadBuilder(name, rows, dk=3 + 2 * w, dv=len(values))
-    head.query_terms(0, _merge(score, {one: self_score_constant} if self_score_constant else {}))
-    head.key_terms(0, {lane: 1.0})
-    head.query_terms(1, {one: reference_score})
-    head.key_terms(1, {ref: 1.0})
-    head.query_terms(2, {ref: -PENALTY})
-    head.key_terms(2, {rows["not_ref"][0]: 1.0})
-    for k in range(w):
-        head.query_terms(3 + k, {rows["pos_zero"][k]: -PENALTY})
-        head.key_terms(3 + k, {rows["pos_one"][k]: 1.0})
-        head.query_terms(3 + w + k, {rows["pos_one"][k]: -PENALTY})
-        head.key_terms(3 + w + k, {rows["pos_zero"][k]: 1.0})
-    for slot, (terms, outputs) in enumerate(values):
-        head.carries(slot, terms, outputs)
-    return head

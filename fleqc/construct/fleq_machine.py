@@ -13,7 +13,7 @@
     5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]; the flag's sign, B
     6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
                                  sigma; x_tab = |x| 4^-s in (1/2, 2]; exp's input; sigmoid's
-                                 y = min(|x|, 20) and min(x, 0)
+                                 y = min(|x|, 22) and min(x, 0)
     7-20   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.construct.exact_product: inner ladder A, B, split,
                                  halves, digits, partial products, middle, two-sum, error, round,
@@ -51,7 +51,6 @@ from fleqc.construct import blocks
 from fleqc.construct.exact_product import SHARED_STAGES, ProductBlock
 from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.construct.exact import (
-    GATE,
     PENALTY,
     clear_rows,
     conjunction,
@@ -344,7 +343,7 @@ def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         for name, source, sign, level in SINGLE_THRESHOLDS:
             threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
     with ffn.part("flag sign A"):
-        sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", "rm"))
+        sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", ("r", "m")))
     return ffn
 
 
@@ -360,14 +359,13 @@ def _ladder_b(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         for name, _source, _sign, level in SINGLE_THRESHOLDS:
             threshold_indicators(ffn, R.th(name, "r"), level, R.th(name, "u"), R.th(name, "t"))
     with ffn.part("flag sign B"):
-        sign_b(ffn, *_sign_rows(R, "flag", "rmutb"))
+        sign_b(ffn, *_sign_rows(R, "flag", ("r", "m", "u", "t", "big")))
     return ffn
 
 
-def _sign_rows(R: _Rows, which: str, parts: str) -> list[int]:
-    """The rows of one exact sign (fleq_layout.SIGN_PARTS) by their initials: r, m, u, t, b(ig)."""
-    names = {"r": "r", "m": "m", "u": "u", "t": "t", "b": "big"}
-    return [R[f"sign_{which}_{names[p]}"][0] for p in parts]
+def _sign_rows(R: _Rows, which: str, parts: tuple[str, ...]) -> list[int]:
+    """The rows of one exact sign (fleq_layout.SIGN_PARTS: r, m, u, t, big) in the order asked."""
+    return [R[f"sign_{which}_{part}"][0] for part in parts]
 
 
 # -- 6: normalise ----------------------------------------------------------------------------------
@@ -392,15 +390,16 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
             scaled_gate(ffn, {a_e: -1.0}, -F.step * s, open_ + [R.th("negative", "u")], {R["x_tab"][0]: 1.0})
     with ffn.part("clamps"):
         gate(ffn, {a_e: 1.0}, [R.op("exp"), R.th("exp_over", "t"), R.th("exp_under", "t")], {R["x_exp"][0]: 1.0})
-        big = [R.th("sig_pos", "t"), R.th("sig_neg", "t")]  # |x| > 20
+        # sigmoid: sig_y = min(|x|, 22) (|x| itself, or 22 when one of the exclusive thresholds holds)
+        big = [R.th("sig_pos", "t"), R.th("sig_neg", "t")]
         relu_gate(ffn, {a_e: 1.0}, [R.op("sigmoid")] + big, R["sig_y"][0])
         relu_gate(ffn, {a_e: -1.0}, [R.op("sigmoid")] + big, R["sig_y"][0])
         ffn.unit({row: 1.0 for row in big} | {R.op("sigmoid"): -1.0}, 0.0, {R["sig_y"][0]: fleq_tables.SIGMOID_Y})
-        ffn.unit({a_e: -1.0, R.op("sigmoid"): -GATE, R.th("exp_under", "t"): -GATE}, 0.0, {R["sig_xn"][0]: -1.0})
+        relu_gate(ffn, {a_e: -1.0}, [R.op("sigmoid"), R.th("exp_under", "t")], R["sig_nx"][0])  # -min(x, 0)
     return ffn
 
 
-# sigmoid = exp(z), z = min(x, 0) - b(min(|x|, 20)) (layers 7-9; fleqc.isa.fleq_tables)
+# sigmoid = exp(z), z = min(x, 0) - b(min(|x|, 22)) (layers 7-9; fleqc.isa.fleq_tables)
 
 
 def _sigmoid_quantise(R: _Rows, ffn: FeedForwardBuilder) -> None:
@@ -413,7 +412,8 @@ def _sigmoid_table(R: _Rows, ffn: FeedForwardBuilder) -> None:
     multiple of 2^-53, every partial sum below 1), lanes only."""
     tab = fleq_tables.table("softplus")
     y, b = R["sig_yq"][0], R["sig_b"][0]
-    ffn.unit({R.lane: 1.0}, 0.0, {b: float(tab.v[-1])})
+    if tab.v[-1] != 0.0:
+        ffn.unit({R.lane: 1.0}, 0.0, {b: float(tab.v[-1])})
     for t, c in zip(tab.t[1:], tab.kinks_from_the_right):
         if c != 0.0:
             ffn.unit({R.lane: float(t), y: -1.0}, 0.0, {b: float(c)})
@@ -421,7 +421,7 @@ def _sigmoid_table(R: _Rows, ffn: FeedForwardBuilder) -> None:
 
 def _sigmoid_z(R: _Rows, ffn: FeedForwardBuilder) -> None:
     """x_exp += z = fl(min(x, 0) - b) for sigmoid (two terms: one rounding); exp's pipeline follows."""
-    gate(ffn, {R["sig_xn"][0]: 1.0, R["sig_b"][0]: -1.0}, [R.op("sigmoid"), R.th("exp_under", "t")],
+    gate(ffn, {R["sig_nx"][0]: -1.0, R["sig_b"][0]: -1.0}, [R.op("sigmoid"), R.th("exp_under", "t")],
          {R["x_exp"][0]: 1.0})
 
 
@@ -562,9 +562,9 @@ def _result_sign(R: _Rows, layer) -> FeedForwardBuilder:
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("result sign"):
         if layer is sign_a:
-            sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", "rm"))
+            sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
         else:
-            sign_b(ffn, *_sign_rows(R, "res", "rmutb"))
+            sign_b(ffn, *_sign_rows(R, "res", ("r", "m", "u", "t", "big")))
     return ffn
 
 
@@ -600,8 +600,8 @@ def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
             gate(ffn, {R["wval"][r]: 1.0}, [R["not_wen"][0]], {R["mem"][r]: 1.0})
     with ffn.part("flag"):
         nb = R["no_branch"][0]
-        sign_c(ffn, *_sign_rows(R, "flag", "tb"), [R["c_flag_is_dst"][0], R.not_lane], nb)
-        sign_c(ffn, *_sign_rows(R, "dst", "tb"), [R["c_not_flag_is_dst"][0], R.not_lane], nb)
+        sign_c(ffn, *_sign_rows(R, "flag", ("t", "big")), [R["c_flag_is_dst"][0], R.not_lane], nb)
+        sign_c(ffn, *_sign_rows(R, "dst", ("t", "big")), [R["c_not_flag_is_dst"][0], R.not_lane], nb)
     with ffn.part("clear"):
         keep = {"no_branch", "next_pc", "c_p"}
         cleared = set(P.temp_rows())  # in the select layer

@@ -119,7 +119,7 @@ SIGN_ROWS: tuple[str, ...] = (*(f"sign_{w}_{p}" for w in ("flag", "res") for p, 
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
 EXP_MAX = fleq_tables.EXP_MAX  # the largest float x whose exp (the table) is <= 2^1000 = VALUE_LIMIT
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
-    ("sig_pos", "a_e", 1.0, fleq_tables.SIGMOID_Y),  # sigmoid's table argument min(|x|, 20)
+    ("sig_pos", "a_e", 1.0, fleq_tables.SIGMOID_Y),  # sigmoid's table argument min(|x|, 22)
     ("sig_neg", "a_e", -1.0, fleq_tables.SIGMOID_Y),
     ("exp_over", "a_e", 1.0, EXP_MAX),  # exp beyond the machine's range: a fault
     ("exp_under", "a_e", -1.0, -fleq_tables.EXP_FLOOR),  # exp below its table's range: the result is 0
@@ -182,8 +182,8 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
     blocks += [
         ("x_tab", 1, "temp", "lanes: |a_e| 4^-s in (1/2, 2] for recip, sqrt, log"),
         ("x_exp", 1, "temp", "lanes: a_e for exp (0 if out of range)"),
-        ("sig_y", 1, "temp", "lanes: min(|a_e|, 20) for sigmoid (0 for other blocks)"),
-        ("sig_xn", 1, "temp", "lanes: min(a_e, 0) for sigmoid (0 for other blocks, or below exp's range)"),
+        ("sig_y", 1, "temp", "lanes: min(|a_e|, 22) for sigmoid (0 for other blocks)"),
+        ("sig_nx", 1, "temp", "lanes: -min(a_e, 0) for sigmoid (0 for other blocks, or below exp's range)"),
         ("sig_yq", 1, "temp", "lanes: sig_y rounded to a multiple of 2^-26"),
         ("sig_b", 1, "temp", "lanes: b = log(1 + e^-y) from the softplus table at sig_yq (fleqc.isa.fleq_tables)"),
         ("q_tab", 1, "temp", "lanes: x_tab rounded to a multiple of 2^-29"),
@@ -217,7 +217,8 @@ NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "c_not_op", "c_not_tab", "c_not_view", "c_not_mask", "c_flag_is_dst", "c_not_flag_is_dst",
     "wen", "not_wen", "not_in", "not_product", "tl_r", "tl_u", "tl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
-    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s", "sig_y", "sig_yq", "sig_b", "not_exp", *SIGN_ROWS, "no_branch",
+    "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s",
+    "sig_y", "sig_nx", "sig_yq", "sig_b", "not_exp", *SIGN_ROWS, "no_branch",
 )
 
 
