@@ -146,9 +146,10 @@ def test_fleq_domain_error_is_a_clear_error_and_hardmax_runs(tmp_path):
 
 def test_fleq_weights_file_runs_programs(tmp_path):
     weights = tmp_path / "fleq.npz"
-    made = invoke("weights", "--machine", "fleq", "--columns", "128", "-o", weights)
+    made = invoke("weights", "--machine", "fleq", "--columns", "128", "--cell", "2", "-o", weights)  # 26 M parameters
     assert made.exit_code == 0 and "fleq machine" in made.output
-    ran = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--columns", "128", "--weights", weights, "--json")
+    ran = invoke("run", SAMPLES / "fleq_polynomial.fleq", "--columns", "128", "--cell", "2", "--weights", weights,
+                 "--json")
     assert ran.exit_code == 0 and json.loads(ran.stdout)["halted"]
 
 

@@ -122,7 +122,7 @@ def test_fleq_value_beyond_the_limit_is_reported():
 
 
 def test_weights_changed_on_disk_are_refused(tmp_path):
-    card = _fleq_card()
+    card = fleqc.build(fleqc.compile("samples/fleq_polynomial.fleq"), cell=2)  # a small file (26 M parameters)
     path = tmp_path / "fleq.npz"
     save_weights(weights_for(card.config), path)
     with np.load(path, allow_pickle=False) as data:
