@@ -225,6 +225,7 @@ def test_every_sum_of_sigmoids_table_is_exact():
     assert tab.t[0] == 0.0 and tab.t[-1] == fleq_tables.SIGMOID_Y
     assert np.all(np.diff(tab.t) <= fleq_tables.SIGMOID_COARSEST) and np.all(np.mod(tab.t / 2.0**-10, 1) == 0)
     assert np.all(np.mod(tab.v / 2.0**-30, 1) == 0) and np.all(np.mod(c / 2.0**-27, 1) == 0)
+    assert np.all(np.abs(c) < 2.0**-11)  # at most 16 bits above 2^-27: c (t - y), 47 bits, is exact
     terms = c * tab.t[1:]  # at y = 0, where every ReLU(t_j - y) is largest
     assert terms[terms > 0].sum() + tab.v[-1] < 1.0 and -terms[terms < 0].sum() < 1.0
     assert len(tab.t) == 4375 and np.count_nonzero(c) == 4352 and tab.v[-1] == 0.0  # docs/fleq-machine.md
@@ -232,7 +233,7 @@ def test_every_sum_of_sigmoids_table_is_exact():
 
 def test_the_softplus_line_is_the_layers_sum():
     tab = fleq_tables.table("softplus")
-    y = (np.concatenate([RNG.uniform(0, 20, 30), tab.t[::211], [0.0, 20.0]]) + fleq_tables.SIGMOID_ROUNDER
+    y = (np.concatenate([RNG.uniform(0, 22, 30), tab.t[::211], [0.0, 20.0, 22.0]]) + fleq_tables.SIGMOID_ROUNDER
          ) - fleq_tables.SIGMOID_ROUNDER
     for yy, g in zip(y, fleq_tables.interpolate("softplus", y)):
         exact = Fraction(tab.v[-1]) + sum(Fraction(c) * max(Fraction(t) - Fraction(yy), 0)

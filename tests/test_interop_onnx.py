@@ -117,7 +117,6 @@ def test_cli_export_and_run(tmp_path):
     assert steps.tolist() == [67] and halted.tolist() == [True]
     assert fleqc.decode(card, Y[0])["a"] == 21
     assert runner.invoke(main, ["export", "--columns", "32"]).exit_code == 2  # nothing to write
-    assert runner.invoke(main, ["export", "--onnx", str(tmp_path / "f.onnx"), "--mode", "argmax"]).exit_code == 2
 
 
 def test_one_sample_identical_on_numpy_torch_and_onnx_through_the_cli():

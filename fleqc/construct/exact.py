@@ -124,7 +124,7 @@ def sign_a(ffn: FeedForwardBuilder, terms: Mapping[int, float], r: int, m: int) 
 
 
 def sign_b(ffn: FeedForwardBuilder, r: int, m: int, below: int, above: int, big: int) -> None:
-    """Exact sign, layer B: above = [x > SMALL], below = 1 - above; big = 2^1074 m (3 units)."""
+    """Exact sign, layer B: above = [x > SMALL], below = 1 - above; big = 2^1074 m (2 units)."""
     threshold_indicators(ffn, r, SIGN_SMALL, below, above)
     ffn.unit({m: 2.0**1000}, 0.0, {big: 2.0**74})
 

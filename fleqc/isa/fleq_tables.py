@@ -48,8 +48,9 @@ LOG4 = 2.0 * math.log(2.0)
 
 @dataclass(frozen=True)
 class Table:
-    """One function's knots ``t`` (recip, sqrt, log: 2,049; exp: 1,421), values ``v`` and interval
-    slopes ``k``; ``kinks``: the ReLU coefficients k_0, k_1 - k_0, ... (one per interval start)."""
+    """One function's knots ``t`` (recip, sqrt, log: 2,049; exp: 1,421; softplus: 4,375), values
+    ``v`` and interval slopes ``k``; ``kinks``: the ReLU coefficients k_0, k_1 - k_0, ... (one per
+    interval start)."""
 
     name: str
     t: np.ndarray
@@ -94,7 +95,7 @@ def _exp_last_value(t: np.ndarray, v: np.ndarray) -> float:
     """exp's last knot value, lowered on its grid (by 112 2^-30) so that the line stays <= 2 up to the
     largest argument the table sees, LN2 rounded to 2^-29 (46 2^-40 above LN2): then 2^n T(r) never
     exceeds 2^(n+1), exp is monotone across every power of two and exp(x) <= 1 for x <= 0 (so
-    sigmoid <= 1). The line on that last interval stays within 1.1e-8 of e^r."""
+    sigmoid <= 1). The line on that last interval stays within 1.1e-8 of e^r, relative."""
     top = math.floor(LN2 / QUANTUM + 0.5) * QUANTUM  # the largest r < LN2 on the 2^-29 grid after rounding
     h = t[-1] - t[-2]
     cap = v[-2] + (2.0 - v[-2]) * h / (top - t[-2])

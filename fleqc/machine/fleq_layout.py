@@ -4,8 +4,7 @@ Columns (left to right)::
 
     | reference (1) | lanes (cell^2) | memory (m cells) | instructions (k) | padding |
 
-- The **reference column** is column 0 (positional code all -1). Every two-key softmax of the
-  machine (sigmoid, the branch flag) puts its second key there, and pointer reads from columns that
+- The **reference column** is column 0 (positional code all -1). Pointer reads from columns that
   have nothing to read land there and read zeros.
 - **Lane** r (column 1 + r) computes entry (r // cell, r % cell) of the result. Every lane holds a
   copy of the program counter, fetches the instruction, reads the operands and evaluates every
