@@ -151,8 +151,8 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
-        _result_sign(R, sign_a).build("result sign A"),
-        _result_sign(R, sign_b).build("result sign B"),
+        _result_sign_a(R).build("result sign A"),
+        _result_sign_b(R).build("result sign B"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes, P).build("commit"),
         _branch(R).build("branch"),
@@ -556,15 +556,20 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 # -- 22, 23: the result's exact sign ------------------------------------------------------------
 
 
-def _result_sign(R: _Rows, layer) -> FeedForwardBuilder:
-    """Layers A and B of the exact sign of out (fleqc.construct.exact), in every lane: the branch
-    reads lane 0's when flag = dst (the result is then a scalar)."""
+def _result_sign_a(R: _Rows) -> FeedForwardBuilder:
+    """Layer A of the exact sign of out (fleqc.construct.exact), in every lane: the branch reads lane
+    0's when flag = dst (the result is then a scalar)."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("result sign"):
-        if layer is sign_a:
-            sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
-        else:
-            sign_b(ffn, *_sign_rows(R, "res", ("r", "m", "u", "t", "big")))
+        sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
+    return ffn
+
+
+def _result_sign_b(R: _Rows) -> FeedForwardBuilder:
+    """Layer B of the exact sign of out."""
+    ffn = FeedForwardBuilder(R.rows)
+    with ffn.part("result sign"):
+        sign_b(ffn, *_sign_rows(R, "res", ("r", "m", "u", "t", "big")))
     return ffn
 
 
