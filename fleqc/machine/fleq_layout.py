@@ -112,11 +112,16 @@ SIGN_PARTS: tuple[tuple[str, str], ...] = (
     ("t", "[{x} > 2^-60]"),
     ("big", "2^1074 times the m row (>= 1 iff 0 < {x} <= 2^-60)"),
 )
-SIGN_ROWS: tuple[str, ...] = (*(f"sign_{w}_{p}" for w in ("flag", "res") for p, _ in SIGN_PARTS),
-                              "sign_dst_t", "sign_dst_big")
+_ALL_PARTS = tuple(part for part, _ in SIGN_PARTS)
+SIGNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (  # (which, of what, where, its parts)
+    ("flag", "mem[flag]", "lanes", _ALL_PARTS),
+    ("res", "out", "lanes", _ALL_PARTS),
+    ("dst", "out of lane 0", "every column", ("t", "big")),
+)
+SIGN_ROWS: tuple[str, ...] = tuple(f"sign_{which}_{part}" for which, _, _, parts in SIGNS for part in parts)
 
 # Single exact thresholds [sign * x > level] on one input row: (name, input, sign, level).
-EXP_MAX = fleq_tables.EXP_MAX  # the largest float x whose exp (the table) is <= 2^1000 = VALUE_LIMIT
+EXP_MAX = fleq_tables.EXP_MAX  # the largest float x with e^x <= 2^1000 = VALUE_LIMIT
 SINGLE_THRESHOLDS: tuple[tuple[str, str, float, float], ...] = (
     ("sig_pos", "a_e", 1.0, fleq_tables.SIGMOID_Y),  # sigmoid's table argument min(|x|, 22)
     ("sig_neg", "a_e", -1.0, fleq_tables.SIGMOID_Y),
@@ -199,9 +204,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("out", 1, "temp", "lanes: this lane's result entry"),
         ("wval", S, "temp", "every column: the result entries gathered from the lanes"),
         *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
-          for which, x, where in (("flag", "mem[flag]", "lanes"), ("res", "out", "lanes"),
-                                  ("dst", "out of lane 0", "every column"))
-          for part, doc in SIGN_PARTS if which != "dst" or part in ("t", "big")),
+          for which, x, where, parts in SIGNS for part, doc in SIGN_PARTS if part in parts),
         ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),
     ]
     blocks += [(name, size, role, f"lanes: exact product, {doc}")
