@@ -18,8 +18,8 @@ import os
 import time
 from pathlib import Path
 
-from fleqc.frontend.image import load_image
-from fleqc.isa import classic as reference
+from fleqc.machines.classic.source import load_image
+from fleqc.machines.classic import reference as reference
 from fleqc.machines.classic.card import encode
 from fleqc.machines.classic.config import config_for
 from fleqc.machines.classic.run import run_card

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import fleqc
-from fleqc.backends import run_reference, run_transformer
+from fleqc.runner import run_reference, run_transformer
 from fleqc.machines import weights_for
 from fleqc.threads import blas_threads, chosen_blas_threads
 from fleqc.transformer.executor import run_batch, stepper

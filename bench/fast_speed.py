@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import fleqc  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import run  # noqa: E402
-from fleqc.transformer.fast import compile_fast  # noqa: E402
+from fleqc.transformer.sparse import compile_fast  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fleq_speed import PROGRAM as FLEQ_PROGRAM  # noqa: E402

@@ -1,10 +1,10 @@
 """Measured error of every FLEQ function on the transformer, in ulps, over its whole window.
 
 Each function runs on the real machine (frozen weights, punch card, softmax) over R programs of 16
-random 8x8 cells (1,024 operands) whose entries are drawn across the function's window (fleqc.isa.fleq_ulps.accepted_operands:
+random 8x8 cells (1,024 operands) whose entries are drawn across the function's window (fleqc.machines.fleq.ulps.accepted_operands:
 random binary exponents over every accepted order of magnitude, subnormals included where
 accepted). Each result is compared with the correctly rounded float64 value (exact rationals where
-the function is rational; fleqc.isa.fleq_ulps says how). Prints one row per function: samples,
+the function is rational; fleqc.machines.fleq.ulps says how). Prints one row per function: samples,
 worst and median error in ulps, the bound in ulps the tests assert (the record's ``ErrorBound.ulps``)
 and the seconds per step.
 
@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS  # noqa: E402
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS  # noqa: E402
 from tests.fleq_checks import measure_ulps  # noqa: E402
 
 

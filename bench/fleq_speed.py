@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import fleqc  # noqa: E402
-from fleqc.backends import run_reference, run_transformer  # noqa: E402
+from fleqc.runner import run_reference, run_transformer  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer.executor import apply_layer  # noqa: E402
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import fleqc
-from fleqc.backends import run_reference, run_transformer
+from fleqc.runner import run_reference, run_transformer
 from fleqc.machines import weights_for
 from fleqc.transformer import run_batch
 

@@ -16,16 +16,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "build": "fleqc.api", "compile": "fleqc.api", "decode": "fleqc.api", "load_card": "fleqc.api",
-    "run": "fleqc.api", "Result": "fleqc.backends", "ErrorCode": "fleqc.errors", "FleqError": "fleqc.errors",
-    "Card": "fleqc.machine.card", "MachineFault": "fleqc.transformer",
+    "run": "fleqc.api", "Result": "fleqc.runner", "ErrorCode": "fleqc.errors", "FleqError": "fleqc.errors",
+    "Card": "fleqc.card.card", "MachineFault": "fleqc.transformer",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from fleqc.api import build, compile, decode, load_card, run  # noqa: F401
-    from fleqc.backends import Result  # noqa: F401
+    from fleqc.runner import Result  # noqa: F401
     from fleqc.errors import ErrorCode, FleqError  # noqa: F401
-    from fleqc.machine.card import Card  # noqa: F401
+    from fleqc.card.card import Card  # noqa: F401
     from fleqc.transformer import MachineFault  # noqa: F401
 
 

@@ -19,13 +19,12 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from fleqc.backends import DEFAULT_MAX_STEPS, Result, run_card_reference, run_reference, run_transformer
+from fleqc.runner import Result, Run, check_backend
+from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card import Card
-from fleqc.machine.program_to_card import program_to_card
-from fleqc.machines import machines
+from fleqc.card.card import Card
+from fleqc.machines import compile_file, compile_source, load_card, machines, program_to_card
 from fleqc.program import LinkedProgram
-from fleqc.transformer.executor import ENGINES
 from fleqc.transformer.layers import LoopedTransformer
 
 Source = Union[str, os.PathLike]
@@ -65,8 +64,6 @@ def compile(source: Source, *, bits: Optional[int] = None, machine: Optional[str
             **options) -> LinkedProgram:
     """Parse and link a program: a file by the machine that claims its suffix, or by ``machine``
     (with the machine's ``options``), or FLEQ-language text."""
-    from fleqc.frontend import compile_file, compile_source  # the front end loads lark: only when needed
-
     bits, options = _integer(bits, "bits"), _machine_options(options)
     if _is_path(source):
         return compile_file(Path(source), bits=bits, machine=machine, **options)
@@ -97,10 +94,6 @@ def _machine_options(options: dict) -> dict:
     return {name: _integer(value, name) if known[name].integer else value for name, value in options.items()}
 
 
-def load_card(path: Source) -> Card:
-    return Card.load(path)
-
-
 def decode(card: Card, X=None) -> dict:
     """The value of every data label in ``X`` (default: the card's own, initial X)."""
     return card.decode(X)
@@ -121,40 +114,23 @@ def run(
 ) -> Result:
     """Run a card, a linked program, or a program/card file on ``backend``.
 
-    ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backend; ``columns`` and
+    ``mode`` (softmax | hardmax) and ``weights`` apply to the transformer backends; ``columns`` and
     the machine's ``options`` (FLEQ: ``cell``) choose the machine for a program. ``engine``
-    chooses how the transformer's passes are evaluated: ``auto`` (default: sparse passes while the
-    run is short, then the incremental engine), ``incremental`` (recomputes only what can change,
-    fleqc.transformer.engine), ``sparse`` (every column, through the nonzeros of
-    the weights) or ``dense`` (the plain forward pass, the definition): the same function of
+    chooses how the numpy transformer's passes are evaluated: ``auto`` (default: sparse passes
+    while the run is short, then the incremental engine), ``incremental`` (recomputes only what can
+    change, fleqc.transformer.incremental), ``sparse`` (every column, through the nonzeros of the
+    weights) or ``dense`` (the plain forward pass, the definition): the same function of
     (weights, X). ``stats`` fills ``Result.stats`` with the engine's figures (time per layer).
     ``backend="numpy"`` is the transformer backend; ``"torch"`` and ``"onnx"`` loop the same weights
     in PyTorch (``device`` cpu or cuda) or ONNX Runtime (fleqc.interop; extras ``fleqc[torch]``,
-    ``fleqc[onnx]``).
+    ``fleqc[onnx]``). Every backend runs through one :class:`fleqc.runner.Run`.
     """
-    if backend == "numpy":
-        backend = "transformer"
-    if backend not in ("transformer", "reference", "torch", "onnx"):
-        raise FleqError(ErrorCode.BAD_CONFIG,
-                        f"unknown backend {backend!r}: use 'transformer' (or 'numpy'), 'reference', 'torch' or 'onnx'")
-    if mode not in ("softmax", "hardmax"):
-        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown attention mode {mode!r}: use 'softmax' or 'hardmax'")
-    if engine not in ENGINES:
-        raise FleqError(ErrorCode.BAD_CONFIG, f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     max_steps = _integer(max_steps, "max_steps", optional=False)
     columns, options = _integer(columns, "columns"), _machine_options(options)
     if max_steps < 0:
         raise FleqError(ErrorCode.BAD_CONFIG, f"max_steps must be >= 0, got {max_steps}")
+    check_backend(backend)
     if not isinstance(target, Card) and not _is_program(target):
-        target = Card.load(target) if str(target).endswith(".npz") else compile(target, **options)
-    if backend == "reference":
-        if isinstance(target, Card):
-            return run_card_reference(target, max_steps, options)
-        return run_reference(target, max_steps, options=options)
-    card = target if isinstance(target, Card) else program_to_card(target, columns, **options)
-    if backend in ("torch", "onnx"):
-        from fleqc.interop.engines import run_engine
-
-        return run_engine(card, backend, max_steps, mode, weights, device, options=options)
-    return run_transformer(card, max_steps, mode, weights, engine=engine, stats=stats,  # type: ignore[arg-type]
-                           options=options)
+        target = load_card(target) if str(target).endswith(".npz") else compile(target, **options)
+    return Run(target, backend, mode=mode, weights=weights, columns=columns, engine=engine, stats=stats,
+               device=device, **options).finish(max_steps)

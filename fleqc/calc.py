@@ -18,7 +18,7 @@ also evaluates the expression with Python floats: that is the expected result, a
 outside a routine's documented domain (division by zero, sqrt of a negative, log of x <= 0, exp
 beyond 693.1, a value beyond the machine's 2^1000) is reported at compile time as a
 FleqError with the column of the operator, before anything runs. A product puts the factor nearer
-1 in magnitude second and is one ``mul`` when mul's window takes it (fleqc.isa.fleq_functions, the
+1 in magnitude second and is one ``mul`` when mul's window takes it (fleqc.machines.fleq.functions, the
 same on both backends: a second factor 2^-96 < |b| <= 2^96, or 0); any other product calls the
 stdlib's ``mulw`` (arith_mulw.fleq), which moves powers of two between the factors and rounds once:
 ``+ - * / sqrt`` print Python's float for any operands. ``x ^ n`` calls stdlib pow when the
@@ -30,18 +30,17 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from dataclasses import dataclass
 from typing import Optional, Union
 
-import click
 import numpy as np
 from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import LarkError, UnexpectedCharacters, VisitError
 
+from fleqc import api
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, PRODUCT_FLUSH, VALUE_LIMIT
-from fleqc.machine.fleq_layout import EXP_MAX
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, PRODUCT_FLUSH, VALUE_LIMIT
+from fleqc.machines.fleq.rows import EXP_MAX
 from fleqc.resources import calc_grammar_path
 
 CALC_FILE = "<calc>"
@@ -449,74 +448,7 @@ def compile_expression(text: str) -> Compiled:
 
 def calculate(text: str, backend: str = "reference", max_steps: int = 1_000_000):
     """Compile and run ``text``: (result value, the backend's Result, the Compiled program)."""
-    from fleqc import api
-
     compiled = compile_expression(text)
     program = api.compile(compiled.source)
     result = api.run(program, backend=backend, max_steps=max_steps)
     return float(result.memory["result"]), result, compiled
-
-
-# The command -------------------------------------------------------------------------------------
-
-
-class _ExpressionCommand(click.Command):
-    """Every argument that is not one of the options is part of the expression, even when it starts
-    with '-' (``fleqc calc -2^2``); ``--`` is accepted anywhere and options after it still count."""
-
-    VALUED = ("--backend", "-b", "--max-steps")
-    FLAGS = ("--emit", "--help", "-h")
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        options, words, i = [], [], 0
-        while i < len(args):
-            arg = args[i]
-            if arg in self.VALUED and i + 1 < len(args):
-                options += args[i:i + 2]
-                i += 2
-                continue
-            if arg in self.FLAGS or arg.startswith(tuple(f"{o}=" for o in self.VALUED if o.startswith("--"))):
-                options.append(arg)
-            elif arg != "--":
-                words.append(arg)
-            i += 1
-        return super().parse_args(ctx, [*options, "--", *words])
-
-
-@click.command("calc", cls=_ExpressionCommand)
-@click.argument("expression", nargs=-1)
-@click.option("--emit", is_flag=True, help="Print the generated FLEQ assembly instead of running it.")
-@click.option("--backend", "-b", type=click.Choice(["transformer", "reference"]), default="transformer",
-              show_default=True, help="Run on the looped transformer or the reference interpreter.")
-@click.option("--max-steps", type=click.IntRange(min=0), default=1_000_000, show_default=True,
-              help="Stop after this many steps if the program has not halted.")
-def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_steps: int) -> None:
-    """Compute EXPRESSION on the FLEQ machine: numbers, + - * /, unary minus, parentheses,
-    sqrt(x), exp(x), log(x) and x^n for a whole number n (e.g. "sqrt(2)^3 - 1/3"; "-2^2" needs
-    no "--"). Exit status as for `fleqc run`: 1 an error in the expression, 3 the step limit,
-    4 a machine fault."""
-    from fleqc.transformer import MachineFault
-
-    try:
-        compiled = compile_expression(" ".join(expression))
-        if emit:
-            click.echo(compiled.source, nl=False)
-            return
-        from fleqc import api
-
-        program = api.compile(compiled.source)
-        result = api.run(program, backend=backend, max_steps=max_steps)
-    except FleqError as error:
-        click.echo(error.render(), err=True)
-        sys.exit(1)
-    except MachineFault as fault:
-        click.echo(f"error[machine-fault]: {fault}", err=True)
-        sys.exit(4)
-    if not result.halted:
-        click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
-        sys.exit(3)
-    value = float(result.memory["result"])
-    click.echo(repr(value))
-    error = abs(value - compiled.expected) / abs(compiled.expected) if compiled.expected else abs(value)
-    click.echo(f"({result.backend}, {result.steps} steps; Python's float value {compiled.expected!r}, "
-               f"relative difference {error:.1e})", err=True)

@@ -106,6 +106,11 @@ def included_labels(symbols: dict[str, "Symbol"], source_name: str) -> set[str]:
     }
 
 
+# The word widths a program may ask for with ``.bits`` (the SUBLEQ machine's integers), and the default.
+MIN_BITS, MAX_BITS = 2, 32
+DEFAULT_BITS = 16
+
+
 @dataclass(frozen=True)
 class LinkedProgram:
     """A whole program with includes expanded, labels resolved and addresses checked."""

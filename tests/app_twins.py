@@ -12,7 +12,7 @@ program, so that on the reference interpreter every output cell agrees bit for b
 
 This module is plain numpy and imports nothing from fleqc on purpose: it is an independent
 statement of what the programs compute. The FLEQ functions are restated here from their reference
-semantics (fleqc/isa/fleq_functions.py, FLEQ_FUNCTIONS):
+semantics (fleqc/machines/fleq/functions.py, FLEQ_FUNCTIONS):
 
 - add, sub, relu, mov, transpose: the IEEE numpy operations;
 - mul: ``a * b`` elementwise (a scalar broadcasts), IEEE; a factor 0 < |b| <= 2^-96 counts as 0
@@ -23,7 +23,7 @@ semantics (fleqc/isa/fleq_functions.py, FLEQ_FUNCTIONS):
   index k over the terms padded with zeros to a power of two, ((t0 + t1) + (t2 + t3)) + ...: NOT
   numpy's ``@``, which sums in another order (and may fuse). A 1-D left operand is a row, a 1-D right
   operand a column; the result has numpy.matmul's shape;
-- recip and sqrt: linear interpolation in a table (fleqc/isa/fleq_tables.py): |x| = x' 4^s with x'
+- recip and sqrt: linear interpolation in a table (fleqc/machines/fleq/tables.py): |x| = x' 4^s with x'
   in (1/2, 2]; x' rounded to a multiple of 2^-29; the line between the two knots around it (knots
   every 2^-11 on [1/2, 1], every 2^-10 on [1, 2], values f(t) rounded to multiples of 2^-30);
   recip(x) = sign(x) 4^-s g, sqrt(x) = 2^s g;

@@ -19,7 +19,7 @@ A comment line that starts with ``expect`` but does not parse is an error, not i
 
 Backends use :func:`all_cases` (or :func:`load_sample_cases` / ``INLINE_CASES``),
 :func:`compile_case` to get the ``LinkedProgram`` and :func:`check_memory` on the values read back
-by label (``fleqc.isa.state.memory_by_label``).
+by label (``fleqc.state.memory_by_label``).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def all_cases() -> list[Case]:
 
 def compile_case(case: Case):
     """The case's ``LinkedProgram``, built by the front end (imported here, on first use)."""
-    from fleqc.frontend import compile_file, compile_source
+    from fleqc.machines import compile_file, compile_source
 
     if case.path is not None:
         return compile_file(case.path)
@@ -378,7 +378,7 @@ def check_memory(
 ) -> None:
     """Assert that every expected label has its expected value (see :func:`value_mismatch`).
 
-    ``memory_by_label`` maps labels to values as ``fleqc.isa.state.memory_by_label`` gives them;
+    ``memory_by_label`` maps labels to values as ``fleqc.state.memory_by_label`` gives them;
     labels without an expectation are not looked at.
     """
     problems = memory_mismatches(case, memory_by_label, case.rel_tol or rel_tol, abs_tol)

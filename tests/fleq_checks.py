@@ -7,7 +7,7 @@ machine's own state before the step, so errors are never carried from step to st
 - every cell but the destination is unchanged, bit for bit;
 - the destination holds the reference result within the function's bound;
 - pc is exact: the machine branches iff its own stored flag value is <= 0 (the exact sign,
-  fleqc.construct.exact).
+  fleqc.blocks.exact).
 
 A pass that leaves X unchanged (the machine halted) is checked the same way: it must be a valid
 step within the bounds. (An iteration that converges numerically, e.g. x <- sigmoid(x) in a
@@ -24,14 +24,14 @@ import numpy as np
 
 import fleqc
 from fleqc.errors import FleqError
-from fleqc.isa import fleq
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
-from fleqc.isa.fleq_ulps import accepted_operands, ulp_errors
-from fleqc.isa.state import State
-from fleqc.machine.card import Card
+from fleqc.machines.fleq import reference as fleq
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
+from fleqc.machines.fleq.ulps import accepted_operands, ulp_errors
+from fleqc.state import State
+from fleqc.card.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
-from fleqc.transformer.fast import compile_fast, fast_forward
+from fleqc.transformer.sparse import compile_fast, fast_forward
 
 def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np.ndarray, got: np.ndarray) -> bool:
     """Whether the machine's result ``got`` meets ``func``'s stated bound (its record's ``bound``)
@@ -60,7 +60,7 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
 
     Returns (steps, halted). A domain error must come from both sides (one table of windows); then
     the run ends there. ``machine_pass(X) -> Y`` is
-    one pass (default: the sparse evaluation of the weights, fleqc.transformer.fast, which
+    one pass (default: the sparse evaluation of the weights, fleqc.transformer.sparse, which
     tests/test_fast.py holds to the dense forward pass; tests/interop_lockstep.py passes other
     engines').
     """
@@ -133,7 +133,7 @@ def machine_results(func: str, a: list[np.ndarray], b: Optional[list[np.ndarray]
 
 def measure_ulps(func: str, runs: int, rng: np.random.Generator, cells: int = 16) -> tuple[np.ndarray, float]:
     """The errors in ulps of ``func`` on the machine over ``runs`` programs of ``cells`` 8x8 cells of
-    operands drawn across its window (fleqc.isa.fleq_ulps), and the seconds per step."""
+    operands drawn across its window (fleqc.machines.fleq.ulps), and the seconds per step."""
     binary = FLEQ_FUNCTIONS[func].arity == 2
     ulps, seconds = [], 0.0
     for _ in range(runs):

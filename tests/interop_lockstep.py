@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from fleqc.isa import subleq
-from fleqc.machine.card import Card
+from fleqc.machines.subleq import reference as subleq
+from fleqc.card.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward

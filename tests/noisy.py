@@ -5,7 +5,7 @@ that refines its seed must give the same result from any seed that close; sigmoi
 backprop routines use as it is, by 6.6e-8 (its table's stated accuracy). The exact
 functions (add, sub, mul, mulerr, matmul, mov, transpose, relu) are left exact.
 
-Use it as a context manager; inside, ``fleqc.isa.fleq`` runs with the noisy functions::
+Use it as a context manager; inside, ``fleqc.machines.fleq.reference`` runs with the noisy functions::
 
     with noisy_functions(seed=0):
         result = fleqc.run(program, backend="reference")
@@ -18,8 +18,8 @@ import dataclasses
 
 import numpy as np
 
-from fleqc.isa import fleq
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.machines.fleq import reference as fleq
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
 
 
 SEED_NOISE = {"recip": 1e-6, "sqrt": 1e-6, "log": 1e-6, "exp": 1e-6, "sigmoid": 6.6e-8}

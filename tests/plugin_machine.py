@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import click
 
-from fleqc.machine.config import SubleqConfig
+from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines.base import MachineOption, Options
 from fleqc.machines.subleq import SubleqMachine
 

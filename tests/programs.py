@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from fleqc.isa.subleq import wrap
+from fleqc.machines.subleq.reference import wrap
 from fleqc.program import Cell, LinkedProgram, SubleqInstruction, Symbol
 
 

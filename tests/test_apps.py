@@ -17,7 +17,7 @@ They read the programs' initial data and import nothing from fleqc. What must ag
 - ``transformer`` (slow): within a stated number of ulps of the twin (:func:`app_twins.ulp_distance`,
   the distance of the float64 bit patterns), with the same number of iterations. The machine's
   add/sub/mul/matmul/relu/mov/transpose are the reference's bit for bit, and so are its recip and
-  sqrt (exact tables, fleqc/isa/fleq_tables.py, which the twin restates). The inverse uses recip
+  sqrt (exact tables, fleqc/machines/fleq/tables.py, which the twin restates). The inverse uses recip
   only on a power of two and rounds the result to one bit, and its stop rule is an exact
   comparison; power iteration normalises by rsqrt, which starts from the tables; backprop uses
   sigmoid, e^z from two exact tables (softplus and exp), which the twin restates too. Each test
@@ -136,7 +136,7 @@ TRANSFORMER_ULPS = {
     # X0 = A^T recip(s) and the stop rule's recip: 2 ulps measured)
     "app_inverse8": 0,  # the same (before: 6 ulps)
     "app_power_iteration": 0,  # bit for bit by design: rsqrt's seeds, the machine's recip and sqrt, are
-    # exact tables (fleqc/isa/fleq_tables.py) that the twin restates (before, with fitted blocks within
+    # exact tables (fleqc/machines/fleq/tables.py) that the twin restates (before, with fitted blocks within
     # 1e-6: bound 16 ulps, 0 measured)
     "app_backprop": 0,  # bit for bit by design: its sigmoid is e^z from exact tables (fleq_tables),
     # restated by the twin (before: a softmax head with numpy's formula, 0 measured)

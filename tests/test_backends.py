@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from fleqc.machines import load_card
 import fleqc
-from fleqc.machine.card import Card
+from fleqc.card.card import Card
 from fleqc.machines import language_machines, machine_of
 from tests.cases import all_cases, check_memory, compile_case
 from tests.fleq_checks import assert_fleq_lockstep
@@ -80,7 +81,7 @@ def saved_card(case, tmp_path):
     program = compile_case(case)
     path = tmp_path / f"{case.name}.npz"
     fleqc.build(program).save(path)
-    return program, Card.load(path)
+    return program, load_card(path)
 
 
 @pytest.mark.parametrize("case", SUBLEQ, ids=[c.name for c in SUBLEQ])

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from fleqc import api
-from fleqc.calc import calculate, calc_command, compile_expression
+from fleqc.calc import calculate, compile_expression
+from fleqc.cli.calc import calc_command
 from fleqc.cli import main
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from fleqc.calc import calc_command, compile_expression
+from fleqc.calc import compile_expression
+from fleqc.cli.calc import calc_command
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.transformer import MachineFault
 

@@ -11,8 +11,8 @@ import pytest
 import fleqc
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
-from fleqc.frontend import compile_file, compile_source
-from fleqc.isa import fleq
+from fleqc.machines import compile_file, compile_source
+from fleqc.machines.fleq import reference as fleq
 
 HEAD = ".machine fleq\n.data\nx: .word 3\ny: .word 0\nacc: .word 0\ntwo: .word 2\n.text\n"
 DOUBLE = ".routine dbl\n    mul y, x, two\n    ret\n.endroutine\n"

@@ -10,10 +10,11 @@ import zipfile
 import numpy as np
 import pytest
 
+from fleqc.machines import load_card
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card import Card
-from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.card.card import Card
+from fleqc.machines import card_to_program
+from fleqc.machines import program_to_card
 from tests.programs import subleq_program
 
 
@@ -25,7 +26,7 @@ def card():
 def test_round_trip_keeps_every_field(card, tmp_path):
     path = tmp_path / "p.npz"
     card.save(path)
-    again = Card.load(path)
+    again = load_card(path)
     assert np.array_equal(again.X, card.X)
     assert again.config == card.config and again.rows == card.rows and again.regions == card.regions
     assert again.symbols == card.symbols
@@ -40,7 +41,7 @@ def test_card_to_program_recovers_the_linked_program(card):
 
 def _bad(path) -> FleqError:
     with pytest.raises(FleqError) as err:
-        Card.load(path)
+        load_card(path)
     return err.value
 
 

@@ -14,12 +14,22 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fleqc.machines import load_card
 import fleqc
-from fleqc.backends import run_card_reference, run_transformer
+from fleqc.runner import run
+from fleqc.state import DEFAULT_MAX_STEPS
+
+
+def run_card_reference(card, max_steps=DEFAULT_MAX_STEPS):
+    return run(card, "reference", max_steps=max_steps)
+
+
+def run_transformer(card, max_steps=DEFAULT_MAX_STEPS):
+    return run(card, max_steps=max_steps)
 from fleqc.cli import main
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card import Card
-from fleqc.machine.card_check import validate_card
+from fleqc.card.card import Card
+from fleqc.card.check import validate_card
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +139,7 @@ def test_edited_card_file_is_refused_at_load(factorial, tmp_path):
     path = tmp_path / "edited.npz"
     card.save(path)
     with pytest.raises(FleqError) as err:
-        Card.load(path)
+        load_card(path)
     assert err.value.code is ErrorCode.BAD_CARD
     assert err.value.message.startswith(f"{path}: row block pc, column 0 (the scratchpad)")
     result = CliRunner().invoke(main, ["run", str(path)])
@@ -224,7 +234,7 @@ def _write_with_meta(card, tmp_path, edit):
 def test_edited_metadata_is_a_clear_error_everywhere(factorial, tmp_path, name, edit, fragment):
     path = _write_with_meta(factorial, tmp_path, edit)
     with pytest.raises(FleqError) as err:
-        Card.load(path)
+        load_card(path)
     assert err.value.code is ErrorCode.BAD_CARD and fragment in err.value.message, err.value.message
     for command in (["inspect", str(path)], ["run", str(path)], ["run", str(path), "--backend", "reference"]):
         result = CliRunner().invoke(main, command)
@@ -236,7 +246,7 @@ def test_edited_metadata_is_a_clear_error_everywhere(factorial, tmp_path, name, 
 def test_edited_fleq_metadata_is_a_clear_error(polynomial, tmp_path, name, edit, fragment):
     path = _write_with_meta(polynomial, tmp_path, edit)
     with pytest.raises(FleqError) as err:
-        Card.load(path)
+        load_card(path)
     assert err.value.code is ErrorCode.BAD_CARD and fragment in err.value.message, err.value.message
 
 

@@ -20,11 +20,12 @@ import math
 import numpy as np
 import pytest
 
+from fleqc.machines import load_card
 import fleqc
-from fleqc.backends import run_card_reference, run_transformer
+from fleqc.runner import run
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card import Card
-from fleqc.machine.config import SubleqConfig
+from fleqc.card.card import Card
+from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
@@ -127,13 +128,13 @@ def _agree_fleq(a, b) -> bool:
 def check_card(path, max_steps) -> str:
     """Load and run one mutated card on both backends; returns what happened."""
     try:
-        card = Card.load(path)
+        card = load_card(path)
     except FleqError as err:
         assert err.code is ErrorCode.BAD_CARD, err.message
         return "refused at load"
     try:
-        reference = outcome(run_card_reference, card, max_steps)
-        transformer = outcome(run_transformer, card, max_steps)
+        reference = outcome(lambda c, m: run(c, "reference", max_steps=m), card, max_steps)
+        transformer = outcome(lambda c, m: run(c, max_steps=m), card, max_steps)
     except MachineFault as fault:  # a validated card never faults
         raise AssertionError(f"machine fault on a validated card: {fault}") from None
     if card.config.kind == "subleq":
@@ -191,7 +192,7 @@ def fuzz_weights(cases, seed, tmp_path):
         arrays = {name: data[name] for name in data.files}
     base_meta = json.loads(str(arrays.pop("meta")[()]))
     card = fleqc.build("samples/factorial.fleq", columns=32)
-    expected = run_card_reference(card)
+    expected = run(card, "reference")
     rng = np.random.default_rng(seed)
     refused = 0
     for i in range(cases):
@@ -213,7 +214,7 @@ def fuzz_weights(cases, seed, tmp_path):
         path = tmp_path / "m.npz"
         np.savez(path, meta=np.array(json.dumps(meta)), **mutated)
         try:
-            result = run_transformer(card, weights=load_weights(path))
+            result = run(card, weights=load_weights(path))
         except FleqError as err:
             assert err.code in (ErrorCode.BAD_WEIGHTS, ErrorCode.MACHINE_MISMATCH), err.message
             refused += 1

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleqc.frontend.image import load_image
-from fleqc.isa import classic as reference
-from fleqc.isa.classic import memory_size
+from fleqc.machines.classic.source import load_image
+from fleqc.machines.classic import reference as reference
+from fleqc.machines.classic.reference import memory_size
 from fleqc.machines.classic.card import Reader, encode
 from fleqc.machines.classic.config import ClassicConfig, config_for
 from fleqc.machines.classic.run import Lockstep, run_card

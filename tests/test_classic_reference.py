@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
-from fleqc.frontend.image import load_image
-from fleqc.isa.classic import AddressFault, ClassicState, initial_state, memory_size, run, step
+from fleqc.machines.classic.source import load_image
+from fleqc.machines.classic.reference import AddressFault, ClassicState, initial_state, memory_size, run, step
 from tests import subleq_corpus
 from tests.subleq_corpus import corpus
 

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 import fleqc
-from fleqc.isa import fleq
-from fleqc.machine.fleq_layout import EXP_MAX
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines.fleq import reference as fleq
+from fleqc.machines.fleq.rows import EXP_MAX
+from fleqc.machines import program_to_card
 from tests.fleq_checks import assert_fleq_lockstep
 from tests.noisy import noisy_functions
 from tests.test_stdlib import arguments, program

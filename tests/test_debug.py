@@ -9,13 +9,13 @@ import pytest
 
 import fleqc
 from fleqc.observe.debug import Debugger, describe
-from fleqc.observe.machine import Machine
+from fleqc.runner import Run
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 def debugger(backend: str = "transformer", sample: str = "gcd.fleq") -> Debugger:
-    return Debugger(Machine(fleqc.compile(SAMPLES / sample), backend))
+    return Debugger(Run(fleqc.compile(SAMPLES / sample), backend))
 
 
 @pytest.mark.parametrize("backend", ["transformer", "reference"])

@@ -27,12 +27,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleqc
-from fleqc.isa import subleq
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines.subleq import reference as subleq
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward, run
 from fleqc.transformer import kernels
-from fleqc.transformer.engine import REACH, IncrementalEngine, build_index, scratch
+from fleqc.transformer.incremental import REACH, IncrementalEngine, build_index, scratch
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from fleqc.machines import machine_of
 from tests.cases import all_cases, compile_case

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from fleqc import resources
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
-from fleqc.frontend import compile_file, compile_source
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import compile_file, compile_source
+from fleqc.machines import program_to_card
 from fleqc.program import FleqInstruction
 
 D = ".data\n"

@@ -1,5 +1,5 @@
-"""The exact product block (fleqc.construct.exact_product) on the transformer: bit for bit the IEEE
-product, as the reference states it (fleqc.isa.fleq_functions.product), over the whole window, and
+"""The exact product block (fleqc.machines.fleq.product) on the transformer: bit for bit the IEEE
+product, as the reference states it (fleqc.machines.fleq.functions.product), over the whole window, and
 its exact error (product_error, the FLEQ function mulerr).
 
 The block runs here as a transformer of its own (``multiplier``): its feed-forward layers, applied
@@ -14,16 +14,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fleqc.construct.exact_product import (
-    OUTER_HI,
-    OUTER_LO,
-    OUTER_STEP,
-    SMALL_X,
-    STAGES,
-    multiplier,
-    tree_layers,
-)
-from fleqc.isa.fleq_functions import PRODUCT_FLUSH, matmul, pairwise_sum, product, product_error
+from fleqc.machines.fleq.product import OUTER_HI, OUTER_LO, OUTER_STEP, SMALL_X, STAGES, multiplier, tree_layers
+from fleqc.machines.fleq.functions import PRODUCT_FLUSH, matmul, pairwise_sum, product, product_error
 from fleqc.transformer.executor import forward, stepper
 
 LO_B, HI_B = OUTER_STEP * OUTER_LO, OUTER_STEP * OUTER_HI  # 2^-96 < |b| <= 2^96

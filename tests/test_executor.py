@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fleqc.transformer as transformer_pkg
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import AttentionLayer, forward, run
 from fleqc.transformer.executor import attention_weights
@@ -115,8 +115,8 @@ def test_weights_do_not_depend_on_the_program():
     """The builder sees only the configuration, and one weights object runs different programs."""
     import inspect
 
-    from fleqc.construct.subleq_machine import build_subleq_machine
-    from fleqc.isa import subleq
+    from fleqc.machines.subleq.weights import build_subleq_machine
+    from fleqc.machines.subleq import reference as subleq
 
     assert list(inspect.signature(build_subleq_machine).parameters) == ["config"]
     programs = [

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck as Health
 from hypothesis import given, settings
 
 import fleqc
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward, run, run_batch
 from fleqc.transformer.executor import apply_layer
-from fleqc.transformer.fast import (
+from fleqc.transformer.sparse import (
     FastAttention,
     FastFeedForward,
     compile_fast,
@@ -146,7 +146,7 @@ def test_fleq_batch_fast_equals_single_fast_runs():
 
 
 def test_run_transformer_takes_an_engine():
-    from fleqc.backends import run_transformer
+    from fleqc.runner import run_transformer
 
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
     results = [run_transformer(card, engine=engine) for engine in ("incremental", "sparse", "dense")]

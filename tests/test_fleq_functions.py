@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
 
 
 @pytest.mark.parametrize("x", [-745.0, -700.0, -40.0, -20.0, -1.0, 0.0, 1e-300, 3.0, 40.0, 700.0])

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import fleqc
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import card_to_program
+from fleqc.machines import program_to_card
 from tests.fleq_checks import assert_fleq_lockstep
 
 RNG = np.random.default_rng(20261124)
@@ -105,7 +105,7 @@ def test_matmul_all_shape_pairs_within_componentwise_1e_9():
 
 
 TINY = 2.0**-1074
-SMALL = 2.0**-60  # the exact sign's split (fleqc.construct.exact.sign_a): both sides of it
+SMALL = 2.0**-60  # the exact sign's split (fleqc.blocks.exact.sign_a): both sides of it
 FLAGS = [0.0, -0.0, TINY, -TINY, 2 * TINY, 2.0**-1022, 1e-300, 1e-17, 2.0**-54, 2.0**-53, SMALL / 2,
          SMALL - SMALL * 2.0**-53, SMALL, SMALL + SMALL * 2.0**-52, 2 * SMALL, -SMALL, 1e-9, -1e-9, 1.0, -1.0,
          1e300, -1e300, 2.0**1000, -(2.0**1000)]
@@ -115,7 +115,7 @@ FLAGS = [0.0, -0.0, TINY, -TINY, 2 * TINY, 2.0**-1022, 1e-300, 1e-17, 2.0**-54, 
 def test_branch_is_exact_for_every_float(flag_is_dst):
     """`mem[flag] <= 0` decides the branch bit for bit, down to 2^-1074 and up to 2^1000, for the flag
     read from memory and for the flag that is the destination (then the new value, from `sub f, f,
-    zero`): no softmax rounds it (the exact sign, fleqc.construct.exact). Flag i adds 2^i to ``hits``
+    zero`): no softmax rounds it (the exact sign, fleqc.blocks.exact). Flag i adds 2^i to ``hits``
     when it does not branch, so ``hits`` records every decision."""
     cells = {f"f{i}": x for i, x in enumerate(FLAGS)}
     cells.update({"hits": 0.0, "zero": 0.0} | {f"w{i}": 2.0**i for i in range(len(FLAGS))})

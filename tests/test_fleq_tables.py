@@ -1,4 +1,4 @@
-"""recip, sqrt, log, exp and sigmoid as exact tables (fleqc.isa.fleq_tables): the facts their
+"""recip, sqrt, log, exp and sigmoid as exact tables (fleqc.machines.fleq.tables): the facts their
 exactness rests on, their accuracy, and the machine's bits on the dense pass and on the sparse path
 at the edges."""
 
@@ -11,9 +11,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fleqc.isa import fleq_tables
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines.fleq import tables as fleq_tables
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward
 from tests.fleq_checks import assert_fleq_lockstep

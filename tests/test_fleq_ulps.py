@@ -1,5 +1,5 @@
 """Each FLEQ function's error in ulps on the transformer, against the bound its record states
-(``ErrorBound.ulps``), on random operands across the whole window (fleqc.isa.fleq_ulps): 1,024 per
+(``ErrorBound.ulps``), on random operands across the whole window (fleqc.machines.fleq.ulps): 1,024 per
 function in the default suite, 100,352 in the slow suite. bench/fleq_accuracy.py prints the same
 measurement; README "Measured figures" states its results.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
 from tests.fleq_checks import measure_ulps
 
 def worst_ulps(func: str, runs: int, seed: int) -> float:

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 import fleqc
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, window_table
-from fleqc.machine.fleq_layout import EXP_MAX, TABLE_LADDER, PRODUCT_LADDER
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT, window_table
+from fleqc.machines.fleq.rows import EXP_MAX, TABLE_LADDER, PRODUCT_LADDER
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward
 

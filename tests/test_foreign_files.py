@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from fleqc.machines import load_card
 import fleqc
-from fleqc.backends import run_transformer
+from fleqc.runner import run
 from fleqc.cli import main
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card import Card
-from fleqc.machine.config import SubleqConfig
+from fleqc.card.card import Card
+from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines import weights_for
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
 
@@ -81,7 +82,7 @@ def test_metadata_edits_with_a_new_digest_are_still_refused(weights_file, tmp_pa
     path = _rewrite(weights_file, tmp_path / "w.npz", edit, redigest=True)
     card = fleqc.build("samples/factorial.fleq", columns=32)
     with pytest.raises(FleqError) as err:
-        run_transformer(card, weights=load_weights(path))
+        run(card, weights=load_weights(path))
     assert err.value.code in (ErrorCode.BAD_WEIGHTS, ErrorCode.MACHINE_MISMATCH), err.value.message
     result = CliRunner().invoke(main, ["run", "samples/factorial.fleq", "--columns", "32", "--weights", str(path)])
     assert result.exit_code == 1 and "error[" in result.output and result.exception.__class__ is SystemExit
@@ -89,7 +90,7 @@ def test_metadata_edits_with_a_new_digest_are_still_refused(weights_file, tmp_pa
 
 def test_saved_weights_load_and_run(weights_file):
     model = load_weights(weights_file)
-    result = run_transformer(fleqc.build("samples/factorial.fleq", columns=32), weights=model)
+    result = run(fleqc.build("samples/factorial.fleq", columns=32), weights=model)
     assert result.memory["result"] == 5040
 
 
@@ -183,7 +184,7 @@ def test_foreign_file_is_a_clean_bad_card(tmp_path, monkeypatch, name, make, fra
     monkeypatch.setenv("FLEQC_MEMORY_LIMIT", str(16 << 20))
     path = make(tmp_path / "foreign.npz")
     with pytest.raises(FleqError) as err:
-        Card.load(path)
+        load_card(path)
     assert err.value.code is ErrorCode.BAD_CARD and fragment in err.value.message, err.value.message
     for command in (["inspect", str(path)], ["run", str(path)]):
         result = CliRunner().invoke(main, command)
@@ -206,7 +207,7 @@ def test_reading_something_that_is_not_a_regular_file(tmp_path, special):
         special = tmp_path / "d.npz"
         special.mkdir()
     with pytest.raises(FleqError) as err:
-        Card.load(special)
+        load_card(special)
     assert err.value.code is ErrorCode.FILE_NOT_FOUND
 
 
@@ -214,7 +215,7 @@ def test_fortran_ordered_arrays_read_correctly(tmp_path):
     card = fleqc.build("samples/factorial.fleq")
     path = tmp_path / "f.npz"
     np.savez(path, X=np.asfortranarray(card.X), meta=np.array(json.dumps(card.meta())))
-    assert np.array_equal(Card.load(path).X, card.X)
+    assert np.array_equal(load_card(path).X, card.X)
 
 
 def test_npy_helper_is_a_valid_npy():
@@ -244,7 +245,7 @@ def test_the_incremental_engine_runs_what_the_dense_pass_cannot(monkeypatch):
 
 def test_the_estimate_matches_the_measured_fleq_size():
     """The issue measured 8.1 GiB for FLEQ at n = 4,096 (65 heads of 4096^2 scores)."""
-    from fleqc.machine.config import FleqConfig
+    from fleqc.machines.fleq.config import FleqConfig
     from fleqc.transformer.memory import estimate_run_bytes
 
     estimate = estimate_run_bytes(weights_for(FleqConfig(columns=4096)), 4096)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fleqc import resources
-from fleqc.frontend import compile_file, compile_source
+from fleqc.machines import compile_file, compile_source
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.text_to_ast import parse_source
 from fleqc.program import FleqInstruction, SubleqInstruction

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.frontend import compile_source
+from fleqc.machines import compile_source
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
 BLOCKS = re.findall(r"```fleq\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import fleqc
-from fleqc.backends import run_transformer
+from fleqc.runner import run
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import card_to_program
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.layers import FeedForwardLayer
@@ -26,12 +26,12 @@ def _card():
 
 
 def test_healthy_run_passes_every_check():
-    result = run_transformer(_card())
+    result = run(_card())
     assert result.halted and result.memory["m0"] == -2
 
 
 # The cards below are corrupted in memory and run with validate=False: the check of the whole card
-# before the first pass (fleqc.machine.card_check, tests/test_card_check.py) refuses each of them,
+# before the first pass (fleqc.card.check, tests/test_card_check.py) refuses each of them,
 # so these tests reach the health checks that guard every pass.
 
 
@@ -41,7 +41,7 @@ def test_corrupted_card_entry_is_reported_with_step_and_field():
     X[card.rows["mem"][2], card.regions.memory_column(0)] = 0.4  # a bit that is neither -1 nor +1
     bad = dataclasses.replace(card, X=X)
     with pytest.raises(MachineFault) as fault:
-        run_transformer(bad, validate=False)
+        run(bad, validate=False)
     assert fault.value.step == 1
     assert fault.value.field.startswith("mem[")
     assert fault.value.deviation > 0.1
@@ -52,7 +52,7 @@ def test_nan_in_the_card_is_reported():
     X = card.X.copy()
     X[card.rows["val_a"][0], 5] = np.nan
     with pytest.raises(MachineFault) as fault:
-        run_transformer(dataclasses.replace(card, X=X), validate=False)
+        run(dataclasses.replace(card, X=X), validate=False)
     assert fault.value.deviation == float("inf")
 
 
@@ -69,7 +69,7 @@ def test_perturbed_weights_file_is_reported(tmp_path):
     w2[mem0, np.flatnonzero(w2[mem0])[0]] *= 1.3  # one output weight of the memory commit, off by 30%
     layers = loaded.layers[:-1] + (dataclasses.replace(commit, w2=w2),)
     with pytest.raises(MachineFault) as fault:
-        run_transformer(card, weights=dataclasses.replace(loaded, layers=layers))
+        run(card, weights=dataclasses.replace(loaded, layers=layers))
     assert fault.value.field == "mem[0]"
 
 
@@ -80,7 +80,7 @@ def test_program_counter_outside_the_program_is_reported():
     X[card.rows["instr_c"].slice, card.regions.instruction_column(3)] = X[card.rows["pos"].slice, 1]
     program_x = dataclasses.replace(card, X=X)
     with pytest.raises(MachineFault) as fault:
-        run_transformer(program_x, validate=False)
+        run(program_x, validate=False)
     assert fault.value.field == "pc"
 
 
@@ -96,7 +96,7 @@ def test_fleq_corrupted_instruction_bit_is_reported_at_step_one():
     X = card.X.copy()
     X[card.rows["i_not_op"][0], card.regions.instruction_column(0)] = 0.5  # half-selects a block
     with pytest.raises(MachineFault) as fault:
-        run_transformer(dataclasses.replace(card, X=X), validate=False)
+        run(dataclasses.replace(card, X=X), validate=False)
     assert fault.value.step == 1 and fault.value.field.startswith("i_not_op")
 
 
@@ -106,7 +106,7 @@ def test_fleq_lanes_that_disagree_on_pc_are_reported():
     lane = card.regions.scratch[0] + 5
     X[card.rows["pc"].slice, lane] = X[card.rows["pos"].slice, card.regions.instruction_column(2)]
     with pytest.raises(MachineFault) as fault:
-        run_transformer(dataclasses.replace(card, X=X), validate=False)
+        run(dataclasses.replace(card, X=X), validate=False)
     assert "lanes disagree" in fault.value.field
 
 
@@ -117,7 +117,7 @@ def test_fleq_value_beyond_the_limit_is_reported():
     X = card.X.copy()
     X[card.rows["mem"][0], card.regions.memory_column(address)] = 2.0**1010
     with pytest.raises(MachineFault) as fault:
-        run_transformer(dataclasses.replace(card, X=X), validate=False)
+        run(dataclasses.replace(card, X=X), validate=False)
     assert fault.value.field.startswith("mem[")
 
 

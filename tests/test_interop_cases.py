@@ -13,7 +13,7 @@ import pytest
 
 import fleqc
 from fleqc.interop import missing
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines import program_to_card
 from fleqc.machines import machine_of
 from tests.cases import all_cases, check_memory, compile_case
 from tests.interop_lockstep import subleq_engine_lockstep
@@ -61,7 +61,7 @@ def test_subleq_case_on_engine(case, backend, mode):
 def test_subleq_case_in_lockstep_on_engine(case, backend):
     needs(backend)
     from fleqc.machines import weights_for
-    from fleqc.interop.engines import engine_machine
+    from fleqc.runner import interop_engine as engine_machine
 
     program = compile_case(case)
     card = program_to_card(program)

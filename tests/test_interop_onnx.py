@@ -20,8 +20,8 @@ from click.testing import CliRunner  # noqa: E402
 import fleqc  # noqa: E402
 from fleqc.cli import main  # noqa: E402
 from fleqc.interop.onnx_export import OnnxMachine, loop_model, operators, pass_model  # noqa: E402
-from fleqc.machine.config import SubleqConfig  # noqa: E402
-from fleqc.machine.program_to_card import program_to_card  # noqa: E402
+from fleqc.machines.subleq.config import SubleqConfig  # noqa: E402
+from fleqc.machines import program_to_card  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import run, run_batch  # noqa: E402
 from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402

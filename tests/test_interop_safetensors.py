@@ -27,7 +27,8 @@ from fleqc.interop.safetensors_io import (  # noqa: E402
     tensors_and_metadata,
     torch_state_dict_names,
 )
-from fleqc.machine.config import FleqConfig, SubleqConfig  # noqa: E402
+from fleqc.machines.fleq.config import FleqConfig  # noqa: E402
+from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st  # noqa: E402
 import fleqc  # noqa: E402
 from fleqc.errors import FleqError  # noqa: E402
 from fleqc.interop.torch_module import TorchMachine, resolve_device, to_torch  # noqa: E402
-from fleqc.machine.program_to_card import program_to_card  # noqa: E402
+from fleqc.machines import program_to_card  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import MachineFault, forward, run, run_batch  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402

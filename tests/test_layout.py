@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.codes import decode_signed, decode_unsigned, encode_signed, position_codes
-from fleqc.machine.config import SubleqConfig, smallest_columns
-from fleqc.machine.layout import ColumnRegions, check_fits, subleq_rows
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.card.codes import decode_signed, decode_unsigned, encode_signed, position_codes
+from fleqc.card.columns import smallest_columns
+from fleqc.machines.subleq.config import SubleqConfig
+from fleqc.card.columns import ColumnRegions, check_fits
+from fleqc.machines.subleq.rows import subleq_rows
+from fleqc.machines import program_to_card
 from tests.programs import subleq_program
 
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleqc.isa import subleq
-from fleqc.machine.card import Card
-from fleqc.machine.program_to_card import program_to_card
+from fleqc.machines.subleq import reference as subleq
+from fleqc.card.card import Card
+from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward

@@ -74,9 +74,9 @@ def test_ten_million_engine_steps_in_lockstep_with_the_reference():
     interpreter's state; at sampled passes the dense definition recomputes the pass from the engine's
     state and must give the engine's next X exactly."""
     from fleqc.machines import weights_for
-    from fleqc.isa import subleq
+    from fleqc.machines.subleq import reference as subleq
     from fleqc.transformer import forward
-    from fleqc.transformer.engine import IncrementalEngine
+    from fleqc.transformer.incremental import IncrementalEngine
 
     import numpy as np
 

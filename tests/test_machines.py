@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fleqc.machines import load_card
 import fleqc
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS
-from fleqc.machine.card import Card
-from fleqc.machine.fleq_layout import OPS
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
+from fleqc.card.card import Card
+from fleqc.machines.fleq.rows import OPS
 from fleqc.machines import REGISTRY, config_from_dict, machine, machine_for_file, machines, weights_for
 from fleqc.machines.fleq import check_function_blocks
-from fleqc.observe.machine import Machine as Stepper
+from fleqc.runner import Run as Stepper
 from fleqc.program import values_by_label
 from fleqc.transformer.layers import AttentionLayer
 from tests.fleq_checks import within_bound
@@ -133,7 +134,7 @@ def test_a_third_machine_plugs_in_through_the_registry_alone(echo, tmp_path):
     assert fleqc.compile(source).machine == "echo"
     card = fleqc.build(source)
     card.save(tmp_path / "gcd.npz")
-    loaded = Card.load(tmp_path / "gcd.npz")
+    loaded = load_card(tmp_path / "gcd.npz")
     assert loaded.machine is echo and loaded.config.kind == "echo"
     passes: list = []
     result = fleqc.run(loaded, passes=passes)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fleqc.cli import main
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.frontend import compile_source
+from fleqc.machines import compile_source
 
 
 def invoke(*args):

@@ -1,4 +1,4 @@
-"""Unit tests of the reference interpreters (fleqc.isa.subleq, fleqc.isa.fleq) on hand-built programs.
+"""Unit tests of the reference interpreters (fleqc.machines.subleq.reference, fleqc.machines.fleq.reference) on hand-built programs.
 
 No front end is involved: every program here is a LinkedProgram written out by hand, so these tests
 pin the semantics down independently of the parser and linker.
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa import fleq, subleq
-from fleqc.isa.state import RunResult, State, memory_by_label
+from fleqc.machines.fleq import reference as fleq
+from fleqc.machines.subleq import reference as subleq
+from fleqc.state import RunResult, State, memory_by_label
 from fleqc.program import Cell, FleqInstruction, LinkedProgram, SubleqInstruction, Symbol
 
 
@@ -360,7 +361,7 @@ def run_one(func, a, b=None, dst=0.0):
         ("transpose", [[1.0, 2.0, 3.0]], None, [[0.0], [0.0], [0.0]], [[1.0], [2.0], [3.0]]),
         ("mov", [4.0, 5.0], None, [0.0, 0.0], [4.0, 5.0]),
         ("relu", [-1.0, 0.0, 2.0], None, [9.0, 9.0, 9.0], [0.0, 0.0, 2.0]),
-        ("sigmoid", 30.0, None, 9.0, 1.0),  # exactly 1 from x = 22 on (fleqc.isa.fleq_tables)
+        ("sigmoid", 30.0, None, 9.0, 1.0),  # exactly 1 from x = 22 on (fleqc.machines.fleq.tables)
         ("recip", [2.0, -4.0], None, [0.0, 0.0], [0.5, -0.25]),
         ("sqrt", 16.0, None, 0.0, 4.0),
         ("exp", 0.0, None, 9.0, 1.0),

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import fleqc
 from fleqc.cli import main
-from fleqc.isa import subleq as subleq_reference
+from fleqc.machines.subleq import reference as subleq_reference
 from fleqc.machines import weights_for
 from fleqc.observe.report import Recorder, write_report
 from fleqc.program import values_by_label
@@ -52,11 +52,11 @@ def test_report_of_a_reference_run_and_of_fleq(tmp_path):
     recorder = write_report(fleqc.compile(SAMPLES / "gcd.fleq"), tmp_path / "r.html", backend="reference")
     data = recorder.data()
     assert data["layout"] is None and len(data["steps"]) == 68 and data["steps"][5]["line"] == 25
-    from fleqc.observe.machine import Machine
+    from fleqc.runner import Run
 
     card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
     model = weights_for(card.config)
-    machine = Machine(card, "transformer")
+    machine = Run(card, "transformer")
     fleq = Recorder(machine, max_head_images=69)  # one pass of attention pictures
     machine.advance(100, on_event=fleq.event, on_X=fleq.state)
     fleq.finish()
@@ -70,9 +70,9 @@ def test_report_of_a_reference_run_and_of_fleq(tmp_path):
 
 def test_report_limits_long_runs():
     machine_program = fleqc.build(SAMPLES / "gcd.fleq")
-    from fleqc.observe.machine import Machine
+    from fleqc.runner import Run
 
-    machine = Machine(machine_program, "transformer")
+    machine = Run(machine_program, "transformer")
     recorder = Recorder(machine, max_steps=10, max_head_images=4 * 3)
     machine.advance(1000, on_event=recorder.event, on_X=recorder.state)
     recorder.finish()

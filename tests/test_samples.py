@@ -8,13 +8,14 @@ import json
 import pytest
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa import fleq, subleq
-from fleqc.isa.state import memory_by_label
+from fleqc.machines.fleq import reference as fleq
+from fleqc.machines.subleq import reference as subleq
+from fleqc.state import memory_by_label
 from fleqc.machines import machine_of
 from tests.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
 
 try:
-    from fleqc.frontend import compile_file, compile_source  # noqa: F401
+    from fleqc.machines import compile_file, compile_source  # noqa: F401
 except ModuleNotFoundError as error:
     if error.name != "fleqc.frontend":
         raise

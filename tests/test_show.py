@@ -16,7 +16,7 @@ import fleqc
 from fleqc.cli import main
 from fleqc.machines import weights_for
 from fleqc.observe.attention import all_attention_maps, attention_layers, attention_maps, layer_inputs
-from fleqc.observe.machine import Machine
+from fleqc.runner import Run
 from fleqc.transformer.executor import attention
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -24,7 +24,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 def test_attention_maps_rebuild_the_executor_layer_output():
     card = fleqc.build(SAMPLES / "gcd.fleq")
-    machine = Machine(card, "transformer")
+    machine = Run(card, "transformer")
     machine.advance(5)
     model = machine.model
     inputs = layer_inputs(model, machine.X)
@@ -42,7 +42,7 @@ def test_attention_maps_rebuild_the_executor_layer_output():
 
 def test_fetch_head_of_the_scratchpad_looks_at_the_instruction_at_pc():
     card = fleqc.build(SAMPLES / "gcd.fleq")
-    machine = Machine(card, "transformer")
+    machine = Run(card, "transformer")
     machine.advance(7)
     fetch = attention_maps(machine.model, machine.X, 1)[0]
     assert fetch.name == "fetch"

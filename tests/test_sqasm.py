@@ -15,8 +15,9 @@ from lark import logger as lark_logger
 
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError, Span
-from fleqc.frontend.image import SubleqImage, load_image, read_raw
-from fleqc.frontend.sqasm import assemble
+from fleqc.machines.classic.image import SubleqImage, read_raw
+from fleqc.machines.classic.source import load_image
+from fleqc.machines.classic.sqasm import assemble
 from fleqc.resources import grammar_path
 from tests import subleq_corpus
 from tests.subleq_corpus import corpus

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.cli import main
 from fleqc.observe import progress
-from fleqc.observe.machine import Machine
+from fleqc.runner import Run
 from fleqc.observe.trace import trace_program
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -96,7 +96,7 @@ def test_fleq_event_reads_the_flag_after_the_write():
 def test_machine_pauses_and_resumes_to_the_same_end():
     program = fleqc.compile(SAMPLES / "gcd.fleq")
     for backend in ("reference", "transformer"):
-        machine = Machine(program, backend)
+        machine = Run(program, backend)
         assert machine.advance(5) == 5 and machine.steps == 5 and not machine.halted
         assert machine.advance(100, stop=lambda e: e.pc == 4) >= 1 and machine.pc == 5
         machine.advance(10_000)

@@ -32,14 +32,11 @@ from typing import Any, Literal, NoReturn
 from fleqc.errors import ErrorCode, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean, plural, show_number
-from fleqc.frontend.dialect import machine_knowing, owner_of
+from fleqc.frontend.dialect import Language, Machine
 from fleqc.frontend.expressions import KIND_WORDS, Definition, Evaluator, NeedsLabel, Value
 from fleqc.frontend.includes import Placed, Section, expand_includes
 from fleqc.frontend.routines import Routines, collect_routines
-from fleqc.machine.config import DEFAULT_BITS, MAX_BITS, MIN_BITS
-from fleqc.machines import DEFAULT, language_machines, machine
-from fleqc.machines.base import Machine
-from fleqc.program import Cell, Instruction, LinkedProgram, Symbol
+from fleqc.program import DEFAULT_BITS, MAX_BITS, MIN_BITS, Cell, Instruction, LinkedProgram, Symbol
 
 # Limits that keep a typo (`.zero 1000000000`) from exhausting memory; far above what a looped
 # transformer can hold.
@@ -55,6 +52,7 @@ Shape = tuple[int, ...]
 
 def link(
     main: ast.SourceFile,
+    language: Language,
     *,
     main_dir: Path | None = None,
     main_path: Path | None = None,
@@ -62,10 +60,11 @@ def link(
 ) -> LinkedProgram:
     """Link ``main`` (parsed from ``main_path``, if it is a file) into a LinkedProgram.
 
-    ``main_dir`` is where ``.include`` looks first for files the main file names; ``bits`` is the
-    width asked for by the caller (the CLI), which every ``.bits`` directive must agree with.
+    ``language``: the machines a ``.machine`` directive may name; ``main_dir`` is where ``.include``
+    looks first for files the main file names; ``bits`` is the width asked for by the caller (the
+    CLI), which every ``.bits`` directive must agree with.
     """
-    sources = Sources()
+    sources = Sources(language)
     placed = expand_includes(main, main_dir, main_path, sources)
     machine = _choose_machine(placed, sources)
     routines = collect_routines(placed, machine.language.routines, sources)
@@ -84,8 +83,8 @@ def link(
 
 
 def _choose_machine(placed: Sequence[Placed], sources: Sources) -> Machine:
-    """The machine every ``.machine`` names (the registry's default if none does)."""
-    names = [m.name for m in language_machines()]
+    """The machine every ``.machine`` names (the language's default if none does)."""
+    names = sources.language.names
     chosen: ast.MachineDirective | None = None
     for item in placed:
         directive = item.statement
@@ -106,7 +105,7 @@ def _choose_machine(placed: Sequence[Placed], sources: Sources) -> Machine:
                 directive.machine_span,
             )
         chosen = chosen or directive
-    return machine(chosen.machine if chosen else DEFAULT)
+    return sources.language.named(chosen.machine) if chosen else sources.language.default
 
 
 
@@ -265,7 +264,7 @@ class _Layout:
         shaped = isinstance(directive, (ast.VectorDirective, ast.MatrixDirective))
         if shaped and not self.machine.language.shaped_cells:
             name = ".vector" if isinstance(directive, ast.VectorDirective) else ".matrix"
-            owner = owner_of("shaped_cells")
+            owner = self.sources.language.owner_of("shaped_cells")
             raise self.sources.error(
                 ErrorCode.NOT_IN_MACHINE, f"'{name}' is {owner.title} only (add '.machine {owner.name}')",
                 directive.span,
@@ -403,7 +402,7 @@ def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sour
     another machine of the language has the mnemonic."""
     mnemonic, dialect = statement.mnemonic, machine.language
     if not dialect.functions:
-        owner = machine_knowing(mnemonic)
+        owner = sources.language.machine_knowing(mnemonic)
         if owner is not None:
             raise sources.error(
                 ErrorCode.NOT_IN_MACHINE,
@@ -411,7 +410,7 @@ def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sour
                 statement.mnemonic_span,
             )
     known = [*dialect.forms, *dialect.functions]
-    hint = did_you_mean(mnemonic, known) or _label_hint(statement)
+    hint = did_you_mean(mnemonic, known) or _label_hint(statement, sources.language)
     if dialect.functions:
         raise sources.error(
             ErrorCode.UNKNOWN_FUNCTION, f"unknown instruction or function '{mnemonic}'{hint}", statement.mnemonic_span
@@ -421,10 +420,10 @@ def _reject_mnemonic(statement: ast.Instruction, machine: Machine, sources: Sour
     )
 
 
-def _label_hint(statement: ast.Instruction) -> str:
+def _label_hint(statement: ast.Instruction, language: Language) -> str:
     """A hint for ``loop halt``: a label written without its colon."""
     first = statement.operands[0] if statement.operands else None
-    if isinstance(first, ast.Name) and machine_knowing(first.name) is not None:
+    if isinstance(first, ast.Name) and language.machine_knowing(first.name) is not None:
         return f" (is '{statement.mnemonic}' a label missing its ':'?)"
     return ""
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
 
 
 class Sources:
-    """Every file read so far, by display name, to give errors their source line."""
+    """Every file read so far, by display name, to give errors their source line; and the
+    ``language`` (:class:`fleqc.frontend.dialect.Language`) they are written in."""
 
-    def __init__(self) -> None:
+    def __init__(self, language: Any = None) -> None:
         self.files: dict[str, ast.SourceFile] = {}
+        self.language = language
 
     def add(self, source: ast.SourceFile) -> None:
         self.files.setdefault(source.name, source)

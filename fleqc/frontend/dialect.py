@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fleqc.machines import language_machines
-from fleqc.machines.base import Machine
+# A machine of the language, as the front end sees it: any object with ``name``, ``title`` and
+# ``language`` (its Dialect); fleqc.machines.base.Machine is one.
+Machine = Any
 
 # mnemonic -> (least operands, most operands, how to write it)
 Forms = Mapping[str, tuple[int, int, str]]
@@ -43,12 +44,30 @@ class Dialect:
         return mnemonic in self.forms or mnemonic in self.functions
 
 
-def owner_of(flag: str) -> Machine:
-    """The first machine of the language whose dialect has ``flag`` (``reals``, ``shaped_cells``,
-    ``routines``): for the hint "add '.machine NAME'"."""
-    return next(m for m in language_machines() if getattr(m.language, flag))
+@dataclass(frozen=True)
+class Language:
+    """The machines a program in the FLEQ language may name with ``.machine``, the first of them the
+    default. The front end receives it (``fleqc.machines.language()`` builds it from the registry);
+    a machine is any object with ``name``, ``title`` and ``language`` (its :class:`Dialect`)."""
 
+    machines: tuple[Any, ...]
 
-def machine_knowing(mnemonic: str) -> Optional[Machine]:
-    """The first machine of the language that has the instruction or function ``mnemonic``."""
-    return next((m for m in language_machines() if m.language.knows(mnemonic)), None)
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.machines]
+
+    @property
+    def default(self) -> Any:
+        return self.machines[0]
+
+    def named(self, name: str) -> Any:
+        return next(m for m in self.machines if m.name == name)
+
+    def owner_of(self, flag: str) -> Any:
+        """The first machine whose dialect has ``flag`` (``reals``, ``shaped_cells``, ``routines``):
+        for the hint "add '.machine NAME'"."""
+        return next(m for m in self.machines if getattr(m.language, flag))
+
+    def machine_knowing(self, mnemonic: str) -> Optional[Any]:
+        """The first machine that has the instruction or function ``mnemonic``."""
+        return next((m for m in self.machines if m.language.knows(mnemonic)), None)

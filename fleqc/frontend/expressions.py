@@ -16,8 +16,7 @@ from typing import Literal, Optional, Union
 from fleqc.errors import ErrorCode
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import Sources, did_you_mean
-from fleqc.frontend.dialect import owner_of
-from fleqc.machines.base import Machine
+from fleqc.frontend.dialect import Machine
 
 Kind = Optional[Literal["data", "code"]]
 Definition = Union[ast.Label, ast.ConstDirective]
@@ -93,7 +92,7 @@ class Evaluator:
             return Value(node.value)
         if isinstance(node, ast.Real):
             if not self.machine.language.reals:
-                owner = owner_of("reals")
+                owner = self.sources.language.owner_of("reals")
                 raise self.sources.error(
                     ErrorCode.NOT_IN_MACHINE,
                     f"real number {node.text} in a {self.machine.title} program (reals need '.machine {owner.name}')",

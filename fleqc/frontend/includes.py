@@ -95,7 +95,7 @@ def _open_include(
         return None
     seen.add(key)
     text = _read_include(path, directive, sources)
-    source = parse_source(text, str(path))
+    source = parse_source(text, str(path), sources.language)
     sources.add(source)
     return _Frame(source, path.parent, key)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Union
+from typing import Any, Union
 
 from lark import Token, Transformer_NonRecursive
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
@@ -19,24 +19,24 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
 from fleqc.frontend.diagnostics import did_you_mean
-from fleqc.frontend.dialect import machine_knowing
 from fleqc.frontend.grammar import parser
-from fleqc.machines import language_machines
 from fleqc.program import HIDDEN_PREFIX
 
 
-def parse_source(text: str, name: str) -> ast.SourceFile:
-    """Parse ``text`` (the contents of the file called ``name``) into a :class:`SourceFile`."""
+def parse_source(text: str, name: str, language: Any = None) -> ast.SourceFile:
+    """Parse ``text`` (the contents of the file called ``name``) into a :class:`SourceFile`.
+    ``language`` (:class:`fleqc.frontend.dialect.Language`, the machines it may name) makes the
+    messages name the machines and recognise their mnemonics."""
     if text.startswith("\ufeff"):
         text = text[1:]  # a UTF-8 byte-order mark is not part of the program
     lines = text.split("\n")
     try:
         tree = parser().parse(text if text.endswith("\n") else text + "\n")
-        statements = _ToAst(name, lines).transform(tree)
+        statements = _ToAst(name, lines, language).transform(tree)
     except VisitError as exc:
         raise _from_visit_error(exc, name, lines) from None
     except LarkError as exc:
-        raise _syntax_error(exc, name, lines) from None
+        raise _syntax_error(exc, name, lines, language) from None
     return ast.SourceFile(name, text, tuple(statements))
 
 
@@ -70,10 +70,11 @@ def _join(first: Span, last: Span) -> Span:
 class _ToAst(Transformer_NonRecursive):
     """Lark tree to AST nodes (non-recursive, so deeply nested expressions cannot overflow)."""
 
-    def __init__(self, file: str, lines: Sequence[str]) -> None:
+    def __init__(self, file: str, lines: Sequence[str], language: Any = None) -> None:
         super().__init__(visit_tokens=True)
         self.file = file
         self.lines = lines
+        self.language = language
 
     # helpers
 
@@ -233,7 +234,8 @@ def _subtract(left: _Arg, negated: ast.Negate) -> _Arg:
 
 
 def _machine(b: _DirectiveBuilder) -> ast.MachineDirective:
-    names = " or ".join(m.name for m in language_machines())
+    language = b.owner.language
+    names = " or ".join(language.names) if language is not None else "its name"
     b.count(1, 1, f"one machine name ({names})")
     (arg,) = b.args
     if not isinstance(arg, ast.Name):
@@ -358,12 +360,12 @@ def _from_visit_error(exc: VisitError, file: str, lines: Sequence[str]) -> FleqE
     )
 
 
-def _syntax_error(exc: LarkError, file: str, lines: Sequence[str]) -> FleqError:
+def _syntax_error(exc: LarkError, file: str, lines: Sequence[str], language: Any = None) -> FleqError:
     """A located FleqError for a lexer or parser error."""
     if isinstance(exc, UnexpectedCharacters):
         return _unexpected_character(exc, file, lines)
     if isinstance(exc, UnexpectedToken) and exc.token.type not in ("_NL", "$END"):
-        return _unexpected_token(exc, file, lines)
+        return _unexpected_token(exc, file, lines, language)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "_NL":
         line, column = exc.token.line, exc.token.column
         where = "end of line"
@@ -394,12 +396,12 @@ def _unexpected_character(exc: UnexpectedCharacters, file: str, lines: Sequence[
     return FleqError(ErrorCode.UNEXPECTED_CHARACTER, message, span, line_text)
 
 
-def _unexpected_token(exc: UnexpectedToken, file: str, lines: Sequence[str]) -> FleqError:
+def _unexpected_token(exc: UnexpectedToken, file: str, lines: Sequence[str], language: Any = None) -> FleqError:
     token = exc.token
     line_text = _line_text(lines, token.line) or ""
     message = f"unexpected {_describe_token(token)}{_expected(exc)}"
     words = re.fullmatch(r"\s*([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*", line_text[: token.column - 1])
-    if words and not _is_mnemonic(words.group(1)) and _is_mnemonic(words.group(2)):
+    if words and not _is_mnemonic(words.group(1), language) and _is_mnemonic(words.group(2), language):
         message += f" (is '{words.group(1)}' a label missing its ':'?)"
     span = Span(file, token.line, token.column, token.end_line, token.end_column)
     return FleqError(ErrorCode.UNEXPECTED_TOKEN, message, span, line_text)
@@ -422,10 +424,10 @@ _WORDS = {
 }
 
 
-def _is_mnemonic(name: str) -> bool:
+def _is_mnemonic(name: str, language: Any) -> bool:
     """An instruction of some machine's dialect: only to recognise `loop subleq a, b` (a label
     without its colon) in messages."""
-    return machine_knowing(name) is not None
+    return language is not None and language.machine_knowing(name) is not None
 
 
 def _describe_token(token: Token) -> str:

@@ -12,7 +12,7 @@ nothing that knows SUBLEQ or FLEQ) onto another library's standard layers and fi
 - :mod:`fleqc.interop.safetensors_io`: weights as .safetensors with the row labels, row blocks and
   machine configuration in the metadata, refused on load if the digest or labels do not match
   (extra ``safetensors``).
-- :mod:`fleqc.interop.engines`: ``fleqc run --backend torch|onnx``: cards looped through those
+- ``fleqc run --backend torch|onnx`` (fleqc.runner): cards looped through those
   engines with the same health checks and decoding as the numpy transformer backend.
 
 Each extra is imported only when used; :func:`missing` names what is absent.

@@ -2,19 +2,26 @@
 
 A machine package exposes ``MACHINE``, an instance of :class:`fleqc.machines.base.Machine`. The
 packages are imported on first use, so importing the registry is cheap and loads neither the
-weight recipes nor the front end, and the modules a machine is made of may themselves ask the
-registry for machines without an import cycle.
+weight recipes nor the front end. Nothing below the registry looks machines up: the registry
+hands them down (the front end receives the :func:`language`, a card file is read with
+:data:`MACHINES`), so the services here are the ones that pick a machine by name, suffix or kind:
+compiling a file, laying a program out as a card, loading a card, building weights.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from fleqc.card.card import Card
+from fleqc.card.check import load_card_file
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machines.base import Machine
+from fleqc.safe_io import read_source
 from fleqc.schema import SchemaError
 
 # name -> package; the first machine is the default of `fleqc weights` and `.fleq` without `.machine`
@@ -80,3 +87,79 @@ def machine_for_file(path: str | Path) -> Machine:
 def weights_for(config: Any) -> Any:
     """The weights of the machine ``config`` (cached: building is deterministic)."""
     return machine_of(config).build(config)
+
+
+class _Machines(Mapping):
+    """The registry as a mapping name -> machine (each loaded on first use)."""
+
+    def __getitem__(self, name: str) -> Machine:
+        if name not in REGISTRY:
+            raise KeyError(name)
+        return _load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+
+MACHINES: Mapping[str, Machine] = _Machines()
+
+
+def language() -> Any:
+    """The FLEQ language as the front end receives it: the machines a ``.machine`` may name."""
+    from fleqc.frontend.dialect import Language  # the front end loads lark: only when a program is compiled
+
+    return Language(tuple(language_machines()))
+
+
+def compile_source(text: str, name: str = "<string>", *, bits: int | None = None,
+                   base_dir: str | os.PathLike | None = None) -> Any:
+    """Compile FLEQ-language ``text`` (called ``name`` in messages): fleqc.frontend.compile_source
+    with the registry's machines."""
+    from fleqc.frontend.compile import compile_source as compile_language
+
+    return compile_language(text, name, language=language(), bits=bits, base_dir=base_dir)
+
+
+def compile_file(path: str | os.PathLike, *, bits: int | None = None, machine: str | None = None,
+                 **options: Any) -> Any:
+    """Compile the program file at ``path`` with the machine that claims its suffix
+    (:func:`machine_for_file`; ``.fleq``: the FLEQ language), or the machine named ``machine``
+    (a program in the FLEQ language must then say the same with ``.machine``)."""
+    path = Path(path)
+    try:
+        data = read_source(path)
+    except OSError as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
+    chosen = _named(machine) if machine is not None else machine_for_file(path)
+    program = chosen.compile(data.decode("utf-8", errors="replace"), str(path), {"bits": bits, **options},
+                             language=language() if chosen.language is not None else None)
+    if machine is not None and program.machine != machine:
+        raise FleqError(ErrorCode.UNKNOWN_MACHINE, f"{path} is a {program.machine} program (its .machine "
+                                                   f"directive), not a {machine} program")
+    return program
+
+
+def program_to_card(program: Any, columns: int | None = None, start: int = 0, **options: Any) -> Card:
+    """The punch card of ``program`` on the smallest machine that fits it (or ``columns``, and the
+    machine's own ``options`` such as ``cell``); the pc names instruction ``start``."""
+    chosen = machine_of(program)
+    return chosen.encode(program, chosen.config_for(program, columns, options), start)
+
+
+def card_to_program(card: Card) -> Any:
+    """The program a card holds, read back out of X by its machine (so any card runs on the
+    reference interpreter); only the source spans are lost (instruction lines are kept)."""
+    return card.machine.decode(card)
+
+
+def load_card(path: str | os.PathLike) -> Card:
+    """The punch card in ``path`` (.npz), checked completely (fleqc.card.check) by the machine its
+    metadata names."""
+    return load_card_file(path, MACHINES)
+
+
+_named = machine

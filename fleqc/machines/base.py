@@ -40,7 +40,7 @@ Programs and configurations
     ``config_from_dict(data)``  a saved configuration (metadata of cards and weights).
 
 Weights
-    ``rows(config)``    the :class:`fleqc.machine.rows.RowSpace` of X.
+    ``rows(config)``    the :class:`fleqc.card.rows.RowSpace` of X.
     ``build(config)``   the machine's :class:`LoopedTransformer` (uncached; use
                         ``fleqc.machines.weights_for``); ``layer_kinds`` ("AAFAF": A attention,
                         F feed-forward) states its shape, checked on loaded weights;
@@ -54,7 +54,7 @@ Cards
     ``read_cell(card, X, address)``, ``read_memory(card, X)``  a memory cell's value; all of them.
     ``check_card(card)``  (program, pc) of a loaded card, BAD_CARD unless the card is exactly
                         the one ``encode`` makes for them; by default the generic check of
-                        fleqc.machine.card_check (regions, symbols, pc, then the rebuild), which
+                        fleqc.card.check (regions, symbols, pc, then the rebuild), which
                         calls ``check_cells(card)`` (BAD_CARD unless the per-cell metadata, FLEQ:
                         shapes, fits) and ``decode``.
     ``pc_column(card)``, ``column_name(card, column)``  where the pc is read; names of scratch
@@ -63,7 +63,7 @@ Cards
 
 Runs
     ``run_reference(program, max_steps, pc, options)``  the plain-Python interpreter's run
-                        (:class:`fleqc.isa.state.RunResult`); ``reference`` is the interpreter
+                        (:class:`fleqc.state.RunResult`); ``reference`` is the interpreter
                         module itself (``initial_state``, ``step``), used in lockstep after every
                         pass by tests, traces and the debugger.
     ``health_check(model, card)``  the check run after every pass (X, step, columns): the
@@ -73,9 +73,9 @@ Runs
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
                         talks to the host while it runs (reading an output tape after each pass).
                         ``options`` are the run's values of the machine's options (``--input``).
-                        The numpy transformer backend (fleqc.backends.run_transformer), the
-                        torch and onnx engines (fleqc.interop.engines) and the step-by-step tools
-                        (fleqc.observe.machine) call ``prepare`` and ``observer``.
+                        The
+                        run path (fleqc.runner.Run) calls ``prepare`` and ``observer`` for
+                        every transformer backend.
 
 A new machine is one package under ``fleqc/machines/`` defining a subclass and one line in
 ``fleqc.machines.REGISTRY``.
@@ -101,7 +101,9 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.rows import RowSpace
+from fleqc.steps import Names, Reader, TraceEvent
+from fleqc.card.check import rebuilt_card_check
+from fleqc.card.rows import RowSpace
 from fleqc.transformer import MachineFault, TernaryCheck
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
@@ -110,14 +112,20 @@ Options = dict[str, Any]  # machine option name -> value given on the command li
 
 @dataclass(frozen=True)
 class MachineOption:
-    """A command-line option a machine adds (``--bits N``): its click decorator and the commands
-    that take it. ``integer``: the Python API checks the value is an integer."""
+    """An option a machine adds (``--bits N`` on the command line, ``bits=`` in the API), as data:
+    the command line (fleqc.cli) makes its click option. ``commands``: the commands that take it
+    (none: the API only); ``integer``: the value is an integer (else ``reads_file``: the bytes of
+    a file, or of standard input for ``-``); ``runtime``: data of one run (an input), not of the
+    machine, so a card's run may take it."""
 
     name: str
-    decorator: Callable[[Callable], Callable]
+    help: str = ""
+    metavar: str = "N"
+    short: Optional[str] = None  # a one-letter alias ("-N")
     commands: tuple[str, ...] = ("build", "run", "weights", "export", "show", "debug")
     integer: bool = True
-    runtime: bool = False  # data of one run (an input), not of the machine: a card's run may take it
+    reads_file: bool = False
+    runtime: bool = False
 
 
 class Machine(abc.ABC):
@@ -138,11 +146,12 @@ class Machine(abc.ABC):
 
     # -- programs and configurations ----------------------------------------------------------
 
-    def compile(self, text: str, path: str, options: Options) -> Any:
-        """The program in ``text`` (read from ``path``); the FLEQ language front end by default."""
-        from fleqc.frontend import compile_text  # the front end loads lark: only when needed
+    def compile(self, text: str, path: str, options: Options, language: Any = None) -> Any:
+        """The program in ``text`` (read from ``path``); the FLEQ language front end by default,
+        given the ``language`` (the machines a ``.machine`` directive may name)."""
+        from fleqc.frontend.compile import compile_text  # the front end loads lark: only when a program is compiled
 
-        return compile_text(text, path, bits=options.get("bits"))
+        return compile_text(text, path, language=language, bits=options.get("bits"))
 
     @abc.abstractmethod
     def config_for(self, program: Any, columns: Optional[int], options: Options) -> Any:
@@ -222,9 +231,7 @@ class Machine(abc.ABC):
 
     def check_card(self, card: Any) -> tuple[Any, int]:
         """The program a loaded card holds and the pc it starts at; BAD_CARD unless the card is
-        exactly the one this machine builds for them (fleqc.machine.card_check)."""
-        from fleqc.machine.card_check import rebuilt_card_check  # it asks the registry for machines
-
+        exactly the one this machine builds for them (fleqc.card.check)."""
         return rebuilt_card_check(card)
 
     def check_cells(self, card: Any) -> None:
@@ -263,6 +270,59 @@ class Machine(abc.ABC):
     def observer(self, card: Any, options: Options) -> Optional[Callable[[int, np.ndarray], None]]:
         """``on_step(step, X)`` for a machine that exchanges data with the host during a run."""
         return None
+
+    def reference_stepper(self, program: Any, pc: int, options: Options) -> "ReferenceStepper":
+        """The reference interpreter stepped one instruction at a time (traces, the debugger,
+        lockstep): by default over the interpreter's ``initial_state`` and ``step``."""
+        return ReferenceStepper(self.reference, program, pc)
+
+    # -- observing -----------------------------------------------------------------------------
+
+    def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
+                         short: bool = False) -> str:
+        """An instruction in the assembler's plain form, cells named by ``cell`` and targets by
+        ``target`` (traces, the debugger, ``fleqc disasm``); ``short``: without the operands the
+        assembler fills in by default."""
+        raise NotImplementedError(f"the {self.title} machine does not write its instructions")
+
+    def describe_step(self, program: Any, names: Names, step: int, pc: int, next_pc: int, before: Reader,
+                      after: Reader) -> TraceEvent:
+        """What executing instruction ``pc`` read, wrote and where it went (state ``before`` ->
+        ``after``, read by address): the event every observer sees."""
+        raise NotImplementedError(f"the {self.title} machine does not describe its steps")
+
+
+class ReferenceStepper:
+    """A reference interpreter with ``initial_state(program)`` and ``step(program, state)`` (a new
+    state; the same state at a fixed point), stepped: ``step()`` is False once the program halted."""
+
+    def __init__(self, interpreter: Any, program: Any, pc: int) -> None:
+        self.interpreter, self.program = interpreter, program
+        self.state = interpreter.initial_state(program, pc)
+
+    @property
+    def pc(self) -> int:
+        return self.state.pc
+
+    def cell(self, address: int) -> Any:
+        return self.state.memory[address]
+
+    def memory(self) -> list:
+        return list(self.state.memory)
+
+    def step(self) -> bool:
+        following = self.interpreter.step(self.program, self.state)
+        if following.equal(self.state):
+            return False
+        self.state = following
+        return True
+
+    def halted(self) -> bool:
+        """Whether the next step would change nothing (a step that fails counts as not halted)."""
+        try:
+            return self.interpreter.step(self.program, self.state).equal(self.state)
+        except FleqError:
+            return False
 
 
 class HealthCheck:

@@ -22,26 +22,28 @@ from typing import Optional
 
 import numpy as np
 
-from fleqc.machine.codes import decode_unsigned
-from fleqc.observe.machine import Machine
-from fleqc.observe.trace import TraceEvent, format_value, origin
-from fleqc.observe.trace import file_lines as read_lines
+from fleqc.card.codes import decode_unsigned
+from fleqc.runner import Run
+from fleqc.steps import TraceEvent, format_value, origin
+from fleqc.steps import file_lines as read_lines
 from fleqc.program import included_labels
 
 RUN_LIMIT = 1_000_000
 
 
 class Debugger:
-    """Breakpoints, watches and stepping over a :class:`Machine`."""
+    """Breakpoints, watches and stepping over a :class:`fleqc.runner.Run`."""
 
-    def __init__(self, machine: Machine, max_steps: int = RUN_LIMIT) -> None:
+    def __init__(self, machine: Run, max_steps: int = RUN_LIMIT) -> None:
         self.machine = machine
         self.max_steps = max_steps
         program = machine.program
-        self.lines = [origin(program, i) for i in program.instructions]  # (file, line) per instruction
+        # (file, line) per instruction (a program that is memory words only, classic SUBLEQ, has none)
+        self.lines = [origin(program, i) for i in getattr(program, "instructions", ())]
         self.breakpoints: set[tuple[str, int]] = set()
         hidden = included_labels(program.symbols, program.source_name)
-        self.watches: list[str] = [s.name for s in program.data_labels() if s.name not in hidden]
+        labels = sorted((s for s in program.symbols.values() if s.kind == "data"), key=lambda s: (s.address, s.name))
+        self.watches: list[str] = [s.name for s in labels if s.name not in hidden and not s.hidden]
         self.last: Optional[TraceEvent] = None
         self.message = ""
         self.column: Optional[int] = None  # None: the current instruction's column
@@ -99,6 +101,9 @@ class Debugger:
             cells = [self.machine.cell(s.address + k) for k in range(max(s.length, 1))]
             value = cells[0] if len(cells) == 1 else cells
             out.append((label, format_value(np.asarray(value)) if isinstance(value, list) else format_value(value)))
+        printed = self.machine.options.get("output")
+        if isinstance(printed, bytearray):  # a program that prints: its output so far
+            out.append(("(output)", bytes(printed).decode("utf-8", "replace")))
         return out
 
     # -- stepping ----------------------------------------------------------------------------

@@ -21,11 +21,10 @@ from typing import Any, Union
 
 import numpy as np
 
-from fleqc.machine.card import Card
-from fleqc.machine.card_to_program import card_to_program
-from fleqc.machines import DEFAULT
-from fleqc.observe.trace import origin, source_text
-from fleqc.program import HIDDEN_PREFIX, FleqInstruction, LinkedProgram, SubleqInstruction
+from fleqc.card.card import Card
+from fleqc.machines import DEFAULT, card_to_program, machine_of
+from fleqc.program import HIDDEN_PREFIX, LinkedProgram
+from fleqc.steps import origin, source_text
 
 
 def _number(x: Any) -> str:
@@ -88,7 +87,10 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
             name = namer.fresh(f"cell_{address}")
             cell_name[address] = name
             data_labels.setdefault(address, []).append(name)
-    targets = {i.target for i in program.instructions if not _falls_through(i)}
+    machine = source.machine if isinstance(source, Card) else machine_of(program)
+    targets: set[int] = set()  # the targets the instructions' text names (an implied one is not written)
+    for i in program.instructions:
+        machine.instruction_text(i, str, lambda index: targets.add(index) or "", short=True)
     for index in sorted(targets):
         if index not in code_labels:
             code_labels[index] = [namer.fresh(f"L{index}")]
@@ -111,7 +113,7 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     width = max([len(" ".join(f"{n}:" for n in names)) for names in code_labels.values()] + [8])
     for instruction in program.instructions:
         labels = " ".join(f"{n}:" for n in code_labels.get(instruction.index, []))
-        text = _instruction(instruction, cell_name, target_name)
+        text = machine.instruction_text(instruction, cell_name.__getitem__, target_name.__getitem__, short=True)
         file, line = origin(program, instruction)
         note = f"{Path(file).name}:{line}" if line else ""
         written = source_text(file, line) if line else ""
@@ -133,20 +135,3 @@ def _data_directive(value: Any) -> str:
     if value.ndim == 1:
         return f".vector {value.shape[0]}  {numbers}"
     return f".matrix {value.shape[0]} {value.shape[1]}  {numbers}"
-
-
-def _falls_through(instruction) -> bool:
-    """A SUBLEQ instruction whose target is the next one: written without it (the default)."""
-    return isinstance(instruction, SubleqInstruction) and instruction.target == instruction.index + 1
-
-
-def _instruction(instruction, cell_name: dict[int, str], target_name: dict[int, str]) -> str:
-    if _falls_through(instruction):
-        return f"subleq {cell_name[instruction.a]}, {cell_name[instruction.b]}"
-    if isinstance(instruction, SubleqInstruction):
-        return (f"subleq {cell_name[instruction.a]}, {cell_name[instruction.b]}, "
-                f"{target_name[instruction.target]}")
-    assert isinstance(instruction, FleqInstruction)
-    i = instruction
-    return (f"fleq {cell_name[i.dst]}, {i.func}, {cell_name[i.src_a]}, {cell_name[i.src_b]}, "
-            f"{cell_name[i.flag]}, {target_name[i.target]}")

@@ -28,9 +28,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from fleqc.observe.machine import Machine
+from fleqc.runner import Run
 from fleqc.observe.pictures import attention_png, data_uri, x_png
-from fleqc.observe.trace import TraceEvent, file_lines, format_value
+from fleqc.steps import TraceEvent, file_lines, format_value
 from fleqc.program import values_by_label
 
 MAX_STEPS = 500
@@ -39,10 +39,10 @@ MAX_PIXELS = 60_000_000  # of X pictures, and separately of attention pictures, 
 
 
 class Recorder:
-    """Collects a run's states for the report: ``event`` and ``state`` are the Machine's
+    """Collects a run's states for the report: ``event`` and ``state`` are the Run's
     ``on_event`` and ``on_X`` callbacks; ``finish`` then ``write``."""
 
-    def __init__(self, machine: Machine, max_steps: int = MAX_STEPS, max_head_images: int = MAX_HEAD_IMAGES) -> None:
+    def __init__(self, machine: Run, max_steps: int = MAX_STEPS, max_head_images: int = MAX_HEAD_IMAGES) -> None:
         self.machine = machine
         self.max_steps = max_steps
         self.max_head_images = max_head_images
@@ -106,8 +106,9 @@ class Recorder:
 
     def data(self) -> dict:
         machine = self.machine
-        files: dict[str, list[str]] = {}
-        for instruction in machine.program.instructions:
+        files: dict[str, list[str]] = {machine.source_name: list(file_lines(machine.source_name))}
+        instructions = getattr(machine.program, "instructions", ())  # a classic program is words only
+        for instruction in instructions:
             file = (instruction.span.file if instruction.span else "") or machine.source_name
             if file not in files:
                 files[file] = list(file_lines(file))
@@ -122,8 +123,8 @@ class Recorder:
             steps.append(item)
         for entry in steps:  # where the next instruction comes from
             pc = entry["pc"]
-            if 0 <= pc < len(machine.program.instructions):
-                span = machine.program.instructions[pc].span
+            if 0 <= pc < len(instructions):
+                span = instructions[pc].span
                 entry["next_file"] = (span.file if span else "") or machine.source_name
                 entry["next_line"] = span.line if span else 0
         card = machine.card
@@ -164,7 +165,7 @@ class Recorder:
 
 def write_report(target, path, backend: str = "transformer", max_steps: int = 100_000, **options) -> Recorder:
     """Run ``target`` and write its report to ``path`` (the API behind ``--report``)."""
-    machine = Machine(target, backend, **options)
+    machine = Run(target, backend, **options)
     recorder = Recorder(machine)
     machine.advance(max_steps, on_event=recorder.event, on_X=recorder.state)
     recorder.finish()

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from fleqc.machine.card import Card
+from fleqc.card.card import Card
 from fleqc.observe.attention import HeadMap
 
 
@@ -150,8 +150,8 @@ def _save(fig, path) -> Path:
 def state_after(target, step: int, *, mode: str = "softmax", columns: Optional[int] = None,
                 engine: str = "auto", **options: Optional[int]):
     """(machine, X): the transformer's state after ``step`` passes (fewer if it halts first)."""
-    from fleqc.observe.machine import Machine
+    from fleqc.runner import Run
 
-    machine = Machine(target, "transformer", mode=mode, columns=columns, engine=engine, **options)
+    machine = Run(target, "transformer", mode=mode, columns=columns, engine=engine, **options)
     machine.advance(step)
     return machine, machine.X

@@ -1,19 +1,14 @@
-"""The forward pass and the loop. Nothing else computes anything in a fleqc machine.
+"""The loop. Nothing else computes anything in a fleqc machine.
 
-``forward`` applies every layer once; ``run`` applies ``forward`` until X stops changing (a fixed
-point: the machine has halted) or a step limit is reached. X may carry leading batch axes:
-shape (..., d, n); every card in a batch runs through the same weights.
-
-Attention modes over the same weights:
-
-- ``softmax``: the definition, computed stably (the column maximum is subtracted before exp).
-- ``hardmax``: the limit of softmax as the temperature grows: each query column puts weight 1/t on
-  each of the t keys that tie for the highest score, 0 elsewhere.
+``forward`` (:mod:`fleqc.transformer.dense`, the definition) applies every layer once; ``run``
+applies passes until X stops changing (a fixed point: the machine has halted) or a step limit is
+reached. X may carry leading batch axes: shape (..., d, n); every card in a batch runs through the
+same weights.
 
 ``run`` and ``run_batch`` take ``engine=``: ``auto`` (the default: sparse passes while they are
-cheap, then the incremental engine), ``incremental`` (:mod:`fleqc.transformer.engine`: recomputes
+cheap, then the incremental engine), ``incremental`` (:mod:`fleqc.transformer.incremental`: recomputes
 only what can change since the previous pass),
-``sparse`` (:mod:`fleqc.transformer.fast`: every column, through the nonzeros of the weights) or
+``sparse`` (:mod:`fleqc.transformer.sparse`: every column, through the nonzeros of the weights) or
 ``dense`` (:func:`forward`, the definition). All compute the same function of (weights, X).
 """
 
@@ -25,73 +20,19 @@ from typing import Callable, Literal, Optional
 
 import numpy as np
 
-from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, Layer, LoopedTransformer
+from fleqc.transformer.dense import (  # noqa: F401 (the definition, named here too)
+    MODES,
+    Mode,
+    apply_layer,
+    attention,
+    attention_weights,
+    feed_forward,
+    forward,
+)
+from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+from fleqc.transformer.passes import PassLoop, PassStats, pass_function
 
-Mode = Literal["softmax", "hardmax"]
-MODES: tuple[Mode, ...] = ("softmax", "hardmax")
-
-LayerObserver = Callable[[int, Layer, np.ndarray], None]
 StepCheck = Callable[[np.ndarray, int, np.ndarray], None]  # (X, step, columns changed by the pass)
-
-
-def attention_weights(scores: np.ndarray, mode: Mode) -> np.ndarray:
-    """Column-normalised attention weights from scores (..., n_keys, n_queries), in place."""
-    scores -= scores.max(axis=-2, keepdims=True)
-    if mode == "softmax":
-        np.exp(scores, out=scores)
-    elif mode == "hardmax":
-        scores[...] = scores == 0.0
-    else:
-        raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
-    scores /= scores.sum(axis=-2, keepdims=True)
-    return scores
-
-
-def attention(layer: AttentionLayer, X: np.ndarray, mode: Mode) -> np.ndarray:
-    """X + sum_h O_h (V_h X) A_h with A_h = softmax_keys((K_h X)^T (Q_h X))."""
-    H, dk, d = layer.query.shape
-    dv = layer.value.shape[1]
-    n = X.shape[-1]
-    batch = X.shape[:-2]
-    Q = np.matmul(layer.query.reshape(H * dk, d), X).reshape(batch + (H, dk, n))  # (..., H, dk, n)
-    K = np.matmul(layer.key.reshape(H * dk, d), X).reshape(batch + (H, dk, n))  # (..., H, dk, n)
-    V = np.matmul(layer.value.reshape(H * dv, d), X).reshape(batch + (H, dv, n))  # (..., H, dv, n)
-    A = attention_weights(np.matmul(np.swapaxes(K, -1, -2), Q), mode)  # (..., H, n_keys, n_queries)
-    heads = np.matmul(V, A).reshape(batch + (H * dv, n))  # (..., H*dv, n)
-    O = layer.output.transpose(1, 0, 2).reshape(d, H * dv)  # (d, H*dv)
-    return X + np.matmul(O, heads)
-
-
-def feed_forward(layer: FeedForwardLayer, X: np.ndarray) -> np.ndarray:
-    """X + W2 ReLU(W1 X + b1 1^T) + b2 1^T.
-
-    A pre-activation may overflow to -inf (a steep unit far below its threshold); the ReLU makes it
-    0, so that is not reported. Anything non-finite that reaches X is the health check's business.
-    """
-    with np.errstate(over="ignore"):
-        hidden = np.matmul(layer.w1, X)  # (..., h, n)
-    hidden += layer.b1[:, None]
-    np.maximum(hidden, 0.0, out=hidden)
-    out = np.matmul(layer.w2, hidden)  # (..., d, n)
-    out += layer.b2[:, None]
-    return X + out
-
-
-def apply_layer(layer: Layer, X: np.ndarray, mode: Mode) -> np.ndarray:
-    if isinstance(layer, AttentionLayer):
-        return attention(layer, X, mode)
-    return feed_forward(layer, X)
-
-
-def forward(
-    model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", observe: Optional[LayerObserver] = None
-) -> np.ndarray:
-    """One pass through every layer of the model."""
-    for index, layer in enumerate(model.layers):
-        X = apply_layer(layer, X, mode)
-        if observe is not None:
-            observe(index, layer, X)
-    return X
 
 
 ENGINES = ("auto", "incremental", "sparse", "dense")
@@ -99,54 +40,6 @@ Engine = Literal["auto", "incremental", "sparse", "dense"]
 # auto: sparse passes until their estimated work reaches this many multiply-adds (about 0.1 s),
 # then the incremental engine (whose compiled code takes about a second to load)
 AUTO_BUDGET = 1e8
-
-
-@dataclass
-class PassStats:
-    """What a dense or sparse loop did: its passes and their time."""
-
-    engine: str
-    passes: int = 0
-    total_seconds: float = 0.0
-
-    def to_json(self) -> dict:
-        return {"engine": self.engine, "passes": self.passes, "seconds": round(self.total_seconds, 6)}
-
-
-def pass_function(model: LoopedTransformer, mode: Mode, engine: Engine) -> Callable[[np.ndarray], np.ndarray]:
-    """X -> one pass of ``model`` over every column (X may carry batch axes): :func:`forward`
-    (``dense``) or the precompiled sparse form (``sparse``)."""
-    if engine == "dense":
-        return lambda X: forward(model, X, mode)
-    from fleqc.transformer.fast import compile_fast, fast_forward  # fast imports this module
-
-    compiled = compile_fast(model)
-    return lambda X: fast_forward(compiled, X, mode)
-
-
-def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool):
-    """The incremental engine over one card (:mod:`fleqc.transformer.engine`)."""
-    from fleqc.transformer.engine import IncrementalEngine  # the engine imports this module
-
-    return IncrementalEngine(model, X, mode, timed=timed)
-
-
-class PassLoop:
-    """A dense or sparse pass stepped over one card: ``step()`` returns the columns that changed."""
-
-    def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, engine: Engine) -> None:
-        self._pass = pass_function(model, mode, engine)
-        self.X = np.array(X, dtype=np.float64)
-        self.stats = PassStats(engine)
-
-    def step(self) -> np.ndarray:
-        start = time.perf_counter()
-        Y = self._pass(self.X)
-        changed = np.flatnonzero(np.any(Y != self.X, axis=tuple(range(Y.ndim - 1))))
-        self.X = Y
-        self.stats.passes += 1
-        self.stats.total_seconds += time.perf_counter() - start
-        return changed
 
 
 def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
@@ -160,6 +53,15 @@ def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
         else:
             cost += float(np.count_nonzero(layer.w1) + np.count_nonzero(layer.w2)) * n
     return cost
+
+
+def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool):
+    """The incremental engine over one card (:mod:`fleqc.transformer.incremental`)."""
+    # imported here because its compiled kernels load numba (about 0.2 s): a command that runs no
+    # incremental pass (``fleqc --help``, ``build``, a short run) does not pay for it
+    from fleqc.transformer.incremental import IncrementalEngine
+
+    return IncrementalEngine(model, X, mode, timed=timed)
 
 
 class AutoLoop:
@@ -208,8 +110,8 @@ def stepper(model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", eng
             timed: bool = False):
     """An object with ``step() -> changed columns`` and ``X`` that runs ``model`` over the card X.
 
-    ``incremental`` (:mod:`fleqc.transformer.engine`) recomputes only what can change; ``sparse``
-    (:mod:`fleqc.transformer.fast`) evaluates every column through the nonzeros of the weights;
+    ``incremental`` (:mod:`fleqc.transformer.incremental`) recomputes only what can change; ``sparse``
+    (:mod:`fleqc.transformer.sparse`) evaluates every column through the nonzeros of the weights;
     ``dense`` is :func:`forward` itself, the definition; ``auto`` (the default) runs sparse passes
     while their cost is small and then the incremental engine (:class:`AutoLoop`).
     """

@@ -1,4 +1,4 @@
-"""Compiled inner loops of the incremental engine (:mod:`fleqc.transformer.engine`).
+"""Compiled inner loops of the incremental engine (:mod:`fleqc.transformer.incremental`).
 
 numba compiles these once (cached on disk next to this file); without numba they run as plain
 Python, slowly but with the same results. Everything here takes plain arrays and knows nothing of

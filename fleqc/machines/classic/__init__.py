@@ -5,10 +5,10 @@ B = -1 writes one; a jump to a negative address halts. Its parts: the configurat
 (:mod:`.config`), the row blocks and column regions (:mod:`.layout`), the weight recipe
 (:mod:`.weights`, seven layers), the card codec (:mod:`.card`), the run loop that streams the
 output tape (:mod:`.run`), the program (:mod:`.program`) read from raw images and sqasm assembly
-(:mod:`fleqc.frontend.image`, :mod:`fleqc.frontend.sqasm`), and the reference interpreter
-(:mod:`fleqc.isa.classic`).
+(:mod:`fleqc.machines.classic.image`, :mod:`fleqc.machines.classic.sqasm`), and the reference interpreter
+(:mod:`fleqc.machines.classic.reference`).
 
-The card uses the generic :class:`fleqc.machine.card.Card`: scratch column 0, memory columns
+The card uses the generic :class:`fleqc.card.card.Card`: scratch column 0, memory columns
 1..m, and an empty instruction region (the instructions are memory words; the pc register holds
 an address); the tapes follow the memory.
 """
@@ -16,18 +16,18 @@ an address); the tapes follow the memory.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-import click
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa import classic as interpreter
-from fleqc.isa.state import RunResult, State
-from fleqc.machine.card import Card
-from fleqc.machine.layout import ColumnRegions
-from fleqc.machine.rows import RowSpace
+from fleqc.machines.classic import reference as interpreter
+from fleqc.state import RunResult, State
+from fleqc.card.card import Card
+from fleqc.card.columns import ColumnRegions
+from fleqc.card.rows import RowSpace
 from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.steps import Names, Reader, TraceEvent, access
 from fleqc.machines.classic import card as codec
 from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, ClassicConfig, config_for
 from fleqc.machines.classic.layout import classic_rows
@@ -42,19 +42,13 @@ DEFAULT_BITS = 32
 DEFAULT_MEMORY = 1 << 12
 
 
-def _read_input(ctx: click.Context, param: click.Parameter, value: Any) -> Optional[bytes]:
-    return None if value is None else value.read()
-
-
-MEMORY = MachineOption("memory", click.option(
-    "--memory", type=int, default=None, metavar="WORDS",
+MEMORY = MachineOption(
+    "memory", metavar="WORDS",
     help="classic: words of memory, a power of two up to 65536 (default: the image rounded up to one).",
-), commands=("build", "run", "weights", "export", "show", "debug"))
-INPUT = MachineOption("input", click.option(
-    "--input", type=click.File("rb"), default=None, callback=_read_input, metavar="FILE",
-    help="classic: the bytes the program reads (a file, or - for standard input).",
-), commands=("build", "run", "debug"), integer=False, runtime=True)
-OUTPUT = MachineOption("output", lambda f: f, commands=(), integer=False, runtime=True)  # API: where output bytes go
+)
+INPUT = MachineOption("input", metavar="FILE", help="classic: the bytes the program reads (a file, or - for standard input).",
+                      commands=("build", "run", "debug"), integer=False, reads_file=True, runtime=True)
+OUTPUT = MachineOption("output", commands=(), integer=False, runtime=True)  # API: where output bytes go
 
 
 class ClassicMachine(Machine):
@@ -71,8 +65,8 @@ class ClassicMachine(Machine):
 
     # -- programs and configurations ----------------------------------------------------------
 
-    def compile(self, text: str, path: str, options: Options) -> ClassicProgram:
-        from fleqc.frontend.image import load_image  # the assembler loads lark: only when needed
+    def compile(self, text: str, path: str, options: Options, language: Any = None) -> ClassicProgram:
+        from fleqc.machines.classic.source import load_image  # the assembler loads lark: only when needed
 
         bits = options.get("bits") or DEFAULT_BITS
         program = ClassicProgram.of_image(load_image(text, name=path, bits=bits), bits)
@@ -108,7 +102,7 @@ class ClassicMachine(Machine):
         X = codec.encode(program.words, program.input, config, start)
         rows = classic_rows(config)
         regions = ColumnRegions((0, 1), (1, 1 + config.memory), (0, 0), config.columns)
-        return Card(X, config, rows, regions, dict(program.symbols), program.source_name)
+        return Card(X, config, rows, regions, dict(program.symbols), program.source_name, machine=self)
 
     def decode(self, card: Card) -> ClassicProgram:
         return ClassicProgram(tuple(self.read_memory(card, card.X)), card.config.bits, dict(card.symbols),
@@ -149,6 +143,34 @@ class ClassicMachine(Machine):
         interpreter.run(state, max_steps, on_output=sink)
         return RunResult(state.halted, state.steps, State(state.pc, tuple(state.mem)))
 
+    def reference_stepper(self, program: ClassicProgram, pc: int, options: Options) -> "ClassicStepper":
+        given = options.get("input")
+        state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
+                                          program.input if given is None else given)
+        state.pc = pc
+        return ClassicStepper(state, _sink(options.get("output")))
+
+    # -- observing -----------------------------------------------------------------------------
+
+    def describe_step(self, program: ClassicProgram, names: Names, step: int, pc: int, next_pc: int,
+                      before: Reader, after: Reader) -> TraceEvent:
+        """The three words A, B, C at ``pc``: input (A = -1) writes mem[B]; output (B = -1) reads
+        mem[A]; otherwise mem[B] -= mem[A], branching to C when the result is <= 0."""
+        a, b, c = before(pc), before(pc + 1), before(pc + 2)
+        mask = (1 << program.bits) - 1
+        if a == -1:
+            text, reads, writes, branch = f"in {names.cell(b & mask)}", (), (access("b", b & mask, names, after),), False
+        elif b == -1:
+            byte = access("a", a & mask, names, before)
+            text, reads, writes, branch = f"out {names.cell(a & mask)} ({byte.value & 0xFF:#04x})", (byte,), (), False
+        else:
+            written = access("b", b & mask, names, after)
+            text = f"subleq {names.cell(a & mask)}, {names.cell(b & mask)}, {c}"
+            reads = (access("a", a & mask, names, before), access("b", b & mask, names, before))
+            writes, branch = (written,), written.value <= 0
+        return TraceEvent(step, pc, next_pc, bool(branch), c, program.source_name, 0, "", f"{a} {b} {c}: {text}",
+                          reads, writes)
+
     def prepare(self, card: Card, options: Options) -> Card:
         given = options.get("input")
         if given is None:
@@ -181,6 +203,31 @@ def _sink(output: Any):
         output.flush()
 
     return write
+
+
+class ClassicStepper:
+    """The classic reference interpreter stepped one instruction at a time (its output to ``sink``)."""
+
+    def __init__(self, state: interpreter.ClassicState, sink: Optional[Callable[[int], None]]) -> None:
+        self.state, self.sink = state, sink
+
+    @property
+    def pc(self) -> int:
+        return self.state.pc
+
+    def cell(self, address: int) -> int:
+        return self.state.mem[address]
+
+    def memory(self) -> list:
+        return list(self.state.mem)
+
+    def step(self) -> bool:
+        before = self.state.steps
+        interpreter.run(self.state, 1, on_output=self.sink)
+        return self.state.steps > before
+
+    def halted(self) -> bool:
+        return self.state.halted
 
 
 class ClassicHealthCheck:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machine.codes import decode_signed, decode_unsigned, encode_unsigned
+from fleqc.card.codes import decode_signed, decode_unsigned, encode_unsigned
 from fleqc.machines.classic.config import END_OF_INPUT, ClassicConfig
 from fleqc.machines.classic.layout import ClassicRegions, classic_rows
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.isa.classic import WORD_BITS  # the reference's word widths: howerj's 16-bit VM and 32-bit signed
+from fleqc.machines.classic.reference import (
+    WORD_BITS,
+)  # the reference's word widths: howerj's 16-bit VM and 32-bit signed
 
 MIN_WORDS, MAX_WORDS = 8, 1 << 16
 MIN_TAPE, MAX_TAPE = 2, 1 << 12

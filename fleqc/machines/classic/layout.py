@@ -8,7 +8,7 @@ Every memory word and tape cell is a column holding an N-bit value in ``mem``; a
 is its address within its region (memory address, tape position) and one region row says which
 region it is in, so one lookup head can aim at one region. The scratchpad holds the registers:
 pc (an address), the tape pointers, and the halted / fault flags. Codes are {-1, +1} bits, least
-significant first (``fleqc.machine.codes``); flags are 0/1; a row that does not apply to a column
+significant first (``fleqc.card.codes``); flags are 0/1; a row that does not apply to a column
 holds 0.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fleqc.machine.rows import RowSpace
+from fleqc.card.rows import RowSpace
 from fleqc.machines.classic.config import ClassicConfig
 
 

@@ -1,8 +1,8 @@
 """A program of the classic machine: its memory image, its labels, and the input it reads.
 
 Classic programs are not written in the FLEQ language: they are raw images (``.dec``) or Mazonka's
-sqasm assembly (``.sq``, ``.asq``), read by :mod:`fleqc.frontend.image` and
-:mod:`fleqc.frontend.sqasm`. Labels become data symbols of one word each (a label may name code or
+sqasm assembly (``.sq``, ``.asq``), read by :mod:`fleqc.machines.classic.image` and
+:mod:`fleqc.machines.classic.sqasm`. Labels become data symbols of one word each (a label may name code or
 data: memory is both), so ``--json`` and the Python API can report their final values.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fleqc.frontend.image import SubleqImage
+from fleqc.machines.classic.image import SubleqImage
 from fleqc.program import Symbol
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fleqc.machine.codes import decode_unsigned
+from fleqc.card.codes import decode_unsigned
 from fleqc.machines.classic.card import Reader
 from fleqc.machines.classic.config import ClassicConfig
 from fleqc.transformer.executor import Engine, Mode, stepper
@@ -103,7 +103,7 @@ class LockstepMismatch(AssertionError):
 
 
 class Lockstep:
-    """``check`` for :func:`run_card`: the reference interpreter (:mod:`fleqc.isa.classic`) takes one
+    """``check`` for :func:`run_card`: the reference interpreter (:mod:`fleqc.machines.classic.reference`) takes one
     step per pass, and after each the machine's pc, halted flag, the memory words and output cells
     the pass changed, and the input position must be the reference's (``full_every`` passes, and at
     :meth:`finish`, all of memory).
@@ -114,7 +114,7 @@ class Lockstep:
     """
 
     def __init__(self, config: ClassicConfig, words, input_bytes: bytes = b"", full_every: int = 4096) -> None:
-        from fleqc.isa import classic as reference
+        from fleqc.machines.classic import reference as reference
 
         self.reference = reference
         self.state = reference.initial_state(list(words), config.memory, config.bits, bytes(input_bytes))

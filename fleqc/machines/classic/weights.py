@@ -10,7 +10,7 @@
     layer 7  ReLU FFN   commit   mem <- written value; pc, ip, op, halted, fault; temps <- 0
 
 Addresses are values: the low k bits of A, B, C (m = 2^k words) are the code a lookup head aims at,
-so the machine can index arrays and modify its own code. The instruction set (fleqc.isa.classic):
+so the machine can index arrays and modify its own code. The instruction set (fleqc.machines.classic.reference):
 A = -1 reads a byte into mem[B] (-1 at the end of input); B = -1 writes mem[A] & 255; otherwise
 mem[B] -= mem[A] (wrapping to N bits) and the machine jumps to C when the result is <= 0. pc is an
 N-bit word: a pc that is negative halts the machine. An address outside memory sets ``fault``; a
@@ -24,10 +24,10 @@ other key's softmax weight is exp(-1024) = 0.0 in float64: softmax equals hardma
 
 from __future__ import annotations
 
-from fleqc.construct import blocks
-from fleqc.construct.blocks import Gate, at_least, unsigned_terms
-from fleqc.construct.builders import FeedForwardBuilder, HeadBuilder, attention_layer
-from fleqc.machine.rows import RowBlock, RowSpace
+from fleqc.blocks import common as blocks
+from fleqc.blocks.common import Gate, at_least, unsigned_terms
+from fleqc.blocks.builders import FeedForwardBuilder, HeadBuilder, attention_layer
+from fleqc.card.rows import RowBlock, RowSpace
 from fleqc.machines.classic.config import ClassicConfig
 from fleqc.machines.classic.layout import classic_rows
 from fleqc.transformer.layers import LoopedTransformer
@@ -160,7 +160,7 @@ def build_classic_machine(config: ClassicConfig) -> LoopedTransformer:
 
 
 # ---------------------------------------------------------------------------------------------
-# blocks of the classic machine (the generic ones are in fleqc.construct.blocks)
+# blocks of the classic machine (the generic ones are in fleqc.blocks.common)
 
 
 def add_constant(ffn: FeedForwardBuilder, src: RowBlock, dst: RowBlock, c: int, gate: Gate) -> None:

@@ -1,41 +1,40 @@
 """The paper's FLEQ machine (Giannou et al., section 6): float64 scalars, vectors and matrices up to
-cell x cell, eleven layers, a function block per FLEQ function.
+cell x cell, a function block per FLEQ function, every block exact (the reference's bits).
 
-``mem[c] = f(mem[a], mem[b]); if mem[flag] <= 0 goto p``. Its parts: the configuration
-(:class:`fleqc.machine.config.FleqConfig`), the row blocks and design constants
-(:mod:`fleqc.machine.fleq_layout`), the card codec (:mod:`fleqc.machine.fleq_card`), the weight
-recipe (:mod:`fleqc.construct.fleq_machine`), the functions with their blocks and domains
-(:mod:`fleqc.isa.fleq_functions`), the reference interpreter (:mod:`fleqc.isa.fleq`), its runs
-(:mod:`.runs`) and its dialect of the FLEQ language (:mod:`.language`).
+``mem[c] = f(mem[a], mem[b]); if mem[flag] <= 0 goto p``. Its parts, each a module here:
+``config`` (FleqConfig), ``windows`` (the exact power-of-two ladders and value limits), ``rows``
+(the row blocks), ``card`` (the card codec), ``functions`` (one record per FLEQ function: arity,
+shapes, block, domain, reference semantics), ``tables`` (the exact tables of recip, sqrt, log,
+exp, sigmoid), ``product`` (the exact product block), ``weights`` (the weight recipe),
+``reference`` (the interpreter), ``runs`` (its reference run and health check), ``ulps`` (each
+function's operand sampler and error in ulps) and ``language`` (its dialect of the FLEQ language).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-import click
 import numpy as np
 
-from fleqc.isa import fleq as interpreter
-from fleqc.machine.config import DEFAULT_CELL, FleqConfig
-from fleqc.machine.fleq_card import (
+from fleqc.machines.fleq import reference as interpreter
+from fleqc.machines.fleq.config import DEFAULT_CELL, FleqConfig
+from fleqc.machines.fleq.card import (
     check_fleq_cells,
     choose_fleq_config,
     fleq_card_to_program,
     program_to_fleq_card,
     read_fleq_cell,
 )
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, FleqFunction
-from fleqc.machine.fleq_layout import OPS, VIEWS, fleq_rows
-from fleqc.machine.rows import RowSpace
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, FleqFunction
+from fleqc.machines.fleq.rows import OPS, VIEWS, fleq_rows
+from fleqc.card.rows import RowSpace
 from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.machines.fleq.runs import FleqHealthCheck, run_fleq_reference
 from fleqc.transformer.layers import LoopedTransformer
 
-CELL = MachineOption("cell", click.option(
-    "--cell", type=int, default=None, metavar="C",
-    help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).",
-))
+CELL = MachineOption("cell", metavar="C",
+                     help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).")
 
 
 def check_function_blocks(functions: dict[str, FleqFunction], blocks: tuple[str, ...] = OPS,
@@ -48,7 +47,7 @@ def check_function_blocks(functions: dict[str, FleqFunction], blocks: tuple[str,
             raise ValueError(
                 f"FLEQ function {function.name!r} runs on the machine block {function.block!r}, which the FLEQ "
                 f"machine does not build (its blocks: {', '.join(blocks)}); build it in "
-                "fleqc/construct/fleq_machine.py and list it in fleqc.machine.fleq_layout.OPS"
+                "fleqc/machines/fleq/weights.py and list it in fleqc.machines.fleq.rows.OPS"
             )
         unknown = sorted(function.view_set - set(views))
         if unknown:
@@ -72,9 +71,9 @@ class FleqMachine(Machine):
     reference = interpreter
 
     def kinds(self, config: FleqConfig) -> str:
-        from fleqc.construct.exact_product import own_layers
+        from fleqc.machines.fleq.product import own_layers
 
-        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAFF"  # fleqc.construct.fleq_machine's plan
+        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAFF"  # fleqc.machines.fleq.weights's plan
 
     @property
     def language(self) -> Any:  # type: ignore[override]
@@ -94,7 +93,7 @@ class FleqMachine(Machine):
         return fleq_rows(config)
 
     def build(self, config: FleqConfig) -> LoopedTransformer:
-        from fleqc.construct.fleq_machine import build_fleq_machine
+        from fleqc.machines.fleq.weights import build_fleq_machine
 
         return build_fleq_machine(config)
 
@@ -105,7 +104,7 @@ class FleqMachine(Machine):
         return [r for r in range(rows.d) if r not in real]
 
     def encode(self, program: Any, config: FleqConfig, start: int = 0) -> Any:
-        return program_to_fleq_card(program, config, start)
+        return program_to_fleq_card(program, config, start, self)
 
     def decode(self, card: Any) -> Any:
         return fleq_card_to_program(card)
@@ -131,6 +130,23 @@ class FleqMachine(Machine):
 
     def health_check(self, model: LoopedTransformer, card: Any) -> FleqHealthCheck:
         return FleqHealthCheck(model, card)
+
+    def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
+                         short: bool = False) -> str:
+        i = instruction
+        return f"fleq {cell(i.dst)}, {i.func}, {cell(i.src_a)}, {cell(i.src_b)}, {cell(i.flag)}, {target(i.target)}"
+
+    def describe_step(self, program: Any, names: Names, step: int, pc: int, next_pc: int, before: Reader,
+                      after: Reader) -> TraceEvent:
+        """``fleq dst, f, a, b, flag, p`` reads a (and b for a binary f), writes dst; then reads flag
+        (after the write) and branches to p when mem[flag] <= 0."""
+        i = program.instructions[pc]
+        reads = (access("a", i.src_a, names, before),)
+        if FLEQ_FUNCTIONS[i.func].arity == 2:
+            reads += (access("b", i.src_b, names, before),)
+        flag = access("flag", i.flag, names, after)
+        return language_event(program, names, step, pc, next_pc, self.instruction_text(i, names.cell, names.target),
+                              reads + (flag,), (access("dst", i.dst, names, after),), bool(flag.value <= 0.0))
 
 
 MACHINE = FleqMachine()

@@ -15,7 +15,7 @@ from fleqc.frontend.ast_to_program import Linker, PendingCell, PendingInstructio
 from fleqc.frontend.diagnostics import show_number
 from fleqc.frontend.dialect import Dialect
 from fleqc.frontend.routines import ret_size
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.program import Cell, FleqInstruction
 
 

@@ -8,11 +8,11 @@ from typing import Any, Optional
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError, Span
-from fleqc.isa import fleq as interpreter
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS, VALUE_LIMIT
-from fleqc.isa.state import RunResult, run_to_fixed_point
-from fleqc.machine.card_to_program import card_to_program
-from fleqc.machine.fleq_card import fleq_cell_in_mem
+from fleqc.machines.fleq import reference as interpreter
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT
+from fleqc.state import RunResult, run_to_fixed_point
+from fleqc.machines import card_to_program
+from fleqc.machines.fleq.card import fleq_cell_in_mem
 from fleqc.machines.base import HealthCheck
 from fleqc.program import LinkedProgram
 from fleqc.transformer import MachineFault

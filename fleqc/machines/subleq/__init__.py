@@ -1,36 +1,36 @@
 """The paper's SUBLEQ machine (Giannou et al., section 4): N-bit integers, five layers, four heads.
 
 ``mem[b] -= mem[a]; if mem[b] <= 0 goto c``. Its parts: the configuration
-(:class:`fleqc.machine.config.SubleqConfig`), the row blocks and column regions
-(:mod:`fleqc.machine.layout`), the card codec (:mod:`fleqc.machine.subleq_card`), the weight
-recipe (:mod:`fleqc.construct.subleq_machine`), the reference interpreter (:mod:`fleqc.isa.subleq`)
+(:class:`fleqc.machines.subleq.config.SubleqConfig`), the row blocks and column regions
+(:mod:`fleqc.machines.subleq.rows`, :mod:`fleqc.card.columns`), the card codec (:mod:`fleqc.machines.subleq.card`), the weight
+recipe (:mod:`fleqc.machines.subleq.weights`), the reference interpreter (:mod:`fleqc.machines.subleq.reference`)
 and its dialect of the FLEQ language (:mod:`fleqc.machines.subleq.language`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-import click
 import numpy as np
 
-from fleqc.isa import subleq as interpreter
-from fleqc.machine.config import DEFAULT_BITS, SubleqConfig
-from fleqc.machine.layout import subleq_rows
-from fleqc.machine.rows import RowSpace
-from fleqc.machine.subleq_card import (
+from fleqc.machines.subleq import reference as interpreter
+from fleqc.machines.subleq.config import DEFAULT_BITS, SubleqConfig
+from fleqc.machines.subleq.rows import subleq_rows
+from fleqc.card.rows import RowSpace
+from fleqc.machines.subleq.card import (
     choose_subleq_config,
     program_to_subleq_card,
     read_subleq_cell,
     subleq_card_to_program,
 )
 from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.transformer.layers import LoopedTransformer
 
-BITS = MachineOption("bits", click.option(
-    "--bits", "-N", type=int, default=None, metavar="N",
+BITS = MachineOption(
+    "bits", short="-N",
     help="SUBLEQ: integer width (default 16, or the program's .bits); classic: word width, 16 or 32 (default 32).",
-))
+)
 
 
 class SubleqMachine(Machine):
@@ -60,12 +60,12 @@ class SubleqMachine(Machine):
         return subleq_rows(config)
 
     def build(self, config: SubleqConfig) -> LoopedTransformer:
-        from fleqc.construct.subleq_machine import build_subleq_machine
+        from fleqc.machines.subleq.weights import build_subleq_machine
 
         return build_subleq_machine(config)
 
     def encode(self, program: Any, config: SubleqConfig, start: int = 0) -> Any:
-        return program_to_subleq_card(program, config, start)
+        return program_to_subleq_card(program, config, start, self)
 
     def decode(self, card: Any) -> Any:
         return subleq_card_to_program(card)
@@ -78,6 +78,22 @@ class SubleqMachine(Machine):
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
         return interpreter.run(program, max_steps=max_steps, pc=pc)
+
+    def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
+                         short: bool = False) -> str:
+        """``subleq a, b, c``; short: ``subleq a, b`` when c is the next instruction (the default)."""
+        if short and instruction.target == instruction.index + 1:
+            return f"subleq {cell(instruction.a)}, {cell(instruction.b)}"
+        return f"subleq {cell(instruction.a)}, {cell(instruction.b)}, {target(instruction.target)}"
+
+    def describe_step(self, program: Any, names: Names, step: int, pc: int, next_pc: int, before: Reader,
+                      after: Reader) -> TraceEvent:
+        """``subleq a, b, c`` reads a and b, writes b; it branches to c when the new mem[b] <= 0."""
+        i = program.instructions[pc]
+        written = access("b", i.b, names, after)
+        return language_event(program, names, step, pc, next_pc, self.instruction_text(i, names.cell, names.target),
+                              (access("a", i.a, names, before), access("b", i.b, names, before)), (written,),
+                              written.value <= 0)
 
 
 MACHINE = SubleqMachine()

@@ -1,0 +1,48 @@
+"""What every command shares: the exit statuses, and errors printed as messages, never tracebacks."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, Optional
+
+import click
+
+from fleqc.errors import FleqError
+from fleqc.transformer import MachineFault
+
+EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
+
+
+def reports_errors(command: Callable) -> Callable:
+    """Print a FleqError or MachineFault as a message (never a traceback) and exit with its status."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except FleqError as err:
+            if err.span is not None and err.source_line is None:
+                err.source_line = source_line(err.span.file, err.span.line)
+            click.echo(err.render(), err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except MachineFault as fault:
+            click.echo(f"error[machine-fault]: {fault}", err=True)
+            sys.exit(EXIT_FAULT)
+        except MemoryError:  # the estimate before a run (fleqc.transformer.memory) should prevent this
+            click.echo("error[out-of-memory]: ran out of memory; use fewer --columns", err=True)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
+
+
+def source_line(path: str, line: int) -> Optional[str]:
+    """The text of line ``line`` of ``path`` (for errors raised where the source is not at hand)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, text in enumerate(f, start=1):
+                if number == line:
+                    return text.rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None

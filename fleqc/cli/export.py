@@ -1,0 +1,117 @@
+"""``fleqc export``: a machine's weights as an ONNX model and/or a .safetensors file; and weights
+files read and written by their suffix. torch, onnx and safetensors are imported only when their
+output is asked for (they load slowly)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+
+from fleqc.cli.common import reports_errors
+from fleqc.cli.options import default_columns, machine_choice, machine_config, machine_options
+from fleqc.machines import config_from_dict, load_card, machine_of, weights_for
+
+
+def load_weights_file(path: Path):
+    """A weights file by its suffix: ``.safetensors`` (fleqc.interop) or fleqc's own ``.npz``."""
+    if Path(path).suffix == ".safetensors":
+        from fleqc.interop import require
+        from fleqc.interop.safetensors_io import load_safetensors
+
+        require("safetensors")
+        return load_safetensors(path)
+    from fleqc.transformer.weights_io import load_weights
+
+    return load_weights(path)
+
+
+def save_weights_file(model, path: Path) -> None:
+    """Write weights by the suffix: ``.safetensors`` (with the row labels and machine in the header)
+    or fleqc's own ``.npz``."""
+    if Path(path).suffix == ".safetensors":
+        from fleqc.interop import require
+        from fleqc.interop.safetensors_io import save_safetensors
+
+        require("safetensors")
+        save_safetensors(model, path)
+        return
+    from fleqc.transformer.weights_io import save_weights
+
+    save_weights(model, path)
+
+
+@click.command("export")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the machine as an ONNX model (standard operators, float64): one pass X -> Y, "
+              "X of shape (batch, d, n); with --loop the whole run as an ONNX Loop.")
+@click.option("--loop", is_flag=True,
+              help="ONNX: the whole run as one Loop until every card is at a fixed point or has made "
+              "max_steps changing passes (inputs X, max_steps; outputs Y, steps, halted).")
+@click.option("--fused-softmax", is_flag=True,
+              help="ONNX: use the Softmax operator instead of ReduceMax/Sub/Exp/ReduceSum/Div.")
+@click.option("--mode", type=click.Choice(["softmax", "hardmax"]), default="softmax", show_default=True,
+              help="ONNX: the attention written into the graph.")
+@click.option("--safetensors", "safetensors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the weights as .safetensors with the row labels, row blocks and machine in the metadata.")
+@machine_choice
+@click.option("--columns", "-n", type=int, default=None, metavar="n",
+              help=f"Columns of the machine (default {default_columns()}).")
+@machine_options("export")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export this weights file (.npz or .safetensors) instead of building a machine.")
+@click.option("--card", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Export the machine this punch card (.npz) runs on.")
+def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, mode: str,
+                   safetensors_path: Optional[Path], machine: str, columns: Optional[int],
+                   weights: Optional[Path], card: Optional[Path], **sizes: Any) -> None:
+    """Export a machine's weights to engines fleqc did not write (docs/interop.md).
+
+    \b
+    fleqc export --onnx m.onnx --columns 32          SUBLEQ n=32, N=16: one pass
+    fleqc export --onnx run.onnx --loop --card p.npz  the whole run of p's machine
+    fleqc export --safetensors m.safetensors --machine fleq --columns 128
+    """
+    reports_errors(_export)(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes,
+                            weights, card)
+
+
+def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes, weights,
+            card) -> None:
+    from fleqc.interop import require
+
+    if onnx_path is None and safetensors_path is None:
+        raise click.UsageError("say what to write: --onnx FILE and/or --safetensors FILE")
+    if (loop or fused_softmax) and onnx_path is None:
+        raise click.UsageError("--loop and --fused-softmax apply to --onnx")
+    if mode == "hardmax" and fused_softmax:
+        raise click.UsageError("--fused-softmax is a softmax; hardmax has no fused ONNX operator")
+    if weights is not None:
+        model = load_weights_file(weights)
+    elif card is not None:
+        model = weights_for(load_card(card).config)
+    else:
+        model = weights_for(machine_config(machine, columns, sizes, "export"))
+    config: Any = model.metadata.get("machine")
+    built = config_from_dict(config) if config else None
+    what = built.describe() if built else "machine"
+    if built and mode not in machine_of(built).modes:
+        raise click.UsageError(f"the {machine_of(built).title} machine runs in {' or '.join(machine_of(built).modes)} "
+                               "mode only")
+    if onnx_path is not None:
+        require("onnx")
+        from fleqc.interop import onnx_export
+
+        proto = (onnx_export.loop_model if loop else onnx_export.pass_model)(model, mode, fused_softmax)
+        onnx_export.save(proto, onnx_path)
+        ops = ", ".join(sorted(onnx_export.operators(proto)))
+        click.echo(f"wrote {onnx_path}: {what}, {'the whole run (Loop)' if loop else 'one pass'}, {mode}, "
+                   f"d={model.width}, {model.parameter_count():,} parameters; operators: {ops}")
+    if safetensors_path is not None:
+        require("safetensors")
+        from fleqc.interop.safetensors_io import save_safetensors
+
+        save_safetensors(model, safetensors_path)
+        click.echo(f"wrote {safetensors_path}: {what}, {len(model.layers)} layers, d={model.width} labelled rows, "
+                   f"{model.parameter_count():,} parameters")

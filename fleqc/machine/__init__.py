@@ -1,1 +1,0 @@
-"""Machine configurations, the named row blocks of the residual stream, and punch cards."""

@@ -1,0 +1,346 @@
+"""The incremental engine: the same pass as :func:`executor.forward`, at a cost that follows what changes.
+
+A looped transformer that runs a program changes few columns of X per pass (the scratchpad, the
+written cell, a machine's lanes). The engine keeps every layer's output from the previous pass and
+recomputes only what can differ:
+
+- **Feed-forward layers** act on each column alone: only the columns whose input changed are
+  recomputed, through the nonzeros of W1 and W2.
+- **Attention layers** keep, per head, every column's query, key and value (like a key-value
+  cache), an index of the keys and an index of the queries (:mod:`fleqc.transformer.kernels`: a
+  sorted implicit trie searched with exact upper bounds). Columns with identical queries form one
+  *group* whose attention is computed once. A group is recomputed when a key or value that changed
+  can carry weight for it (found by searching the query index with the old and the new key); a
+  column's output is recomputed when its input, its group or its group's result changed.
+
+The per-pass work runs in compiled loops (numba); nothing here knows what the rows of X mean.
+
+Exactness: which weights are skipped
+------------------------------------
+A softmax weight is exp(s - max) / Z. A key whose score is more than ``REACH`` = 750 below its
+query's maximum gets exp(s - max) < e^-750, which is 0.0 in float64 (the smallest subnormal is
+e^-744.4): the dense pass multiplies its value by exactly 0.0, and the engine leaves the term out,
+which changes nothing for a finite value (at most the sign of a zero sum). In hardmax mode the
+weights off the tying keys are 0 by definition. Every weight that is not exactly 0 is computed as
+the dense pass computes it: exp(s - max) over the same scores, divided by the same normaliser. The
+index only decides *which* keys are scored, and it is exact: a subtree is skipped only when an
+upper bound of every score in it lies below the threshold.
+
+What can still differ from the dense pass is the order of a sum of three or more nonzero terms (a
+query with three or more keys of nonzero weight, a feed-forward row or a projection with several
+nonzero products). Where every such sum is exact in float64, as in the SUBLEQ machine (integers
+and halves; one key of weight 1 per query), the engine's X equals the dense X after every pass;
+elsewhere the two agree to rounding (tests/test_engine.py checks both).
+
+Non-finite values: 0 * inf is NaN, so the dense pass spreads an inf of X to other outputs. A pass
+that meets a non-finite input or hidden unit is abandoned and redone by the dense definition from
+its input, and so is every later pass (``stats.fallbacks`` counts this).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fleqc.transformer import kernels as K
+from fleqc.transformer.dense import MODES, Mode
+from fleqc.transformer.passes import PassLoop
+from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+
+REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
+SLACK = 1e-9  # relative slack of the index's bounds (the rounding of a bound summed in another order)
+
+
+def _c(a, dtype=None) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row pointers, column indices and values of the nonzeros of ``matrix``, row by row."""
+    rows, cols = np.nonzero(matrix)
+    ptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    np.add.at(ptr, rows + 1, 1)
+    return _c(np.cumsum(ptr)), _c(cols, np.int64), _c(matrix[rows, cols], np.float64)
+
+
+def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None = None) -> tuple:
+    """The index tuple (fields ``kernels.IX_*``) of one vector per column; ``values`` (n, dv), dv may be 0.
+
+    ``meta`` (1,): where the index counts its overflow (a view into the engine's table of counts)."""
+    n, D = vectors.shape
+    varying = np.any(vectors != vectors[:1], axis=0) if n else np.zeros(D, dtype=bool)
+    comps = np.flatnonzero(varying)
+    const_comps = np.flatnonzero(~varying)
+    reduced = vectors[:, comps]
+    perm = np.lexsort(reduced.T[::-1]) if comps.size else np.arange(n)
+    pos_of = np.empty(n, dtype=np.int64)
+    pos_of[perm] = np.arange(n)
+    S = reduced[perm]
+    ends = np.empty((comps.size, n), dtype=np.int64)
+    differs = np.zeros(max(n - 1, 0), dtype=bool)
+    for t in range(comps.size):
+        differs |= S[1:, t] != S[:-1, t]
+        starts = np.concatenate(([0], np.flatnonzero(differs) + 1, [n]))
+        ends[t] = starts[np.searchsorted(starts, np.arange(n), side="right")]
+    leaf_start = np.concatenate(([0], np.flatnonzero(differs) + 1)) if n else np.zeros(0, dtype=np.int64)
+    leaf_end = np.append(leaf_start[1:], n)
+    leaf_of = np.searchsorted(leaf_start, np.arange(n), side="right") - 1
+    sorted_values = values[perm]
+    leaf_value = sorted_values[leaf_start]
+    same = np.all(sorted_values == leaf_value[leaf_of], axis=1)
+    uniform = np.logical_and.reduceat(same, leaf_start) if n else np.zeros(0, dtype=bool)
+    live = leaf_end - leaf_start
+    return (
+        _c(comps, np.int64), _c(const_comps, np.int64), _c(vectors[0, const_comps] if n else np.zeros(0), np.float64),
+        _c(S, np.float64), _c(vectors[perm], np.float64), ends,
+        _c(S.min(axis=0) if n else np.zeros(comps.size), np.float64),
+        _c(S.max(axis=0) if n else np.zeros(comps.size), np.float64),
+        _c(leaf_of, np.int64), _c(live, np.int64), np.ones(len(live), dtype=np.int64), _c(perm, np.int64), pos_of,
+        _c(leaf_start, np.int64), _c(leaf_end, np.int64), np.zeros(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.int64), _fresh(meta), np.zeros(n, dtype=np.int64),
+        _c(leaf_value, np.float64), _c(uniform, np.bool_),
+    )
+
+
+def scratch(n: int, width: int) -> tuple:
+    """The kernels' working arrays (fields ``kernels.SC_*``) for indices over n columns and vectors
+    of at most ``width`` components."""
+    return (
+        np.zeros(n + width + 1, np.int64), np.zeros(n + width + 1, np.int64), np.zeros(n + width + 1, np.int64),
+        np.zeros(n + width + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
+        np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(width + 1), np.zeros(width + 2),
+        np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(width + 1),
+        np.zeros(width + 1),
+    )
+
+
+def _typed(items: list):
+    """A numba typed list of ``items`` (built in compiled code, so nothing is compiled per process)."""
+    typed = K.new_list(items[0])
+    for item in items[1:]:
+        K.list_append(typed, item)
+    return typed
+
+
+def _fresh(meta: np.ndarray | None) -> np.ndarray:
+    if meta is None:
+        return np.zeros(1, dtype=np.int64)
+    meta[:] = 0
+    return meta
+
+
+@dataclass
+class EngineStats:
+    """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time."""
+
+    passes: int = 0
+    fallbacks: int = 0
+    rebuilds: int = 0
+    columns: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)  # per layer; measured only with timed=True
+    total_seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        out = {"engine": "incremental", "passes": self.passes, "fallbacks": self.fallbacks,
+               "index_rebuilds": self.rebuilds,
+               "seconds": round(self.total_seconds, 6),
+               "columns_recomputed_per_layer": [int(c) for c in self.columns]}
+        if any(self.seconds):
+            out["seconds_per_layer"] = [round(s, 6) for s in self.seconds]
+        return out
+
+
+class IncrementalEngine:
+    """Runs passes of ``model`` over one card X (d, n), incrementally (see the module docstring).
+
+    ``step()`` performs one pass and returns the columns of X it changed (none at a fixed point);
+    ``X`` is the current state, a read-only view of the engine's own array (copy it to keep it).
+    ``timed`` measures time per layer (one compiled call per layer instead of one per pass).
+    """
+
+    def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", timed: bool = False) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != model.width:
+            raise ValueError(f"the incremental engine runs one card ({model.width} x n) at a time, not {X.shape}")
+        self.model, self.mode, self.timed = model, mode, timed
+        self.hardmax = mode == "hardmax"
+        self.reach = 0.0 if self.hardmax else REACH
+        d, n = X.shape
+        self.n = n
+        L = len(model.layers)
+        self.A = np.zeros((L + 1, n, d))  # A[0]: the state (by column); A[l + 1]: layer l's output
+        self.A[0] = X.T
+        self._counts = np.zeros(L, np.int64)  # columns recomputed per layer (the compiled pass adds to it)
+        self.stats = EngineStats(columns=self._counts, seconds=[0.0] * L)
+        self.rebuild_at = max(64, n // 16)
+        self._dense = None  # the dense loop that takes over after a fallback
+        self._first = True
+        self._compile(model)
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _compile(self, model: LoopedTransformer) -> None:
+        kinds, where, ffns, atts = [], [], [], []
+        # every head of every attention layer, as Python sees them (head_tuples) and typed for the
+        # kernels (heads); entry 0 is a placeholder (a typed list is never empty)
+        z1, z11 = np.zeros(1), np.zeros((1, 1))
+        placeholder = (build_index(z11, z11), build_index(z11, np.zeros((1, 0))), z11.copy(), z11.copy(), z11.copy(),
+                       z1.copy(), z11.copy(), np.ones(1, np.bool_), z1.copy(), z11.copy(), np.array([np.inf]),
+                       np.zeros(1, np.bool_))
+        self.head_tuples: list[tuple] = [placeholder]
+        self.heads = K.new_list(placeholder)
+        n_heads = 1
+        for layer in model.layers:
+            if isinstance(layer, AttentionLayer):
+                _, dk, d = layer.query.shape
+                dv = layer.value.shape[1]
+                live = np.any(layer.value != 0, axis=2) & np.any(layer.output != 0, axis=1)  # (H, dv)
+                kept = np.flatnonzero(live.any(axis=1))
+                value = layer.value[kept] * live[kept][:, :, None]
+                output = layer.output[kept].transpose(1, 0, 2).reshape(d, len(kept) * dv) * live[kept].reshape(1, -1)
+                rows = np.flatnonzero(np.any(output != 0, axis=1))
+                stacked = np.concatenate([layer.query[kept], layer.key[kept], value], axis=1)  # (H, 2dk+dv, d)
+                reads = np.flatnonzero(np.any(stacked != 0, axis=(0, 1)))
+                proj = stacked[:, :, reads].reshape(-1, len(reads))
+                dims = np.array([len(kept), dk, dv, n_heads], dtype=np.int64)
+                n_heads += len(kept)
+                kinds.append(1)
+                where.append(len(atts))
+                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims))
+            else:
+                kinds.append(0)
+                where.append(len(ffns))
+                written = np.flatnonzero(np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0))
+                ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64),
+                             _c(written, np.int64)))
+        # typed lists must not be empty: a placeholder no layer refers to
+        if not ffns:
+            z = np.zeros(1, dtype=np.int64)
+            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64)))
+        if not atts:
+            empty = _csr(np.zeros((0, 0)))
+            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64)))
+        self.overflow_counts = np.zeros((n_heads, 2), dtype=np.int64)  # per head: keys', queries' overflow
+        self.att_tuples = atts
+        self.kinds, self.where = np.array(kinds, np.int64), np.array(where, np.int64)
+        self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
+        # everything the compiled pass needs, in one argument (the typed lists inside are shared)
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch))
+
+    def _init_attention(self, l: int) -> None:
+        """The first pass of attention layer ``l``: every head's caches, indices and group results."""
+        reads, proj, _, _, dims = self.att_tuples[self.where[l]]
+        H, dk, dv, h0 = (int(v) for v in dims)
+        P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
+        width = 2 * dk + dv
+        for h in range(H):
+            base = h * width
+            Q, Kc, V = (_c(P[base + a : base + b].T) for a, b in ((0, dk), (dk, 2 * dk), (2 * dk, width)))
+            h_index = len(self.head_tuples)
+            head = self._with_queries((build_index(Kc, V, self.overflow_counts[h_index, 0:1]), None, Q, Kc, V),
+                                      meta=self.overflow_counts[h_index, 1:2])
+            self.head_tuples.append(head)
+            K.list_append(self.heads, head)
+
+    def _with_queries(self, head: tuple, old: tuple | None = None, meta: np.ndarray | None = None) -> tuple:
+        """A head tuple with a query index built from its current queries and every group computed."""
+        keys, _, Q, Kc, V = head[:5]
+        queries = build_index(Q, np.zeros((self.n, 0)), meta)
+        leaves = len(queries[K.IX_LEAF_START])
+        best, result = np.zeros(leaves), np.zeros((leaves, V.shape[1]))
+        partial = (keys, queries, Q, Kc, V, best, result, np.ones(leaves, np.bool_),
+                   np.zeros(self.n) if old is None else old[K.HD_COL_BEST],
+                   np.zeros((self.n, V.shape[1])) if old is None else old[K.HD_COL_RESULT],
+                   np.array([np.inf]), np.zeros(leaves, np.bool_))
+        K.attend_all(queries[K.IX_FULL][queries[K.IX_LEAF_START]], partial, self.reach, self.hardmax, SLACK,
+                     self.scratch, best, result)
+        partial[K.HD_FMETA][0] = best.min() if leaves else np.inf
+        return partial
+
+    # -- passes ----------------------------------------------------------------------------------
+
+    @property
+    def X(self) -> np.ndarray:
+        if self._dense is not None:
+            return self._dense.X
+        view = self.A[0].T
+        view.flags.writeable = False
+        return view
+
+    def step(self) -> np.ndarray:
+        """One pass; returns the (sorted) columns of X it changed."""
+        start = time.perf_counter()
+        self.stats.passes += 1
+        try:
+            if self._dense is not None:
+                return self._dense.step()
+            if self._first:
+                return self._first_step()
+            if self.timed:
+                status, changed = self._timed_layers(self._changed)
+            else:
+                status, changed = K.engine_pass(self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK,
+                                                self._counts)
+            if status != K.OK:
+                return self._fallback()
+            self.A[0, changed] = self.A[-1, changed]
+            self._changed = changed
+            self._maintain()
+            return changed
+        finally:
+            self.stats.total_seconds += time.perf_counter() - start
+
+    def _timed_layers(self, dirty: np.ndarray):
+        for l in range(len(self.kinds)):
+            t = time.perf_counter()
+            status, dirty = K.layer_pass(l, self.A, dirty, self.bundle, self.reach, self.hardmax, SLACK, False)
+            self.stats.seconds[l] += time.perf_counter() - t
+            if status != K.OK:
+                return status, dirty
+            self.stats.columns[l] += len(dirty)
+        return K.OK, dirty
+
+    def _first_step(self) -> np.ndarray:
+        if not np.all(np.isfinite(self.A[0])):
+            return self._fallback()
+        every = np.arange(self.n, dtype=np.int64)
+        for l in range(len(self.kinds)):
+            t = time.perf_counter()
+            if self.kinds[l] == 1:
+                self._init_attention(l)
+            status, _ = K.layer_pass(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK, True)
+            if status != K.OK:
+                return self._fallback()
+            self.stats.seconds[l] += time.perf_counter() - t
+            self.stats.columns[l] += self.n
+        changed = np.flatnonzero(np.any(self.A[-1] != self.A[0], axis=1)).astype(np.int64)
+        self.A[0, changed] = self.A[-1, changed]
+        self._first = False
+        self._changed = changed
+        return changed
+
+    def _maintain(self) -> None:
+        """Rebuild the indices whose overflow grew past ``rebuild_at`` (between passes: an index is only
+        a way to find keys, so when it is rebuilt changes no result)."""
+        if self.overflow_counts.max() <= self.rebuild_at:
+            return
+        for h in np.flatnonzero(self.overflow_counts.max(axis=1) > self.rebuild_at):
+            head = self.head_tuples[h]
+            if self.overflow_counts[h, 0] > self.rebuild_at:
+                keys = build_index(head[K.HD_K], head[K.HD_V], self.overflow_counts[h, 0:1])
+                head = (keys,) + tuple(head[1:])
+            if self.overflow_counts[h, 1] > self.rebuild_at:
+                head = self._with_queries(head, old=head, meta=self.overflow_counts[h, 1:2])
+            self.head_tuples[h] = head
+            K.list_set(self.heads, h, head)
+            self.stats.rebuilds += 1
+
+    def _fallback(self) -> np.ndarray:
+        """Abandon incremental evaluation: this pass and every later one by the dense definition."""
+        self.stats.fallbacks += 1
+        self._dense = PassLoop(self.model, self.A[0].T, self.mode, "dense")
+        return self._dense.step()
