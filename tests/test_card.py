@@ -14,7 +14,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.machine.card import Card
 from fleqc.machine.card_to_program import card_to_program
 from fleqc.machine.program_to_card import program_to_card
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fleqc.machine.codes import decode_signed, decode_unsigned, encode_signed, p
 from fleqc.machine.config import SubleqConfig, smallest_columns
 from fleqc.machine.layout import ColumnRegions, check_fits, subleq_rows
 from fleqc.machine.program_to_card import program_to_card
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 
 @pytest.mark.parametrize("n", [4, 8, 16, 64, 1024])

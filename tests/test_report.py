@@ -20,7 +20,7 @@ from fleqc.machines import weights_for
 from fleqc.observe.report import Recorder, write_report
 from fleqc.program import values_by_label
 
-from tests.browser import Browser, find_chromium
+from tests.support.browser import Browser, find_chromium
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -97,7 +97,7 @@ def chromium() -> str:
 
 def test_report_in_headless_chromium(tmp_path):
     """Open the page, check the first state, click the slider, press the arrow key, switch layer,
-    take a screenshot: through the DevTools protocol on a pipe (tests/browser.py)."""
+    take a screenshot: through the DevTools protocol on a pipe (tests/support/browser.py)."""
     program = fleqc.compile(SAMPLES / "gcd.fleq")
     page = tmp_path / "gcd.html"
     write_report(fleqc.build(program), page)

@@ -1,4 +1,4 @@
-"""Every case of the shared table (tests/cases.py: samples/*.fleq and the inline cases) through the
+"""Every case of the shared table (tests/support/cases.py: samples/*.fleq and the inline cases) through the
 front end and the reference interpreters, plus checks that the samples stay what they claim to be."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa import fleq, subleq
 from fleqc.isa.state import memory_by_label
 from fleqc.machines import machine_of
-from tests.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.support.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
 
 try:
     from fleqc.frontend import compile_file, compile_source  # noqa: F401
@@ -24,7 +24,7 @@ except ImportError as error:  # the package exists but does not export compile_f
         raise
     pytest.skip(f"fleqc.frontend has no compile_file/compile_source yet: {error}", allow_module_level=True)
 
-from tests.cases import compile_case  # noqa: E402  (imports the front end lazily)
+from tests.support.cases import compile_case  # noqa: E402  (imports the front end lazily)
 
 CASES = all_cases()
 SAMPLE_CASES = load_sample_cases()

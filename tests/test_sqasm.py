@@ -18,8 +18,8 @@ from fleqc.errors import FleqError, Span
 from fleqc.frontend.image import SubleqImage, load_image, read_raw
 from fleqc.frontend.sqasm import assemble
 from fleqc.resources import grammar_path
-from tests import subleq_corpus
-from tests.subleq_corpus import corpus
+from tests.support import subleq_corpus
+from tests.support.subleq_corpus import corpus
 
 
 def words(text: str, bits: int = 32) -> list[int]:

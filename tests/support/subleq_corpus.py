@@ -23,7 +23,7 @@ def corpus_dir() -> Path:
     configured = os.environ.get(CORPUS_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "subleq"
+    return Path(__file__).resolve().parents[3] / "shared" / "corpus" / "subleq"
 
 
 def present() -> bool:
