@@ -11,7 +11,8 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.isa import fleq, subleq
 from fleqc.isa.state import memory_by_label
 from fleqc.machines import machine_of
-from tests.support.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.support.cases import INLINE_CASES, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.support.subleq_corpus import corpus
 
 try:
     from fleqc.frontend import compile_file, compile_source  # noqa: F401
@@ -103,8 +104,9 @@ def test_expectations_name_user_labels(case):
 # ----------------------------------------------------------------------------------------------
 # The ports of the paper's programs keep its memory image and commands exactly.
 
-# ../shared beside the repository (as in CI and development checkouts)
-GIANNOU_JSON = REPO_ROOT.parent / "shared" / "corpus" / "subleq" / "10_giannou" / "giannou_programs.json"
+# in the SUBLEQ corpus (../shared/corpus/subleq beside the repository, as in CI and development
+# checkouts; tests/support/subleq_corpus.py): the test skips, saying so, where it is absent
+GIANNOU_JSON = "10_giannou/giannou_programs.json"
 PORTS = {
     "giannou_factorial": "factorial_7",
     "giannou_reverse_list": "reverse_list",
@@ -114,10 +116,7 @@ PORTS = {
 
 @pytest.mark.parametrize("sample, key", sorted(PORTS.items()))
 def test_giannou_port_matches_the_paper(sample, key):
-    if not GIANNOU_JSON.exists():
-        pytest.skip(f"the paper's programs ({GIANNOU_JSON}) are not beside this checkout: the check of the "
-                    "ports against the paper needs ../shared/corpus, which stays outside the repository")
-    paper = json.loads(GIANNOU_JSON.read_text())[key]
+    paper = json.loads((corpus() / GIANNOU_JSON).read_text())[key]
     program = compile_file(SAMPLES_DIR / f"{sample}.fleq")
     m, commands = len(paper["init_mem"]), paper["commands_1based"]
     assert program.bits == paper["N_bits"]
