@@ -163,7 +163,7 @@ def test_a_signal_during_a_write_leaves_no_temporary_file(tmp_path, how, status)
     target = tmp_path / "card.npz"
     target.write_bytes(b"old card")
     done = subprocess.run([sys.executable, "-c", SIGTERM_WRITER, str(target), how], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60)  # a bound on a hang, not a measurement
     assert done.returncode == status, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["card.npz"]
     assert target.read_bytes() == b"old card"
@@ -281,5 +281,6 @@ def test_the_entry_point_imports_nothing_before_its_ctrl_c_handler():
     fleqc.entry and nothing else, and installs the handler: a Ctrl-C can come at any moment."""
     code = ("import sys, _signal; before = set(sys.modules); import fleqc.entry; "
             "print(sorted(set(sys.modules) - before), _signal.getsignal(_signal.SIGINT) is fleqc.entry._interrupt)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)  # a bound on a hang (the child takes 0.1 s), not a measurement
     assert done.stdout.strip() == "['fleqc', 'fleqc.entry'] True", done.stdout + done.stderr

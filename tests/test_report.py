@@ -150,6 +150,8 @@ def test_report_opens_at_the_step_in_its_address(tmp_path):
     command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
                page.as_uri() + "#step=12"]
+    # --virtual-time-budget: the page's timers run on Chromium's virtual clock, whatever the load; the
+    # timeout only bounds a hung browser (it takes a few seconds)
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     moved = done.stdout
     assert 'data-step="12"' in moved, done.stderr[-2000:]
