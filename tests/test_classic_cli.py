@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fleqc import api
 from fleqc.cli import main
-from tests.subleq_corpus import corpus
+from tests.support.subleq_corpus import corpus
 
 HELLO = "Hello, world!\n"
 
