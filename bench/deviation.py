@@ -19,7 +19,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import fleqc  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
-from tests.long_programs import long_program  # noqa: E402
+try:  # the tests' helpers, in tests/support/ or beside the tests
+    from tests.support.long_programs import long_program  # noqa: E402
+except ImportError:
+    from tests.long_programs import long_program  # noqa: E402
 
 
 def main() -> None:

@@ -21,8 +21,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS  # noqa: E402
-from tests.fleq_checks import measure_ulps  # noqa: E402
+try:  # the function records, in the FLEQ machine's package or in fleqc.isa
+    from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS  # noqa: E402
+except ImportError:
+    from fleqc.isa.fleq_functions import FLEQ_FUNCTIONS  # noqa: E402
+try:  # the tests' helpers, in tests/support/ or beside the tests
+    from tests.support.fleq_checks import measure_ulps  # noqa: E402
+except ImportError:
+    from tests.fleq_checks import measure_ulps  # noqa: E402
 
 
 def main() -> None:
