@@ -49,7 +49,7 @@ eforth: $(STAMP)
 		--memory 65536 --input - --max-steps 100000000 --stats
 
 test-slow: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow -o timeout=0
 
 # Every benchmark, written to docs/measurements.md with its command, the machine and the date
 # (bench/run_all.py; about 10-15 minutes on 2 cores). One benchmark: python bench/run_all.py --only NAME
