@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import fleqc
-from tests.noisy import noisy_functions
+from tests.support.noisy import noisy_functions
 
 BACKENDS = [
     "reference",
