@@ -164,7 +164,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         subject = api.compile(target, machine=machine, **sizes)
     streams = machine_of(subject).streams_output  # the program prints: its bytes go to stdout as they come
     if streams:
-        sizes["output"] = bytearray() if as_json else sys.stdout.buffer
+        sizes["output"] = bytearray() if as_json else LastByte(sys.stdout.buffer)
     check_run_options(click.get_current_context(), subject, backend, weights, sizes)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
@@ -185,6 +185,8 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         if as_json:
             click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
         else:
+            if printed.last not in (None, 0x0A) and both_terminals():
+                click.echo("", err=True)  # "halted after" on a line of its own, not after the program's last
             print_result(result, as_json, mode)
     else:
         print_result(result, as_json, mode)
@@ -195,14 +197,38 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         sys.exit(EXIT_STEP_LIMIT)
 
 
+class LastByte:
+    """A binary stream that remembers the last byte written through it (whether a program's output
+    ended its last line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.last = stream, None
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.last = data[-1]
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def both_terminals() -> bool:
+    """Whether stdout and stderr both go to a terminal (where their lines meet)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
 def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],
                       sizes: dict[str, Any]) -> None:
     """Options that would do nothing are usage errors, not silently ignored."""
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
 
-    if backend == "reference" and (given("mode") or weights is not None):
-        raise click.UsageError("--mode and --weights apply to the transformer backend, not to --backend reference")
+    if backend == "reference" and (given("mode") or given("columns") or weights is not None):
+        named = [name for name, on in (("--mode", given("mode")), ("--columns", given("columns")),
+                                       ("--weights", weights is not None)) if on]
+        raise click.UsageError(f"{' and '.join(named)} {'applies' if len(named) == 1 else 'apply'} to the "
+                               "transformer backends (the machine's size and attention), not to --backend reference")
     if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense") or given("stats")):
         raise click.UsageError("--engine, --dense and --stats choose how the numpy transformer evaluates a pass; "
                                f"they do nothing with --backend {backend}")

@@ -147,6 +147,19 @@ class _ToAst(Transformer_NonRecursive):
         return children
 
 
+_PREFIXED = {"0x": ("hexadecimal", "0-9 and a-f"), "0b": ("binary", "0 and 1")}
+
+
+def _glued_message(glued: str) -> str:
+    """What is wrong with a value the lexer read as two glued together: a prefixed literal with a
+    digit its base does not have (``0x1G``, ``0b102``), or two values without a separator."""
+    base = _PREFIXED.get(glued.lstrip("+-")[:2].lower())
+    if base is not None:
+        name, digits = base
+        return f"'{glued}' is not a valid {name} literal (its digits are {digits})"
+    return f"'{glued}' is not a value: separate values with a blank or a comma"
+
+
 class _DirectiveBuilder:
     """Checks one directive's name and arguments and builds its typed AST node."""
 
@@ -177,8 +190,7 @@ class _DirectiveBuilder:
                 line = _line_text(self.owner.lines, after.span.line) or ""
                 glued = line[before.span.column - 1:(after.span.end_column or after.span.column + 1) - 1]
                 raise self.owner.fail(
-                    ErrorCode.UNEXPECTED_TOKEN,
-                    f"'{glued}' is not a value: separate values with a blank or a comma",
+                    ErrorCode.UNEXPECTED_TOKEN, _glued_message(glued),
                     Span(before.span.file, before.span.line, before.span.column, after.span.end_line,
                          after.span.end_column),
                 )

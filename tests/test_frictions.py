@@ -1,0 +1,68 @@
+"""What a new user and an interpretability user trip over: one test (at least) per friction.
+
+Each test here failed before its fix: names and numbers that agree, exact round trips, lockstep and
+observation on every engine, readable traces, no silent waits, and the Python API's small edges.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import fleqc
+from fleqc.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def invoke(*args: str, input: bytes | str | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+# -- the Python API and the command line ----------------------------------------------------------
+
+
+def test_memory_of_a_fleq_program_compares_with_equals():
+    card = fleqc.build(SAMPLES / "fleq_matrix_chain.fleq")
+    result = fleqc.run(card)
+    assert fleqc.run(card, backend="reference").memory == result.memory  # the README's idiom
+    assert result == fleqc.run(card)
+    changed = dict(result.memory)
+    name = next(k for k, v in changed.items() if isinstance(v, np.ndarray) and v.ndim == 2)
+    changed[name] = changed[name] * 2
+    assert result.memory != changed
+    reshaped = dict(result.memory)
+    reshaped[name] = result.memory[name].reshape(-1)  # the same entries in another shape
+    assert not (result.memory == reshaped)
+
+
+def test_a_classic_programs_last_line_does_not_run_into_halted_after(tmp_path, monkeypatch):
+    import fleqc.cli as cli
+
+    program = tmp_path / "no_newline.sq"
+    program.write_text("# prints 'A' with no newline\nc (-1)\nZ Z (-1)\n. c: 65 Z: 0\n")
+    monkeypatch.setattr(cli, "both_terminals", lambda: True)
+    result = invoke("run", program, "--backend", "reference")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "A"
+    assert result.stderr.startswith("\nhalted after")
+
+
+def test_columns_with_the_reference_backend_is_refused_like_mode():
+    result = invoke("run", SAMPLES / "gcd.fleq", "--backend", "reference", "--columns", "64")
+    assert result.exit_code == 2
+    assert "--columns" in result.stderr and "--backend reference" in result.stderr
+
+
+@pytest.mark.parametrize("word,base", [("0x1G", "hexadecimal"), ("-0x1g", "hexadecimal"), ("0b102", "binary")])
+def test_a_bad_prefixed_literal_says_which_base(tmp_path, word, base):
+    program = tmp_path / "bad.fleq"
+    program.write_text(f".machine fleq\nx: .word {word}\nhalt\n")
+    result = invoke("run", program)
+    assert result.exit_code == 1
+    assert f"'{word}' is not a valid {base} literal" in result.stderr
+    assert f"{program}:2:10:" in result.stderr
