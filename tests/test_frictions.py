@@ -66,3 +66,25 @@ def test_a_bad_prefixed_literal_says_which_base(tmp_path, word, base):
     assert result.exit_code == 1
     assert f"'{word}' is not a valid {base} literal" in result.stderr
     assert f"{program}:2:10:" in result.stderr
+
+
+# -- names and numbers that agree ----------------------------------------------------------------
+
+
+def test_layers_are_numbered_from_0_as_in_the_weights_files(tmp_path):
+    pytest.importorskip("matplotlib")
+    from fleqc.machines import weights_for
+    from fleqc.observe.attention import attention_layers
+    from fleqc.transformer.layers import AttentionLayer
+    from fleqc.transformer.weights_io import save_weights
+
+    card = fleqc.build(SAMPLES / "gcd.fleq")
+    model = weights_for(card.config)
+    assert attention_layers(model) == [i for i, layer in enumerate(model.layers) if isinstance(layer, AttentionLayer)]
+    save_weights(model, tmp_path / "w.npz")
+    with np.load(tmp_path / "w.npz") as saved:
+        assert {int(k[5:].split(".")[0]) for k in saved.files if k.endswith(".query")} == set(attention_layers(model))
+    result = invoke("show", SAMPLES / "gcd.fleq", "-o", tmp_path / "a.png", "--attention", "0")
+    assert result.exit_code == 0, result.output
+    bad = invoke("show", SAMPLES / "gcd.fleq", "-o", tmp_path / "a.png", "--attention", "2")
+    assert bad.exit_code == 2 and "attention layers are 0, 1, 3" in bad.stderr

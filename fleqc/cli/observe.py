@@ -97,8 +97,9 @@ def load_target(target: Path, sizes: dict[str, Optional[int]]):
               help="The picture to write (.png, or any format matplotlib writes).")
 @click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
               help="Show X after this many passes of the transformer (fewer if it halts first).")
-@click.option("--attention", "layer", type=click.IntRange(min=1), default=None, metavar="LAYER",
-              help="Show the attention maps of this layer (numbered from 1), one panel per head, "
+@click.option("--attention", "layer", type=click.IntRange(min=0), default=None, metavar="LAYER",
+              help="Show the attention maps of this layer (numbered from 0, as in the safetensors keys, "
+              "ONNX, torch and TransformerLens), one panel per head, "
               "during the pass that starts from X after --step passes.")
 @click.option("--max-heads", type=click.IntRange(min=1), default=16, show_default=True,
               help="With --attention: show at most this many heads.")

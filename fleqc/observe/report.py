@@ -59,7 +59,7 @@ class Recorder:
         self.total_steps = 0
         self.heads_per_pass = 0
         if machine.model is not None:
-            self.heads_per_pass = sum(machine.model.layers[k - 1].heads for k in attention_layers(machine.model))
+            self.heads_per_pass = sum(machine.model.layers[k].heads for k in attention_layers(machine.model))
         self._record(0, machine.X)
 
     def _image(self, png: bytes) -> int:
