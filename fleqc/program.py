@@ -157,6 +157,8 @@ class LinkedProgram:
     instructions: tuple[Instruction, ...]
     symbols: dict[str, Symbol] = field(default_factory=dict)
     source_name: str = "<source>"
+    # the size of the card it was read from (``.linked``: "columns", FLEQ "cell"), honoured by build
+    card_size: dict = field(default_factory=dict, compare=False)
 
     @property
     def memory_size(self) -> int:

@@ -34,7 +34,8 @@ from fleqc.cli.options import (
 )
 from fleqc.card.card import Card
 from fleqc.errors import FleqError
-from fleqc.machines import REGISTRY, load_card, machine_of, weights_for
+from fleqc.machines import REGISTRY, compile_text, load_card, machine_of, weights_for
+from fleqc.machines import machine as named_machine
 from fleqc.program import included_labels
 from fleqc.runner import BACKENDS, Result, Run
 from fleqc.safe_io import check_output
@@ -89,11 +90,23 @@ program_machine = click.option(
 @reports_errors
 def build(program: Path, output: Optional[Path], columns: Optional[int], machine: Optional[str],
           **options: Any) -> None:
-    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec) to a punch card (.npz); nothing is
-    written on error.
+    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec; - reads the program from stdin,
+    with -o) to a punch card (.npz); nothing is written on error.
 
+    `fleqc disasm CARD | fleqc build - -o AGAIN.npz` gives the same card.
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
+    if str(program) == "-":
+        if output is None:
+            raise click.UsageError("a program read from stdin (-) needs -o CARD.npz")
+        output = check_output(output)
+        suffixes = named_machine(machine).suffixes if machine else ()
+        name = "<stdin>" + (suffixes[0] if suffixes else "")
+        compiled = compile_text(sys.stdin.read(), name, machine=machine, **options)
+        card = api.build(compiled, columns=columns, **options)
+        card.save(output)
+        click.echo(f"wrote {output}: {card.summary()}")
+        return
     output = check_output(output or program.with_suffix(".npz"), [program])
     card = api.build(api.compile(program, machine=machine, **options), columns=columns, **options)
     card.save(output, inputs=(program,))

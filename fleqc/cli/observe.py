@@ -69,8 +69,9 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
     """Print the program a punch card holds, decoded back from X, as assembly.
 
     Data by label with their initial values, instructions with their labels and, as comments,
-    their index and source line. The text assembles again to the same cells and instructions
-    (the linker's hidden cells appear as _h_NAME).
+    their index and source line. The text builds again to the same card (`.linked`: the linker's
+    hidden cells under their own names, nothing added, the card's size):
+    fleqc disasm CARD | fleqc build - -o AGAIN.npz
     """
     from fleqc.observe.disasm import disassemble
 
