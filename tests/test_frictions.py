@@ -88,3 +88,62 @@ def test_layers_are_numbered_from_0_as_in_the_weights_files(tmp_path):
     assert result.exit_code == 0, result.output
     bad = invoke("show", SAMPLES / "gcd.fleq", "-o", tmp_path / "a.png", "--attention", "2")
     assert bad.exit_code == 2 and "attention layers are 0, 1, 3" in bad.stderr
+
+
+# -- lockstep and observation for users, on every engine ----------------------------------------
+
+
+def test_run_lockstep_compares_every_step():
+    result = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,reference", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["memory"]["a"] == 21
+    assert "lockstep: numpy, reference agreed after every one of 67 steps" in result.stderr
+    classic = invoke("run", SAMPLES / "classic_hello.sq", "--lockstep", "all")
+    assert classic.exit_code == 0, classic.output
+    assert classic.stdout == "Hi from a looped transformer!\n"  # printed once, not once per engine
+    clash = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,reference", "--trace")
+    assert clash.exit_code == 2 and "--trace" in clash.stderr
+
+
+def test_lockstep_leaves_out_engines_not_installed(monkeypatch):
+    import fleqc.lockstep as lockstep
+
+    monkeypatch.setattr(lockstep, "installed", lambda backend: backend in ("numpy", "reference"))
+    result = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,torch,onnx,reference")
+    assert result.exit_code == 0, result.output
+    assert "torch, onnx not installed: left out" in result.stderr
+    alone = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,torch")
+    assert alone.exit_code == 1 and "two backends or more" in alone.stderr
+
+
+def test_lockstep_names_the_first_step_row_block_and_column_that_differ(monkeypatch):
+    import fleqc.lockstep as lockstep
+    from fleqc.runner import Run
+
+    advance = Run.advance
+
+    def tampered(self, *args, **kwargs):  # the numpy engine's X goes wrong in memory cell b at step 3
+        done = advance(self, *args, **kwargs)
+        if self.backend == "transformer" and self.steps == 3 and getattr(self, "backend_name", "") == "onnx":
+            block = next(b for b in self.card.rows if b.name == "mem")
+            self.X[block.start, self.card.regions.memory_column(1)] += 1.0
+            self._pending = None
+        return done
+
+    monkeypatch.setattr(Run, "advance", tampered)
+    monkeypatch.setattr(lockstep, "installed", lambda backend: True)
+    monkeypatch.setattr(lockstep, "Run", lambda target, name, **kw: Run(target, "numpy" if name == "onnx" else name,
+                                                                       **kw))
+    with pytest.raises(lockstep.LockstepMismatch) as caught:
+        lockstep.run_lockstep(fleqc.build(SAMPLES / "gcd.fleq"), ["numpy", "onnx"], 100)
+    text = str(caught.value)
+    assert text.startswith("step 3: ") and "row block mem" in text and "memory cell 1 b" in text, text
+    monkeypatch.setattr(Run, "advance", advance)
+
+
+def test_lockstep_on_the_interop_engines():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    result = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,torch,onnx,reference")
+    assert result.exit_code == 0, result.output
+    assert "numpy, torch, onnx, reference agreed after every one of 67 steps" in result.stderr

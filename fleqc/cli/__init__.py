@@ -21,7 +21,7 @@ import numpy as np
 
 from fleqc import api
 from fleqc.cli.calc import calc_command
-from fleqc.cli.common import EXIT_STEP_LIMIT, reports_errors
+from fleqc.cli.common import EXIT_FAULT, EXIT_STEP_LIMIT, reports_errors
 from fleqc.cli.export import export_command, load_weights_file, save_weights_file
 from fleqc.cli.observe import debug, disasm, show, watch_run
 from fleqc.cli.options import (
@@ -148,14 +148,19 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
               help="Write the trace as JSON lines to FILE.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
               help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
+@click.option("--lockstep", default=None, metavar="B1,B2,...",
+              help="Run on several backends at once (numpy, torch, onnx, reference, or all; those not "
+              "installed are left out), comparing the decoded state after every step and X between "
+              "the transformer engines; the first difference is named by step, row block and column "
+              "(exit status 4).")
 @columns_option
 @program_machine
 @machine_options("run")
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
         as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
-        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], machine: Optional[str],
-        **sizes: Any) -> None:
+        trace_json: Optional[Path], report: Optional[Path], lockstep: Optional[str], columns: Optional[int],
+        machine: Optional[str], **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     A classic SUBLEQ program (.sq, .asq, .dec, or --machine classic) prints its own output instead,
@@ -186,9 +191,13 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         columns, sizes = machine_size(model, subject, sizes)  # run on the weights' own machine
     if dense:
         engine = "dense"
-    the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
-                  stats=stats, **sizes)
-    result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+    if lockstep is not None:
+        result = run_in_lockstep(click.get_current_context(), subject, lockstep, max_steps, mode=mode,
+                                 columns=columns, **sizes)
+    else:
+        the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
+                      stats=stats, **sizes)
+        result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -208,6 +217,26 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
+
+
+def run_in_lockstep(ctx: click.Context, subject: Any, backends: str, max_steps: int, **settings: Any) -> Result:
+    """``--lockstep``: the run on several backends at once (fleqc.lockstep); a difference exits 4."""
+    from fleqc.lockstep import LockstepMismatch, run_lockstep
+
+    clashing = [f"--{name.replace('_', '-')}" for name in ("backend", "engine", "dense", "stats", "trace",
+                                                           "trace_json", "report", "weights", "device")
+                if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if clashing:
+        raise click.UsageError(f"--lockstep chooses the backends itself; it does not combine with {', '.join(clashing)}")
+    try:
+        outcome = run_lockstep(subject, backends.split(","), max_steps, **settings)
+    except LockstepMismatch as mismatch:
+        click.echo(f"error[lockstep-mismatch]: {mismatch}", err=True)
+        sys.exit(EXIT_FAULT)
+    left = f" ({', '.join(outcome.left_out)} not installed: left out)" if outcome.left_out else ""
+    click.echo(f"lockstep: {', '.join(outcome.backends)} agreed after every one of {outcome.result.steps} steps{left}",
+               err=True)
+    return outcome.result
 
 
 class LastByte:
