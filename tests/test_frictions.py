@@ -147,3 +147,30 @@ def test_lockstep_on_the_interop_engines():
     result = invoke("run", SAMPLES / "gcd.fleq", "--lockstep", "numpy,torch,onnx,reference")
     assert result.exit_code == 0, result.output
     assert "numpy, torch, onnx, reference agreed after every one of 67 steps" in result.stderr
+
+
+def test_a_matrix_instructions_trace_line_is_short_and_hides_the_linkers_cells(tmp_path):
+    trace_json = tmp_path / "t.jsonl"
+    result = invoke("run", SAMPLES / "apps" / "app_inverse8.fleq", "--trace", "--trace-json", trace_json,
+                    "--max-steps", "40")
+    lines = [line for line in result.stdout.splitlines() if line.lstrip()[:1].isdigit()]
+    assert len(lines) == 40
+    assert max(map(len, lines)) < 320, max(lines, key=len)
+    assert "8x8 [" in result.stdout and "__" not in "".join(lines)
+    events = [json.loads(line) for line in trace_json.read_text().splitlines()]
+    full = [a["value"] for e in events for a in e["reads"] if isinstance(a["value"], list) and len(a["value"]) == 8]
+    assert full and all(len(row) == 8 for row in full[0])  # every value in the JSON trace
+    assert any(a["label"].startswith("__") for e in events for a in e["reads"])
+    shown = invoke("run", SAMPLES / "apps" / "app_inverse8.fleq", "--trace", "--trace-hidden", "--max-steps", "3")
+    assert "flag __one=1.0" in shown.stdout
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_trace_and_report_observe_the_interop_engines(tmp_path, backend):
+    pytest.importorskip("torch" if backend == "torch" else "onnxruntime")
+    report = tmp_path / "r.html"
+    result = invoke("run", SAMPLES / "gcd.fleq", "--backend", backend, "--trace", "--report", report)
+    assert result.exit_code == 0, result.output
+    reference = invoke("run", SAMPLES / "gcd.fleq", "--backend", "reference", "--trace")
+    assert result.stdout.splitlines()[:67] == reference.stdout.splitlines()[:67]
+    assert report.stat().st_size > 10_000

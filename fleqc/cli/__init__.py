@@ -145,7 +145,9 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
               help="Print one line per executed instruction: step, pc, file:line and source, values read "
               "and written by label, the branch (to stderr with --json). On the transformer it is read from X.")
 @click.option("--trace-json", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Write the trace as JSON lines to FILE.")
+              help="Write the trace as JSON lines to FILE (every operand, full values).")
+@click.option("--trace-hidden", is_flag=True,
+              help="With --trace: also show the linker's hidden cells (__one, __call_1, ...), left out by default.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
               help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
 @click.option("--lockstep", default=None, metavar="B1,B2,...",
@@ -159,7 +161,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
         as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
-        trace_json: Optional[Path], report: Optional[Path], lockstep: Optional[str], columns: Optional[int],
+        trace_json: Optional[Path], trace_hidden: bool, report: Optional[Path], lockstep: Optional[str],
+        columns: Optional[int],
         machine: Optional[str], **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
@@ -197,7 +200,8 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
     else:
         the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
                       stats=stats, **sizes)
-        result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+        result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json,
+                           trace_hidden=trace_hidden)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})

@@ -18,7 +18,7 @@ from fleqc.runner import Result, Run
 
 
 def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Path], report: Optional[Path],
-              as_json: bool) -> Result:
+              as_json: bool, trace_hidden: bool = False) -> Result:
     """Run ``run`` to its end with the listeners asked for: the text trace (to stdout, or to stderr
     with ``--json``, which keeps stdout one JSON document, and for a program that prints its own
     output there), the JSON trace, the HTML report and the
@@ -39,7 +39,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
         text = (lambda line: click.echo(line, err=to_stderr)) if trace else None
         handlers: list[Callable] = []
         if trace or trace_json:
-            handlers.append(TraceWriter(text, json_file))
+            handlers.append(TraceWriter(text, json_file, hidden=trace_hidden))
         recorder = None
         if report:
             from fleqc.observe.report import Recorder
