@@ -174,3 +174,50 @@ def test_trace_and_report_observe_the_interop_engines(tmp_path, backend):
     reference = invoke("run", SAMPLES / "gcd.fleq", "--backend", "reference", "--trace")
     assert result.stdout.splitlines()[:67] == reference.stdout.splitlines()[:67]
     assert report.stat().st_size > 10_000
+
+
+# -- no silent waits ------------------------------------------------------------------------------
+
+
+class _Terminal:
+    def __init__(self) -> None:
+        import io
+
+        self.buffer = io.StringIO()
+
+    def write(self, text: str) -> int:
+        return self.buffer.write(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+    def getvalue(self) -> str:
+        return self.buffer.getvalue()
+
+
+def test_progress_is_a_bar_towards_the_step_limit():
+    from fleqc.observe import progress
+
+    stream = _Terminal()
+    with progress.RunProgress(stream, max_steps=1000, delay=0.0) as bar:
+        for step in range(1, 500):
+            bar.tick(step)
+    shown = stream.getvalue()
+    assert "of 1,000 steps" in shown and "━" in shown, shown
+
+
+def test_a_run_in_a_pipe_prints_a_status_line_now_and_then(monkeypatch):
+    from fleqc.observe import progress
+
+    monkeypatch.setattr(progress, "STATUS_EVERY_S", 0.0)
+    result = invoke("run", SAMPLES / "gcd.fleq")  # CliRunner's stderr is not a terminal
+    assert result.exit_code == 0
+    assert "fleqc: running gcd.fleq: 67 steps of at most 1,000,000, " in result.stderr
+    assert "steps/s" in result.stderr and "elapsed" in result.stderr
+    quiet = invoke("run", SAMPLES / "gcd.fleq")
+    monkeypatch.undo()
+    assert "fleqc: running" not in invoke("run", SAMPLES / "gcd.fleq").stderr  # short runs: nothing
+    assert quiet.exit_code == 0

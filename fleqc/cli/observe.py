@@ -27,9 +27,13 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
     trace_to_terminal = trace and (as_json or sys.stdout.isatty())
     # a program that prints shows its own progress, and a bar would cut into its lines
     bar_wanted = progress.wanted(as_json=as_json) and not trace_to_terminal and not run.machine.streams_output
+    # in a pipe, a status line every few seconds (not on the reference: its loop runs uncounted)
+    status_wanted = not progress.wanted() and run.backend != "reference"
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress.RunProgress(max_steps=max_steps)) if bar_wanted else None
         on_count = bar.tick if bar is not None else None
+        if bar is None and status_wanted:
+            on_count = progress.PipeStatus(max_steps=max_steps, name=Path(run.source_name).name).tick
         if not (trace or trace_json or report):
             return run.finish(max_steps, on_count=on_count)
         from fleqc.observe.trace import TraceWriter
