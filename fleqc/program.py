@@ -134,6 +134,25 @@ def values_by_label(symbols: dict[str, "Symbol"], memory) -> Memory:
     return values
 
 
+def aliases(symbols: dict[str, "Symbol"]) -> dict[str, str]:
+    """Data labels that name a cell another label owns -> that label (``list_end:`` on a line of its
+    own before ``n: .word 3`` is another name for ``n``): of the labels at one address, the one
+    written last (nearest the directive) owns the cell."""
+    at: dict[int, list[Symbol]] = {}
+    for s in symbols.values():
+        if s.kind == "data" and not s.hidden:
+            at.setdefault(s.address, []).append(s)
+    out: dict[str, str] = {}
+    for labels in at.values():
+        if len(labels) < 2:
+            continue
+        def place(s: Symbol) -> tuple:
+            return (s.span.line, s.span.column) if s.span is not None else (0, 0)
+        owner = max(labels, key=place)
+        out.update({s.name: owner.name for s in labels if s is not owner})
+    return out
+
+
 def included_labels(symbols: dict[str, "Symbol"], source_name: str) -> set[str]:
     """Data labels defined in an included file (the stdlib's cells), not in the program itself."""
     return {

@@ -221,3 +221,21 @@ def test_a_run_in_a_pipe_prints_a_status_line_now_and_then(monkeypatch):
     monkeypatch.undo()
     assert "fleqc: running" not in invoke("run", SAMPLES / "gcd.fleq").stderr  # short runs: nothing
     assert quiet.exit_code == 0
+
+
+def test_labels_chooses_what_run_prints_and_aliases_print_as_aliases(tmp_path):
+    program = tmp_path / "alias.fleq"
+    program.write_text(".data\nlist: .word 1, 2, 3\nlist_end:\nn:    .word 6\nptr:  .word list\n.text\n"
+                       "  subleq ptr, ptr\n")
+    result = invoke("run", program)
+    assert result.exit_code == 0, result.output
+    assert "list_end: another name for n (address 3)" in result.stdout
+    assert "list_end =" not in result.stdout and "n = 6" in result.stdout
+    chosen = invoke("run", program, "--labels", "ptr,list")
+    assert chosen.stdout == "ptr = 0\nlist = [1, 2, 3]\n"
+    as_json = invoke("run", program, "--labels", "n", "--json")
+    assert json.loads(as_json.stdout)["memory"] == {"n": 6}
+    bad = invoke("run", program, "--labels", "pt")
+    assert bad.exit_code == 2 and "did you mean 'ptr'" in bad.stderr
+    classic = invoke("run", SAMPLES / "classic_hello.sq", "--labels", "p")
+    assert classic.stdout == "Hi from a looped transformer!\np = 61\n"

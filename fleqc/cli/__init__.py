@@ -36,7 +36,7 @@ from fleqc.card.card import Card
 from fleqc.errors import FleqError
 from fleqc.machines import REGISTRY, compile_text, load_card, machine_of, weights_for
 from fleqc.machines import machine as named_machine
-from fleqc.program import included_labels
+from fleqc.program import aliases, included_labels
 from fleqc.runner import BACKENDS, Result, Run
 from fleqc.safe_io import check_output
 from fleqc.state import DEFAULT_MAX_STEPS
@@ -132,6 +132,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @click.option("--all-labels", is_flag=True,
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
+@click.option("--labels", "only_labels", default=None, metavar="A,B,...",
+              help="Print only these data labels, in this order (any label, an included file's too).")
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="auto", show_default=True,
               help="How the transformer's passes are evaluated: incremental (recomputes only what can "
               "change), sparse (every column, through the nonzeros of the weights), dense (the plain "
@@ -160,7 +162,7 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
 @machine_options("run")
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
+        as_json: bool, all_labels: bool, only_labels: Optional[str], engine: str, dense: bool, stats: bool, trace: bool,
         trace_json: Optional[Path], trace_hidden: bool, report: Optional[Path], lockstep: Optional[str],
         columns: Optional[int],
         machine: Optional[str], **sizes: Any) -> None:
@@ -202,12 +204,15 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
                       stats=stats, **sizes)
         result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json,
                            trace_hidden=trace_hidden)
-    if not all_labels:
+    if only_labels is not None:
+        result = dataclasses.replace(result, memory=chosen_labels(result.memory, only_labels))
+    elif not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
+    other_names = aliases(subject.symbols) if not as_json else {}
     if streams:
         printed = sizes["output"]
-        result = dataclasses.replace(result, memory={} if not as_json else result.memory)
+        result = dataclasses.replace(result, memory={} if not (as_json or only_labels) else result.memory)
         if as_json:
             click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
         else:
@@ -215,7 +220,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
                 click.echo("", err=True)  # "halted after" on a line of its own, not after the program's last
             print_result(result, as_json, mode)
     else:
-        print_result(result, as_json, mode)
+        print_result(result, as_json, mode, other_names, subject.symbols)
     if stats and not as_json and result.stats is not None:
         click.echo(f"engine: {json.dumps(result.stats)}", err=True)
     if not result.halted:
@@ -291,11 +296,31 @@ def machine_size(model: Any, program: Any, sizes: dict[str, Any]) -> tuple[Optio
                                       for name, value in sizes.items()}
 
 
-def print_result(result: Result, as_json: bool, mode: str) -> None:
+def chosen_labels(memory: dict, names: str) -> dict:
+    """``--labels a,b``: those labels' values, in that order; an unknown one is a usage error."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in memory]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(memory), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise click.UsageError(f"--labels: no data label {unknown[0]!r}{hint}; the program's are "
+                               f"{', '.join(memory) or 'none'}")
+    return {name: memory[name] for name in chosen}
+
+
+def print_result(result: Result, as_json: bool, mode: str, other_names: Optional[dict] = None,
+                 symbols: Optional[dict] = None) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
     for label, value in result.memory.items():
+        if other_names and label in other_names:  # another name for a cell, not a cell of its own
+            address = symbols[label].address if symbols and label in symbols else None
+            where = f" (address {address})" if address is not None else ""
+            click.echo(f"{label}: another name for {other_names[label]}{where}")
+            continue
         click.echo(f"{label} = {format_value(value, len(label) + 3)}")
     how = result.backend + (f", {mode}" if result.backend != "reference" else "")
     if result.halted:
