@@ -239,3 +239,18 @@ def test_labels_chooses_what_run_prints_and_aliases_print_as_aliases(tmp_path):
     assert bad.exit_code == 2 and "did you mean 'ptr'" in bad.stderr
     classic = invoke("run", SAMPLES / "classic_hello.sq", "--labels", "p")
     assert classic.stdout == "Hi from a looped transformer!\np = 61\n"
+
+
+def test_a_domain_error_names_the_same_step_and_place_on_both_backends(tmp_path):
+    program = tmp_path / "domain.fleq"
+    program.write_text(".machine fleq\n.data\nx: .word -4.0\ny: .word 0.0\n.text\n    add y, x, x\n"
+                       "    sqrt y, x\n    halt\n")
+    said = {}
+    for backend in ("transformer", "reference"):
+        result = invoke("run", program, "--backend", backend)
+        assert result.exit_code == 1
+        said[backend] = result.stderr
+        stepped = invoke("run", program, "--backend", backend, "--trace")  # stepped, not run to the end
+        assert stepped.stderr == result.stderr
+    assert said["transformer"] == said["reference"]
+    assert f"{program}:7:1: error[domain-error]: instruction 1 (sqrt), step 2: " in said["reference"]
