@@ -254,3 +254,14 @@ def test_a_domain_error_names_the_same_step_and_place_on_both_backends(tmp_path)
         assert stepped.stderr == result.stderr
     assert said["transformer"] == said["reference"]
     assert f"{program}:7:1: error[domain-error]: instruction 1 (sqrt), step 2: " in said["reference"]
+
+
+def test_make_install_says_what_it_installs_and_how_long_it_takes():
+    import subprocess
+
+    root = SAMPLES.parent
+    for target in ("install", "install-extras"):
+        plan = subprocess.run(["make", "-n", "-B", target], cwd=root, capture_output=True, text=True, timeout=60)
+        assert plan.returncode == 0, plan.stderr
+        said = " ".join(line for line in plan.stdout.splitlines() if line.startswith("echo"))
+        assert f"make {target}:" in said and "minute" in said, plan.stdout
