@@ -265,3 +265,15 @@ def test_make_install_says_what_it_installs_and_how_long_it_takes():
         assert plan.returncode == 0, plan.stderr
         said = " ".join(line for line in plan.stdout.splitlines() if line.startswith("echo"))
         assert f"make {target}:" in said and "minute" in said, plan.stdout
+
+
+@pytest.mark.parametrize("backend", ["transformer", "reference"])
+def test_a_classic_fault_names_the_sq_line_and_memory(tmp_path, backend):
+    program = tmp_path / "buffer.sq"
+    program.write_text("# uses a buffer beyond the image\nZ Z\nc 100\nend: Z Z (-1)\n. Z:0 c:72\n")
+    result = invoke("run", program, "--backend", backend)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{program}:3:1: error[address-fault]: machine fault at step 2: ")
+    assert "--memory WORDS" in result.stderr and "    c 100\n    ^" in result.stderr
+    roomy = invoke("run", program, "--backend", backend, "--memory", "128")
+    assert roomy.exit_code == 0, roomy.output
