@@ -277,3 +277,37 @@ def test_a_classic_fault_names_the_sq_line_and_memory(tmp_path, backend):
     assert "--memory WORDS" in result.stderr and "    c 100\n    ^" in result.stderr
     roomy = invoke("run", program, "--backend", backend, "--memory", "128")
     assert roomy.exit_code == 0, roomy.output
+
+
+# -- interop --------------------------------------------------------------------------------------
+
+
+def test_a_model_folder_has_config_json_and_a_model_card():
+    from fleqc.interop.model_card import config_json, model_card
+    from fleqc.machines import weights_for
+
+    card = fleqc.build(SAMPLES / "gcd.fleq")
+    model = weights_for(card.config)
+    config = config_json(model, "model.safetensors", card.config.describe())
+    assert config["model_type"] == "fleqc-looped-transformer" and config["torch_dtype"] == "float64"
+    assert config["hidden_size"] == model.width == len(config["row_labels"])
+    assert [layer["kind"] for layer in config["layers"]][:2] == ["attention", "attention"]
+    assert config["layers"][0]["index"] == 0 and config["layers"][0]["head_names"] == ["fetch"]
+    assert config["machine"]["kind"] == "subleq" and json.loads(json.dumps(config)) == config
+    text = model_card(model, "model.safetensors", card.config.describe())
+    assert text.startswith("---\nlibrary_name: fleqc\n") and "| 0 | attention | 1 head | fetch |" in text
+    assert "fleqc run program.fleq --weights model.safetensors" in text
+    assert fleqc.run(card, weights=model).memory["a"] == 21  # the card's Python example, as written
+
+
+def test_export_hf_writes_a_model_folder(tmp_path):
+    pytest.importorskip("safetensors")
+    folder = tmp_path / "subleq-n32"
+    result = invoke("export", "--hf", folder, "--columns", "32")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((folder / "config.json").read_text())["weights"] == "model.safetensors"
+    ran = invoke("run", SAMPLES / "gcd.fleq", "--weights", folder / "model.safetensors", "--json")
+    assert json.loads(ran.stdout)["memory"]["a"] == 21
+    again = invoke("export", "--hf", folder, "--columns", "32")
+    assert again.exit_code == 2 and "new or empty folder" in again.stderr
