@@ -311,3 +311,39 @@ def test_export_hf_writes_a_model_folder(tmp_path):
     assert json.loads(ran.stdout)["memory"]["a"] == 21
     again = invoke("export", "--hf", folder, "--columns", "32")
     assert again.exit_code == 2 and "new or empty folder" in again.stderr
+
+
+# -- pictures -------------------------------------------------------------------------------------
+
+
+def _figure_of(monkeypatch):
+    from fleqc.observe import show
+
+    figures = []
+    monkeypatch.setattr(show, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    return show, figures
+
+
+def _colorbar(figure):
+    (bar,) = [a for a in figure.axes if a.get_label() == "<colorbar>"]
+    return bar
+
+
+def test_show_colorbars_read_as_numbers_and_attention_has_names(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    from fleqc.observe.attention import attention_maps
+
+    show, figures = _figure_of(monkeypatch)
+    run, X = show.state_after(fleqc.build(SAMPLES / "gcd.fleq"), 12)
+    show.plot_X(run.card, X, tmp_path / "x.png")
+    labels = [t.get_text() for t in _colorbar(figures[-1]).get_yticklabels()]
+    assert labels == ["-1", "-0.5", "0", "0.5", "1"], labels  # not ±10^0
+    maps = attention_maps(run.model, X, 3)
+    show.plot_attention(run.card, maps, tmp_path / "a.png")
+    figure = figures[-1]
+    bar = _colorbar(figure)
+    assert bar.get_ylabel() == "attention weight"
+    panel = figure.axes[0]
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["scrat", "memor", "instr", "paddi"]
+    norm = panel.images[0].norm
+    assert norm(1 / 31) > 0.3 and norm(0.0) == 0.0  # an even spread over 31 columns is not 0's colour
