@@ -347,3 +347,44 @@ def test_show_colorbars_read_as_numbers_and_attention_has_names(monkeypatch, tmp
     assert [t.get_text() for t in panel.get_xticklabels()] == ["scrat", "memor", "instr", "paddi"]
     norm = panel.images[0].norm
     assert norm(1 / 31) > 0.3 and norm(0.0) == 0.0  # an even spread over 31 columns is not 0's colour
+
+
+def test_report_url_follows_the_slider_and_pictures_read_out_values(tmp_path):
+    """In headless Chromium: #step= follows the slider; pointing at X reads the entry (row block,
+    column region, value); attention thumbnails name the column regions and read out weights."""
+    from fleqc.observe.report import write_report
+    from fleqc.runner import Run
+    from tests.support.browser import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("no Chromium here (install the Debian package 'chromium'): browser test skipped")
+    card = fleqc.build(SAMPLES / "gcd.fleq")
+    page = tmp_path / "gcd.html"
+    write_report(card, page)
+    after = Run(card)
+    after.advance(12)
+    with Browser(find_chromium(), tmp_path / "profile") as browser:
+        browser.open(page.as_uri() + "#step=5")
+        assert browser.evaluate("document.getElementById('stepno').textContent") == "5"
+        browser.evaluate("const s = document.getElementById('slider'); s.value = '12';"
+                         "s.dispatchEvent(new Event('input'))")
+        assert browser.evaluate("location.hash") == "#step=12"
+
+        def hover(selector: str, fx: float, fy: float) -> None:
+            browser.evaluate(f"document.querySelector({selector!r}).scrollIntoView({{block: 'center'}})")
+            box = browser.rect(selector)
+            browser.send("Input.dispatchMouseEvent", session=True, type="mouseMoved",
+                         x=box["left"] + fx * box["width"], y=box["top"] + fy * box["height"])
+
+        d, n = card.X.shape
+        row, column = card.rows["mem"].start, card.regions.memory_column(0)  # cell a's lowest bit
+        hover("#ximg", (column + 0.5) / n, (row + 0.5) / d)
+        read = browser.evaluate("document.getElementById('xread').textContent")
+        expected = f"{after.X[row, column]:g}"
+        assert read == f"row {row} (mem[0]), column {column} (memory cell 0): {expected}", read
+        names = browser.evaluate("[...document.querySelectorAll('#heads .axis span')].map(s => s.textContent)")
+        assert names[:4] == ["scrat", "memor", "instr", "paddi"]
+        fetch = card.regions.instructions[0] + after.pc  # layer 0's scratchpad query looks at the instruction at pc
+        hover("#heads img", 0.5 / n, (fetch + 0.5) / n)
+        weight = browser.evaluate("document.getElementById('attread').textContent")
+        assert f"query column 0 (scratch) attends key column {fetch} (instructions {after.pc}) with weight ≈ 1" in weight
