@@ -211,7 +211,7 @@ tr.read td.label { text-decoration: underline; }
 #heads img { width: 180px; height: 180px; image-rendering: pixelated; border: 1px solid #999; display: block; }
 .thumb { position: relative; width: 182px; height: 182px; margin-left: 34px; }
 .thumb .line { position: absolute; background: rgba(255,255,255,0.7); pointer-events: none; }
-.axis { position: relative; font-size: 9px; color: #555; height: 12px; margin-left: 34px; width: 182px; }
+.axis { position: relative; font-size: 9px; color: #555; height: 22px; margin-left: 34px; width: 182px; }
 .axis span, .yaxis span { position: absolute; white-space: nowrap; }
 .yaxis { position: absolute; left: -34px; top: 0; width: 32px; height: 182px; font-size: 9px; color: #555; }
 .yaxis span { right: 0; transform: translateY(-50%); }
@@ -361,9 +361,10 @@ function readHead(event) {  // the weight under the pointer: w = c^4, c the colo
 function regionMarks(thumb, n) {  // the column regions on both axes of a thumbnail
   const xaxis = document.createElement("div"); xaxis.className = "axis";
   const yaxis = document.createElement("div"); yaxis.className = "yaxis";
-  D.layout.regions.forEach(([name, lo, hi]) => {
+  D.layout.regions.forEach(([name, lo, hi], i) => {
     const short = name.slice(0, 5);
-    const x = document.createElement("span"); x.style.left = (100 * lo / n) + "%"; x.textContent = short; x.title = name + " " + lo + "-" + (hi - 1);
+    const x = document.createElement("span"); x.style.left = (100 * lo / n) + "%"; x.style.top = (i % 2 ? 10 : 0) + "px";
+    x.textContent = short; x.title = name + " " + lo + "-" + (hi - 1);
     const y = document.createElement("span"); y.style.top = (100 * (lo + hi) / 2 / n) + "%"; y.textContent = short; y.title = x.title;
     xaxis.appendChild(x); yaxis.appendChild(y);
     if (lo > 0) {
