@@ -388,3 +388,69 @@ def test_report_url_follows_the_slider_and_pictures_read_out_values(tmp_path):
         hover("#heads img", 0.5 / n, (fetch + 0.5) / n)
         weight = browser.evaluate("document.getElementById('attread').textContent")
         assert f"query column 0 (scratch) attends key column {fetch} (instructions {after.pc}) with weight ≈ 1" in weight
+
+
+# -- the debugger ---------------------------------------------------------------------------------
+
+
+def _debugger(backend: str = "transformer", sample: str = "gcd.fleq"):
+    from fleqc.observe.debug import Debugger
+    from fleqc.runner import Run
+
+    program = fleqc.compile(SAMPLES / sample)
+    return Debugger(Run(program, backend), remake=lambda: Run(program, backend))
+
+
+@pytest.mark.parametrize("backend", ["transformer", "reference"])
+def test_debugger_watch_is_a_watchpoint(backend):
+    d = _debugger(backend)
+    d.command("watch t")  # shown from the start anyway: watch makes continue stop when t changes
+    d.command("continue")
+    assert d.machine.steps == 13 and d.message == "watch: t changed from 0 to -147 at step 13", d.message
+    assert d.changed == {"t"}
+    d.command("unwatch t")
+    d.command("continue")
+    assert d.machine.halted and d.machine.steps == 67
+
+
+@pytest.mark.parametrize("backend", ["transformer", "reference"])
+def test_debugger_steps_back(backend):
+    d = _debugger(backend)
+    d.command("step 12")
+    memory, X = d.machine.memory(), None if d.machine.X is None else d.machine.X.copy()
+    d.command("step 3")
+    d.command("back 3")
+    assert d.machine.steps == 12 and d.machine.memory() == memory and d.last.step == 12
+    if X is not None:
+        assert np.array_equal(d.machine.X, X)
+    assert "back 3 steps: at step 12" in d.message
+    d.command("back")
+    assert d.machine.steps == 11
+    d.command("back 100")
+    assert d.machine.steps == 0 and d.last is None
+    d.command("step 2")
+    assert d.machine.steps == 2  # it steps on from there
+
+
+def test_debugger_keeps_the_marker_at_halt():
+    pytest.importorskip("textual")
+    import asyncio
+
+    from textual.widgets import Static
+
+    from fleqc.observe.debug import make_app
+
+    d = _debugger()
+    app = make_app(d)
+
+    async def drive() -> None:
+        async with app.run_test(size=(140, 45)) as pilot:
+            await pilot.press("r")
+            assert d.machine.halted
+            code = str(app.query_one("#code", Static).render())
+            assert " >  36  done:   halt" in code, code
+            await pilot.press("p")
+            assert d.machine.steps == 66 and not d.machine.halted
+            await pilot.press("q")
+
+    asyncio.run(drive())

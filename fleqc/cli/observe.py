@@ -163,8 +163,9 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     labels, and X's rows for one column (transformer).
 
     \b
-    keys: s step, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
-          [ ] move the X column, : a command (break, clear, watch, unwatch, step K, column K), q quit
+    keys: s step, p step back, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
+          [ ] move the X column, : a command (break, clear, watch, unwatch, step K, back K, column K), q quit
+    watch LABEL makes a watchpoint: continue and next stop after a step that changes it.
     Needs textual: pip install 'fleqc[debug]'.
     """
     import importlib.util
@@ -178,9 +179,13 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     from fleqc.observe.debug import Debugger, make_app
 
     subject = load_target(target, sizes)
-    if machine_of(subject).streams_output:
-        sizes["output"] = bytearray()  # what the program prints, shown beside the watched labels
-    debugger = Debugger(Run(subject, backend, mode=mode, columns=columns, **sizes))
+    streams = machine_of(subject).streams_output
+
+    def fresh_run() -> Run:  # also how a step back replays the run to the step before
+        own = dict(sizes, output=bytearray()) if streams else sizes  # what the program prints, beside the labels
+        return Run(subject, backend, mode=mode, columns=columns, **own)
+
+    debugger = Debugger(fresh_run(), remake=fresh_run)
     for where in breaks:
         debugger.command(f"break {where}")
     for label in watches:
