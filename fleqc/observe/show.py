@@ -164,6 +164,7 @@ def plot_attention(card: Card, maps: Sequence[HeadMap], path, title: str = "", m
         ax.set_yticklabels(short, fontsize=6)
         ax.set_xlabel("query column", fontsize=7)
         ax.set_ylabel("key column", fontsize=7)
+    fig.subplots_adjust(wspace=0.45, hspace=0.35)
     if image is not None:
         ticks = [0.0, 0.001, 0.01, 0.1, 0.5, 1.0]
         bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02)
