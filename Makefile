@@ -9,9 +9,13 @@ EXTRAS_STAMP := $(VENV)/.installed-extras
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	@echo "make install: a virtual environment in $(VENV) with fleqc (editable) and numpy, lark, click, rich,"
+	@echo "  matplotlib (fleqc show), textual (fleqc debug) and the test tools (pytest, hypothesis)."
+	@echo "  About 1 minute with a warm pip cache, up to 5 minutes when everything is downloaded."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,plot,debug]'
+	@echo "make install: done; run .venv/bin/fleqc --help, make demo or make test"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -19,6 +23,8 @@ install: $(STAMP)
 # The interop extras (PyTorch CPU build, ONNX + ONNX Runtime, TransformerLens, safetensors): see
 # README, "Other engines"; constraints-cpu.txt pins the CPU-only torch wheel.
 $(EXTRAS_STAMP): $(STAMP) pyproject.toml constraints-cpu.txt
+	@echo "make install-extras: PyTorch (CPU build), ONNX and ONNX Runtime, TransformerLens and safetensors"
+	@echo "  into $(VENV); about 1 GB to download, 3 to 10 minutes."
 	$(BIN)/pip install -q -c constraints-cpu.txt -e '.[test,interop]'
 	@touch $(EXTRAS_STAMP)
 

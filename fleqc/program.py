@@ -17,7 +17,7 @@ cannot start with two underscores) and are not printed as results.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -85,17 +85,72 @@ class Symbol:
         return self.name.startswith(HIDDEN_PREFIX)
 
 
-def values_by_label(symbols: dict[str, "Symbol"], memory) -> dict:
+def same_value(a: Any, b: Any) -> bool:
+    """Exact equality of two cell values: ints, floats, lists of them, numpy vectors and matrices
+    (the same shape and every entry equal; a NaN equals a NaN in the same place)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            return False
+        if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+            return bool(np.array_equal(a, b, equal_nan=True))
+        return bool(np.array_equal(a, b))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(same_value(x, y) for x, y in zip(a, b)))
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    return bool(a == b)
+
+
+class Memory(dict):
+    """Data labels -> values, comparable with ``==``: equal when they have the same labels and every
+    value is exactly equal (numpy vectors and matrices too: same shape, every entry), where a plain
+    dict of numpy arrays would raise "the truth value of an array is ambiguous"."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, dict):
+            return NotImplemented
+        return self.keys() == other.keys() and all(same_value(v, other[k]) for k, v in self.items())
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dict
+
+
+def values_by_label(symbols: dict[str, "Symbol"], memory) -> Memory:
     """The user-visible data labels (address order) and their values read from ``memory``.
 
     A label whose ``length`` is 1 maps to its cell's value; a longer one to the list of its cells.
+    The mapping compares with ``==`` exactly (:class:`Memory`).
     """
-    values: dict = {}
+    values = Memory()
     for s in sorted(symbols.values(), key=lambda s: (s.address, s.name)):
         if s.kind == "data" and not s.hidden:
             cells = [memory[s.address + i] for i in range(s.length)]
             values[s.name] = cells[0] if s.length == 1 else cells
     return values
+
+
+def aliases(symbols: dict[str, "Symbol"]) -> dict[str, str]:
+    """Data labels that name a cell another label owns -> that label (``list_end:`` on a line of its
+    own before ``n: .word 3`` is another name for ``n``): of the labels at one address, the one
+    written last (nearest the directive) owns the cell."""
+    at: dict[int, list[Symbol]] = {}
+    for s in symbols.values():
+        if s.kind == "data" and not s.hidden:
+            at.setdefault(s.address, []).append(s)
+    out: dict[str, str] = {}
+    for labels in at.values():
+        if len(labels) < 2:
+            continue
+        def place(s: Symbol) -> tuple:
+            return (s.span.line, s.span.column) if s.span is not None else (0, 0)
+        owner = max(labels, key=place)
+        out.update({s.name: owner.name for s in labels if s is not owner})
+    return out
 
 
 def included_labels(symbols: dict[str, "Symbol"], source_name: str) -> set[str]:
@@ -121,6 +176,8 @@ class LinkedProgram:
     instructions: tuple[Instruction, ...]
     symbols: dict[str, Symbol] = field(default_factory=dict)
     source_name: str = "<source>"
+    # the size of the card it was read from (``.linked``: "columns", FLEQ "cell"), honoured by build
+    card_size: dict = field(default_factory=dict, compare=False)
 
     @property
     def memory_size(self) -> int:

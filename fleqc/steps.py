@@ -17,9 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fleqc.program import Instruction, LinkedProgram, Symbol
+from fleqc.program import HIDDEN_PREFIX, Instruction, LinkedProgram, Symbol
 
 Reader = Callable[[int], Any]
+SHORT_ENTRIES = 4  # entries of a vector or matrix a trace line shows
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,35 @@ class TraceEvent:
             "branch": self.branch, "target": self.target, "next_pc": self.next_pc,
         }
 
-    def text(self) -> str:
-        """One line: step, pc, file:line, the source, values read and written, where it went."""
+    def text(self, hidden: bool = False, entries: int = SHORT_ENTRIES) -> str:
+        """One line: step, pc, file:line, the source, values read and written, where it went.
+
+        A vector or matrix shows its shape and its first ``entries`` entries (the JSON trace has
+        every value); the linker's hidden cells (``__one``, ``__call_1``) are left out unless
+        ``hidden``."""
         where = f"{Path(self.file).name}:{self.line}" if self.line else (Path(self.file).name or "?")
         shown = self.source or self.instruction
+
         def listed(accesses) -> str:
-            return ", ".join(f"{a.label}={format_value(a.value)}" for a in accesses)
+            return ", ".join(f"{a.label}={short_value(a.value, entries)}" for a in accesses
+                             if hidden or not a.label.startswith(HIDDEN_PREFIX))
 
         reads = listed(a for a in self.reads if a.operand != "flag")
         flag = listed(a for a in self.reads if a.operand == "flag")
         went = f"branch -> {self.next_pc}" if self.branch else f"next -> {self.next_pc}"
         flag = f" | flag {flag}" if flag else ""
-        return (f"{self.step:>6}  pc {self.pc:<4} {where:<24} {shown:<34} read {reads} | "
+        return (f"{self.step:>6}  pc {self.pc:<4} {where:<24} {shown:<34} read {reads or '-'} | "
                 f"wrote {listed(self.writes) or '-'}{flag} | {went}")
+
+
+def short_value(value: Any, entries: int = SHORT_ENTRIES) -> str:
+    """A value for one line: a scalar as :func:`format_value`; a vector or matrix as its shape and
+    its first ``entries`` entries in row order (``2x3 [1.0, 2.0, 3.0, 4.0, ...]``), or whole when
+    it has no more than that."""
+    if not isinstance(value, np.ndarray) or value.ndim == 0 or value.size <= entries:
+        return format_value(value)
+    flat = ", ".join(format_number(x) for x in value.reshape(-1)[:entries])
+    return f"{'x'.join(map(str, value.shape))} [{flat}, ...]"
 
 
 def jsonable(value: Any) -> Any:

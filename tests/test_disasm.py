@@ -11,7 +11,9 @@ from click.testing import CliRunner
 import fleqc
 from fleqc.cli import main
 from fleqc.observe.disasm import disassemble
+from fleqc.machines import compile_text, program_to_card
 from fleqc.program import FleqInstruction, SubleqInstruction
+from tests.support.cases import all_cases, compile_case
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "samples").glob("*.fleq")) + sorted((ROOT / "samples" / "apps").glob("*.fleq"))
@@ -39,9 +41,9 @@ def test_disasm_of_the_card_reassembles_to_the_source_program(sample):
     again = fleqc.compile(text)
     m, k = len(source.cells), len(source.instructions)
     # every cell at its address with its value, every instruction at its index with its operands;
-    # the assembler only appends its implicit final halt (and the hidden cells that needs)
-    assert len(again.instructions) == k + 1 and len(again.cells) >= m
-    assert [operands(i) for i in again.instructions[:k]] == [operands(i) for i in source.instructions]
+    # nothing added (.linked: no second final halt, no second hidden zero cell)
+    assert len(again.instructions) == k and len(again.cells) == m
+    assert [operands(i) for i in again.instructions] == [operands(i) for i in source.instructions]
     for old, new in zip(source.cells, again.cells):
         assert old.shape == new.shape and same_value(old.value, new.value), old.address
     # the program's own labels keep their names, kinds and addresses
@@ -49,8 +51,9 @@ def test_disasm_of_the_card_reassembles_to_the_source_program(sample):
         if symbol.hidden:
             continue
         assert again.symbols[name].kind == symbol.kind and again.symbols[name].address == symbol.address, name
-        if symbol.kind == "data" and symbol.address + symbol.length < m:
+        if symbol.kind == "data":
             assert again.symbols[name].length == symbol.length, name
+    assert set(again.symbols) == set(source.symbols)  # the hidden ones too, under their own names
     # the comments point back to the source lines
     lines = {i.span.line for i in source.instructions if i.span and i.span.file == source.source_name}
     assert all(f"{sample.name}:{line}" in text for line in lines)
@@ -79,3 +82,48 @@ def test_disasm_command(tmp_path):
     assert rerun.exit_code == 0 and '"result": 5040' in rerun.stdout
     bad = runner.invoke(main, ["disasm", str(tmp_path / "missing.npz")])
     assert bad.exit_code != 0 and "Traceback" not in bad.output
+
+
+def same_card(card, again) -> bool:
+    def symbols(c):
+        return {n: (s.kind, s.address, s.length, tuple(s.shape)) for n, s in c.symbols.items()}
+
+    return (card.X.shape == again.X.shape and card.X.tobytes() == again.X.tobytes()
+            and card.config == again.config and symbols(card) == symbols(again))
+
+
+CASES = all_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_disasm_then_build_gives_the_same_card(case):
+    """Card equal to card: X bit for bit, the machine's configuration and every symbol."""
+    program = compile_case(case)
+    card = program_to_card(program)
+    again = program_to_card(compile_text(disassemble(card), "again.sq" if program.machine == "classic"
+                                         else "<stdin>", machine=program.machine))
+    assert same_card(card, again)
+
+
+def test_a_fleq_cards_size_is_recorded_and_honoured(tmp_path):
+    """A FLEQ card built at n = 32, cell 1 comes back at n = 32, cell 1 (not the defaults 128, 8),
+    through the command line's pipe: fleqc disasm CARD | fleqc build - -o AGAIN."""
+    card, again = tmp_path / "p.npz", tmp_path / "again.npz"
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", str(ROOT / "samples" / "fleq_polynomial.fleq"), "--columns", "32",
+                                 "--cell", "1", "-o", str(card)])
+    assert built.exit_code == 0, built.output
+    text = runner.invoke(main, ["disasm", str(card)])
+    assert ".linked 32, 1" in text.stdout
+    rebuilt = runner.invoke(main, ["build", "-", "-o", str(again)], input=text.stdout)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert same_card(fleqc.load_card(card), fleqc.load_card(again))
+    needs_output = runner.invoke(main, ["build", "-"], input=text.stdout)
+    assert needs_output.exit_code == 2 and "-o" in needs_output.stderr
+
+
+def test_linked_sugar_without_its_hidden_cell_is_a_located_error():
+    from fleqc.errors import FleqError
+
+    with pytest.raises(FleqError, match="does not define it"):
+        fleqc.compile(".linked 16\n.data\nx: .word 0\n.text\nhalt\n")

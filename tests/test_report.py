@@ -40,7 +40,7 @@ def test_report_records_every_step_on_the_transformer(tmp_path):
         assert data["steps"][k]["memory"] == reference_memory_after(program, k)
     step12 = data["steps"][12]
     assert (step12["line"], step12["written"]) == (29, ["t"])  # subleq t, t
-    assert step12["x"] is not None and {a[0] for a in step12["attention"]} == {1, 2, 4}
+    assert step12["x"] is not None and {a[0] for a in step12["attention"]} == {0, 1, 3}
     assert [b[0] for b in data["layout"]["blocks"]][:3] == ["one", "scratch", "pos"]
     page = (tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
@@ -125,10 +125,10 @@ def test_report_in_headless_chromium(tmp_path):
         assert executed == f"line-{event}"
         assert shown_memory() == reference_memory_after(program, step)
         assert browser.evaluate("document.getElementById('ximg').naturalWidth") == 32  # X: n columns
-        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 1  # layer 1: fetch
-        browser.evaluate("document.getElementById('layer').value = '2';"
+        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 1  # layer 0: fetch
+        browser.evaluate("document.getElementById('layer').value = '1';"
                          "document.getElementById('layer').dispatchEvent(new Event('change'))")
-        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 2  # layer 2: two reads
+        assert browser.evaluate("document.querySelectorAll('#heads img').length") == 2  # layer 1: two reads
         shot = browser.screenshot(tmp_path / "shot.png")
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

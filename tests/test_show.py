@@ -29,8 +29,8 @@ def test_attention_maps_rebuild_the_executor_layer_output():
     model = machine.model
     inputs = layer_inputs(model, machine.X)
     for number in attention_layers(model):
-        layer = model.layers[number - 1]
-        X = inputs[number - 1]
+        layer = model.layers[number]
+        X = inputs[number]
         maps = attention_maps(model, machine.X, number)
         assert len(maps) == layer.heads
         rebuilt = X.copy()
@@ -44,7 +44,7 @@ def test_fetch_head_of_the_scratchpad_looks_at_the_instruction_at_pc():
     card = fleqc.build(SAMPLES / "gcd.fleq")
     machine = Run(card, "transformer")
     machine.advance(7)
-    fetch = attention_maps(machine.model, machine.X, 1)[0]
+    fetch = attention_maps(machine.model, machine.X, 0)[0]  # layer 0, as in layer0.query
     assert fetch.name == "fetch"
     column = int(np.argmax(fetch.weights[:, 0]))  # the scratchpad's query
     assert column == card.regions.instructions[0] + machine.pc
@@ -55,9 +55,9 @@ def test_fleq_maps_every_head():
     card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
     model = weights_for(card.config)
     maps = all_attention_maps(model, card.X)
-    assert len(maps) == sum(model.layers[k - 1].heads for k in attention_layers(model))
+    assert len(maps) == sum(model.layers[k].heads for k in attention_layers(model))
     with pytest.raises(ValueError, match="not an attention layer"):
-        attention_maps(model, card.X, 3)
+        attention_maps(model, card.X, 2)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -76,18 +76,18 @@ def test_show_draws_X_and_attention(tmp_path):
     card = tmp_path / "gcd.npz"
     fleqc.build(SAMPLES / "gcd.fleq").save(card)
     a = tmp_path / "a.png"
-    result = runner.invoke(main, ["show", str(card), "-o", str(a), "--attention", "2", "--step", "4"])
+    result = runner.invoke(main, ["show", str(card), "-o", str(a), "--attention", "1", "--step", "4"])
     assert result.exit_code == 0, result.output
     assert png_size(a)[0] > 300
-    bad = runner.invoke(main, ["show", str(card), "-o", str(a), "--attention", "3"])
-    assert bad.exit_code == 2 and "attention layers are 1, 2, 4" in bad.output
+    bad = runner.invoke(main, ["show", str(card), "-o", str(a), "--attention", "2"])
+    assert bad.exit_code == 2 and "attention layers are 0, 1, 3" in bad.output
 
 
 def test_show_fleq_card(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "f.png"
     result = CliRunner().invoke(main, ["show", str(SAMPLES / "fleq_polynomial.fleq"), "-o", str(out),
-                                       "--attention", "24", "--max-heads", "4", "--step", "1"])
+                                       "--attention", "23", "--max-heads", "4", "--step", "1"])
     assert result.exit_code == 0, result.output
     assert png_size(out)[0] > 300
 

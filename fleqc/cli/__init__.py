@@ -21,7 +21,7 @@ import numpy as np
 
 from fleqc import api
 from fleqc.cli.calc import calc_command
-from fleqc.cli.common import EXIT_STEP_LIMIT, reports_errors
+from fleqc.cli.common import EXIT_FAULT, EXIT_STEP_LIMIT, reports_errors
 from fleqc.cli.export import export_command, load_weights_file, save_weights_file
 from fleqc.cli.observe import debug, disasm, show, watch_run
 from fleqc.cli.options import (
@@ -34,8 +34,9 @@ from fleqc.cli.options import (
 )
 from fleqc.card.card import Card
 from fleqc.errors import FleqError
-from fleqc.machines import REGISTRY, load_card, machine_of, weights_for
-from fleqc.program import included_labels
+from fleqc.machines import REGISTRY, compile_text, load_card, machine_of, weights_for
+from fleqc.machines import machine as named_machine
+from fleqc.program import aliases, included_labels
 from fleqc.runner import BACKENDS, Result, Run
 from fleqc.safe_io import check_output
 from fleqc.state import DEFAULT_MAX_STEPS
@@ -89,11 +90,23 @@ program_machine = click.option(
 @reports_errors
 def build(program: Path, output: Optional[Path], columns: Optional[int], machine: Optional[str],
           **options: Any) -> None:
-    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec) to a punch card (.npz); nothing is
-    written on error.
+    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec; - reads the program from stdin,
+    with -o) to a punch card (.npz); nothing is written on error.
 
+    `fleqc disasm CARD | fleqc build - -o AGAIN.npz` gives the same card.
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
+    if str(program) == "-":
+        if output is None:
+            raise click.UsageError("a program read from stdin (-) needs -o CARD.npz")
+        output = check_output(output)
+        suffixes = named_machine(machine).suffixes if machine else ()
+        name = "<stdin>" + (suffixes[0] if suffixes else "")
+        compiled = compile_text(sys.stdin.read(), name, machine=machine, **options)
+        card = api.build(compiled, columns=columns, **options)
+        card.save(output)
+        click.echo(f"wrote {output}: {card.summary()}")
+        return
     output = check_output(output or program.with_suffix(".npz"), [program])
     card = api.build(api.compile(program, machine=machine, **options), columns=columns, **options)
     card.save(output, inputs=(program,))
@@ -119,6 +132,8 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
 @click.option("--json", "as_json", is_flag=True, help='Print {"halted", "steps", "memory"} as JSON.')
 @click.option("--all-labels", is_flag=True,
               help="Also print the data labels of included files (the stdlib's arguments and scratch cells).")
+@click.option("--labels", "only_labels", default=None, metavar="A,B,...",
+              help="Print only these data labels, in this order (any label, an included file's too).")
 @click.option("--engine", type=click.Choice(list(ENGINES)), default="auto", show_default=True,
               help="How the transformer's passes are evaluated: incremental (recomputes only what can "
               "change), sparse (every column, through the nonzeros of the weights), dense (the plain "
@@ -132,17 +147,25 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
               help="Print one line per executed instruction: step, pc, file:line and source, values read "
               "and written by label, the branch (to stderr with --json). On the transformer it is read from X.")
 @click.option("--trace-json", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
-              help="Write the trace as JSON lines to FILE.")
+              help="Write the trace as JSON lines to FILE (every operand, full values).")
+@click.option("--trace-hidden", is_flag=True,
+              help="With --trace: also show the linker's hidden cells (__one, __call_1, ...), left out by default.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.html",
               help="Write a self-contained HTML report of the run (source, memory and X per step, attention).")
+@click.option("--lockstep", default=None, metavar="B1,B2,...",
+              help="Run on several backends at once (numpy, torch, onnx, reference, or all; those not "
+              "installed are left out), comparing the decoded state after every step and X between "
+              "the transformer engines; the first difference is named by step, row block and column "
+              "(exit status 4).")
 @columns_option
 @program_machine
 @machine_options("run")
 @reports_errors
 def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps: int, weights: Optional[Path],
-        as_json: bool, all_labels: bool, engine: str, dense: bool, stats: bool, trace: bool,
-        trace_json: Optional[Path], report: Optional[Path], columns: Optional[int], machine: Optional[str],
-        **sizes: Any) -> None:
+        as_json: bool, all_labels: bool, only_labels: Optional[str], engine: str, dense: bool, stats: bool, trace: bool,
+        trace_json: Optional[Path], trace_hidden: bool, report: Optional[Path], lockstep: Optional[str],
+        columns: Optional[int],
+        machine: Optional[str], **sizes: Any) -> None:
     """Run a program (.fleq) or punch card (.npz) until it halts; print every data label's value.
 
     A classic SUBLEQ program (.sq, .asq, .dec, or --machine classic) prints its own output instead,
@@ -164,7 +187,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         subject = api.compile(target, machine=machine, **sizes)
     streams = machine_of(subject).streams_output  # the program prints: its bytes go to stdout as they come
     if streams:
-        sizes["output"] = bytearray() if as_json else sys.stdout.buffer
+        sizes["output"] = bytearray() if as_json else LastByte(sys.stdout.buffer)
     check_run_options(click.get_current_context(), subject, backend, weights, sizes)
     if device is not None and backend != "torch":
         raise click.UsageError("--device applies to --backend torch")
@@ -173,26 +196,77 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         columns, sizes = machine_size(model, subject, sizes)  # run on the weights' own machine
     if dense:
         engine = "dense"
-    the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
-                  stats=stats, **sizes)
-    result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
-    if not all_labels:
+    if lockstep is not None:
+        result = run_in_lockstep(click.get_current_context(), subject, lockstep, max_steps, mode=mode,
+                                 columns=columns, **sizes)
+    else:
+        the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
+                      stats=stats, **sizes)
+        result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json,
+                           trace_hidden=trace_hidden)
+    if only_labels is not None:
+        result = dataclasses.replace(result, memory=chosen_labels(result.memory, only_labels))
+    elif not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
+    other_names = aliases(subject.symbols) if not as_json else {}
     if streams:
         printed = sizes["output"]
-        result = dataclasses.replace(result, memory={} if not as_json else result.memory)
+        result = dataclasses.replace(result, memory={} if not (as_json or only_labels) else result.memory)
         if as_json:
             click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
         else:
+            if printed.last not in (None, 0x0A) and both_terminals():
+                click.echo("", err=True)  # "halted after" on a line of its own, not after the program's last
             print_result(result, as_json, mode)
     else:
-        print_result(result, as_json, mode)
+        print_result(result, as_json, mode, other_names, subject.symbols)
     if stats and not as_json and result.stats is not None:
         click.echo(f"engine: {json.dumps(result.stats)}", err=True)
     if not result.halted:
         click.echo(f"stopped after {result.steps} steps without halting (--max-steps {max_steps})", err=True)
         sys.exit(EXIT_STEP_LIMIT)
+
+
+def run_in_lockstep(ctx: click.Context, subject: Any, backends: str, max_steps: int, **settings: Any) -> Result:
+    """``--lockstep``: the run on several backends at once (fleqc.lockstep); a difference exits 4."""
+    from fleqc.lockstep import LockstepMismatch, run_lockstep
+
+    clashing = [f"--{name.replace('_', '-')}" for name in ("backend", "engine", "dense", "stats", "trace",
+                                                           "trace_json", "report", "weights", "device")
+                if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if clashing:
+        raise click.UsageError(f"--lockstep chooses the backends itself; it does not combine with {', '.join(clashing)}")
+    try:
+        outcome = run_lockstep(subject, backends.split(","), max_steps, **settings)
+    except LockstepMismatch as mismatch:
+        click.echo(f"error[lockstep-mismatch]: {mismatch}", err=True)
+        sys.exit(EXIT_FAULT)
+    left = f" ({', '.join(outcome.left_out)} not installed: left out)" if outcome.left_out else ""
+    click.echo(f"lockstep: {', '.join(outcome.backends)} agreed after every one of {outcome.result.steps} steps{left}",
+               err=True)
+    return outcome.result
+
+
+class LastByte:
+    """A binary stream that remembers the last byte written through it (whether a program's output
+    ended its last line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream, self.last = stream, None
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.last = data[-1]
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def both_terminals() -> bool:
+    """Whether stdout and stderr both go to a terminal (where their lines meet)."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: Optional[Path],
@@ -201,8 +275,11 @@ def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: O
     def given(name: str) -> bool:
         return ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
 
-    if backend == "reference" and (given("mode") or weights is not None):
-        raise click.UsageError("--mode and --weights apply to the transformer backend, not to --backend reference")
+    if backend == "reference" and (given("mode") or given("columns") or weights is not None):
+        named = [name for name, on in (("--mode", given("mode")), ("--columns", given("columns")),
+                                       ("--weights", weights is not None)) if on]
+        raise click.UsageError(f"{' and '.join(named)} {'applies' if len(named) == 1 else 'apply'} to the "
+                               "transformer backends (the machine's size and attention), not to --backend reference")
     if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense") or given("stats")):
         raise click.UsageError("--engine, --dense and --stats choose how the numpy transformer evaluates a pass; "
                                f"they do nothing with --backend {backend}")
@@ -219,11 +296,31 @@ def machine_size(model: Any, program: Any, sizes: dict[str, Any]) -> tuple[Optio
                                       for name, value in sizes.items()}
 
 
-def print_result(result: Result, as_json: bool, mode: str) -> None:
+def chosen_labels(memory: dict, names: str) -> dict:
+    """``--labels a,b``: those labels' values, in that order; an unknown one is a usage error."""
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in memory]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], list(memory), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise click.UsageError(f"--labels: no data label {unknown[0]!r}{hint}; the program's are "
+                               f"{', '.join(memory) or 'none'}")
+    return {name: memory[name] for name in chosen}
+
+
+def print_result(result: Result, as_json: bool, mode: str, other_names: Optional[dict] = None,
+                 symbols: Optional[dict] = None) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
     for label, value in result.memory.items():
+        if other_names and label in other_names:  # another name for a cell, not a cell of its own
+            address = symbols[label].address if symbols and label in symbols else None
+            where = f" (address {address})" if address is not None else ""
+            click.echo(f"{label}: another name for {other_names[label]}{where}")
+            continue
         click.echo(f"{label} = {format_value(value, len(label) + 3)}")
     how = result.backend + (f", {mode}" if result.backend != "reference" else "")
     if result.halted:

@@ -55,6 +55,9 @@ def save_weights_file(model, path: Path) -> None:
               help="ONNX: the attention written into the graph.")
 @click.option("--safetensors", "safetensors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the weights as .safetensors with the row labels, row blocks and machine in the metadata.")
+@click.option("--hf", "hf_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Write a Hugging Face-style model folder DIR (new or empty): model.safetensors, config.json "
+              "(layers, row labels, machine) and a model card README.md (what it is, how to run it).")
 @machine_choice
 @click.option("--columns", "-n", type=int, default=None, metavar="n",
               help=f"Columns of the machine (default {default_columns()}).")
@@ -64,7 +67,7 @@ def save_weights_file(model, path: Path) -> None:
 @click.option("--card", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Export the machine this punch card (.npz) runs on.")
 def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, mode: str,
-                   safetensors_path: Optional[Path], machine: str, columns: Optional[int],
+                   safetensors_path: Optional[Path], hf_dir: Optional[Path], machine: str, columns: Optional[int],
                    weights: Optional[Path], card: Optional[Path], **sizes: Any) -> None:
     """Export a machine's weights to engines fleqc did not write (docs/interop.md).
 
@@ -72,17 +75,20 @@ def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, m
     fleqc export --onnx m.onnx --columns 32          SUBLEQ n=32, N=16: one pass
     fleqc export --onnx run.onnx --loop --card p.npz  the whole run of p's machine
     fleqc export --safetensors m.safetensors --machine fleq --columns 128
+    fleqc export --hf subleq-n32 --columns 32         model.safetensors, config.json, README.md
     """
     reports_errors(_export)(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes,
-                            weights, card)
+                            weights, card, hf_dir)
 
 
 def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes, weights,
-            card) -> None:
+            card, hf_dir=None) -> None:
     from fleqc.interop import require
 
-    if onnx_path is None and safetensors_path is None:
-        raise click.UsageError("say what to write: --onnx FILE and/or --safetensors FILE")
+    if onnx_path is None and safetensors_path is None and hf_dir is None:
+        raise click.UsageError("say what to write: --onnx FILE, --safetensors FILE and/or --hf DIR")
+    if hf_dir is not None and hf_dir.exists() and (not hf_dir.is_dir() or any(hf_dir.iterdir())):
+        raise click.UsageError(f"--hf {hf_dir}: choose a new or empty folder (its files would be replaced)")
     if (loop or fused_softmax) and onnx_path is None:
         raise click.UsageError("--loop and --fused-softmax apply to --onnx")
     if mode == "hardmax" and fused_softmax:
@@ -115,3 +121,24 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
         save_safetensors(model, safetensors_path)
         click.echo(f"wrote {safetensors_path}: {what}, {len(model.layers)} layers, d={model.width} labelled rows, "
                    f"{model.parameter_count():,} parameters")
+    if hf_dir is not None:
+        write_model_folder(model, hf_dir, what)
+
+
+def write_model_folder(model: Any, folder: Path, what: str) -> None:
+    """``--hf DIR``: the weights as model.safetensors, with config.json and a model card beside them."""
+    import json
+
+    from fleqc.interop import require
+    from fleqc.interop.model_card import config_json, model_card
+    from fleqc.interop.safetensors_io import save_safetensors
+    from fleqc.safe_io import write_atomically
+
+    require("safetensors")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_safetensors(model, folder / "model.safetensors")
+    config = json.dumps(config_json(model, "model.safetensors", what), indent=2) + "\n"
+    write_atomically(folder / "config.json", lambda f: f.write(config.encode("utf-8")))
+    card = model_card(model, "model.safetensors", what)
+    write_atomically(folder / "README.md", lambda f: f.write(card.encode("utf-8")))
+    click.echo(f"wrote {folder}: model.safetensors, config.json, README.md ({what})")

@@ -18,7 +18,7 @@ from fleqc.runner import Result, Run
 
 
 def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Path], report: Optional[Path],
-              as_json: bool) -> Result:
+              as_json: bool, trace_hidden: bool = False) -> Result:
     """Run ``run`` to its end with the listeners asked for: the text trace (to stdout, or to stderr
     with ``--json``, which keeps stdout one JSON document, and for a program that prints its own
     output there), the JSON trace, the HTML report and the
@@ -27,9 +27,13 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
     trace_to_terminal = trace and (as_json or sys.stdout.isatty())
     # a program that prints shows its own progress, and a bar would cut into its lines
     bar_wanted = progress.wanted(as_json=as_json) and not trace_to_terminal and not run.machine.streams_output
+    # in a pipe, a status line every few seconds (not on the reference: its loop runs uncounted)
+    status_wanted = not progress.wanted() and run.backend != "reference"
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(progress.RunProgress(max_steps=max_steps)) if bar_wanted else None
         on_count = bar.tick if bar is not None else None
+        if bar is None and status_wanted:
+            on_count = progress.PipeStatus(max_steps=max_steps, name=Path(run.source_name).name).tick
         if not (trace or trace_json or report):
             return run.finish(max_steps, on_count=on_count)
         from fleqc.observe.trace import TraceWriter
@@ -39,7 +43,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
         text = (lambda line: click.echo(line, err=to_stderr)) if trace else None
         handlers: list[Callable] = []
         if trace or trace_json:
-            handlers.append(TraceWriter(text, json_file))
+            handlers.append(TraceWriter(text, json_file, hidden=trace_hidden))
         recorder = None
         if report:
             from fleqc.observe.report import Recorder
@@ -69,8 +73,9 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
     """Print the program a punch card holds, decoded back from X, as assembly.
 
     Data by label with their initial values, instructions with their labels and, as comments,
-    their index and source line. The text assembles again to the same cells and instructions
-    (the linker's hidden cells appear as _h_NAME).
+    their index and source line. The text builds again to the same card (`.linked`: the linker's
+    hidden cells under their own names, nothing added, the card's size):
+    fleqc disasm CARD | fleqc build - -o AGAIN.npz
     """
     from fleqc.observe.disasm import disassemble
 
@@ -97,8 +102,9 @@ def load_target(target: Path, sizes: dict[str, Optional[int]]):
               help="The picture to write (.png, or any format matplotlib writes).")
 @click.option("--step", type=click.IntRange(min=0), default=0, show_default=True,
               help="Show X after this many passes of the transformer (fewer if it halts first).")
-@click.option("--attention", "layer", type=click.IntRange(min=1), default=None, metavar="LAYER",
-              help="Show the attention maps of this layer (numbered from 1), one panel per head, "
+@click.option("--attention", "layer", type=click.IntRange(min=0), default=None, metavar="LAYER",
+              help="Show the attention maps of this layer (numbered from 0, as in the safetensors keys, "
+              "ONNX, torch and TransformerLens), one panel per head, "
               "during the pass that starts from X after --step passes.")
 @click.option("--max-heads", type=click.IntRange(min=1), default=16, show_default=True,
               help="With --attention: show at most this many heads.")
@@ -157,8 +163,9 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     labels, and X's rows for one column (transformer).
 
     \b
-    keys: s step, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
-          [ ] move the X column, : a command (break, clear, watch, unwatch, step K, column K), q quit
+    keys: s step, p step back, n next, c continue, r run to halt, b breakpoint at the cursor (up/down),
+          [ ] move the X column, : a command (break, clear, watch, unwatch, step K, back K, column K), q quit
+    watch LABEL makes a watchpoint: continue and next stop after a step that changes it.
     Needs textual: pip install 'fleqc[debug]'.
     """
     import importlib.util
@@ -172,9 +179,13 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     from fleqc.observe.debug import Debugger, make_app
 
     subject = load_target(target, sizes)
-    if machine_of(subject).streams_output:
-        sizes["output"] = bytearray()  # what the program prints, shown beside the watched labels
-    debugger = Debugger(Run(subject, backend, mode=mode, columns=columns, **sizes))
+    streams = machine_of(subject).streams_output
+
+    def fresh_run() -> Run:  # also how a step back replays the run to the step before
+        own = dict(sizes, output=bytearray()) if streams else sizes  # what the program prints, beside the labels
+        return Run(subject, backend, mode=mode, columns=columns, **own)
+
+    debugger = Debugger(fresh_run(), remake=fresh_run)
     for where in breaks:
         debugger.command(f"break {where}")
     for label in watches:

@@ -76,7 +76,16 @@ def link(
     if not layout.instructions:
         raise sources.error(ErrorCode.EMPTY_PROGRAM, "the program has no instructions", Span(main.name, 1, 1))
     evaluator.set_labels(layout.label_values())
-    return machine.language.linker(machine, width, layout, evaluator, sources).run(main.name)
+    linked = _linked_sizes(placed, evaluator, sources)
+    return machine.language.linker(machine, width, layout, evaluator, sources, linked).run(main.name)
+
+
+def _linked_sizes(placed: Sequence[Placed], evaluator: Evaluator, sources: Sources) -> list[tuple[Any, Span]] | None:
+    """The sizes a ``.linked`` directive gives (None: the program is linked as usual)."""
+    for item in placed:
+        if isinstance(item.statement, ast.LinkedDirective):
+            return [(evaluator.evaluate(expr).number, expr.span) for expr in item.statement.sizes]
+    return None
 
 
 # Machine ------------------------------------------------------------------------------------------
@@ -458,6 +467,22 @@ def _check_function_operand(operand: ast.Expr, functions: Mapping[str, Any], sou
 # Pass two: values, instructions, symbols ----------------------------------------------------------
 
 
+class _Defined(dict):
+    """The hidden cells a ``.linked`` program defines itself; sugar that needs another is an error."""
+
+    def __init__(self, cells: dict[str, int], sources: Sources) -> None:
+        super().__init__(cells)
+        self.sources = sources
+
+    def __missing__(self, name: str) -> int:
+        raise self.sources.error(
+            ErrorCode.BAD_DIRECTIVE,
+            f"this '.linked' program uses '{name}' (through halt, jmp, call or a flagless instruction) "
+            "but does not define it: write every instruction in the machine's own form",
+            None,
+        )
+
+
 class Linker:
     """Pass two: values, hidden cells, encoded instructions and symbols.
 
@@ -466,21 +491,43 @@ class Linker:
     :meth:`hidden_needed`, :meth:`cell`, :meth:`hidden_cell`, :meth:`instructions` and :meth:`halt`.
     """
 
-    def __init__(self, machine: Machine, bits: int, layout: _Layout, evaluator: Evaluator, sources: Sources) -> None:
+    # what the numbers of ``.linked`` give, in order: the card's columns (a machine adds its own)
+    size_names: tuple[str, ...] = ("columns",)
+
+    def __init__(self, machine: Machine, bits: int, layout: _Layout, evaluator: Evaluator, sources: Sources,
+                 linked: list[tuple[Any, Span]] | None = None) -> None:
         self.machine, self.bits, self.layout = machine, bits, layout
         self.evaluator, self.sources = evaluator, sources
+        self.linked = linked is not None  # a linked program written out: nothing added, hidden cells defined
         self.user_cells = len(layout.cells)
-        self.code_size = layout.code_size + 1  # the implicit halt
+        self.code_size = layout.code_size + (0 if self.linked else 1)  # the implicit halt
         self.hidden_values: dict[str, float] = dict(HIDDEN_VALUES)
-        self.hidden = self._hidden_addresses()
+        if self.linked:
+            self.hidden = _Defined({name: place.address for name, place in layout.labels.items()
+                                    if name.startswith("__") and place.kind == "data"}, sources)
+        else:
+            self.hidden = self._hidden_addresses()
+        self.card_size = self._card_size(linked or [])
+
+    def _card_size(self, sizes: list[tuple[Any, Span]]) -> dict[str, int]:
+        if len(sizes) > len(self.size_names):
+            raise self.sources.error(ErrorCode.BAD_DIRECTIVE, f"'.linked' takes at most {len(self.size_names)} "
+                                     f"value(s) on the {self.machine.title} machine: {', '.join(self.size_names)}",
+                                     sizes[len(self.size_names)][1])
+        for number, span in sizes:
+            if not isinstance(number, int) or number < 1:
+                raise self.sources.error(ErrorCode.BAD_DIRECTIVE, "'.linked' sizes are whole numbers >= 1", span)
+        return {name: number for name, (number, _) in zip(self.size_names, sizes)}
 
     def run(self, source_name: str) -> LinkedProgram:
         cells = [self.cell(pending) for pending in self.layout.cells]
-        cells += [self.hidden_cell(name, address) for name, address in self.hidden.items()]
+        if not self.linked:
+            cells += [self.hidden_cell(name, address) for name, address in self.hidden.items()]
         instructions: list[Instruction] = []
         for pending in self.layout.instructions:
             instructions += self.instructions(pending)
-        instructions.append(self.halt(len(instructions), None))
+        if not self.linked:
+            instructions.append(self.halt(len(instructions), None))
         return LinkedProgram(
             machine=self.machine.name,
             bits=self.bits,
@@ -488,6 +535,7 @@ class Linker:
             instructions=tuple(instructions),
             symbols=self._symbols(),
             source_name=source_name,
+            card_size=self.card_size,
         )
 
     # the machine's hooks
@@ -574,5 +622,6 @@ class Linker:
                 name, place.kind, place.address, shape, place.label.span, self.layout.lengths[name]
             )
         for name, address in self.hidden.items():
-            symbols[name] = Symbol(name, "data", address, (), None, 1)
+            if not self.linked:
+                symbols[name] = Symbol(name, "data", address, (), None, 1)
         return symbols

@@ -177,8 +177,18 @@ class EndRoutineDirective:
     span: Span
 
 
+@dataclass(frozen=True)
+class LinkedDirective:
+    """``.linked COLUMNS[, CELL]``: the text is a linked program written out (``fleqc disasm``):
+    its hidden ``__`` cells are defined in it, nothing is added, and its card has this size."""
+
+    sizes: tuple[Expr, ...]
+    span: Span
+
+
 DataDirective = Union[WordDirective, ZeroDirective, VectorDirective, MatrixDirective]
 Directive = Union[
+    LinkedDirective,
     MachineDirective,
     BitsDirective,
     IncludeDirective,

@@ -75,6 +75,8 @@ class _ToAst(Transformer_NonRecursive):
         self.file = file
         self.lines = lines
         self.language = language
+        # a linked program written out (`.linked`, fleqc disasm) names the linker's hidden cells
+        self.linked = any(_LINKED.match(line) for line in lines)
 
     # helpers
 
@@ -87,7 +89,7 @@ class _ToAst(Transformer_NonRecursive):
     # tokens
 
     def NAME(self, token: Token) -> Token:
-        if token.value.startswith(HIDDEN_PREFIX):
+        if token.value.startswith(HIDDEN_PREFIX) and not self.linked:
             raise self.fail(
                 ErrorCode.RESERVED_NAME,
                 f"'{token.value}' is reserved: names starting with '__' belong to the linker",
@@ -147,6 +149,20 @@ class _ToAst(Transformer_NonRecursive):
         return children
 
 
+_LINKED = re.compile(r"^\s*\.linked\b")
+_PREFIXED = {"0x": ("hexadecimal", "0-9 and a-f"), "0b": ("binary", "0 and 1")}
+
+
+def _glued_message(glued: str) -> str:
+    """What is wrong with a value the lexer read as two glued together: a prefixed literal with a
+    digit its base does not have (``0x1G``, ``0b102``), or two values without a separator."""
+    base = _PREFIXED.get(glued.lstrip("+-")[:2].lower())
+    if base is not None:
+        name, digits = base
+        return f"'{glued}' is not a valid {name} literal (its digits are {digits})"
+    return f"'{glued}' is not a value: separate values with a blank or a comma"
+
+
 class _DirectiveBuilder:
     """Checks one directive's name and arguments and builds its typed AST node."""
 
@@ -177,8 +193,7 @@ class _DirectiveBuilder:
                 line = _line_text(self.owner.lines, after.span.line) or ""
                 glued = line[before.span.column - 1:(after.span.end_column or after.span.column + 1) - 1]
                 raise self.owner.fail(
-                    ErrorCode.UNEXPECTED_TOKEN,
-                    f"'{glued}' is not a value: separate values with a blank or a comma",
+                    ErrorCode.UNEXPECTED_TOKEN, _glued_message(glued),
                     Span(before.span.file, before.span.line, before.span.column, after.span.end_line,
                          after.span.end_column),
                 )
@@ -267,6 +282,11 @@ def _const(b: _DirectiveBuilder) -> ast.ConstDirective:
     return ast.ConstDirective(arg.name, arg.value, b.span, arg.name_span)
 
 
+def _linked(b: _DirectiveBuilder) -> ast.LinkedDirective:
+    b.count(0, 2, "at most the card's columns and (FLEQ) its cell size")
+    return ast.LinkedDirective(tuple(b.expressions()), b.span)
+
+
 def _section(b: _DirectiveBuilder) -> ast.SectionDirective:
     b.count(0, 0, "no arguments")
     return ast.SectionDirective("data" if b.name == ".data" else "text", b.span)
@@ -312,6 +332,7 @@ def _endroutine(b: _DirectiveBuilder) -> ast.EndRoutineDirective:
 _DIRECTIVES: dict[str, Callable[[_DirectiveBuilder], ast.Directive]] = {
     ".machine": _machine,
     ".bits": _bits,
+    ".linked": _linked,
     ".include": _include,
     ".const": _const,
     ".data": _section,

@@ -135,10 +135,19 @@ def compile_file(path: str | os.PathLike, *, bits: int | None = None, machine: s
         reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
         raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
     chosen = _named(machine) if machine is not None else machine_for_file(path)
-    program = chosen.compile(data.decode("utf-8", errors="replace"), str(path), {"bits": bits, **options},
+    return compile_text(data.decode("utf-8", errors="replace"), str(path), bits=bits, machine=machine,
+                        chosen=chosen, **options)
+
+
+def compile_text(text: str, name: str, *, bits: int | None = None, machine: str | None = None,
+                 chosen: Any = None, **options: Any) -> Any:
+    """Compile program ``text`` (called ``name`` in messages, e.g. ``<stdin>``) with the machine
+    named ``machine`` (default: the FLEQ language, whose ``.machine`` directive chooses)."""
+    chosen = chosen or (_named(machine) if machine is not None else _named(DEFAULT))
+    program = chosen.compile(text, name, {"bits": bits, **options},
                              language=language() if chosen.language is not None else None)
     if machine is not None and program.machine != machine:
-        raise FleqError(ErrorCode.UNKNOWN_MACHINE, f"{path} is a {program.machine} program (its .machine "
+        raise FleqError(ErrorCode.UNKNOWN_MACHINE, f"{name} is a {program.machine} program (its .machine "
                                                    f"directive), not a {machine} program")
     return program
 
@@ -147,6 +156,10 @@ def program_to_card(program: Any, columns: int | None = None, start: int = 0, **
     """The punch card of ``program`` on the smallest machine that fits it (or ``columns``, and the
     machine's own ``options`` such as ``cell``); the pc names instruction ``start``."""
     chosen = machine_of(program)
+    recorded = dict(getattr(program, "card_size", None) or {})  # a disassembled card's own size
+    if columns is None:
+        columns = recorded.pop("columns", None)
+    options = {**recorded, **{name: value for name, value in options.items() if value is not None}}
     return chosen.encode(program, chosen.config_for(program, columns, options), start)
 
 

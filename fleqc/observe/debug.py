@@ -5,11 +5,13 @@ breakpoint, the cursor is reversed), the last executed step's trace line, the wa
 their values, and (transformer) the rows of X by block for one column: the current instruction's
 column by default, ``[`` and ``]`` move it.
 
-Keys: ``s`` step one instruction, ``n`` next (run until the instruction after this one, stepping
+Keys: ``s`` step one instruction, ``p`` step back one (the run replayed to the step before), ``n`` next (run until the instruction after this one, stepping
 over routine calls and loops back), ``c`` continue to a breakpoint or halt, ``r`` run to halt
 (ignoring breakpoints), ``b`` toggle a breakpoint on the cursor's line (up/down move the cursor),
 ``:`` a command, ``q`` quit. Commands: ``break LINE|LABEL``, ``clear LINE|LABEL``,
-``watch LABEL``, ``unwatch LABEL``, ``step [K]``, ``next``, ``continue``, ``run``, ``column K``.
+``watch LABEL`` (a watchpoint: ``continue`` and ``next`` stop after a step that changes it; every
+label is shown from the start), ``unwatch LABEL``, ``step [K]``, ``back [K]``, ``next``,
+``continue``, ``run``, ``column K``. The ``>`` marker stays on the halt instruction once halted.
 
 All the state lives in :class:`Debugger` (no textual needed), so the logic is tested directly and
 the screen through textual's pilot.
@@ -18,7 +20,7 @@ the screen through textual's pilot.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -26,7 +28,7 @@ from fleqc.card.codes import decode_unsigned
 from fleqc.runner import Run
 from fleqc.steps import TraceEvent, format_value, origin
 from fleqc.steps import file_lines as read_lines
-from fleqc.program import included_labels
+from fleqc.program import included_labels, same_value
 
 RUN_LIMIT = 1_000_000
 
@@ -34,9 +36,12 @@ RUN_LIMIT = 1_000_000
 class Debugger:
     """Breakpoints, watches and stepping over a :class:`fleqc.runner.Run`."""
 
-    def __init__(self, machine: Run, max_steps: int = RUN_LIMIT) -> None:
+    def __init__(self, machine: Run, max_steps: int = RUN_LIMIT, remake: Optional[Callable[[], Run]] = None) -> None:
         self.machine = machine
         self.max_steps = max_steps
+        self.remake = remake  # a fresh Run of the same program and settings: steps back replay to a state
+        self.watchpoints: list[str] = []  # labels `watch` named: continue stops when one changes
+        self.changed: set[str] = set()  # the labels the last step wrote
         program = machine.program
         # (file, line) per instruction (a program that is memory words only, classic SUBLEQ, has none)
         self.lines = [origin(program, i) for i in getattr(program, "instructions", ())]
@@ -84,15 +89,26 @@ class Debugger:
         return True
 
     def watch(self, label: str) -> None:
+        """Show ``label`` and make it a watchpoint: ``continue`` and ``next`` stop after a step that
+        changes its value (every label is shown from the start; a watchpoint is what ``watch`` adds)."""
         symbol = self.machine.symbols.get(label)
         if symbol is None or symbol.kind != "data":
             raise ValueError(f"no data label {label!r}")
         if label not in self.watches:
             self.watches.append(label)
+        if label not in self.watchpoints:
+            self.watchpoints.append(label)
 
     def unwatch(self, label: str) -> None:
         if label in self.watches:
             self.watches.remove(label)
+        if label in self.watchpoints:
+            self.watchpoints.remove(label)
+
+    def value(self, label: str):
+        s = self.machine.symbols[label]
+        cells = [self.machine.cell(s.address + k) for k in range(max(s.length, 1))]
+        return cells[0] if len(cells) == 1 else cells
 
     def watched(self) -> list[tuple[str, str]]:
         out = []
@@ -110,6 +126,25 @@ class Debugger:
 
     def _remember(self, event: TraceEvent) -> None:
         self.last = event
+        self.changed = {a.label.split("+")[0] for a in event.writes}
+
+    def _watch_stop(self) -> Callable[[TraceEvent], bool]:
+        """A stop rule: true after a step that changed a watchpoint's value (the message says how)."""
+        before = {label: self.value(label) for label in self.watchpoints}
+
+        def changed(event: TraceEvent) -> bool:
+            for access in event.writes:
+                label = access.label.split("+")[0]
+                if label in before:
+                    now = self.value(label)
+                    if not same_value(now, before[label]):
+                        self.message = (f"watch: {label} changed from {_shown(before[label])} to {_shown(now)} "
+                                        f"at step {event.step}")
+                        self._watch_hit = True
+                        return True
+            return False
+
+        return changed
 
     def _finish(self, done: int, why: str) -> int:
         m = self.machine
@@ -130,17 +165,44 @@ class Debugger:
         return self.location(event.next_pc) in self.breakpoints
 
     def cont(self) -> int:
-        done = self.machine.advance(self.max_steps, on_event=self._remember, stop=self._at_breakpoint)
+        self._watch_hit = False
+        watched = self._watch_stop()
+        done = self.machine.advance(self.max_steps, on_event=self._remember,
+                                    stop=lambda e: watched(e) or self._at_breakpoint(e))
+        if self._watch_hit and not self.machine.halted:
+            return done
         at = self.location()
         return self._finish(done, f"breakpoint at line {at[1]} after {{done}} steps"
                             if at in self.breakpoints else "stopped after {done} steps (step limit)")
 
     def next(self) -> int:
         after = self.pc + 1
+        self._watch_hit = False
+        watched = self._watch_stop()
         done = self.machine.advance(
             self.max_steps, on_event=self._remember,
-            stop=lambda e: e.next_pc == after or self._at_breakpoint(e))
+            stop=lambda e: e.next_pc == after or watched(e) or self._at_breakpoint(e))
+        if self._watch_hit and not self.machine.halted:
+            return done
         return self._finish(done, "next: {done} steps")
+
+    def back(self, count: int = 1) -> int:
+        """Step back ``count`` steps: the run is replayed from its start to that step (exactly the
+        state it had: every backend is deterministic). Returns how many steps it went back."""
+        if self.remake is None:
+            self.message = "stepping back needs the debugger's own run (fleqc debug)"
+            return 0
+        target = max(self.machine.steps - max(count, 0), 0)
+        went = self.machine.steps - target
+        fresh = self.remake()
+        if target > 0:
+            fresh.advance(target - 1)
+            fresh.advance(1, on_event=self._remember)
+        else:
+            self.last, self.changed = None, set()
+        self.machine = fresh
+        self.message = f"back {went} step{'s' if went != 1 else ''}: at step {target}"
+        return went
 
     def run(self) -> int:
         done = self.machine.advance(self.max_steps, on_event=self._remember)
@@ -220,6 +282,8 @@ class Debugger:
                 self.message = f"no longer watching {', '.join(args)}"
             elif verb in ("s", "step"):
                 self.step(int(args[0]) if args else 1)
+            elif verb in ("p", "back"):
+                self.back(int(args[0]) if args else 1)
             elif verb in ("n", "next"):
                 self.next()
             elif verb in ("c", "continue"):
@@ -234,6 +298,10 @@ class Debugger:
         except (ValueError, IndexError) as exc:
             self.message = str(exc)
         return self.message
+
+
+def _shown(value) -> str:
+    return format_value(np.asarray(value)) if isinstance(value, list) else format_value(value)
 
 
 def describe(values: np.ndarray, name: str) -> str:
@@ -267,6 +335,7 @@ def make_app(debugger: Debugger):
         """
         BINDINGS = [
             Binding("s", "step", "step"),
+            Binding("p", "back", "step back"),
             Binding("n", "next", "next"),
             Binding("c", "cont", "continue"),
             Binding("r", "run", "run to halt"),
@@ -296,7 +365,7 @@ def make_app(debugger: Debugger):
                     with VerticalScroll(id="xrows"):
                         yield Static(id="x")
             yield Static(id="status")
-            yield Input(placeholder=": break LINE|LABEL, watch LABEL, step K, next, continue, run, column K",
+            yield Input(placeholder=": break LINE|LABEL, watch LABEL, step K, back K, next, continue, run, column K",
                         id="command")
             yield Footer()
 
@@ -314,7 +383,7 @@ def make_app(debugger: Debugger):
             file, current = d.location()
             text = Text()
             for number, line in enumerate(d.file_lines(file), start=1):
-                mark = ">" if number == current and not d.machine.halted else " "
+                mark = ">" if number == current else " "  # at halt too: where the machine stopped
                 bp = "*" if (file, number) in d.breakpoints else " "
                 style = "bold on dark_green" if number == current else ""
                 if number == self.cursor:
@@ -327,8 +396,9 @@ def make_app(debugger: Debugger):
             self.query_one("#last", Static).update(d.last.text().strip() if d.last else "(nothing executed yet)")
             table = self.query_one("#watches", DataTable)
             table.clear()
-            for label, value in d.watched():
-                table.add_row(label, value, key=label)
+            for label, value in d.watched():  # watchpoints in bold; what the last step wrote marked
+                shown = Text(label, style="bold" if label in d.watchpoints else "")
+                table.add_row(shown, Text(value + ("  <- written" if label in d.changed else "")), key=label)
             rows = d.x_rows()
             x = self.query_one("#x", Static)
             if rows:
@@ -350,6 +420,9 @@ def make_app(debugger: Debugger):
 
         def action_step(self) -> None:
             self._do(self.debugger.step)
+
+        def action_back(self) -> None:
+            self._do(self.debugger.back)
 
         def action_next(self) -> None:
             self._do(self.debugger.next)

@@ -3,14 +3,15 @@
 The instructions come from the codes in the instruction columns (``card_to_program``), the data
 from the memory columns, the names from the card's symbol table. The text is plain fleqc assembly
 in the machine's own form (``subleq a, b, c``, or ``subleq a, b`` when c is the next instruction;
-``fleq dst, f, a, b, flag, p``; no other sugar), so it
-assembles again: every cell keeps its address and every instruction its index, and the assembler
-adds only its implicit final ``halt`` (and the hidden cells that needs) after them.
+``fleq dst, f, a, b, flag, p``; no other sugar) under ``.linked COLUMNS[, CELL]``: the program as
+the linker left it, so the assembler adds nothing (no final ``halt``, no hidden cells) and builds
+the card at its own size. ``fleqc disasm CARD | fleqc build - -o AGAIN.npz`` gives the same card:
+the same X, configuration and symbols.
 
 Names: user labels as they are; the linker's hidden cells (``__zero``, ``__one``, ``__dummy``,
-``__ret_R`` ...), whose names the language reserves, become ``_h_zero`` and so on; a cell with no
+``__ret_R`` ...) keep their names (``.linked`` allows them); a cell with no
 label of its own follows the previous one (it belongs to a multi-cell label); an instruction that
-is jumped to but has no code label gets ``L<index>``. Each instruction carries its source line as
+is jumped to but has no code label is named by its index. Each instruction carries its source line as
 a comment. Reals are written with ``repr`` (they read back bit for bit).
 """
 
@@ -39,13 +40,6 @@ class _Namer:
     def __init__(self, program: LinkedProgram) -> None:
         taken = set(program.symbols)
         self.rename: dict[str, str] = {}
-        for name in program.symbols:
-            if name.startswith(HIDDEN_PREFIX):
-                new = "_h_" + name[len(HIDDEN_PREFIX):]
-                while new in taken:
-                    new = "_" + new
-                taken.add(new)
-                self.rename[name] = new
         self.taken = taken
 
     def __call__(self, name: str) -> str:
@@ -88,17 +82,15 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
             cell_name[address] = name
             data_labels.setdefault(address, []).append(name)
     machine = source.machine if isinstance(source, Card) else machine_of(program)
-    targets: set[int] = set()  # the targets the instructions' text names (an implied one is not written)
-    for i in program.instructions:
-        machine.instruction_text(i, str, lambda index: targets.add(index) or "", short=True)
-    for index in sorted(targets):
-        if index not in code_labels:
-            code_labels[index] = [namer.fresh(f"L{index}")]
+    # a target with no label of its own is written as its index (a new label would be a new symbol)
     target_name = {index: names[0] for index, names in code_labels.items()}
 
     where = source.source_name if isinstance(source, Card) else program.source_name
     lines = [f"; disassembled from {where}: {m} cells, {k} instructions"]
     lines.append(f".machine {program.machine}" if program.machine != DEFAULT else f".bits {program.bits}")
+    sizes = _card_size(source) if isinstance(source, Card) else []
+    lines.append(f".linked {', '.join(map(str, sizes))}".rstrip() + "  ; as linked: the hidden cells are "
+                 "defined here, nothing is added" + (", and the card's size" if sizes else ""))
     lines.append("")
     lines.append(".data")
     width = max([len(n) + 1 for names in data_labels.values() for n in names] + [8])
@@ -113,7 +105,8 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     width = max([len(" ".join(f"{n}:" for n in names)) for names in code_labels.values()] + [8])
     for instruction in program.instructions:
         labels = " ".join(f"{n}:" for n in code_labels.get(instruction.index, []))
-        text = machine.instruction_text(instruction, cell_name.__getitem__, target_name.__getitem__, short=True)
+        text = machine.instruction_text(instruction, cell_name.__getitem__, lambda t: target_name.get(t, str(t)),
+                                        short=True)
         file, line = origin(program, instruction)
         note = f"{Path(file).name}:{line}" if line else ""
         written = source_text(file, line) if line else ""
@@ -122,6 +115,13 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     for index in sorted(a for a in code_labels if a >= k):
         lines.append(" ".join(f"{n}:" for n in code_labels[index]))
     return "\n".join(lines) + "\n"
+
+
+def _card_size(card: Card) -> list[int]:
+    """The numbers ``.linked`` records: the card's columns, and the FLEQ machine's cell size."""
+    sizes = [int(card.X.shape[1])]
+    cell = getattr(card.config, "cell", None)
+    return sizes + ([int(cell)] if cell is not None else [])
 
 
 def _data_directive(value: Any) -> str:

@@ -3,7 +3,7 @@ HTML report, where every image is inlined as a data URI.
 
 Colours of X: blue for negative, white for 0, red for positive, full colour at |x| = 1 (so the
 -1/0/+1 codes are clear), then darker on a log scale up to the largest entry (so FLEQ values of
-any size remain visible). Attention weights: dark (0) to yellow (1).
+any size remain visible). Attention weights: dark (0) to yellow (1), as w^0.25 (so 1/31 shows).
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ def x_rgb(X: np.ndarray) -> np.ndarray:
     return np.clip(WHITE * (1 - t) + colour * t, 0, 255).astype(np.uint8)
 
 
+ATTENTION_GAMMA = 0.25  # colour = w^0.25: an even spread over 31 columns (1/31) is far from 0's colour
+
+
 def attention_rgb(A: np.ndarray) -> np.ndarray:
-    w = np.clip(np.nan_to_num(np.asarray(A, dtype=np.float64)), 0.0, 1.0)[..., None]
+    w = np.clip(np.nan_to_num(np.asarray(A, dtype=np.float64)), 0.0, 1.0)[..., None] ** ATTENTION_GAMMA
     dark, light = np.array([40, 20, 70], dtype=np.float64), np.array([253, 231, 37], dtype=np.float64)
     return (dark * (1 - w) + light * w).astype(np.uint8)
 

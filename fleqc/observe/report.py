@@ -36,6 +36,7 @@ from fleqc.program import values_by_label
 
 MAX_STEPS = 500
 MAX_HEAD_IMAGES = 1500
+MAX_EXACT_ENTRIES = 20_000  # of X per step, given exactly for the value readout (the rest are codes)
 MAX_PIXELS = 60_000_000  # of X pictures, and separately of attention pictures, in one page
 
 
@@ -47,7 +48,7 @@ class Recorder:
         self.machine = machine
         self.max_steps = max_steps
         self.max_head_images = max_head_images
-        if machine.card is not None and machine.backend == "transformer":  # big machines: fewer pictures
+        if machine.card is not None and machine.backend != "reference":  # big machines: fewer pictures
             d, n = machine.card.X.shape
             self.max_steps = max(1, min(max_steps, MAX_PIXELS // (d * n)))
             self.max_head_images = min(max_head_images, MAX_PIXELS // (n * n))
@@ -59,7 +60,7 @@ class Recorder:
         self.total_steps = 0
         self.heads_per_pass = 0
         if machine.model is not None:
-            self.heads_per_pass = sum(machine.model.layers[k - 1].heads for k in attention_layers(machine.model))
+            self.heads_per_pass = sum(machine.model.layers[k].heads for k in attention_layers(machine.model))
         self._record(0, machine.X)
 
     def _image(self, png: bytes) -> int:
@@ -77,6 +78,9 @@ class Recorder:
         }
         if X is not None:
             entry["x"] = self._image(x_png(X))
+            # the readout's exact values: every entry that is not a -1/0/+1 code (few: the FLEQ cells)
+            odd = np.argwhere(~np.isin(X, (-1.0, 0.0, 1.0)))[:MAX_EXACT_ENTRIES]
+            entry["xv"] = [[int(r), int(c), float(X[r, c])] for r, c in odd]
             if self.head_images + self.heads_per_pass <= self.max_head_images:
                 for head in all_attention_maps(self.machine.model, X, self.machine.mode):
                     entry["attention"].append([head.layer, head.head, head.name, self._image(attention_png(head.weights))])
@@ -126,7 +130,7 @@ class Recorder:
                 entry["next_line"] = span.line if span else 0
         card = machine.card
         layout = None
-        if card is not None and machine.backend == "transformer":
+        if card is not None and machine.backend != "reference":
             d, n = card.X.shape
             regions = [(card.machine.scratch_name, *card.regions.scratch),
                        ("memory", *card.regions.memory), ("instructions", *card.regions.instructions),
@@ -204,7 +208,14 @@ tr.read td.label { text-decoration: underline; }
 #xregions div { position: absolute; border-left: 1px solid #333; padding-left: 2px; white-space: nowrap; }
 #heads { display: flex; flex-wrap: wrap; gap: 8px; }
 #heads figure { margin: 0; font-size: 11px; text-align: center; }
-#heads img { width: 180px; height: 180px; image-rendering: pixelated; border: 1px solid #999; }
+#heads img { width: 180px; height: 180px; image-rendering: pixelated; border: 1px solid #999; display: block; }
+.thumb { position: relative; width: 182px; height: 182px; margin-left: 34px; }
+.thumb .line { position: absolute; background: rgba(255,255,255,0.7); pointer-events: none; }
+.axis { position: relative; font-size: 9px; color: #555; height: 22px; margin-left: 34px; width: 182px; }
+.axis span, .yaxis span { position: absolute; white-space: nowrap; }
+.yaxis { position: absolute; left: -34px; top: 0; width: 32px; height: 182px; font-size: 9px; color: #555; }
+.yaxis span { right: 0; transform: translateY(-50%); }
+.readout { font-family: ui-monospace, monospace; font-size: 12px; min-height: 1.4em; }
 .wide { grid-column: 1 / -1; }
 .note { color: #666; font-size: 12px; }
 </style>
@@ -221,9 +232,11 @@ tr.read td.label { text-decoration: underline; }
   <section><h2>Source <span id="srcfile" class="note"></span></h2><div id="source"></div></section>
   <section><h2>Memory after this step</h2><table id="memory"><thead><tr><th>label</th><th>value</th></tr></thead><tbody></tbody></table></section>
   <section class="wide"><h2>X after this step</h2><div id="xnote" class="note"></div>
+    <div id="xread" class="readout">point at X to read an entry</div>
     <div id="xwrap"><div id="xnames"></div><div id="xbox"><img id="ximg" alt="X as a heatmap"><div id="xregions"></div></div></div></section>
   <section class="wide"><h2>Attention during the next pass: layer <select id="layer"></select></h2>
-    <div id="attnote" class="note"></div><div id="heads"></div></section>
+    <div id="attnote" class="note"></div><div id="attread" class="readout">point at a head to read a weight</div>
+    <div id="heads"></div></section>
 </main>
 <script id="data" type="application/json">__DATA__</script>
 <script>
@@ -291,11 +304,87 @@ if (D.layout) {
   $("xnote").textContent = "This run used the reference interpreter: run on the transformer backend to see X and attention.";
 }
 
+function rowName(row) {  // "mem[3]": the row block and the row within it
+  const block = D.layout.blocks.find(([, start, size]) => start <= row && row < start + size);
+  if (!block) return "row " + row;
+  return block[2] > 1 ? block[0] + "[" + (row - block[1]) + "]" : block[0];
+}
+function columnName(col) {
+  const region = D.layout.regions.find(([, lo, hi]) => lo <= col && col < hi);
+  return region ? region[0] + (region[0] === "memory" ? " cell " + (col - region[1]) : region[0] === "instructions" ? " " + (col - region[1]) : "") : "";
+}
+function pixel(img, x, y) {  // the RGB of one pixel of a picture (data URIs do not taint a canvas)
+  if (!img.naturalWidth) return null;
+  if (!img._canvas || img._canvas.src !== img.src) {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    canvas.getContext("2d").drawImage(img, 0, 0);
+    img._canvas = {src: img.src, context: canvas.getContext("2d")};
+  }
+  return img._canvas.context.getImageData(x, y, 1, 1).data;
+}
+function at(img, event, rows, cols) {  // the (row, column) of the picture under the pointer
+  const box = img.getBoundingClientRect();
+  const col = Math.floor((event.clientX - box.left) / box.width * cols);
+  const row = Math.floor((event.clientY - box.top) / box.height * rows);
+  return (row < 0 || col < 0 || row >= rows || col >= cols) ? null : [row, col];
+}
+function xValue(s, row, col) {  // exact: the step's non-code entries, else the code the colour shows
+  const exact = (s.xv || []).find(([r, c]) => r === row && c === col);
+  if (exact) return String(exact[2]);
+  const rgb = pixel($("ximg"), col, row);
+  if (!rgb) return "?";
+  if (rgb[0] > 230 && rgb[2] > 230) return "0";
+  return rgb[0] > rgb[2] ? "1" : "-1";
+}
+$("ximg").addEventListener("mousemove", (event) => {
+  if (!D.layout) return;
+  const s = D.steps[Number(slider.value)];
+  const where = at($("ximg"), event, D.layout.d, D.layout.n);
+  if (!where) return;
+  const [row, col] = where;
+  $("xread").textContent = "row " + row + " (" + rowName(row) + "), column " + col + " (" + columnName(col) + "): " + xValue(s, row, col);
+});
+function readHead(event) {  // the weight under the pointer: w = c^4, c the colour's position dark..yellow
+  const img = event.target;
+  const where = at(img, event, img.naturalHeight, img.naturalWidth);
+  if (!where) return;
+  const [key, query] = where;
+  const rgb = pixel(img, query, key);
+  const c = Math.min(1, Math.max(0, (rgb[0] - 40) / 213));
+  const w = Math.pow(c, 4);
+  const text = img.dataset.head + ": query column " + query + " (" + columnName(query) + ") attends key column " + key +
+    " (" + columnName(key) + ") with weight " + (w < 0.0005 ? "0" : "≈ " + w.toPrecision(3));
+  $("attread").textContent = text;
+  img.title = text;
+}
+function regionMarks(thumb, n) {  // the column regions on both axes of a thumbnail
+  const xaxis = document.createElement("div"); xaxis.className = "axis";
+  const yaxis = document.createElement("div"); yaxis.className = "yaxis";
+  D.layout.regions.forEach(([name, lo, hi], i) => {
+    const short = name.slice(0, 5);
+    const x = document.createElement("span"); x.style.left = (100 * lo / n) + "%"; x.style.top = (i % 2 ? 10 : 0) + "px";
+    x.textContent = short; x.title = name + " " + lo + "-" + (hi - 1);
+    const y = document.createElement("span"); y.style.top = (100 * (lo + hi) / 2 / n) + "%"; y.textContent = short; y.title = x.title;
+    xaxis.appendChild(x); yaxis.appendChild(y);
+    if (lo > 0) {
+      const v = document.createElement("div"); v.className = "line"; v.style.left = (100 * lo / n) + "%"; v.style.top = "0"; v.style.width = "1px"; v.style.height = "100%";
+      const h = document.createElement("div"); h.className = "line"; h.style.top = (100 * lo / n) + "%"; h.style.left = "0"; h.style.height = "1px"; h.style.width = "100%";
+      thumb.appendChild(v); thumb.appendChild(h);
+    }
+  });
+  thumb.appendChild(yaxis);
+  return xaxis;
+}
+
 function render() {
   const k = Number(slider.value);
   const s = D.steps[k];
   $("stepno").textContent = String(k);
   document.body.dataset.step = String(k);
+  if (location.hash !== "#step=" + k) {  // the URL names the step shown, so it can be linked
+    try { history.replaceState(null, "", "#step=" + k); } catch (e) { location.hash = "step=" + k; }
+  }
   $("stepinfo").textContent = k === 0 ? "initial state, pc " + s.pc : s.text;
   const file = s.file || s.next_file || Object.keys(D.files)[0];
   showFile(file);
@@ -321,18 +410,24 @@ function render() {
   });
   if (D.layout) {
     $("ximg").src = s.x === null ? "" : D.images[s.x];
-    $("xnote").textContent = "rows: named blocks (left); columns: regions (below). Blue -1, white 0, red +1; darker beyond (log scale).";
+    $("xnote").textContent = "rows: named blocks (left); columns: regions (below). Blue -1, white 0, red +1; darker beyond (log scale). Point at an entry to read it.";
     const layer = Number(layerSelect.value);
     const heads = $("heads");
     heads.innerHTML = "";
     const maps = s.attention.filter((a) => a[0] === layer);
-    $("attnote").textContent = maps.length ? "key column down, query column across; the pass that executes instruction " + s.pc
+    $("attnote").textContent = maps.length ? "key column down, query column across (regions marked); the pass that executes instruction " +
+      s.pc + "; colour dark 0 to yellow 1 as w^0.25, so small even weights show; point at a head to read a weight"
       : "attention was recorded for steps 0-" + D.attention_until + " only";
     maps.forEach(([l, h, name, img]) => {
       const fig = document.createElement("figure");
+      const thumb = document.createElement("div"); thumb.className = "thumb";
       const im = document.createElement("img"); im.src = D.images[img]; im.alt = "layer " + l + " head " + h;
+      im.dataset.head = "layer " + l + " head " + h;
+      im.addEventListener("mousemove", readHead);
+      thumb.appendChild(im);
+      const xaxis = regionMarks(thumb, D.layout.n);
       const cap = document.createElement("figcaption"); cap.textContent = "head " + h + ": " + name;
-      fig.appendChild(im); fig.appendChild(cap); heads.appendChild(fig);
+      fig.appendChild(thumb); fig.appendChild(xaxis); fig.appendChild(cap); heads.appendChild(fig);
     });
   }
 }
@@ -349,8 +444,8 @@ layerSelect.addEventListener("change", render);
 $("prev").addEventListener("click", () => { slider.value = String(Number(slider.value) - 1); render(); });
 $("next").addEventListener("click", () => { slider.value = String(Number(slider.value) + 1); render(); });
 window.addEventListener("hashchange", fromHash);
+fromHash();  // a linked step first: render would otherwise write #step=0 over it
 render();
-fromHash();
 </script>
 </body>
 </html>

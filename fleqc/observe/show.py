@@ -3,9 +3,11 @@
 - :func:`plot_X`: a heatmap of X (d rows x n columns) with the row blocks labelled by name on the
   left, the column regions (scratchpad or reference and lanes, memory, instructions, padding) on the
   bottom and, for small programs, each memory column's label on top. Colours: blue negative, white
-  0, red positive, on a symmetric log scale past 1 (so FLEQ values of any size stay visible).
+  0, red positive: a plain scale from -1 to 1 where X holds only codes, else linear up to 1 and
+  logarithmic beyond (so FLEQ values of any size stay visible); the colorbar's ticks are numbers.
 - :func:`plot_attention`: the attention maps of one layer, one panel per head (key column down,
-  query column across), from :mod:`fleqc.observe.attention`.
+  query column across, both with the column regions named), from :mod:`fleqc.observe.attention`,
+  and one colorbar; colour follows w^0.25 so that a small even weight is not mistaken for 0.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _region_lines(ax, card: Card, horizontal: bool = False) -> None:
 def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequence[str]] = None) -> Path:
     """``rows``: only these row blocks (by name, in the card's order), stacked."""
     plt = _pyplot()
-    from matplotlib.colors import SymLogNorm
+    from matplotlib.colors import Normalize, SymLogNorm
 
     blocks = list(card.rows)
     if rows:
@@ -80,9 +82,14 @@ def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequ
     height = min(max(6.0, 0.16 * len(blocks) + 2.0), 24.0)
     width = min(max(8.0, 0.12 * n + 3.0), 30.0)
     fig, ax = plt.subplots(figsize=(width, height))
-    top = max(1.0, float(np.max(np.abs(X))))
-    image = ax.imshow(X, aspect="auto", interpolation="nearest", cmap="RdBu_r",
-                      norm=SymLogNorm(linthresh=1.0, vmin=-top, vmax=top))
+    top = max(1.0, float(np.max(np.abs(np.nan_to_num(X)))))
+    if top <= 1.0:  # the -1/0/+1 codes (SUBLEQ, classic): a plain scale, ticks at -1, 0 and 1
+        norm, bar_ticks = Normalize(vmin=-1.0, vmax=1.0), [-1.0, -0.5, 0.0, 0.5, 1.0]
+    else:  # FLEQ values of any size: linear up to 1, logarithmic beyond, ticks as plain numbers
+        norm = SymLogNorm(linthresh=1.0, vmin=-top, vmax=top)
+        powers = [10.0 ** k for k in range(0, int(math.log10(top)) + 1, max(1, int(math.log10(top)) // 4 or 1))]
+        bar_ticks = sorted({0.0, *powers, *(-p for p in powers), top, -top})
+    image = ax.imshow(X, aspect="auto", interpolation="nearest", cmap="RdBu_r", norm=norm)
     for block in blocks[1:]:
         ax.axhline(block.start - 0.5, color="0.5", lw=0.3)
     ticks, names = _spaced_labels(blocks, d, height)
@@ -99,7 +106,9 @@ def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequ
         top_axis.set_xticklabels([labels[c] for c in sorted(labels)], rotation=90, fontsize=7)
     ax.set_xlabel("column")
     ax.set_ylabel("row block")
-    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    bar.set_ticks(bar_ticks, labels=[_tick(t) for t in bar_ticks], fontsize=7)
+    bar.set_label("value of X", fontsize=8)
     ax.set_title(title or f"X ({d} x {n}) of {Path(card.source_name).name}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -119,24 +128,50 @@ def _spaced_labels(blocks, d: int, height: float) -> tuple[list[float], list[str
     return ticks, names
 
 
+def _tick(value: float) -> str:
+    """A colorbar tick as a plain number (1000, -1, 0.5), not as a power of ten."""
+    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.2g}"
+
+
+ATTENTION_GAMMA = 0.25  # the colour scale of attention weights: w^0.25, so 1/31 shows, unlike 0
+
+
 def plot_attention(card: Card, maps: Sequence[HeadMap], path, title: str = "", max_heads: int = 16) -> Path:
+    """One panel per head (key column down, query column across), the column regions named on both
+    axes, one colorbar for all panels; the colour follows w^0.25, so an even spread over 31 columns
+    (1/31) is clearly not 0."""
     plt = _pyplot()
+    from matplotlib.colors import PowerNorm
+
     shown = list(maps)[:max_heads]
     cols = min(len(shown), 4)
     rows = math.ceil(len(shown) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.8, 3.6 * rows + 0.6), squeeze=False)
     for ax in axes.flat[len(shown):]:
         ax.axis("off")
+    spans = regions(card)
+    centres = [(lo + hi - 1) / 2 for _, lo, hi in spans]
+    short = [name[:5] for name, _, _ in spans]
+    image = None
     for ax, head in zip(axes.flat, shown):
-        ax.imshow(head.weights, cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        image = ax.imshow(head.weights, cmap="viridis", norm=PowerNorm(ATTENTION_GAMMA, vmin=0.0, vmax=1.0),
+                          interpolation="nearest")
         _region_lines(ax, card, horizontal=True)
         ax.set_title(f"layer {head.layer}, head {head.head}: {head.name}", fontsize=8)
+        ax.set_xticks(centres)
+        ax.set_xticklabels(short, fontsize=6)
+        ax.set_yticks(centres)
+        ax.set_yticklabels(short, fontsize=6)
         ax.set_xlabel("query column", fontsize=7)
         ax.set_ylabel("key column", fontsize=7)
-        ax.tick_params(labelsize=6)
+    fig.subplots_adjust(wspace=0.45, hspace=0.35)
+    if image is not None:
+        ticks = [0.0, 0.001, 0.01, 0.1, 0.5, 1.0]
+        bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02)
+        bar.set_ticks(ticks, labels=[_tick(t) for t in ticks], fontsize=7)
+        bar.set_label("attention weight", fontsize=8)
     more = f" (first {len(shown)} of {len(maps)} heads)" if len(maps) > len(shown) else ""
     fig.suptitle((title or f"attention of {Path(card.source_name).name}") + more, fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 

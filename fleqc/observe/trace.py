@@ -13,6 +13,10 @@ What an instruction reads and writes:
   new ``mem[b] <= 0``.
 - FLEQ ``fleq dst, f, a, b, flag, p``: reads ``a`` (and ``b`` for a binary ``f``), writes ``dst``;
   then reads ``flag`` (after the write) and branches to ``p`` when ``mem[flag] <= 0``.
+
+A text line shows a vector or matrix by its shape and first entries, and leaves out the linker's
+hidden cells (``__one``, ``__call_1``) unless asked (``--trace-hidden``); the JSON lines have every
+operand with its full value.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from fleqc.steps import Access, Names, TraceEvent, format_value, jsonable, sourc
 class TraceWriter:
     """Writes events as text lines and/or JSON lines as they come."""
 
-    def __init__(self, text: Optional[Callable[[str], None]] = None, json_file=None) -> None:
-        self.text, self.json_file = text, json_file
+    def __init__(self, text: Optional[Callable[[str], None]] = None, json_file=None, hidden: bool = False) -> None:
+        self.text, self.json_file, self.hidden = text, json_file, hidden
 
     def __call__(self, event: TraceEvent) -> None:
         if self.text is not None:
-            self.text(event.text())
+            self.text(event.text(hidden=self.hidden))
         if self.json_file is not None:
             self.json_file.write(json.dumps(event.to_json()) + "\n")
 

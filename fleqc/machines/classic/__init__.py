@@ -16,11 +16,12 @@ an address); the tapes follow the memory.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
+from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.machines.classic import reference as interpreter
 from fleqc.state import RunResult, State
 from fleqc.card.card import Card
@@ -72,7 +73,8 @@ class ClassicMachine(Machine):
         program = ClassicProgram.of_image(load_image(text, name=path, bits=bits), bits)
         given = options.get("input")
         return program if given is None else ClassicProgram(program.words, bits, program.symbols,
-                                                            program.source_name, bytes(given))
+                                                            program.source_name, bytes(given),
+                                                            origins=program.origins)
 
     def config_for(self, program: ClassicProgram, columns: Optional[int], options: Options) -> ClassicConfig:
         given = options.get("input")
@@ -140,7 +142,10 @@ class ClassicMachine(Machine):
                                           program.input if given is None else given)
         state.pc = pc
         sink = _sink(options.get("output"))
-        interpreter.run(state, max_steps, on_output=sink)
+        try:
+            interpreter.run(state, max_steps, on_output=sink)
+        except interpreter.AddressFault as fault:
+            raise located_fault(fault, program.origins, program.source_name, program.bits) from None
         return RunResult(state.halted, state.steps, State(state.pc, tuple(state.mem)))
 
     def reference_stepper(self, program: ClassicProgram, pc: int, options: Options) -> "ClassicStepper":
@@ -148,7 +153,7 @@ class ClassicMachine(Machine):
         state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc
-        return ClassicStepper(state, _sink(options.get("output")))
+        return ClassicStepper(state, _sink(options.get("output")), program)
 
     # -- observing -----------------------------------------------------------------------------
 
@@ -211,8 +216,9 @@ def _sink(output: Any):
 class ClassicStepper:
     """The classic reference interpreter stepped one instruction at a time (its output to ``sink``)."""
 
-    def __init__(self, state: interpreter.ClassicState, sink: Optional[Callable[[int], None]]) -> None:
-        self.state, self.sink = state, sink
+    def __init__(self, state: interpreter.ClassicState, sink: Optional[Callable[[int], None]],
+                 program: Optional[ClassicProgram] = None) -> None:
+        self.state, self.sink, self.program = state, sink, program
 
     @property
     def pc(self) -> int:
@@ -226,7 +232,11 @@ class ClassicStepper:
 
     def step(self) -> bool:
         before = self.state.steps
-        interpreter.run(self.state, 1, on_output=self.sink)
+        try:
+            interpreter.run(self.state, 1, on_output=self.sink)
+        except interpreter.AddressFault as fault:
+            p = self.program
+            raise (fault if p is None else located_fault(fault, p.origins, p.source_name, p.bits)) from None
         return self.state.steps > before
 
     def halted(self) -> bool:
@@ -247,10 +257,37 @@ class ClassicHealthCheck:
         self.ternary(X, step, columns)
         if self.reader.flag(X, "fault"):
             m = self.card.config.memory
+            span = word_origin((), self.card.source_name, self.pc, self.card.config.bits)
             raise FleqError(ErrorCode.ADDRESS_FAULT, f"machine fault at step {step}: the instruction at pc {self.pc} "
-                                                     f"uses an address outside the memory (0..{m - 1}); give the "
-                                                     f"machine more with --memory")
+                                                     f"uses an address outside the memory (0..{m - 1}){MEMORY_HINT}",
+                            span)
         self.pc = self.reader.register(X, "pc")
+
+
+MEMORY_HINT = ("; the memory is the program's image rounded up to a power of two unless --memory WORDS "
+               "gives the machine more")
+
+
+def word_origin(origins: tuple, source_name: str, address: int, bits: int) -> Optional[Span]:
+    """Where the word at ``address`` was written (``origins``, or the source file assembled again);
+    None for a raw image's word or a source that cannot be read."""
+    if not origins and Path(source_name).suffix.lower() in (".sq", ".asq"):
+        from fleqc.machines.classic.source import load_image
+
+        try:
+            origins = tuple(load_image(source_name, bits=bits).origins or ())
+        except (FleqError, OSError, ValueError):
+            return None
+    return origins[address] if 0 <= address < len(origins) else None
+
+
+def located_fault(fault: "interpreter.AddressFault", origins: tuple, source_name: str, bits: int):
+    """The reference's address fault at the instruction's own line in the source, with the hint."""
+    fault.span = fault.span or word_origin(origins, source_name, fault.pc, bits)
+    if MEMORY_HINT not in fault.message:
+        fault.message += MEMORY_HINT
+        fault.args = (fault.message,)
+    return fault
 
 
 MACHINE = ClassicMachine()

@@ -24,12 +24,13 @@ class ClassicProgram:
     source_name: str = "<image>"
     input: bytes = b""
     machine: str = "classic"
+    origins: tuple = field(default=(), compare=False, repr=False)  # where each word was written (a Span)
 
     @classmethod
     def of_image(cls, image: SubleqImage, bits: int) -> "ClassicProgram":
         symbols = {name: Symbol(name, "data", address) for name, address in image.labels.items()
                    if address < len(image.words)}
-        return cls(tuple(image.words), bits, symbols, image.path)
+        return cls(tuple(image.words), bits, symbols, image.path, origins=tuple(image.origins or ()))
 
     def listing(self) -> str:
         """sqasm text that assembles to exactly these words: ``.`` data lines of three words (no

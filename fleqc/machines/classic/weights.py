@@ -1,13 +1,13 @@
 """The classic machine: one pass of seven layers executes one instruction of von Neumann SUBLEQ.
 
-    layer 1  ReLU FFN   prepare  pc1, pc2, pc3 <- pc + 1, 2, 3; ip1 <- ip + 1; op1 <- op + 1
-    layer 2  attention  fetch    A, B, C <- mem[pc], mem[pc + 1], mem[pc + 2]       (3 heads)
-    layer 3  attention  read     mem[A], mem[B], the input byte at ip                (3 heads)
-    layer 4  ReLU FFN   alu      mem[B] - mem[A] and its sign; is A or B -1 (I/O) or outside
+    layer 0  ReLU FFN   prepare  pc1, pc2, pc3 <- pc + 1, 2, 3; ip1 <- ip + 1; op1 <- op + 1
+    layer 1  attention  fetch    A, B, C <- mem[pc], mem[pc + 1], mem[pc + 2]       (3 heads)
+    layer 2  attention  read     mem[A], mem[B], the input byte at ip                (3 heads)
+    layer 3  ReLU FFN   alu      mem[B] - mem[A] and its sign; is A or B -1 (I/O) or outside
                                  memory; would pc + 3 or C halt or leave memory; end of input
-    layer 5  ReLU FFN   decide   what to write where, where to jump, whether the step faults
-    layer 6  attention  write    memory word B <- the value; output cell op <- mem[A]  (2 heads)
-    layer 7  ReLU FFN   commit   mem <- written value; pc, ip, op, halted, fault; temps <- 0
+    layer 4  ReLU FFN   decide   what to write where, where to jump, whether the step faults
+    layer 5  attention  write    memory word B <- the value; output cell op <- mem[A]  (2 heads)
+    layer 6  ReLU FFN   commit   mem <- written value; pc, ip, op, halted, fault; temps <- 0
 
 Addresses are values: the low k bits of A, B, C (m = 2^k words) are the code a lookup head aims at,
 so the machine can index arrays and modify its own code. The instruction set (fleqc.machines.classic.reference):

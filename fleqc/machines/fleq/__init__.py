@@ -30,7 +30,7 @@ from fleqc.machines.fleq.rows import OPS, VIEWS, fleq_rows
 from fleqc.card.rows import RowSpace
 from fleqc.machines.base import Machine, MachineOption, Options
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
-from fleqc.machines.fleq.runs import FleqHealthCheck, run_fleq_reference
+from fleqc.machines.fleq.runs import FleqHealthCheck, FleqStepper, run_fleq_reference
 from fleqc.transformer.layers import LoopedTransformer
 
 CELL = MachineOption("cell", metavar="C",
@@ -127,6 +127,9 @@ class FleqMachine(Machine):
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
         return run_fleq_reference(program, max_steps, pc)
+
+    def reference_stepper(self, program: Any, pc: int, options: Options) -> FleqStepper:
+        return FleqStepper(program, pc)
 
     def health_check(self, model: LoopedTransformer, card: Any) -> FleqHealthCheck:
         return FleqHealthCheck(model, card)

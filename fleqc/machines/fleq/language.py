@@ -32,6 +32,8 @@ class FleqLinker(Linker):
     """Cells are float64 arrays of their shapes; every instruction is checked against the shapes its
     function takes and gives; sugar, calls and returns become ``fleq`` instructions."""
 
+    size_names = ("columns", "cell")  # .linked COLUMNS, CELL
+
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.call_index = {id(p.statement): p.index for p in self.layout.instructions if p.op == "call"}

@@ -13,7 +13,7 @@ from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT
 from fleqc.state import RunResult, run_to_fixed_point
 from fleqc.machines import card_to_program
 from fleqc.machines.fleq.card import fleq_cell_in_mem
-from fleqc.machines.base import HealthCheck
+from fleqc.machines.base import HealthCheck, ReferenceStepper
 from fleqc.program import LinkedProgram
 from fleqc.transformer import MachineFault
 from fleqc.transformer.layers import LoopedTransformer
@@ -23,18 +23,52 @@ def run_fleq_reference(program: LinkedProgram, max_steps: int, pc: int) -> RunRe
     """The FLEQ reference run; a domain error inside an included routine is located at the
     program's own line that was executed last (the call), like the transformer backend's."""
     last_own: list[int] = []
+    count = [0]
 
     def step(program: LinkedProgram, state):
         span = program.instructions[state.pc].span if 0 <= state.pc < len(program.instructions) else None
         if span is None or span.file == program.source_name:
             last_own[:] = [state.pc]
+        count[0] += 1
         return interpreter.step(program, state)
 
     try:
         return run_to_fixed_point(step, program, interpreter.initial_state(program, pc), max_steps, (FleqError,))
     except FleqError as error:
-        caller = program.instructions[last_own[0]].span if last_own else None
-        raise at_call_site(error, caller) from None
+        caller = line_of(program.instructions[last_own[0]].span) if last_own else None
+        raise at_call_site(as_on_the_machine(error, count[0]), caller) from None
+
+
+def line_of(span: Optional[Span]) -> Optional[Span]:
+    """The line of ``span`` (a card keeps an instruction's file and line, not its column)."""
+    return None if span is None else Span(span.file, span.line, 1)
+
+
+def as_on_the_machine(error: FleqError, step: int) -> FleqError:
+    """The reference's domain error as the transformer reports the same one (FleqHealthCheck): the
+    step that failed, and the instruction's line (the caret under its statement), so both backends
+    name the same step and the same place."""
+    if error.code is not ErrorCode.DOMAIN_ERROR:
+        return error
+    head, sep, rest = error.message.partition("): ")
+    message = f"{head}), step {step}: {rest}" if sep and ", step " not in head else error.message
+    return FleqError(error.code, message, line_of(error.span))
+
+
+class FleqStepper(ReferenceStepper):
+    """The reference stepped one instruction at a time; a domain error as :func:`as_on_the_machine`."""
+
+    def __init__(self, program: LinkedProgram, pc: int) -> None:
+        super().__init__(interpreter, program, pc)
+        self.steps = 0
+
+    def step(self) -> bool:
+        try:
+            moved = super().step()
+        except FleqError as error:
+            raise as_on_the_machine(error, self.steps + 1) from None
+        self.steps += moved
+        return moved
 
 
 def at_call_site(error: FleqError, caller: Optional[Span]) -> FleqError:

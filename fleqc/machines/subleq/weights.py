@@ -1,10 +1,10 @@
 """The SUBLEQ machine: one pass of five layers executes one instruction.
 
-    layer 1  attention  fetch        cur_a, cur_b, cur_c <- instruction at pc
-    layer 2  attention  read a, b    val_a <- mem[a], val_b <- mem[b]           (2 heads)
-    layer 3  ReLU FFN   ALU          res = val_b - val_a, flag = [res <= 0], next_pc = pc + 1
-    layer 4  attention  write        column b receives res and a write enable
-    layer 5  ReLU FFN   commit       mem[b] <- res, pc <- flag ? cur_c : next_pc, temps <- 0
+    layer 0  attention  fetch        cur_a, cur_b, cur_c <- instruction at pc
+    layer 1  attention  read a, b    val_a <- mem[a], val_b <- mem[b]           (2 heads)
+    layer 2  ReLU FFN   ALU          res = val_b - val_a, flag = [res <= 0], next_pc = pc + 1
+    layer 3  attention  write        column b receives res and a write enable
+    layer 4  ReLU FFN   commit       mem[b] <- res, pc <- flag ? cur_c : next_pc, temps <- 0
 
 That is 3 attention layers and 2 feed-forward layers (3 attention+FFN pairs, the first without a
 feed-forward part) and 4 heads, against the paper's 9 pairs and the released code's 10. Width
