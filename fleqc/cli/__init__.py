@@ -21,7 +21,7 @@ import numpy as np
 
 from fleqc import api
 from fleqc.cli.calc import calc_command
-from fleqc.cli.common import EXIT_STEP_LIMIT, reports_errors
+from fleqc.cli.common import EXIT_STEP_LIMIT, input_files, reports_errors
 from fleqc.cli.export import export_command, load_weights_file, save_weights_file
 from fleqc.cli.observe import debug, disasm, show, watch_run
 from fleqc.cli.options import (
@@ -35,9 +35,9 @@ from fleqc.cli.options import (
 from fleqc.card.card import Card
 from fleqc.errors import FleqError
 from fleqc.machines import REGISTRY, load_card, machine_of, weights_for
-from fleqc.program import included_labels
+from fleqc.program import included_labels, source_files
 from fleqc.runner import BACKENDS, Result, Run
-from fleqc.safe_io import check_output
+from fleqc.safe_io import check_output, check_outputs
 from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.transformer.executor import ENGINES
 
@@ -94,9 +94,10 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
 
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
-    output = check_output(output or program.with_suffix(".npz"), [program])
+    inputs = input_files(program)
+    output = check_output(output or program.with_suffix(".npz"), inputs)
     card = api.build(api.compile(program, machine=machine, **options), columns=columns, **options)
-    card.save(output, inputs=(program,))
+    card.save(output, inputs=inputs)
     click.echo(f"wrote {output}: {card.summary()}")
 
 
@@ -162,6 +163,8 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         subject: Any = load_card(target)
     else:
         subject = api.compile(target, machine=machine, **sizes)
+    inputs = input_files(target, weights, *source_files(subject))
+    check_outputs([trace_json, report], inputs)  # before the run: nothing is computed for a refused output
     streams = machine_of(subject).streams_output  # the program prints: its bytes go to stdout as they come
     if streams:
         sizes["output"] = bytearray() if as_json else sys.stdout.buffer
@@ -175,7 +178,8 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         engine = "dense"
     the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
                   stats=stats, **sizes)
-    result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json)
+    result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json,
+                       inputs=inputs)
     if not all_labels:
         hidden = included_labels(subject.symbols, subject.source_name)
         result = dataclasses.replace(result, memory={k: v for k, v in result.memory.items() if k not in hidden})
@@ -304,7 +308,7 @@ def weights(machine: str, columns: Optional[int], output: Path, **sizes: Any) ->
     check_output(output)
     config = machine_config(machine, columns, sizes, "weights")
     model = weights_for(config)
-    save_weights_file(model, output)
+    save_weights_file(model, output, inputs=())
     layers = len(model.layers)
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
                f"{model.parameter_count():,} parameters")

@@ -36,6 +36,17 @@ def reports_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def input_files(*paths: Any) -> list:
+    """The files the current command reads (``paths``, then every file an option read, such as
+    ``--input``): no output of the command may replace one of them (fleqc.safe_io)."""
+    ctx = click.get_current_context(silent=True)
+    read = ctx.find_root().meta.get(READ_FILES, []) if ctx is not None else []
+    return [p for p in (*paths, *read) if p is not None]
+
+
+READ_FILES = "fleqc.read_files"  # click context meta: the names of the files options read
+
+
 def source_line(path: str, line: int) -> Optional[str]:
     """The text of line ``line`` of ``path`` (for errors raised where the source is not at hand)."""
     try:

@@ -28,11 +28,12 @@ import hashlib
 import json
 import os
 import re
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.safe_io import write_named_atomically
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from fleqc.transformer.weights_io import digest as arrays_digest
 
@@ -86,19 +87,14 @@ def tensors_and_metadata(model: LoopedTransformer) -> tuple[dict[str, np.ndarray
     return arrays, meta
 
 
-def save_safetensors(model: LoopedTransformer, path: str | os.PathLike) -> None:
-    """Write ``model`` as .safetensors (atomically: a failed write leaves an existing file untouched)."""
+def save_safetensors(model: LoopedTransformer, path: str | os.PathLike,
+                     inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write ``model`` as .safetensors, under fleqc's output policy (fleqc.safe_io: atomically, only
+    over a regular file that is not one of ``inputs``, no temporary file left on SIGTERM)."""
     from safetensors.numpy import save_file
 
     arrays, meta = tensors_and_metadata(model)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        save_file(arrays, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_named_atomically(path, lambda tmp: save_file(arrays, tmp, metadata=meta), inputs)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -126,6 +126,7 @@ class MachineOption:
     integer: bool = True
     reads_file: bool = False
     runtime: bool = False
+    max_bytes: Optional[int] = None  # reads_file: the most bytes the machine takes (a longer file is refused)
 
 
 class Machine(abc.ABC):

@@ -157,9 +157,14 @@ class Recorder:
         data = json.dumps(self.data()).replace("</", "<\\/")
         return PAGE.replace("__TITLE__", html.escape(Path(self.machine.source_name).name)).replace("__DATA__", data)
 
-    def write(self, path) -> Path:
+    def write(self, path, inputs=()) -> Path:
+        """Write the page under fleqc's output policy (fleqc.safe_io), never over one of ``inputs``."""
+        from fleqc.safe_io import atomic_output
+
         path = Path(path)
-        path.write_text(self.html(), encoding="utf-8")
+        page = self.html()
+        with atomic_output(path, inputs, text=True) as f:
+            f.write(page)
         return path
 
 

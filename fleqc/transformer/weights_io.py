@@ -28,7 +28,7 @@ _ATTENTION = ("query", "key", "value", "output")
 _FEED_FORWARD = ("w1", "b1", "w2", "b2")
 
 
-def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
+def save_weights(model: LoopedTransformer, path: str | os.PathLike, inputs=()) -> None:
     arrays: dict[str, np.ndarray] = {}
     layers = []
     for i, layer in enumerate(model.layers):
@@ -48,7 +48,7 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
     }
     meta["sha256"] = digest(arrays, meta)
     # compressed: the weight matrices are mostly exact zeros (FLEQ n = 128: 168 MB raw, 0.25 MB deflated)
-    write_npz_atomically(path, {"meta": json_entry(meta), **arrays}, compressed=True)
+    write_npz_atomically(path, {"meta": json_entry(meta), **arrays}, inputs, compressed=True)
 
 
 def digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
