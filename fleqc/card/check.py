@@ -101,9 +101,27 @@ def _symbols(data: Any, n: int) -> dict[str, Symbol]:
             name, kind, integer(field(entry, "address", path), f"{path}.address", 0, n),
             tuple(integers(field(entry, "shape", path), f"{path}.shape", 1, n, max_length=2)),
             Span(string(file, f"{path}.file"), 0, 0) if file else None,  # only the file is kept
-            integer(field(entry, "length", path), f"{path}.length", 1, n),
+            integer(field(entry, "length", path), f"{path}.length", 0, n),
         )
+    _check_empty_labels(list(symbols.values()))
     return symbols
+
+
+def _check_empty_labels(symbols: list[Symbol]) -> None:
+    """A data label of no cells is what the assembler makes of a label with nothing after it in
+    .data (``end:``) or of ``.zero 0``: it names the address where the next data label's cells
+    start, or the end of the labelled cells. Anywhere else (over a cell that no other label names)
+    a length of 0 is an edit."""
+    data = [s for s in symbols if s.kind == "data"]
+    starts = {s.address for s in data if s.length > 0}
+    end = max((s.address + s.length for s in data), default=0)
+    for i, s in enumerate(symbols):
+        if s.kind == "data" and s.length == 0 and s.address not in starts and s.address < end:
+            raise SchemaError(f"symbols[{i}].length is 0 for {s.name!r}, a label over a cell that no other "
+                              "label names; a data label of no cells stands where the next label starts or "
+                              "after the last cell")
+        if s.kind == "code" and s.length != 1:
+            raise SchemaError(f"symbols[{i}].length is {s.length} for the code label {s.name!r}; expected 1")
 
 
 # -- the whole card --------------------------------------------------------------------------------
@@ -180,7 +198,7 @@ def _check_symbols(card: Card) -> None:
             raise _bad(card, f"symbol {key!r} is stored under the name {s.name!r}")
         if s.kind == "code" and not 0 <= s.address < k:
             raise _bad(card, f"code label {s.name!r} names instruction {s.address}; the card has {k}")
-        if s.kind == "data" and not (0 <= s.address and s.address + s.length <= m and s.length >= 1):
+        if s.kind == "data" and not (0 <= s.address and s.address + s.length <= m):
             raise _bad(card, f"data label {s.name!r} names cells {s.address}..{s.address + s.length - 1}; "
                              f"the card has {m}")
 

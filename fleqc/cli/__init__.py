@@ -9,6 +9,7 @@ transformer's state left its valid set; see "Errors and limits" in the README).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import json
@@ -187,7 +188,9 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         printed = sizes["output"]
         result = dataclasses.replace(result, memory={} if not as_json else result.memory)
         if as_json:
-            click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
+            exact = base64.b64encode(bytes(printed)).decode("ascii")  # the bytes themselves, every one
+            click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace"),
+                                   "output_base64": exact}))
         else:
             print_result(result, as_json, mode)
     else:

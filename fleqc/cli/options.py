@@ -38,8 +38,7 @@ def click_option(option: MachineOption) -> Callable[[Callable], Callable]:
     if option.reads_file:
         return click.option(*names, type=click.File("rb"), default=None, callback=_file_reader(option), metavar=option.metavar,
                             help=option.help)
-    # sizes and widths are positive: 0 or a negative number is a usage error, never read as "the default"
-    return click.option(*names, type=click.IntRange(min=1), default=None, metavar=option.metavar, help=option.help)
+    return click.option(*names, type=int, default=None, metavar=option.metavar, help=option.help)
 
 
 def default_columns() -> str:

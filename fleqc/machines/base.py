@@ -101,6 +101,7 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.state import FellOffTheEnd
 from fleqc.steps import Names, Reader, TraceEvent
 from fleqc.card.check import rebuilt_card_check
 from fleqc.card.rows import RowSpace
@@ -300,6 +301,7 @@ class ReferenceStepper:
     def __init__(self, interpreter: Any, program: Any, pc: int) -> None:
         self.interpreter, self.program = interpreter, program
         self.state = interpreter.initial_state(program, pc)
+        self.steps = 0
 
     @property
     def pc(self) -> int:
@@ -312,11 +314,22 @@ class ReferenceStepper:
         return list(self.state.memory)
 
     def step(self) -> bool:
-        following = self.interpreter.step(self.program, self.state)
+        try:
+            following = self.interpreter.step(self.program, self.state)
+        except FellOffTheEnd as exc:
+            raise fell_off_fault(exc, self.steps) from None
         if following.equal(self.state):
             return False
         self.state = following
+        self.steps += 1
         return True
+
+
+def fell_off_fault(exc: FellOffTheEnd, steps: int | None) -> MachineFault:
+    """The reference's run fell off the end of the program: the machine fault the transformer
+    reports for the same step (the health check below), exit status 4 on both backends."""
+    return MachineFault(steps if steps is not None else exc.steps or 0, "pc", 0, float(exc.pc), float("nan"),
+                        exc.describe())
 
     def halted(self) -> bool:
         """Whether the next step would change nothing (a step that fails counts as not halted)."""
@@ -342,8 +355,13 @@ class HealthCheck:
         self.extra(X, step, cols)
         self.ternary(X, step, columns)
         pc = self.card.read_pc(X)
-        if not 0 <= pc < self.card.instruction_count:
-            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"))
+        count = self.card.instruction_count
+        if pc == count:  # the words of the reference's fault (fleqc.state.FellOffTheEnd): both backends alike
+            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"),
+                               FellOffTheEnd(count).describe())
+        if not 0 <= pc < count:
+            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"),
+                               f"the program counter names no instruction (pc {pc}; instructions 0..{count - 1})")
         self.after(X, cols)
         self.pc = pc
 

@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from fleqc.errors import ErrorCode, FleqError
+
 from fleqc.machines.subleq import reference as interpreter
 from fleqc.machines.subleq.config import DEFAULT_BITS, SubleqConfig
 from fleqc.machines.subleq.rows import subleq_rows
@@ -23,7 +25,8 @@ from fleqc.machines.subleq.card import (
     read_subleq_cell,
     subleq_card_to_program,
 )
-from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.machines.base import Machine, MachineOption, Options, fell_off_fault
+from fleqc.state import FellOffTheEnd
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.transformer.layers import LoopedTransformer
 
@@ -77,7 +80,10 @@ class SubleqMachine(Machine):
         return f"N={config.bits} bits"
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
-        return interpreter.run(program, max_steps=max_steps, pc=pc)
+        try:
+            return interpreter.run(program, max_steps=max_steps, pc=pc)
+        except FellOffTheEnd as exc:
+            raise fell_off_fault(exc, exc.steps) from None
 
     def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
                          short: bool = False) -> str:
