@@ -1,0 +1,199 @@
+"""Hostile input on the newer surfaces: nothing silently different, nothing that reads without
+bound, no traceback. Each case failed before its fix; cases of one shape share a table."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fleqc import api
+from fleqc.card.card import Card
+from fleqc.cli import main
+from fleqc.machines import machine_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# classic SUBLEQ: copy the input to the output until the end of input (or a 0 byte)
+CAT = "loop: (-1) ch\n      Z ch end\n      ch (-1)\n      ch ch\n      Z Z loop\nend:  Z Z (-1)\n. Z:0 ch:0\n"
+BACKENDS = ["transformer", "reference"]
+
+
+def invoke(*args, stdin: bytes | None = None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=stdin)
+
+
+def _no_traceback(result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def cat(tmp_path) -> Path:
+    path = tmp_path / "cat.sq"
+    path.write_text(CAT)
+    return path
+
+
+# -- classic: --json, --bits, the input's bound ---------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classic_json_gives_every_output_byte(cat, tmp_path, backend):
+    """`output` is text (bytes that are not UTF-8 become U+FFFD); `output_base64` the bytes themselves."""
+    given = bytes(range(1, 256))  # every byte but 0 (which ends CAT's loop)
+    (tmp_path / "in.bin").write_bytes(given)
+    result = invoke("run", cat, "--input", tmp_path / "in.bin", "--json", "--backend", backend)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert base64.b64decode(document["output_base64"]) == given
+    assert document["output"] == given.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("command", ["run", "run-reference", "build", "weights"])
+def test_classic_bits_0_is_refused_never_32(cat, tmp_path, command):
+    args = {"run": ["run", cat], "run-reference": ["run", cat, "--backend", "reference"],
+            "build": ["build", cat, "-o", tmp_path / "c.npz"],
+            "weights": ["weights", "--machine", "classic", "-o", tmp_path / "w.npz"]}[command]
+    result = invoke(*args, "--bits", "0")
+    assert result.exit_code == 1 and "error[bad-config]" in result.output and "got 0" in result.output, \
+        result.output
+    assert not list(tmp_path.glob("*.npz"))
+
+
+@pytest.mark.parametrize("size, ok", [(4095, True), (4096, False), (100_000, False)])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_input_bound_is_the_same_on_both_backends(cat, tmp_path, backend, size, ok):
+    (tmp_path / "in.txt").write_bytes(b"a" * size)
+    result = invoke("run", cat, "--input", tmp_path / "in.txt", "--backend", backend, "--max-steps", 100)
+    if ok:
+        assert result.exit_code == 3, result.output  # it runs (and stops at the step limit)
+    else:
+        assert result.exit_code == 1 and "error[program-too-large]" in result.output, result.output
+        assert "4,095" in result.output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_card_refuses_an_input_longer_than_its_tape_on_both_backends(cat, tmp_path, backend):
+    card = tmp_path / "cat.npz"
+    assert invoke("build", cat, "-o", card).exit_code == 0  # an input tape of 64 cells: 63 bytes
+    (tmp_path / "in.txt").write_bytes(b"a" * 100)
+    result = invoke("run", card, "--input", tmp_path / "in.txt", "--backend", backend)
+    assert result.exit_code == 1 and "error[program-too-large]" in result.output, result.output
+
+
+@pytest.mark.timeout(120)
+def test_standard_input_is_read_only_to_the_bound(cat):
+    """`yes | fleqc run cat.sq --input -` read stdin whole (without end) before refusing it."""
+    done = subprocess.run(f"yes | {sys.executable} -m fleqc run {cat} --input -", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=100)  # a bound on a hang, not a measurement
+    assert done.returncode == 1 and "error[program-too-large]" in done.stderr, done.stderr
+
+
+# -- cards: a label of no cells; a last instruction that falls off ----------------------------------
+
+
+EMPTY_LABELS = [
+    ("end of .data", ".data\nx: .word 5\nend:\n.text\nsubleq x, x\n", "end"),
+    (".zero 0", ".data\nx: .word 5\nz: .zero 0\n.text\nsubleq x, x\n", "z"),
+    (".zero 0 then a label", ".data\nz: .zero 0\nx: .word 5\n.text\nsubleq x, x\n", "z"),
+    ("fleq", ".machine fleq\n.data\nx: .word 5.0\nz: .zero 0\n.text\nadd x, x, x\n", "z"),
+]
+
+
+@pytest.mark.parametrize("source, label", [(s, label) for _, s, label in EMPTY_LABELS],
+                         ids=[e[0] for e in EMPTY_LABELS])
+def test_a_label_of_no_cells_is_valid_everywhere(tmp_path, source, label):
+    """`fleqc build` wrote such a card, and `inspect` and `run` refused it (bad-card, no line)."""
+    program = tmp_path / "p.fleq"
+    program.write_text(source)
+    card = tmp_path / "p.npz"
+    assert invoke("build", program, "-o", card).exit_code == 0
+    assert invoke("inspect", card).exit_code == 0
+    printed = {invoke("run", subject, "--backend", backend).stdout for subject in (program, card)
+               for backend in BACKENDS}
+    assert len(printed) == 1 and f"{label} = []" in printed.pop()
+    again = tmp_path / "again.fleq"
+    assert invoke("disasm", card, "-o", again).exit_code == 0
+    assert api.compile(again).symbols[label].length == 0  # disasm writes it back as a label of no cells
+
+
+def _falling_off(tmp_path, source, edit) -> Path:
+    """A card of ``source`` whose last instruction (the halt) is edited by ``edit`` so that it can
+    fall through, every other check of the card still passing."""
+    program = api.compile(source)
+    card = api.build(program)
+    last = program.instructions[-1]
+    edited = dataclasses.replace(program, instructions=(*program.instructions[:-1], edit(last)))
+    path = tmp_path / "fall.npz"
+    Card.save(dataclasses.replace(card, X=machine_of(program).encode(edited, card.config).X), path)
+    return path
+
+
+FALLING_OFF = [
+    ("subleq", ".data\nx: .word 5\ny: .word 3\n.text\nsubleq y, x\n", lambda i: dataclasses.replace(i, a=1, b=0),
+     "at step 10925"),
+    ("fleq", ".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n",
+     lambda i: dataclasses.replace(i, flag=2), "at step 2"),
+]
+
+
+@pytest.mark.parametrize("source, edit, when", [c[1:] for c in FALLING_OFF], ids=[c[0] for c in FALLING_OFF])
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_falling_off_the_end_is_the_same_fault_on_both_backends(tmp_path, source, edit, when, trace, backend):
+    """The reference raised a ValueError traceback; the transformer said "deviation nan"."""
+    card = _falling_off(tmp_path, source, edit)
+    result = invoke("run", card, "--backend", backend, *(["--trace"] if trace else []))
+    _no_traceback(result)
+    assert result.exit_code == 4, result.output
+    assert f"error[machine-fault]: machine fault {when}: instruction 1, the last, did not branch and fell off " \
+           "the end of the program (pc 2)" in result.output
+    assert "nan" not in result.output
+
+
+# -- weights files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("machine_entry", ["[]", "5", '"text"', "null", '{"machine": 5}', '{"machine": []}'])
+def test_a_safetensors_machine_entry_of_the_wrong_type_is_refused(tmp_path, machine_entry):
+    """With its digest recomputed, an AttributeError/TypeError traceback before."""
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    from fleqc.interop.safetensors_io import _digest, read_metadata
+
+    path = tmp_path / "w.safetensors"
+    assert invoke("weights", "--machine", "subleq", "-n", "8", "-o", path).exit_code == 0
+    meta = read_metadata(path)
+    meta["machine"] = machine_entry
+    meta["sha256"] = _digest(load_file(path), meta)
+    save_file(load_file(path), path, metadata=meta)
+    program = tmp_path / "p.fleq"
+    program.write_text(".data\nx: .word 5\n.text\nsubleq x, x\n")
+    for args in (["run", program, "--weights", path], ["export", "--safetensors", tmp_path / "o.safetensors",
+                                                         "--weights", path]):
+        result = invoke(*args)
+        _no_traceback(result)
+        assert result.exit_code == 1 and "error[bad-weights]" in result.output, result.output
+
+
+def test_the_npz_and_safetensors_loaders_agree_on_the_metadata(tmp_path):
+    """One reading of a weights file's metadata (weights_io.model_from_meta) for both formats."""
+    pytest.importorskip("safetensors")
+    from fleqc.cli.export import load_weights_file
+
+    for suffix in (".npz", ".safetensors"):
+        path = tmp_path / f"w{suffix}"
+        assert invoke("weights", "--machine", "subleq", "-n", "8", "-o", path).exit_code == 0
+    a, b = load_weights_file(tmp_path / "w.npz"), load_weights_file(tmp_path / "w.safetensors")
+    assert a.metadata == b.metadata and a.row_labels == b.row_labels and a.ternary_rows == b.ternary_rows
+    assert all(np.array_equal(x, y) for la, lb in zip(a.layers, b.layers)
+               for x, y in zip(vars(la).values(), vars(lb).values()) if isinstance(x, np.ndarray))
