@@ -23,13 +23,13 @@ from fleqc.program import LinkedProgram, values_by_label
 
 
 class FellOffTheEnd(ValueError):
-    """The last instruction did not branch: the pc is past the program (``pc`` = the instruction
-    count). A ValueError, as the references raise for every program the linker cannot make;
-    ``steps``: the steps executed before, where a run knows it."""
+    """The last instruction did not branch: the step would leave the program (``pc`` = the
+    instruction count). A ValueError, as the references raise for every program the linker cannot
+    make; ``steps``: the steps executed before this one (set by :func:`run_to_fixed_point`)."""
 
     def __init__(self, pc: int) -> None:
         super().__init__(f"pc {pc} is outside the program (0..{pc - 1}): instruction {pc - 1} fell off its end")
-        self.pc, self.steps = pc, None
+        self.pc, self.steps = pc, 0
 
     def describe(self) -> str:
         """The words both backends use for it (fleqc.transformer.MachineFault)."""

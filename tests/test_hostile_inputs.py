@@ -137,25 +137,29 @@ def _falling_off(tmp_path, source, edit) -> Path:
     return path
 
 
-FALLING_OFF = [
+FALLING_OFF = [  # (machine, program, the edit of its halt, the step that falls off)
     ("subleq", ".data\nx: .word 5\ny: .word 3\n.text\nsubleq y, x\n", lambda i: dataclasses.replace(i, a=1, b=0),
-     "at step 10925"),
-    ("fleq", ".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n",
-     lambda i: dataclasses.replace(i, flag=2), "at step 2"),
+     10925),
+    ("fleq", ".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n", lambda i: dataclasses.replace(i, flag=2), 2),
 ]
 
 
-@pytest.mark.parametrize("source, edit, when", [c[1:] for c in FALLING_OFF], ids=[c[0] for c in FALLING_OFF])
-@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("source, edit, step", [c[1:] for c in FALLING_OFF], ids=[c[0] for c in FALLING_OFF])
+@pytest.mark.parametrize("how", ["run", "trace", "limit just before", "limit at it"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_falling_off_the_end_is_the_same_fault_on_both_backends(tmp_path, source, edit, when, trace, backend):
+def test_falling_off_the_end_is_the_same_fault_on_both_backends(tmp_path, source, edit, step, how, backend):
     """The reference raised a ValueError traceback; the transformer said "deviation nan"."""
     card = _falling_off(tmp_path, source, edit)
-    result = invoke("run", card, "--backend", backend, *(["--trace"] if trace else []))
+    extra = {"run": [], "trace": ["--trace"], "limit just before": ["--max-steps", step - 1],
+             "limit at it": ["--max-steps", step]}[how]
+    result = invoke("run", card, "--backend", backend, *extra)
     _no_traceback(result)
+    if how == "limit just before":
+        assert result.exit_code == 3 and f"stopped after {step - 1} steps" in result.output, result.output
+        return
     assert result.exit_code == 4, result.output
-    assert f"error[machine-fault]: machine fault {when}: instruction 1, the last, did not branch and fell off " \
-           "the end of the program (pc 2)" in result.output
+    assert f"error[machine-fault]: machine fault at step {step}: instruction 1, the last, did not branch and " \
+           "fell off the end of the program (pc 2)" in result.output
     assert "nan" not in result.output
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -229,7 +229,15 @@ def _compare(card: Card, expected: np.ndarray) -> None:
 def load_card_file(path: str | os.PathLike, machines: Mapping[str, Any]) -> Card:
     """The card in ``path``, read by the machine its metadata names among ``machines`` (name ->
     machine; fleqc.machines.load_card passes the registry) and checked completely."""
-    arrays = read_npz(path, ("X", "meta"), ErrorCode.BAD_CARD, "punch card")
+    def expect(read: dict, name: str) -> Optional[tuple[int, ...]]:
+        """X's shape, d x n, from the metadata read before it (which is checked here first)."""
+        if name != "X":
+            return None
+        meta = read_json_entry(read["meta"], CARD_FORMAT, CARD_VERSION, ErrorCode.BAD_CARD, str(path))
+        fields = card_fields(meta, str(path), machines)
+        return (fields["rows"].d, fields["config"].columns)
+
+    arrays = read_npz(path, ("meta", "X"), ErrorCode.BAD_CARD, "punch card", expect)
     return card_from_arrays(arrays["X"], arrays["meta"], str(path), machines)
 
 

@@ -320,23 +320,37 @@ class ReferenceStepper:
             raise fell_off_fault(exc, self.steps) from None
         if following.equal(self.state):
             return False
+        if following.pc == len(self.program.instructions):  # this step leaves the program: as the transformer
+            raise fell_off_fault(FellOffTheEnd(following.pc), self.steps + 1)
         self.state = following
         self.steps += 1
         return True
-
-
-def fell_off_fault(exc: FellOffTheEnd, steps: int | None) -> MachineFault:
-    """The reference's run fell off the end of the program: the machine fault the transformer
-    reports for the same step (the health check below), exit status 4 on both backends."""
-    return MachineFault(steps if steps is not None else exc.steps or 0, "pc", 0, float(exc.pc), float("nan"),
-                        exc.describe())
 
     def halted(self) -> bool:
         """Whether the next step would change nothing (a step that fails counts as not halted)."""
         try:
             return self.interpreter.step(self.program, self.state).equal(self.state)
-        except FleqError:
+        except (FleqError, FellOffTheEnd):
             return False
+
+
+def reference_run(run: Callable[[], Any], program: Any) -> Any:
+    """``run()``, a reference's whole run of ``program``, with a step that leaves the program
+    reported as the machine fault of the transformer at the same step (both backends alike)."""
+    try:
+        result = run()
+    except FellOffTheEnd as exc:  # the step after leaving was tried: ``exc.steps`` were executed
+        raise fell_off_fault(exc, exc.steps) from None
+    count = len(program.instructions)
+    if count and result.state.pc == count:  # the last step the limit allowed left the program
+        raise fell_off_fault(FellOffTheEnd(count), result.steps)
+    return result
+
+
+def fell_off_fault(exc: FellOffTheEnd, step: int) -> MachineFault:
+    """Step ``step`` of the reference's run fell off the end of the program: the machine fault the
+    transformer reports for the same step (the health check below), exit status 4 on both backends."""
+    return MachineFault(step, "pc", 0, float(exc.pc), float("nan"), exc.describe())
 
 
 class HealthCheck:

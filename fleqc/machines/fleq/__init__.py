@@ -30,8 +30,7 @@ from fleqc.machines.fleq.card import (
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, FleqFunction
 from fleqc.machines.fleq.rows import OPS, VIEWS, fleq_rows
 from fleqc.card.rows import RowSpace
-from fleqc.machines.base import Machine, MachineOption, Options, fell_off_fault
-from fleqc.state import FellOffTheEnd
+from fleqc.machines.base import Machine, MachineOption, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.machines.fleq.runs import FleqHealthCheck, run_fleq_reference
 from fleqc.transformer.layers import LoopedTransformer
@@ -129,10 +128,7 @@ class FleqMachine(Machine):
         return f"cells up to {config.cell}x{config.cell}"
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
-        try:
-            return run_fleq_reference(program, max_steps, pc)
-        except FellOffTheEnd as exc:
-            raise fell_off_fault(exc, exc.steps) from None
+        return reference_run(lambda: run_fleq_reference(program, max_steps, pc), program)
 
     def health_check(self, model: LoopedTransformer, card: Any) -> FleqHealthCheck:
         return FleqHealthCheck(model, card)

@@ -25,8 +25,7 @@ from fleqc.machines.subleq.card import (
     read_subleq_cell,
     subleq_card_to_program,
 )
-from fleqc.machines.base import Machine, MachineOption, Options, fell_off_fault
-from fleqc.state import FellOffTheEnd
+from fleqc.machines.base import Machine, MachineOption, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.transformer.layers import LoopedTransformer
 
@@ -80,10 +79,7 @@ class SubleqMachine(Machine):
         return f"N={config.bits} bits"
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
-        try:
-            return interpreter.run(program, max_steps=max_steps, pc=pc)
-        except FellOffTheEnd as exc:
-            raise fell_off_fault(exc, exc.steps) from None
+        return reference_run(lambda: interpreter.run(program, max_steps=max_steps, pc=pc), program)
 
     def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
                          short: bool = False) -> str:
