@@ -201,3 +201,69 @@ def test_the_npz_and_safetensors_loaders_agree_on_the_metadata(tmp_path):
     assert a.metadata == b.metadata and a.row_labels == b.row_labels and a.ternary_rows == b.ternary_rows
     assert all(np.array_equal(x, y) for la, lb in zip(a.layers, b.layers)
                for x, y in zip(vars(la).values(), vars(lb).values()) if isinstance(x, np.ndarray))
+
+
+# -- messages --------------------------------------------------------------------------------------
+
+
+def test_a_card_entry_is_shown_as_a_number_not_numpys_repr(tmp_path):
+    program = tmp_path / "p.fleq"
+    program.write_text(".data\nx: .word 5\n.text\nsubleq x, x\n")
+    card = api.build(program)
+    X = card.X.copy()
+    row = card.rows["instr_a"].start
+    column = card.regions.instructions[0]
+    X[row, column] = -X[row, column]  # a static entry changed: the rebuilt card differs there
+    path = tmp_path / "edited.npz"
+    Card.save(dataclasses.replace(card, X=X), path)
+    result = invoke("inspect", path)
+    assert result.exit_code == 1 and "error[bad-card]" in result.output, result.output
+    assert "np." not in result.output and f"holds {float(X[row, column])!r}" in result.output
+
+
+@pytest.mark.parametrize("include", ["/etc/passwd", "notes.txt"])
+def test_an_include_that_is_not_a_source_file_is_never_echoed(tmp_path, include):
+    (tmp_path / "notes.txt").write_text("secret text that is not a program\n")
+    program = tmp_path / "p.fleq"
+    program.write_text(f'.include "{include}"\n.data\nx: .word 1\n')
+    result = invoke("build", program)
+    assert result.exit_code == 1 and "p.fleq:1:10: error[bad-directive]" in result.output, result.output
+    assert "secret" not in result.output and "root:" not in result.output
+
+
+@pytest.mark.parametrize("rows", [",", "pc,,mem", " ", ""])
+def test_show_rows_must_name_row_blocks(tmp_path, rows):
+    pytest.importorskip("matplotlib")
+    program = tmp_path / "p.fleq"
+    program.write_text(".data\nx: .word 5\n.text\nsubleq x, x\n")
+    result = invoke("show", program, "-o", tmp_path / "x.png", "--rows", rows)
+    assert result.exit_code == 2 and "--rows" in result.output, result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("option", [["--input", "IN"], ["--memory", "8"], ["--bits", "16"]])
+def test_another_machines_option_names_what_this_machine_takes(tmp_path, option):
+    """`--input` on a FLEQ program said "(use --bits)": no option of the FLEQ machine replaces it."""
+    program = tmp_path / "p.fleq"
+    program.write_text(".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n")
+    (tmp_path / "IN").write_bytes(b"abc")
+    args = [str(tmp_path / "IN") if a == "IN" else a for a in option]
+    result = invoke("run", program, *args)
+    assert result.exit_code == 2, result.output
+    assert "(use" not in result.output and "this is a FLEQ program, which takes --cell" in result.output
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["labels", "classic output"])
+def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path, cat, command):
+    """`fleqc run ... | head -1` exited 1 with no message: now as a process that got SIGPIPE."""
+    many = tmp_path / "many.fleq"
+    many.write_text(".data\n" + "".join(f"x{i}: .word {i}\n" for i in range(20000)) + ".text\nhalt\n")  # > 64 kB
+    (tmp_path / "in.txt").write_bytes(b"abc" * 1000)
+    args = {"labels": ["run", many, "--backend", "reference"],  # one line at a time
+            "classic output": ["run", cat, "--input", tmp_path / "in.txt", "--backend", "reference"]}[command]
+    fleqc = f"{sys.executable} -m fleqc " + " ".join(map(str, args))
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {fleqc} | head -c 1 > /dev/null; echo $?"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=100)  # a bound on a hang
+    assert done.stdout.strip() == "141", done.stdout + done.stderr
+    assert done.stderr == "", done.stderr

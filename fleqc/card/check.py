@@ -26,7 +26,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.errors import ErrorCode, FleqError, Span, shown
 from fleqc.card.card import CARD_FORMAT, CARD_VERSION, Card
 from fleqc.card.columns import MAX_COLUMNS
 from fleqc.card.columns import ColumnRegions
@@ -219,8 +219,8 @@ def _compare(card: Card, expected: np.ndarray) -> None:
         return
     row, column = (int(i) for i in np.argwhere(differ)[0])
     label = card.rows.labels()[row]
-    raise card.bad_entry(label, column, f"holds {card.X[row, column]!r}, but a card with this program, "
-                                        f"machine and pc holds {expected[row, column]!r} there")
+    raise card.bad_entry(label, column, f"holds {shown(card.X[row, column])}, but a card with this program, "
+                                        f"machine and pc holds {shown(expected[row, column])} there")
 
 
 # -- files -----------------------------------------------------------------------------------------

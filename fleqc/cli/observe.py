@@ -135,7 +135,9 @@ def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads:
     card, name = machine.card, Path(machine.card.source_name).name
     when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
     if layer is None:
-        chosen = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+        chosen = [r.strip() for r in rows.split(",")] if rows is not None else None
+        if chosen is not None and not all(chosen):
+            raise click.UsageError(f"--rows {rows!r}: name each row block, separated by commas (e.g. pc,mem)")
         try:
             pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}", rows=chosen, inputs=inputs)
         except ValueError as exc:

@@ -72,9 +72,9 @@ def check_machine_options(chosen: Machine, command: str, given: dict[str, Any]) 
     own = [o.name for o in chosen.options]
     for option, owners in option_owners(command).items():
         if given.get(option.name) is not None and chosen not in owners:
-            use = f" (use {', '.join('--' + name for name in own)})" if own else ""
+            takes = f", which takes {', '.join('--' + name for name in own)}" if own else ", which takes no options"
             raise click.UsageError(f"--{option.name} applies to {' and '.join(m.title for m in owners)} programs; "
-                                   f"this is a {chosen.title} program{use}")
+                                   f"this is a {chosen.title} program{takes}")
 
 
 def machine_config(name: str, columns: Optional[int], sizes: dict[str, Any], command: str) -> Any:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
+from fleqc.errors import ErrorCode, FleqError, shown
 from fleqc.machines.classic import reference as interpreter
 from fleqc.state import RunResult, State
 from fleqc.card.card import Card
@@ -141,8 +141,9 @@ class ClassicMachine(Machine):
         differ = np.argwhere(card.X != expected)
         if len(differ):
             row, column = (int(i) for i in differ[0])
-            raise card.bad_entry(card.rows.labels()[row], column, f"holds {card.X[row, column]!r}, but the card of "
-                                                                  f"this program and input holds {expected[row, column]!r}")
+            raise card.bad_entry(card.rows.labels()[row], column, f"holds {shown(card.X[row, column])}, but the "
+                                                                  f"card of this program and input holds "
+                                                                  f"{shown(expected[row, column])}")
         return program, pc
 
     def describe_card(self, config: ClassicConfig) -> str:
