@@ -211,9 +211,9 @@ def test_a_card_entry_is_shown_as_a_number_not_numpys_repr(tmp_path):
     program.write_text(".data\nx: .word 5\n.text\nsubleq x, x\n")
     card = api.build(program)
     X = card.X.copy()
-    row = card.rows["instr_a"].start
-    column = card.regions.instructions[0]
-    X[row, column] = -X[row, column]  # a static entry changed: the rebuilt card differs there
+    row = card.rows["pos"].start
+    column = card.regions.memory[0]
+    X[row, column] = -X[row, column]  # a positional code changed: the rebuilt card differs there
     path = tmp_path / "edited.npz"
     Card.save(dataclasses.replace(card, X=X), path)
     result = invoke("inspect", path)
