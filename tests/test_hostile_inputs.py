@@ -267,3 +267,66 @@ def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path, cat, command):
                           cwd=ROOT, capture_output=True, text=True, timeout=100)  # a bound on a hang
     assert done.stdout.strip() == "141", done.stdout + done.stderr
     assert done.stderr == "", done.stderr
+
+
+# -- torch in float32: refused from the bound the machine states --------------------------------------
+
+
+def _subleq(bits: int):
+    big = (1 << (bits - 1)) - 3
+    return api.compile(f".bits {bits}\n.data\nx: .word {big}\ny: .word -{big}\none: .word 1\nz: .word 0\n.text\n"
+                       "top: subleq one, x\n subleq y, z\n subleq z, z, top\n")
+
+
+@pytest.mark.parametrize("bits, exact", [(19, True), (20, False)])
+def test_the_stated_float32_bound_is_where_float32_stops_being_exact(bits, exact):
+    """SUBLEQ states max(N, log2 n) + 5 significand bits; float32 has 24: N = 19 runs exactly, and at
+    N = 20 (refused) float32's passes do differ from float64's (measured here, without the check)."""
+    torch = pytest.importorskip("torch")
+    from fleqc.interop import torch_module
+    from fleqc.machines import weights_for
+    from fleqc.transformer import forward
+
+    card = api.build(_subleq(bits))
+    model = weights_for(card.config)
+    assert (machine_of(card).significand_bits(card.config) <= 24) == exact
+    if not exact:
+        with pytest.raises(Exception) as refused:
+            torch_module.TorchMachine(model, dtype=torch.float32)
+        assert "error[bad-config]" in str(refused.value) and "24 significand bits" in str(refused.value)
+    checked, torch_module.check_dtype = torch_module.check_dtype, lambda model, dtype: None
+    try:
+        machine = torch_module.TorchMachine(model, dtype=torch.float32)
+    finally:
+        torch_module.check_dtype = checked
+    X, differ = card.X, 0
+    for _ in range(60):
+        Y = forward(model, X)
+        differ += not np.array_equal(machine.pass_numpy(X), Y)
+        X = Y
+    assert (differ == 0) == exact
+
+
+@pytest.mark.parametrize("what, dtype, ok", [
+    ("subleq N=16", "float32", True), ("subleq N=16", "float16", False), ("subleq N=16", "bfloat16", False),
+    ("subleq N=20", "float32", False), ("fleq", "float32", False), ("classic 16", "float32", True),
+    ("classic 32", "float32", False), ("subleq N=16", "int64", False), ("fleq", "float64", True),
+])
+def test_a_dtype_that_cannot_hold_the_machine_is_refused(tmp_path, what, dtype, ok):
+    torch = pytest.importorskip("torch")
+    from fleqc.errors import FleqError
+    from fleqc.interop.torch_module import to_torch
+    from fleqc.machines import weights_for
+
+    (tmp_path / "c.sq").write_text("loop: m1 T\n      Z Z loop\n. Z:0 T:0 m1:-1\n")
+    subjects = {"subleq N=16": lambda: api.build(_subleq(16)), "subleq N=20": lambda: api.build(_subleq(20)),
+                "fleq": lambda: api.build(".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n"),
+                "classic 16": lambda: api.build(api.compile(tmp_path / "c.sq", bits=16)),
+                "classic 32": lambda: api.build(api.compile(tmp_path / "c.sq", bits=32))}
+    model = weights_for(subjects[what]().config)
+    if ok:
+        assert to_torch(model, dtype=getattr(torch, dtype)).dtype == getattr(torch, dtype)
+    else:
+        with pytest.raises(FleqError) as refused:
+            to_torch(model, dtype=getattr(torch, dtype))
+        assert "use float64" in str(refused.value) or "not a floating-point type" in str(refused.value)

@@ -249,6 +249,13 @@ class Machine(abc.ABC):
         """What scratch column ``column`` is, in messages."""
         return "the scratchpad"
 
+    def significand_bits(self, config: Any) -> int:
+        """The significand bits (IEEE precision, the implicit bit counted: float64 has 53, float32
+        24) that a pass of this machine needs to be computed exactly; an engine in a narrower type
+        must refuse it (fleqc.interop.torch_module). By default float64's: a machine that states
+        nothing runs in float64 only."""
+        return 53
+
     def describe_card(self, config: Any) -> str:
         """The words of the card summary that name the machine's size ("N=16 bits")."""
         return config.describe()

@@ -146,6 +146,10 @@ class ClassicMachine(Machine):
                                                                   f"{shown(expected[row, column])}")
         return program, pc
 
+    def significand_bits(self, config: ClassicConfig) -> int:
+        """As SUBLEQ's: max(N, log2 n) + 5 (measured: 16-bit words exact in float32, 32-bit not)."""
+        return max(config.bits, (config.columns - 1).bit_length()) + 5
+
     def describe_card(self, config: ClassicConfig) -> str:
         return f"{config.bits}-bit words, tapes of {config.input_tape} and {config.output_tape} cells"
 

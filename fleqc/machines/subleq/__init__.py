@@ -75,6 +75,12 @@ class SubleqMachine(Machine):
     def read_cell(self, card: Any, X: np.ndarray, address: int) -> int:
         return read_subleq_cell(card, X, address)
 
+    def significand_bits(self, config: SubleqConfig) -> int:
+        """The largest constant of a pass is the scratchpad gate 8 * 2^max(N, log2 n), and the gated
+        sums need 2 more bits: max(N, log2 n) + 5 (float32's 24 hold N <= 19; measured: from N = 20
+        float32 passes differ, tests/test_interop_torch.py)."""
+        return max(config.bits, (config.columns - 1).bit_length()) + 5
+
     def describe_card(self, config: SubleqConfig) -> str:
         return f"N={config.bits} bits"
 
