@@ -330,3 +330,18 @@ def test_a_dtype_that_cannot_hold_the_machine_is_refused(tmp_path, what, dtype, 
         with pytest.raises(FleqError) as refused:
             to_torch(model, dtype=getattr(torch, dtype))
         assert "use float64" in str(refused.value) or "not a floating-point type" in str(refused.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_input_bound_holds_for_an_input_given_to_the_run(cat, backend):
+    """Found by the input fuzzer: an input given to the run of a compiled program (the API) ran on
+    the reference and was refused on the transformer."""
+    from fleqc.errors import ErrorCode, FleqError
+    from fleqc.runner import run
+
+    program = api.compile(cat)
+    with pytest.raises(FleqError) as refused:
+        run(program, backend, input=b"a" * 4096, output=bytearray())
+    assert refused.value.code is ErrorCode.PROGRAM_TOO_LARGE
+    printed = bytearray()
+    assert run(program, backend, input=b"a" * 5, output=printed).halted and printed == b"a" * 5

@@ -157,6 +157,7 @@ class ClassicMachine(Machine):
 
     def run_reference(self, program: ClassicProgram, max_steps: int, pc: int, options: Options) -> RunResult:
         given = options.get("input")
+        check_input_size(given)  # as the transformer's tape: refused on both backends alike
         state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc
@@ -166,6 +167,7 @@ class ClassicMachine(Machine):
 
     def reference_stepper(self, program: ClassicProgram, pc: int, options: Options) -> "ClassicStepper":
         given = options.get("input")
+        check_input_size(given)
         state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc
