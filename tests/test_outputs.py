@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,27 @@ def test_a_signal_while_writing_safetensors_leaves_no_temporary_file(tmp_path, h
     assert done.returncode == status, done.stderr  # click turns a bare KeyboardInterrupt into "Aborted!", 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
     assert target.read_bytes() == b"old weights"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("option", ["--trace-json", "--report"])
+def test_a_signal_mid_run_leaves_no_temporary_output(tmp_path, sig, option):
+    """A run writing --trace-json (as it goes) or --report (at its end) is signalled once its
+    temporary file exists, or mid-run: nothing is left but the inputs, and no output appears."""
+    program = tmp_path / "loop.fleq"
+    program.write_text(LOOP)
+    output = tmp_path / ("out.jsonl" if option == "--trace-json" else "out.html")
+    process = _fleqc("run", program, "--max-steps", 10**9, option, output, "--backend", "reference")
+    deadline = time.monotonic() + 100  # a bound on a hang, not a measurement
+    while option == "--trace-json" and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]:
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+    if option == "--report":
+        time.sleep(2)  # under way (the report is written only at the end)
+    process.send_signal(sig)
+    _, err = _finish(process)
+    if sig == signal.SIGINT:
+        _assert_clean_130(process, err)
+    else:
+        assert process.returncode == -signal.SIGTERM, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.fleq"], list(tmp_path.iterdir())

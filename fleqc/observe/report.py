@@ -162,12 +162,14 @@ class Recorder:
         return re.sub("__TITLE__|__DATA__", lambda m: fields[m.group(0)], PAGE)  # one pass: no field in another
 
     def write(self, path, inputs=()) -> Path:
-        """Write the page under fleqc's output policy (fleqc.safe_io), never over one of ``inputs``."""
+        """Write the page under fleqc's output policy (fleqc.safe_io): never over one of ``inputs``
+        nor over a file the program was made from."""
+        from fleqc.program import source_files
         from fleqc.safe_io import atomic_output
 
         path = Path(path)
         page = self.html()
-        with atomic_output(path, inputs, text=True) as f:
+        with atomic_output(path, (*inputs, *source_files(self.machine.program)), text=True) as f:
             f.write(page)
         return path
 
