@@ -4,7 +4,8 @@ the run path (fleqc.runner) and its listeners (fleqc.observe).
 
 Exit status: 0 success; 1 an error in the user's input (printed as file:line:col, no traceback);
 2 a usage error; 3 the step limit was reached before the program halted; 4 a machine fault (the
-transformer's state left its valid set; see "Errors and limits" in the README).
+transformer's state left its valid set; see "Errors and limits" in the README); 130 Ctrl-C;
+141 stdout was a pipe whose reader went away.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def main() -> None:
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
-    2 a usage error; 3 the step limit was reached; 4 a machine fault.
+    2 a usage error; 3 the step limit was reached; 4 a machine fault;
+    130 Ctrl-C; 141 stdout closed by its reader.
     The language: docs/language.md. The machines: README.md, docs/fleq-machine.md.
     """
 
