@@ -18,7 +18,8 @@ search for the package); a Ctrl-C there is the interpreter's to handle, as for a
 ``FLEQC_SIGINT_AT`` is for the tests (tests/test_outputs.py): ``FLEQC_SIGINT_AT=start`` makes the
 command send itself SIGINT right after the handler is installed, ``import:NAME`` when the import of
 module NAME begins, ``call:MODULE:QUALNAME`` when that function (or builtin, such as posix:replace)
-is called; a line ``fleqc: SIGINT at ...`` on stderr says that the point was reached.
+is called (``call:MODULE:QUALNAME#K``: its K-th call, e.g. a Python function that compiled code calls
+back on every pass); a line ``fleqc: SIGINT at ...`` on stderr says that the point was reached.
 """
 
 # Only modules that the interpreter has loaded before running any of fleqc (sys, _signal) above the
@@ -74,9 +75,30 @@ def main() -> None:
     try:
         _run()
     except (Interrupted, KeyboardInterrupt):
-        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
-        sys.stderr.write("fleqc: interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted_exit()
+    except Exception as exc:
+        # A Ctrl-C that lands inside compiled code (numba calls back into Python, where the handler
+        # raises) comes back wrapped: "SystemError: CPUDispatcher(...) returned a result with an
+        # exception set". Once a Ctrl-C has come, whatever escapes is the interruption's.
+        if _interrupted or _caused_by_interrupt(exc):
+            _interrupted_exit()
+        raise
+
+
+def _interrupted_exit() -> None:
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+    sys.stderr.write("fleqc: interrupted\n")
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _caused_by_interrupt(exc) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _run() -> None:
@@ -97,6 +119,8 @@ def _sigint_for_tests() -> None:
     if not point:
         return
     kind, _, name = point.partition(":")
+    name, _, nth = name.partition("#")  # call:MODULE:QUALNAME#K: the K-th call (inside a loop)
+    remaining = [int(nth) if nth.isdigit() else 1]
 
     def interrupt() -> None:
         sys.stderr.write(f"fleqc: SIGINT at {point}\n")
@@ -118,8 +142,10 @@ def _sigint_for_tests() -> None:
             else:
                 return
             if called == (module, qualname):
-                sys.setprofile(None)
-                interrupt()
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    sys.setprofile(None)
+                    interrupt()
 
         sys.setprofile(profile)
     else:

@@ -117,3 +117,15 @@ def _printable(text: str) -> str:
     """``text`` with every control character (escape sequences included) shown as '?', one column
     each, so a source line cannot drive the terminal and the caret stays aligned."""
     return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def shown(value) -> str:
+    """A number as a user reads it (1.0, -3, nan), never numpy's repr (``np.float64(1.0)``)."""
+    try:
+        import numpy as np  # already loaded wherever a numpy value can reach a message
+
+        if isinstance(value, np.generic):
+            value = value.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return repr(value)

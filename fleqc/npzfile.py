@@ -8,8 +8,9 @@ import os
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -29,9 +30,12 @@ def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray],
 _DTYPE_KINDS = "fU"
 _MAX_HEADER = 10_000  # bytes of an .npy header (numpy's own default limit)
 _MAX_ENTRIES = 256
+_MAX_TEXT = 256 << 20  # a metadata entry: a card's symbols at n = 65,536 take a few MB
 
 
-def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str,
+             expect: Optional[Callable[[dict[str, np.ndarray], str], Optional[tuple[int, ...]]]] = None
+             ) -> dict[str, np.ndarray]:
     """Load the named arrays of an .npz without ever unpickling, turning every failure into FleqError.
 
     Nothing is allocated before it is checked: the file must be a regular file holding a zip
@@ -39,6 +43,11 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
     shape whose size is exactly the entry's stored size, and the arrays together must fit in
     :func:`memory_limit`. So a renamed .npy, a zip whose header claims a (200000, 200000) array
     and a deflate bomb are refused up front.
+
+    With ``expect``, only the ``names`` are read, in their order, and ``expect(read_so_far, name)``
+    gives the shape the entry must declare (None: any), from what was read before it (a card's X
+    from its metadata): an entry whose header claims more than the file's own metadata needs is
+    refused before anything is inflated, whatever memory there is.
     """
     path = Path(path)
 
@@ -58,7 +67,12 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
             missing = [n for n in names if n not in entries]
             if missing:
                 raise bad(_missing(archive, entries, what, missing))
-            return {name: _read_entry(archive, info, bad) for name, info in entries.items()}
+            if expect is None:
+                return {name: _read_entry(archive, info, bad) for name, info in entries.items()}
+            read: dict[str, np.ndarray] = {}
+            for name in names:
+                read[name] = _read_entry(archive, entries[name], bad, expect(read, name))
+            return read
     except FleqError:
         raise
     except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError, zlib.error,
@@ -112,7 +126,8 @@ def _missing(archive: zipfile.ZipFile, entries: dict, what: str, missing: list[s
     return f"not a fleqc {what}: missing {', '.join(missing)}"
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad) -> np.ndarray:
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad,
+                expected: Optional[tuple[int, ...]] = None) -> np.ndarray:
     """One .npy entry, its header checked against the entry's stored size before reading."""
     with archive.open(info) as f:
         try:
@@ -125,6 +140,11 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad) -> np.ndar
             raise bad("holds pickled Python objects, which fleqc never loads")
         if dtype.kind not in _DTYPE_KINDS or dtype.fields is not None:
             raise bad(f"entry {info.filename!r} has dtype {dtype}; fleqc files hold float64 arrays and strings")
+        if expected is not None and tuple(shape) != tuple(expected):
+            raise bad(f"entry {info.filename!r} declares shape {tuple(shape)}; its own metadata needs "
+                      f"{tuple(expected)}")
+        if dtype.kind == "U" and shape == () and info.file_size > _MAX_TEXT:
+            raise bad(f"entry {info.filename!r} is a text of {info.file_size:,} bytes, more than fleqc writes")
         size = math.prod(shape) * dtype.itemsize
         if size + f.tell() != info.file_size:
             raise bad(f"entry {info.filename!r} declares shape {shape} ({size:,} bytes) but stores "

@@ -191,3 +191,14 @@ class LinkedProgram:
         """User-visible data labels, in address order (the values ``fleqc run`` prints)."""
         labels = [s for s in self.symbols.values() if s.kind == "data" and not s.hidden]
         return sorted(labels, key=lambda s: (s.address, s.name))
+
+
+def source_files(subject) -> list[str]:
+    """The files a program or card was made from (the program and the files it included), as
+    recorded in its source name and spans: the inputs that an output of fleqc must never replace."""
+    files = {getattr(subject, "source_name", None)}
+    files.update(getattr(subject, "instruction_files", None) or ())
+    for group in (getattr(subject, "symbols", {}).values(), getattr(subject, "instructions", ()),
+                  getattr(subject, "cells", ())):
+        files.update(getattr(getattr(item, "span", None), "file", None) for item in group)
+    return sorted(f for f in files if isinstance(f, str) and f and not f.startswith("<"))

@@ -200,6 +200,8 @@ class Run:
         else:
             self._program, pc, self.machine = target, 0, machine_of(target)
         if self.backend == "reference":
+            if isinstance(target, Card):
+                self.machine.prepare(target, options)  # what the card cannot take (a long input) is refused on both
             self.card = target if isinstance(target, Card) else None
             self._reference = self.machine.reference_stepper(self._program, pc, options)
             return

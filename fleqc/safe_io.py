@@ -1,6 +1,8 @@
 """Output paths: fleqc replaces only regular files that are not its own inputs, and atomically.
 
-The policy, for every file fleqc writes (cards, weights):
+The policy, for every file fleqc writes (cards, weights, traces, reports, disassembly, pictures,
+ONNX and safetensors exports); every writer goes through :func:`atomic_output` (or its two
+shorthands, :func:`write_atomically` and :func:`write_named_atomically`):
 
 - an output that exists must be a **regular file**: a device (``/dev/null``), FIFO, socket or
   directory is refused, never replaced;
@@ -8,24 +10,30 @@ The policy, for every file fleqc writes (cards, weights):
   name the file itself), so a link planted in a shared folder cannot redirect a write;
 - an output that is one of the command's **inputs** (the program, its included files, a card
   given as the source) is refused;
+- two outputs of one command must be two files (:func:`check_outputs`);
+- the outputs are checked before the command does its work (a run, a build), so nothing is
+  computed for an output that will be refused, and again just before the rename;
 - the file is written to a temporary file in the same folder and renamed over the output, so a
   failed or interrupted write leaves the old file untouched; on an exception, Ctrl-C or SIGTERM
-  the temporary file is removed first (SIGTERM then ends the process as it would have).
+  the temporary file is removed first (SIGTERM then ends the process as it would have);
+- the file gets the usual permissions, 0666 less the umask (0644 under the common umask 022),
+  whichever library wrote it.
 
 Refusals are ``bad-output`` errors naming the path and the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, Optional, Sequence
 
 from fleqc.errors import ErrorCode, FleqError
 
@@ -50,8 +58,23 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     for source in inputs:
         if _same_file(path, source):
             raise FleqError(ErrorCode.BAD_OUTPUT, f"{path}: is an input of this command ({source}); "
-                                                  "choose another output (-o)")
+                                                  "choose another output file")
     return path
+
+
+def check_outputs(paths: Sequence[Optional[str | os.PathLike]],
+                  inputs: Iterable[str | os.PathLike] = ()) -> list[Optional[Path]]:
+    """:func:`check_output` for each of the outputs of one command (``None``: not asked for), which
+    must also be distinct files: two outputs named alike would overwrite each other."""
+    inputs = tuple(inputs)
+    checked = [None if p is None else check_output(p, inputs) for p in paths]
+    given = [p for p in checked if p is not None]
+    for i, path in enumerate(given):
+        for other in given[:i]:
+            if os.path.abspath(path) == os.path.abspath(other) or _same_file(path, other):
+                raise FleqError(ErrorCode.BAD_OUTPUT, f"{path}: is named for two outputs of this command; "
+                                                      "give each output its own file")
+    return checked
 
 
 MAX_SOURCE_BYTES = 16 << 20  # a program or included file (the whole stdlib is about 100 kB)
@@ -80,13 +103,36 @@ def _same_file(a: Path, b: str | os.PathLike) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
+                  text: bool = False) -> Iterator[IO]:
+    """A temporary file next to ``path`` to write into (binary, or UTF-8 text if ``text``); when the
+    block ends normally it is renamed over ``path``, on an exception, Ctrl-C or SIGTERM it is
+    removed. ``path`` is checked with :func:`check_output` before and again just before the rename."""
+    with _temporary_next_to(path, tuple(inputs)) as (fd, _):
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
+            yield f
+
+
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
                      inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Call ``write`` on a temporary file next to ``path``, then rename it over ``path``.
+    """Call ``write`` on a temporary file next to ``path``, then rename it over ``path``
+    (:func:`atomic_output`)."""
+    with atomic_output(path, inputs) as f:
+        write(f)
 
-    ``path`` is checked with :func:`check_output` before and again just before the rename.
-    """
-    inputs = tuple(inputs)
+
+def write_named_atomically(path: str | os.PathLike, write: Callable[[str], None],
+                           inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """For a library that writes only to a file name (safetensors): ``write(name)`` writes the
+    temporary file ``name`` next to ``path``, which is then renamed over ``path`` (:func:`atomic_output`)."""
+    with _temporary_next_to(path, tuple(inputs)) as (fd, tmp):
+        os.close(fd)
+        write(tmp)
+
+
+@contextlib.contextmanager
+def _temporary_next_to(path: str | os.PathLike, inputs: tuple) -> Iterator[tuple[int, str]]:
     path = check_output(path, inputs)
     folder = path.parent if str(path.parent) else Path(".")
     with _cleanup_on_sigterm():
@@ -99,8 +145,12 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
                 raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot write {path}: {exc.strerror}") from None
             finally:
                 _unblock_signals(blocked)
-            with os.fdopen(fd, "wb") as f:
-                write(f)
+            try:
+                yield fd, tmp
+            except OSError as exc:  # a full disk, a quota: the user's to fix, not a traceback
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+                    raise FleqError(ErrorCode.BAD_OUTPUT, f"cannot write {path}: {exc.strerror}") from None
+                raise
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
             check_output(path, inputs)
             os.replace(tmp, path)
@@ -137,9 +187,21 @@ class _cleanup_on_sigterm:
         if not self.active:
             return False
         signal.signal(signal.SIGTERM, self.previous)
-        if kind is _Terminated:
+        if kind is _Terminated or _caused_by(value, _Terminated):
             os.kill(os.getpid(), signal.SIGTERM)  # to the previous handler (by default: the end of the process)
         return False  # if the process lives on, the write did not happen: _Terminated propagates
+
+
+def _caused_by(exc: Optional[BaseException], kind: type) -> bool:
+    """Whether ``exc`` was raised while handling (or because of) an exception of ``kind``: a signal
+    handler's exception raised inside compiled code can come back wrapped in a SystemError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _block_signals():

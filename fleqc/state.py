@@ -22,6 +22,21 @@ import numpy as np
 from fleqc.program import LinkedProgram, values_by_label
 
 
+class FellOffTheEnd(ValueError):
+    """The last instruction did not branch: the step would leave the program (``pc`` = the
+    instruction count). A ValueError, as the references raise for every program the linker cannot
+    make; ``steps``: the steps executed before this one (set by :func:`run_to_fixed_point`)."""
+
+    def __init__(self, pc: int) -> None:
+        super().__init__(f"pc {pc} is outside the program (0..{pc - 1}): instruction {pc - 1} fell off its end")
+        self.pc, self.steps = pc, 0
+
+    def describe(self) -> str:
+        """The words both backends use for it (fleqc.transformer.MachineFault)."""
+        return (f"instruction {self.pc - 1}, the last, did not branch and fell off the end of the program "
+                f"(pc {self.pc}); a program ends in a halt")
+
+
 def _cells_equal(x: Any, y: Any) -> bool:
     x_is_array = isinstance(x, np.ndarray)
     if x_is_array != isinstance(y, np.ndarray):
@@ -123,10 +138,14 @@ def run_to_fixed_point(
         if steps == max_steps:
             try:
                 halted = step(program, state).equal(state)
-            except not_fixed:
+            except (*not_fixed, FellOffTheEnd):  # not a fixed point: the next step would fail
                 halted = False
             return RunResult(halted=halted, steps=steps, state=state)
-        following = step(program, state)
+        try:
+            following = step(program, state)
+        except FellOffTheEnd as exc:
+            exc.steps = steps
+            raise
         if following.equal(state):
             return RunResult(halted=True, steps=steps, state=state)
         state = following

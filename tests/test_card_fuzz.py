@@ -230,3 +230,204 @@ def test_mutated_weights_files(tmp_path):
 @pytest.mark.slow
 def test_mutated_weights_files_many(tmp_path):
     fuzz_weights(1000, 2011, tmp_path)
+
+
+# -- the classic machine: images, cards and inputs -------------------------------------------------------
+#
+# Mutated classic sources (.sq text and .dec images) are refused as located errors, or run on both
+# backends with equal halting, steps, memory and output bytes; mutated classic cards are refused at
+# load or run alike; random inputs give the same output on both backends.
+
+
+CLASSIC_CAT = "loop: (-1) ch\n      Z ch end\n      ch (-1)\n      ch ch\n      Z Z loop\nend:  Z Z (-1)\n. Z:0 ch:0\n"
+CLASSIC_HELLO = "c (-1)\nZ Z (-1)\n. Z:0 c:65\n"
+CLASSIC_TOKENS = ["(-1)", "-1", "0", "1", "3", "9", "65535", "Z", "ch", "loop", "end", "?", ":", ".", ";", "#",
+                  "\n", " ", "x:", "-", "+", "'", '"', "\\"]
+
+
+def classic_outcome(subject, backend, max_steps, given_input: bytes):
+    """('result', halted, steps, memory, output bytes) or ('error', code) of one classic run."""
+    printed = bytearray()
+    try:
+        result = run(subject, backend, max_steps=max_steps, output=printed, input=given_input)
+    except FleqError as err:
+        return ("error", err.code)
+    return ("result", result.halted, result.steps, result.memory, bytes(printed))
+
+
+def mutate_text(rng, text: str) -> str:
+    for _ in range(1 + rng.integers(3)):
+        at = int(rng.integers(len(text) + 1))
+        choice = rng.random()
+        if choice < 0.4:
+            text = text[:at] + CLASSIC_TOKENS[rng.integers(len(CLASSIC_TOKENS))] + text[at:]
+        elif choice < 0.7:
+            text = text[:at] + text[at + 1 + int(rng.integers(4)):]
+        else:
+            text = text[:at] + chr(int(rng.integers(1, 0x2FF))) + text[at:]
+    return text
+
+
+def fuzz_classic_sources(cases, seed, tmp_path, max_steps=300):
+    rng = np.random.default_rng(seed)
+    seen: dict[str, int] = {}
+    bases = [("cat.sq", CLASSIC_CAT), ("hello.sq", CLASSIC_HELLO), ("hello.dec", "3 -1 3 0 0 -1 65 0\n")]
+    for i in range(cases):
+        name, base = bases[i % len(bases)]
+        path = tmp_path / name
+        path.write_text(mutate_text(rng, base), encoding="utf-8")
+        given = bytes(rng.integers(1, 256, size=int(rng.integers(0, 40))).astype(np.uint8))
+        try:
+            program = fleqc.compile(path)
+        except FleqError as err:
+            assert err.code is not ErrorCode.BAD_CARD and (err.span is None or err.span.line >= 1), err
+            seen["refused"] = seen.get("refused", 0) + 1
+            continue
+        reference = classic_outcome(program, "reference", max_steps, given)
+        transformer = classic_outcome(program, "transformer", max_steps, given)
+        assert reference == transformer, (path.read_text(), given, reference, transformer)
+        seen[reference[0]] = seen.get(reference[0], 0) + 1
+    return seen
+
+
+def fuzz_classic_cards(cases, seed, tmp_path, max_steps=200):
+    source = tmp_path / "cat.sq"
+    source.write_text(CLASSIC_CAT)
+    card = fleqc.build(source, input=b"hi")
+    rng = np.random.default_rng(seed)
+    seen: dict[str, int] = {}
+    for i in range(cases):
+        path = tmp_path / f"c{i % 4}.npz"
+        X, meta = card.X.copy(), card.meta()
+        if rng.random() < 0.35:
+            mutate_meta(rng, meta)
+        else:
+            for _ in range(1 + rng.integers(3)):
+                X[rng.integers(X.shape[0]), rng.integers(X.shape[1])] = VALUES[rng.integers(len(VALUES))]
+        np.savez(path, X=X, meta=np.array(json.dumps(meta)))
+        try:
+            loaded = load_card(path)
+        except FleqError as err:
+            assert err.code is ErrorCode.BAD_CARD, err.message
+            seen["refused at load"] = seen.get("refused at load", 0) + 1
+            continue
+        reference = classic_outcome(loaded, "reference", max_steps, None)
+        transformer = classic_outcome(loaded, "transformer", max_steps, None)
+        assert reference == transformer, (reference, transformer)
+        seen["ran alike"] = seen.get("ran alike", 0) + 1
+    return seen
+
+
+def fuzz_classic_inputs(cases, seed, tmp_path):
+    source = tmp_path / "cat.sq"
+    source.write_text(CLASSIC_CAT)
+    program = fleqc.compile(source)
+    rng = np.random.default_rng(seed)
+    for _ in range(cases):
+        size = int(rng.choice([0, 1, 2, 63, 64, 65, 200, 4095, 4096]))
+        given = bytes(rng.integers(0, 256, size=size).astype(np.uint8))
+        reference = classic_outcome(program, "reference", 30_000, given)
+        transformer = classic_outcome(program, "transformer", 30_000, given)
+        assert reference == transformer, (given[:20], reference[:3], transformer[:3])
+        if size > 4095:
+            assert reference == ("error", ErrorCode.PROGRAM_TOO_LARGE)
+        else:
+            assert reference[0] == "result" and reference[4] == given.split(b"\0")[0]
+
+
+def test_mutated_classic_sources(tmp_path):
+    seen = fuzz_classic_sources(30, 7, tmp_path)
+    assert sum(seen.values()) == 30 and seen.get("refused", 0) and seen.get("result", 0), seen
+
+
+def test_mutated_classic_cards(tmp_path):
+    seen = fuzz_classic_cards(20, 8, tmp_path)
+    assert seen.get("refused at load", 0) > 5, seen
+
+
+def test_classic_inputs(tmp_path):
+    fuzz_classic_inputs(4, 9, tmp_path)
+
+
+@pytest.mark.slow
+def test_mutated_classic_sources_many(tmp_path):
+    fuzz_classic_sources(1500, 2011, tmp_path)
+
+
+@pytest.mark.slow
+def test_mutated_classic_cards_many(tmp_path):
+    fuzz_classic_cards(500, 2011, tmp_path)
+
+
+@pytest.mark.slow
+def test_classic_inputs_many(tmp_path):
+    fuzz_classic_inputs(60, 2011, tmp_path)
+
+
+# -- safetensors weights files ----------------------------------------------------------------------------
+
+
+def fuzz_safetensors(cases, seed, tmp_path):
+    """As fuzz_weights, for .safetensors files: the header's metadata mutated (with or without a
+    recomputed digest) or one tensor entry changed (without): refused or run as the original."""
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    from fleqc.interop.safetensors_io import _digest, load_safetensors, read_metadata, save_safetensors
+
+    original = tmp_path / "w.safetensors"
+    save_safetensors(weights_for(CONFIG), original)
+    arrays, base = load_file(original), read_metadata(original)
+    card = fleqc.build("samples/factorial.fleq", columns=32)
+    expected = run(card, "reference")
+    rng = np.random.default_rng(seed)
+    refused = 0
+    for _ in range(cases):
+        meta, mutated = dict(base), dict(arrays)
+        redigest = rng.random() < 0.5
+        if redigest or rng.random() < 0.5:
+            key = sorted(meta)[rng.integers(len(meta))]
+            try:
+                value = json.loads(meta[key])
+            except ValueError:
+                value = meta[key]
+            if isinstance(value, (dict, list)) and value and rng.random() < 0.6:
+                paths = [p for p in _paths(value) if p]
+                path = paths[rng.integers(len(paths))]
+                target = value
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = JUNK[rng.integers(len(JUNK))]
+            else:
+                value = JUNK[rng.integers(len(JUNK))]
+            meta[key] = json.dumps(value) if rng.random() < 0.9 else str(value)
+        else:
+            name = sorted(mutated)[rng.integers(len(mutated))]
+            a = mutated[name].copy()
+            if a.size:
+                a.flat[rng.integers(a.size)] = VALUES[rng.integers(len(VALUES))]
+            mutated[name] = a
+        if redigest:
+            try:
+                meta["sha256"] = _digest(mutated, meta)
+            except (TypeError, ValueError, KeyError):
+                pass
+        path = tmp_path / "m.safetensors"
+        save_file(mutated, path, metadata=meta)
+        try:
+            result = run(card, weights=load_safetensors(path))
+        except FleqError as err:
+            assert err.code in (ErrorCode.BAD_WEIGHTS, ErrorCode.MACHINE_MISMATCH), err.message
+            refused += 1
+            continue
+        assert (result.halted, result.steps, result.memory) == (expected.halted, expected.steps, expected.memory)
+    return refused
+
+
+def test_mutated_safetensors_files(tmp_path):
+    assert fuzz_safetensors(30, 5, tmp_path) >= 15
+
+
+@pytest.mark.slow
+def test_mutated_safetensors_files_many(tmp_path):
+    fuzz_safetensors(1000, 2011, tmp_path)

@@ -47,7 +47,8 @@ def test_input_from_a_file_or_standard_input(how, tmp_path):
 def test_json_holds_output_and_figures():
     result = invoke("run", corpus() / "02_esolangs_hi.sq", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"halted": True, "steps": 3, "memory": {"H": 72, "i": 105}, "output": "Hi"}
+    assert json.loads(result.stdout) == {"halted": True, "steps": 3, "memory": {"H": 72, "i": 105}, "output": "Hi",
+                                         "output_base64": "SGk="}
 
 
 def test_card_built_then_run_with_input(tmp_path):

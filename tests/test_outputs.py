@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,112 @@ def test_the_entry_point_imports_nothing_before_its_ctrl_c_handler():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)  # a bound on a hang (the child takes 0.1 s), not a measurement
     assert done.stdout.strip() == "['fleqc', 'fleqc.entry'] True", done.stdout + done.stderr
+
+
+# The long loops of every machine, and a point inside the compiled pass: numba calls back into
+# Python on every pass of the incremental engine (unboxing its typed lists), and a Ctrl-C handled
+# there came back as "SystemError: CPUDispatcher(<function engine_pass ...>) returned a result with
+# an exception set" (or a TypeError of the unboxing), a traceback and exit 1. The 300th call is
+# well inside the run (about 1.6 calls per pass); without the Ctrl-C each run ends at its step limit.
+LONG_LOOPS = {
+    "subleq": ("loop.fleq", LOOP),
+    "classic": ("spin.sq", "loop: m1 T\n      Z Z loop\n. Z:0 T:0 m1:-1\n"),
+    "fleq": ("loop.fleq", ".machine fleq\n.data\nx: .word 1.0\none: .word 1.0\n.text\n"
+                          "top: add x, x, one\n     mul x, x, one\n     jmp top\n"),
+}
+INSIDE_THE_PASS = "call:numba.core.serialize:_numba_unpickle#300"
+
+
+@pytest.mark.parametrize("machine", sorted(LONG_LOOPS))
+def test_ctrl_c_inside_a_compiled_pass_is_a_clean_exit_130(tmp_path, machine):
+    pytest.importorskip("numba", reason="without numba the passes are plain Python (covered above)")
+    name, text = LONG_LOOPS[machine]
+    program = tmp_path / name
+    program.write_text(text)
+    process = _fleqc("run", program, "--max-steps", 100_000, sigint_at=INSIDE_THE_PASS)
+    out, err = _finish(process, timeout=300)
+    assert f"fleqc: SIGINT at {INSIDE_THE_PASS}\n" in err, err  # the point was reached, inside engine_pass
+    _assert_clean_130(process, err)
+
+
+def test_an_exception_that_a_ctrl_c_caused_is_the_interruption(monkeypatch, capsys):
+    """Whatever form the interruption comes back in (a SystemError around it), main() exits 130."""
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # importing fleqc.entry sets both
+    import fleqc.entry as entry
+
+    def wrapped():
+        try:
+            raise entry.Interrupted()
+        except entry.Interrupted as exc:
+            raise SystemError("CPUDispatcher(<function engine_pass>) returned a result with an exception set") \
+                from exc
+
+    monkeypatch.setattr(entry, "_run", wrapped)
+    monkeypatch.setattr(entry, "_main_reports", entry._main_reports)
+    try:
+        with pytest.raises(SystemExit) as done:
+            entry.main()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert done.value.code == 130
+    assert capsys.readouterr().err == "fleqc: interrupted\n"
+
+
+SIGNAL_DURING_EXPORT = textwrap.dedent("""
+    import os, signal, sys
+    import safetensors.numpy as st
+
+    written = st.save_file
+
+    def save_file(arrays, name, metadata=None):  # the file is complete, not yet renamed: the signal
+        written(arrays, name, metadata=metadata)
+        if sys.argv[2] == "term":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    st.save_file = save_file
+    from fleqc.cli import main
+    main(sys.argv[3:])
+""")
+
+
+@pytest.mark.parametrize("how, status", [("term", -signal.SIGTERM), ("int", 1)])
+@pytest.mark.parametrize("command", ["weights", "export"])
+def test_a_signal_while_writing_safetensors_leaves_no_temporary_file(tmp_path, how, status, command):
+    """SIGTERM during `weights -o x.safetensors` left a temporary file of hundreds of MB behind;
+    the .safetensors writers go through fleqc.safe_io like every other writer."""
+    pytest.importorskip("safetensors")
+    target = tmp_path / "m.safetensors"
+    target.write_bytes(b"old weights")
+    args = ["weights", "--machine", "subleq", "-n", "8", "-o", str(target)] if command == "weights" else \
+        ["export", "--safetensors", str(target), "--machine", "subleq", "-n", "8"]
+    done = subprocess.run([sys.executable, "-c", SIGNAL_DURING_EXPORT, str(target), how, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # a bound on a hang, not a measurement
+    assert done.returncode == status, done.stderr  # click turns a bare KeyboardInterrupt into "Aborted!", 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+    assert target.read_bytes() == b"old weights"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("option", ["--trace-json", "--report"])
+def test_a_signal_mid_run_leaves_no_temporary_output(tmp_path, sig, option):
+    """A run writing --trace-json (as it goes) or --report (at its end) is signalled once its
+    temporary file exists, or mid-run: nothing is left but the inputs, and no output appears."""
+    program = tmp_path / "loop.fleq"
+    program.write_text(LOOP)
+    output = tmp_path / ("out.jsonl" if option == "--trace-json" else "out.html")
+    process = _fleqc("run", program, "--max-steps", 10**9, option, output, "--backend", "reference")
+    deadline = time.monotonic() + 100  # a bound on a hang, not a measurement
+    while option == "--trace-json" and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]:
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+    if option == "--report":
+        time.sleep(2)  # under way (the report is written only at the end)
+    process.send_signal(sig)
+    _, err = _finish(process)
+    if sig == signal.SIGINT:
+        _assert_clean_130(process, err)
+    else:
+        assert process.returncode == -signal.SIGTERM, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loop.fleq"], list(tmp_path.iterdir())

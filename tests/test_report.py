@@ -6,6 +6,7 @@ The browser test needs Chromium from the system packages (.ci/run installs the D
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -160,3 +161,27 @@ def test_report_opens_at_the_step_in_its_address(tmp_path):
         assert re.search(rf'<tr data-label="{label}"[^>]*><td class="label">{label}</td><td class="value">{value}</td>',
                          moved), label
     assert re.search(r'<tr data-label="t" class="written', moved)
+
+
+HOSTILE_COMMENTS = ".data\nx: .word 5\n.text\n; <!--<script> and </script><SCRIPT> in a comment\nsubleq x, x\n"
+
+
+def test_report_data_cannot_end_or_change_its_script_element(tmp_path):
+    """A comment holding `<!--<script>` left the page blank (its script never ran): every "<" of the
+    inline data is written as \\u003c, and the page still reads the text back exactly."""
+    program = tmp_path / "__DATA__ __TITLE__.fleq"  # the page's own placeholders, in the file name
+    program.write_text(HOSTILE_COMMENTS)
+    page = tmp_path / "hostile.html"
+    write_report(fleqc.build(program), page)
+    text = page.read_text()
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    inline = text[start:text.index("</script>", start)]
+    assert "<" not in inline
+    files = json.loads(inline)["files"]
+    assert "<!--<script> and </script><SCRIPT> in a comment" in json.dumps(files, ensure_ascii=False)
+    with Browser(chromium(), tmp_path / "profile") as browser:
+        browser.open(page.as_uri())
+        assert browser.evaluate("document.querySelector('#stepmax').textContent") == "1"  # the script ran
+        source = browser.evaluate("document.querySelector('#source').textContent")
+        assert "<!--<script> and </script><SCRIPT> in a comment" in source
+        assert "__DATA__ __TITLE__.fleq" in browser.evaluate("document.title")

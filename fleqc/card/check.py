@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.errors import ErrorCode, FleqError, Span, shown
 from fleqc.card.card import CARD_FORMAT, CARD_VERSION, Card
 from fleqc.card.columns import MAX_COLUMNS
 from fleqc.card.columns import ColumnRegions
@@ -101,9 +101,27 @@ def _symbols(data: Any, n: int) -> dict[str, Symbol]:
             name, kind, integer(field(entry, "address", path), f"{path}.address", 0, n),
             tuple(integers(field(entry, "shape", path), f"{path}.shape", 1, n, max_length=2)),
             Span(string(file, f"{path}.file"), 0, 0) if file else None,  # only the file is kept
-            integer(field(entry, "length", path), f"{path}.length", 1, n),
+            integer(field(entry, "length", path), f"{path}.length", 0, n),
         )
+    _check_empty_labels(list(symbols.values()))
     return symbols
+
+
+def _check_empty_labels(symbols: list[Symbol]) -> None:
+    """A data label of no cells is what the assembler makes of a label with nothing after it in
+    .data (``end:``) or of ``.zero 0``: it names the address where the next data label's cells
+    start, or the end of the labelled cells. Anywhere else (over a cell that no other label names)
+    a length of 0 is an edit."""
+    data = [s for s in symbols if s.kind == "data"]
+    starts = {s.address for s in data if s.length > 0}
+    end = max((s.address + s.length for s in data), default=0)
+    for i, s in enumerate(symbols):
+        if s.kind == "data" and s.length == 0 and s.address not in starts and s.address < end:
+            raise SchemaError(f"symbols[{i}].length is 0 for {s.name!r}, a label over a cell that no other "
+                              "label names; a data label of no cells stands where the next label starts or "
+                              "after the last cell")
+        if s.kind == "code" and s.length != 1:
+            raise SchemaError(f"symbols[{i}].length is {s.length} for the code label {s.name!r}; expected 1")
 
 
 # -- the whole card --------------------------------------------------------------------------------
@@ -180,7 +198,7 @@ def _check_symbols(card: Card) -> None:
             raise _bad(card, f"symbol {key!r} is stored under the name {s.name!r}")
         if s.kind == "code" and not 0 <= s.address < k:
             raise _bad(card, f"code label {s.name!r} names instruction {s.address}; the card has {k}")
-        if s.kind == "data" and not (0 <= s.address and s.address + s.length <= m and s.length >= 1):
+        if s.kind == "data" and not (0 <= s.address and s.address + s.length <= m):
             raise _bad(card, f"data label {s.name!r} names cells {s.address}..{s.address + s.length - 1}; "
                              f"the card has {m}")
 
@@ -201,8 +219,8 @@ def _compare(card: Card, expected: np.ndarray) -> None:
         return
     row, column = (int(i) for i in np.argwhere(differ)[0])
     label = card.rows.labels()[row]
-    raise card.bad_entry(label, column, f"holds {card.X[row, column]!r}, but a card with this program, "
-                                        f"machine and pc holds {expected[row, column]!r} there")
+    raise card.bad_entry(label, column, f"holds {shown(card.X[row, column])}, but a card with this program, "
+                                        f"machine and pc holds {shown(expected[row, column])} there")
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -211,7 +229,15 @@ def _compare(card: Card, expected: np.ndarray) -> None:
 def load_card_file(path: str | os.PathLike, machines: Mapping[str, Any]) -> Card:
     """The card in ``path``, read by the machine its metadata names among ``machines`` (name ->
     machine; fleqc.machines.load_card passes the registry) and checked completely."""
-    arrays = read_npz(path, ("X", "meta"), ErrorCode.BAD_CARD, "punch card")
+    def expect(read: dict, name: str) -> Optional[tuple[int, ...]]:
+        """X's shape, d x n, from the metadata read before it (which is checked here first)."""
+        if name != "X":
+            return None
+        meta = read_json_entry(read["meta"], CARD_FORMAT, CARD_VERSION, ErrorCode.BAD_CARD, str(path))
+        fields = card_fields(meta, str(path), machines)
+        return (fields["rows"].d, fields["config"].columns)
+
+    arrays = read_npz(path, ("meta", "X"), ErrorCode.BAD_CARD, "punch card", expect)
     return card_from_arrays(arrays["X"], arrays["meta"], str(path), machines)
 
 

@@ -4,11 +4,13 @@ the run path (fleqc.runner) and its listeners (fleqc.observe).
 
 Exit status: 0 success; 1 an error in the user's input (printed as file:line:col, no traceback);
 2 a usage error; 3 the step limit was reached before the program halted; 4 a machine fault (the
-transformer's state left its valid set; see "Errors and limits" in the README).
+transformer's state left its valid set; see "Errors and limits" in the README); 130 Ctrl-C;
+141 stdout was a pipe whose reader went away.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import json
@@ -21,7 +23,7 @@ import numpy as np
 
 from fleqc import api
 from fleqc.cli.calc import calc_command
-from fleqc.cli.common import EXIT_FAULT, EXIT_STEP_LIMIT, reports_errors
+from fleqc.cli.common import EXIT_FAULT, EXIT_STEP_LIMIT, input_files, reports_errors
 from fleqc.cli.export import export_command, load_weights_file, save_weights_file
 from fleqc.cli.observe import debug, disasm, show, watch_run
 from fleqc.cli.options import (
@@ -36,9 +38,9 @@ from fleqc.card.card import Card
 from fleqc.errors import FleqError
 from fleqc.machines import REGISTRY, compile_text, load_card, machine_of, weights_for
 from fleqc.machines import machine as named_machine
-from fleqc.program import aliases, included_labels
+from fleqc.program import aliases, included_labels, source_files
 from fleqc.runner import BACKENDS, Result, Run
-from fleqc.safe_io import check_output
+from fleqc.safe_io import check_output, check_outputs
 from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.transformer.executor import ENGINES
 
@@ -69,7 +71,8 @@ def main() -> None:
 
     \b
     Exit status: 0 done; 1 an error in the input (file:line:col, no traceback);
-    2 a usage error; 3 the step limit was reached; 4 a machine fault.
+    2 a usage error; 3 the step limit was reached; 4 a machine fault;
+    130 Ctrl-C; 141 stdout closed by its reader.
     The language: docs/language.md. The machines: README.md, docs/fleq-machine.md.
     """
 
@@ -99,17 +102,19 @@ def build(program: Path, output: Optional[Path], columns: Optional[int], machine
     if str(program) == "-":
         if output is None:
             raise click.UsageError("a program read from stdin (-) needs -o CARD.npz")
-        output = check_output(output)
+        output = check_output(output, input_files())
         suffixes = named_machine(machine).suffixes if machine else ()
         name = "<stdin>" + (suffixes[0] if suffixes else "")
         compiled = compile_text(sys.stdin.read(), name, machine=machine, **options)
+        inputs = input_files(*source_files(compiled))
         card = api.build(compiled, columns=columns, **options)
-        card.save(output)
+        card.save(check_output(output, inputs), inputs=inputs)
         click.echo(f"wrote {output}: {card.summary()}")
         return
-    output = check_output(output or program.with_suffix(".npz"), [program])
+    inputs = input_files(program)
+    output = check_output(output or program.with_suffix(".npz"), inputs)
     card = api.build(api.compile(program, machine=machine, **options), columns=columns, **options)
-    card.save(output, inputs=(program,))
+    card.save(output, inputs=inputs)
     click.echo(f"wrote {output}: {card.summary()}")
 
 
@@ -185,6 +190,8 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         subject: Any = load_card(target)
     else:
         subject = api.compile(target, machine=machine, **sizes)
+    inputs = input_files(target, weights, *source_files(subject))
+    check_outputs([trace_json, report], inputs)  # before the run: nothing is computed for a refused output
     streams = machine_of(subject).streams_output  # the program prints: its bytes go to stdout as they come
     if streams:
         sizes["output"] = bytearray() if as_json else LastByte(sys.stdout.buffer)
@@ -203,7 +210,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         the_run = Run(subject, backend, mode=mode, engine=engine, weights=model, columns=columns, device=device,
                       stats=stats, **sizes)
         result = watch_run(the_run, max_steps, trace=trace, trace_json=trace_json, report=report, as_json=as_json,
-                           trace_hidden=trace_hidden)
+                           trace_hidden=trace_hidden, inputs=inputs)
     if only_labels is not None:
         result = dataclasses.replace(result, memory=chosen_labels(result.memory, only_labels))
     elif not all_labels:
@@ -214,7 +221,9 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
         printed = sizes["output"]
         result = dataclasses.replace(result, memory={} if not (as_json or only_labels) else result.memory)
         if as_json:
-            click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace")}))
+            exact = base64.b64encode(bytes(printed)).decode("ascii")  # the bytes themselves, every one
+            click.echo(json.dumps({**result.to_json(), "output": bytes(printed).decode("utf-8", "replace"),
+                                   "output_base64": exact}))
         else:
             if printed.last not in (None, 0x0A) and both_terminals():
                 click.echo("", err=True)  # "halted after" on a line of its own, not after the program's last
@@ -401,7 +410,7 @@ def weights(machine: str, columns: Optional[int], output: Path, **sizes: Any) ->
     check_output(output)
     config = machine_config(machine, columns, sizes, "weights")
     model = weights_for(config)
-    save_weights_file(model, output)
+    save_weights_file(model, output, inputs=())
     layers = len(model.layers)
     click.echo(f"wrote {output}: {config.describe()}, {layers} layers, d={model.width}, "
                f"{model.parameter_count():,} parameters")

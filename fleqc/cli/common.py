@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any, Callable, Optional
 
@@ -12,6 +13,7 @@ from fleqc.errors import FleqError
 from fleqc.transformer import MachineFault
 
 EXIT_USER_ERROR, EXIT_STEP_LIMIT, EXIT_FAULT = 1, 3, 4
+EXIT_CLOSED_OUTPUT = 128 + 13  # 141: stdout was a pipe whose reader closed it (SIGPIPE)
 
 
 def reports_errors(command: Callable) -> Callable:
@@ -32,8 +34,33 @@ def reports_errors(command: Callable) -> Callable:
         except MemoryError:  # the estimate before a run (fleqc.transformer.memory) should prevent this
             click.echo("error[out-of-memory]: ran out of memory; use fewer --columns", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except BrokenPipeError:  # the reader of stdout went away (`fleqc run ... | head -1`)
+            closed_output()
 
     return wrapper
+
+
+def closed_output() -> None:
+    """Exit as a process that wrote to a closed pipe ends by default (SIGPIPE, status 141 in the
+    shell), quietly like `yes | head`: nothing more can be shown on that output, and Python's
+    flush at exit must not fail again on it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_CLOSED_OUTPUT)
+
+
+def input_files(*paths: Any) -> list:
+    """The files the current command reads (``paths``, then every file an option read, such as
+    ``--input``): no output of the command may replace one of them (fleqc.safe_io)."""
+    ctx = click.get_current_context(silent=True)
+    read = ctx.find_root().meta.get(READ_FILES, []) if ctx is not None else []
+    return [p for p in (*paths, *read) if p is not None]
+
+
+READ_FILES = "fleqc.read_files"  # click context meta: the names of the files options read
 
 
 def source_line(path: str, line: int) -> Optional[str]:

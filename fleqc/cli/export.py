@@ -9,9 +9,10 @@ from typing import Any, Optional
 
 import click
 
-from fleqc.cli.common import reports_errors
+from fleqc.cli.common import input_files, reports_errors
 from fleqc.cli.options import default_columns, machine_choice, machine_config, machine_options
 from fleqc.machines import config_from_dict, load_card, machine_of, weights_for
+from fleqc.safe_io import check_outputs
 
 
 def load_weights_file(path: Path):
@@ -27,19 +28,19 @@ def load_weights_file(path: Path):
     return load_weights(path)
 
 
-def save_weights_file(model, path: Path) -> None:
+def save_weights_file(model, path: Path, inputs=()) -> None:
     """Write weights by the suffix: ``.safetensors`` (with the row labels and machine in the header)
-    or fleqc's own ``.npz``."""
+    or fleqc's own ``.npz``; under fleqc's output policy (fleqc.safe_io), never over one of ``inputs``."""
     if Path(path).suffix == ".safetensors":
         from fleqc.interop import require
         from fleqc.interop.safetensors_io import save_safetensors
 
         require("safetensors")
-        save_safetensors(model, path)
+        save_safetensors(model, path, inputs)
         return
     from fleqc.transformer.weights_io import save_weights
 
-    save_weights(model, path)
+    save_weights(model, path, inputs)
 
 
 @click.command("export")
@@ -93,6 +94,8 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
         raise click.UsageError("--loop and --fused-softmax apply to --onnx")
     if mode == "hardmax" and fused_softmax:
         raise click.UsageError("--fused-softmax is a softmax; hardmax has no fused ONNX operator")
+    inputs = input_files(weights, card)
+    check_outputs([onnx_path, safetensors_path], inputs)  # before the machine is built
     if weights is not None:
         model = load_weights_file(weights)
     elif card is not None:
@@ -110,7 +113,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
         from fleqc.interop import onnx_export
 
         proto = (onnx_export.loop_model if loop else onnx_export.pass_model)(model, mode, fused_softmax)
-        onnx_export.save(proto, onnx_path)
+        onnx_export.save(proto, onnx_path, inputs)
         ops = ", ".join(sorted(onnx_export.operators(proto)))
         click.echo(f"wrote {onnx_path}: {what}, {'the whole run (Loop)' if loop else 'one pass'}, {mode}, "
                    f"d={model.width}, {model.parameter_count():,} parameters; operators: {ops}")
@@ -118,7 +121,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
         require("safetensors")
         from fleqc.interop.safetensors_io import save_safetensors
 
-        save_safetensors(model, safetensors_path)
+        save_safetensors(model, safetensors_path, inputs)
         click.echo(f"wrote {safetensors_path}: {what}, {len(model.layers)} layers, d={model.width} labelled rows, "
                    f"{model.parameter_count():,} parameters")
     if hf_dir is not None:

@@ -10,20 +10,23 @@ from typing import Any, Callable, Optional
 
 import click
 
-from fleqc.cli.common import reports_errors
+from fleqc.cli.common import input_files, reports_errors
 from fleqc.cli.options import machine_options
 from fleqc.machines import load_card
 from fleqc.observe import progress
+from fleqc.program import source_files
 from fleqc.runner import Result, Run
+from fleqc.safe_io import atomic_output, check_output
 
 
 def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Path], report: Optional[Path],
-              as_json: bool, trace_hidden: bool = False) -> Result:
+              as_json: bool, trace_hidden: bool = False, inputs: tuple | list = ()) -> Result:
     """Run ``run`` to its end with the listeners asked for: the text trace (to stdout, or to stderr
     with ``--json``, which keeps stdout one JSON document, and for a program that prints its own
     output there), the JSON trace, the HTML report and the
     progress bar (on a terminal's stderr, left out when the trace is printed to the same terminal).
-    Nothing but what is printed depends on whether stdout or stderr is a terminal."""
+    Nothing but what is printed depends on whether stdout or stderr is a terminal. The files are
+    written under fleqc's output policy (fleqc.safe_io), never over one of ``inputs``."""
     trace_to_terminal = trace and (as_json or sys.stdout.isatty())
     # a program that prints shows its own progress, and a bar would cut into its lines
     bar_wanted = progress.wanted(as_json=as_json) and not trace_to_terminal and not run.machine.streams_output
@@ -38,7 +41,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
             return run.finish(max_steps, on_count=on_count)
         from fleqc.observe.trace import TraceWriter
 
-        json_file = stack.enter_context(open(trace_json, "w", encoding="utf-8")) if trace_json else None
+        json_file = stack.enter_context(atomic_output(trace_json, inputs, text=True)) if trace_json else None
         to_stderr = as_json or run.machine.streams_output  # stdout is the JSON document, or the program's output
         text = (lambda line: click.echo(line, err=to_stderr)) if trace else None
         handlers: list[Callable] = []
@@ -59,7 +62,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
                     on_X=recorder.state if recorder is not None else None)
     if recorder is not None:
         recorder.finish()
-        recorder.write(report)
+        recorder.write(report, inputs)
         click.echo(f"wrote {report}", err=True)
     return run.result()
 
@@ -79,11 +82,15 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
     """
     from fleqc.observe.disasm import disassemble
 
+    inputs = input_files(card_path)
+    if output is not None:
+        check_output(output, inputs)
     text = disassemble(load_card(card_path))
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        with atomic_output(output, inputs, text=True) as f:
+            f.write(text)
         click.echo(f"wrote {output}", err=True)
 
 
@@ -127,13 +134,18 @@ def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads:
         pictures._pyplot()
     except pictures.PlotUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    machine, X = pictures.state_after(load_target(target, sizes), step, mode=mode, columns=columns, **sizes)
+    subject = load_target(target, sizes)
+    inputs = input_files(target, *source_files(subject))
+    check_output(output, inputs)  # before the run
+    machine, X = pictures.state_after(subject, step, mode=mode, columns=columns, **sizes)
     card, name = machine.card, Path(machine.card.source_name).name
     when = f"after {machine.steps} steps" + (" (halted)" if machine.halted else "")
     if layer is None:
-        chosen = [r.strip() for r in rows.split(",") if r.strip()] if rows else None
+        chosen = [r.strip() for r in rows.split(",")] if rows is not None else None
+        if chosen is not None and not all(chosen):
+            raise click.UsageError(f"--rows {rows!r}: name each row block, separated by commas (e.g. pc,mem)")
         try:
-            pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}", rows=chosen)
+            pictures.plot_X(card, X, output, f"X of {name} {when}, pc = {machine.pc}", rows=chosen, inputs=inputs)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
     else:
@@ -141,8 +153,11 @@ def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads:
             raise click.UsageError(f"layer {layer} is not an attention layer; the attention layers are "
                                    f"{', '.join(map(str, attention_layers(machine.model)))}")
         maps = attention_maps(machine.model, X, layer, mode)
-        pictures.plot_attention(card, maps, output, f"{name}: layer {layer}, pass from X {when}",
-                                max_heads=max_heads)
+        try:
+            pictures.plot_attention(card, maps, output, f"{name}: layer {layer}, pass from X {when}",
+                                    max_heads=max_heads, inputs=inputs)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
     click.echo(f"wrote {output}", err=True)
 
 

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 import click
 
+from fleqc.cli.common import READ_FILES
 from fleqc.machines import DEFAULT, REGISTRY, machine, machines
 from fleqc.machines.base import Machine, MachineOption
 
@@ -16,15 +17,26 @@ machine_choice = click.option(
 )
 
 
-def _read_file(ctx: click.Context, param: click.Parameter, value: Any) -> Optional[bytes]:
-    return None if value is None else value.read()
+def _file_reader(option: MachineOption) -> Callable[[click.Context, click.Parameter, Any], Optional[bytes]]:
+    """The bytes of the file (or standard input), read up to one byte past the most the machine
+    takes (``max_bytes``), so ``yes | fleqc run cat.dec --input -`` stops reading there and the
+    machine refuses the input as too long, instead of reading without end."""
+    def read(ctx: click.Context, param: click.Parameter, value: Any) -> Optional[bytes]:
+        if value is None:
+            return None
+        name = getattr(value, "name", None)
+        if isinstance(name, str) and name not in ("-", "<stdin>"):
+            ctx.find_root().meta.setdefault(READ_FILES, []).append(name)
+        return value.read() if option.max_bytes is None else value.read(option.max_bytes + 1)
+
+    return read
 
 
 def click_option(option: MachineOption) -> Callable[[Callable], Callable]:
     """The click option of a machine's option: an integer, or the bytes of a file (``-``: stdin)."""
     names = [f"--{option.name}"] + ([option.short] if option.short else [])
     if option.reads_file:
-        return click.option(*names, type=click.File("rb"), default=None, callback=_read_file, metavar=option.metavar,
+        return click.option(*names, type=click.File("rb"), default=None, callback=_file_reader(option), metavar=option.metavar,
                             help=option.help)
     return click.option(*names, type=int, default=None, metavar=option.metavar, help=option.help)
 
@@ -60,9 +72,9 @@ def check_machine_options(chosen: Machine, command: str, given: dict[str, Any]) 
     own = [o.name for o in chosen.options]
     for option, owners in option_owners(command).items():
         if given.get(option.name) is not None and chosen not in owners:
-            use = f" (use {', '.join('--' + name for name in own)})" if own else ""
+            takes = f", which takes {', '.join('--' + name for name in own)}" if own else ", which takes no options"
             raise click.UsageError(f"--{option.name} applies to {' and '.join(m.title for m in owners)} programs; "
-                                   f"this is a {chosen.title} program{use}")
+                                   f"this is a {chosen.title} program{takes}")
 
 
 def machine_config(name: str, columns: Optional[int], sizes: dict[str, Any], command: str) -> Any:

@@ -21,6 +21,7 @@ from fleqc.frontend.text_to_ast import parse_source
 from fleqc.safe_io import read_source
 
 Section = Literal["data", "text"]
+SOURCE_SUFFIX = ".fleq"  # what .include reads: an error in it shows its line, as for the program's own
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ def _open_include(
         raise sources.error(
             ErrorCode.INCLUDE_NOT_FOUND,
             f"cannot find '{shown}' {where} the standard library",
+            directive.path_span,
+        )
+    if path.suffix != SOURCE_SUFFIX:  # a file that is not a program (a system file, say): its text is
+        shown = directive.path if directive.path.isprintable() else repr(directive.path)[1:-1]  # never echoed
+        raise sources.error(
+            ErrorCode.BAD_DIRECTIVE,
+            f"'{shown}' is not a FLEQ source file; .include reads {SOURCE_SUFFIX} files only",
             directive.path_span,
         )
     key = _identity(path)

@@ -25,12 +25,13 @@ executor: :meth:`~OnnxMachine.pass_numpy`, :meth:`~OnnxMachine.run`, :meth:`~Onn
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from fleqc.safe_io import write_atomically
 from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
@@ -225,16 +226,10 @@ def operators(proto: onnx.ModelProto) -> set[str]:
     return found
 
 
-def save(proto: onnx.ModelProto, path: str | os.PathLike) -> None:
-    """Write the model atomically (a failed write leaves an existing file untouched)."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        onnx.save_model(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def save(proto: onnx.ModelProto, path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write the model under fleqc's output policy (fleqc.safe_io: atomically, only over a regular
+    file that is not one of ``inputs``)."""
+    write_atomically(path, lambda f: f.write(proto.SerializeToString()), inputs)  # what onnx.save_model writes
 
 
 class OnnxMachine:

@@ -28,14 +28,16 @@ import hashlib
 import json
 import os
 import re
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machines import config_from_dict, machine_of
+from fleqc.safe_io import write_named_atomically
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
-from fleqc.transformer.weights_io import digest as arrays_digest
+from fleqc.schema import SchemaError
+from fleqc.transformer.weights_io import digest as arrays_digest, model_from_meta
 
 FORMAT = "fleqc-safetensors"
 VERSION = 1
@@ -87,19 +89,14 @@ def tensors_and_metadata(model: LoopedTransformer) -> tuple[dict[str, np.ndarray
     return arrays, meta
 
 
-def save_safetensors(model: LoopedTransformer, path: str | os.PathLike) -> None:
-    """Write ``model`` as .safetensors (atomically: a failed write leaves an existing file untouched)."""
+def save_safetensors(model: LoopedTransformer, path: str | os.PathLike,
+                     inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write ``model`` as .safetensors, under fleqc's output policy (fleqc.safe_io: atomically, only
+    over a regular file that is not one of ``inputs``, no temporary file left on SIGTERM)."""
     from safetensors.numpy import save_file
 
     arrays, meta = tensors_and_metadata(model)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        save_file(arrays, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_named_atomically(path, lambda tmp: save_file(arrays, tmp, metadata=meta), inputs)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -130,21 +127,15 @@ def load_safetensors(path: str | os.PathLike, expected_labels: Optional[Sequence
     try:
         if meta.get("sha256") != _digest(arrays, meta):
             raise bad("its tensors or metadata do not match their SHA-256 digest (the file was changed or corrupted)")
-        labels = tuple(json.loads(meta["row_labels"]))
+        # the same reading as a .npz weights file's (fleqc.transformer.weights_io.model_from_meta)
+        model = model_from_meta({"layers": json.loads(meta["layers"]), "row_labels": json.loads(meta["row_labels"]),
+                                 "ternary_rows": json.loads(meta["ternary_rows"]),
+                                 "metadata": json.loads(meta["machine"])}, arrays)
+        labels = model.row_labels
         if json.loads(meta["row_blocks"]) != row_blocks(labels):
             raise bad("its row blocks do not match its row labels")
-        layers = []
-        for i, spec in enumerate(json.loads(meta["layers"])):
-            if spec["kind"] == "attention":
-                params = [arrays[f"layer{i}.{p}"] for p in _ATTENTION]
-                layers.append(AttentionLayer(*params, head_names=tuple(spec["heads"])))
-            elif spec["kind"] == "feed_forward":
-                params = [arrays[f"layer{i}.{p}"] for p in _FEED_FORWARD]
-                layers.append(FeedForwardLayer(*params, name=str(spec["name"])))
-            else:
-                raise ValueError(f"unknown layer kind {spec['kind']!r}")
-        model = LoopedTransformer(tuple(layers), labels, tuple(int(r) for r in json.loads(meta["ternary_rows"])),
-                                  json.loads(meta["machine"]))
+    except SchemaError as exc:
+        raise bad(f"metadata: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed weights ({type(exc).__name__}: {exc})") from None
     extra = set(arrays) - {f"layer{i}.{p}" for i, layer in enumerate(model.layers)

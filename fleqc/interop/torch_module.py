@@ -26,6 +26,7 @@ and so on, the names of :mod:`fleqc.transformer.weights_io` and of the safetenso
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -48,6 +49,30 @@ def resolve_device(device: Optional[Device] = None) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise FleqError(ErrorCode.BAD_CONFIG, f"unknown device {device}: use cpu or cuda")
     return device
+
+
+def check_dtype(model: LoopedTransformer, dtype: torch.dtype) -> None:
+    """BAD_CONFIG unless ``dtype`` computes ``model`` exactly, by the bound its machine states
+    (``Machine.significand_bits``): float32 holds a SUBLEQ machine up to N = 19 bits, never FLEQ's.
+    A model that names no machine runs only in float64."""
+    if not dtype.is_floating_point:
+        raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} is not a floating-point type; the machine runs in float64")
+    have = round(-math.log2(torch.finfo(dtype).eps)) + 1  # float32: eps 2^-23, 24 bits
+    if have >= 53:
+        return
+    from fleqc.machines import config_from_dict, machine_of
+
+    built_for = model.metadata.get("machine")
+    try:
+        config = config_from_dict(built_for)
+    except FleqError:
+        raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} holds {have} significand bits; these weights name no "
+                                              "machine whose bound is known: use float64") from None
+    machine = machine_of(config)
+    need = machine.significand_bits(config)
+    if need > have:
+        raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} holds {have} significand bits; the {config.describe()} "
+                                              f"needs {need} to compute its passes exactly: use float64")
 
 
 def _parameter(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> nn.Parameter:
@@ -123,6 +148,7 @@ class TorchMachine(nn.Module):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
+        check_dtype(model, dtype)
         device = resolve_device(device)
         self.mode = mode
         self.layers = nn.ModuleList(

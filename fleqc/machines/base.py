@@ -101,6 +101,7 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.state import FellOffTheEnd
 from fleqc.steps import Names, Reader, TraceEvent
 from fleqc.card.check import rebuilt_card_check
 from fleqc.card.rows import RowSpace
@@ -126,6 +127,7 @@ class MachineOption:
     integer: bool = True
     reads_file: bool = False
     runtime: bool = False
+    max_bytes: Optional[int] = None  # reads_file: the most bytes the machine takes (a longer file is refused)
 
 
 class Machine(abc.ABC):
@@ -247,6 +249,13 @@ class Machine(abc.ABC):
         """What scratch column ``column`` is, in messages."""
         return "the scratchpad"
 
+    def significand_bits(self, config: Any) -> int:
+        """The significand bits (IEEE precision, the implicit bit counted: float64 has 53, float32
+        24) that a pass of this machine needs to be computed exactly; an engine in a narrower type
+        must refuse it (fleqc.interop.torch_module). By default float64's: a machine that states
+        nothing runs in float64 only."""
+        return 53
+
     def describe_card(self, config: Any) -> str:
         """The words of the card summary that name the machine's size ("N=16 bits")."""
         return config.describe()
@@ -299,6 +308,7 @@ class ReferenceStepper:
     def __init__(self, interpreter: Any, program: Any, pc: int) -> None:
         self.interpreter, self.program = interpreter, program
         self.state = interpreter.initial_state(program, pc)
+        self.steps = 0
 
     @property
     def pc(self) -> int:
@@ -311,18 +321,43 @@ class ReferenceStepper:
         return list(self.state.memory)
 
     def step(self) -> bool:
-        following = self.interpreter.step(self.program, self.state)
+        try:
+            following = self.interpreter.step(self.program, self.state)
+        except FellOffTheEnd as exc:
+            raise fell_off_fault(exc, self.steps) from None
         if following.equal(self.state):
             return False
+        if following.pc == len(self.program.instructions):  # this step leaves the program: as the transformer
+            raise fell_off_fault(FellOffTheEnd(following.pc), self.steps + 1)
         self.state = following
+        self.steps += 1
         return True
 
     def halted(self) -> bool:
         """Whether the next step would change nothing (a step that fails counts as not halted)."""
         try:
             return self.interpreter.step(self.program, self.state).equal(self.state)
-        except FleqError:
+        except (FleqError, FellOffTheEnd):
             return False
+
+
+def reference_run(run: Callable[[], Any], program: Any) -> Any:
+    """``run()``, a reference's whole run of ``program``, with a step that leaves the program
+    reported as the machine fault of the transformer at the same step (both backends alike)."""
+    try:
+        result = run()
+    except FellOffTheEnd as exc:  # the step after leaving was tried: ``exc.steps`` were executed
+        raise fell_off_fault(exc, exc.steps) from None
+    count = len(program.instructions)
+    if count and result.state.pc == count:  # the last step the limit allowed left the program
+        raise fell_off_fault(FellOffTheEnd(count), result.steps)
+    return result
+
+
+def fell_off_fault(exc: FellOffTheEnd, step: int) -> MachineFault:
+    """Step ``step`` of the reference's run fell off the end of the program: the machine fault the
+    transformer reports for the same step (the health check below), exit status 4 on both backends."""
+    return MachineFault(step, "pc", 0, float(exc.pc), float("nan"), exc.describe())
 
 
 class HealthCheck:
@@ -341,8 +376,13 @@ class HealthCheck:
         self.extra(X, step, cols)
         self.ternary(X, step, columns)
         pc = self.card.read_pc(X)
-        if not 0 <= pc < self.card.instruction_count:
-            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"))
+        count = self.card.instruction_count
+        if pc == count:  # the words of the reference's fault (fleqc.state.FellOffTheEnd): both backends alike
+            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"),
+                               FellOffTheEnd(count).describe())
+        if not 0 <= pc < count:
+            raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"),
+                               f"the program counter names no instruction (pc {pc}; instructions 0..{count - 1})")
         self.after(X, cols)
         self.pc = pc
 

@@ -63,15 +63,18 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     m, k = len(program.cells), len(program.instructions)
 
     data_labels: dict[int, list[str]] = {}
+    empty_labels: dict[int, list[str]] = {}  # data labels of no cells: `NAME: .zero 0` before the cell there
     code_labels: dict[int, list[str]] = {}
     for s in program.symbols.values():
-        if s.kind == "data":
+        if s.kind == "data" and s.length == 0 and s.address < m:
+            empty_labels.setdefault(s.address, []).append(namer(s.name))
+        elif s.kind == "data":
             data_labels.setdefault(s.address, []).append(namer(s.name))
         else:
             code_labels.setdefault(s.address, []).append(namer(s.name))
     cell_name: dict[int, str] = {}
     for s in sorted(program.symbols.values(), key=lambda s: (s.hidden, s.length == 0)):
-        if s.kind == "data":
+        if s.kind == "data" and s.length > 0:
             cell_name.setdefault(s.address, namer(s.name))
             for j in range(1, s.length):
                 cell_name.setdefault(s.address + j, f"{namer(s.name)}+{j}")
@@ -95,6 +98,7 @@ def disassemble(source: Union[Card, LinkedProgram]) -> str:
     lines.append(".data")
     width = max([len(n) + 1 for names in data_labels.values() for n in names] + [8])
     for cell in program.cells:
+        lines.extend(f"{n}: .zero 0" for n in empty_labels.get(cell.address, []))
         labels = data_labels.get(cell.address, [])
         prefix = " ".join(f"{n}:" for n in labels)
         lines.append(f"{prefix:<{width}} {_data_directive(cell.value)}".rstrip())

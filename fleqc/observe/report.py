@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -155,12 +156,22 @@ class Recorder:
         }
 
     def html(self) -> str:
-        data = json.dumps(self.data()).replace("</", "<\\/")
-        return PAGE.replace("__TITLE__", html.escape(Path(self.machine.source_name).name)).replace("__DATA__", data)
+        # "<" occurs in JSON only inside strings: as \u003c no text of the program (a comment holding
+        # "</script>", "<!--" or "<script") can end or change the script element the data sits in
+        data = json.dumps(self.data()).replace("<", "\\u003c")
+        fields = {"__TITLE__": html.escape(Path(self.machine.source_name).name), "__DATA__": data}
+        return re.sub("__TITLE__|__DATA__", lambda m: fields[m.group(0)], PAGE)  # one pass: no field in another
 
-    def write(self, path) -> Path:
+    def write(self, path, inputs=()) -> Path:
+        """Write the page under fleqc's output policy (fleqc.safe_io): never over one of ``inputs``
+        nor over a file the program was made from."""
+        from fleqc.program import source_files
+        from fleqc.safe_io import atomic_output
+
         path = Path(path)
-        path.write_text(self.html(), encoding="utf-8")
+        page = self.html()
+        with atomic_output(path, (*inputs, *source_files(self.machine.program)), text=True) as f:
+            f.write(page)
         return path
 
 

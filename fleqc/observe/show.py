@@ -64,7 +64,8 @@ def _region_lines(ax, card: Card, horizontal: bool = False) -> None:
             ax.axhline(lo - 0.5, color="k", lw=0.6)
 
 
-def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequence[str]] = None) -> Path:
+def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequence[str]] = None,
+           inputs: Sequence = ()) -> Path:
     """``rows``: only these row blocks (by name, in the card's order), stacked."""
     plt = _pyplot()
     from matplotlib.colors import Normalize, SymLogNorm
@@ -111,7 +112,7 @@ def plot_X(card: Card, X: np.ndarray, path, title: str = "", rows: Optional[Sequ
     bar.set_label("value of X", fontsize=8)
     ax.set_title(title or f"X ({d} x {n}) of {Path(card.source_name).name}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, inputs)
 
 
 def _spaced_labels(blocks, d: int, height: float) -> tuple[list[float], list[str]]:
@@ -136,7 +137,8 @@ def _tick(value: float) -> str:
 ATTENTION_GAMMA = 0.25  # the colour scale of attention weights: w^0.25, so 1/31 shows, unlike 0
 
 
-def plot_attention(card: Card, maps: Sequence[HeadMap], path, title: str = "", max_heads: int = 16) -> Path:
+def plot_attention(card: Card, maps: Sequence[HeadMap], path, title: str = "", max_heads: int = 16,
+                   inputs: Sequence = ()) -> Path:
     """One panel per head (key column down, query column across), the column regions named on both
     axes, one colorbar for all panels; the colour follows w^0.25, so an even spread over 31 columns
     (1/31) is clearly not 0."""
@@ -172,14 +174,24 @@ def plot_attention(card: Card, maps: Sequence[HeadMap], path, title: str = "", m
         bar.set_label("attention weight", fontsize=8)
     more = f" (first {len(shown)} of {len(maps)} heads)" if len(maps) > len(shown) else ""
     fig.suptitle((title or f"attention of {Path(card.source_name).name}") + more, fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, inputs)
 
 
-def _save(fig, path) -> Path:
+def _save(fig, path, inputs: Sequence = ()) -> Path:
+    """Write the picture under fleqc's output policy (fleqc.safe_io); its format from the suffix
+    (png without one)."""
+    from fleqc.safe_io import write_atomically
+
     plt = _pyplot()
     path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fmt = path.suffix[1:].lower() or "png"
+    try:
+        if fmt not in fig.canvas.get_supported_filetypes():
+            raise ValueError(f"{path}: matplotlib cannot write .{fmt} pictures; use one of "
+                             f"{', '.join('.' + k for k in sorted(fig.canvas.get_supported_filetypes()))}")
+        write_atomically(path, lambda f: fig.savefig(f, format=fmt, dpi=100), inputs)
+    finally:
+        plt.close(fig)
     return path
 
 

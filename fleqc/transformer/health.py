@@ -16,12 +16,14 @@ import numpy as np
 class MachineFault(RuntimeError):
     """The machine's state left its valid set: names the step, the field (row), column and deviation."""
 
-    def __init__(self, step: int, field: str, column: int, value: float, deviation: float) -> None:
+    def __init__(self, step: int, field: str, column: int, value: float, deviation: float,
+                 why: str | None = None) -> None:
         self.step, self.field, self.column, self.value, self.deviation = step, field, column, value, deviation
-        super().__init__(
-            f"machine fault at step {step}: {field} in column {column} is {value!r} "
-            f"(deviation {deviation:.3g} from a valid value)"
-        )
+        if why is None:
+            shown = "not a number" if value != value else repr(value)
+            what = "" if deviation != deviation else f" (deviation {deviation:.3g} from a valid value)"
+            why = f"{field} in column {column} is {shown}{what}"
+        super().__init__(f"machine fault at step {step}: {why}")
 
 
 @dataclass(frozen=True)

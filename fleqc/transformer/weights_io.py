@@ -28,7 +28,7 @@ _ATTENTION = ("query", "key", "value", "output")
 _FEED_FORWARD = ("w1", "b1", "w2", "b2")
 
 
-def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
+def save_weights(model: LoopedTransformer, path: str | os.PathLike, inputs=()) -> None:
     arrays: dict[str, np.ndarray] = {}
     layers = []
     for i, layer in enumerate(model.layers):
@@ -48,7 +48,7 @@ def save_weights(model: LoopedTransformer, path: str | os.PathLike) -> None:
     }
     meta["sha256"] = digest(arrays, meta)
     # compressed: the weight matrices are mostly exact zeros (FLEQ n = 128: 168 MB raw, 0.25 MB deflated)
-    write_npz_atomically(path, {"meta": json_entry(meta), **arrays}, compressed=True)
+    write_npz_atomically(path, {"meta": json_entry(meta), **arrays}, inputs, compressed=True)
 
 
 def digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
@@ -78,17 +78,7 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
     if meta.get("sha256") != digest(stored, meta):
         raise bad("its arrays or metadata do not match their SHA-256 digest (the file was changed or corrupted)")
     try:
-        layers = tuple(_layer(i, spec, arrays) for i, spec in enumerate(array(field(meta, "layers", ""), "layers",
-                                                                              max_length=256)))
-        labels = tuple(string(x, f"row_labels[{i}]", 256) for i, x in
-                       enumerate(array(field(meta, "row_labels", ""), "row_labels", max_length=1 << 20)))
-        ternary = tuple(integers(field(meta, "ternary_rows", ""), "ternary_rows", 0, len(labels) - 1))
-        metadata = field(meta, "metadata", "")
-        if not isinstance(metadata, dict):
-            raise SchemaError("metadata must be an object")
-        if not layers:
-            raise SchemaError("layers is empty: a machine has at least one layer")
-        model = LoopedTransformer(layers, labels, ternary, metadata)
+        model = model_from_meta(meta, arrays)
     except SchemaError as exc:
         raise bad(f"metadata: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -100,6 +90,25 @@ def load_weights(path: str | os.PathLike) -> LoopedTransformer:
             if a.dtype != np.float64 or not np.isfinite(a).all():
                 raise bad(f"layer {i} {p} is not a finite float64 array")
     return model
+
+
+def model_from_meta(meta: dict, arrays: dict[str, np.ndarray]) -> LoopedTransformer:
+    """The machine that ``meta`` (``layers``, ``row_labels``, ``ternary_rows``, ``metadata``) and the
+    arrays ``layer{i}.{param}`` describe, every field checked (SchemaError, KeyError for a missing
+    array): the one reading of a weights file's metadata, for .npz and .safetensors alike."""
+    layers = tuple(_layer(i, spec, arrays) for i, spec in enumerate(array(field(meta, "layers", ""), "layers",
+                                                                          max_length=256)))
+    labels = tuple(string(x, f"row_labels[{i}]", 256) for i, x in
+                   enumerate(array(field(meta, "row_labels", ""), "row_labels", max_length=1 << 20)))
+    ternary = tuple(integers(field(meta, "ternary_rows", ""), "ternary_rows", 0, len(labels) - 1))
+    metadata = field(meta, "metadata", "")
+    if not isinstance(metadata, dict):
+        raise SchemaError("metadata must be an object")
+    if "machine" in metadata and not isinstance(metadata["machine"], dict):
+        raise SchemaError("metadata.machine must be an object (the machine's configuration)")
+    if not layers:
+        raise SchemaError("layers is empty: a machine has at least one layer")
+    return LoopedTransformer(layers, labels, ternary, metadata)
 
 
 def _layer(i: int, spec: dict, arrays: dict[str, np.ndarray]):

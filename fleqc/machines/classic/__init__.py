@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.errors import ErrorCode, FleqError, Span, shown
 from fleqc.machines.classic import reference as interpreter
 from fleqc.state import RunResult, State
 from fleqc.card.card import Card
@@ -30,7 +30,7 @@ from fleqc.card.rows import RowSpace
 from fleqc.machines.base import Machine, MachineOption, Options
 from fleqc.steps import Names, Reader, TraceEvent, access
 from fleqc.machines.classic import card as codec
-from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, ClassicConfig, config_for
+from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, MAX_TAPE, ClassicConfig, config_for
 from fleqc.machines.classic.layout import classic_rows
 from fleqc.machines.classic.program import ClassicProgram
 from fleqc.machines.classic.run import OutputTape
@@ -47,9 +47,23 @@ MEMORY = MachineOption(
     "memory", metavar="WORDS",
     help="classic: words of memory, a power of two up to 65536 (default: the image rounded up to one).",
 )
-INPUT = MachineOption("input", metavar="FILE", help="classic: the bytes the program reads (a file, or - for standard input).",
-                      commands=("build", "run", "debug"), integer=False, reads_file=True, runtime=True)
+INPUT = MachineOption("input", metavar="FILE", help="classic: the bytes the program reads (a file, or - for standard "
+                      f"input), at most {MAX_TAPE - 1:,}.", commands=("build", "run", "debug"), integer=False,
+                      reads_file=True, runtime=True, max_bytes=MAX_TAPE - 1)
 OUTPUT = MachineOption("output", commands=(), integer=False, runtime=True)  # API: where output bytes go
+
+
+def _given(options: Options, name: str, default: int) -> int:
+    value = options.get(name)
+    return default if value is None else value
+
+
+def check_input_size(given: Optional[bytes]) -> None:
+    """The input tape of the largest classic machine holds MAX_TAPE - 1 bytes (its last cell is the
+    end of input): a longer input is refused on both backends alike."""
+    if given is not None and len(given) > MAX_TAPE - 1:
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, f"the input has {len(given):,} bytes or more; the input tape "
+                                                     f"holds at most {MAX_TAPE - 1:,}")
 
 
 class ClassicMachine(Machine):
@@ -69,9 +83,11 @@ class ClassicMachine(Machine):
     def compile(self, text: str, path: str, options: Options, language: Any = None) -> ClassicProgram:
         from fleqc.machines.classic.source import load_image  # the assembler loads lark: only when needed
 
-        bits = options.get("bits") or DEFAULT_BITS
-        program = ClassicProgram.of_image(load_image(text, name=path, bits=bits), bits)
+        bits = _given(options, "bits", DEFAULT_BITS)
+        ClassicConfig(bits=bits)  # a width the machine does not have (--bits 0) is refused, never another
         given = options.get("input")
+        check_input_size(given)
+        program = ClassicProgram.of_image(load_image(text, name=path, bits=bits), bits)
         return program if given is None else ClassicProgram(program.words, bits, program.symbols,
                                                             program.source_name, bytes(given),
                                                             origins=program.origins)
@@ -86,7 +102,7 @@ class ClassicMachine(Machine):
         return config
 
     def config_from_options(self, columns: Optional[int], options: Options) -> ClassicConfig:
-        return ClassicConfig(bits=options.get("bits") or DEFAULT_BITS, memory=options.get("memory") or DEFAULT_MEMORY)
+        return ClassicConfig(bits=_given(options, "bits", DEFAULT_BITS), memory=_given(options, "memory", DEFAULT_MEMORY))
 
     # -- weights -------------------------------------------------------------------------------
 
@@ -127,9 +143,14 @@ class ClassicMachine(Machine):
         differ = np.argwhere(card.X != expected)
         if len(differ):
             row, column = (int(i) for i in differ[0])
-            raise card.bad_entry(card.rows.labels()[row], column, f"holds {card.X[row, column]!r}, but the card of "
-                                                                  f"this program and input holds {expected[row, column]!r}")
+            raise card.bad_entry(card.rows.labels()[row], column, f"holds {shown(card.X[row, column])}, but the "
+                                                                  f"card of this program and input holds "
+                                                                  f"{shown(expected[row, column])}")
         return program, pc
+
+    def significand_bits(self, config: ClassicConfig) -> int:
+        """As SUBLEQ's: max(N, log2 n) + 5 (measured: 16-bit words exact in float32, 32-bit not)."""
+        return max(config.bits, (config.columns - 1).bit_length()) + 5
 
     def describe_card(self, config: ClassicConfig) -> str:
         return f"{config.bits}-bit words, tapes of {config.input_tape} and {config.output_tape} cells"
@@ -138,6 +159,7 @@ class ClassicMachine(Machine):
 
     def run_reference(self, program: ClassicProgram, max_steps: int, pc: int, options: Options) -> RunResult:
         given = options.get("input")
+        check_input_size(given)  # as the transformer's tape: refused on both backends alike
         state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc
@@ -150,6 +172,7 @@ class ClassicMachine(Machine):
 
     def reference_stepper(self, program: ClassicProgram, pc: int, options: Options) -> "ClassicStepper":
         given = options.get("input")
+        check_input_size(given)
         state = interpreter.initial_state(list(program.words), memory_for(program, options), program.bits,
                                           program.input if given is None else given)
         state.pc = pc

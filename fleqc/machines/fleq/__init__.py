@@ -16,6 +16,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from fleqc.errors import ErrorCode, FleqError
+
 from fleqc.machines.fleq import reference as interpreter
 from fleqc.machines.fleq.config import DEFAULT_CELL, FleqConfig
 from fleqc.machines.fleq.card import (
@@ -28,7 +30,7 @@ from fleqc.machines.fleq.card import (
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, FleqFunction
 from fleqc.machines.fleq.rows import OPS, VIEWS, fleq_rows
 from fleqc.card.rows import RowSpace
-from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.machines.base import Machine, MachineOption, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.machines.fleq.runs import FleqHealthCheck, FleqStepper, run_fleq_reference
 from fleqc.transformer.layers import LoopedTransformer
@@ -126,7 +128,7 @@ class FleqMachine(Machine):
         return f"cells up to {config.cell}x{config.cell}"
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
-        return run_fleq_reference(program, max_steps, pc)
+        return reference_run(lambda: run_fleq_reference(program, max_steps, pc), program)
 
     def reference_stepper(self, program: Any, pc: int, options: Options) -> FleqStepper:
         return FleqStepper(program, pc)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fleqc.errors import ErrorCode, FleqError
+from fleqc.errors import ErrorCode, FleqError, shown
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT, ShapeError
 from fleqc.card.card import Card, instruction_origins
 from fleqc.card.codes import position_codes
@@ -172,7 +172,7 @@ def check_fleq_cells(card: Card) -> None:
     if len(beyond):
         row, column = beyond[0]
         raise card.bad_entry(f"mem[{row}]", card.regions.memory[0] + int(column),
-                             f"holds {mem[row, column]!r}, beyond the machine's range |x| <= 2^1000")
+                             f"holds {shown(mem[row, column])}, beyond the machine's range |x| <= 2^1000")
 
 
 def _check_fleq_shapes(card: Card, program: LinkedProgram) -> None:

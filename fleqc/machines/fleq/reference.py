@@ -41,7 +41,7 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, fit_shape
-from fleqc.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
+from fleqc.state import DEFAULT_MAX_STEPS, FellOffTheEnd, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import FleqInstruction, LinkedProgram
 
 
@@ -79,6 +79,8 @@ def step(program: LinkedProgram, state: State) -> State:
     """
     _check_machine(program)
     m, k = len(state.memory), len(program.instructions)
+    if state.pc == k and k:
+        raise FellOffTheEnd(k)
     if not 0 <= state.pc < k:
         raise ValueError(f"pc {state.pc} is outside the program (0..{k - 1})")
     instruction = program.instructions[state.pc]

@@ -120,7 +120,8 @@ class FleqHealthCheck(HealthCheck):
         lanes = X[card.rows["pc"].slice, card.regions.scratch[0] + 1 : card.regions.scratch[1]]
         if not np.all(lanes == lanes[:, :1]):
             column = int(np.argmax(np.any(lanes != lanes[:, :1], axis=0))) + 1
-            raise MachineFault(step, "pc (lanes disagree)", column, float("nan"), float("nan"))
+            raise MachineFault(step, "pc (lanes disagree)", column, float("nan"), float("nan"),
+                               f"the program counter's lanes disagree (lane column {column})")
 
     def after(self, X: np.ndarray, cols: Any) -> None:
         files = self.card.instruction_files

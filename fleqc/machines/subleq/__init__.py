@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from fleqc.errors import ErrorCode, FleqError
+
 from fleqc.machines.subleq import reference as interpreter
 from fleqc.machines.subleq.config import DEFAULT_BITS, SubleqConfig
 from fleqc.machines.subleq.rows import subleq_rows
@@ -23,7 +25,7 @@ from fleqc.machines.subleq.card import (
     read_subleq_cell,
     subleq_card_to_program,
 )
-from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.machines.base import Machine, MachineOption, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.transformer.layers import LoopedTransformer
 
@@ -73,11 +75,17 @@ class SubleqMachine(Machine):
     def read_cell(self, card: Any, X: np.ndarray, address: int) -> int:
         return read_subleq_cell(card, X, address)
 
+    def significand_bits(self, config: SubleqConfig) -> int:
+        """The largest constant of a pass is the scratchpad gate 8 * 2^max(N, log2 n), and the gated
+        sums need 2 more bits: max(N, log2 n) + 5 (float32's 24 hold N <= 19; measured: from N = 20
+        float32 passes differ, tests/test_interop_torch.py)."""
+        return max(config.bits, (config.columns - 1).bit_length()) + 5
+
     def describe_card(self, config: SubleqConfig) -> str:
         return f"N={config.bits} bits"
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
-        return interpreter.run(program, max_steps=max_steps, pc=pc)
+        return reference_run(lambda: interpreter.run(program, max_steps=max_steps, pc=pc), program)
 
     def instruction_text(self, instruction: Any, cell: Callable[[int], str], target: Callable[[int], str],
                          short: bool = False) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fleqc.state import DEFAULT_MAX_STEPS, RunResult, State, run_to_fixed_point, trace_to_fixed_point
+from fleqc.state import DEFAULT_MAX_STEPS, FellOffTheEnd, RunResult, State, run_to_fixed_point, trace_to_fixed_point
 from fleqc.program import LinkedProgram, SubleqInstruction
 
 
@@ -71,6 +71,8 @@ def step(program: LinkedProgram, state: State) -> State:
     """
     _check_machine(program)
     m, k = len(state.memory), len(program.instructions)
+    if state.pc == k and k:
+        raise FellOffTheEnd(k)
     if not 0 <= state.pc < k:
         raise ValueError(f"pc {state.pc} is outside the program (0..{k - 1})")
     instruction = program.instructions[state.pc]
