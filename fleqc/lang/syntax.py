@@ -464,6 +464,10 @@ def syntax_error(exc: LarkError, text: str, file: str, lines: list[str]) -> Fleq
                          f"{expected}", Span(file, last, column, last, column + 1), _line(lines, last))
     line = token.line or 1
     column = token.column or 1
+    if token.type == "_INDENT" and token.end_line:  # it borrows the position of the line break before it
+        line, column = token.end_line, 1
+        return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected indentation{expected}",
+                         Span(file, line, 1, line, max(2, token.end_column or 2)), _line(lines, line))
     if token.type == "_NL":
         what = "end of the line"
     elif token.type == "_INDENT":
