@@ -28,10 +28,13 @@ def attach_source_map(program: LinkedProgram, translation: Translation) -> Linke
     generated for a line of the Flow file carries that line's span (stdlib instructions keep
     theirs), each variable's cell its name and first assignment, temporaries and constants hidden."""
     generated = translation.generated_name
-    fallback = Span(translation.file, 1, 1)
+    ends = [s for s in translation.line_spans.values()]
+    fallback = max(ends, key=lambda s: (s.line, s.column)) if ends else Span(translation.file, 1, 1)
 
     def mapped(span):
-        if span is not None and span.file == generated:
+        if span is None:  # the halt the assembler appends: the program's end
+            return fallback
+        if span.file == generated:
             return translation.line_spans.get(span.line, fallback)
         return span
 

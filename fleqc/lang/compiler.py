@@ -1250,6 +1250,8 @@ class Compiler:
             left, right, x, y, a, b = right, left, y, x, b, a
         if x is not None and y is not None and _mul_refusal(x, y) is not None:
             return self.routine_call("mulw", [left, right], dest, span)
+        if shape == () and (x is not None or y is not None) and _mul_refusal(1.0, y if y is not None else x):
+            return self.routine_call("mulw", [left, right], dest, span)  # a known factor mul's window does not take
         out = self.result(shape, dest)
         self.emit(f"mul {out}, {left}, {right}", span)
         return out
