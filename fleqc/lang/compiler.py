@@ -26,6 +26,8 @@ from fleqc.lang.stdlib import ROUTINES, Shape, stdlib_labels
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, PRODUCT_FLUSH, VALUE_LIMIT
 from fleqc.machines.fleq.rows import EXP_MAX
 
+MAX_TEST_DEPTH = 200  # and/or/not inside each other in one test (compiled recursively)
+MAX_CALL_DEPTH = 100  # functions calling functions (each compiled where it is first called)
 MAX_DIM = 8  # the machine's cell: 8 x 8 (the stdlib's linalg routines take 8 x 8 cells)
 GENERATED_SUFFIX = ".fleq"  # the generated program's name: the user's file + this
 
@@ -627,6 +629,9 @@ class Compiler:
             chain = " -> ".join([*self.instantiating[self.instantiating.index(definition.name):], definition.name])
             raise self.error(ErrorCode.RECURSION, f"recursion ({chain}): the FLEQ machine has no stack, so a "
                              "function cannot call itself, directly or through others", call.span)
+        if len(self.instantiating) >= MAX_CALL_DEPTH:
+            raise self.error(ErrorCode.RECURSION, f"functions call each other more than {MAX_CALL_DEPTH} deep",
+                             call.span)
         found = self.instances.get(key)
         if found is not None:
             if found.defining:  # pragma: no cover - caught above
@@ -703,16 +708,29 @@ class Compiler:
 
     def branch(self, node, target: str, when: bool) -> None:
         """Jump to ``target`` when ``node`` is ``when``; fall through otherwise (short-circuit)."""
+        stack, deepest = [(node, 1)], 0
+        while stack:
+            item, depth = stack.pop()
+            if depth > MAX_TEST_DEPTH:
+                raise self.error(ErrorCode.UNEXPECTED_TOKEN, f"a test nests and, or and not more than "
+                                 f"{MAX_TEST_DEPTH} deep", item.span)
+            if isinstance(item, ast.Not):
+                stack.append((item.operand, depth + 1))
+            elif isinstance(item, ast.BoolOp):
+                stack += [(item.left, depth + 1), (item.right, depth + 1)]
+        self._branch(node, target, when)
+
+    def _branch(self, node, target: str, when: bool) -> None:
         if isinstance(node, ast.Not):
-            self.branch(node.operand, target, not when)
+            self._branch(node.operand, target, not when)
         elif isinstance(node, ast.BoolOp):
             if (node.op == "and") != when:  # and/False, or/True: either side decides
-                self.branch(node.left, target, when)
-                self.branch(node.right, target, when)
+                self._branch(node.left, target, when)
+                self._branch(node.right, target, when)
             else:
                 skip = self.label()
-                self.branch(node.left, skip, not when)
-                self.branch(node.right, target, when)
+                self._branch(node.left, skip, not when)
+                self._branch(node.right, target, when)
                 self.place(skip)
         elif isinstance(node, ast.Compare):
             left = self.scalar_operand(node.left, node.op, stable=True)
