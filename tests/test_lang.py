@@ -24,6 +24,21 @@ A2 = np.array([[4.0, 1.0], [2.0, 3.0]])
 A3 = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
 V3 = np.array([0.1, -2.5, 3.0])
 
+
+def _sgd_twin(X, y, w, lr, epochs):
+    """stdlib sgd_linear restated with the machine's products and pairwise sums (8 x 8 cells)."""
+    X8, y8, w8 = np.zeros((8, 8)), np.zeros(8), np.zeros(8)
+    X8[:len(X), :len(X[0])], y8[:len(y)], w8[:len(w)] = X, y, w
+    s = lr * 0.25
+    for _ in range(epochs):
+        r = matmul(X8, w8) - y8
+        w8 = w8 - matmul(X8.T, r) * s
+    r = matmul(X8, w8) - y8
+    return w8[:len(w)], matmul(r, r) * 0.125
+
+
+SGD_W, SGD_LOSS = _sgd_twin([[1, 1], [1, 2], [1, 3], [1, 4]], [2.1, 3.9, 6.2, 7.8], [0, 0], 0.1, 200)
+
 # (Flow program, {variable: numpy twin}, bound): bound "bits" (the same float64 bits), or a
 # number of ulps, or ("rel", r) a relative bound
 TABLE = [
@@ -59,6 +74,8 @@ TABLE = [
     ("A = [[4, 1, 0], [1, 3, 1], [0, 1, 2]]\nlam, v, k = power_iteration(A)", {"lam": max(np.linalg.eigvalsh(A3))},
      ("rel", 1e-9)),
     ("A = [[2, 0], [0, 1]]\nX, k = inverse(A)", {"X": [[0.5, 0], [0, 1]]}, ("rel", 1e-15)),
+    ("X = [[1, 1], [1, 2], [1, 3], [1, 4]]\ny = [2.1, 3.9, 6.2, 7.8, 0, 0, 0, 0]\n"
+     "w, loss = sgd_linear(X, y, [0, 0], 0.1, 200)", {"w": SGD_W, "loss": SGD_LOSS}, "bits"),
     ("total = 0\nfor i in range(1, 11):\n    total += i * i", {"total": 385.0, "i": 10.0}, "bits"),
     ("total = 0\nn = 4\nfor i in range(n):\n    total = total * 10 + i", {"total": 123.0, "i": 3.0}, "bits"),
     ("c = 0\nfor _ in range(5):\n    c += 2", {"c": 10.0}, "bits"),
@@ -276,3 +293,25 @@ def test_translation_is_deterministic_and_its_names_do_not_clash_with_the_stdlib
     assert translate(source, "p.flow").assembly == translate(source, "p.flow").assembly
     result, _ = run_flow(tmp_path, source)
     assert ulps(result.memory["y"], 2 * math.exp(1)) <= 2 and result.memory["ex.r"] == result.memory["y"]
+
+
+def test_the_debugger_stops_at_a_flow_line(tmp_path):
+    from fleqc.observe.debug import Debugger
+    from fleqc.runner import Run
+
+    path = write(tmp_path, "x = 0\nfor i in range(3):\n    x += sqrt(i)\ny = x * 2\n")
+    debugger = Debugger(Run(api.compile(path), "reference"))
+    assert debugger.location() == (str(path), 2)
+    assert debugger.toggle(str(path), 4)
+    debugger.cont()
+    assert debugger.location() == (str(path), 4)
+    assert debugger.file_lines()[3] == "y = x * 2"
+
+
+def test_report_shows_the_flow_source(tmp_path):
+    path = write(tmp_path, "a = 3\nb = sqrt(a * a + 16)\n")
+    report = tmp_path / "r.html"
+    out = CliRunner().invoke(main, ["run", str(path), "--backend", "reference", "--report", str(report)])
+    assert out.exit_code == 0, out.output
+    html = report.read_text(encoding="utf-8")
+    assert "b = sqrt(a * a + 16)" in html and "prog.flow.fleq" not in html
