@@ -47,6 +47,7 @@ def attach_source_map(program: LinkedProgram, translation: Translation) -> Linke
             shown = translation.display.get(name, name)
             if shown is None:
                 shown = "__" + name.lstrip("_")
+            if shown != name:  # a hidden name, or a function's cell (f__x): unique among the labels
                 while shown in program.symbols or shown in renamed.values():
                     shown += "_"
             renamed[name] = shown

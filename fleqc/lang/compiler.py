@@ -7,7 +7,8 @@ emits instructions. Statements are compiled one by one; blocks nest at most
 ``syntax.MAX_BLOCK_DEPTH`` deep. The reference page is docs/flow.md.
 
 The generated program: every variable is a cell named after it (a function's ``x`` is the cell
-``_f_x``, shown as ``f.x``); temporaries ``_tN`` and constants ``_kN`` are hidden after linking.
+``_fn_f_x``, shown as ``f__x``, a name the assembler reads back, as ``fleqc disasm`` writes it);
+temporaries ``_t...`` and constants ``_k...`` are hidden after linking.
 Each line of the assembly remembers the user's span it was generated for (:class:`Translation`),
 and :func:`fleqc.lang.attach_source_map` moves every instruction's span there.
 """
@@ -248,9 +249,9 @@ class Compiler:
                 raise self.error(ErrorCode.RESERVED_NAME, f"'{name}' cannot be a variable's name", span)
         else:
             shown = self.scope.function if self.scope.instance.number == 1 else \
-                f"{self.scope.function}#{self.scope.instance.number}"
+                f"{self.scope.function}_{self.scope.instance.number}"
             cell = self.cell(f"_{self.scope.instance.label.lstrip('_')}_{name}", shape, value,
-                             display=f"{shown}.{name}", span=span)
+                             display=f"{shown}__{name}", span=span)
         var = Var(cell, shape, span)
         self.scope.vars[name] = var
         self.var_spans[cell] = span
