@@ -328,3 +328,54 @@ def test_a_flow_card_disassembles_to_assembly_that_runs_the_same(tmp_path):
     first = api.run(api.compile(path), backend="reference")
     second = api.run(api.compile(again), backend="reference")
     assert first.steps == second.steps and first.memory["z"] == second.memory["z"] == 25.0
+
+
+def _random_expression(rng, shape, depth):
+    """A random Flow expression of ``shape`` (() or (3,) or (3, 3)) and its numpy twin's value."""
+    env = {(): ("s", np.float64(0.75)), (3,): ("v", np.array([0.5, -1.25, 2.0])),
+           (3, 3): ("M", np.array([[1.0, -0.5, 0.25], [0.125, 2.0, -1.0], [0.0, 1.5, -0.75]]))}
+    if depth == 0 or rng.random() < 0.25:
+        if rng.random() < 0.3:
+            value = float(rng.integers(-8, 9)) / 4
+            if shape == ():
+                return repr(value), np.float64(value)
+            return f"({repr(value)} + {env[shape][0]} * 0)", env[shape][1] * 0.0 + value
+        return env[shape]
+    kind = rng.integers(0, 5)
+    if kind == 0:
+        (a, x), (b, y) = _random_expression(rng, shape, depth - 1), _random_expression(rng, shape, depth - 1)
+        op = str(rng.choice(["+", "-", "*"]))
+        return f"({a} {op} {b})", {"+": x + y, "-": x - y, "*": x * y}[op]
+    if kind == 1 and shape != ():
+        (a, x), (b, y) = _random_expression(rng, (), depth - 1), _random_expression(rng, shape, depth - 1)
+        return f"({a} * {b})", x * y
+    if kind == 2:
+        a, x = _random_expression(rng, shape, depth - 1)
+        return f"(-{a})", -x
+    if kind == 3 and shape != ():
+        if shape == (3,):
+            (a, x), (b, y) = _random_expression(rng, (3, 3), depth - 1), _random_expression(rng, (3,), depth - 1)
+        else:
+            (a, x), (b, y) = _random_expression(rng, (3, 3), depth - 1), _random_expression(rng, (3, 3), depth - 1)
+        return f"({a} @ {b})", matmul(x, y)
+    if kind == 3:
+        (a, x), (b, y) = _random_expression(rng, (3,), depth - 1), _random_expression(rng, (3,), depth - 1)
+        return f"({a} @ {b})", matmul(x, y)
+    if kind == 4 and shape == (3, 3):
+        a, x = _random_expression(rng, shape, depth - 1)
+        return f"({a}).T", x.T
+    return _random_expression(rng, shape, depth - 1)
+
+
+def test_random_array_expressions_match_their_numpy_twins_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(2026)
+    lines = ["s = 0.75", "v = [0.5, -1.25, 2]", "M = [[1, -0.5, 0.25], [0.125, 2, -1], [0, 1.5, -0.75]]"]
+    want = {}
+    for k in range(60):
+        shape = [(), (3,), (3, 3)][k % 3]
+        text, value = _random_expression(rng, shape, 4)
+        lines.append(f"r{k} = {text}")
+        want[f"r{k}"] = value
+    result, _ = run_flow(tmp_path, "\n".join(lines))
+    for name, value in want.items():
+        assert same_bits(result.memory[name], value), (name, result.memory[name], value)
