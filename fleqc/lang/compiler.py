@@ -109,7 +109,8 @@ class Compiler:
     def __init__(self, module: ast.Module, initial_values: bool = True) -> None:
         self.module = module
         self.initial_values = initial_values  # a top-level literal is a cell's initial value
-        self.shapes: dict[str, Shape] = {cell: shape for r in ROUTINES.values() for cell, shape in (*r.params, *r.results)}
+        self.shapes: dict[str, Shape] = {cell: shape for r in ROUTINES.values()
+                                         for cell, shape in (*r.params, *r.results)}
         self.volatile_cells = {cell for r in ROUTINES.values() for cell, _ in (*r.results, *r.params)}
         self.file = module.file
         self.lines = module.lines
@@ -570,20 +571,6 @@ class Compiler:
         self.emit(f"fleq {counter}, add, {counter}, {one}, {counter}, {top}")
         self.place(end)
 
-    def _mentions(self, body: list, name: str) -> bool:
-        stack = list(body)
-        while stack:
-            node = stack.pop()
-            if isinstance(node, ast.Name) and node.id == name:
-                return True
-            if isinstance(node, ast.Target) and node.name == name:
-                return True
-            if isinstance(node, (list, tuple)):
-                stack.extend(node)
-            elif hasattr(node, "__dataclass_fields__"):
-                stack.extend(getattr(node, f) for f in node.__dataclass_fields__ if f not in ("span", "at"))
-        return False
-
     # -- functions ----------------------------------------------------------------------------
 
     def define_function(self, s: ast.Def) -> None:
@@ -604,7 +591,7 @@ class Compiler:
             seen.add(name)
         self.functions[s.name] = s
 
-    def call_function(self, call: ast.Call, want_value: bool = True, arg_shapes=None) -> Instance:
+    def call_function(self, call: ast.Call, want_value: bool = True) -> Instance:
         """Compile (once per argument shapes) and call the user's function; its result is in
         instance.ret."""
         definition = self.functions[call.function]
@@ -697,8 +684,9 @@ class Compiler:
                                              display=None), shape, s.span)
                 self.volatile_cells.add(instance.ret.cell)
             elif instance.ret.shape != shape:
-                raise self.error(ErrorCode.SHAPE_MISMATCH, f"{self.scope.function} returned {describe(instance.ret.shape)} "
-                                 f"(line {instance.ret.span.line}); here {describe(shape)}", s.value.span)
+                raise self.error(ErrorCode.SHAPE_MISMATCH, f"{self.scope.function} returned "
+                                 f"{describe(instance.ret.shape)} (line {instance.ret.span.line}); here "
+                                 f"{describe(shape)}", s.value.span)
             self.expression(s.value, shapes, values, dest=instance.ret.cell)
         elif instance.ret is not None:
             raise self.error(ErrorCode.SHAPE_MISMATCH, f"{self.scope.function} returns a value (line "
@@ -794,12 +782,7 @@ class Compiler:
         if isinstance(node, ast.Pow):
             return [node.base, node.exponent]
         if isinstance(node, ast.Call):
-            if node.function in CONSTRUCTORS:
-                return []
-            if node.function in self.functions or node.function in TUPLE_CALLS or node.function in (
-                    "inv", "solve", "norm", "norm1", "norminf"):
-                return list(node.args)
-            return list(node.args)
+            return [] if node.function in CONSTRUCTORS else list(node.args)
         if isinstance(node, ast.Array):
             return [x for row in node.elements for x in (row.elements if isinstance(row, ast.Array) else [row])]
         if isinstance(node, (ast.Index, ast.Attribute)):
