@@ -75,3 +75,12 @@ def test_a_twin_on_the_transformer():
     fleq_run, _ = _run(SAMPLES_DIR / "fleq_polynomial.fleq", backend="transformer")
     assert flow_run.halted and flow_run.steps == fleq_run.steps == 6
     assert same_bits(flow_run.memory["y"], fleq_run.memory["y"]) and flow_run.memory["y"] == 1.75
+
+
+@pytest.mark.slow
+def test_an_application_in_flow_on_the_transformer_gives_its_assembly_twins_bits():
+    """The 8 x 8 inverse in Flow, on the transformer, against its assembly twin on the reference."""
+    flow_run, _ = _run(APPS / "app_inverse8.flow", backend="transformer")
+    fleq_run, _ = _run(APPS / "app_inverse8.fleq")
+    assert flow_run.halted and flow_run.steps == fleq_run.steps == 274
+    assert same_bits(flow_run.memory["x"], fleq_run.memory["x"]) and flow_run.memory["iters"] == 12.0
