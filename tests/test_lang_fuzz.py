@@ -120,3 +120,22 @@ def test_a_missing_file(tmp_path):
     assert out.exit_code == 1 and "error[file-not-found]" in out.output
     with pytest.raises(FleqError):
         api.compile(tmp_path / "none.flow")
+
+
+def test_a_limit_found_while_linking_is_located_in_the_flow_file():
+    """The linker's limits (65535 instructions, 65536 cells) are met in the generated assembly: the
+    error names the Flow line that assembly line came from (a stand-in linker raises it here)."""
+    from fleqc.errors import ErrorCode, Span
+    from fleqc.lang import compile_text
+
+    text = "x = 0\nx += 1\ny = x * 2\n"
+    translation = translate(text, FILE)
+    line = next(n for n, t in enumerate(translation.assembly.splitlines(), 1) if t.strip().startswith("mul"))
+
+    def linker(assembly, name):
+        raise FleqError(ErrorCode.PROGRAM_TOO_LARGE, "too many", Span(name, line, 9), "")
+
+    with pytest.raises(FleqError) as info:
+        compile_text(text, FILE, linker)
+    assert (info.value.span.file, info.value.span.line) == (FILE, 3)
+    assert info.value.source_line == "y = x * 2"

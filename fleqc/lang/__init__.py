@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from fleqc.errors import Span
+from fleqc.errors import FleqError, Span
 from fleqc.lang.compiler import Translation, translate
 from fleqc.program import LinkedProgram
 
@@ -64,4 +64,19 @@ def compile_text(text: str, path: str, assemble: Callable[[str, str], LinkedProg
     """The linked program of the Flow source ``text`` read from ``path``; ``assemble(assembly,
     name)`` is the FLEQ language front end (the registry's)."""
     translation = translate(text, path)
-    return attach_source_map(assemble(translation.assembly, translation.generated_name), translation)
+    try:
+        program = assemble(translation.assembly, translation.generated_name)
+    except FleqError as error:  # a limit of the machine (too many cells or instructions): the user's line
+        raise _relocated(error, translation) from None
+    return attach_source_map(program, translation)
+
+
+def _relocated(error: FleqError, translation: Translation) -> FleqError:
+    span = error.span
+    if span is None or span.file != translation.generated_name:
+        return error
+    spans = list(translation.line_spans.values())
+    mapped = translation.line_spans.get(span.line) or (
+        max(spans, key=lambda s: (s.line, s.column)) if spans else Span(translation.file, 1, 1))
+    line = translation.lines[mapped.line - 1] if 0 < mapped.line <= len(translation.lines) else None
+    return FleqError(error.code, error.message, mapped, line)
