@@ -379,3 +379,19 @@ def test_random_array_expressions_match_their_numpy_twins_bit_for_bit(tmp_path):
     result, _ = run_flow(tmp_path, "\n".join(lines))
     for name, value in want.items():
         assert same_bits(result.memory[name], value), (name, result.memory[name], value)
+
+
+def test_a_function_reads_the_programs_variables_and_sets_entries_but_assigns_only_its_own(tmp_path):
+    source = """
+v = [1, 2, 3]
+scale = 10
+def f(a):
+    scale = 2
+    v[0] = a * scale
+    return scale
+r = f(4)
+"""
+    result, _ = run_flow(tmp_path, source)
+    m = result.memory
+    assert m["scale"] == 10.0 and m["f__scale"] == 2.0 and m["r"] == 2.0
+    assert list(m["v"]) == [8.0, 2.0, 3.0]
