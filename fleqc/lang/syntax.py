@@ -460,8 +460,9 @@ def syntax_error(exc: LarkError, text: str, file: str, lines: list[str]) -> Fleq
         while last > 1 and not lines[last - 1].strip():
             last -= 1
         column = len((_line(lines, last) or "").rstrip()) + 1
-        return FleqError(ErrorCode.UNEXPECTED_END, f"unexpected end of the {'expression' if file == '<calc>' else 'program'}"
-                         f"{expected}", Span(file, last, column, last, column + 1), _line(lines, last))
+        what = "expression" if file == "<calc>" else "program"
+        return FleqError(ErrorCode.UNEXPECTED_END, f"unexpected end of the {what}{expected}",
+                         Span(file, last, column, last, column + 1), _line(lines, last))
     line = token.line or 1
     column = token.column or 1
     if token.type == "_INDENT" and token.end_line:  # it borrows the position of the line break before it
