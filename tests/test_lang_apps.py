@@ -52,6 +52,16 @@ def test_flow_and_assembly_twins_give_the_same_bits(flow, fleq, shared):
     assert flow_run.steps <= 1.5 * fleq_run.steps, (flow_run.steps, fleq_run.steps)
 
 
+@pytest.mark.parametrize("path", sorted(SAMPLES_DIR.rglob("*.flow")), ids=lambda p: p.name)
+def test_every_flow_sample_gives_what_its_header_states(path):
+    run, expect = _run(path)
+    assert run.halted == expect.get("expect_halt", True)
+    if expect.get("expect_steps") is not None:
+        assert run.steps == expect["expect_steps"], run.steps
+    assert expect["expected"], "a sample states at least one result"
+    check_memory(Case(path.name, path, **expect), run.memory)
+
+
 def test_the_step_ratios_in_the_docs_are_the_measured_ones():
     """docs/flow.md states each twin's steps; they are what the programs take."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "flow.md").read_text(encoding="utf-8")
