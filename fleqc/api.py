@@ -23,7 +23,7 @@ from fleqc.runner import Result, Run, check_backend
 from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.card.card import Card
-from fleqc.machines import compile_file, compile_source, load_card, machines, program_to_card
+from fleqc.machines import LANGUAGES, assembly_of, compile_file, compile_source, load_card, machines, program_to_card
 from fleqc.program import LinkedProgram
 from fleqc.transformer.layers import LoopedTransformer
 
@@ -43,7 +43,7 @@ def _is_path(source: Source) -> bool:
         raise FleqError(ErrorCode.BAD_CONFIG, f"expected a path or program text, got {type(source).__name__}")
     if "\n" in source or "\0" in source:
         return False
-    if source.endswith((*{s for m in machines() for s in m.suffixes}, ".npz")):
+    if source.endswith((*{s for m in machines() for s in m.suffixes}, *LANGUAGES, ".npz")):
         return True
     try:
         return Path(source).is_file()
@@ -68,6 +68,11 @@ def compile(source: Source, *, bits: Optional[int] = None, machine: Optional[str
     if _is_path(source):
         return compile_file(Path(source), bits=bits, machine=machine, **options)
     return compile_source(str(source), "<string>", bits=bits)
+
+
+def emit(source: Source) -> str:
+    """The FLEQ assembly of a program file in a language above it (``.flow``: docs/flow.md)."""
+    return assembly_of(Path(source))
 
 
 def build(

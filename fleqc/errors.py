@@ -48,6 +48,8 @@ class ErrorCode(enum.Enum):
     BAD_ROUTINE = "bad-routine"  # .routine/.endroutine/call/ret misused (FLEQ routines)
     # names and values
     UNDEFINED_LABEL = "undefined-label"
+    UNDEFINED_NAME = "undefined-name"  # Flow: a variable used above its first assignment
+    RECURSION = "recursion"  # Flow: a function that reaches itself (the machine has no stack)
     DUPLICATE_LABEL = "duplicate-label"
     RESERVED_NAME = "reserved-name"  # a user identifier starting with '__' (linker-only names)
     WRONG_KIND = "wrong-kind"

@@ -23,9 +23,9 @@ def grammar_path() -> Path:
     return _data_dir("grammar") / "fleq.lark"
 
 
-def calc_grammar_path() -> Path:
-    """The Lark grammar of `fleqc calc` expressions."""
-    return _data_dir("grammar") / "calc.lark"
+def flow_grammar_path() -> Path:
+    """The Lark grammar of Flow, the language above the assembly (and of `fleqc calc` expressions)."""
+    return _data_dir("grammar") / "flow.lark"
 
 
 def stdlib_dir() -> Path:

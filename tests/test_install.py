@@ -45,5 +45,5 @@ def test_wheel_installs_and_runs_outside_the_repo(tmp_path):
     assert "p.fleq:21" in out and "a = 21" in out
     out = _run(env / "bin" / "fleqc", "disasm", "p.npz", cwd=elsewhere)
     assert "loop:" in out
-    out = _run(env / "bin" / "fleqc", "calc", "-2^2", "--backend", "reference", cwd=elsewhere)  # calc.lark packaged
+    out = _run(env / "bin" / "fleqc", "calc", "-2^2", "--backend", "reference", cwd=elsewhere)  # the grammar (flow.lark) packaged
     assert out.splitlines()[0] == "-4.0"

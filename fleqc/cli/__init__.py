@@ -63,6 +63,8 @@ def main() -> None:
     fleqc inspect prog.npz              show the card's layout, symbols and values
     fleqc weights -n 64 -N 16 -o m.npz  save the weights of one machine
     fleqc calc "sqrt(2)^3 - 1/3"        compute an expression on the FLEQ machine
+    fleqc run prog.flow                 Flow, the language above the assembly (docs/flow.md);
+                                        fleqc build prog.flow --emit prints its assembly
     fleqc run hello.sq --input in.txt   classic SUBLEQ (.sq, .asq, .dec): the output streams to stdout
     fleqc run prog.fleq --trace         one line per executed instruction (--report run.html)
     fleqc disasm prog.npz               the program read back out of the card
@@ -87,18 +89,25 @@ program_machine = click.option(
 @click.argument("program", type=click.Path(readable=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Card file to write (default: PROGRAM with the suffix .npz).")
+@click.option("--emit", is_flag=True,
+              help="A .flow program: print the FLEQ assembly it compiles to instead of building a card.")
 @columns_option
 @program_machine
 @machine_options("build")
 @reports_errors
-def build(program: Path, output: Optional[Path], columns: Optional[int], machine: Optional[str],
+def build(program: Path, output: Optional[Path], emit: bool, columns: Optional[int], machine: Optional[str],
           **options: Any) -> None:
-    """Compile PROGRAM (.fleq; classic SUBLEQ: .sq, .asq, .dec; - reads the program from stdin,
-    with -o) to a punch card (.npz); nothing is written on error.
+    """Compile PROGRAM (.fleq; Flow: .flow; classic SUBLEQ: .sq, .asq, .dec; - reads the program
+    from stdin, with -o) to a punch card (.npz); nothing is written on error.
 
     `fleqc disasm CARD | fleqc build - -o AGAIN.npz` gives the same card.
     The output is written atomically and only over a regular file that is not an input (not a
     link, device or pipe; never the program or a file it includes)."""
+    if emit:
+        if str(program) == "-":
+            raise click.UsageError("--emit reads a Flow program from a file, not from stdin")
+        click.echo(api.emit(program), nl=False)
+        return
     if str(program) == "-":
         if output is None:
             raise click.UsageError("a program read from stdin (-) needs -o CARD.npz")

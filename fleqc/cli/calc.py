@@ -44,9 +44,10 @@ class _ExpressionCommand(click.Command):
               help="Stop after this many steps if the program has not halted.")
 def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_steps: int) -> None:
     """Compute EXPRESSION on the FLEQ machine: numbers, + - * /, unary minus, parentheses,
-    sqrt(x), exp(x), log(x) and x^n for a whole number n (e.g. "sqrt(2)^3 - 1/3"; "-2^2" needs
-    no "--"). Exit status as for `fleqc run`: 1 an error in the expression, 3 the step limit,
-    4 a machine fault."""
+    sqrt(x), exp(x), log(x), x^n (or x**n) for a whole number n, and Flow's other functions
+    (e.g. "sqrt(2)^3 - 1/3"; "-2^2" needs no "--"). It is compiled as the Flow program
+    `result = EXPRESSION` (docs/flow.md). Exit status as for `fleqc run`: 1 an error in the
+    expression, 3 the step limit, 4 a machine fault."""
     from fleqc.calc import compile_expression  # the expression parser loads lark: only when calc runs
 
     try:
@@ -67,6 +68,9 @@ def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_step
         sys.exit(EXIT_STEP_LIMIT)
     value = float(result.memory["result"])
     click.echo(repr(value))
+    if compiled.expected is None:  # a function Python's floats do not have (min, sigmoid, ...)
+        click.echo(f"({result.backend}, {result.steps} steps)", err=True)
+        return
     error = abs(value - compiled.expected) / abs(compiled.expected) if compiled.expected else abs(value)
     click.echo(f"({result.backend}, {result.steps} steps; Python's float value {compiled.expected!r}, "
                f"relative difference {error:.1e})", err=True)

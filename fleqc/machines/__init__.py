@@ -32,6 +32,10 @@ REGISTRY: dict[str, str] = {
 }
 DEFAULT = next(iter(REGISTRY))
 
+# languages above the FLEQ language, by suffix -> the package that compiles them to it (imported on
+# first use; its compile_text(text, path, assemble) gets the FLEQ language front end as ``assemble``)
+LANGUAGES: dict[str, str] = {".flow": "fleqc.lang"}
+
 
 def machine(name: Any) -> Machine:
     """The machine registered as ``name``; BAD_CONFIG for anything else (names come from files)."""
@@ -129,11 +133,13 @@ def compile_file(path: str | os.PathLike, *, bits: int | None = None, machine: s
     (:func:`machine_for_file`; ``.fleq``: the FLEQ language), or the machine named ``machine``
     (a program in the FLEQ language must then say the same with ``.machine``)."""
     path = Path(path)
-    try:
-        data = read_source(path)
-    except OSError as exc:
-        reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
-        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
+    data = _read(path)
+    if path.suffix in LANGUAGES:
+        if machine not in (None, "fleq"):
+            raise FleqError(ErrorCode.UNKNOWN_MACHINE, f"{path} is a FLEQ program ({path.suffix}), not a {machine} program")
+        text = data.decode("utf-8", errors="replace")
+        return importlib.import_module(LANGUAGES[path.suffix]).compile_text(
+            text, str(path), lambda assembly, name: compile_source(assembly, name, bits=bits, base_dir=path.parent))
     chosen = _named(machine) if machine is not None else machine_for_file(path)
     return compile_text(data.decode("utf-8", errors="replace"), str(path), bits=bits, machine=machine,
                         chosen=chosen, **options)
@@ -150,6 +156,25 @@ def compile_text(text: str, name: str, *, bits: int | None = None, machine: str 
         raise FleqError(ErrorCode.UNKNOWN_MACHINE, f"{name} is a {program.machine} program (its .machine "
                                                    f"directive), not a {machine} program")
     return program
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return read_source(path)
+    except OSError as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        raise FleqError(ErrorCode.FILE_NOT_FOUND, f"cannot read '{path}': {reason}") from None
+
+
+def assembly_of(path: str | os.PathLike) -> str:
+    """The FLEQ assembly that the program file at ``path``, in a language above the FLEQ language
+    (:data:`LANGUAGES`), compiles to; UNKNOWN_FORMAT for any other file."""
+    path = Path(path)
+    if path.suffix not in LANGUAGES:
+        raise FleqError(ErrorCode.UNKNOWN_FORMAT, f"{path}: only a program in a language above the assembly "
+                        f"({', '.join(LANGUAGES)}) compiles to assembly; this file is assembly or a card")
+    text = _read(path).decode("utf-8", errors="replace")
+    return importlib.import_module(LANGUAGES[path.suffix]).translate(text, str(path)).assembly
 
 
 def program_to_card(program: Any, columns: int | None = None, start: int = 0, **options: Any) -> Card:
