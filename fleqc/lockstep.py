@@ -23,6 +23,16 @@ from fleqc.transformer import MachineFault
 LOCKSTEP_BACKENDS = ("numpy", "torch", "onnx", "reference")
 
 
+class _Named:
+    """A run and the backend name it was asked for (numpy, not transformer), for messages."""
+
+    def __init__(self, backend_name: str, run: Run) -> None:
+        self.backend_name, self.run = backend_name, run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.run, name)
+
+
 class LockstepMismatch(RuntimeError):
     """Two engines disagree after a step: names the step and what differs."""
 
@@ -132,9 +142,7 @@ def run_lockstep(target: Any, backends: Sequence[str], max_steps: int,
         own = {k: v for k, v in settings.items() if not (k == "mode" and name == "reference")}
         if index and settings.get("output") is not None:
             own["output"] = bytearray()  # a program's output is printed once, by the first engine
-        run = Run(target, name, **own)
-        run.backend_name = name  # type: ignore[attr-defined]
-        runs.append(run)
+        runs.append(_Named(name, Run(target, name, **own)))
     first = runs[0]
     while first.steps < max_steps and not all(r.halted for r in runs):
         faults: dict[str, Exception] = {}

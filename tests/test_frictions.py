@@ -124,7 +124,7 @@ def test_lockstep_names_the_first_step_row_block_and_column_that_differ(monkeypa
 
     def tampered(self, *args, **kwargs):  # the numpy engine's X goes wrong in memory cell b at step 3
         done = advance(self, *args, **kwargs)
-        if self.backend == "transformer" and self.steps == 3 and getattr(self, "backend_name", "") == "onnx":
+        if self.backend == "transformer" and self.steps == 3 and getattr(self, "tampered", False):
             block = next(b for b in self.card.rows if b.name == "mem")
             self.X[block.start, self.card.regions.memory_column(1)] += 1.0
             self._pending = None
@@ -132,8 +132,12 @@ def test_lockstep_names_the_first_step_row_block_and_column_that_differ(monkeypa
 
     monkeypatch.setattr(Run, "advance", tampered)
     monkeypatch.setattr(lockstep, "installed", lambda backend: True)
-    monkeypatch.setattr(lockstep, "Run", lambda target, name, **kw: Run(target, "numpy" if name == "onnx" else name,
-                                                                       **kw))
+    def numpy_for_onnx(target, name, **kw):  # a second numpy run stands in for onnx, and goes wrong
+        run = Run(target, "numpy" if name == "onnx" else name, **kw)
+        run.tampered = name == "onnx"
+        return run
+
+    monkeypatch.setattr(lockstep, "Run", numpy_for_onnx)
     with pytest.raises(lockstep.LockstepMismatch) as caught:
         lockstep.run_lockstep(fleqc.build(SAMPLES / "gcd.fleq"), ["numpy", "onnx"], 100)
     text = str(caught.value)
