@@ -194,6 +194,7 @@ class IncrementalEngine:
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
         n_heads = 1
+        max_hidden = 1
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
                 _, dk, d = layer.query.shape
@@ -210,30 +211,44 @@ class IncrementalEngine:
                 n_heads += len(kept)
                 kinds.append(1)
                 where.append(len(atts))
-                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims))
+                reads_mask, written_mask = np.zeros(d, np.bool_), np.zeros(d, np.bool_)
+                reads_mask[reads], written_mask[rows] = True, True
+                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims, reads_mask,
+                             written_mask))
             else:
                 kinds.append(0)
                 where.append(len(ffns))
-                written = np.flatnonzero(np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0))
+                written_mask = np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0)
+                written = np.flatnonzero(written_mask)
+                readers = _csr(layer.w1.T)  # per row: the units that read it
+                writes = _csr(layer.w2.T)  # per unit: the rows it writes
                 ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64),
-                             _c(written, np.int64)))
+                             _c(written, np.int64), np.zeros((self.n, layer.hidden)), readers[0], readers[1],
+                             writes[0], writes[1], _c(written_mask, np.bool_)))
+                max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
-            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64)))
+            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_)))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
-            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64)))
+            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
+                         np.zeros(0, np.bool_), np.zeros(0, np.bool_)))
         self.overflow_counts = np.zeros((n_heads, 2), dtype=np.int64)  # per head: keys', queries' overflow
         self.att_tuples = atts
         self.kinds, self.where = np.array(kinds, np.int64), np.array(where, np.int64)
         self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
-        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch))
+        d = model.width
+        self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
+                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
+                                  self.row_scratch))
 
     def _init_attention(self, l: int) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
-        reads, proj, _, _, dims = self.att_tuples[self.where[l]]
+        reads, proj, _, _, dims = self.att_tuples[self.where[l]][:5]
         H, dk, dv, h0 = (int(v) for v in dims)
         P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
         width = 2 * dk + dv
@@ -281,28 +296,31 @@ class IncrementalEngine:
             if self._first:
                 return self._first_step()
             if self.timed:
-                status, changed = self._timed_layers(self._changed)
+                status, *changed = self._timed_layers(*self._changed)
             else:
-                status, changed = K.engine_pass(self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK,
-                                                self._counts)
+                status, *changed = K.engine_pass(self.A, *self._changed, self.bundle, self.reach, self.hardmax, SLACK,
+                                                 self._counts)
             if status != K.OK:
                 return self._fallback()
-            self.A[0, changed] = self.A[-1, changed]
             self._changed = changed
             self._maintain()
-            return changed
+            return changed[0]
         finally:
             self.stats.total_seconds += time.perf_counter() - start
 
-    def _timed_layers(self, dirty: np.ndarray):
+    def _timed_layers(self, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray):
         for l in range(len(self.kinds)):
             t = time.perf_counter()
-            status, dirty = K.layer_pass(l, self.A, dirty, self.bundle, self.reach, self.hardmax, SLACK, False)
+            status, cols, ptr, rows = K.layer_rows(l, self.A, cols, ptr, rows, self.bundle, self.reach, self.hardmax,
+                                                   SLACK)
             self.stats.seconds[l] += time.perf_counter() - t
             if status != K.OK:
-                return status, dirty
-            self.stats.columns[l] += len(dirty)
-        return K.OK, dirty
+                return status, cols, ptr, rows
+            self.stats.columns[l] += len(cols)
+        for k, c in enumerate(cols):
+            changed = rows[ptr[k]:ptr[k + 1]]
+            self.A[0, c, changed] = self.A[-1, c, changed]
+        return K.OK, cols, ptr, rows
 
     def _first_step(self) -> np.ndarray:
         if not np.all(np.isfinite(self.A[0])):
@@ -312,15 +330,19 @@ class IncrementalEngine:
             t = time.perf_counter()
             if self.kinds[l] == 1:
                 self._init_attention(l)
-            status, _ = K.layer_pass(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK, True)
+            status = K.layer_first(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK)
             if status != K.OK:
                 return self._fallback()
             self.stats.seconds[l] += time.perf_counter() - t
             self.stats.columns[l] += self.n
-        changed = np.flatnonzero(np.any(self.A[-1] != self.A[0], axis=1)).astype(np.int64)
+        differs = self.A[-1] != self.A[0]
+        changed = np.flatnonzero(np.any(differs, axis=1)).astype(np.int64)
         self.A[0, changed] = self.A[-1, changed]
+        cols, rows = np.nonzero(differs[changed])
+        ptr = np.zeros(len(changed) + 1, np.int64)
+        np.add.at(ptr, cols + 1, 1)
         self._first = False
-        self._changed = changed
+        self._changed = (changed, np.cumsum(ptr), rows.astype(np.int64))
         return changed
 
     def _maintain(self) -> None:

@@ -45,11 +45,13 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
 
 
 def _incremental_bytes(model: LoopedTransformer, n: int) -> int:
-    """The incremental engine: L + 1 copies of X, and per kept head its query/key/value caches, two
+    """The incremental engine: L + 1 copies of X, every feed-forward layer's hidden units per column, and per kept head its query/key/value caches, two
     indices (sorted vectors twice, run ends, a dozen integer arrays) and its group results."""
     total = (len(model.layers) + 1) * model.width * n
     for layer in model.layers:
-        if isinstance(layer, AttentionLayer):
+        if not isinstance(layer, AttentionLayer):
+            total += layer.hidden * n  # its hidden units per column, kept from pass to pass
+        else:
             H, dk, _ = layer.query.shape
             dv = layer.value.shape[1]
             total += H * n * (3 * dk + dv + 2 * (2 * dk + dk) + 3 * dv + 30)
