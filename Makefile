@@ -49,15 +49,12 @@ eforth: $(STAMP)
 		--memory 65536 --input - --max-steps 100000000 --stats
 
 test-slow: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow -o timeout=0
 
+# Every benchmark, written to docs/measurements.md with its command, the machine and the date
+# (bench/run_all.py; about 10-15 minutes on 2 cores). One benchmark: python bench/run_all.py --only NAME
 bench: $(STAMP)
-	$(BIN)/python bench/engine_speed.py
-	$(BIN)/python bench/blas_threads.py
-	$(BIN)/python bench/subleq_speed.py
-	$(BIN)/python bench/classic_speed.py
-	$(BIN)/python bench/fleq_accuracy.py
-	$(BIN)/python bench/routine_accuracy.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache *.egg-info

@@ -1,5 +1,7 @@
 """The dense pass with one BLAS thread and with two, alternated in one run (fleqc runs with one).
 
+Medians of --repeats; the final X of the two must be equal bit for bit.
+
 Usage: python bench/blas_threads.py [--columns 512] [--passes 10] [--repeats 3]
 """
 
@@ -26,15 +28,19 @@ def main() -> None:
     card = fleqc.build(PROGRAM, columns=args.columns)
     model = weights_for(card.config)
     times: dict[int, list[float]] = {1: [], 2: []}
+    final = {}
     for _ in range(args.repeats):
         for threads in times:
             with threadpool_limits(limits=threads, user_api="blas"):
                 start = time.perf_counter()
-                run(model, card.X, max_steps=args.passes, engine="dense")
+                final[threads] = run(model, card.X, max_steps=args.passes, engine="dense").X
                 times[threads].append((time.perf_counter() - start) / (args.passes + 1))
+    if not (final[1] == final[2]).all():
+        raise SystemExit("the dense pass gave different X with one and two BLAS threads")
     for threads, values in times.items():
         print(f"dense pass, n = {args.columns}, {threads} BLAS thread(s): {statistics.median(values) * 1e3:.1f} ms "
-              f"(median of {args.repeats})")
+              f"(median of {args.repeats}, alternated)")
+    print("the final X of both: equal bit for bit")
 
 
 if __name__ == "__main__":

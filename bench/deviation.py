@@ -1,6 +1,6 @@
 """Largest deviation from {-1, 0, +1} seen after each layer, before the error correction.
 
-Runs the long lockstep program (tests/long_programs.py) for S steps in softmax mode and, after every
+Runs the long lockstep program (tests/support/long_programs.py) for S steps in softmax mode and, after every
 layer of every pass, measures max |x - round(x)| over the whole of X. The state rows are snapped back
 to exact values by the thresholds of the feed-forward layers; this shows how far they ever were.
 Usage: python bench/deviation.py [--steps S] [--columns n]
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import fleqc  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import forward  # noqa: E402
-from tests.long_programs import long_program  # noqa: E402
+from tests.support.long_programs import long_program  # noqa: E402
 
 
 def main() -> None:

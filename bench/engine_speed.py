@@ -6,13 +6,15 @@ softmax and hardmax mode (the last three only up to --dense-max, their cost grow
 plain-Python reference interpreter on the same program in the same run; instructions per second
 (median of --repeats runs, the engines alternated), the ratio to the reference, the engine's peak
 memory (card, machine, caches; tracemalloc) and the time to build the machine; then the fitted
-exponent of n of the engine's time per instruction over 1,024 ... 65,536.
+exponent of n of the engine's time per instruction over 1,024 ... 65,536. After every timed run
+the memory the transformer holds is checked against the reference interpreter's after as many
+steps.
 
-Then: one card against a batch of 64 at n = 256; the start-up of ``fleqc run`` on a small program;
-the FLEQ machine by n (engine and sparse path); the FLEQ samples and applications on the
-transformer (--apps: the applications, minutes).
+Then: one card against a batch of cards at n = 256; the start-up of ``fleqc run`` on a small
+program; the FLEQ machine by n (engine and sparse path, checked the same way).
 
-Usage: python bench/engine_speed.py [--sizes 64,256,...] [--dense-max 4096] [--repeats 3] [--apps]
+Usage: python bench/engine_speed.py [--sizes 64,256,...] [--dense-max 4096] [--repeats 3]
+                                    [--skip-fleq | --only-fleq] [--fleq-sizes 128,256]
 Timings are medians on a shared machine: compare the ratios, not the absolute figures.
 """
 
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import fleqc
-from fleqc.runner import run_reference, run_transformer
+from common import alternated, check_against_reference  # bench/ is on the path when run as a script
 from fleqc.machines import weights_for
 from fleqc.threads import blas_threads, chosen_blas_threads
 from fleqc.transformer.executor import run_batch, stepper
@@ -38,20 +40,27 @@ ROOT = Path(__file__).resolve().parent.parent
 from subleq_speed import PROGRAM  # noqa: E402 (bench/ is on the path when run as a script)
 
 
-def rate(model, X, engine: str, mode: str, seconds: float, max_passes: int) -> float:
-    """Passes per second after the first pass (the engine's set-up is timed apart)."""
-    loop = stepper(model, X, mode, engine)
+CHECKS = [0]  # timed runs checked against the reference interpreter
+
+
+def rate(card, program, model, engine: str, mode: str, seconds: float, max_passes: int) -> float:
+    """Passes per second after the first pass (the engine's set-up is timed apart); then the memory
+    in X is checked against the reference interpreter's after as many steps."""
+    loop = stepper(model, card.X, mode, engine)
     loop.step()
     done, start = 0, time.perf_counter()
     while done < max_passes and (time.perf_counter() - start < seconds or done < 3):
         loop.step()
         done += 1
-    return done / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    check_against_reference(card, program, loop.X, done + 1, f"{engine} ({mode}) at n = {card.X.shape[-1]}")
+    CHECKS[0] += 1
+    return done / elapsed
 
 
 def reference_rate(program, steps: int = 20_000) -> float:
     start = time.perf_counter()
-    outcome = run_reference(program, max_steps=steps)
+    outcome = fleqc.run(program, backend="reference", max_steps=steps)
     return outcome.steps / (time.perf_counter() - start)
 
 
@@ -79,45 +88,48 @@ def subleq_table(sizes, dense_max, repeats, seconds):
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
         del loop
-        samples = {name: [] for name, _, _ in paths}
-        for _ in range(repeats):  # alternate the paths
-            for name, engine, mode in paths:
-                if engine != "incremental" and n > dense_max:
-                    continue
-                budget = seconds if engine == "incremental" else seconds / 2
-                samples[name].append(rate(model, card.X, engine, mode, budget, 100_000 if engine == "incremental" else 200))
-        cells = []
-        for name, _, _ in paths:
-            if not samples[name]:
-                cells.append(f"{'-':>16}")
-                continue
-            r = statistics.median(samples[name])
-            cells.append(f"{r:>9,.0f} ({r / ref:>4.2f}x)")
-        engine_times[n] = 1 / statistics.median(samples["engine"])
+        runs = {name: (lambda engine=engine, mode=mode: rate(
+                    card, program, model, engine, mode, seconds if engine == "incremental" else seconds / 2,
+                    100_000 if engine == "incremental" else 200))
+                for name, engine, mode in paths if engine == "incremental" or n <= dense_max}
+        medians = alternated(runs, repeats)
+        cells = [f"{medians[name]:>9,.0f} ({medians[name] / ref:>4.2f}x)" if name in medians else f"{'-':>16}"
+                 for name, _, _ in paths]
+        engine_times[n] = 1 / medians["engine"]
         print(f"{n:>6} {build:>8.2f} {first:>12.3f} {peak:>9.0f}  " + "  ".join(cells))
     big = [n for n in sizes if n >= 1024]
     if len(big) >= 2:
         slope = np.polyfit(np.log(big), np.log([engine_times[n] for n in big]), 1)[0]
         print(f"\nengine: fitted exponent of n in time per instruction over {big[0]:,}..{big[-1]:,}: {slope:.2f}")
-    print(f"(instructions/s, median of {repeats}; in brackets the ratio to the reference interpreter; "
-          f"sparse and dense only up to n = {dense_max:,}: their cost grows as n^2)")
+    print(f"(instructions/s, median of {repeats}, the engines alternated; in brackets the ratio to the reference "
+          f"interpreter; sparse and dense only up to n = {dense_max:,}: their cost grows as n^2)")
+    print(f"every timed run checked: the transformer's memory equals the reference interpreter's after as many "
+          f"steps ({CHECKS[0]} runs)")
 
 
-def batch_table(n=256, batch=64, steps=300):
-    card = fleqc.build(PROGRAM, columns=n)
+def batch_table(n=256, batch=16, steps=40, repeats=3):
+    program = fleqc.compile(PROGRAM)
+    card = fleqc.build(program, columns=n)
     model = weights_for(card.config)
     X = np.stack([card.X] * batch)
-    print(f"\nbatch of {batch} cards at n = {n} ({steps} passes each):")
+    print(f"\nbatch of {batch} cards at n = {n} ({steps} passes each; medians of {repeats}, one card and the batch "
+          "alternated):")
     for engine in ("incremental", "sparse", "dense"):
         run_batch(model, X[:1], max_steps=2, engine=engine)
-        start = time.perf_counter()
-        run_batch(model, X[:1], max_steps=steps, engine=engine)
-        one = steps / (time.perf_counter() - start)
-        start = time.perf_counter()
-        run_batch(model, X, max_steps=steps, engine=engine)
-        many = batch * steps / (time.perf_counter() - start)
+        outcomes = {}
+
+        def timed(cards, engine=engine):
+            start = time.perf_counter()
+            outcomes[len(cards)] = run_batch(model, cards, max_steps=steps, engine=engine)
+            return time.perf_counter() - start
+
+        medians = alternated({"one": lambda: timed(X[:1]), "batch": lambda: timed(X)}, repeats)
+        for outcome in outcomes.values():
+            for b in range(outcome.X.shape[0]):
+                check_against_reference(card, program, outcome.X[b], steps, f"batch on {engine}")
+        one, many = steps / medians["one"], batch * steps / medians["batch"]
         print(f"  {engine:>11}: one card {one:>9,.0f} instr/s, batch {many:>9,.0f} instr/s per batch "
-              f"({many / one:.1f}x the single-card rate)")
+              f"({many / one:.1f}x the single-card rate; every card checked against the reference)")
 
 
 def startup(repeats=5):
@@ -127,7 +139,7 @@ def startup(repeats=5):
         subprocess.run([sys.executable, "-m", "fleqc", "run", str(ROOT / "samples" / "factorial.fleq")],
                        check=True, capture_output=True)
         times.append(time.perf_counter() - start)
-    print(f"\nstart-up: `fleqc run samples/factorial.fleq` whole process, median of {repeats}: "
+    print(f"\nstart-up: `fleqc run samples/factorial.fleq`, whole process, median of {repeats}: "
           f"{statistics.median(times):.2f} s")
 
 
@@ -149,10 +161,12 @@ loop:   matmul v, R, v
 
 def fleq_scaling(sizes, sparse_max, repeats, seconds):
     """The FLEQ machine (8x8 cells, 64 lanes) on a loop that never halts, by n."""
-    ref_program = fleqc.compile(FLEQ_LOOP)
-    ref = statistics.median(reference_rate(ref_program, 3000) for _ in range(3))
-    heads = sum(getattr(layer, "heads", 0) for layer in weights_for(fleqc.build(FLEQ_LOOP, columns=sizes[0]).config).layers)
-    print(f"\nFLEQ machine (cell 8, {heads} heads), a 4-instruction loop; reference interpreter {ref:,.0f} instr/s")
+    program = fleqc.compile(FLEQ_LOOP)
+    ref = statistics.median(reference_rate(program, 3000) for _ in range(3))
+    model0 = weights_for(fleqc.build(FLEQ_LOOP, columns=sizes[0]).config)
+    heads = sum(getattr(layer, "heads", 0) for layer in model0.layers)
+    print(f"FLEQ machine (cell 8, {len(model0.layers)} layers, {heads} heads, d = {model0.width:,}), a 4-instruction "
+          f"loop; reference interpreter {ref:,.0f} instr/s")
     print(f"{'n':>6} {'first pass s':>12}  {'engine':>16}  {'sparse':>16}")
     for n in sizes:
         card = fleqc.build(FLEQ_LOOP, columns=n)
@@ -161,34 +175,15 @@ def fleq_scaling(sizes, sparse_max, repeats, seconds):
         loop = stepper(model, card.X, "softmax", "incremental")
         loop.step()
         first = time.perf_counter() - start
-        samples = {"incremental": [], "sparse": []}
-        for _ in range(repeats):
-            for engine in samples:
-                if engine == "sparse" and n > sparse_max:
-                    continue
-                samples[engine].append(rate(model, card.X, engine, "softmax", seconds, 200))
-        cells = [f"{statistics.median(v):>9,.1f} ({statistics.median(v) / ref:>5.3f}x)" if v else f"{'-':>16}"
-                 for v in samples.values()]
+        runs = {engine: (lambda engine=engine: rate(card, program, model, engine, "softmax", seconds, 200))
+                for engine in ("incremental", "sparse") if engine == "incremental" or n <= sparse_max}
+        medians = alternated(runs, repeats)
+        cells = [f"{medians[e]:>9,.1f} ({medians[e] / ref:>5.3f}x)" if e in medians else f"{'-':>16}"
+                 for e in ("incremental", "sparse")]
         print(f"{n:>6} {first:>12.2f}  " + "  ".join(cells))
-
-
-def fleq_table(apps: bool):
-    names = ["fleq_matrix_chain", "fleq_normalize", "fleq_polynomial"]
-    if apps:
-        names += ["apps/app_inverse4", "apps/app_inverse8", "apps/app_power_iteration", "apps/app_backprop"]
-    print("\nFLEQ on the transformer (incremental engine; the sparse path beside it for the short ones):")
-    for name in names:
-        card = fleqc.build(str(ROOT / "samples" / f"{name}.fleq"))
-        row = []
-        for engine in (("incremental", "sparse") if not name.startswith("apps/") else ("incremental",)):
-            start = time.perf_counter()
-            result = run_transformer(card, engine=engine)
-            row.append(f"{engine} {time.perf_counter() - start:6.2f} s")
-        print(f"  {name:<28} {card.X.shape[1]:>5} columns {result.steps:>6} steps   " + "   ".join(row))
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fleqc", "calc", "(1 + 2) * 7 / 3"], check=True, capture_output=True)
-    label = 'fleqc calc "(1 + 2) * 7 / 3"'
-    print(f"  {label:<28} whole process {time.perf_counter() - start:6.2f} s")
+    print(f"(instructions/s, median of {repeats}, alternated; in brackets the ratio to the reference interpreter; "
+          f"the sparse path up to n = {sparse_max}; every timed run checked bit for bit against the reference "
+          f"interpreter: {CHECKS[0]} runs)")
 
 
 def main() -> None:
@@ -197,18 +192,20 @@ def main() -> None:
     parser.add_argument("--dense-max", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement of the engine")
-    parser.add_argument("--apps", action="store_true", help="also the FLEQ applications (minutes)")
-    parser.add_argument("--skip-fleq", action="store_true")
-    parser.add_argument("--fleq-sizes", default="128,256,1024,4096")
+    parser.add_argument("--skip-fleq", action="store_true", help="only the SUBLEQ tables")
+    parser.add_argument("--only-fleq", action="store_true", help="only the FLEQ table")
+    parser.add_argument("--fleq-sizes", default="128,256,1024")
     args = parser.parse_args()
     print(f"BLAS threads: {blas_threads()} (fleqc's choice; FLEQC_BLAS_THREADS overrides)\n")
     with chosen_blas_threads():
-        subleq_table([int(s) for s in args.sizes.split(",")], args.dense_max, args.repeats, args.seconds)
-        batch_table()
-        startup()
+        if not args.only_fleq:
+            subleq_table([int(s) for s in args.sizes.split(",")], args.dense_max, args.repeats, args.seconds)
+            batch_table(repeats=args.repeats)
+            startup()
         if not args.skip_fleq:
+            if not args.only_fleq:
+                print()
             fleq_scaling([int(s) for s in args.fleq_sizes.split(",")], 512, args.repeats, args.seconds)
-            fleq_table(args.apps)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS  # noqa: E402
-from tests.fleq_checks import measure_ulps  # noqa: E402
+from tests.support.fleq_checks import measure_ulps  # noqa: E402
 
 
 def main() -> None:

@@ -1,26 +1,24 @@
-"""Milliseconds per FLEQ step on the looped transformer, by machine size, next to the reference.
+"""Milliseconds per FLEQ step on the looped transformer, by machine size, next to the reference,
+and the time of each layer of the dense pass.
 
 Runs a never-halting loop (a matrix-vector product, a table function, a branch) on FLEQ machines
-of n = 128 ... columns with 8x8 cells, with the dense pass and the fast path, and the numpy
-reference interpreter on the same program in the same run; prints all three, the ratio, and the
-time of each dense layer at the first size.
+of n = 128 ... columns with 8x8 cells, with the dense pass and the sparse path alternated (medians
+of --repeats), and the reference interpreter on the same program in the same run; every run's
+memory is checked bit for bit against the reference interpreter's after as many steps. Prints all
+three, the ratio, and the time of each layer of the dense pass at the first size.
 
-    python bench/fleq_speed.py [--steps K] [--sizes 128,256]
+    python bench/fleq_speed.py [--steps K] [--sizes 128,256] [--repeats R]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import fleqc  # noqa: E402
-from fleqc.runner import run_reference, run_transformer  # noqa: E402
-from fleqc.machines import weights_for  # noqa: E402
-from fleqc.transformer.executor import apply_layer  # noqa: E402
+import fleqc
+from common import alternated, check_result  # bench/ is on the path when run as a script
+from fleqc.machines import weights_for
+from fleqc.transformer.executor import apply_layer
 
 PROGRAM = """
 .machine fleq
@@ -40,26 +38,33 @@ loop: matmul v, R, v
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--sizes", default="128,256")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     program = fleqc.compile(PROGRAM)
     start = time.perf_counter()
-    reference_steps = 3000
-    result = run_reference(program, max_steps=reference_steps)
+    result = fleqc.run(program, backend="reference", max_steps=3000)
     reference = (time.perf_counter() - start) / result.steps
+    expected = fleqc.run(program, backend="reference", max_steps=args.steps)
     print(f"reference interpreter: {reference * 1e6:.1f} us/step")
-    print(f"{'n':>6} {'d':>6} {'dense ms':>9} {'fast ms':>8} {'x reference (fast)':>19}")
+    print(f"{'n':>6} {'d':>6} {'dense ms':>9} {'sparse ms':>9} {'x reference (sparse)':>21}")
     for i, n in enumerate(int(s) for s in args.sizes.split(",")):
         card = fleqc.build(program, columns=n)
         model = weights_for(card.config)
-        per = {}
-        for fast in (False, True):
-            run_transformer(card, max_steps=1, engine="sparse" if fast else "dense")  # warm up (and compile the fast form)
+
+        def per_step(engine: str) -> float:
             start = time.perf_counter()
-            outcome = run_transformer(card, max_steps=args.steps, engine="sparse" if fast else "dense")
-            per[fast] = (time.perf_counter() - start) / outcome.steps
-        print(f"{n:>6} {model.width:>6} {per[False] * 1e3:>9.1f} {per[True] * 1e3:>8.1f} {per[True] / reference:>19.0f}")
+            outcome = fleqc.run(card, max_steps=args.steps, engine=engine)
+            elapsed = time.perf_counter() - start
+            check_result(outcome, expected, f"{engine} at n = {n}")
+            return elapsed / outcome.steps
+
+        for engine in ("dense", "sparse"):
+            fleqc.run(card, max_steps=1, engine=engine)  # warm up (and compile the sparse form)
+        per = alternated({"dense": lambda: per_step("dense"), "sparse": lambda: per_step("sparse")}, args.repeats)
+        print(f"{n:>6} {model.width:>6} {per['dense'] * 1e3:>9.1f} {per['sparse'] * 1e3:>9.1f} "
+              f"{per['sparse'] / reference:>21.0f}")
         if i == 0:
             X = card.X
             times = []
@@ -69,8 +74,11 @@ def main() -> None:
                     Y = apply_layer(layer, X, "softmax")
                 times.append((time.perf_counter() - start) / 5)
                 X = Y
-            parts = ", ".join(f"{getattr(l, 'name', '') or 'attention'} {t * 1e3:.1f}" for l, t in zip(model.layers, times))
-            print(f"  per layer at n={n} (ms): {parts}")
+            parts = ", ".join(f"{k + 1} {'attention' if hasattr(l, 'heads') else 'ReLU'} {t * 1e3:.1f}"
+                              for k, (l, t) in enumerate(zip(model.layers, times)))
+            print(f"  the dense pass layer by layer at n = {n} (ms, mean of 5): {parts}")
+    print(f"(per step: medians of {args.repeats}, dense and sparse alternated, each run of {args.steps} steps checked "
+          "bit for bit against the reference interpreter; the whole run's time, start-up included, over its steps)")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,10 @@
 Pipeline: text -> AST -> linked program -> layout -> punch card X; machine configuration -> weight
 blocks -> layers; the generic executor loops the layers over X. See README.md.
 
-The names below are imported on first use, so that the `fleqc` command can install its Ctrl-C
-handler (fleqc.entry) before numpy and the rest are loaded.
+The names below are imported on first use, and this file imports nothing at all (not even typing or
+importlib): it runs first on the `fleqc` command's path, before fleqc.entry has installed the Ctrl-C
+handler, so it must be over in an instant. Lazy imports here buy start-up time and nothing else.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -21,7 +17,10 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; type checkers take it as True
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
     from fleqc.api import build, compile, decode, load_card, run  # noqa: F401
     from fleqc.runner import Result  # noqa: F401
     from fleqc.errors import ErrorCode, FleqError  # noqa: F401
@@ -29,7 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from fleqc.transformer import MachineFault  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
+    import importlib  # here, not above: see the module docstring
+
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value

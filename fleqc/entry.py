@@ -1,44 +1,146 @@
-"""The `fleqc` command's entry point: Ctrl-C anywhere is a clean exit 130, never a traceback.
+"""The `fleqc` command's entry point: Ctrl-C at any moment is a clean exit 130, never a traceback.
 
-A SIGINT handler is installed before anything heavy is imported; it raises :class:`Interrupted`,
-which (unlike KeyboardInterrupt) click does not turn into "Aborted!" with status 1. Files being
-written are cleaned up on the way out (fleqc.safe_io).
+Importing this module starts the command (only the `fleqc` script and ``python -m fleqc`` import
+it: both run ``from fleqc.entry import main`` and then ``main()``). Its first act is to install the
+SIGINT handler, before anything else is imported; fleqc/__init__.py, which runs just before it,
+imports nothing. From then on a Ctrl-C raises :class:`Interrupted`:
+
+- unlike KeyboardInterrupt, click does not turn it into "Aborted!" with status 1;
+- it unwinds the stack, so files being written are cleaned up on the way out (fleqc.safe_io);
+- it is a SystemExit with status 130, so one raised before :func:`main` has begun (during the rest
+  of this import, or the script's next line) ends the process with 130 and no traceback too;
+- where Python cannot raise it (in a weakref callback or a ``__del__``, which would print "Exception
+  ignored" and go on), it is raised again in the main flow a moment later (:func:`_swallowed`).
+
+Before this module runs, Python itself is starting (its site module, the script's first line, the
+search for the package); a Ctrl-C there is the interpreter's to handle, as for any Python program.
+
+``FLEQC_SIGINT_AT`` is for the tests (tests/test_outputs.py): ``FLEQC_SIGINT_AT=start`` makes the
+command send itself SIGINT right after the handler is installed, ``import:NAME`` when the import of
+module NAME begins, ``call:MODULE:QUALNAME`` when that function (or builtin, such as posix:replace)
+is called; a line ``fleqc: SIGINT at ...`` on stderr says that the point was reached.
 """
 
-from __future__ import annotations
-
-import signal
+# Only modules that the interpreter has loaded before running any of fleqc (sys, _signal) above the
+# handler: `import signal` would load enum, and a Ctrl-C during it would be a traceback.
+import _signal
 import sys
 
-EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report a process ended by Ctrl-C
+EXIT_INTERRUPTED = 128 + _signal.SIGINT  # 130, as shells report a process ended by Ctrl-C
 
 
-class Interrupted(BaseException):
-    """Ctrl-C (SIGINT) during a fleqc command."""
+class Interrupted(SystemExit):
+    """Ctrl-C (SIGINT) during a fleqc command: the exit with status 130."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_INTERRUPTED)
+
+
+_main_reports = False  # main() has begun: it prints the message; before that, the handler does
+_interrupted = False  # a Ctrl-C came: the process is on its way out
 
 
 def _interrupt(signum, frame) -> None:
+    global _interrupted
+    if not _main_reports and not _interrupted:  # nothing runs yet that could print or need a 2nd Ctrl-C
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+        sys.stderr.write("fleqc: interrupted\n")
+    _interrupted = True
     raise Interrupted()
 
 
+_signal.signal(_signal.SIGINT, _interrupt)
+
+
+def _swallowed(unraisable) -> None:
+    """sys.unraisablehook: an Interrupted raised where Python can only print it and go on (a weakref
+    callback, a ``__del__``) is raised again 1 ms later by SIGALRM, in whatever runs then. After a
+    Ctrl-C, the errors of finalizers of objects it left half done (a ZipFile interrupted in its
+    ``close`` fails again in ``__del__``) are not printed either: they are the interruption's."""
+    if not isinstance(unraisable.exc_value, (Interrupted, KeyboardInterrupt)):
+        if not _interrupted:
+            sys.__unraisablehook__(unraisable)
+        return
+    _signal.signal(_signal.SIGALRM, _interrupt)
+    _signal.setitimer(_signal.ITIMER_REAL, 0.001)
+
+
+sys.unraisablehook = _swallowed
+
+
 def main() -> None:
+    global _main_reports
+    _main_reports = True
     try:
         _run()
     except (Interrupted, KeyboardInterrupt):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
         sys.stderr.write("fleqc: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
 
 
 def _run() -> None:
-    signal.signal(signal.SIGINT, _interrupt)
     try:
         from fleqc.cli import main as cli
 
         cli(prog_name="fleqc")
     finally:  # the command is over (its exit is on its way): a late Ctrl-C changes nothing
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
 
+
+def _sigint_for_tests() -> None:
+    """FLEQC_SIGINT_AT (see the module docstring): a Ctrl-C at a named point of the command, so that
+    the tests of every stage are deterministic."""
+    import os  # after the handler; and the interpreter has loaded it at start-up already
+
+    point = os.environ.get("FLEQC_SIGINT_AT")
+    if not point:
+        return
+    kind, _, name = point.partition(":")
+
+    def interrupt() -> None:
+        sys.stderr.write(f"fleqc: SIGINT at {point}\n")
+        sys.stderr.flush()
+        _signal.raise_signal(_signal.SIGINT)  # the handler runs before raise_signal returns
+
+    if kind == "start":
+        interrupt()
+    elif kind == "import":
+        sys.meta_path.insert(0, _OnImport(name, interrupt))
+    elif kind == "call":
+        module, _, qualname = name.partition(":")
+
+        def profile(frame, event, arg) -> None:
+            if event == "call":  # a Python function
+                called = frame.f_globals.get("__name__"), frame.f_code.co_qualname
+            elif event == "c_call":  # a builtin (os.replace is posix:replace)
+                called = getattr(arg, "__module__", None), getattr(arg, "__qualname__", None)
+            else:
+                return
+            if called == (module, qualname):
+                sys.setprofile(None)
+                interrupt()
+
+        sys.setprofile(profile)
+    else:
+        sys.stderr.write(f"fleqc: FLEQC_SIGINT_AT={point}: not start, import:NAME or call:MODULE:QUALNAME\n")
+        sys.exit(2)
+
+
+class _OnImport:
+    """A finder that finds nothing: it calls ``interrupt`` when the import of ``name`` begins."""
+
+    def __init__(self, name, interrupt) -> None:
+        self.name, self.interrupt = name, interrupt
+
+    def find_spec(self, fullname, path=None, target=None) -> None:
+        if fullname == self.name:
+            sys.meta_path.remove(self)
+            self.interrupt()
+        return None
+
+
+_sigint_for_tests()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -4,7 +4,7 @@ exactly its header's expectations and step count), on the reference with the tra
 specified errors (``noisy``), and (slow) on the transformer. Each links only the stdlib parts it
 calls, so that it fits a 256-column machine (1 + 64 + cells + instructions <= 256).
 
-The numpy twins (tests/app_twins.py) restate each application with the stdlib routines it calls
+The numpy twins (tests/support/app_twins.py) restate each application with the stdlib routines it calls
 (inverse with norm1/norminf/vmax8; power_iteration with rsqrt's range reduction and Newton steps;
 backprop_mlp2) instruction by instruction in plain numpy, in the program's order of floating-point
 operations (a matmul's products summed pairwise as the FLEQ machine sums them, not numpy's ``@``).
@@ -13,7 +13,7 @@ They read the programs' initial data and import nothing from fleqc. What must ag
 - ``reference``: every output cell bit for bit (inverse: x, iters; power iteration: lambda, v,
   iters; backprop: w1, b1, w2, b2, loss_first, loss_last) and the number of iterations;
 - ``noisy``: nothing bit for bit; the tolerance checks below are about robustness to seeds
-  perturbed by 1e-6 (tests/noisy.py);
+  perturbed by 1e-6 (tests/support/noisy.py);
 - ``transformer`` (slow): within a stated number of ulps of the twin (:func:`app_twins.ulp_distance`,
   the distance of the float64 bit patterns), with the same number of iterations. The machine's
   add/sub/mul/matmul/relu/mov/transpose are the reference's bit for bit, and so are its recip and
@@ -37,10 +37,10 @@ import pytest
 
 import fleqc
 from fleqc.program import Cell
-from tests import app_twins
-from tests.app_twins import ulp_distance
-from tests.cases import REPO_ROOT, Case, check_memory
-from tests.stdlib_support import BACKENDS, run_on
+from tests.support import app_twins
+from tests.support.app_twins import ulp_distance
+from tests.support.cases import REPO_ROOT, Case, check_memory
+from tests.support.stdlib_support import BACKENDS, run_on
 
 APPS = REPO_ROOT / "samples" / "apps"
 
@@ -186,7 +186,7 @@ def sigmoid(z):
 def numpy_backprop(x, y, weights, lr, epochs):
     """The algorithm of stdlib/learn.fleq's backprop_mlp2, two batches of 8 per epoch, as a textbook
     would write it (numpy's ``@``, its own order of operations): the program's arithmetic is the
-    twin's (tests/app_twins.py); this checks that it is backpropagation."""
+    twin's (tests/support/app_twins.py); this checks that it is backpropagation."""
     w1, b1, w2, b2 = (np.array(w, dtype=float) for w in weights)
     ones = np.ones((1, 8))
     losses = []

@@ -1,10 +1,10 @@
-"""The shared table of cases (tests/cases.py) through every backend: same halting, steps and values.
+"""The shared table of cases (tests/support/cases.py) through every backend: same halting, steps and values.
 
 SUBLEQ cases run on the reference interpreter and on the transformer in both attention modes, from
 the linked program and from a card written to disk and loaded back. The transformer runs a whole
 program exactly in lockstep with the reference (tests/test_lockstep.py checks every step).
 FLEQ cases run on the reference and on the FLEQ transformer (softmax), and in lockstep within the
-stated bounds from a saved card (tests/fleq_checks.py).
+stated bounds from a saved card (tests/support/fleq_checks.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from fleqc.machines import load_card
 import fleqc
 from fleqc.card.card import Card
 from fleqc.machines import language_machines, machine_of
-from tests.cases import all_cases, check_memory, compile_case
-from tests.fleq_checks import assert_fleq_lockstep
+from tests.support.cases import all_cases, check_memory, compile_case
+from tests.support.fleq_checks import assert_fleq_lockstep
 from tests.test_lockstep import assert_lockstep
 
 CASES = all_cases()

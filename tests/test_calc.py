@@ -16,7 +16,7 @@ from fleqc.cli.calc import calc_command
 from fleqc.cli import main
 from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
-from tests.stdlib_support import run_on
+from tests.support.stdlib_support import run_on
 
 EXPRESSIONS = {
     "1 + 2 * 3": 7.0,

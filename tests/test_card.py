@@ -15,7 +15,7 @@ from fleqc.errors import ErrorCode, FleqError
 from fleqc.card.card import Card
 from fleqc.machines import card_to_program
 from fleqc.machines import program_to_card
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 
 @pytest.fixture

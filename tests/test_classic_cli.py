@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fleqc import api
 from fleqc.cli import main
-from tests.subleq_corpus import corpus
+from tests.support.subleq_corpus import corpus
 
 HELLO = "Hello, world!\n"
 
@@ -125,9 +125,31 @@ def test_disasm_reassembles_to_the_same_card(tmp_path, source):
     assert (api.load_card(card).X == api.load_card(again).X).all()
 
 
-def test_trace_is_refused_with_a_reason():
-    result = invoke("run", corpus() / "02_esolangs_hi.sq", "--trace")
-    assert result.exit_code == 2 and "FLEQ language" in result.stderr
+def test_trace_follows_a_classic_program_on_both_backends():
+    """The machine describes its own steps: one trace line per executed instruction (to stderr, as
+    the program's own output owns stdout), the same on the transformer and the reference."""
+    traces = {}
+    for backend in ("transformer", "reference"):
+        result = invoke("run", corpus() / "02_esolangs_hi.sq", "--trace", "--backend", backend)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == "Hi"  # the program's output, untouched by the trace
+        lines = [line for line in result.stderr.splitlines() if line.lstrip()[:1].isdigit()]
+        steps = int(result.stderr.split("halted after ")[1].split()[0])
+        assert len(lines) == steps > 0
+        traces[backend] = lines
+    assert traces["transformer"] == traces["reference"]
+    assert any(": out " in line for line in traces["reference"])  # the output instructions are named
+
+
+def test_the_debugger_steps_a_classic_program_and_shows_its_output():
+    from fleqc.observe.debug import Debugger
+    from fleqc.runner import Run
+
+    program = api.compile(corpus() / "04_mazonka_hello.sq")
+    for backend in ("transformer", "reference"):
+        debugger = Debugger(Run(program, backend, output=bytearray()))
+        debugger.command("step 20")
+        assert debugger.machine.steps == 20 and dict(debugger.watched())["(output)"] == "He"
 
 
 @pytest.mark.parametrize("backend", ["transformer", "reference"])
@@ -159,7 +181,8 @@ def test_sizes_are_checked_with_the_right_message(tmp_path):
     assert result.exit_code == 1 and "error[bad-config]" in result.stderr and "--memory" in result.stderr
 
 
-def test_debugger_refuses_with_a_reason():
+def test_the_debugger_needs_a_terminal():
+    """Without one (a pipe, a test runner) the screen would wait for keys forever: a usage error."""
     pytest.importorskip("textual")
     result = invoke("debug", corpus() / "02_esolangs_hi.sq")
-    assert result.exit_code == 2 and "FLEQ language" in result.stderr
+    assert result.exit_code == 2 and "needs a terminal" in result.stderr

@@ -21,8 +21,8 @@ from fleqc.machines.classic.config import ClassicConfig, config_for
 from fleqc.machines.classic.run import Lockstep, run_card
 from fleqc.machines.classic.weights import build_classic_machine
 from fleqc.transformer.executor import stepper
-from tests import subleq_corpus
-from tests.subleq_corpus import corpus
+from tests.support import subleq_corpus
+from tests.support.subleq_corpus import corpus
 
 machine = functools.lru_cache(maxsize=16)(build_classic_machine)
 

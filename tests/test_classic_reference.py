@@ -15,8 +15,8 @@ from fleqc.errors import ErrorCode as E
 from fleqc.errors import FleqError
 from fleqc.machines.classic.source import load_image
 from fleqc.machines.classic.reference import AddressFault, ClassicState, initial_state, memory_size, run, step
-from tests import subleq_corpus
-from tests.subleq_corpus import corpus
+from tests.support import subleq_corpus
+from tests.support.subleq_corpus import corpus
 
 EFORTH = "13_howerj_eforth"
 MAX_STEPS = 100_000_000

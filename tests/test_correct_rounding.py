@@ -9,7 +9,7 @@ They run on the reference interpreter, one compiled program per routine with its
 per run. The transformer computes the same bits: every function the routines use is bit-exact on it
 (mul, mulerr, add, sub, relu; recip and sqrt only seed Newton's iteration, and the routines'
 result does not depend on that seed beyond faithfulness, which the Newton steps reach from the
-tables' 2.4e-7 or from any seed within 1e-6, tests/noisy.py), the branch is exact for every flag, and
+tables' 2.4e-7 or from any seed within 1e-6, tests/support/noisy.py), the branch is exact for every flag, and
 test_calc runs divisions and square roots on the transformer and prints Python's float.
 
 Subnormal quotients are correctly rounded too (the routine rounds to the subnormal grid and settles
@@ -31,8 +31,8 @@ import fleqc
 from fleqc.machines.fleq import reference as fleq
 from fleqc.machines.fleq.rows import EXP_MAX
 from fleqc.machines import program_to_card
-from tests.fleq_checks import assert_fleq_lockstep
-from tests.noisy import noisy_functions
+from tests.support.fleq_checks import assert_fleq_lockstep
+from tests.support.noisy import noisy_functions
 from tests.test_stdlib import arguments, program
 
 TINY = 2.0**-1022
@@ -210,7 +210,7 @@ def test_subnormal_quotients_are_correctly_rounded_at_and_next_to_ties():
 
 
 def test_the_result_does_not_depend_on_the_seed():
-    """With recip and sqrt perturbed by 1e-6 relative (tests/noisy.py: 4x the tables' error), every
+    """With recip and sqrt perturbed by 1e-6 relative (tests/support/noisy.py: 4x the tables' error), every
     result is still the correctly rounded one."""
     rng = np.random.default_rng(3)
     for seed in range(3):
@@ -320,7 +320,7 @@ def test_log_of_one_is_zero_and_exp_of_zero_is_one():
 
 
 def test_exp_log_and_sigmoid_do_not_depend_on_the_seeds():
-    """The seeds perturbed (tests/noisy.py) leave every result within 1 ulp (exp uses the exp block
+    """The seeds perturbed (tests/support/noisy.py) leave every result within 1 ulp (exp uses the exp block
     only through pow2, which rounds it to a power of two; log corrects the log table's seed;
     sigmoid refines the recip table's)."""
     rng = np.random.default_rng(5)
@@ -356,7 +356,7 @@ LOCKSTEP = [("div", (-7.0, 3.0)), ("mulw", (1e29, -1e29))] + [
 @pytest.mark.parametrize("name, args", LOCKSTEP)
 def test_the_routines_run_in_lockstep_on_the_transformer(name, args):
     """Every step of a call on the transformer (the sparse evaluation of its weights) checked
-    against the reference interpreter from the machine's own state (tests/fleq_checks.py): the
+    against the reference interpreter from the machine's own state (tests/support/fleq_checks.py): the
     exact functions bit for bit, the seeds within their blocks' bounds, every branch the same."""
     linked = program(name, *args)
     steps, halted = assert_fleq_lockstep(linked, program_to_card(linked), max_steps=400)

@@ -87,6 +87,8 @@ def test_screen_through_the_pilot():
         return str(app.query_one(selector, Static).render())
 
     async def drive() -> None:
+        # each press returns once the app has handled the key (textual's pilot waits for the screen,
+        # raising WaitForScreenTimeout after 30 s: a bound on a hang, these keys take milliseconds)
         async with app.run_test(size=(140, 45)) as pilot:
             assert " >  21  loop:   subleq zero, b, done" in text("#code")
             await pilot.press("s")

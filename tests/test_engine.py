@@ -35,8 +35,8 @@ from fleqc.transformer import kernels
 from fleqc.transformer.incremental import REACH, IncrementalEngine, build_index, scratch
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from fleqc.machines import machine_of
-from tests.cases import all_cases, compile_case
-from tests.programs import random_subleq_programs, subleq_program
+from tests.support.cases import all_cases, compile_case
+from tests.support.programs import random_subleq_programs, subleq_program
 from tests.test_fleq_machine import random_fleq_programs
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -14,7 +14,7 @@ from fleqc.machines import weights_for
 from fleqc.transformer import AttentionLayer, forward, run
 from fleqc.transformer.executor import attention_weights
 from fleqc.transformer.weights_io import load_weights, save_weights
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 ALLOWED_FLEQC_IMPORTS = {"fleqc.transformer", "fleqc.errors", "fleqc.npzfile", "fleqc.schema", "fleqc.safe_io"}
 

@@ -6,7 +6,7 @@ commutative), its products and tables included, and every softmax weight of its 
 0, 1 or 1/2^k (pointer reads, the write mark, gathers): the sparse path's other summation order
 gives the dense pass's bits, every layer and every pass (before, with attention products and fitted
 heads, they differed by up to 5e-11 relative). Other engines are held to the same equality
-(tests/interop_lockstep.py, tests/test_interop_lens.py).
+(tests/support/interop_lockstep.py, tests/test_interop_lens.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from fleqc.transformer.sparse import (
     fast_feed_forward,
     fast_forward,
 )
-from tests.programs import random_subleq_programs, subleq_program
+from tests.support.programs import random_subleq_programs, subleq_program
 from tests.test_fleq_machine import random_fleq_programs
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -1,7 +1,7 @@
 """The FLEQ transformer: accuracy contracts of every function block, the branch, domains, lockstep.
 
 Every check runs the real machine (the frozen weights looped over a punch card) and compares with
-numpy through the reference interpreter, step by step (tests/fleq_checks.py states the bounds).
+numpy through the reference interpreter, step by step (tests/support/fleq_checks.py states the bounds).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import fleqc
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.machines import card_to_program
 from fleqc.machines import program_to_card
-from tests.fleq_checks import assert_fleq_lockstep
+from tests.support.fleq_checks import assert_fleq_lockstep
 
 RNG = np.random.default_rng(20261124)
 

@@ -16,7 +16,7 @@ from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
 from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.transformer import forward
-from tests.fleq_checks import assert_fleq_lockstep
+from tests.support.fleq_checks import assert_fleq_lockstep
 from fleqc.transformer.executor import stepper
 from tests.test_fleq_machine import program, unary_case
 

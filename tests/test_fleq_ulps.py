@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
-from tests.fleq_checks import measure_ulps
+from tests.support.fleq_checks import measure_ulps
 
 def worst_ulps(func: str, runs: int, seed: int) -> float:
     """The worst error in ulps over ``runs`` x 1,024 random operands on the machine."""

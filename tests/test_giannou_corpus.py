@@ -14,8 +14,8 @@ import json
 import pytest
 
 from fleqc import api
-from tests import subleq_corpus
-from tests.subleq_corpus import corpus
+from tests.support import subleq_corpus
+from tests.support.subleq_corpus import corpus
 
 FINAL = ["factorial_7", "reverse_list", "linear_search"]
 

@@ -16,7 +16,7 @@ from fleqc.machines import weights_for
 from fleqc.transformer import MachineFault
 from fleqc.transformer.layers import FeedForwardLayer
 from fleqc.transformer.weights_io import load_weights, save_weights
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 
 def _card():

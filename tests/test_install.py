@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(*args, cwd=None) -> str:
+    # a bound on a hang (pip building the wheel takes well under a minute), not a measurement
     done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

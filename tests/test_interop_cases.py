@@ -1,4 +1,4 @@
-"""The shared table of cases (tests/cases.py) through the engines fleqc did not write.
+"""The shared table of cases (tests/support/cases.py) through the engines fleqc did not write.
 
 Every case runs on PyTorch and on ONNX Runtime through ``fleqc.run(..., backend=...)`` (the same
 path as ``fleqc run --backend torch|onnx``): same halting, steps and values as the table states.
@@ -15,8 +15,8 @@ import fleqc
 from fleqc.interop import missing
 from fleqc.machines import program_to_card
 from fleqc.machines import machine_of
-from tests.cases import all_cases, check_memory, compile_case
-from tests.interop_lockstep import subleq_engine_lockstep
+from tests.support.cases import all_cases, check_memory, compile_case
+from tests.support.interop_lockstep import subleq_engine_lockstep
 
 CASES = all_cases()
 MACHINE_OF = {case.name: machine_of(compile_case(case)).name for case in CASES}

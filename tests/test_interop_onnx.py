@@ -24,7 +24,7 @@ from fleqc.machines.subleq.config import SubleqConfig  # noqa: E402
 from fleqc.machines import program_to_card  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import run, run_batch  # noqa: E402
-from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
+from tests.support.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 # Plain tensor algebra of the default ai.onnx domain; nothing that knows about programs.

@@ -25,8 +25,8 @@ from fleqc.machines import program_to_card  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import MachineFault, forward, run, run_batch  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402
-from tests.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
-from tests.programs import random_subleq_programs  # noqa: E402
+from tests.support.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
+from tests.support.programs import random_subleq_programs  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 torch.set_num_threads(1)

@@ -12,7 +12,7 @@ from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.card.columns import ColumnRegions, check_fits
 from fleqc.machines.subleq.rows import subleq_rows
 from fleqc.machines import program_to_card
-from tests.programs import subleq_program
+from tests.support.programs import subleq_program
 
 
 @pytest.mark.parametrize("n", [4, 8, 16, 64, 1024])

@@ -17,7 +17,7 @@ from fleqc.machines import program_to_card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
-from tests.programs import random_subleq_programs, subleq_program
+from tests.support.programs import random_subleq_programs, subleq_program
 
 
 def assert_lockstep(program: LinkedProgram, card: Card, mode: str, max_steps: int) -> int:

@@ -1,6 +1,6 @@
 """Long runs in lockstep with the reference (slow: `make test-slow`).
 
-The program (tests/long_programs.py) mixes two 24-bit cells with wrapping subtractions and takes
+The program (tests/support/long_programs.py) mixes two 24-bit cells with wrapping subtractions and takes
 both sides of its branch; every pass of the transformer is compared with the reference state.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import fleqc
-from tests.long_programs import long_program
+from tests.support.long_programs import long_program
 from tests.test_lockstep import assert_lockstep
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ done:   halt
 
 def test_fleq_10k_steps_within_the_stated_bounds():
     """Every one of 10,000+ FLEQ steps: the destination within its block's bound, the rest exact."""
-    from tests.fleq_checks import assert_fleq_lockstep
+    from tests.support.fleq_checks import assert_fleq_lockstep
 
     program = fleqc.compile(FLEQ_LOOP.format(iterations=910))
     steps, halted = assert_fleq_lockstep(program, fleqc.build(program), max_steps=20_000)

@@ -5,7 +5,7 @@ configuration's kind, its configuration survives a round trip through a file's m
 blocks are those its weights are labelled with, its weights have its layer kinds and are refused
 by every other machine. Every FLEQ function runs on a block the FLEQ machine builds and meets its
 record's error bound on the transformer; a record whose block the machine lacks is refused when the
-machine registers. A third machine (tests/plugin_machine.py) added by one registry line builds,
+machine registers. A third machine (tests/support/plugin_machine.py) added by one registry line builds,
 saves, loads and runs with its own observer.
 """
 
@@ -28,7 +28,7 @@ from fleqc.machines.fleq import check_function_blocks
 from fleqc.runner import Run as Stepper
 from fleqc.program import values_by_label
 from fleqc.transformer.layers import AttentionLayer
-from tests.fleq_checks import within_bound
+from tests.support.fleq_checks import within_bound
 
 MACHINES = machines()
 
@@ -121,8 +121,8 @@ def test_a_function_record_without_its_machine_block_is_refused_when_the_machine
 
 @pytest.fixture
 def echo(monkeypatch):
-    """tests/plugin_machine.py registered by one registry line, for one test."""
-    monkeypatch.setitem(REGISTRY, "echo", "tests.plugin_machine")
+    """tests/support/plugin_machine.py registered by one registry line, for one test."""
+    monkeypatch.setitem(REGISTRY, "echo", "tests.support.plugin_machine")
     return machine("echo")
 
 

@@ -20,7 +20,7 @@ from fleqc.machines import weights_for
 from fleqc.observe.report import Recorder, write_report
 from fleqc.program import values_by_label
 
-from tests.browser import Browser, find_chromium
+from tests.support.browser import Browser, find_chromium
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -97,7 +97,7 @@ def chromium() -> str:
 
 def test_report_in_headless_chromium(tmp_path):
     """Open the page, check the first state, click the slider, press the arrow key, switch layer,
-    take a screenshot: through the DevTools protocol on a pipe (tests/browser.py)."""
+    take a screenshot: through the DevTools protocol on a pipe (tests/support/browser.py)."""
     program = fleqc.compile(SAMPLES / "gcd.fleq")
     page = tmp_path / "gcd.html"
     write_report(fleqc.build(program), page)
@@ -150,6 +150,8 @@ def test_report_opens_at_the_step_in_its_address(tmp_path):
     command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
                page.as_uri() + "#step=12"]
+    # --virtual-time-budget: the page's timers run on Chromium's virtual clock, whatever the load; the
+    # timeout only bounds a hung browser (it takes a few seconds)
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     moved = done.stdout
     assert 'data-step="12"' in moved, done.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""Every case of the shared table (tests/cases.py: samples/*.fleq and the inline cases) through the
+"""Every case of the shared table (tests/support/cases.py: samples/*.fleq and the inline cases) through the
 front end and the reference interpreters, plus checks that the samples stay what they claim to be."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from fleqc.machines.fleq import reference as fleq
 from fleqc.machines.subleq import reference as subleq
 from fleqc.state import memory_by_label
 from fleqc.machines import machine_of
-from tests.cases import INLINE_CASES, REPO_ROOT, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.support.cases import INLINE_CASES, SAMPLES_DIR, all_cases, check_memory, load_sample_cases
+from tests.support.subleq_corpus import corpus
 
 try:
     from fleqc.machines import compile_file, compile_source  # noqa: F401
@@ -25,7 +26,7 @@ except ImportError as error:  # the package exists but does not export compile_f
         raise
     pytest.skip(f"fleqc.frontend has no compile_file/compile_source yet: {error}", allow_module_level=True)
 
-from tests.cases import compile_case  # noqa: E402  (imports the front end lazily)
+from tests.support.cases import compile_case  # noqa: E402  (imports the front end lazily)
 
 CASES = all_cases()
 SAMPLE_CASES = load_sample_cases()
@@ -104,8 +105,9 @@ def test_expectations_name_user_labels(case):
 # ----------------------------------------------------------------------------------------------
 # The ports of the paper's programs keep its memory image and commands exactly.
 
-# ../shared beside the repository (as in CI and development checkouts)
-GIANNOU_JSON = REPO_ROOT.parent / "shared" / "corpus" / "subleq" / "10_giannou" / "giannou_programs.json"
+# in the SUBLEQ corpus (../shared/corpus/subleq beside the repository, as in CI and development
+# checkouts; tests/support/subleq_corpus.py): the test skips, saying so, where it is absent
+GIANNOU_JSON = "10_giannou/giannou_programs.json"
 PORTS = {
     "giannou_factorial": "factorial_7",
     "giannou_reverse_list": "reverse_list",
@@ -115,10 +117,7 @@ PORTS = {
 
 @pytest.mark.parametrize("sample, key", sorted(PORTS.items()))
 def test_giannou_port_matches_the_paper(sample, key):
-    if not GIANNOU_JSON.exists():
-        pytest.skip(f"the paper's programs ({GIANNOU_JSON}) are not beside this checkout: the check of the "
-                    "ports against the paper needs ../shared/corpus, which stays outside the repository")
-    paper = json.loads(GIANNOU_JSON.read_text())[key]
+    paper = json.loads((corpus() / GIANNOU_JSON).read_text())[key]
     program = compile_file(SAMPLES_DIR / f"{sample}.fleq")
     m, commands = len(paper["init_mem"]), paper["commands_1based"]
     assert program.bits == paper["N_bits"]

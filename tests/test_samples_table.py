@@ -1,4 +1,4 @@
-"""Tests of the shared case table itself (tests/cases.py): header parsing and memory comparison.
+"""Tests of the shared case table itself (tests/support/cases.py): header parsing and memory comparison.
 These need no front end."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.cases import (
+from tests.support.cases import (
     DEFAULT_MAX_STEPS,
     INLINE_CASES,
     Case,

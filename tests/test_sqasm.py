@@ -19,8 +19,8 @@ from fleqc.machines.classic.image import SubleqImage, read_raw
 from fleqc.machines.classic.source import load_image
 from fleqc.machines.classic.sqasm import assemble
 from fleqc.resources import grammar_path
-from tests import subleq_corpus
-from tests.subleq_corpus import corpus
+from tests.support import subleq_corpus
+from tests.support.subleq_corpus import corpus
 
 
 def words(text: str, bits: int = 32) -> list[int]:

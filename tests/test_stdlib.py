@@ -14,7 +14,7 @@ import pytest
 import fleqc
 from fleqc import resources
 from fleqc.errors import ErrorCode, FleqError
-from tests.stdlib_support import BACKENDS, run_on
+from tests.support.stdlib_support import BACKENDS, run_on
 
 REL = 1e-9
 STDLIB = resources.stdlib_dir()

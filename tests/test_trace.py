@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +157,8 @@ def test_progress_bar_shows_steps_rate_and_elapsed():
         for step in range(1, 50):
             bar.tick(step)
     shown = stream.getvalue()
-    assert "steps/s" in shown and "steps" in shown and "0:00:0" in shown
+    assert "steps/s" in shown and "steps" in shown
+    assert re.search(r"\d+:\d\d:\d\d elapsed", shown), shown  # its format; its value is the machine's load
 
 
 def test_no_progress_bar_in_pipes():

@@ -165,6 +165,9 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
 
     if importlib.util.find_spec("textual") is None:
         raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # the screen would wait for keys forever
+        raise click.UsageError("the debugger is interactive and needs a terminal; in a pipe, "
+                               "`fleqc run --trace` prints every step")
     from fleqc.machines import machine_of
     from fleqc.observe.debug import Debugger, make_app
 

@@ -88,7 +88,7 @@ with ``commands=("run",)`` and ``integer=False`` (``--input FILE``) reaches ``ru
 and stream it); such a machine sets ``streams_output``, and ``fleqc run`` then prints the program's
 output to stdout as it comes (the API's ``output`` option receives it), the run's figures on stderr
 or in ``--json``, and no label values. A machine whose card is not laid out as scratch | memory | instructions overrides
-``check_card``, ``health_check`` and ``pc_column``. tests/plugin_machine.py is a working example
+``check_card``, ``health_check`` and ``pc_column``. tests/support/plugin_machine.py is a working example
 registered by a test.
 """
 

@@ -155,9 +155,11 @@ class ClassicMachine(Machine):
     def describe_step(self, program: ClassicProgram, names: Names, step: int, pc: int, next_pc: int,
                       before: Reader, after: Reader) -> TraceEvent:
         """The three words A, B, C at ``pc``: input (A = -1) writes mem[B]; output (B = -1) reads
-        mem[A]; otherwise mem[B] -= mem[A], branching to C when the result is <= 0."""
+        mem[A]; otherwise mem[B] -= mem[A], branching to C when the result is <= 0. The next pc is
+        the instruction's (C, or pc + 3 wrapped to N bits), as the reference has it: the
+        transformer keeps a halt as a flag beside the pc register, not as a negative pc."""
         a, b, c = before(pc), before(pc + 1), before(pc + 2)
-        mask = (1 << program.bits) - 1
+        mask, half = (1 << program.bits) - 1, 1 << (program.bits - 1)
         if a == -1:
             text, reads, writes, branch = f"in {names.cell(b & mask)}", (), (access("b", b & mask, names, after),), False
         elif b == -1:
@@ -168,7 +170,8 @@ class ClassicMachine(Machine):
             text = f"subleq {names.cell(a & mask)}, {names.cell(b & mask)}, {c}"
             reads = (access("a", a & mask, names, before), access("b", b & mask, names, before))
             writes, branch = (written,), written.value <= 0
-        return TraceEvent(step, pc, next_pc, bool(branch), c, program.source_name, 0, "", f"{a} {b} {c}: {text}",
+        following = c if branch else ((pc + 3 + half) & mask) - half
+        return TraceEvent(step, pc, following, bool(branch), c, program.source_name, 0, "", f"{a} {b} {c}: {text}",
                           reads, writes)
 
     def prepare(self, card: Card, options: Options) -> Card:

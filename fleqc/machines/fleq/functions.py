@@ -99,6 +99,12 @@ class FleqFunction:
     bound: ErrorBound = EXACT
     limits: tuple[Limit, ...] = ()
     resizes: bool = False  # mov: the destination may be another size of the same rank (see fit_shape)
+    # how operands inside the window are drawn for the accuracy checks: (rng, shape) -> (a, b or None)
+    sample: Optional[Callable[[np.random.Generator, tuple], tuple[np.ndarray, Optional[np.ndarray]]]] = None
+    # the exact value at one entry where it is rational (Fraction a, Fraction b -> Fraction) ...
+    exact: Optional[Callable[[Fraction, Fraction], Fraction]] = None
+    # ... else what stands for the correctly rounded value (IEEE sqrt, numpy's exp and log: within 1 ulp)
+    stand_in: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
     def gives(self, result: Shape, dst: Shape) -> bool:
         """Whether a result of shape ``result`` may be stored in a destination of shape ``dst``."""
@@ -267,55 +273,104 @@ _PRODUCT_LIMIT = Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b
                        True)
 _TAB_RANGE = _operand_a(lambda x: (np.abs(x) > _TAB_LO) & (np.abs(x) <= _TAB_HI), "2^-81 < |x| <= 2^81")
 
+# Operand samplers across each window (random binary exponents [lo, hi), 53-bit mantissas, signs):
+# fleqc.machines.fleq.ulps measures every function on them.
+LOWEST_EXPONENT = -1074  # 2^-1074: the smallest subnormal
+_TAB_EXPONENTS = (TABLE_LADDER.thresholds[0] + 1, TABLE_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
+_FACTOR_EXPONENTS = (PRODUCT_LADDER.thresholds[0] + 1, PRODUCT_LADDER.thresholds[-1])  # 2^-96 < |b| <= 2^96
+
+
+def floats(rng: np.random.Generator, shape, lo: int, hi: int, signed: bool = True) -> np.ndarray:
+    """Values m 2^e with e uniform in [lo, hi) and m uniform in [1, 2) (rounded to 53 bits)."""
+    x = np.ldexp(rng.uniform(1.0, 2.0, shape), rng.integers(lo, hi, shape))
+    return x * rng.choice([-1.0, 1.0], shape) if signed else x
+
+
+def _unary_sample(lo: int, hi: int, signed: bool = True):
+    return lambda rng, s: (floats(rng, s, lo, hi, signed), None)
+
+
+def _sum_sample(rng, s):  # |a|, |b| < 2^999: |a +- b| < 2^1000
+    return floats(rng, s, LOWEST_EXPONENT, 999), floats(rng, s, LOWEST_EXPONENT, 999)
+
+
+def _product_sample(lowest: int):  # |a| < 2^(1000 - 96 - 5): |a b| < 2^995, a sum of 8 below 2^998
+    return lambda rng, s: (floats(rng, s, lowest, 1000 - _FACTOR_EXPONENTS[1] - 5), floats(rng, s, *_FACTOR_EXPONENTS))
+
+
+def _sigmoid_sample(rng, s):  # half across every exponent, half in the curved part |x| < 40 (where it errs)
+    return np.where(rng.random(s) < 0.5, floats(rng, s, LOWEST_EXPONENT, 1000), rng.uniform(-40.0, 40.0, s)), None
+
+
+def _sigmoid_stand_in(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x) with full relative precision in both tails (e^x / (1 + e^x) for x < 0)."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
 _ENTRY, _A = frozenset({"a_entry", "b_entry"}), frozenset({"a_entry"})
 FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
     f.name: f
     for f in [
         FleqFunction("add", 2, _same_shape, lambda a, b: a + b, "a + b (same shapes)", "add", _entrywise, _ENTRY,
-                     limits=(_result(lambda a, b: a + b, "|a + b| <= 2^1000"),)),
+                     limits=(_result(lambda a, b: a + b, "|a + b| <= 2^1000"),), sample=_sum_sample,
+                     exact=lambda a, b: a + b),
         FleqFunction("sub", 2, _same_shape, lambda a, b: a - b, "a - b (same shapes)", "sub", _entrywise, _ENTRY,
-                     limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),)),
+                     limits=(_result(lambda a, b: a - b, "|a - b| <= 2^1000"),), sample=_sum_sample,
+                     exact=lambda a, b: a - b),
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: product(a, b),
                      "elementwise a * b (IEEE; see product()); a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
-                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"))),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000")),
+                     sample=_product_sample(LOWEST_EXPONENT), exact=lambda a, b: a * b),
         FleqFunction("mulerr", 2, _broadcast_scalar, lambda a, b: product_error(a, b),
                      "elementwise a * b - mul(a, b), exactly (the rounding error of mul; see product_error())",
                      "mulerr", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
                      (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"),
                       _operand_a(lambda x: (x == 0) | (np.abs(x) > SMALL_X), "a = 0 or |a| > 2^-500",
-                                 by_weights=False))),
+                                 by_weights=False)),
+                     sample=_product_sample(-499),  # |a| > 2^-500: mulerr's window
+                     exact=lambda a, b: a * b - Fraction(float(a * b))),  # a float: no rounding left
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: matmul(a, b),
                      "matrix product a @ b (IEEE products, summed pairwise; see matmul())",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
                      ErrorBound(componentwise=True, ulps=8),
-                     (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"))),
+                     (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000")),
+                     sample=_product_sample(LOWEST_EXPONENT), exact=lambda a, b: a * b),  # per term
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
-                     "copy", _transpose_views, frozenset({"a_entry", "a_transposed"})),
+                     "copy", _transpose_views, frozenset({"a_entry", "a_transposed"}),
+                     sample=_unary_sample(LOWEST_EXPONENT, 1000), exact=lambda a, _b: a),
         FleqFunction("mov", 1, _elementwise, lambda a, _: a.copy(),
                      "copy of a (into a cell of another size of the same rank: cut or padded with zeros)",
-                     "copy", _unary, _A, resizes=True),
+                     "copy", _unary, _A, resizes=True, sample=_unary_sample(LOWEST_EXPONENT, 1000),
+                     exact=lambda a, _b: a),
         FleqFunction("relu", 1, _elementwise, lambda a, _: np.maximum(a, 0.0), "max(a, 0) elementwise",
-                     "relu", _unary, _A),
+                     "relu", _unary, _A, sample=_unary_sample(LOWEST_EXPONENT, 1000),
+                     exact=lambda a, _b: max(a, Fraction(0))),
         FleqFunction("sigmoid", 1, _elementwise, lambda a, _: fleq_tables.evaluate("sigmoid", a),
                      "1 / (1 + exp(-a)) elementwise, e^z with z from a table (6.6e-8 relative)",
-                     "sigmoid", _unary, _A, ErrorBound(ulps=6e8)),
+                     "sigmoid", _unary, _A, ErrorBound(ulps=6e8), sample=_sigmoid_sample,
+                     stand_in=_sigmoid_stand_in),  # numpy's formula: up to 1.8 ulps from the exact value
         FleqFunction("recip", 1, _elementwise, lambda a, _: fleq_tables.evaluate("recip", a),
                      "1 / a elementwise, from a table (2.4e-7 relative; see fleqc.machines.fleq.tables)", "recip", _unary,
-                     _A, ErrorBound(ulps=4e9), (_TAB_RANGE,)),
+                     _A, ErrorBound(ulps=4e9), (_TAB_RANGE,), sample=_unary_sample(*_TAB_EXPONENTS),
+                     exact=lambda a, _b: 1 / a),
         FleqFunction("sqrt", 1, _elementwise, lambda a, _: fleq_tables.evaluate("sqrt", a),
                      "square root elementwise, from a table (3.1e-8 relative)",
                      "sqrt", _unary, _A, ErrorBound(ulps=5e8),
                      (_operand_a(lambda x: (x >= -_TAB_LO) & (x <= _TAB_HI), "-2^-81 <= x <= 2^81"),
-                      _operand_a(lambda x: (x == 0) | (x > _TAB_LO), "x = 0 or x > 2^-81", by_weights=False))),
+                      _operand_a(lambda x: (x == 0) | (x > _TAB_LO), "x = 0 or x > 2^-81", by_weights=False)),
+                     sample=_unary_sample(*_TAB_EXPONENTS, signed=False), stand_in=np.vectorize(math.sqrt, otypes=[float])),
         FleqFunction("exp", 1, _elementwise, lambda a, _: fleq_tables.evaluate("exp", a),
                      "e ** a elementwise, 2^n times a table (3.2e-8 relative; 0 below -768)",
                      "exp", _unary, _A, ErrorBound(ulps=6e8),
-                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),)),
+                     (_operand_a(lambda x: x <= EXP_MAX, f"x <= {EXP_MAX!r} (e^x <= 2^1000)"),),
+                     sample=lambda rng, s: (rng.uniform(-745.0, EXP_MAX, s), None), stand_in=np.exp),
         FleqFunction("log", 1, _elementwise, lambda a, _: fleq_tables.evaluate("log", a),
                      "natural logarithm elementwise, from a table (1.21e-7 absolute)",
                      "log", _unary, _A, ErrorBound(ulps=2.0**53),
-                     (_operand_a(lambda x: (x > _TAB_LO) & (x <= _TAB_HI), "2^-81 < x <= 2^81"),)),
+                     (_operand_a(lambda x: (x > _TAB_LO) & (x <= _TAB_HI), "2^-81 < x <= 2^81"),),
+                     sample=_unary_sample(*_TAB_EXPONENTS, signed=False), stand_in=np.log),
     ]
 }
 

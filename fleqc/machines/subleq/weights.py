@@ -24,7 +24,7 @@ from fleqc.transformer.layers import LoopedTransformer
 # every other key by at least T (write head) or 2T (reads): 1024 or more, so every other key's
 # softmax weight is exp(-1024) = 0.0 exactly in float64 (it underflows below e^-745). Softmax mode
 # is therefore hardmax mode bit for bit, at every layer and not only between passes, and an engine
-# may skip those keys exactly (fleqc/transformer/engine.py).
+# may skip those keys exactly (fleqc/transformer/incremental.py).
 TEMPERATURE = 1024.0
 
 

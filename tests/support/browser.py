@@ -29,7 +29,7 @@ class Browser:
     """One headless Chromium with one page (``open``, ``evaluate``, ``click``, ``key``, ``screenshot``)."""
 
     def __init__(self, executable: str, profile: Path, width: int = 1300, height: int = 1000,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0) -> None:  # a hung browser's bound: each reply takes milliseconds
         commands_read, commands_write = os.pipe()
         replies_read, replies_write = os.pipe()
 
@@ -133,7 +133,7 @@ class Browser:
         except (RuntimeError, OSError, TimeoutError):
             pass
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=10)  # then it is killed: closing is best effort, nothing is checked
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

@@ -61,7 +61,7 @@ def assert_fleq_lockstep(program: LinkedProgram, card: Card, max_steps: int,
     Returns (steps, halted). A domain error must come from both sides (one table of windows); then
     the run ends there. ``machine_pass(X) -> Y`` is
     one pass (default: the sparse evaluation of the weights, fleqc.transformer.sparse, which
-    tests/test_fast.py holds to the dense forward pass; tests/interop_lockstep.py passes other
+    tests/test_fast.py holds to the dense forward pass; tests/support/interop_lockstep.py passes other
     engines').
     """
     model = weights_for(card.config)

@@ -8,7 +8,7 @@
 - FLEQ (:func:`fleq_engine_lockstep`): Y equals numpy's dense pass exactly (every sum the machine
   makes is exact in any order or has two nonzero terms, and its softmax weights are exactly 0, 1 or
   1/2^k: no engine's exp or order of addition shows), and the decoded state is checked against the
-  reference interpreter's step from the engine's own state, bit for bit (tests/fleq_checks.py).
+  reference interpreter's step from the engine's own state, bit for bit (tests/support/fleq_checks.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fleqc.card.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
 from fleqc.transformer import forward
-from tests.fleq_checks import assert_fleq_lockstep
+from tests.support.fleq_checks import assert_fleq_lockstep
 
 EnginePass = Callable[[np.ndarray], np.ndarray]
 

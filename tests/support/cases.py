@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/support/cases.py -> the repository
 SAMPLES_DIR = REPO_ROOT / "samples"
 
 DEFAULT_MAX_STEPS = 100_000

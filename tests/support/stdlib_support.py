@@ -1,7 +1,7 @@
 """Helpers for the stdlib and application tests: run a program on a backend by name.
 
 Backends: ``reference`` (exact numpy), ``noisy`` (the reference with the seeds perturbed: recip, sqrt,
-log and exp by 1e-6, sigmoid by its table's 6.6e-8, tests/noisy.py) and ``transformer`` (the FLEQ
+log and exp by 1e-6, sigmoid by its table's 6.6e-8, tests/support/noisy.py) and ``transformer`` (the FLEQ
 looped transformer; slow, and skipped while fleqc.runner.run_transformer cannot run FLEQ cards).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import fleqc
-from tests.noisy import noisy_functions
+from tests.support.noisy import noisy_functions
 
 BACKENDS = [
     "reference",
