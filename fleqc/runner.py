@@ -190,6 +190,7 @@ class Run:
         self.card: Optional[Card] = None
         self.model: Optional[LoopedTransformer] = None
         self.X: Optional[np.ndarray] = None
+        self._stats: Any = None
         if isinstance(target, Card):
             if validate or self.backend == "reference":
                 self._program, pc = validate_card(target)

@@ -38,9 +38,15 @@ class TernaryCheck:
             raise ValueError("TernaryCheck takes one card (d x n) at a time")
         cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns)
         block = X[:, cols]
-        if len(self.rows) == X.shape[0]:  # the common case first: every entry exactly -1, 0 or +1
-            magnitude = np.abs(block)
-            if ((magnitude == 1.0) | (magnitude == 0.0)).all():
+        # the common case first: every ternary entry exactly -1, 0 or +1 and every other one finite
+        magnitude = np.abs(block)
+        exact = (magnitude == 1.0) | (magnitude == 0.0)
+        if len(self.rows) == X.shape[0]:
+            if exact.all():
+                return
+        else:
+            ternary, others = self._split(X.shape[0])
+            if exact[ternary].all() and np.isfinite(magnitude[others]).all():
                 return
         finite = np.isfinite(block)
         if not finite.all():
@@ -55,3 +61,13 @@ class TernaryCheck:
         if deviation[worst] > self.tolerance:
             row, col = int(rows[worst[0]]), int(cols[worst[1]])
             raise MachineFault(step, self.labels[row], col, float(X[row, col]), float(deviation[worst]))
+
+    def _split(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ternary rows and the others (which need only be finite), as index arrays (kept)."""
+        split = getattr(self, "_rows_split", None)
+        if split is None or split[0].size + split[1].size != d:
+            mask = np.zeros(d, dtype=bool)
+            mask[np.asarray(self.rows, dtype=np.int64)] = True
+            split = (np.flatnonzero(mask), np.flatnonzero(~mask))
+            object.__setattr__(self, "_rows_split", split)
+        return split

@@ -65,6 +65,17 @@ def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _c(np.cumsum(ptr)), _c(cols, np.int64), _c(matrix[rows, cols], np.float64)
 
 
+def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pointers and indices of the transpose of a matrix given by its nonzeros row by row (ptr,
+    idx; ``width`` columns): for each column, the rows where it is nonzero, in increasing order."""
+    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+    order = np.argsort(idx, kind="stable")
+    counts = np.bincount(idx, minlength=width)
+    tptr = np.zeros(width + 1, dtype=np.int64)
+    np.cumsum(counts, out=tptr[1:])
+    return _c(tptr), _c(rows[order], np.int64)
+
+
 def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None = None) -> tuple:
     """The index tuple (fields ``kernels.IX_*``) of one vector per column; ``values`` (n, dv), dv may be 0.
 
@@ -218,13 +229,15 @@ class IncrementalEngine:
             else:
                 kinds.append(0)
                 where.append(len(ffns))
+                d = layer.width
                 written_mask = np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0)
                 written = np.flatnonzero(written_mask)
-                readers = _csr(layer.w1.T)  # per row: the units that read it
-                writes = _csr(layer.w2.T)  # per unit: the rows it writes
-                ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64),
-                             _c(written, np.int64), np.zeros((self.n, layer.hidden)), readers[0], readers[1],
-                             writes[0], writes[1], _c(written_mask, np.bool_)))
+                w1, w2 = _csr(layer.w1), _csr(layer.w2)
+                readers = _transposed(w1[0], w1[1], d)  # per row: the units that read it
+                writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
+                ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
+                             _c(written, np.int64), np.zeros((self.n, layer.hidden)), *readers, *writes,
+                             _c(written_mask, np.bool_)))
                 max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:

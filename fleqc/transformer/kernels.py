@@ -426,9 +426,27 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
     ov = qix[IX_OVERFLOW]
     col_best = head[HD_COL_BEST]
     col_result = head[HD_COL_RESULT]
-    for o in range(qix[IX_META][0]):  # queries outside the index: computed every time
+    n_ov = qix[IX_META][0]
+    done = 0
+    for o in range(n_ov):  # queries outside the index: computed every time, once per distinct query
         col = ov[o]
-        best = attend(Q[col], kix, K, V, reach, hardmax, slack, sc, result[:dv])
+        seen = -1
+        for j in range(min(done, 8)):  # a query equal to one computed already (lanes share theirs): its result
+            if not _differs(Q[col], Q[ov[j]]):
+                seen = ov[j]
+                break
+        if seen >= 0:
+            best = col_best[seen]
+            result[:dv] = col_result[seen]
+        else:
+            best = attend(Q[col], kix, K, V, reach, hardmax, slack, sc, result[:dv])
+            if o == done:
+                done += 1
+            else:  # keep the distinct queries first in the overflow (its order is free)
+                ov[o], ov[done] = ov[done], ov[o]
+                qix[IX_OV_POS][ov[o]] = o
+                qix[IX_OV_POS][ov[done]] = done
+                done += 1
         col_best[col] = best
         if best < fmeta[0]:
             fmeta[0] = best

@@ -28,8 +28,9 @@
                                  exp's 2^(64 A)); fault if an operand is outside the selected
                                  block's domain
     22-23  ReLU       sign       the result's exact sign, parts A and B (the flag when flag = dst)
-    24     attention  gather     every column: wval[r] <- out of lane r (one head per entry); head 0
-                                 also brings lane 0's sign
+    24     attention  gather     the destination column: wval[r] <- out of lane r (one head per
+                                 entry); head 0 also brings lane 0's sign to the lanes; every other
+                                 column receives exact zeros
     25     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0] (the exact
                                  sign, part C); temps <- 0
     26     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
@@ -250,8 +251,17 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
         ffn.unit({R.not_lane: 1.0}, 0.0, {not_in: 1.0})
         for r in range(c * c):
             ffn.unit({R["c_not_mask"][r]: 1.0, ent[r]: -1.0}, 0.0, {not_in: 1.0})
-    with ffn.part("product pipeline"):  # 1 - [prod] - [mulerr] + ... : exactly one block is selected
-        ffn.unit({R.op(name): 1.0 for name in PRODUCT_OPS}, 1.0 - len(PRODUCT_OPS), {R["not_product"][0]: 1.0})
+    with ffn.part("product pipeline"):
+        # not_product = 1 - [the block is prod or mulerr, and this lane's entry lies inside the result's
+        # shape]: in lane r, ReLU(2 - sum of the product blocks' c_not_op - c_not_mask[r] - 2 not_entry[r])
+        # is 1 exactly then (the c_not_op rows of the product blocks sum to 1 when one is selected, else
+        # 2) and 0 otherwise, and 0 in every other column (not_entry[r] = 1 there). So a lane outside the
+        # shape, and every non-lane column, keeps the pipeline closed and its rows unchanged from pass to
+        # pass (the select layer discards those entries anyway: not_in).
+        for r in range(c * c):
+            terms = {R.op(name): -1.0 for name in PRODUCT_OPS} | {R["c_not_mask"][r]: -1.0, ent[r]: -2.0}
+            ffn.unit(terms, float(len(PRODUCT_OPS)), {R["not_product"][0]: -1.0})
+        ffn.bias(R["not_product"][0], 1.0)
         ffn.unit({R.op(name): 1.0 for name in EXP_OPS}, 1.0 - len(EXP_OPS), {R["not_exp"][0]: 1.0})
     with ffn.part("next pc"):
         blocks.increment_code(ffn, R.rows, blocks.Gate(R.lane, 8.0 * 2.0 ** R["pc"].size))
@@ -577,15 +587,25 @@ def _result_sign_b(R: _Rows) -> FeedForwardBuilder:
 
 
 def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
-    """Head r: every column attends lane r only (gap 1024, weight exactly 1) and copies its out into
-    wval[r]; head 0 also copies lane 0's result sign (t and big) into sign_dst_t, sign_dst_big, for
-    the branch when flag = dst."""
+    """Head r: the destination column attends lane r only (gap 1024, weight exactly 1) and copies its
+    out into wval[r]; head 0 also copies lane 0's result sign (t and big) into sign_dst_t,
+    sign_dst_big, for the branch when flag = dst, and so it is read by the lanes too.
+
+    Every other column attends the non-lane columns, whose out and sign rows are exactly 0, and so
+    receives exact zeros: it does not change, and an engine that recomputes what changed does not
+    touch it. Scores: query [-P ; -2P not_wen (+ 2P lane, head 0)], key [not_entry[r] ; lane]. The
+    destination (not_wen = 0): lane r scores 0, every other column -P. Any other column (not_wen
+    about 1): lane r scores about -2P, the other lanes about -3P, the non-lanes -P. A lane, head 0
+    (-2P not_wen + 2P lane about 0): lane 0 scores about 0, the other lanes about -P, the non-lanes -P.
+    """
     heads = []
     for r in range(lanes):
         moves = [("out", "wval", r)] + ([("sign_res_t", "sign_dst_t", 0), ("sign_res_big", "sign_dst_big", 0)]
                                          if r == 0 else [])
-        head = HeadBuilder(f"gather {r}", R.rows, dk=1, dv=len(moves))
+        head = HeadBuilder(f"gather {r}", R.rows, dk=2, dv=len(moves))
         head.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][r]: 1.0})
+        head.query_terms(1, {R["not_wen"][0]: -2.0 * PENALTY} | ({R.lane: 2.0 * PENALTY} if r == 0 else {}))
+        head.key_terms(1, {R.lane: 1.0})
         for slot, (source, target, k) in enumerate(moves):
             head.carries(slot, {R[source][0]: 1.0}, {R[target][k]: 1.0})
         heads.append(head)
