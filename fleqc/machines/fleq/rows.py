@@ -79,7 +79,7 @@ _ALL_PARTS = tuple(part for part, _ in SIGN_PARTS)
 SIGNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (  # (which, of what, where, its parts)
     ("flag", "mem[flag]", "lanes", _ALL_PARTS),
     ("res", "out", "lanes", _ALL_PARTS),
-    ("dst", "out of lane 0", "the lanes and the destination", ("t", "big")),
+    ("dst", "out of lane 0", "the lanes", ("t", "big")),
 )
 SIGN_ROWS: tuple[str, ...] = tuple(f"sign_{which}_{part}" for which, _, _, parts in SIGNS for part in parts)
 
@@ -164,6 +164,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("exp_g", 1, "temp", "every column: e^r from exp's table, in [1, 2 + 2^-24)"),
         ("exp_s", 1, "temp", "every column: 2^(8 B + C) exp_g"),
         ("out", 1, "temp", "lanes: this lane's result entry"),
+        ("outv", S, "temp", "lane r: out in row r (0 in the other rows and columns), for the gather"),
         ("wval", S, "temp", "the destination column: the result entries gathered from the lanes"),
         *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
           for which, x, where, parts in SIGNS for part, doc in SIGN_PARTS if part in parts),

@@ -152,7 +152,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
-        _result_sign_a(R).build("result sign A"),
+        _result_sign_a(R, config.lanes).build("result sign A"),
         _result_sign_b(R).build("result sign B"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes, P).build("commit"),
@@ -566,12 +566,15 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 # -- 22, 23: the result's exact sign ------------------------------------------------------------
 
 
-def _result_sign_a(R: _Rows) -> FeedForwardBuilder:
+def _result_sign_a(R: _Rows, lanes: int) -> FeedForwardBuilder:
     """Layer A of the exact sign of out (fleqc.blocks.exact), in every lane: the branch reads lane
-    0's when flag = dst (the result is then a scalar)."""
+    0's when flag = dst (the result is then a scalar); beside it, each lane's out in a row of its
+    own for the gather (:func:`_spread`)."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("result sign"):
         sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
+    with ffn.part("spread"):
+        _spread(R, ffn, lanes)
     return ffn
 
 
@@ -586,29 +589,56 @@ def _result_sign_b(R: _Rows) -> FeedForwardBuilder:
 # -- 24: gather -----------------------------------------------------------------------------------
 
 
-def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
-    """Head r: the destination column attends lane r only (gap 1024, weight exactly 1) and copies its
-    out into wval[r]; head 0 also copies lane 0's result sign (t and big) into sign_dst_t,
-    sign_dst_big, for the branch when flag = dst, and so it is read by the lanes too.
+def lane_groups(lanes: int) -> list[range]:
+    """The lanes split into runs whose sizes are powers of two, largest first (the binary digits of
+    ``lanes``): one gather head per run, so that every weight it gives is exactly 1/2^k."""
+    groups, start = [], 0
+    for k in range(lanes.bit_length() - 1, -1, -1):
+        if lanes & (1 << k):
+            groups.append(range(start, start + (1 << k)))
+            start += 1 << k
+    return groups
 
-    Every other column attends the non-lane columns, whose out and sign rows are exactly 0, and so
-    receives exact zeros: it does not change, and an engine that recomputes what changed does not
-    touch it. Scores: query [-P ; -2P not_wen (+ 2P lane, head 0)], key [not_entry[r] ; lane]. The
-    destination (not_wen = 0): lane r scores 0, every other column -P. Any other column (not_wen
-    about 1): lane r scores about -2P, the other lanes about -3P, the non-lanes -P. A lane, head 0
-    (-2P not_wen + 2P lane about 0): lane 0 scores about 0, the other lanes about -P, the non-lanes -P.
-    """
-    heads = []
+
+def _spread(R: _Rows, ffn: FeedForwardBuilder, lanes: int) -> None:
+    """outv[r] = out in lane r, 0 in every other column (an exact gate on the static not_entry[r]):
+    each lane's result in a row of its own, for the gather."""
     for r in range(lanes):
-        moves = [("out", "wval", r)] + ([("sign_res_t", "sign_dst_t", 0), ("sign_res_big", "sign_dst_big", 0)]
-                                         if r == 0 else [])
-        head = HeadBuilder(f"gather {r}", R.rows, dk=2, dv=len(moves))
-        head.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][r]: 1.0})
-        head.query_terms(1, {R["not_wen"][0]: -2.0 * PENALTY} | ({R.lane: 2.0 * PENALTY} if r == 0 else {}))
-        head.key_terms(1, {R.lane: 1.0})
-        for slot, (source, target, k) in enumerate(moves):
-            head.carries(slot, {R[source][0]: 1.0}, {R[target][k]: 1.0})
+        gate(ffn, {R["out"][0]: 1.0}, [R["not_entry"][r]], {R["outv"][r]: 1.0})
+
+
+def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
+    """The destination column gathers every lane's result: wval[r] <- out of lane r; the lanes get
+    lane 0's result sign (t and big) in sign_dst_t, sign_dst_big, for the branch when flag = dst.
+
+    Gather head g (one per run of 2^k lanes, :func:`lane_groups`): query T (1 - 2 not_wen), key
+    [the column is a lane of the run] (from the static not_entry rows: 2^k - sum not_entry[r]).
+    The destination (not_wen = 0 exactly) scores T on the run's lanes and 0 on every other column:
+    weight exactly 2^-k on each of the run's lanes, exactly 0 elsewhere (gap T = 1024). Its value is
+    2^k outv[r] (exact), nonzero only in lane r: so wval[r] = 2^-k 2^k out of lane r, bit for bit
+    (one nonzero term). Every other column (not_wen about 1) scores about -T on the run's lanes and
+    0 on the other columns, whose outv rows of the run are exactly 0: it receives exact zeros and
+    does not change.
+
+    Sign head: query [-P ; -2P not_lane], key [not_entry[0] ; lane]. A lane scores 0 on lane 0 and
+    -P on every other column: it copies lane 0's sign rows. Any other column scores -P on the
+    non-lanes, -2P or -3P on the lanes: it attends the non-lanes, whose sign rows are exactly 0.
+    """
+    T = PENALTY
+    heads = []
+    for g, run in enumerate(lane_groups(lanes)):
+        head = HeadBuilder(f"gather {run.start}-{run.stop - 1}", R.rows, dk=1, dv=len(run))
+        head.query_terms(0, {R.one: T, R["not_wen"][0]: -2.0 * T})
+        head.key_terms(0, {R.one: float(len(run))} | {R["not_entry"][r]: -1.0 for r in run})
+        for slot, r in enumerate(run):
+            head.carries(slot, {R["outv"][r]: float(len(run))}, {R["wval"][r]: 1.0})
         heads.append(head)
+    sign = HeadBuilder("gather sign", R.rows, dk=2, dv=2)
+    sign.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][0]: 1.0})
+    sign.query_terms(1, {R.not_lane: -2.0 * PENALTY}).key_terms(1, {R.lane: 1.0})
+    sign.carries(0, {R["sign_res_t"][0]: 1.0}, {R["sign_dst_t"][0]: 1.0})
+    sign.carries(1, {R["sign_res_big"][0]: 1.0}, {R["sign_dst_big"][0]: 1.0})
+    heads.append(sign)
     return heads
 
 
