@@ -1,11 +1,13 @@
 """The incremental engine: the same pass as :func:`executor.forward`, at a cost that follows what changes.
 
 A looped transformer that runs a program changes few columns of X per pass (the scratchpad, the
-written cell, a machine's lanes). The engine keeps every layer's output from the previous pass and
-recomputes only what can differ:
+written cell, a machine's lanes). The engine keeps every layer's output from the previous pass (on
+the rows the layer writes: the state is versioned by row, :mod:`fleqc.transformer.kernels`, so no
+layer copies the rows it does not write) and recomputes only what can differ, following the rows
+of each column that changed:
 
-- **Feed-forward layers** act on each column alone: only the columns whose input changed are
-  recomputed, through the nonzeros of W1 and W2.
+- **Feed-forward layers** act on each column alone: only the hidden units that read a changed row
+  are recomputed, and only the rows whose units or input changed, through the nonzeros of W1 and W2.
 - **Attention layers** keep, per head, every column's query, key and value (like a key-value
   cache), an index of the keys and an index of the queries (:mod:`fleqc.transformer.kernels`: a
   sorted implicit trie searched with exact upper bounds). Columns with identical queries form one
@@ -74,6 +76,24 @@ def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarra
     tptr = np.zeros(width + 1, dtype=np.int64)
     np.cumsum(counts, out=tptr[1:])
     return _c(tptr), _c(rows[order], np.int64)
+
+
+def _slots(written: list[np.ndarray], d: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The slots of the versioned state (``kernels``, versioned rows) of layers writing the rows
+    ``written[l]`` (a mask each): src (L + 1, d), the slot holding row r at layer l's input (src[L]:
+    at the pass's output); dst (L, d), the slot layer l writes row r into (-1: it does not); the
+    number of slots (d input slots, then one per layer and row it writes)."""
+    L = len(written)
+    src = np.zeros((L + 1, d), np.int64)
+    dst = np.full((L, d), -1, np.int64)
+    src[0] = np.arange(d)
+    top = d
+    for l, mask in enumerate(written):
+        rows = np.flatnonzero(mask)
+        dst[l, rows] = top + np.arange(len(rows))
+        top += len(rows)
+        src[l + 1] = np.where(mask, dst[l], src[l])
+    return src, dst, top
 
 
 def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None = None) -> tuple:
@@ -183,13 +203,13 @@ class IncrementalEngine:
         d, n = X.shape
         self.n = n
         L = len(model.layers)
-        self.A = np.zeros((L + 1, n, d))  # A[0]: the state (by column); A[l + 1]: layer l's output
-        self.A[0] = X.T
+        self._X0 = _c(X.T)  # the card, until the first pass has made the state S (by column: slots)
         self._counts = np.zeros(L, np.int64)  # columns recomputed per layer (the compiled pass adds to it)
         self.stats = EngineStats(columns=self._counts, seconds=[0.0] * L)
         self.rebuild_at = max(64, n // 16)
         self._dense = None  # the dense loop that takes over after a fallback
         self._first = True
+        self._finite = True
         self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -230,9 +250,11 @@ class IncrementalEngine:
                 kinds.append(0)
                 where.append(len(ffns))
                 d = layer.width
-                written_mask = np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0)
+                s1, s2 = layer.w1_sparse, layer.w2_sparse
+                written_mask = (np.diff(s2.ptr) > 0) | (layer.b2 != 0)
                 written = np.flatnonzero(written_mask)
-                w1, w2 = _csr(layer.w1), _csr(layer.w2)
+                w1 = (_c(s1.ptr, np.int64), _c(s1.idx, np.int64), _c(s1.val, np.float64))
+                w2 = (_c(s2.ptr, np.int64), _c(s2.idx, np.int64), _c(s2.val, np.float64))
                 readers = _transposed(w1[0], w1[1], d)  # per row: the units that read it
                 writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
                 ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
@@ -258,12 +280,16 @@ class IncrementalEngine:
                             np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
         self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
                                   self.row_scratch))
+        written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
+        self.src, self.dst, slots = _slots(written, d)
+        self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)
+        self.S[:, :d] = self._X0
 
-    def _init_attention(self, l: int) -> None:
+    def _init_attention(self, l: int, X: np.ndarray) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
         reads, proj, _, _, dims = self.att_tuples[self.where[l]][:5]
         H, dk, dv, h0 = (int(v) for v in dims)
-        P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
+        P = K.project(X, np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
         width = 2 * dk + dv
         for h in range(H):
             base = h * width
@@ -295,7 +321,7 @@ class IncrementalEngine:
     def X(self) -> np.ndarray:
         if self._dense is not None:
             return self._dense.X
-        view = self.A[0].T
+        view = self.S[:, :self.model.width].T
         view.flags.writeable = False
         return view
 
@@ -308,11 +334,13 @@ class IncrementalEngine:
                 return self._dense.step()
             if self._first:
                 return self._first_step()
+            if not self._finite:
+                return self._fallback()
             if self.timed:
                 status, *changed = self._timed_layers(*self._changed)
             else:
-                status, *changed = K.engine_pass(self.A, *self._changed, self.bundle, self.reach, self.hardmax, SLACK,
-                                                 self._counts)
+                status, *changed = K.engine_pass_versions(self.S, *self._changed, self.bundle, self.src, self.dst,
+                                                          self.reach, self.hardmax, SLACK, self._counts)
             if status != K.OK:
                 return self._fallback()
             self._changed = changed
@@ -324,33 +352,39 @@ class IncrementalEngine:
     def _timed_layers(self, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray):
         for l in range(len(self.kinds)):
             t = time.perf_counter()
-            status, cols, ptr, rows = K.layer_rows(l, self.A, cols, ptr, rows, self.bundle, self.reach, self.hardmax,
-                                                   SLACK)
+            status, cols, ptr, rows = K.layer_versions(l, self.S, cols, ptr, rows, self.bundle, self.src, self.dst,
+                                                       self.reach, self.hardmax, SLACK)
             self.stats.seconds[l] += time.perf_counter() - t
             if status != K.OK:
                 return status, cols, ptr, rows
             self.stats.columns[l] += len(cols)
-        for k, c in enumerate(cols):
-            changed = rows[ptr[k]:ptr[k + 1]]
-            self.A[0, c, changed] = self.A[-1, c, changed]
-        return K.OK, cols, ptr, rows
+        return K.finish_versions(self.S, cols, ptr, rows, self.src[-1]), cols, ptr, rows
 
     def _first_step(self) -> np.ndarray:
-        if not np.all(np.isfinite(self.A[0])):
+        if not np.all(np.isfinite(self._X0)):
             return self._fallback()
         every = np.arange(self.n, dtype=np.int64)
+        prev, cur = self._X0.copy(), np.zeros((self.n, self.model.width))  # each layer's input and output
         for l in range(len(self.kinds)):
             t = time.perf_counter()
             if self.kinds[l] == 1:
-                self._init_attention(l)
-            status = K.layer_first(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK)
+                self._init_attention(l, prev)
+                cur[:] = 0.0
+            status = K.layer_first_pair(l, prev, cur, every, self.bundle, self.reach, self.hardmax, SLACK)
             if status != K.OK:
                 return self._fallback()
+            rows = np.flatnonzero(self.dst[l] >= 0)
+            self.S[:, self.dst[l, rows]] = cur[:, rows]
+            prev, cur = cur, prev
             self.stats.seconds[l] += time.perf_counter() - t
             self.stats.columns[l] += self.n
-        differs = self.A[-1] != self.A[0]
+        final = prev
+        d = self.model.width
+        differs = final != self._X0
         changed = np.flatnonzero(np.any(differs, axis=1)).astype(np.int64)
-        self.A[0, changed] = self.A[-1, changed]
+        self.S[:, :d] = final
+        self._X0 = None
+        self._finite = bool(np.all(np.isfinite(self.S[changed, :d])))  # else the next pass is the dense one
         cols, rows = np.nonzero(differs[changed])
         ptr = np.zeros(len(changed) + 1, np.int64)
         np.add.at(ptr, cols + 1, 1)
@@ -377,5 +411,6 @@ class IncrementalEngine:
     def _fallback(self) -> np.ndarray:
         """Abandon incremental evaluation: this pass and every later one by the dense definition."""
         self.stats.fallbacks += 1
-        self._dense = PassLoop(self.model, self.A[0].T, self.mode, "dense")
+        X = self._X0 if self._X0 is not None else self.S[:, :self.model.width]
+        self._dense = PassLoop(self.model, X.T, self.mode, "dense")
         return self._dense.step()

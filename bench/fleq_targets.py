@@ -1,0 +1,170 @@
+"""The FLEQ machine's speed figures beside their targets, each run checked against the reference
+interpreter in the same run.
+
+Rows:
+
+- the scalar loop (mul, sub-and-branch, jmp) at n = 256 and the 8 x 8 matmul loop at n = 128:
+  instructions a second of ``Run(card).finish(K)`` on the transformer (the default engine), timed
+  after three steps of set-up (the weights are built once, outside the timing), medians of
+  ``--repeats`` with the two loops alternated; after every timed run the memory and pc must equal
+  the reference interpreter's after as many steps;
+- whole processes (``python -m fleqc ...``, after one untimed run so that numba's cache is warm):
+  ``fleqc calc "(1 + 2) * 7 / 3"`` (its answer must be 7.0) and ``fleqc run`` of the 8 x 8 inverse,
+  power iteration and backpropagation (100 epochs) applications, wall seconds and peak resident
+  memory; each application's ``--json`` output (halted, steps, every label) must equal the
+  reference interpreter's (``--backend reference``, run beside it).
+
+A wrong result stops the script (exit status 1): a fast wrong answer measures nothing. No time is
+asserted. The machine is shared: read each median with its spread (min..max).
+
+    python bench/fleq_targets.py [--repeats 3] [--scalar-steps 3000] [--matmul-steps 300]
+                                 [--apps inverse8,power_iteration,backprop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import fleqc
+from common import ROOT  # bench/ is on the path when run as a script
+from fleqc.machines import weights_for
+from fleqc.runner import Run
+
+SCALAR = """
+.machine fleq
+.data
+x:    .word 1.0000001
+y:    .word 0.0
+i:    .word 1000000000.0
+one:  .word 1.0
+.text
+loop: mul y, x, x
+      fleq i, sub, i, one, i, done
+      jmp loop
+done: halt
+"""
+
+
+def _matrix(name: str, values) -> str:
+    return f"{name}: .matrix 8 8 " + ", ".join(repr(float(v)) for v in values)
+
+
+MATMUL = "\n".join([
+    ".machine fleq", ".data",
+    _matrix("A", [((i * 7) % 11 - 5) / 8 for i in range(64)]),
+    _matrix("B", [((i * 5) % 13 - 6) / 16 for i in range(64)]),
+    _matrix("C", [0.0] * 64),
+    ".text",
+    "loop: matmul C, A, B",
+    "      matmul C, C, B",
+    "      jmp loop",
+])
+
+CALC = ("(1 + 2) * 7 / 3", "7.0")
+APPS = {"inverse8": "apps/app_inverse8", "power_iteration": "apps/app_power_iteration",
+        "backprop": "apps/app_backprop"}
+TARGETS = {"scalar": ("instr/s", ">=", 2000.0), "matmul": ("instr/s", ">=", 150.0), "calc": ("s", "<=", 1.0),
+           "calc_mb": ("MB", "<=", 300.0), "inverse8": ("s", "<=", 2.0), "power_iteration": ("s", "<=", 3.0),
+           "backprop": ("s", "<=", 30.0)}
+
+
+def target(key: str) -> str:
+    unit, relation, value = TARGETS[key]
+    return f"target {relation} {value:,.0f} {unit}"
+
+
+def same_state(run: Run, reference: Run) -> bool:
+    return run.pc == reference.pc and all(
+        np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(run.memory(), reference.memory()))
+
+
+def loop_runs(source: str, columns: int, steps: int, warm: int = 3):
+    """A measurement of one loop: instructions a second of finish(steps) after ``warm`` steps, the
+    state checked against the reference interpreter's (exit 1 if it differs)."""
+    card = fleqc.build(fleqc.compile(source), columns=columns)
+    model = weights_for(card.config)
+    reference = Run(card, backend="reference")
+    reference.finish(warm + steps)
+
+    def measure() -> float:
+        run = Run(card, weights=model)
+        run.advance(warm)
+        start = time.perf_counter()
+        run.finish(steps)
+        rate = steps / (time.perf_counter() - start)
+        if run.steps != warm + steps or not same_state(run, reference):
+            sys.exit(f"the loop at n = {columns} differs from the reference interpreter after {run.steps} steps")
+        return rate
+
+    return measure
+
+
+def timed_process(args: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak resident MB, stdout) of ``python -m fleqc ARGS`` (the child reports its own
+    peak memory as it exits)."""
+    code = ("import resource, runpy, sys; sys.argv = ['fleqc'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_module('fleqc', run_name='__main__')\n"
+            "finally:\n    sys.stderr.write('\\nPEAK_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
+    if done.returncode != 0 or not peaks:
+        sys.exit(f"fleqc {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return seconds, int(peaks[-1]) / 1024, done.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scalar-steps", type=int, default=3000)
+    parser.add_argument("--matmul-steps", type=int, default=300)
+    parser.add_argument("--apps", default="inverse8,power_iteration,backprop",
+                        help="the applications to run as whole processes (comma-separated; '' for none)")
+    args = parser.parse_args()
+
+    loops = {"scalar": loop_runs(SCALAR, 256, args.scalar_steps), "matmul": loop_runs(MATMUL, 128, args.matmul_steps)}
+    rates: dict[str, list[float]] = {key: [] for key in loops}
+    for _ in range(args.repeats):
+        for key, measure in loops.items():
+            rates[key].append(measure())
+    labels = {"scalar": "FLEQ scalar loop (mul, sub-and-branch, jmp), n = 256",
+              "matmul": "FLEQ 8x8 matmul loop, n = 128"}
+    for key, values in rates.items():
+        print(f"{labels[key]:<56} {statistics.median(values):>9,.0f} instr/s  (min {min(values):,.0f}, "
+              f"max {max(values):,.0f}; {target(key)})  state == reference", flush=True)
+
+    timed_process(["calc", CALC[0]])  # numba's cache warm, as a second run finds it
+    runs = [timed_process(["calc", CALC[0]]) for _ in range(args.repeats)]
+    if any(out.strip() != CALC[1] for _, _, out in runs):
+        sys.exit(f"fleqc calc {CALC[0]!r} printed {runs[0][2]!r}, not {CALC[1]}")
+    seconds = [s for s, _, _ in runs]
+    print(f"{'fleqc calc \"' + CALC[0] + '\", whole process':<56} {statistics.median(seconds):>9.2f} s        "
+          f"(min {min(seconds):.2f}, max {max(seconds):.2f}; {target('calc')})  answer {CALC[1]}")
+    print(f"{'  its peak resident memory':<56} {max(p for _, p, _ in runs):>9.0f} MB       ({target('calc_mb')})",
+          flush=True)
+
+    for key in [a for a in args.apps.split(",") if a]:
+        path = str(ROOT / "samples" / f"{APPS[key]}.fleq")
+        seconds, peak, out = timed_process(["run", path, "--json", "--all-labels"])
+        _, _, expected = timed_process(["run", path, "--json", "--all-labels", "--backend", "reference"])
+        got, want = json.loads(out), json.loads(expected)
+        if got != want:
+            sys.exit(f"{APPS[key]}: the transformer's run differs from the reference interpreter's")
+        print(f"{'fleqc run ' + APPS[key] + '.fleq, whole process':<56} {seconds:>9.2f} s        "
+              f"({want['steps']:,} steps, peak {peak:.0f} MB; {target(key)})  == reference", flush=True)
+    print(f"(loops: medians of {args.repeats}, alternated, {args.scalar_steps} and {args.matmul_steps} steps a run; "
+          "processes: wall time of `python -m fleqc ...` with one BLAS thread, numba's cache warm)")
+
+
+if __name__ == "__main__":
+    main()
