@@ -52,6 +52,7 @@ from fleqc.blocks import common as blocks
 from fleqc.machines.fleq.product import SHARED_STAGES, ProductBlock
 from fleqc.blocks.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.blocks.exact import (
+    GATE,
     PENALTY,
     clear_rows,
     conjunction,
@@ -338,20 +339,35 @@ def _tables_interpolate(R: _Rows, ffn: FeedForwardBuilder) -> None:
     _table_units(ffn, R["q_tab"][0], tables, list(R["g_tab"]), on=R.lane)
 
 
+# The block that reads each single threshold (rows.SINGLE_THRESHOLDS): the row that is 0 when it is selected.
+THRESHOLD_USERS = {"sig_pos": "sigmoid", "sig_neg": "sigmoid", "exp_over": "exp or sigmoid",
+                   "exp_under": "exp or sigmoid", "negative": "tables"}
+
+
+def _users_closed(R: _Rows, users: str) -> dict[int, float]:
+    """Terms that close a distance unit (to 0, as for x = 0) unless the block that reads it is
+    selected: -2^1020 times a 0/1 row that is 0 then (exact zeros added otherwise)."""
+    row = {"sigmoid": R.op("sigmoid"), "exp or sigmoid": R["not_exp"][0], "tables": R["c_not_tab"][0]}[users]
+    return {row: -GATE}
+
+
 def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
-    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds."""
+    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds. Each is
+    closed (0) unless a block that reads it is selected: an unselected block's rows stay the same
+    from pass to pass, whatever the operands."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
         P.outer_ladder_a(ffn)
     with ffn.part("table ladder"):
-        x = {R["a_e"][0]: 1.0}
+        closed = _users_closed(R, "tables")
         for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
             tau = TABLE_LADDER.tau(j)
-            threshold_distance(ffn, x, tau, R.tl("r", j))
-            threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.tl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: 1.0, **closed}, tau, R.tl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: -1.0, **closed}, tau, R.tl("r", j))
     with ffn.part("thresholds"):
         for name, source, sign, level in SINGLE_THRESHOLDS:
-            threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
+            terms = {**_single_input(R, source, sign), **_users_closed(R, THRESHOLD_USERS[name])}
+            threshold_distance(ffn, terms, level, R.th(name, "r"))
     with ffn.part("flag sign A"):
         sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", ("r", "m")))
     return ffn
