@@ -4,10 +4,11 @@ interpreter in the same run.
 Rows:
 
 - the scalar loop (mul, sub-and-branch, jmp) at n = 256 and the 8 x 8 matmul loop at n = 128:
-  instructions a second of ``Run(card).finish(K)`` on the transformer (the default engine), timed
-  after three steps of set-up (the weights are built once, outside the timing), medians of
-  ``--repeats`` with the two loops alternated; after every timed run the memory and pc must equal
-  the reference interpreter's after as many steps;
+  instructions a second of ``Run(card).finish(K)`` on the transformer (the default engine: the
+  loop runs inside it), from the difference of a run of 20 steps and one of 20 + K (so the set-up
+  cancels out; the weights are built once, outside the timing), medians of ``--repeats`` with the
+  two loops alternated; after every timed run the memory and pc must equal the reference
+  interpreter's after as many steps;
 - whole processes (``python -m fleqc ...``, after one untimed run so that numba's cache is warm):
   ``fleqc calc "(1 + 2) * 7 / 3"`` (its answer must be 7.0) and ``fleqc run`` of the 8 x 8 inverse,
   power iteration and backpropagation (100 epochs) applications, wall seconds and peak resident
@@ -86,23 +87,29 @@ def same_state(run: Run, reference: Run) -> bool:
         np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(run.memory(), reference.memory()))
 
 
-def loop_runs(source: str, columns: int, steps: int, warm: int = 3):
-    """A measurement of one loop: instructions a second of finish(steps) after ``warm`` steps, the
-    state checked against the reference interpreter's (exit 1 if it differs)."""
+def loop_runs(source: str, columns: int, steps: int, warm: int = 20):
+    """A measurement of one loop: instructions a second between ``warm`` and ``warm + steps`` steps,
+    from two whole runs (``Run(card).finish(K)``, the loop inside the engine; the set-up and the
+    first passes cancel out), each run's state checked against the reference interpreter's after as
+    many steps (exit 1 if it differs)."""
     card = fleqc.build(fleqc.compile(source), columns=columns)
     model = weights_for(card.config)
-    reference = Run(card, backend="reference")
-    reference.finish(warm + steps)
+    references = {}
+    for total in (warm, warm + steps):
+        references[total] = Run(card, backend="reference")
+        references[total].finish(total)
+
+    def timed(total: int) -> float:
+        run = Run(card, weights=model)
+        start = time.perf_counter()
+        run.finish(total)
+        elapsed = time.perf_counter() - start
+        if run.steps != total or not same_state(run, references[total]):
+            sys.exit(f"the loop at n = {columns} differs from the reference interpreter after {run.steps} steps")
+        return elapsed
 
     def measure() -> float:
-        run = Run(card, weights=model)
-        run.advance(warm)
-        start = time.perf_counter()
-        run.finish(steps)
-        rate = steps / (time.perf_counter() - start)
-        if run.steps != warm + steps or not same_state(run, reference):
-            sys.exit(f"the loop at n = {columns} differs from the reference interpreter after {run.steps} steps")
-        return rate
+        return steps / (timed(warm + steps) - timed(warm))
 
     return measure
 

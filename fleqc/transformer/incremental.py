@@ -162,6 +162,19 @@ def _fresh(meta: np.ndarray | None) -> np.ndarray:
     return meta
 
 
+class ChangedColumns(np.ndarray):
+    """The columns a pass changed (an int64 array), carrying the rows of each that changed
+    (``changed_rows``: ptr, rows) for a health check that looks at those entries alone."""
+
+    changed_rows: tuple = None
+
+    @staticmethod
+    def of(cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> "ChangedColumns":
+        out = np.asarray(cols, dtype=np.int64).view(ChangedColumns)
+        out.changed_rows = (ptr, rows)
+        return out
+
+
 @dataclass
 class EngineStats:
     """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time."""
@@ -259,13 +272,13 @@ class IncrementalEngine:
                 writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
                 ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
                              _c(written, np.int64), np.zeros((self.n, layer.hidden)), *readers, *writes,
-                             _c(written_mask, np.bool_)))
+                             _c(written_mask, np.bool_), w1[1]))
                 max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_)))
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
@@ -278,10 +291,13 @@ class IncrementalEngine:
         d = model.width
         self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
                             np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
-        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
-                                  self.row_scratch))
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
         self.src, self.dst, slots = _slots(written, d)
+        for l in np.flatnonzero(self.kinds == 0):  # f[15]: the slot each nonzero of W1 reads (versioned rows)
+            f = ffns[self.where[l]]
+            ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64),)
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
+                                  self.row_scratch))
         self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)
         self.S[:, :d] = self._X0
 
@@ -345,7 +361,7 @@ class IncrementalEngine:
                 return self._fallback()
             self._changed = changed
             self._maintain()
-            return changed[0]
+            return ChangedColumns.of(*changed)
         finally:
             self.stats.total_seconds += time.perf_counter() - start
 

@@ -946,7 +946,8 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
                           is_written, umark, ulist, rmark, rlist):
     """:func:`feed_forward_rows` on versioned rows (above): the units that read a changed row are
     recomputed from the rows' current versions, the written rows whose units or input changed are
-    recomputed into their slots dst; a changed row the layer does not write only stays on the list."""
+    recomputed into their slots dst; a changed row the layer does not write only stays on the list.
+    i1: the slot each nonzero of W1 reads (its row's version at this layer's input)."""
     ncols = cols.shape[0]
     out_cols = np.empty(ncols, np.int64)
     out_ptr = np.zeros(ncols + 1, np.int64)
@@ -956,6 +957,7 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
     for k in range(ncols):
         c = cols[k]
         hidden = H[c]
+        y = S[c]
         nu = 0
         nr = 0
         start = m
@@ -984,8 +986,7 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
                 continue
             s = 0.0
             for p in range(p1[u], p1[u + 1]):
-                r = i1[p]
-                s += v1[p] * S[c, src[r]]
+                s += v1[p] * y[i1[p]]
             s += b1[u]
             if s > 0.0:
                 if s == np.inf:
@@ -1010,7 +1011,6 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
                 rmark[rlist[j]] = False
             return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
         out_rows = _grow(out_rows, m, nr)
-        y = S[c]
         for i in range(nr):
             r = rlist[i]
             rmark[r] = False
@@ -1159,7 +1159,7 @@ def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack
         return OK, cols.copy(), ptr.copy(), rows.copy()
     if kinds[l] == 0:
         f = ffns[where[l]]
-        return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+        return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
                                      f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3])
     a = atts[where[l]]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
