@@ -16,7 +16,8 @@ Rows:
   reference interpreter's (``--backend reference``, run beside it).
 
 A wrong result stops the script (exit status 1): a fast wrong answer measures nothing. No time is
-asserted. The machine is shared: read each median with its spread (min..max).
+asserted. The targets are wall times on a quiet machine; on a shared one read each median with its
+spread (min..max) and the CPU time printed beside it (of the process, or per instruction).
 
     python bench/fleq_targets.py [--repeats 3] [--scalar-steps 3000] [--matmul-steps 300]
                                  [--apps inverse8,power_iteration,backprop]
@@ -99,35 +100,37 @@ def loop_runs(source: str, columns: int, steps: int, warm: int = 20):
         references[total] = Run(card, backend="reference")
         references[total].finish(total)
 
-    def timed(total: int) -> float:
+    def timed(total: int) -> tuple[float, float]:
         run = Run(card, weights=model)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run.finish(total)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         if run.steps != total or not same_state(run, references[total]):
             sys.exit(f"the loop at n = {columns} differs from the reference interpreter after {run.steps} steps")
-        return elapsed
+        return elapsed, cpu
 
-    def measure() -> float:
-        return steps / (timed(warm + steps) - timed(warm))
+    def measure() -> tuple[float, float]:
+        (short, short_cpu), (long, long_cpu) = timed(warm), timed(warm + steps)
+        return steps / (long - short), steps / (long_cpu - short_cpu)
 
     return measure
 
 
-def timed_process(args: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak resident MB, stdout) of ``python -m fleqc ARGS`` (the child reports its own
-    peak memory as it exits)."""
+def timed_process(args: list[str]) -> tuple[float, float, str, float]:
+    """(wall seconds, peak resident MB, stdout, CPU seconds) of ``python -m fleqc ARGS`` (the child
+    reports its own peak memory and CPU time as it exits)."""
     code = ("import resource, runpy, sys; sys.argv = ['fleqc'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('fleqc', run_name='__main__')\n"
-            "finally:\n    sys.stderr.write('\\nPEAK_KB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "finally:\n    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+            "    sys.stderr.write('\\nPEAK_KB %d %f\\n' % (u.ru_maxrss, u.ru_utime + u.ru_stime))\n")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - start
-    peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
+    peaks = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
     if done.returncode != 0 or not peaks:
         sys.exit(f"fleqc {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return seconds, int(peaks[-1]) / 1024, done.stdout
+    return seconds, int(peaks[-1][0]) / 1024, done.stdout, float(peaks[-1][1])
 
 
 def main() -> None:
@@ -141,34 +144,40 @@ def main() -> None:
 
     loops = {"scalar": loop_runs(SCALAR, 256, args.scalar_steps), "matmul": loop_runs(MATMUL, 128, args.matmul_steps)}
     rates: dict[str, list[float]] = {key: [] for key in loops}
+    cpu_rates: dict[str, list[float]] = {key: [] for key in loops}
     for _ in range(args.repeats):
         for key, measure in loops.items():
-            rates[key].append(measure())
+            wall, cpu = measure()
+            rates[key].append(wall)
+            cpu_rates[key].append(cpu)
     labels = {"scalar": "FLEQ scalar loop (mul, sub-and-branch, jmp), n = 256",
               "matmul": "FLEQ 8x8 matmul loop, n = 128"}
     for key, values in rates.items():
         print(f"{labels[key]:<56} {statistics.median(values):>9,.0f} instr/s  (min {min(values):,.0f}, "
-              f"max {max(values):,.0f}; {target(key)})  state == reference", flush=True)
+              f"max {max(values):,.0f}; of CPU time {statistics.median(cpu_rates[key]):,.0f}; {target(key)})  "
+              "state == reference", flush=True)
 
     timed_process(["calc", CALC[0]])  # numba's cache warm, as a second run finds it
     runs = [timed_process(["calc", CALC[0]]) for _ in range(args.repeats)]
-    if any(out.strip() != CALC[1] for _, _, out in runs):
+    if any(out.strip() != CALC[1] for _, _, out, _ in runs):
         sys.exit(f"fleqc calc {CALC[0]!r} printed {runs[0][2]!r}, not {CALC[1]}")
-    seconds = [s for s, _, _ in runs]
-    print(f"{'fleqc calc \"' + CALC[0] + '\", whole process':<56} {statistics.median(seconds):>9.2f} s        "
-          f"(min {min(seconds):.2f}, max {max(seconds):.2f}; {target('calc')})  answer {CALC[1]}")
-    print(f"{'  its peak resident memory':<56} {max(p for _, p, _ in runs):>9.0f} MB       ({target('calc_mb')})",
+    seconds = [s for s, _, _, _ in runs]
+    cpu = statistics.median(c for _, _, _, c in runs)
+    label = f'fleqc calc "{CALC[0]}", whole process'
+    print(f"{label:<56} {statistics.median(seconds):>9.2f} s        "
+          f"(min {min(seconds):.2f}, max {max(seconds):.2f}; CPU {cpu:.2f} s; {target('calc')})  answer {CALC[1]}")
+    print(f"{'  its peak resident memory':<56} {max(p for _, p, _, _ in runs):>9.0f} MB       ({target('calc_mb')})",
           flush=True)
 
     for key in [a for a in args.apps.split(",") if a]:
         path = str(ROOT / "samples" / f"{APPS[key]}.fleq")
-        seconds, peak, out = timed_process(["run", path, "--json", "--all-labels"])
-        _, _, expected = timed_process(["run", path, "--json", "--all-labels", "--backend", "reference"])
+        seconds, peak, out, cpu = timed_process(["run", path, "--json", "--all-labels"])
+        _, _, expected, _ = timed_process(["run", path, "--json", "--all-labels", "--backend", "reference"])
         got, want = json.loads(out), json.loads(expected)
         if got != want:
             sys.exit(f"{APPS[key]}: the transformer's run differs from the reference interpreter's")
         print(f"{'fleqc run ' + APPS[key] + '.fleq, whole process':<56} {seconds:>9.2f} s        "
-              f"({want['steps']:,} steps, peak {peak:.0f} MB; {target(key)})  == reference", flush=True)
+              f"({want['steps']:,} steps, CPU {cpu:.2f} s, peak {peak:.0f} MB; {target(key)})  == reference", flush=True)
     print(f"(loops: medians of {args.repeats}, alternated, {args.scalar_steps} and {args.matmul_steps} steps a run; "
           "processes: wall time of `python -m fleqc ...` with one BLAS thread, numba's cache warm)")
 
