@@ -278,7 +278,7 @@ class IncrementalEngine:
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z))
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_)))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
@@ -293,9 +293,11 @@ class IncrementalEngine:
                             np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
         self.src, self.dst, slots = _slots(written, d)
-        for l in np.flatnonzero(self.kinds == 0):  # f[15]: the slot each nonzero of W1 reads (versioned rows)
+        # f[15]: the slot each nonzero of W1 reads (versioned rows); f[16]: the columns whose hidden
+        # units H keeps (none after the first pass: H's memory is taken only as columns change)
+        for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
-            ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64),)
+            ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
         self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
                                   self.row_scratch))
         self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)

@@ -943,11 +943,14 @@ def _grow(out_rows, m, extra):
 
 @njit(cache=True)
 def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i2, v2, b2, cp1, cu1, cp2, cr2,
-                          is_written, umark, ulist, rmark, rlist):
+                          is_written, umark, ulist, rmark, rlist, kept):
     """:func:`feed_forward_rows` on versioned rows (above): the units that read a changed row are
     recomputed from the rows' current versions, the written rows whose units or input changed are
     recomputed into their slots dst; a changed row the layer does not write only stays on the list.
-    i1: the slot each nonzero of W1 reads (its row's version at this layer's input)."""
+    i1: the slot each nonzero of W1 reads (its row's version at this layer's input). ``kept[c]``:
+    whether H[c] holds column c's hidden units; the first pass keeps none (so H's memory is taken
+    only by the columns that change), and a column's first change recomputes every unit and every
+    written row (against the outputs the first pass left in the slots)."""
     ncols = cols.shape[0]
     out_cols = np.empty(ncols, np.int64)
     out_ptr = np.zeros(ncols + 1, np.int64)
@@ -962,6 +965,13 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
         nr = 0
         start = m
         out_rows = _grow(out_rows, m, ptr[k + 1] - ptr[k])
+        if not kept[c]:  # every unit (NaN: each differs from its new value, so every written row follows)
+            kept[c] = True
+            for u in range(b1.shape[0]):
+                hidden[u] = np.nan
+                umark[u] = True
+                ulist[nu] = u
+                nu += 1
         for q in range(ptr[k], ptr[k + 1]):
             r = rows[q]
             for p in range(cp1[r], cp1[r + 1]):
@@ -1160,7 +1170,7 @@ def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack
     if kinds[l] == 0:
         f = ffns[where[l]]
         return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
-                                     f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3])
+                                     f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
     a = atts[where[l]]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
                               heads, reach, hardmax, slack, sc, rs[4])
@@ -1199,11 +1209,13 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 
 @njit(cache=True)
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
-    """:func:`layer_first` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention layer)."""
+    """:func:`layer_first` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
+    layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
     kinds, where, ffns, atts, heads, sc, rs = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
-        return feed_forward_full(prev, cur, f[9], cols, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8])
+        status, _ = feed_forward_pass(prev, cur, cols, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], True)
+        return status
     a = atts[where[l]]
     status, _ = attention_pass(prev, cur, cols, a[0], a[1], a[2], a[3], a[4], heads, reach, hardmax, slack, sc)
     return status
