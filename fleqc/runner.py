@@ -219,7 +219,6 @@ class Run:
         self._loop: Any = None  # the engine's stepper, made at the first stepped pass
         self._pending: Optional[tuple[np.ndarray, np.ndarray]] = None
         self._checked = False
-        self._stats: Any = None
 
     # -- the state ---------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.machines import config_from_dict, machine_of
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from fleqc.transformer.weights_io import digest as arrays_digest
 
@@ -168,8 +169,6 @@ def machine_labels(metadata: dict) -> Optional[tuple[str, ...]]:
     """The row labels of the machine configuration named in ``metadata["machine"]`` (None if none)."""
     if "machine" not in metadata:
         return None
-    from fleqc.machines import config_from_dict, machine_of
-
     try:
         config = config_from_dict(metadata["machine"])
     except FleqError:

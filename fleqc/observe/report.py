@@ -29,6 +29,7 @@ from typing import Any, Optional
 import numpy as np
 
 from fleqc.runner import Run
+from fleqc.observe.attention import all_attention_maps, attention_layers
 from fleqc.observe.pictures import attention_png, data_uri, x_png
 from fleqc.steps import TraceEvent, file_lines, format_value
 from fleqc.program import values_by_label
@@ -58,8 +59,6 @@ class Recorder:
         self.total_steps = 0
         self.heads_per_pass = 0
         if machine.model is not None:
-            from fleqc.observe.attention import attention_layers
-
             self.heads_per_pass = sum(machine.model.layers[k - 1].heads for k in attention_layers(machine.model))
         self._record(0, machine.X)
 
@@ -79,8 +78,6 @@ class Recorder:
         if X is not None:
             entry["x"] = self._image(x_png(X))
             if self.head_images + self.heads_per_pass <= self.max_head_images:
-                from fleqc.observe.attention import all_attention_maps
-
                 for head in all_attention_maps(self.machine.model, X, self.machine.mode):
                     entry["attention"].append([head.layer, head.head, head.name, self._image(attention_png(head.weights))])
                 self.head_images += self.heads_per_pass

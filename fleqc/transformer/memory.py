@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 _FLOAT = 8  # bytes
@@ -27,8 +28,6 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
     if engine == "incremental":
         return batch * _incremental_bytes(model, columns) + model.stored_bytes()
     if engine == "auto":
-        from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
-
         engine_bytes = estimate_run_bytes(model, columns, batch, "incremental")
         if sparse_pass_cost(model, columns) > AUTO_BUDGET:
             return engine_bytes
