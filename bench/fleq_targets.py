@@ -33,12 +33,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from common import ROOT  # bench/ is on the path when run as a script (and puts this checkout first)
 
-import fleqc
-from common import ROOT  # bench/ is on the path when run as a script
-from fleqc.machines import weights_for
-from fleqc.runner import Run
+import numpy as np  # noqa: E402
+
+import fleqc  # noqa: E402
+from fleqc.machines import weights_for  # noqa: E402
+from fleqc.runner import Run  # noqa: E402
 
 SCALAR = """
 .machine fleq
