@@ -108,6 +108,17 @@ BENCHMARKS = [
         "transformer too (several minutes).",
     ),
     Benchmark(
+        "fleq-targets", "FLEQ: the speed figures beside their targets",
+        ("bench/fleq_targets.py",),
+        "The FLEQ machine's rows of the speed targets: instructions a second of the scalar loop (mul, "
+        "sub-and-branch, jmp) at n = 256 and of the 8 x 8 matmul loop at n = 128 (`Run.finish`, the "
+        "difference of a 20-step and a longer run, medians of 3 alternated; every run's memory and pc "
+        "equal to the reference interpreter's); then whole processes with numba's cache warm: `fleqc "
+        "calc \"(1 + 2) * 7 / 3\"` (median of 3, its answer 7.0, its peak memory) and `fleqc run` of the "
+        "8 x 8 inverse, power iteration and backpropagation (100 epochs) applications, each one's --json "
+        "output equal to the reference interpreter's. Each row names its target.",
+    ),
+    Benchmark(
         "classic", "The classic machine on programs written by others",
         ("bench/classic_speed.py", "--programs", "01,08,11,15,16", "--eforth", ""),
         "Steps per second of the classic machine on the transformer (incremental engine, output streamed) "

@@ -58,13 +58,13 @@ def test_report_of_a_reference_run_and_of_fleq(tmp_path):
     card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
     model = weights_for(card.config)
     machine = Run(card, "transformer")
-    fleq = Recorder(machine, max_head_images=69)  # one pass of attention pictures
+    fleq = Recorder(machine, max_head_images=7)  # one pass of attention pictures
     machine.advance(100, on_event=fleq.event, on_X=fleq.state)
     fleq.finish()
     data = fleq.data()
     assert data["total_steps"] == 6 and data["steps"][6]["memory"]["y"] == "1.75"
     heads = fleq.heads_per_pass
-    assert heads == sum(getattr(layer, "heads", 0) for layer in model.layers) == 69
+    assert heads == sum(getattr(layer, "heads", 0) for layer in model.layers) == 7
     assert len(data["steps"][0]["attention"]) == heads and data["attention_until"] == 0
     assert data["layout"]["d"] == model.width and "<!DOCTYPE html>" in fleq.html()
 

@@ -6,7 +6,7 @@
   coefficients), its bias, and the rows it writes (with coefficients).
 
 Blocks (``blocks.py``) call these with names such as ``rows["mem"]``; only ``build()`` produces the
-dense arrays the executor runs.
+arrays the executor runs (a feed-forward layer's W1 and W2 by their nonzeros).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from fleqc.card.rows import RowBlock, RowSpace
-from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer
+from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, SparseMatrix
 
 
 class HeadBuilder:
@@ -155,15 +155,19 @@ class FeedForwardBuilder:
         self.unit({r: -c for r, c in terms.items()}, 0.0, {r: -c for r, c in outputs.items()})
 
     def build(self, name: str) -> FeedForwardLayer:
+        """The layer, W1 and W2 stored by their nonzeros (the dense arrays only if someone asks)."""
         h, d = len(self.units), self.rows.d
-        w1, b1, w2 = np.zeros((h, d)), np.zeros(h), np.zeros((d, h))
-        for j, u in enumerate(self.units):
-            for r, c in u.inputs.items():
-                w1[j, r] += c
-            b1[j] = u.bias
-            for r, c in u.outputs.items():
-                w2[r, j] += c
+        b1 = np.array([u.bias for u in self.units], dtype=np.float64).reshape(h)
+        w1 = _entries((h, d), ((j, r, c) for j, u in enumerate(self.units) for r, c in u.inputs.items()))
+        w2 = _entries((d, h), ((r, j, c) for j, u in enumerate(self.units) for r, c in u.outputs.items()))
         b2 = np.zeros(d)
         for r, c in self.biases.items():
             b2[r] += c
         return FeedForwardLayer(w1, b1, w2, b2, name)
+
+
+def _entries(shape: tuple[int, int], entries: Iterable[tuple[int, int, float]]) -> SparseMatrix:
+    """A sparse matrix from (row, column, value) entries, each position once (a unit's inputs and
+    outputs are dicts)."""
+    table = np.array(list(entries), dtype=np.float64).reshape(-1, 3)
+    return SparseMatrix.from_entries(shape, table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2])

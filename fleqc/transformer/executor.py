@@ -51,7 +51,7 @@ def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
             H, dk, _ = layer.query.shape
             cost += H * float(n) * n * (dk + layer.value.shape[1])
         else:
-            cost += float(np.count_nonzero(layer.w1) + np.count_nonzero(layer.w2)) * n
+            cost += float(layer.nonzeros) * n
     return cost
 
 

@@ -35,15 +35,26 @@ class TernaryCheck:
     tolerance: float = 1e-6
 
     def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
-        """Check X, or only its ``columns`` (those the last pass changed: the others were checked)."""
+        """Check X, or only its ``columns`` (those the last pass changed: the others were checked),
+        or only the entries that changed where ``columns`` carries them (``changed_rows``: ptr, rows)."""
         if X.ndim != 2:
             raise ValueError("TernaryCheck takes one card (d x n) at a time")
+        entries = getattr(columns, "changed_rows", None)
+        if entries is not None and self._entries_pass(X, np.asarray(columns), *entries):
+            return
         cols = np.arange(X.shape[1]) if columns is None else np.asarray(columns)
-        block = X[:, cols]
-        if len(self.rows) == X.shape[0]:  # the common case first: every entry exactly -1, 0 or +1
-            magnitude = np.abs(block)
-            if ((magnitude == 1.0) | (magnitude == 0.0)).all():
+        # the common case first: every ternary entry exactly -1, 0 or +1 and every other one finite,
+        # tested on the columns as rows of X.T (contiguous where X is an engine's state by column)
+        by_column = X.T[cols]  # (k, d)
+        magnitude = np.abs(by_column)
+        inexact = (magnitude != 1.0) & (magnitude != 0.0)  # NaN and +-inf are inexact too
+        if not inexact.any():
+            return
+        if len(self.rows) < X.shape[0]:
+            inexact &= self._mask(X.shape[0])  # the other rows need only be finite
+            if not inexact.any() and np.isfinite(magnitude).all():
                 return
+        block = by_column.T
         finite = np.isfinite(block)
         if not finite.all():
             row, k = np.argwhere(~finite)[0]
@@ -57,3 +68,25 @@ class TernaryCheck:
         if deviation[worst] > self.tolerance:
             row, col = int(rows[worst[0]]), int(cols[worst[1]])
             raise MachineFault(step, self.labels[row], col, float(X[row, col]), float(deviation[worst]))
+
+    def _entries_pass(self, X: np.ndarray, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> bool:
+        """Whether the entries the pass changed (``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``, as
+        an engine that follows changes reports them; every other entry was checked before) are
+        all exactly -1, 0 or +1 on the ternary rows and finite elsewhere. False: check the columns."""
+        if len(ptr) != len(cols) + 1:
+            return False
+        values = X[rows, np.repeat(cols, np.diff(ptr))]
+        magnitude = np.abs(values)
+        inexact = (magnitude != 1.0) & (magnitude != 0.0)
+        if len(self.rows) < X.shape[0]:
+            inexact &= self._mask(X.shape[0])[rows]
+        return not inexact.any() and bool(np.isfinite(magnitude).all())
+
+    def _mask(self, d: int) -> np.ndarray:
+        """The ternary rows as a mask over the d rows (kept)."""
+        mask = getattr(self, "_rows_mask", None)
+        if mask is None or mask.size != d:
+            mask = np.zeros(d, dtype=bool)
+            mask[np.asarray(self.rows, dtype=np.int64)] = True
+            object.__setattr__(self, "_rows_mask", mask)
+        return mask

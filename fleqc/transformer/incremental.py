@@ -1,11 +1,13 @@
 """The incremental engine: the same pass as :func:`executor.forward`, at a cost that follows what changes.
 
 A looped transformer that runs a program changes few columns of X per pass (the scratchpad, the
-written cell, a machine's lanes). The engine keeps every layer's output from the previous pass and
-recomputes only what can differ:
+written cell, a machine's lanes). The engine keeps every layer's output from the previous pass (on
+the rows the layer writes: the state is versioned by row, :mod:`fleqc.transformer.kernels`, so no
+layer copies the rows it does not write) and recomputes only what can differ, following the rows
+of each column that changed:
 
-- **Feed-forward layers** act on each column alone: only the columns whose input changed are
-  recomputed, through the nonzeros of W1 and W2.
+- **Feed-forward layers** act on each column alone: only the hidden units that read a changed row
+  are recomputed, and only the rows whose units or input changed, through the nonzeros of W1 and W2.
 - **Attention layers** keep, per head, every column's query, key and value (like a key-value
   cache), an index of the keys and an index of the queries (:mod:`fleqc.transformer.kernels`: a
   sorted implicit trie searched with exact upper bounds). Columns with identical queries form one
@@ -63,6 +65,35 @@ def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
     np.add.at(ptr, rows + 1, 1)
     return _c(np.cumsum(ptr)), _c(cols, np.int64), _c(matrix[rows, cols], np.float64)
+
+
+def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row pointers and indices of the transpose of a matrix given by its nonzeros row by row (ptr,
+    idx; ``width`` columns): for each column, the rows where it is nonzero, in increasing order."""
+    rows = np.repeat(np.arange(len(ptr) - 1, dtype=np.int64), np.diff(ptr))
+    order = np.argsort(idx, kind="stable")
+    counts = np.bincount(idx, minlength=width)
+    tptr = np.zeros(width + 1, dtype=np.int64)
+    np.cumsum(counts, out=tptr[1:])
+    return _c(tptr), _c(rows[order], np.int64)
+
+
+def _slots(written: list[np.ndarray], d: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The slots of the versioned state (``kernels``, versioned rows) of layers writing the rows
+    ``written[l]`` (a mask each): src (L + 1, d), the slot holding row r at layer l's input (src[L]:
+    at the pass's output); dst (L, d), the slot layer l writes row r into (-1: it does not); the
+    number of slots (d input slots, then one per layer and row it writes)."""
+    L = len(written)
+    src = np.zeros((L + 1, d), np.int64)
+    dst = np.full((L, d), -1, np.int64)
+    src[0] = np.arange(d)
+    top = d
+    for l, mask in enumerate(written):
+        rows = np.flatnonzero(mask)
+        dst[l, rows] = top + np.arange(len(rows))
+        top += len(rows)
+        src[l + 1] = np.where(mask, dst[l], src[l])
+    return src, dst, top
 
 
 def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None = None) -> tuple:
@@ -131,6 +162,19 @@ def _fresh(meta: np.ndarray | None) -> np.ndarray:
     return meta
 
 
+class ChangedColumns(np.ndarray):
+    """The columns a pass changed (an int64 array), carrying the rows of each that changed
+    (``changed_rows``: ptr, rows) for a health check that looks at those entries alone."""
+
+    changed_rows: tuple = None
+
+    @staticmethod
+    def of(cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> "ChangedColumns":
+        out = np.asarray(cols, dtype=np.int64).view(ChangedColumns)
+        out.changed_rows = (ptr, rows)
+        return out
+
+
 @dataclass
 class EngineStats:
     """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time."""
@@ -172,13 +216,13 @@ class IncrementalEngine:
         d, n = X.shape
         self.n = n
         L = len(model.layers)
-        self.A = np.zeros((L + 1, n, d))  # A[0]: the state (by column); A[l + 1]: layer l's output
-        self.A[0] = X.T
+        self._X0 = _c(X.T)  # the card, until the first pass has made the state S (by column: slots)
         self._counts = np.zeros(L, np.int64)  # columns recomputed per layer (the compiled pass adds to it)
         self.stats = EngineStats(columns=self._counts, seconds=[0.0] * L)
         self.rebuild_at = max(64, n // 16)
         self._dense = None  # the dense loop that takes over after a fallback
         self._first = True
+        self._finite = True
         self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -194,6 +238,7 @@ class IncrementalEngine:
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
         n_heads = 1
+        max_hidden = 1
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
                 _, dk, d = layer.query.shape
@@ -210,32 +255,59 @@ class IncrementalEngine:
                 n_heads += len(kept)
                 kinds.append(1)
                 where.append(len(atts))
-                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims))
+                reads_mask, written_mask = np.zeros(d, np.bool_), np.zeros(d, np.bool_)
+                reads_mask[reads], written_mask[rows] = True, True
+                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims, reads_mask,
+                             written_mask))
             else:
                 kinds.append(0)
                 where.append(len(ffns))
-                written = np.flatnonzero(np.any(layer.w2 != 0, axis=1) | (layer.b2 != 0))
-                ffns.append((*_csr(layer.w1), _c(layer.b1, np.float64), *_csr(layer.w2), _c(layer.b2, np.float64),
-                             _c(written, np.int64)))
+                d = layer.width
+                s1, s2 = layer.w1_sparse, layer.w2_sparse
+                written_mask = (np.diff(s2.ptr) > 0) | (layer.b2 != 0)
+                written = np.flatnonzero(written_mask)
+                w1 = (_c(s1.ptr, np.int64), _c(s1.idx, np.int64), _c(s1.val, np.float64))
+                w2 = (_c(s2.ptr, np.int64), _c(s2.idx, np.int64), _c(s2.val, np.float64))
+                readers = _transposed(w1[0], w1[1], d)  # per row: the units that read it
+                writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
+                ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
+                             _c(written, np.int64), np.zeros((self.n, layer.hidden)), *readers, *writes,
+                             _c(written_mask, np.bool_), w1[1]))
+                max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
-            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64)))
+            ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_)))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
-            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64)))
+            atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
+                         np.zeros(0, np.bool_), np.zeros(0, np.bool_)))
         self.overflow_counts = np.zeros((n_heads, 2), dtype=np.int64)  # per head: keys', queries' overflow
         self.att_tuples = atts
         self.kinds, self.where = np.array(kinds, np.int64), np.array(where, np.int64)
         self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
-        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch))
+        d = model.width
+        self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
+                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
+        written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
+        self.src, self.dst, slots = _slots(written, d)
+        # f[15]: the slot each nonzero of W1 reads (versioned rows); f[16]: the columns whose hidden
+        # units H keeps (none after the first pass: H's memory is taken only as columns change)
+        for l in np.flatnonzero(self.kinds == 0):
+            f = ffns[self.where[l]]
+            ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
+                                  self.row_scratch))
+        self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)
+        self.S[:, :d] = self._X0
 
-    def _init_attention(self, l: int) -> None:
+    def _init_attention(self, l: int, X: np.ndarray) -> None:
         """The first pass of attention layer ``l``: every head's caches, indices and group results."""
-        reads, proj, _, _, dims = self.att_tuples[self.where[l]]
+        reads, proj, _, _, dims = self.att_tuples[self.where[l]][:5]
         H, dk, dv, h0 = (int(v) for v in dims)
-        P = K.project(self.A[l], np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
+        P = K.project(X, np.arange(self.n, dtype=np.int64), reads, *proj)  # (H (2dk+dv), n)
         width = 2 * dk + dv
         for h in range(H):
             base = h * width
@@ -267,7 +339,7 @@ class IncrementalEngine:
     def X(self) -> np.ndarray:
         if self._dense is not None:
             return self._dense.X
-        view = self.A[0].T
+        view = self.S[:, :self.model.width].T
         view.flags.writeable = False
         return view
 
@@ -280,47 +352,62 @@ class IncrementalEngine:
                 return self._dense.step()
             if self._first:
                 return self._first_step()
+            if not self._finite:
+                return self._fallback()
             if self.timed:
-                status, changed = self._timed_layers(self._changed)
+                status, *changed = self._timed_layers(*self._changed)
             else:
-                status, changed = K.engine_pass(self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK,
-                                                self._counts)
+                status, *changed = K.engine_pass_versions(self.S, *self._changed, self.bundle, self.src, self.dst,
+                                                          self.reach, self.hardmax, SLACK, self._counts)
             if status != K.OK:
                 return self._fallback()
-            self.A[0, changed] = self.A[-1, changed]
             self._changed = changed
             self._maintain()
-            return changed
+            return ChangedColumns.of(*changed)
         finally:
             self.stats.total_seconds += time.perf_counter() - start
 
-    def _timed_layers(self, dirty: np.ndarray):
+    def _timed_layers(self, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray):
         for l in range(len(self.kinds)):
             t = time.perf_counter()
-            status, dirty = K.layer_pass(l, self.A, dirty, self.bundle, self.reach, self.hardmax, SLACK, False)
+            status, cols, ptr, rows = K.layer_versions(l, self.S, cols, ptr, rows, self.bundle, self.src, self.dst,
+                                                       self.reach, self.hardmax, SLACK)
             self.stats.seconds[l] += time.perf_counter() - t
             if status != K.OK:
-                return status, dirty
-            self.stats.columns[l] += len(dirty)
-        return K.OK, dirty
+                return status, cols, ptr, rows
+            self.stats.columns[l] += len(cols)
+        return K.finish_versions(self.S, cols, ptr, rows, self.src[-1]), cols, ptr, rows
 
     def _first_step(self) -> np.ndarray:
-        if not np.all(np.isfinite(self.A[0])):
+        if not np.all(np.isfinite(self._X0)):
             return self._fallback()
         every = np.arange(self.n, dtype=np.int64)
+        prev, cur = self._X0.copy(), np.zeros((self.n, self.model.width))  # each layer's input and output
         for l in range(len(self.kinds)):
             t = time.perf_counter()
             if self.kinds[l] == 1:
-                self._init_attention(l)
-            status, _ = K.layer_pass(l, self.A, every, self.bundle, self.reach, self.hardmax, SLACK, True)
+                self._init_attention(l, prev)
+                cur[:] = 0.0
+            status = K.layer_first_pair(l, prev, cur, every, self.bundle, self.reach, self.hardmax, SLACK)
             if status != K.OK:
                 return self._fallback()
+            rows = np.flatnonzero(self.dst[l] >= 0)
+            self.S[:, self.dst[l, rows]] = cur[:, rows]
+            prev, cur = cur, prev
             self.stats.seconds[l] += time.perf_counter() - t
             self.stats.columns[l] += self.n
-        changed = np.flatnonzero(np.any(self.A[-1] != self.A[0], axis=1)).astype(np.int64)
-        self.A[0, changed] = self.A[-1, changed]
+        final = prev
+        d = self.model.width
+        differs = final != self._X0
+        changed = np.flatnonzero(np.any(differs, axis=1)).astype(np.int64)
+        self.S[:, :d] = final
+        self._X0 = None
+        self._finite = bool(np.all(np.isfinite(self.S[changed, :d])))  # else the next pass is the dense one
+        cols, rows = np.nonzero(differs[changed])
+        ptr = np.zeros(len(changed) + 1, np.int64)
+        np.add.at(ptr, cols + 1, 1)
         self._first = False
-        self._changed = changed
+        self._changed = (changed, np.cumsum(ptr), rows.astype(np.int64))
         return changed
 
     def _maintain(self) -> None:
@@ -342,5 +429,6 @@ class IncrementalEngine:
     def _fallback(self) -> np.ndarray:
         """Abandon incremental evaluation: this pass and every later one by the dense definition."""
         self.stats.fallbacks += 1
-        self._dense = PassLoop(self.model, self.A[0].T, self.mode, "dense")
+        X = self._X0 if self._X0 is not None else self.S[:, :self.model.width]
+        self._dense = PassLoop(self.model, X.T, self.mode, "dense")
         return self._dense.step()

@@ -9,6 +9,8 @@ upper bound for the sparse fast path, which computes the same scores head by hea
 
 from __future__ import annotations
 
+import numpy as np
+
 from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
@@ -24,7 +26,7 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
     they are cheap, so the larger of the two where it runs any).
     """
     if engine == "incremental":
-        return batch * _incremental_bytes(model, columns) + _FLOAT * model.parameter_count()
+        return batch * _incremental_bytes(model, columns) + model.stored_bytes()
     if engine == "auto":
         engine_bytes = estimate_run_bytes(model, columns, batch, "incremental")
         if sparse_pass_cost(model, columns) > AUTO_BUDGET:
@@ -40,15 +42,23 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
         else:
             need = 2 * layer.hidden * n
         largest = max(largest, need)
-    return _FLOAT * (batch * (largest + _X_COPIES * d * n) + model.parameter_count())
+    # the dense pass makes the dense weights; the sparse path keeps the nonzeros, twice (its own form)
+    weights = _FLOAT * model.parameter_count() if engine == "dense" else 2 * model.stored_bytes()
+    return _FLOAT * batch * (largest + _X_COPIES * d * n) + weights
 
 
 def _incremental_bytes(model: LoopedTransformer, n: int) -> int:
-    """The incremental engine: L + 1 copies of X, and per kept head its query/key/value caches, two
-    indices (sorted vectors twice, run ends, a dozen integer arrays) and its group results."""
-    total = (len(model.layers) + 1) * model.width * n
+    """The incremental engine: its state (X, and per layer the rows it writes), two copies of X
+    during the first pass, every feed-forward layer's hidden units per column, and per kept head
+    its query/key/value caches, two indices (sorted vectors twice, run ends, a dozen integer
+    arrays) and its group results."""
+    total = 3 * model.width * n
     for layer in model.layers:
-        if isinstance(layer, AttentionLayer):
+        if not isinstance(layer, AttentionLayer):
+            written = int(np.count_nonzero((np.diff(layer.w2_sparse.ptr) > 0) | (layer.b2 != 0)))
+            total += (layer.hidden + written) * n  # its hidden units per column, kept from pass to pass
+        else:
+            total += int(np.count_nonzero(np.any(layer.output != 0, axis=(0, 2)))) * n
             H, dk, _ = layer.query.shape
             dv = layer.value.shape[1]
             total += H * n * (3 * dk + dv + 2 * (2 * dk + dk) + 3 * dv + 30)

@@ -51,7 +51,7 @@ from typing import Union
 import numpy as np
 
 from fleqc.transformer.dense import MODES, Mode, apply_layer, attention_weights
-from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, Layer, LoopedTransformer
+from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, Layer, LoopedTransformer, SparseMatrix
 
 
 def _finite(A: np.ndarray) -> bool:
@@ -82,6 +82,22 @@ class SparseRows:
             rows = np.flatnonzero(counts == k)
             cols = np.array([np.flatnonzero(matrix[r]) for r in rows], dtype=np.intp).reshape(len(rows), k)
             coef = np.take_along_axis(matrix[rows], cols, axis=1)[:, :, None]
+            groups.append((rows, cols, coef))
+        rows = np.concatenate([g[0] for g in groups]) if groups else np.zeros(0, dtype=np.intp)
+        return SparseRows(tuple(groups), rows)
+
+    @staticmethod
+    def of_sparse(matrix: SparseMatrix, keep_empty: bool) -> "SparseRows":
+        """:meth:`of` from the nonzeros (each row's columns ascending, as np.flatnonzero gives them)."""
+        counts = np.diff(matrix.ptr)
+        groups = []
+        for k in np.unique(counts):
+            if k == 0 and not keep_empty:
+                continue
+            rows = np.flatnonzero(counts == k)
+            at = (matrix.ptr[rows][:, None] + np.arange(k)[None, :]).reshape(len(rows), k)
+            cols = matrix.idx[at].astype(np.intp).reshape(len(rows), k)
+            coef = matrix.val[at].reshape(len(rows), k)[:, :, None]
             groups.append((rows, cols, coef))
         rows = np.concatenate([g[0] for g in groups]) if groups else np.zeros(0, dtype=np.intp)
         return SparseRows(tuple(groups), rows)
@@ -146,13 +162,16 @@ class FastModel:
 
 
 def _compile_feed_forward(layer: FeedForwardLayer) -> Union[FastFeedForward, FeedForwardLayer]:
-    nonzero = np.count_nonzero(layer.w1) + np.count_nonzero(layer.w2)
-    if nonzero > SPARSE_BELOW * (layer.w1.size + layer.w2.size):
+    if layer.nonzeros > SPARSE_BELOW * 2 * layer.hidden * layer.width:
         return layer
-    w1 = SparseRows.of(layer.w1, keep_empty=True)
+    w1 = SparseRows.of_sparse(layer.w1_sparse, keep_empty=True)
     order = w1.rows  # hidden unit i of the fast layer is unit order[i] of the dense one
-    w2 = SparseRows.of(layer.w2[:, order], keep_empty=False)
-    written = np.zeros(layer.w2.shape[0], dtype=bool)
+    position = np.empty(layer.hidden, dtype=np.int64)
+    position[order] = np.arange(layer.hidden)
+    s2 = layer.w2_sparse
+    w2 = SparseRows.of_sparse(SparseMatrix.from_entries(s2.shape, s2.row_of_entries(), position[s2.idx], s2.val),
+                              keep_empty=False)
+    written = np.zeros(layer.width, dtype=bool)
     written[w2.rows] = True
     b2_rows = np.flatnonzero((layer.b2 != 0) & ~written)
     return FastFeedForward(layer, w1, layer.b1[order][:, None], w2, b2_rows, layer.b2[:, None])

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import gate, scaled_gate, threshold_distance, threshold_indicators
+from fleqc.blocks.exact import GATE, gate, scaled_gate, threshold_distance, threshold_indicators
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import OUTER_HI, OUTER_LO, OUTER_STEP, SMALL_X
@@ -203,14 +203,18 @@ class ProductBlock:
     # -- the stages, in order; each adds units to one feed-forward layer --------------------------
 
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
+        """The ladder's distances, closed (0, as for y = 0 and a small x) where an ``off`` row is 1:
+        then nothing after this layer depends on x or y, and an engine that follows changes does
+        not recompute the block. Open, the added terms are exact zeros."""
+        closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
             y, x = self.y_terms(k), self.x_terms(k)
             for j in range(OUTER_LO, OUTER_HI + 1):
                 tau = 2.0 ** (OUTER_STEP * j)
-                threshold_distance(ffn, y, tau, self.ol("r", k, j))
-                threshold_distance(ffn, {r: -c for r, c in y.items()}, tau, self.ol("r", k, j))
-            threshold_distance(ffn, x, SMALL_X, self.r("sm_r", k))
-            threshold_distance(ffn, {r: -c for r, c in x.items()}, SMALL_X, self.r("sm_r", k))
+                threshold_distance(ffn, {**y, **closed}, tau, self.ol("r", k, j))
+                threshold_distance(ffn, {**{r: -c for r, c in y.items()}, **closed}, tau, self.ol("r", k, j))
+            threshold_distance(ffn, {**x, **closed}, SMALL_X, self.r("sm_r", k))
+            threshold_distance(ffn, {**{r: -c for r, c in x.items()}, **closed}, SMALL_X, self.r("sm_r", k))
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):

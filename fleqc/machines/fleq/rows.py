@@ -67,7 +67,7 @@ INSTRUCTION_FIELDS: tuple[tuple[str, str, str], ...] = (
 
 # The exact sign [x > 0] of the branch flag (fleqc.blocks.exact: sign_a, sign_b, sign_c), for the
 # flag read from memory ("flag"), for the result when the flag is the destination ("res", in the
-# lanes) and that result's parts gathered into every column ("dst"): (part, what the row holds).
+# lanes) and that result's parts gathered into the lanes ("dst"): (part, what the row holds).
 SIGN_PARTS: tuple[tuple[str, str], ...] = (
     ("r", "ReLU({x} - 2^-60)"),
     ("m", "ReLU({x}) - ReLU({x} - 2^-60) (= {x} for 0 <= {x} <= 2^-60)"),
@@ -79,7 +79,7 @@ _ALL_PARTS = tuple(part for part, _ in SIGN_PARTS)
 SIGNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (  # (which, of what, where, its parts)
     ("flag", "mem[flag]", "lanes", _ALL_PARTS),
     ("res", "out", "lanes", _ALL_PARTS),
-    ("dst", "out of lane 0", "every column", ("t", "big")),
+    ("dst", "out of lane 0", "the lanes", ("t", "big")),
 )
 SIGN_ROWS: tuple[str, ...] = tuple(f"sign_{which}_{part}" for which, _, _, parts in SIGNS for part in parts)
 
@@ -131,7 +131,7 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("m_x", c, "temp", "lanes: matmul slot k: the factor carried by the value (A[., k])"),
         ("m_y", c, "temp", "lanes: matmul slot k: the factor carried by the score (B[k, .])"),
         ("not_in", 1, "temp", "lanes: 1 - [this lane's entry lies in the result's shape]; 1 elsewhere"),
-        ("not_product", 1, "temp", "lanes: 1 - [the block is prod or mulerr] (the product pipeline runs)"),
+        ("not_product", 1, "temp", "1 - [prod or mulerr, and this lane's entry is in the result] (the product runs)"),
         ("not_exp", 1, "temp", "lanes: 1 - [the block is exp or sigmoid] (exp's pipeline gives the result)"),
         ("next_pc", w, "temp", "lanes: code of pc + 1"),
         ("tl_r", len(F.thresholds), "temp", "table ladder: ReLU(|a_e| - tau_j)"),
@@ -164,7 +164,8 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("exp_g", 1, "temp", "every column: e^r from exp's table, in [1, 2 + 2^-24)"),
         ("exp_s", 1, "temp", "every column: 2^(8 B + C) exp_g"),
         ("out", 1, "temp", "lanes: this lane's result entry"),
-        ("wval", S, "temp", "every column: the result entries gathered from the lanes"),
+        ("outv", S, "temp", "lane r: out in row r (0 in the other rows and columns), for the gather"),
+        ("wval", S, "temp", "the destination column: the result entries gathered from the lanes"),
         *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
           for which, x, where, parts in SIGNS for part, doc in SIGN_PARTS if part in parts),
         ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),

@@ -28,8 +28,9 @@
                                  exp's 2^(64 A)); fault if an operand is outside the selected
                                  block's domain
     22-23  ReLU       sign       the result's exact sign, parts A and B (the flag when flag = dst)
-    24     attention  gather     every column: wval[r] <- out of lane r (one head per entry); head 0
-                                 also brings lane 0's sign
+    24     attention  gather     the destination column: wval[r] <- out of lane r (one head per
+                                 entry); head 0 also brings lane 0's sign to the lanes; every other
+                                 column receives exact zeros
     25     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0] (the exact
                                  sign, part C); temps <- 0
     26     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
@@ -51,6 +52,7 @@ from fleqc.blocks import common as blocks
 from fleqc.machines.fleq.product import SHARED_STAGES, ProductBlock
 from fleqc.blocks.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.blocks.exact import (
+    GATE,
     PENALTY,
     clear_rows,
     conjunction,
@@ -151,7 +153,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
-        _result_sign_a(R).build("result sign A"),
+        _result_sign_a(R, config.lanes).build("result sign A"),
         _result_sign_b(R).build("result sign B"),
         attention_layer(_gather_heads(R, config.lanes)),
         _commit(R, config.lanes, P).build("commit"),
@@ -250,8 +252,17 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
         ffn.unit({R.not_lane: 1.0}, 0.0, {not_in: 1.0})
         for r in range(c * c):
             ffn.unit({R["c_not_mask"][r]: 1.0, ent[r]: -1.0}, 0.0, {not_in: 1.0})
-    with ffn.part("product pipeline"):  # 1 - [prod] - [mulerr] + ... : exactly one block is selected
-        ffn.unit({R.op(name): 1.0 for name in PRODUCT_OPS}, 1.0 - len(PRODUCT_OPS), {R["not_product"][0]: 1.0})
+    with ffn.part("product pipeline"):
+        # not_product = 1 - [the block is prod or mulerr, and this lane's entry lies inside the result's
+        # shape]: in lane r, ReLU(2 - sum of the product blocks' c_not_op - c_not_mask[r] - 2 not_entry[r])
+        # is 1 exactly then (the c_not_op rows of the product blocks sum to 1 when one is selected, else
+        # 2) and 0 otherwise, and 0 in every other column (not_entry[r] = 1 there). So a lane outside the
+        # shape, and every non-lane column, keeps the pipeline closed and its rows unchanged from pass to
+        # pass (the select layer discards those entries anyway: not_in).
+        for r in range(c * c):
+            terms = {R.op(name): -1.0 for name in PRODUCT_OPS} | {R["c_not_mask"][r]: -1.0, ent[r]: -2.0}
+            ffn.unit(terms, float(len(PRODUCT_OPS)), {R["not_product"][0]: -1.0})
+        ffn.bias(R["not_product"][0], 1.0)
         ffn.unit({R.op(name): 1.0 for name in EXP_OPS}, 1.0 - len(EXP_OPS), {R["not_exp"][0]: 1.0})
     with ffn.part("next pc"):
         blocks.increment_code(ffn, R.rows, blocks.Gate(R.lane, 8.0 * 2.0 ** R["pc"].size))
@@ -328,20 +339,35 @@ def _tables_interpolate(R: _Rows, ffn: FeedForwardBuilder) -> None:
     _table_units(ffn, R["q_tab"][0], tables, list(R["g_tab"]), on=R.lane)
 
 
+# The block that reads each single threshold (rows.SINGLE_THRESHOLDS): the row that is 0 when it is selected.
+THRESHOLD_USERS = {"sig_pos": "sigmoid", "sig_neg": "sigmoid", "exp_over": "exp or sigmoid",
+                   "exp_under": "exp or sigmoid", "negative": "tables"}
+
+
+def _users_closed(R: _Rows, users: str) -> dict[int, float]:
+    """Terms that close a distance unit (to 0, as for x = 0) unless the block that reads it is
+    selected: -2^1020 times a 0/1 row that is 0 then (exact zeros added otherwise)."""
+    row = {"sigmoid": R.op("sigmoid"), "exp or sigmoid": R["not_exp"][0], "tables": R["c_not_tab"][0]}[users]
+    return {row: -GATE}
+
+
 def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
-    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds."""
+    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds. Each is
+    closed (0) unless a block that reads it is selected: an unselected block's rows stay the same
+    from pass to pass, whatever the operands."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
         P.outer_ladder_a(ffn)
     with ffn.part("table ladder"):
-        x = {R["a_e"][0]: 1.0}
+        closed = _users_closed(R, "tables")
         for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
             tau = TABLE_LADDER.tau(j)
-            threshold_distance(ffn, x, tau, R.tl("r", j))
-            threshold_distance(ffn, {R["a_e"][0]: -1.0}, tau, R.tl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: 1.0, **closed}, tau, R.tl("r", j))
+            threshold_distance(ffn, {R["a_e"][0]: -1.0, **closed}, tau, R.tl("r", j))
     with ffn.part("thresholds"):
         for name, source, sign, level in SINGLE_THRESHOLDS:
-            threshold_distance(ffn, _single_input(R, source, sign), level, R.th(name, "r"))
+            terms = {**_single_input(R, source, sign), **_users_closed(R, THRESHOLD_USERS[name])}
+            threshold_distance(ffn, terms, level, R.th(name, "r"))
     with ffn.part("flag sign A"):
         sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", ("r", "m")))
     return ffn
@@ -556,12 +582,15 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 # -- 22, 23: the result's exact sign ------------------------------------------------------------
 
 
-def _result_sign_a(R: _Rows) -> FeedForwardBuilder:
+def _result_sign_a(R: _Rows, lanes: int) -> FeedForwardBuilder:
     """Layer A of the exact sign of out (fleqc.blocks.exact), in every lane: the branch reads lane
-    0's when flag = dst (the result is then a scalar)."""
+    0's when flag = dst (the result is then a scalar); beside it, each lane's out in a row of its
+    own for the gather (:func:`_spread`)."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("result sign"):
         sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
+    with ffn.part("spread"):
+        _spread(R, ffn, lanes)
     return ffn
 
 
@@ -576,19 +605,56 @@ def _result_sign_b(R: _Rows) -> FeedForwardBuilder:
 # -- 24: gather -----------------------------------------------------------------------------------
 
 
-def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
-    """Head r: every column attends lane r only (gap 1024, weight exactly 1) and copies its out into
-    wval[r]; head 0 also copies lane 0's result sign (t and big) into sign_dst_t, sign_dst_big, for
-    the branch when flag = dst."""
-    heads = []
+def lane_groups(lanes: int) -> list[range]:
+    """The lanes split into runs whose sizes are powers of two, largest first (the binary digits of
+    ``lanes``): one gather head per run, so that every weight it gives is exactly 1/2^k."""
+    groups, start = [], 0
+    for k in range(lanes.bit_length() - 1, -1, -1):
+        if lanes & (1 << k):
+            groups.append(range(start, start + (1 << k)))
+            start += 1 << k
+    return groups
+
+
+def _spread(R: _Rows, ffn: FeedForwardBuilder, lanes: int) -> None:
+    """outv[r] = out in lane r, 0 in every other column (an exact gate on the static not_entry[r]):
+    each lane's result in a row of its own, for the gather."""
     for r in range(lanes):
-        moves = [("out", "wval", r)] + ([("sign_res_t", "sign_dst_t", 0), ("sign_res_big", "sign_dst_big", 0)]
-                                         if r == 0 else [])
-        head = HeadBuilder(f"gather {r}", R.rows, dk=1, dv=len(moves))
-        head.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][r]: 1.0})
-        for slot, (source, target, k) in enumerate(moves):
-            head.carries(slot, {R[source][0]: 1.0}, {R[target][k]: 1.0})
+        gate(ffn, {R["out"][0]: 1.0}, [R["not_entry"][r]], {R["outv"][r]: 1.0})
+
+
+def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
+    """The destination column gathers every lane's result: wval[r] <- out of lane r; the lanes get
+    lane 0's result sign (t and big) in sign_dst_t, sign_dst_big, for the branch when flag = dst.
+
+    Gather head g (one per run of 2^k lanes, :func:`lane_groups`): query T (1 - 2 not_wen), key
+    [the column is a lane of the run] (from the static not_entry rows: 2^k - sum not_entry[r]).
+    The destination (not_wen = 0 exactly) scores T on the run's lanes and 0 on every other column:
+    weight exactly 2^-k on each of the run's lanes, exactly 0 elsewhere (gap T = 1024). Its value is
+    2^k outv[r] (exact), nonzero only in lane r: so wval[r] = 2^-k 2^k out of lane r, bit for bit
+    (one nonzero term). Every other column (not_wen about 1) scores about -T on the run's lanes and
+    0 on the other columns, whose outv rows of the run are exactly 0: it receives exact zeros and
+    does not change.
+
+    Sign head: query [-P ; -2P not_lane], key [not_entry[0] ; lane]. A lane scores 0 on lane 0 and
+    -P on every other column: it copies lane 0's sign rows. Any other column scores -P on the
+    non-lanes, -2P or -3P on the lanes: it attends the non-lanes, whose sign rows are exactly 0.
+    """
+    T = PENALTY
+    heads = []
+    for g, run in enumerate(lane_groups(lanes)):
+        head = HeadBuilder(f"gather {run.start}-{run.stop - 1}", R.rows, dk=1, dv=len(run))
+        head.query_terms(0, {R.one: T, R["not_wen"][0]: -2.0 * T})
+        head.key_terms(0, {R.one: float(len(run))} | {R["not_entry"][r]: -1.0 for r in run})
+        for slot, r in enumerate(run):
+            head.carries(slot, {R["outv"][r]: float(len(run))}, {R["wval"][r]: 1.0})
         heads.append(head)
+    sign = HeadBuilder("gather sign", R.rows, dk=2, dv=2)
+    sign.query_terms(0, {R.one: -PENALTY}).key_terms(0, {R["not_entry"][0]: 1.0})
+    sign.query_terms(1, {R.not_lane: -2.0 * PENALTY}).key_terms(1, {R.lane: 1.0})
+    sign.carries(0, {R["sign_res_t"][0]: 1.0}, {R["sign_dst_t"][0]: 1.0})
+    sign.carries(1, {R["sign_res_big"][0]: 1.0}, {R["sign_dst_big"][0]: 1.0})
+    heads.append(sign)
     return heads
 
 
