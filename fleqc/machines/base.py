@@ -105,6 +105,7 @@ from fleqc.steps import Names, Reader, TraceEvent
 from fleqc.card.check import rebuilt_card_check
 from fleqc.card.rows import RowSpace
 from fleqc.transformer import MachineFault, TernaryCheck
+from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 Options = dict[str, Any]  # machine option name -> value given on the command line (None: not given)
@@ -345,6 +346,19 @@ class HealthCheck:
             raise MachineFault(step, "pc", self.card.pc_column, float(pc), float("nan"))
         self.after(X, cols)
         self.pc = pc
+
+    @property
+    def loop_check(self) -> Optional[LoopCheck]:
+        """The filter the engine's compiled loop applies in place of this check (the ternary rows,
+        finite values, the pc rows naming an instruction column): None for a subclass with checks
+        of its own (``extra``, ``after``), which then runs after every pass."""
+        cls = type(self)
+        if (cls.__call__, cls.extra, cls.after) != (HealthCheck.__call__, HealthCheck.extra, HealthCheck.after):
+            return None
+        card = self.card
+        first = card.regions.instructions[0]
+        pc = (card.pc_column, tuple(card.rows["pc"]), first, first + card.instruction_count)
+        return LoopCheck(ternary=tuple(self.ternary.rows), registers=(pc,))
 
     def extra(self, X: np.ndarray, step: int, cols: Any) -> None:
         """A machine's own checks of the columns ``cols``, before the generic ones."""

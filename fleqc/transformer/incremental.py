@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from fleqc.transformer.passes import PassLoop
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
+FALLBACK = np.zeros(0, np.int64)  # a pending pass that the dense definition must redo
 SLACK = 1e-9  # relative slack of the index's bounds (the rounding of a bound summed in another order)
 
 
@@ -179,6 +181,9 @@ class IncrementalEngine:
         self.rebuild_at = max(64, n // 16)
         self._dense = None  # the dense loop that takes over after a fallback
         self._first = True
+        self._pending = None  # a pass run_passes computed and left for step() to commit (or FALLBACK)
+        self._union = np.zeros(n, np.int64)  # run_passes: the columns its passes changed
+        self._union_mark = np.zeros(n, np.bool_)
         self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -276,6 +281,8 @@ class IncrementalEngine:
         start = time.perf_counter()
         self.stats.passes += 1
         try:
+            if self._pending is not None:
+                return self._commit_pending()
             if self._dense is not None:
                 return self._dense.step()
             if self._first:
@@ -293,6 +300,44 @@ class IncrementalEngine:
             return changed
         finally:
             self.stats.total_seconds += time.perf_counter() - start
+
+    def run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> Optional[tuple]:
+        """Up to ``max_passes`` passes in one compiled call (:func:`kernels.run_passes`); returns
+        (reason, passes committed, columns those passes changed), or None where this engine steps
+        one pass at a time (before its first pass, after a fallback, while timing per layer).
+
+        ``check``: the arrays of a :class:`fleqc.transformer.health.LoopCheck` (every pass's output
+        is tested against them); ``watch`` (k, 2): entries (row, column) after whose change the call
+        returns. A pass the loop computed but did not commit (a fixed point, a pass the check
+        flags, one that met a non-finite value) is the one the next :meth:`step` returns.
+        """
+        if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
+            return None
+        start = time.perf_counter()
+        reason, done, changed, n_union = K.run_passes(
+            self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK, self._counts, max_passes,
+            self.overflow_counts, self.rebuild_at, check, watch, self._union, self._union_mark, 0)
+        union = self._union[:n_union].copy()
+        self._union_mark[union] = False
+        self.stats.passes += done
+        if reason == K.RUN_NOT_FINITE:
+            self._pending = FALLBACK
+        elif reason in (K.RUN_FIXED, K.RUN_FLAGGED):
+            self._pending = changed
+        else:
+            self._changed = changed
+            self._maintain()
+        self.stats.total_seconds += time.perf_counter() - start
+        return reason, done, np.sort(union)
+
+    def _commit_pending(self) -> np.ndarray:
+        pending, self._pending = self._pending, None
+        if pending is FALLBACK:
+            return self._fallback()
+        self.A[0, pending] = self.A[-1, pending]
+        self._changed = pending
+        self._maintain()
+        return pending
 
     def _timed_layers(self, dirty: np.ndarray):
         for l in range(len(self.kinds)):
