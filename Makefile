@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,plot,debug]'
+	@echo "compiling the incremental engine's kernels with numba (once; 1-4 minutes on two cores; cached)"
+	$(BIN)/python -m fleqc.transformer.warm
 	@touch $(STAMP)
 
 install: $(STAMP)

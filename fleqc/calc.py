@@ -95,7 +95,9 @@ def _error(text: str, message: str, column: int, code: ErrorCode = ErrorCode.UNE
 
 @functools.cache
 def _parser() -> Lark:
-    return Lark(calc_grammar_path().read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=False)
+    from fleqc.frontend.grammar import cached_lark
+
+    return cached_lark(calc_grammar_path().read_text(encoding="utf-8"), "calc", maybe_placeholders=False)
 
 
 class _ToNodes(Transformer_NonRecursive):

@@ -49,6 +49,7 @@ from fleqc.transformer import kernels as K
 from fleqc.transformer.dense import MODES, Mode
 from fleqc.transformer.passes import PassLoop
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+from fleqc.transformer.warm import ensure_ready
 
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
 FALLBACK = np.zeros(0, np.int64)  # a pending pass that the dense definition must redo
@@ -184,6 +185,7 @@ class IncrementalEngine:
         self._pending = None  # a pass run_passes computed and left for step() to commit (or FALLBACK)
         self._union = np.zeros(n, np.int64)  # run_passes: the columns its passes changed
         self._union_mark = np.zeros(n, np.bool_)
+        ensure_ready()  # the first engine of a process loads (or compiles, with a notice) every kernel
         self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
