@@ -10,11 +10,14 @@ exponent of n of the engine's time per instruction over 1,024 ... 65,536. After 
 the memory the transformer holds is checked against the reference interpreter's after as many
 steps.
 
-Then: one card against a batch of cards at n = 256; the start-up of ``fleqc run`` on a small
-program; the FLEQ machine by n (engine and sparse path, checked the same way).
+Then: the run path (fleqc.runner.Run.finish, the health check after every pass) at n = 1,024 and
+65,536, many passes per compiled call against one pass per call, beside the 60,000/s target; one
+card against a batch of cards at n = 256; the start-up of ``fleqc run`` on a small program beside
+its 0.25 s target; the FLEQ machine by n (engine and sparse path, checked the same way).
 
 Usage: python bench/engine_speed.py [--sizes 64,256,...] [--dense-max 4096] [--repeats 3]
-                                    [--skip-fleq | --only-fleq] [--fleq-sizes 128,256]
+                                    [--skip-fleq | --only-fleq | --only-run-path] [--fleq-sizes 128,256]
+                                    [--run-sizes 1024,65536]
 Timings are medians on a shared machine: compare the ratios, not the absolute figures.
 """
 
@@ -247,9 +250,14 @@ def main() -> None:
     parser.add_argument("--only-fleq", action="store_true", help="only the FLEQ table")
     parser.add_argument("--fleq-sizes", default="128,256,1024")
     parser.add_argument("--run-sizes", default="1024,65536", help="sizes of the run-path table")
+    parser.add_argument("--only-run-path", action="store_true", help="only the run-path table and the start-up")
     args = parser.parse_args()
     print(f"BLAS threads: {blas_threads()} (fleqc's choice; FLEQC_BLAS_THREADS overrides)\n")
     with chosen_blas_threads():
+        if args.only_run_path:
+            run_path_table([int(s) for s in args.run_sizes.split(",")], args.repeats)
+            startup()
+            return
         if not args.only_fleq:
             subleq_table([int(s) for s in args.sizes.split(",")], args.dense_max, args.repeats, args.seconds)
             run_path_table([int(s) for s in args.run_sizes.split(",")], args.repeats)

@@ -18,6 +18,7 @@ from fleqc.transformer import MachineFault
 from fleqc.transformer import run as loop_run
 from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.incremental import IncrementalEngine
+from fleqc.transformer.warm import ensure_ready
 from tests.support.programs import subleq_program
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -39,6 +40,7 @@ reset: subleq x, x
 @pytest.fixture
 def compiled_calls(monkeypatch):
     """How many times the compiled loop ran (calls that returned passes, not None)."""
+    ensure_ready()  # the process's warm-up runs the compiled loop too: before counting
     calls = []
     original = IncrementalEngine.run_passes
 
@@ -200,3 +202,37 @@ def test_classic_address_fault_inside_the_loop_names_its_pc(tmp_path, compiled_c
     assert fault.value.code == ErrorCode.ADDRESS_FAULT
     assert "at step 10" in str(fault.value) and "pc 6" in str(fault.value)
     assert compiled_calls
+
+
+# -- the first run after an install ----------------------------------------------------------------
+
+
+def test_a_compilation_is_announced_with_its_time(monkeypatch):
+    import io
+    import time as clock
+
+    from fleqc.transformer import warm
+
+    monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(warm, "PROGRESS_EVERY_S", 0.05)
+    stream = io.StringIO()
+    from numba import njit
+
+    with warm.compiling(stream):
+        njit(lambda x: x + 1)(1)  # a new function: compiled here, never cached
+        clock.sleep(0.3)
+    text = stream.getvalue()
+    assert "compiling the incremental engine's kernels" in text and "kernels compiled in" in text
+
+
+def test_loading_is_not_announced(monkeypatch):
+    import io
+    import time as clock
+
+    from fleqc.transformer import warm
+
+    monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
+    stream = io.StringIO()
+    with warm.compiling(stream):
+        clock.sleep(0.3)  # nothing compiles: silence
+    assert stream.getvalue() == ""

@@ -653,12 +653,20 @@ def run_passes(A, changed, model, reach, hardmax, slack, counts, max_passes, ove
     ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    L = model[0][0].shape[0]
+    kinds, where, ffns, atts, heads, sc = model[0]  # once per call: every item taken out is counted
+    L = kinds.shape[0]
     for done in range(max_passes):
         status = OK
         dirty = changed
-        for l in range(L):
-            status, dirty = layer_pass(l, A, dirty, model, reach, hardmax, slack, False)
+        for l in range(L):  # layer_pass, without taking the model apart again for every layer
+            if kinds[l] == 0:
+                f = ffns[where[l]]
+                status, dirty = feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6],
+                                                  f[7], f[8], False)
+            elif dirty.shape[0] > 0:
+                a = atts[where[l]]
+                status, dirty = attention_pass(A[l], A[l + 1], dirty, a[0], a[1], a[2], a[3], a[4], heads, reach,
+                                               hardmax, slack, sc)
             if status != OK:
                 break
             counts[l] += dirty.shape[0]

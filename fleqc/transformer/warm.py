@@ -2,8 +2,8 @@
 
 numba compiles :mod:`fleqc.transformer.kernels` the first time they run after an install (or after
 kernels.py changes) and caches the machine code on disk (``__pycache__`` beside kernels.py, or
-``NUMBA_CACHE_DIR``); later processes load it in about a second. The compilation takes one to
-four minutes on two cores, so nothing may wait on it silently: :func:`compiling` says on stderr,
+``NUMBA_CACHE_DIR``); later processes load it in about a second. The compilation takes a
+few minutes on two cores, so nothing may wait on it silently: :func:`compiling` says on stderr,
 after ``NOTICE_AFTER_S``, that the kernels are compiling, how many are done, and at the end how long
 it took. ``python -m fleqc.transformer.warm`` (run by ``make install``) compiles them all at once on
 a small generic transformer, so that the first program does not wait.
@@ -50,7 +50,7 @@ class _Notice:
                 return
         self.shown = True
         self.say("fleqc: compiling the incremental engine's kernels with numba (once after an install; "
-                 "1-4 minutes on two cores; later runs load them from the cache in about a second)")
+                 "a few minutes on two cores; later runs load them from the cache in about a second)")
         while not self.done.wait(1.0 if self.tty else PROGRESS_EVERY_S):
             line = f"fleqc: compiling ... {self.count} functions compiled, {time.perf_counter() - self.start:.0f} s"
             self.say(("\r" + line) if self.tty else line, end="" if self.tty else "\n")
@@ -145,13 +145,20 @@ def warm(stream: TextIO | None = None) -> float:
 
     ffn = FeedForwardLayer(w1=rng.integers(-1, 2, (hidden, d)).astype(float), b1=np.zeros(hidden),
                            w2=rng.integers(-1, 2, (d, hidden)).astype(float) / 8, b2=np.zeros(d))
-    model = LoopedTransformer(layers=(attention(), ffn, attention()), row_labels=tuple(f"r{i}" for i in range(d)),
+    # two layers of each kind: the typed lists of layers are appended to, as for every machine
+    model = LoopedTransformer(layers=(attention(), ffn, attention(), ffn), row_labels=tuple(f"r{i}" for i in range(d)),
                               ternary_rows=())
     X = rng.integers(-1, 2, (d, n)).astype(float)
     with compiling(stream):
         for mode in ("softmax", "hardmax"):
             run(model, X, max_steps=40, mode=mode, engine="incremental", check=_Quiet())
             run(model, X, max_steps=3, mode=mode, engine="incremental", timed=True)
+        from fleqc.transformer import kernels as K
+        from fleqc.transformer.incremental import IncrementalEngine
+
+        engine = IncrementalEngine(model, X)
+        engine.step()
+        K.list_set(engine.heads, 0, engine.head_tuples[0])  # what an index rebuild calls
     return time.perf_counter() - start
 
 
