@@ -211,7 +211,7 @@ def test_a_compilation_is_announced_with_its_time(monkeypatch):
     import io
     import time as clock
 
-    from fleqc.transformer import warm
+    from fleqc.transformer import compiling as warm
 
     monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
     monkeypatch.setattr(warm, "PROGRESS_EVERY_S", 0.05)
@@ -229,7 +229,7 @@ def test_loading_is_not_announced(monkeypatch):
     import io
     import time as clock
 
-    from fleqc.transformer import warm
+    from fleqc.transformer import compiling as warm
 
     monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
     stream = io.StringIO()

@@ -60,7 +60,9 @@ def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, time
     # imported here because its compiled kernels load numba (about 0.2 s): a command that runs no
     # incremental pass (``fleqc --help``, ``build``, a short run) does not pay for it
     from fleqc.transformer.incremental import IncrementalEngine
+    from fleqc.transformer.warm import ensure_ready
 
+    ensure_ready()  # the first engine of a process loads every kernel, or compiles them under one notice
     return IncrementalEngine(model, X, mode, timed=timed)
 
 

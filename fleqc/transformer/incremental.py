@@ -49,7 +49,7 @@ from fleqc.transformer import kernels as K
 from fleqc.transformer.dense import MODES, Mode
 from fleqc.transformer.passes import PassLoop
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
-from fleqc.transformer.warm import ensure_ready
+from fleqc.transformer.compiling import compiling
 
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
 FALLBACK = np.zeros(0, np.int64)  # a pending pass that the dense definition must redo
@@ -185,8 +185,9 @@ class IncrementalEngine:
         self._pending = None  # a pass run_passes computed and left for step() to commit (or FALLBACK)
         self._union = np.zeros(n, np.int64)  # run_passes: the columns its passes changed
         self._union_mark = np.zeros(n, np.bool_)
-        ensure_ready()  # the first engine of a process loads (or compiles, with a notice) every kernel
-        self._compile(model)
+        self._cold = 3  # calls that may still meet a kernel not yet loaded in this process (a notice)
+        with compiling():
+            self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -280,6 +281,13 @@ class IncrementalEngine:
 
     def step(self) -> np.ndarray:
         """One pass; returns the (sorted) columns of X it changed."""
+        if self._cold:  # the first pass, the pass after it, the first compiled loop: new kernels
+            self._cold -= 1
+            with compiling():
+                return self._step()
+        return self._step()
+
+    def _step(self) -> np.ndarray:
         start = time.perf_counter()
         self.stats.passes += 1
         try:
@@ -315,6 +323,13 @@ class IncrementalEngine:
         """
         if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
             return None
+        if self._cold:
+            self._cold = 0
+            with compiling():
+                return self._run_passes(max_passes, check, watch)
+        return self._run_passes(max_passes, check, watch)
+
+    def _run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> tuple:
         start = time.perf_counter()
         reason, done, changed, n_union = K.run_passes(
             self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK, self._counts, max_passes,
