@@ -234,5 +234,20 @@ def test_loading_is_not_announced(monkeypatch):
     monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
     stream = io.StringIO()
     with warm.compiling(stream):
-        clock.sleep(0.3)  # nothing compiles: silence
+        clock.sleep(0.3)  # nothing compiles, a quick load: silence
     assert stream.getvalue() == ""
+
+
+def test_a_slow_load_is_announced(monkeypatch):
+    import io
+    import time as clock
+
+    from fleqc.transformer import compiling as warm
+
+    monkeypatch.setattr(warm, "NOTICE_AFTER_S", 0.05)
+    monkeypatch.setattr(warm, "LOAD_NOTICE_AFTER_S", 0.1)
+    stream = io.StringIO()
+    with warm.compiling(stream, loading=True):
+        clock.sleep(0.6)
+    assert "loading the incremental engine's compiled kernels" in stream.getvalue()
+    assert "kernels loaded in" in stream.getvalue()

@@ -68,10 +68,16 @@ Runs
                         pass by tests, traces and the debugger.
     ``health_check(model, card)``  the check run after every pass (X, step, columns): the
                         generic :class:`HealthCheck` (ternary rows, pc in range) unless extended.
+                        A check whose tests fit a :class:`fleqc.transformer.health.LoopCheck`
+                        (rows, a register's range, entry limits) offers one as ``loop_check``;
+                        the engine's compiled loop then applies it to every pass in place of a
+                        call (docs/engines.md, "Many passes per compiled call").
     ``prepare(card, options)``  the card a transformer run starts from (default: the card; a
                         machine with an input tape writes the input there).
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
-                        talks to the host while it runs (reading an output tape after each pass).
+                        talks to the host while it runs (reading an output tape after each pass);
+                        with a ``watch`` attribute ((row, column) pairs) it is called only after
+                        the passes that change one of them.
                         ``options`` are the run's values of the machine's options (``--input``).
                         The
                         run path (fleqc.runner.Run) calls ``prepare`` and ``observer`` for

@@ -56,7 +56,7 @@ def warm(stream: TextIO | None = None) -> float:
     X = rng.integers(-1, 2, (d, n)).astype(float)
     check = LoopCheck(ternary=(0,), registers=((0, (1, 2), 0, 4),), limits=((3, 0, 0.5),)).arrays(d)
     watch = np.array([[1, 0]], dtype=np.int64)
-    with compiling(stream):
+    with compiling(stream, loading=True):
         for mode in ("softmax", "hardmax"):
             engine = IncrementalEngine(model, X, mode)
             for _ in range(3):
