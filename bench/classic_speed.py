@@ -6,7 +6,8 @@ seconds of the transformer run (fleqc's run path, fleqc.runner.Run.finish: the i
 running many passes per compiled call, the output streamed by the host) and of the reference, and
 their ratio; the transformer's output and step count are checked against the reference's and the
 corpus's expected bytes. Steps per second are counted after the first pass (which loads the
-engine), from the run's own progress counts. eForth `2 2 + . cr` (13.9 million steps) runs a
+engine), in CPU seconds (a shared machine's load stretches the wall clock), from the run's own
+progress counts. eForth `2 2 + . cr` (13.9 million steps) runs a
 prefix of --eforth-prefix steps, checked against the reference interpreter after as many steps
 (output so far and all of memory), and its full time is extrapolated. With --eforth, eForth's tests
 (t1 is 92,438 steps; t2-t8 are 9-20 million each).
@@ -37,13 +38,13 @@ TARGET_EFORTH_MINUTES = 6.0
 
 
 def transformer_run(path: Path, bits: int, memory: int, given_input: bytes, engine: str, max_steps: int):
-    """(steps, output, seconds, steps per second after the first pass, final memory) of Run.finish."""
+    """(steps, output, seconds, steps per CPU second after the first pass, final memory) of Run.finish."""
     output = bytearray()
     program = fleqc.compile(path, machine="classic", bits=bits, input=given_input)
     run = Run(program, engine=engine, bits=bits, memory=memory, input=given_input, output=output)
     marks = []
     start = time.perf_counter()
-    result = run.finish(max_steps, on_count=lambda steps: marks.append((time.perf_counter(), steps)))
+    result = run.finish(max_steps, on_count=lambda steps: marks.append((time.process_time(), steps)))
     seconds = time.perf_counter() - start
     (t0, s0), (t1, s1) = marks[0], marks[-1]
     rate = (s1 - s0) / (t1 - t0) if s1 > s0 and t1 > t0 else result.steps / seconds
@@ -106,8 +107,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['program']:34} {r['words']:>6} {r['memory']:>7} {r['steps']:>9} {r['transformer_s']:>13} "
               f"{r['steps_per_s']:>8} {r['reference_s']:>11} {r['slower_than_reference']:>6}")
-    print("(steps/s after the first pass, from the run's progress counts; every run's output, steps and memory "
-          "checked against the reference interpreter's)")
+    print("(steps per CPU second after the first pass, from the run's progress counts; every run's output, steps "
+          "and memory checked against the reference interpreter's)")
     print("\ntargets:")
     for r in rows:
         if r["program"][:2] in ("08", "16"):
