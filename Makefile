@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,plot,debug]'
+	@echo "compiling the incremental engine's kernels with numba (once; a few minutes on two cores; cached)"
+	$(BIN)/python -m fleqc.transformer.warm
 	@echo "make install: done; run .venv/bin/fleqc --help, make demo or make test"
 	@touch $(STAMP)
 
@@ -46,13 +48,15 @@ test-extras: $(EXTRAS_STAMP)
 		tests/test_interop_safetensors.py tests/test_interop_cases.py
 
 # eForth (howerj/subleq, a Forth system for a 16-bit SUBLEQ VM) on the transformer: `2 2 + . cr`
-# prints " 4" and " ok" after 13.9 million steps (about an hour on two cores). Needs ../shared/corpus.
+# prints " 4" and " ok" after 13.9 million steps (bench/classic_speed.py extrapolates its time from a
+# checked prefix: docs/measurements.md). Needs ../shared/corpus. --stats would time every layer of
+# every pass, one pass per call: left out.
 CORPUS ?= ../shared/corpus/subleq
 FORTH  ?= 2 2 + . cr
 eforth: $(STAMP)
 	@test -f $(CORPUS)/13_howerj_eforth.dec || { echo "no eForth image at $(CORPUS) (set CORPUS=...)"; exit 1; }
 	echo '$(FORTH)' | OPENBLAS_NUM_THREADS=1 $(BIN)/fleqc run $(CORPUS)/13_howerj_eforth.dec --bits 16 \
-		--memory 65536 --input - --max-steps 100000000 --stats
+		--memory 65536 --input - --max-steps 100000000
 
 test-slow: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow -o timeout=0

@@ -31,6 +31,7 @@ loop: subleq one, x, reset
       jmp loop
 reset: subleq x, x
       subleq big, x, loop
+      jmp loop
 """
 
 

@@ -287,21 +287,22 @@ class Run:
         self.steps, self.halted = outcome.steps, outcome.halted
 
     def _finish_transformer(self, max_steps: int, on_count: Optional[Callable[[int], None]]) -> None:
-        on_step = self._observer
-        if on_count is not None:
-            observer = self._observer
-
-            def on_step(step: int, X: np.ndarray) -> None:
-                if observer is not None:
-                    observer(step, X)
-                on_count(step)
-
-        if self.backend == "transformer":
+        if self.backend == "transformer":  # the engine may run many passes per call (executor.run)
             with chosen_blas_threads():
                 outcome = transformer_loop(self.model, self.X, max_steps=max_steps, mode=self.mode, check=self._health,
-                                           engine=self.engine, timed=self.timed, on_step=on_step)
+                                           engine=self.engine, timed=self.timed, on_step=self._observer,
+                                           on_count=on_count)
             self._stats = outcome.stats
         else:
+            on_step = self._observer
+            if on_count is not None:
+                observer = self._observer
+
+                def on_step(step: int, X: np.ndarray) -> None:
+                    if observer is not None:
+                        observer(step, X)
+                    on_count(step)
+
             outcome = self._interop.run(self.X, max_steps=max_steps, check=self._health, on_step=on_step)
         self.X, self.steps, self.halted = outcome.X, outcome.steps, outcome.halted
 

@@ -68,10 +68,16 @@ Runs
                         pass by tests, traces and the debugger.
     ``health_check(model, card)``  the check run after every pass (X, step, columns): the
                         generic :class:`HealthCheck` (ternary rows, pc in range) unless extended.
+                        A check whose tests fit a :class:`fleqc.transformer.health.LoopCheck`
+                        (rows, a register's range, entry limits) offers one as ``loop_check``;
+                        the engine's compiled loop then applies it to every pass in place of a
+                        call (docs/engines.md, "Many passes per compiled call").
     ``prepare(card, options)``  the card a transformer run starts from (default: the card; a
                         machine with an input tape writes the input there).
     ``observer(card, options)``  an optional ``on_step(step, X)`` callback for a machine that
-                        talks to the host while it runs (reading an output tape after each pass).
+                        talks to the host while it runs (reading an output tape after each pass);
+                        with a ``watch`` attribute ((row, column) pairs) it is called only after
+                        the passes that change one of them.
                         ``options`` are the run's values of the machine's options (``--input``).
                         The
                         run path (fleqc.runner.Run) calls ``prepare`` and ``observer`` for
@@ -106,6 +112,7 @@ from fleqc.steps import Names, Reader, TraceEvent
 from fleqc.card.check import rebuilt_card_check
 from fleqc.card.rows import RowSpace
 from fleqc.transformer import MachineFault, TernaryCheck
+from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 Options = dict[str, Any]  # machine option name -> value given on the command line (None: not given)
@@ -385,6 +392,19 @@ class HealthCheck:
                                f"the program counter names no instruction (pc {pc}; instructions 0..{count - 1})")
         self.after(X, cols)
         self.pc = pc
+
+    @property
+    def loop_check(self) -> Optional[LoopCheck]:
+        """The filter the engine's compiled loop applies in place of this check (the ternary rows,
+        finite values, the pc rows naming an instruction column): None for a subclass with checks
+        of its own (``extra``, ``after``), which then runs after every pass."""
+        cls = type(self)
+        if (cls.__call__, cls.extra, cls.after) != (HealthCheck.__call__, HealthCheck.extra, HealthCheck.after):
+            return None
+        card = self.card
+        first = card.regions.instructions[0]
+        pc = (card.pc_column, tuple(card.rows["pc"]), first, first + card.instruction_count)
+        return LoopCheck(ternary=tuple(self.ternary.rows), registers=(pc,))
 
     def extra(self, X: np.ndarray, step: int, cols: Any) -> None:
         """A machine's own checks of the columns ``cols``, before the generic ones."""

@@ -30,7 +30,7 @@ from fleqc.transformer.dense import (  # noqa: F401 (the definition, named here 
     forward,
 )
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
-from fleqc.transformer.passes import PassLoop, PassStats, pass_function
+from fleqc.transformer.passes import RUN_COMMITTED, RUN_WATCHED, PassLoop, PassStats, pass_function
 
 StepCheck = Callable[[np.ndarray, int, np.ndarray], None]  # (X, step, columns changed by the pass)
 
@@ -60,7 +60,9 @@ def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, time
     # imported here because its compiled kernels load numba (about 0.2 s): a command that runs no
     # incremental pass (``fleqc --help``, ``build``, a short run) does not pay for it
     from fleqc.transformer.incremental import IncrementalEngine
+    from fleqc.transformer.warm import ensure_ready
 
+    ensure_ready()  # the first engine of a process loads every kernel, or compiles them under one notice
     return IncrementalEngine(model, X, mode, timed=timed)
 
 
@@ -88,6 +90,12 @@ class AutoLoop:
         if isinstance(self.inner, PassLoop):
             return self.inner.stats
         return _AutoStats(self.inner.stats, self.sparse)
+
+    def run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> Optional[tuple]:
+        """The engine's compiled loop once it runs (see IncrementalEngine.run_passes); None before."""
+        if isinstance(self.inner, PassLoop):
+            return None
+        return self.inner.run_passes(max_passes, check, watch)
 
     def step(self) -> np.ndarray:
         if self.left == 0 and isinstance(self.inner, PassLoop):
@@ -147,6 +155,7 @@ def run(
     on_step: Optional[Callable[[int, np.ndarray], None]] = None,
     engine: Engine = "auto",
     timed: bool = False,
+    on_count: Optional[Callable[[int], None]] = None,
 ) -> RunOutcome:
     """Loop passes until X is a fixed point or ``max_steps`` passes have changed it.
 
@@ -155,12 +164,34 @@ def run(
     there. ``check(X, step, columns)`` runs after every changing pass with the columns it changed
     (None after the first pass: every column is new to the check; health checks raise there).
     ``on_step(step, X)`` observes the state (lockstep tests, traces; X is the engine's array: copy
-    it to keep it). ``engine`` chooses how a pass is evaluated (see :func:`stepper`); all of them
-    compute the same function.
+    it to keep it). ``on_count(steps)`` follows the count (a progress display). ``engine`` chooses
+    how a pass is evaluated (see :func:`stepper`); all of them compute the same function.
+
+    Many passes per call: where the engine can run passes in a compiled loop (the incremental
+    engine, untimed), the check offers a :class:`fleqc.transformer.health.LoopCheck` (its
+    ``loop_check``) and ``on_step`` is absent or names the entries it watches (its ``watch``: (row,
+    column) pairs; it is then called only after the passes that change one of them), the passes run
+    in chunks inside the engine. The check is then called once per chunk with every column the
+    chunk changed, and at once on any pass the LoopCheck flags; ``on_count`` once per chunk.
     """
     loop = stepper(model, X, mode, engine, timed)
+    chunk = _Chunks(model.width, check, on_step)
     steps = 0
     while True:
+        if chunk.usable and 1 <= steps < max_steps:
+            ran = chunk.run(loop, max_steps - steps)
+            if ran is not None:
+                reason, done, union = ran
+                if union.size and check is not None:  # every pass of the chunk passed the LoopCheck
+                    check(loop.X, steps + done, union)
+                steps += done
+                if done and on_count is not None:
+                    on_count(steps)
+                if reason == RUN_WATCHED and on_step is not None:
+                    on_step(steps, loop.X)
+                if reason in RUN_COMMITTED:
+                    continue
+                # the engine holds the next pass (a fixed point, or one to check here): step() gives it
         before = np.array(loop.X) if steps == max_steps else None
         changed = loop.step()
         if not len(changed):
@@ -172,6 +203,44 @@ def run(
             check(loop.X, steps, changed if steps > 1 else None)
         if on_step is not None:
             on_step(steps, loop.X)
+        if on_count is not None:
+            on_count(steps)
+
+
+class _Chunks:
+    """The compiled loop's side of :func:`run`: whether it can serve, its arrays, and a chunk size
+    that keeps each call near ``CHUNK_SECONDS`` (a progress display and Ctrl-C answer between calls)."""
+
+    CHUNK_SECONDS = 0.1
+
+    def __init__(self, width: int, check: Optional[StepCheck], on_step: Optional[Callable]) -> None:
+        from fleqc.transformer.health import loop_check_of
+
+        spec = loop_check_of(check) if check is not None else None
+        watch = getattr(on_step, "watch", None) if on_step is not None else ()
+        self.usable = (check is None or spec is not None) and watch is not None
+        if not self.usable:
+            return
+        from fleqc.transformer.health import LoopCheck
+
+        self.check = (spec or LoopCheck()).arrays(width)
+        self.watch = np.asarray(watch, dtype=np.int64).reshape(-1, 2)
+        self.size = 64
+
+    def run(self, loop, left: int) -> Optional[tuple]:
+        run_passes = getattr(loop, "run_passes", None)
+        if run_passes is None:
+            return None
+        start = time.perf_counter()
+        ran = run_passes(min(self.size, left), self.check, self.watch)
+        if ran is None:
+            return None
+        elapsed, done = time.perf_counter() - start, ran[1]
+        if done >= self.size and elapsed < self.CHUNK_SECONDS / 2:
+            self.size = min(self.size * 2, 1 << 22)
+        elif elapsed > self.CHUNK_SECONDS * 2 and self.size > 1:
+            self.size //= 2
+        return ran
 
 
 @dataclass(frozen=True)

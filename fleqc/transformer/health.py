@@ -3,12 +3,17 @@
 A check sees only X and row labels. The builder of a machine says which rows must hold values in
 {-1, 0, +1} between passes (codes, bits, indicators and cleared scratch fields); a value outside
 that set by more than ``tolerance``, or any NaN or infinity, raises :class:`MachineFault`.
+
+A check that runs inside the engine's compiled loop (many passes per call) gives the loop a
+:class:`LoopCheck` as its ``loop_check`` attribute: plain data (rows, entries, ranges) that the loop
+tests after every pass. It is a filter, never the judge: every X on which the check would raise
+must fail the LoopCheck; a pass that fails it leaves the compiled loop and goes to the check itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -33,6 +38,11 @@ class TernaryCheck:
     rows: Sequence[int]
     labels: Sequence[str]
     tolerance: float = 1e-6
+
+    @property
+    def loop_check(self) -> "LoopCheck":
+        """The filter of the engine's compiled loop: ternary rows exactly -1, 0 or +1, values finite."""
+        return LoopCheck(ternary=tuple(int(r) for r in self.rows))
 
     def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
         """Check X, or only its ``columns`` (those the last pass changed: the others were checked),
@@ -68,6 +78,42 @@ class TernaryCheck:
         if deviation[worst] > self.tolerance:
             row, col = int(rows[worst[0]]), int(cols[worst[1]])
             raise MachineFault(step, self.labels[row], col, float(X[row, col]), float(deviation[worst]))
+
+
+@dataclass(frozen=True)
+class LoopCheck:
+    """What the engine's compiled loop tests after every pass, in place of calling a check.
+
+    A pass fails the filter if a column it changed holds a NaN or an infinity, or an entry of a
+    ``ternary`` row that is not exactly -1, 0 or +1; if a register (``registers``: (column, rows,
+    low, high): the unsigned number whose bit i is [X[rows[i], column] > 0]) lies outside
+    [low, high); or if an entry (``limits``: (row, column, most)) exceeds ``most``. Nothing here is
+    specific to a machine: the machine that owns the check says which rows and entries.
+    """
+
+    ternary: Sequence[int] = ()
+    registers: Sequence[tuple] = field(default_factory=tuple)
+    limits: Sequence[tuple] = field(default_factory=tuple)
+
+    def arrays(self, d: int) -> tuple:
+        """The tuple of arrays the compiled loop takes (kernels.run_passes, ``check``)."""
+        ternary = np.zeros(d, dtype=np.bool_)
+        ternary[np.asarray(self.ternary, dtype=np.int64)] = True
+        ptr, rows = [0], []
+        for _, reg_rows, _, _ in self.registers:
+            rows.extend(int(r) for r in reg_rows)
+            ptr.append(len(rows))
+        ints = lambda values: np.asarray(list(values), dtype=np.int64)  # noqa: E731
+        return (ternary, ints(r[0] for r in self.registers), ints(ptr), ints(rows),
+                ints(r[2] for r in self.registers), ints(r[3] for r in self.registers),
+                ints(lim[0] for lim in self.limits), ints(lim[1] for lim in self.limits),
+                np.asarray([float(lim[2]) for lim in self.limits], dtype=np.float64))
+
+
+def loop_check_of(check: object) -> Optional[LoopCheck]:
+    """The LoopCheck a check offers (its ``loop_check`` attribute), or None: a check without one
+    (or with None) is called after every pass and keeps the loop in Python."""
+    return getattr(check, "loop_check", None)
 
     def _entries_pass(self, X: np.ndarray, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> bool:
         """Whether the entries the pass changed (``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``, as

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -50,9 +51,12 @@ from fleqc.transformer import kernels as K
 from fleqc.transformer.dense import MODES, Mode
 from fleqc.transformer.passes import PassLoop
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+from fleqc.transformer.compiling import compiling
 
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
+FALLBACK = np.zeros(0, np.int64)  # a pending pass that the dense definition must redo
 SLACK = 1e-9  # relative slack of the index's bounds (the rounding of a bound summed in another order)
+RUN_PASSES_ON_VERSIONS = False  # kernels.run_passes still steps the former state (A): one pass per call until ported
 
 
 def _c(a, dtype=None) -> np.ndarray:
@@ -223,7 +227,12 @@ class IncrementalEngine:
         self._dense = None  # the dense loop that takes over after a fallback
         self._first = True
         self._finite = True
-        self._compile(model)
+        self._pending = None  # a pass run_passes computed and left for step() to commit (or FALLBACK)
+        self._union = np.zeros(n, np.int64)  # run_passes: the columns its passes changed
+        self._union_mark = np.zeros(n, np.bool_)
+        self._cold = 3  # calls that may still meet a kernel not yet loaded in this process (a notice)
+        with compiling():
+            self._compile(model)
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -345,9 +354,18 @@ class IncrementalEngine:
 
     def step(self) -> np.ndarray:
         """One pass; returns the (sorted) columns of X it changed."""
+        if self._cold:  # the first pass, the pass after it, the first compiled loop: new kernels
+            self._cold -= 1
+            with compiling():
+                return self._step()
+        return self._step()
+
+    def _step(self) -> np.ndarray:
         start = time.perf_counter()
         self.stats.passes += 1
         try:
+            if self._pending is not None:
+                return self._commit_pending()
             if self._dense is not None:
                 return self._dense.step()
             if self._first:
@@ -366,6 +384,53 @@ class IncrementalEngine:
             return ChangedColumns.of(*changed)
         finally:
             self.stats.total_seconds += time.perf_counter() - start
+
+    def run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> Optional[tuple]:
+        """Up to ``max_passes`` passes in one compiled call (:func:`kernels.run_passes`); returns
+        (reason, passes committed, columns those passes changed), or None where this engine steps
+        one pass at a time (before its first pass, after a fallback, while timing per layer).
+
+        ``check``: the arrays of a :class:`fleqc.transformer.health.LoopCheck` (every pass's output
+        is tested against them); ``watch`` (k, 2): entries (row, column) after whose change the call
+        returns. A pass the loop computed but did not commit (a fixed point, a pass the check
+        flags, one that met a non-finite value) is the one the next :meth:`step` returns.
+        """
+        if RUN_PASSES_ON_VERSIONS is False:  # the compiled loop does not run on the versioned state yet
+            return None
+        if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
+            return None
+        if self._cold:
+            self._cold = 0
+            with compiling():
+                return self._run_passes(max_passes, check, watch)
+        return self._run_passes(max_passes, check, watch)
+
+    def _run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> tuple:
+        start = time.perf_counter()
+        reason, done, changed, n_union = K.run_passes(
+            self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK, self._counts, max_passes,
+            self.overflow_counts, self.rebuild_at, check, watch, self._union, self._union_mark, 0)
+        union = self._union[:n_union].copy()
+        self._union_mark[union] = False
+        self.stats.passes += done
+        if reason == K.RUN_NOT_FINITE:
+            self._pending = FALLBACK
+        elif reason in (K.RUN_FIXED, K.RUN_FLAGGED):
+            self._pending = changed
+        else:
+            self._changed = changed
+            self._maintain()
+        self.stats.total_seconds += time.perf_counter() - start
+        return reason, done, np.sort(union)
+
+    def _commit_pending(self) -> np.ndarray:
+        pending, self._pending = self._pending, None
+        if pending is FALLBACK:
+            return self._fallback()
+        self.A[0, pending] = self.A[-1, pending]
+        self._changed = pending
+        self._maintain()
+        return pending
 
     def _timed_layers(self, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray):
         for l in range(len(self.kinds)):

@@ -14,6 +14,13 @@ from fleqc.transformer.layers import LoopedTransformer
 from fleqc.transformer.sparse import compile_fast, fast_forward
 
 
+# What ended a run of passes in the engine's compiled loop (kernels.run_passes): the step limit, a
+# fixed point, a non-finite value, a pass the LoopCheck flags, a change to a watched entry, an index
+# to rebuild. After RUN_LIMIT, RUN_WATCHED and RUN_REBUILD every pass it computed is committed.
+RUN_LIMIT, RUN_FIXED, RUN_NOT_FINITE, RUN_FLAGGED, RUN_WATCHED, RUN_REBUILD = range(6)
+RUN_COMMITTED = (RUN_LIMIT, RUN_WATCHED, RUN_REBUILD)
+
+
 @dataclass
 class PassStats:
     """What a dense or sparse loop did: its passes and their time."""

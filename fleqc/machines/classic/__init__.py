@@ -37,6 +37,7 @@ from fleqc.machines.classic.run import OutputTape
 from fleqc.machines.classic.weights import LAYER_KINDS
 from fleqc.machines.subleq import BITS
 from fleqc.transformer import TernaryCheck
+from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.layers import LoopedTransformer
 
 DEFAULT_BITS = 32
@@ -275,6 +276,11 @@ class ClassicHealthCheck:
         self.reader = codec.Reader(card.config)
         self.card = card
         self.pc = card.read_pc()
+
+    @property
+    def loop_check(self) -> LoopCheck:
+        """The engine's compiled loop tests the ternary rows and the fault flag after every pass."""
+        return LoopCheck(ternary=self.ternary.loop_check.ternary, limits=((self.reader.rows["fault"][0], 0, 0.5),))
 
     def __call__(self, X: np.ndarray, step: int, columns: np.ndarray | None = None) -> None:
         self.ternary(X, step, columns)

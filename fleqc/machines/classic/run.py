@@ -54,6 +54,8 @@ class OutputTape:
         self.reader, self.sink = Reader(config), sink
         self.pointer = self.reader.rows["op"].slice
         self.last = np.array(X[self.pointer, 0])
+        # the entries it reads: a run may call it only after the passes that change them
+        self.watch = tuple((row, 0) for row in self.reader.rows["op"])
 
     def __call__(self, step: int, X: np.ndarray) -> None:
         if not np.array_equal(X[self.pointer, 0], self.last):

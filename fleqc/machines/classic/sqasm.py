@@ -53,6 +53,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend.diagnostics import did_you_mean
+from fleqc.frontend.grammar import cached_lark
 from fleqc.machines.classic.image import MAX_DIGITS, SubleqImage, check_word, word_range
 from fleqc.resources import grammar_path
 
@@ -63,13 +64,8 @@ _ESCAPE = re.compile(r"\\(.)|[^\\]")
 @functools.cache
 def parser() -> Lark:
     """The LALR(1) parser of ``grammar/sqasm.lark`` (which sits next to the assembly grammar)."""
-    return Lark(
-        grammar_path().with_name("sqasm.lark").read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    return cached_lark(grammar_path().with_name("sqasm.lark").read_text(encoding="utf-8"), "sqasm",
+                       lexer="contextual", propagate_positions=True, maybe_placeholders=False)
 
 
 @dataclass(frozen=True)
