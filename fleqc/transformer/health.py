@@ -79,6 +79,28 @@ class TernaryCheck:
             row, col = int(rows[worst[0]]), int(cols[worst[1]])
             raise MachineFault(step, self.labels[row], col, float(X[row, col]), float(deviation[worst]))
 
+    def _entries_pass(self, X: np.ndarray, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> bool:
+        """Whether the entries the pass changed (``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``, as
+        an engine that follows changes reports them; every other entry was checked before) are
+        all exactly -1, 0 or +1 on the ternary rows and finite elsewhere. False: check the columns."""
+        if len(ptr) != len(cols) + 1:
+            return False
+        values = X[rows, np.repeat(cols, np.diff(ptr))]
+        magnitude = np.abs(values)
+        inexact = (magnitude != 1.0) & (magnitude != 0.0)
+        if len(self.rows) < X.shape[0]:
+            inexact &= self._mask(X.shape[0])[rows]
+        return not inexact.any() and bool(np.isfinite(magnitude).all())
+
+    def _mask(self, d: int) -> np.ndarray:
+        """The ternary rows as a mask over the d rows (kept)."""
+        mask = getattr(self, "_rows_mask", None)
+        if mask is None or mask.size != d:
+            mask = np.zeros(d, dtype=bool)
+            mask[np.asarray(self.rows, dtype=np.int64)] = True
+            object.__setattr__(self, "_rows_mask", mask)
+        return mask
+
 
 @dataclass(frozen=True)
 class LoopCheck:
@@ -115,24 +137,3 @@ def loop_check_of(check: object) -> Optional[LoopCheck]:
     (or with None) is called after every pass and keeps the loop in Python."""
     return getattr(check, "loop_check", None)
 
-    def _entries_pass(self, X: np.ndarray, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray) -> bool:
-        """Whether the entries the pass changed (``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``, as
-        an engine that follows changes reports them; every other entry was checked before) are
-        all exactly -1, 0 or +1 on the ternary rows and finite elsewhere. False: check the columns."""
-        if len(ptr) != len(cols) + 1:
-            return False
-        values = X[rows, np.repeat(cols, np.diff(ptr))]
-        magnitude = np.abs(values)
-        inexact = (magnitude != 1.0) & (magnitude != 0.0)
-        if len(self.rows) < X.shape[0]:
-            inexact &= self._mask(X.shape[0])[rows]
-        return not inexact.any() and bool(np.isfinite(magnitude).all())
-
-    def _mask(self, d: int) -> np.ndarray:
-        """The ternary rows as a mask over the d rows (kept)."""
-        mask = getattr(self, "_rows_mask", None)
-        if mask is None or mask.size != d:
-            mask = np.zeros(d, dtype=bool)
-            mask[np.asarray(self.rows, dtype=np.int64)] = True
-            object.__setattr__(self, "_rows_mask", mask)
-        return mask
