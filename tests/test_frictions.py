@@ -324,7 +324,7 @@ def _figure_of(monkeypatch):
     from fleqc.observe import show
 
     figures = []
-    monkeypatch.setattr(show, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    monkeypatch.setattr(show, "_save", lambda fig, path, inputs=(): figures.append(fig) or Path(path))
     return show, figures
 
 
