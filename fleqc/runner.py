@@ -190,6 +190,7 @@ class Run:
         self.card: Optional[Card] = None
         self.model: Optional[LoopedTransformer] = None
         self.X: Optional[np.ndarray] = None
+        self._stats: Any = None
         if isinstance(target, Card):
             if validate or self.backend == "reference":
                 self._program, pc = validate_card(target)
@@ -220,7 +221,6 @@ class Run:
         self._loop: Any = None  # the engine's stepper, made at the first stepped pass
         self._pending: Optional[tuple[np.ndarray, np.ndarray]] = None
         self._checked = False
-        self._stats: Any = None
 
     # -- the state ---------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ def _expected_output(entry: dict) -> bytes:
 
 
 def _halting_programs() -> list[str]:
-    return [name for name, entry in subleq_corpus.expected().items()
+    return [name for name, entry in subleq_corpus.listing().items()
             if entry.get("mode") in ("rosetta", "mazonka") and "steps" in entry]
 
 
@@ -76,7 +76,7 @@ def test_esolangs_loop_trace():
 
 
 def _eforth_tests() -> list[dict]:
-    return subleq_corpus.expected().get(EFORTH, {}).get("tests", [])
+    return subleq_corpus.listing().get(EFORTH, {}).get("tests", [])
 
 
 def _run_eforth(case: dict) -> tuple[ClassicState, float]:

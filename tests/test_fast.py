@@ -145,9 +145,9 @@ def test_fleq_batch_fast_equals_single_fast_runs():
         assert np.array_equal(batch.X[i], one.X)
 
 
-def test_run_transformer_takes_an_engine():
-    from fleqc.runner import run_transformer
+def test_the_run_path_takes_an_engine():
+    from fleqc.runner import run as run_card
 
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
-    results = [run_transformer(card, engine=engine) for engine in ("incremental", "sparse", "dense")]
+    results = [run_card(card, "transformer", engine=engine) for engine in ("incremental", "sparse", "dense")]
     assert results[0] == results[1] == results[2]

@@ -24,6 +24,7 @@ from fleqc.interop.torch_module import TorchMachine, resolve_device, to_torch  #
 from fleqc.machines import program_to_card  # noqa: E402
 from fleqc.machines import weights_for  # noqa: E402
 from fleqc.transformer import MachineFault, forward, run, run_batch  # noqa: E402
+from fleqc.runner import Run  # noqa: E402
 from fleqc.transformer.layers import AttentionLayer  # noqa: E402
 from tests.support.interop_lockstep import fleq_engine_lockstep, subleq_engine_lockstep  # noqa: E402
 from tests.support.programs import random_subleq_programs  # noqa: E402
@@ -117,8 +118,10 @@ def test_backend_and_health_check():
     broken = card.X.copy()
     broken[card.rows["pc"].slice, card.pc_column] = 0.5  # not a valid code: the health check stops it
     bad = dataclasses.replace(card, X=broken)
-    with pytest.raises(MachineFault):
+    with pytest.raises(FleqError, match="bad-card"):  # the run path checks a card before it runs
         fleqc.run(bad, backend="torch")
+    with pytest.raises(MachineFault):  # and the health check watches every pass of the torch engine
+        Run(bad, "torch", validate=False).finish(100)
     fleq_card = fleqc.build(str(SAMPLES / "fleq_polynomial.fleq"))  # hardmax runs FLEQ with the same bits
     hard, soft = fleqc.run(fleq_card, backend="torch", mode="hardmax"), fleqc.run(fleq_card)
     assert hard.steps == soft.steps and all(np.array_equal(hard.memory[k], soft.memory[k]) for k in soft.memory)

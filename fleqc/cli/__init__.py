@@ -212,7 +212,7 @@ def check_run_options(ctx: click.Context, subject: Any, backend: str, weights: O
 
     if backend == "reference" and (given("mode") or weights is not None):
         raise click.UsageError("--mode and --weights apply to the transformer backend, not to --backend reference")
-    if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense")):
+    if backend in ("reference", "torch", "onnx") and (given("engine") or given("dense") or given("stats")):
         raise click.UsageError("--engine, --dense and --stats choose how the numpy transformer evaluates a pass; "
                                f"they do nothing with --backend {backend}")
     check_machine_options(machine_of(subject), "run", sizes)

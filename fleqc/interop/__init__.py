@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from fleqc.errors import ErrorCode, FleqError
+
 EXTRAS = {"torch": ("torch",), "onnx": ("onnx", "onnxruntime"), "lens": ("torch", "transformer_lens"),
           "safetensors": ("safetensors",)}
 
@@ -35,6 +37,4 @@ def require(extra: str) -> None:
     """Raise a FleqError naming the pip extra to install when ``extra`` is not usable."""
     absent = missing(extra)
     if absent:
-        from fleqc.errors import ErrorCode, FleqError
-
         raise FleqError(ErrorCode.BAD_CONFIG, f"this needs {', '.join(absent)}: pip install 'fleqc[{extra}]'")

@@ -7,14 +7,13 @@ module is where they ask.
 from __future__ import annotations
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.machines import config_from_dict, machine_of
 from fleqc.transformer.layers import LoopedTransformer
 
 
 def check_precision(model: LoopedTransformer, dtype: str, bits: int) -> None:
     """BAD_CONFIG unless a type of ``bits`` significand bits (IEEE precision: float32 24) holds
     ``model``'s machine exactly. Weights that name no machine run in float64 only."""
-    from fleqc.machines import config_from_dict, machine_of
-
     try:
         config = config_from_dict(model.metadata.get("machine"))
     except FleqError:

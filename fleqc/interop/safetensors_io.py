@@ -33,6 +33,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.machines import config_from_dict, machine_of
 from fleqc.safe_io import write_named_atomically
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 from fleqc.schema import SchemaError
@@ -159,8 +160,6 @@ def machine_labels(metadata: dict) -> Optional[tuple[str, ...]]:
     """The row labels of the machine configuration named in ``metadata["machine"]`` (None if none)."""
     if "machine" not in metadata:
         return None
-    from fleqc.machines import config_from_dict, machine_of
-
     try:
         config = config_from_dict(metadata["machine"])
     except FleqError:

@@ -30,9 +30,11 @@ from typing import Any, Optional
 import numpy as np
 
 from fleqc.runner import Run
+from fleqc.observe.attention import all_attention_maps, attention_layers
 from fleqc.observe.pictures import attention_png, data_uri, x_png
 from fleqc.steps import TraceEvent, file_lines, format_value
-from fleqc.program import values_by_label
+from fleqc.program import source_files, values_by_label
+from fleqc.safe_io import atomic_output
 
 MAX_STEPS = 500
 MAX_HEAD_IMAGES = 1500
@@ -59,8 +61,6 @@ class Recorder:
         self.total_steps = 0
         self.heads_per_pass = 0
         if machine.model is not None:
-            from fleqc.observe.attention import attention_layers
-
             self.heads_per_pass = sum(machine.model.layers[k - 1].heads for k in attention_layers(machine.model))
         self._record(0, machine.X)
 
@@ -80,8 +80,6 @@ class Recorder:
         if X is not None:
             entry["x"] = self._image(x_png(X))
             if self.head_images + self.heads_per_pass <= self.max_head_images:
-                from fleqc.observe.attention import all_attention_maps
-
                 for head in all_attention_maps(self.machine.model, X, self.machine.mode):
                     entry["attention"].append([head.layer, head.head, head.name, self._image(attention_png(head.weights))])
                 self.head_images += self.heads_per_pass
@@ -164,9 +162,6 @@ class Recorder:
     def write(self, path, inputs=()) -> Path:
         """Write the page under fleqc's output policy (fleqc.safe_io): never over one of ``inputs``
         nor over a file the program was made from."""
-        from fleqc.program import source_files
-        from fleqc.safe_io import atomic_output
-
         path = Path(path)
         page = self.html()
         with atomic_output(path, (*inputs, *source_files(self.machine.program)), text=True) as f:

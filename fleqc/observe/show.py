@@ -19,6 +19,7 @@ import numpy as np
 
 from fleqc.card.card import Card
 from fleqc.observe.attention import HeadMap
+from fleqc.runner import Run
 
 
 class PlotUnavailable(RuntimeError):
@@ -162,8 +163,6 @@ def _save(fig, path, inputs: Sequence = ()) -> Path:
 def state_after(target, step: int, *, mode: str = "softmax", columns: Optional[int] = None,
                 engine: str = "auto", **options: Optional[int]):
     """(machine, X): the transformer's state after ``step`` passes (fewer if it halts first)."""
-    from fleqc.runner import Run
-
     machine = Run(target, "transformer", mode=mode, columns=columns, engine=engine, **options)
     machine.advance(step)
     return machine, machine.X

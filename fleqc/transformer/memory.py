@@ -9,6 +9,7 @@ upper bound for the sparse fast path, which computes the same scores head by hea
 
 from __future__ import annotations
 
+from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 _FLOAT = 8  # bytes
@@ -25,8 +26,6 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
     if engine == "incremental":
         return batch * _incremental_bytes(model, columns) + _FLOAT * model.parameter_count()
     if engine == "auto":
-        from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
-
         engine_bytes = estimate_run_bytes(model, columns, batch, "incremental")
         if sparse_pass_cost(model, columns) > AUTO_BUDGET:
             return engine_bytes

@@ -8,8 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-import click
-
+from fleqc.machines import language as fleq_language
 from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines.base import MachineOption, Options
 from fleqc.machines.subleq import SubleqMachine
@@ -25,11 +24,13 @@ class EchoMachine(SubleqMachine):
     title = "ECHO"
     config_class = EchoConfig
     suffixes = (".echo",)
-    options = (MachineOption("passes", click.option("--passes"), commands=("run",), integer=False),)
+    options = (MachineOption("passes", "a list that receives (step, pc) after every pass", commands=(), integer=False),)
     language = None  # its files are FLEQ-language SUBLEQ programs under another suffix, not a dialect
 
-    def compile(self, text: str, path: str, options: Options) -> Any:
-        return dataclasses.replace(super().compile(text, path, options), machine=self.name)
+    def compile(self, text: str, path: str, options: Options, language: Any = None) -> Any:
+        # no dialect of its own (language None): its files are in the FLEQ language, SUBLEQ's dialect
+        program = super().compile(text, path, options, language or fleq_language())
+        return dataclasses.replace(program, machine=self.name)
 
     def config_for(self, program: Any, columns: Optional[int], options: Options) -> EchoConfig:
         return EchoConfig(super().config_for(program, columns, options).columns, program.bits)
@@ -39,6 +40,9 @@ class EchoMachine(SubleqMachine):
 
     def run_reference(self, program: Any, max_steps: int, pc: int, options: Options) -> Any:
         return super().run_reference(dataclasses.replace(program, machine="subleq"), max_steps, pc, options)
+
+    def reference_stepper(self, program: Any, pc: int, options: Options) -> Any:
+        return super().reference_stepper(dataclasses.replace(program, machine="subleq"), pc, options)
 
     def observer(self, card: Any, options: Options):
         passes = options.get("passes")

@@ -2,7 +2,7 @@
 
 Backends: ``reference`` (exact numpy), ``noisy`` (the reference with the seeds perturbed: recip, sqrt,
 log and exp by 1e-6, sigmoid by its table's 6.6e-8, tests/support/noisy.py) and ``transformer`` (the FLEQ
-looped transformer; slow, and skipped while fleqc.runner.run_transformer cannot run FLEQ cards).
+looped transformer, through fleqc.runner.run).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fleqc.card.codes import decode_unsigned
+from fleqc.machines.classic import reference
 from fleqc.machines.classic.card import Reader
 from fleqc.machines.classic.config import ClassicConfig
 from fleqc.transformer.executor import Engine, Mode, stepper
@@ -114,8 +115,6 @@ class Lockstep:
     """
 
     def __init__(self, config: ClassicConfig, words, input_bytes: bytes = b"", full_every: int = 4096) -> None:
-        from fleqc.machines.classic import reference as reference
-
         self.reference = reference
         self.state = reference.initial_state(list(words), config.memory, config.bits, bytes(input_bytes))
         self.reader = Reader(config)

@@ -82,6 +82,7 @@ from typing import Callable, Mapping, Sequence
 from fleqc.blocks.builders import FeedForwardBuilder
 from fleqc.blocks.exact import gate, scaled_gate, threshold_distance, threshold_indicators
 from fleqc.card.rows import RowSpace
+from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import OUTER_HI, OUTER_LO, OUTER_STEP, SMALL_X
 
 INNER = range(1, 8)  # inner thresholds 2^1 .. 2^7 on |p_y| in (1, 256]
@@ -427,8 +428,6 @@ def multiplier(slots: int = 1):
     ``product`` out (the pairwise sum of the slots' products, with one slot the product itself) and
     row ``error`` (slot 0's exact error x y - fl(x y), :meth:`ProductBlock.product_error`). Every
     column is one independent multiplication (tests/test_exact_product.py runs it)."""
-    from fleqc.transformer.layers import LoopedTransformer
-
     rows = RowSpace([("one", 1, "static", "1 in every column"), ("x", slots, "state", "factor x of slot k"),
                      ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result"),
                      ("error", 1, "state", "slot 0's product error")]
