@@ -69,6 +69,9 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
                 raise bad(_missing(archive, entries, what, missing))
             if expect is None:
                 return {name: _read_entry(archive, info, bad) for name, info in entries.items()}
+            for name, info in entries.items():  # every header first, in the file's order (nothing inflated)
+                if name in names:
+                    _read_entry(archive, info, bad, header_only=True)
             read: dict[str, np.ndarray] = {}
             for name in names:
                 read[name] = _read_entry(archive, entries[name], bad, expect(read, name))
@@ -127,7 +130,7 @@ def _missing(archive: zipfile.ZipFile, entries: dict, what: str, missing: list[s
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad,
-                expected: Optional[tuple[int, ...]] = None) -> np.ndarray:
+                expected: Optional[tuple[int, ...]] = None, header_only: bool = False) -> Optional[np.ndarray]:
     """One .npy entry, its header checked against the entry's stored size before reading."""
     with archive.open(info) as f:
         try:
@@ -149,6 +152,8 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad,
         if size + f.tell() != info.file_size:
             raise bad(f"entry {info.filename!r} declares shape {shape} ({size:,} bytes) but stores "
                       f"{info.file_size - f.tell():,} bytes")
+        if header_only:
+            return None
         buffer = bytearray(size)
         if f.readinto(buffer) != size:
             raise bad(f"entry {info.filename!r} is truncated")

@@ -138,8 +138,9 @@ def _falling_off(tmp_path, source, edit) -> Path:
 
 
 FALLING_OFF = [  # (machine, program, the edit of its halt, the step that falls off)
-    ("subleq", ".data\nx: .word 5\ny: .word 3\n.text\nsubleq y, x\n", lambda i: dataclasses.replace(i, a=1, b=0),
-     10925),
+    ("subleq", ".data\nx: .word 5\ny: .word 3\n.text\nsubleq y, x\n", lambda i: dataclasses.replace(i, b=0), 2),
+    ("subleq, after a wrap", ".data\nx: .word 5\ny: .word 3\n.text\nsubleq y, x\n",
+     lambda i: dataclasses.replace(i, a=1, b=0), 10925),
     ("fleq", ".machine fleq\n.data\nx: .word 1.0\n.text\nadd x, x, x\n", lambda i: dataclasses.replace(i, flag=2), 2),
 ]
 
@@ -148,6 +149,8 @@ FALLING_OFF = [  # (machine, program, the edit of its halt, the step that falls 
 @pytest.mark.parametrize("how", ["run", "trace", "limit just before", "limit at it"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_falling_off_the_end_is_the_same_fault_on_both_backends(tmp_path, source, edit, step, how, backend):
+    if step > 100 and how == "trace":
+        pytest.skip("10,925 traced passes: the short cases trace it")
     """The reference raised a ValueError traceback; the transformer said "deviation nan"."""
     card = _falling_off(tmp_path, source, edit)
     extra = {"run": [], "trace": ["--trace"], "limit just before": ["--max-steps", step - 1],
@@ -258,7 +261,7 @@ def test_another_machines_option_names_what_this_machine_takes(tmp_path, option)
 def test_a_closed_output_pipe_ends_quietly_with_141(tmp_path, cat, command):
     """`fleqc run ... | head -1` exited 1 with no message: now as a process that got SIGPIPE."""
     many = tmp_path / "many.fleq"
-    many.write_text(".data\n" + "".join(f"x{i}: .word {i}\n" for i in range(20000)) + ".text\nhalt\n")  # > 64 kB
+    many.write_text(".data\n" + "".join(f"x{i}: .word {i}\n" for i in range(6000)) + ".text\nhalt\n")  # > 64 kB out
     (tmp_path / "in.txt").write_bytes(b"abc" * 1000)
     args = {"labels": ["run", many, "--backend", "reference"],  # one line at a time
             "classic output": ["run", cat, "--input", tmp_path / "in.txt", "--backend", "reference"]}[command]

@@ -12,7 +12,7 @@ import click
 from fleqc.cli.common import input_files, reports_errors
 from fleqc.cli.options import default_columns, machine_choice, machine_config, machine_options
 from fleqc.machines import config_from_dict, load_card, machine_of, weights_for
-from fleqc.safe_io import check_outputs
+from fleqc.safe_io import check_outputs, write_atomically
 
 
 def load_weights_file(path: Path):
@@ -113,7 +113,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
         from fleqc.interop import onnx_export
 
         proto = (onnx_export.loop_model if loop else onnx_export.pass_model)(model, mode, fused_softmax)
-        onnx_export.save(proto, onnx_path, inputs)
+        write_atomically(onnx_path, lambda f: f.write(onnx_export.serialize(proto)), inputs)
         ops = ", ".join(sorted(onnx_export.operators(proto)))
         click.echo(f"wrote {onnx_path}: {what}, {'the whole run (Loop)' if loop else 'one pass'}, {mode}, "
                    f"d={model.width}, {model.parameter_count():,} parameters; operators: {ops}")

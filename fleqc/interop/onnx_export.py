@@ -24,14 +24,12 @@ executor: :meth:`~OnnxMachine.pass_numpy`, :meth:`~OnnxMachine.run`, :meth:`~Onn
 
 from __future__ import annotations
 
-import os
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fleqc.safe_io import write_atomically
 from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
@@ -226,10 +224,10 @@ def operators(proto: onnx.ModelProto) -> set[str]:
     return found
 
 
-def save(proto: onnx.ModelProto, path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Write the model under fleqc's output policy (fleqc.safe_io: atomically, only over a regular
-    file that is not one of ``inputs``)."""
-    write_atomically(path, lambda f: f.write(proto.SerializeToString()), inputs)  # what onnx.save_model writes
+def serialize(proto: onnx.ModelProto) -> bytes:
+    """The bytes of the model file (what ``onnx.save_model`` writes); fleqc.cli.export writes them
+    under fleqc's output policy (fleqc.safe_io), which this module, seeing models only, does not know."""
+    return proto.SerializeToString()
 
 
 class OnnxMachine:

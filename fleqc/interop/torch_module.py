@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.interop.precision import check_precision
 from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
@@ -53,26 +54,12 @@ def resolve_device(device: Optional[Device] = None) -> torch.device:
 
 def check_dtype(model: LoopedTransformer, dtype: torch.dtype) -> None:
     """BAD_CONFIG unless ``dtype`` computes ``model`` exactly, by the bound its machine states
-    (``Machine.significand_bits``): float32 holds a SUBLEQ machine up to N = 19 bits, never FLEQ's.
-    A model that names no machine runs only in float64."""
+    (fleqc.interop.precision): float32 holds a SUBLEQ machine up to N = 19 bits, never FLEQ's."""
     if not dtype.is_floating_point:
         raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} is not a floating-point type; the machine runs in float64")
     have = round(-math.log2(torch.finfo(dtype).eps)) + 1  # float32: eps 2^-23, 24 bits
-    if have >= 53:
-        return
-    from fleqc.machines import config_from_dict, machine_of
-
-    built_for = model.metadata.get("machine")
-    try:
-        config = config_from_dict(built_for)
-    except FleqError:
-        raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} holds {have} significand bits; these weights name no "
-                                              "machine whose bound is known: use float64") from None
-    machine = machine_of(config)
-    need = machine.significand_bits(config)
-    if need > have:
-        raise FleqError(ErrorCode.BAD_CONFIG, f"{dtype} holds {have} significand bits; the {config.describe()} "
-                                              f"needs {need} to compute its passes exactly: use float64")
+    if have < 53:
+        check_precision(model, f"{dtype}", have)
 
 
 def _parameter(array: np.ndarray, dtype: torch.dtype, device: torch.device) -> nn.Parameter:

@@ -33,7 +33,8 @@ from fleqc.runner import Run
 from fleqc.observe.attention import all_attention_maps, attention_layers
 from fleqc.observe.pictures import attention_png, data_uri, x_png
 from fleqc.steps import TraceEvent, file_lines, format_value
-from fleqc.program import values_by_label
+from fleqc.program import source_files, values_by_label
+from fleqc.safe_io import atomic_output
 
 MAX_STEPS = 500
 MAX_HEAD_IMAGES = 1500
@@ -165,9 +166,6 @@ class Recorder:
     def write(self, path, inputs=()) -> Path:
         """Write the page under fleqc's output policy (fleqc.safe_io): never over one of ``inputs``
         nor over a file the program was made from."""
-        from fleqc.program import source_files
-        from fleqc.safe_io import atomic_output
-
         path = Path(path)
         page = self.html()
         with atomic_output(path, (*inputs, *source_files(self.machine.program)), text=True) as f:
