@@ -137,7 +137,8 @@ def values_by_label(symbols: dict[str, "Symbol"], memory) -> Memory:
 def aliases(symbols: dict[str, "Symbol"]) -> dict[str, str]:
     """Data labels that name a cell another label owns -> that label (``list_end:`` on a line of its
     own before ``n: .word 3`` is another name for ``n``): of the labels at one address, the one
-    written last (nearest the directive) owns the cell."""
+    whose directives define cells owns them (a label of no cells never does); among several, the
+    one written last (nearest the directive). The same from a card, whose symbols have no lines."""
     at: dict[int, list[Symbol]] = {}
     for s in symbols.values():
         if s.kind == "data" and not s.hidden:
@@ -148,7 +149,7 @@ def aliases(symbols: dict[str, "Symbol"]) -> dict[str, str]:
             continue
         def place(s: Symbol) -> tuple:
             return (s.span.line, s.span.column) if s.span is not None else (0, 0)
-        owner = max(labels, key=place)
+        owner = max(labels, key=lambda s: (s.length > 0, place(s)))
         out.update({s.name: owner.name for s in labels if s is not owner})
     return out
 

@@ -282,7 +282,9 @@ def test_an_error_through_the_command_line_exits_1_without_a_traceback(tmp_path)
 def test_a_run_time_domain_error_names_the_flow_line(tmp_path):
     path = write(tmp_path, "x = 0\ny = 1 / x\n")
     out = CliRunner().invoke(main, ["run", str(path), "--backend", "reference"])
-    assert out.exit_code == 1 and f"{path}:2:7: error[domain-error]" in out.output, out.output
+    # the statement's line, with the caret under the statement (as for an assembly instruction)
+    assert out.exit_code == 1 and f"{path}:2:1: error[domain-error]" in out.output, out.output
+    assert "y = 1 / x" in out.output
 
 
 def test_translation_is_deterministic_and_its_names_do_not_clash_with_the_stdlib(tmp_path):

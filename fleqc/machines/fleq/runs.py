@@ -60,15 +60,12 @@ class FleqStepper(ReferenceStepper):
 
     def __init__(self, program: LinkedProgram, pc: int) -> None:
         super().__init__(interpreter, program, pc)
-        self.steps = 0
 
-    def step(self) -> bool:
+    def step(self) -> bool:  # the base counts the steps taken
         try:
-            moved = super().step()
+            return super().step()
         except FleqError as error:
             raise as_on_the_machine(error, self.steps + 1) from None
-        self.steps += moved
-        return moved
 
 
 def at_call_site(error: FleqError, caller: Optional[Span]) -> FleqError:
