@@ -56,7 +56,6 @@ from fleqc.transformer.compiling import compiling
 REACH = 750.0  # softmax: a key this far below the best score has weight exp(-750) = 0.0 exactly
 FALLBACK = np.zeros(0, np.int64)  # a pending pass that the dense definition must redo
 SLACK = 1e-9  # relative slack of the index's bounds (the rounding of a bound summed in another order)
-RUN_PASSES_ON_VERSIONS = False  # kernels.run_passes still steps the former state (A): one pass per call until ported
 
 
 def _c(a, dtype=None) -> np.ndarray:
@@ -395,8 +394,6 @@ class IncrementalEngine:
         returns. A pass the loop computed but did not commit (a fixed point, a pass the check
         flags, one that met a non-finite value) is the one the next :meth:`step` returns.
         """
-        if RUN_PASSES_ON_VERSIONS is False:  # the compiled loop does not run on the versioned state yet
-            return None
         if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
             return None
         if self._cold:
@@ -407,30 +404,34 @@ class IncrementalEngine:
 
     def _run_passes(self, max_passes: int, check: tuple, watch: np.ndarray) -> tuple:
         start = time.perf_counter()
-        reason, done, changed, n_union = K.run_passes(
-            self.A, self._changed, self.bundle, self.reach, self.hardmax, SLACK, self._counts, max_passes,
-            self.overflow_counts, self.rebuild_at, check, watch, self._union, self._union_mark, 0)
+        cols, ptr, rows = self._changed
+        reason, done, cols, ptr, rows, n_union = K.run_passes(
+            self.S, cols, ptr, rows, self.bundle, self.src, self.dst, self.reach, self.hardmax, SLACK, self._counts,
+            max_passes, self.overflow_counts, self.rebuild_at, check, watch, self._union, self._union_mark, 0)
         union = self._union[:n_union].copy()
         self._union_mark[union] = False
         self.stats.passes += done
         if reason == K.RUN_NOT_FINITE:
             self._pending = FALLBACK
         elif reason in (K.RUN_FIXED, K.RUN_FLAGGED):
-            self._pending = changed
+            self._pending = (cols, ptr, rows)  # computed into the layers' slots, not yet into the input slots
         else:
-            self._changed = changed
+            self._changed = (cols, ptr, rows)
             self._maintain()
         self.stats.total_seconds += time.perf_counter() - start
         return reason, done, np.sort(union)
 
     def _commit_pending(self) -> np.ndarray:
+        """The pass run_passes computed and left: its changed rows into the input slots, as
+        :func:`kernels.engine_pass_versions` ends a pass (or the dense pass, after a non-finite value)."""
         pending, self._pending = self._pending, None
         if pending is FALLBACK:
             return self._fallback()
-        self.A[0, pending] = self.A[-1, pending]
+        if K.finish_versions(self.S, *pending, self.src[-1]) != K.OK:  # tested in the loop: OK
+            return self._fallback()
         self._changed = pending
         self._maintain()
-        return pending
+        return ChangedColumns.of(*pending)
 
     def _timed_layers(self, cols: np.ndarray, ptr: np.ndarray, rows: np.ndarray):
         for l in range(len(self.kinds)):

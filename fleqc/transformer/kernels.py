@@ -1227,93 +1227,93 @@ from fleqc.transformer.passes import (  # noqa: E402
 
 
 @njit(cache=True)
-def _flagged(A, L, changed, ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max):
-    """Whether the output of a pass (A[L], committed only for the columns ``changed``) leaves the
-    caller's filter: a value that is not finite, an entry of a ``ternary`` row that is not exactly
+def _flagged(S, last, cols, ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max):
+    """Whether the output of a pass (row r of column c at S[c, last[r]], last = src[L]; not yet
+    committed into the input slots) leaves the caller's filter, looking at the columns ``cols``
+    it changed: a value that is not finite, an entry of a ``ternary`` row that is not exactly
     -1, 0 or +1, a register (the unsigned number read from the signs of rows reg_rows[reg_ptr[k]:
     reg_ptr[k + 1]] of column reg_col[k]) outside [reg_lo[k], reg_hi[k]), an entry (lim_row[k],
     lim_col[k]) above lim_max[k]."""
-    out = A[L]
-    d = out.shape[1]
-    for i in range(changed.shape[0]):
-        x = out[changed[i]]
+    d = last.shape[0]
+    for i in range(cols.shape[0]):
+        x = S[cols[i]]
         for r in range(d):
-            v = x[r]
+            v = x[last[r]]
             if not np.isfinite(v):
                 return True
             if ternary[r] and not (v == 0.0 or v == 1.0 or v == -1.0):
                 return True
     for k in range(reg_col.shape[0]):
-        x = out[reg_col[k]]
+        x = S[reg_col[k]]
         value = 0
         for j in range(reg_ptr[k], reg_ptr[k + 1]):
-            if x[reg_rows[j]] > 0.0:
+            if x[last[reg_rows[j]]] > 0.0:
                 value += 1 << (j - reg_ptr[k])
         if value < reg_lo[k] or value >= reg_hi[k]:
             return True
     for k in range(lim_row.shape[0]):
-        if not out[lim_col[k], lim_row[k]] <= lim_max[k]:
+        if not S[lim_col[k], last[lim_row[k]]] <= lim_max[k]:
             return True
     return False
 
 
 @njit(cache=True)
-def run_passes(A, changed, model, reach, hardmax, slack, counts, max_passes, overflow, rebuild_at, check, watch,
-               union, union_mark, n_union):
-    """Up to ``max_passes`` passes (after the first) in one call: returns (reason, passes committed,
-    columns changed by the last pass computed, columns in ``union``).
+def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, counts, max_passes, overflow, rebuild_at,
+               check, watch, union, union_mark, n_union):
+    """Up to ``max_passes`` passes (after the first) on the versioned state S, each what
+    :func:`engine_pass_versions` does (the same layers, the same commit into the input slots):
+    returns (reason, passes committed, the last pass's changed columns, ptr, rows, columns in
+    ``union``).
 
     After each pass: no column changed -> RUN_FIXED (a fixed point); a value the pass met was not
-    finite -> RUN_NOT_FINITE (nothing committed: the caller redoes the pass by the definition);
-    its output leaves the caller's filter ``check`` (:func:`_flagged`; ternary, register and limit
-    arrays) -> RUN_FLAGGED (computed, not committed: the caller commits it with its own checks);
-    otherwise the changed columns of A[L] are copied into A[0] (committed) and added to ``union``
-    (marked in ``union_mark``), and the loop returns RUN_WATCHED after a pass that changed an entry
-    (watch[k, 0], watch[k, 1]) = (row, column), RUN_REBUILD when an index's overflow passed
-    ``rebuild_at``, RUN_LIMIT after ``max_passes``.
+    finite (in a layer, or in a changed row of its output) -> RUN_NOT_FINITE (nothing committed:
+    the input slots hold the pass's input, and the caller redoes the pass by the definition); its
+    output leaves the caller's filter ``check`` (:func:`_flagged`; ternary, register and limit
+    arrays) -> RUN_FLAGGED (computed, not committed: the caller commits it, :func:`finish_versions`,
+    with its own checks); otherwise the changed rows go into the input slots (committed), the
+    columns join ``union`` (marked in ``union_mark``), and the loop returns RUN_WATCHED after a pass
+    that changed an entry (watch[k, 0], watch[k, 1]) = (row, column), RUN_REBUILD when an index's
+    overflow passed ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    kinds, where, ffns, atts, heads, sc = model[0]  # once per call: every item taken out is counted
-    L = kinds.shape[0]
+    L = model[0][0].shape[0]
+    last = src[L]
     for done in range(max_passes):
         status = OK
-        dirty = changed
-        for l in range(L):  # layer_pass, without taking the model apart again for every layer
-            if kinds[l] == 0:
-                f = ffns[where[l]]
-                status, dirty = feed_forward_pass(A[l], A[l + 1], dirty, f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-                                                  f[7], f[8], False)
-            elif dirty.shape[0] > 0:
-                a = atts[where[l]]
-                status, dirty = attention_pass(A[l], A[l + 1], dirty, a[0], a[1], a[2], a[3], a[4], heads, reach,
-                                               hardmax, slack, sc)
+        for l in range(L):
+            status, cols, ptr, rows = layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack)
             if status != OK:
                 break
-            counts[l] += dirty.shape[0]
+            counts[l] += cols.shape[0]
         if status != OK:
-            return RUN_NOT_FINITE, done, changed, n_union
-        changed = dirty
-        if changed.shape[0] == 0:
-            return RUN_FIXED, done, changed, n_union
-        if _flagged(A, L, changed, ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max):
-            return RUN_FLAGGED, done, changed, n_union
+            return RUN_NOT_FINITE, done, cols, ptr, rows, n_union
+        if cols.shape[0] == 0:
+            return RUN_FIXED, done, cols, ptr, rows, n_union
+        for k in range(cols.shape[0]):  # finish_versions' test, before the filter reads the output
+            c = cols[k]
+            for q in range(ptr[k], ptr[k + 1]):
+                if not np.isfinite(S[c, last[rows[q]]]):
+                    return RUN_NOT_FINITE, done, cols, ptr, rows, n_union
+        if _flagged(S, last, cols, ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max):
+            return RUN_FLAGGED, done, cols, ptr, rows, n_union
         watched = False
         for k in range(watch.shape[0]):
-            if A[L, watch[k, 1], watch[k, 0]] != A[0, watch[k, 1], watch[k, 0]]:
+            r, c = watch[k, 0], watch[k, 1]
+            if S[c, last[r]] != S[c, r]:
                 watched = True
-        for i in range(changed.shape[0]):
-            c = changed[i]
-            A[0, c, :] = A[L, c, :]
+        finish_versions(S, cols, ptr, rows, last)  # OK: every changed row was found finite above
+        for i in range(cols.shape[0]):
+            c = cols[i]
             if not union_mark[c]:
                 union_mark[c] = True
                 union[n_union] = c
                 n_union += 1
         if watched:
-            return RUN_WATCHED, done + 1, changed, n_union
+            return RUN_WATCHED, done + 1, cols, ptr, rows, n_union
         for h in range(overflow.shape[0]):
             if overflow[h, 0] > rebuild_at or overflow[h, 1] > rebuild_at:
-                return RUN_REBUILD, done + 1, changed, n_union
-    return RUN_LIMIT, max_passes, changed, n_union
+                return RUN_REBUILD, done + 1, cols, ptr, rows, n_union
+    return RUN_LIMIT, max_passes, cols, ptr, rows, n_union
 
 
 # Typed lists are made and changed here, in compiled (and so cached) code: numba compiles the
