@@ -602,239 +602,6 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, written, 
 
 
 @njit(cache=True)
-def feed_forward_full(prev, cur, H, cols, p1, i1, v1, b1, p2, i2, v2, b2, written):
-    """:func:`feed_forward_pass` over every column of ``cols`` (the first pass), also keeping each
-    column's hidden units in H (n, h) for :func:`feed_forward_rows`."""
-    h = b1.shape[0]
-    d = prev.shape[1]
-    out = np.empty(d)
-    for k in range(cols.shape[0]):
-        c = cols[k]
-        x = prev[c]
-        hidden = H[c]
-        for r in range(d):
-            if not np.isfinite(x[r]):
-                return NOT_FINITE
-            out[r] = x[r] + 0.0
-        for u in range(h):
-            s = 0.0
-            for p in range(p1[u], p1[u + 1]):
-                s += v1[p] * x[i1[p]]
-            s += b1[u]
-            if s > 0.0:
-                if s == np.inf:
-                    return NOT_FINITE
-                hidden[u] = s
-            elif s <= 0.0:
-                hidden[u] = 0.0
-            else:
-                return NOT_FINITE
-        for t in range(written.shape[0]):
-            r = written[t]
-            s = 0.0
-            for p in range(p2[r], p2[r + 1]):
-                s += v2[p] * hidden[i2[p]]
-            out[r] = x[r] + (s + b2[r])
-        cur[c, :] = out
-    return OK
-
-
-@njit(cache=True)
-def feed_forward_rows(prev, cur, H, cols, ptr, rows, p1, i1, v1, b1, p2, i2, v2, b2, cp1, cu1, cp2, cr2, is_written,
-                      umark, ulist, rmark, rlist):
-    """One feed-forward layer where only the rows ``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``
-    changed since the previous pass; returns (status, output columns, their ptr, their changed rows).
-
-    A hidden unit none of whose input rows changed keeps its value (H holds it: the same sum of the
-    same numbers); a unit that reads a changed row is recomputed as :func:`feed_forward_pass` does.
-    An output row is recomputed (its whole sum, in index order, from the kept hidden units) when one
-    of its units changed or its input changed; every other output row keeps its value. So each
-    value is what the full evaluation computes, bit for bit. cp1/cu1: the units reading each row;
-    cp2/cr2: the rows each unit writes.
-    """
-    d = prev.shape[1]
-    ncols = cols.shape[0]
-    out_cols = np.empty(ncols, np.int64)
-    out_ptr = np.zeros(ncols + 1, np.int64)
-    out_rows = np.empty(max(ptr[ncols], 1) + ncols * 64, np.int64)
-    n_out = 0
-    m = 0
-    for k in range(ncols):
-        c = cols[k]
-        x = prev[c]
-        hidden = H[c]
-        nu = 0
-        for q in range(ptr[k], ptr[k + 1]):
-            r = rows[q]
-            if not np.isfinite(x[r]):
-                return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-            for p in range(cp1[r], cp1[r + 1]):
-                u = cu1[p]
-                if not umark[u]:
-                    umark[u] = True
-                    ulist[nu] = u
-                    nu += 1
-        nr = 0
-        for i in range(nu):
-            u = ulist[i]
-            umark[u] = False
-            s = 0.0
-            for p in range(p1[u], p1[u + 1]):
-                s += v1[p] * x[i1[p]]
-            s += b1[u]
-            if s > 0.0:
-                if s == np.inf:
-                    for j in range(i + 1, nu):
-                        umark[ulist[j]] = False
-                    for j in range(nr):
-                        rmark[rlist[j]] = False
-                    return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-                hv = s
-            elif s <= 0.0:
-                hv = 0.0
-            else:
-                for j in range(i + 1, nu):
-                    umark[ulist[j]] = False
-                for j in range(nr):
-                    rmark[rlist[j]] = False
-                return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-            if hv != hidden[u]:
-                hidden[u] = hv
-                for p in range(cp2[u], cp2[u + 1]):
-                    rr = cr2[p]
-                    if not rmark[rr]:
-                        rmark[rr] = True
-                        rlist[nr] = rr
-                        nr += 1
-        for q in range(ptr[k], ptr[k + 1]):
-            r = rows[q]
-            if not rmark[r]:
-                rmark[r] = True
-                rlist[nr] = r
-                nr += 1
-        if m + nr > out_rows.shape[0]:
-            grown = np.empty(2 * out_rows.shape[0] + nr, np.int64)
-            grown[:m] = out_rows[:m]
-            out_rows = grown
-        start = m
-        y = cur[c]
-        for i in range(nr):
-            r = rlist[i]
-            rmark[r] = False
-            if is_written[r]:
-                s = 0.0
-                for p in range(p2[r], p2[r + 1]):
-                    s += v2[p] * hidden[i2[p]]
-                o = x[r] + (s + b2[r])
-            else:
-                o = x[r] + 0.0
-            if o != y[r]:
-                y[r] = o
-                out_rows[m] = r
-                m += 1
-        if m > start:
-            out_cols[n_out] = c
-            n_out += 1
-            out_ptr[n_out] = m
-    return OK, out_cols[:n_out].copy(), out_ptr[:n_out + 1].copy(), out_rows[:m].copy()
-
-
-@njit(cache=True)
-def attention_rows(prev, cur, cols, ptr, rows, reads, reads_mask, proj, output, written, is_written, dims, heads,
-                   reach, hardmax, slack, sc, where_dirty):
-    """:func:`attention_pass` where only the rows ``rows[ptr[k]:ptr[k + 1]]`` of column ``cols[k]``
-    changed: a column's query, key and value are recomputed only if a changed row is one the heads
-    read; a column's output is recomputed on the rows the heads write (if its input or its heads'
-    results changed) and on its changed rows (which pass through). Returns (status, columns, ptr, rows).
-    """
-    H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
-    c = cols.shape[0]
-    d = prev.shape[1]
-    n_proj = 0
-    proj_cols = np.empty(c, np.int64)
-    for i in range(c):
-        col = cols[i]
-        where_dirty[col] = i
-        reads_any = False
-        for q in range(ptr[i], ptr[i + 1]):
-            r = rows[q]
-            if not np.isfinite(prev[col, r]):
-                for j in range(i + 1):
-                    where_dirty[cols[j]] = -1
-                return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
-            if reads_mask[r]:
-                reads_any = True
-        if reads_any:
-            proj_cols[n_proj] = col
-            n_proj += 1
-    proj_cols = proj_cols[:n_proj]
-    width = 2 * dk + dv
-    P = project(prev, proj_cols, reads, proj[0], proj[1], proj[2])
-    n_touched = 0
-    for i in range(c):
-        n_touched = _mark(cols[i], sc, n_touched)
-    for h in range(H):
-        n_touched = head_update(heads[h0 + h], proj_cols, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
-    touched = sc[SC_TOUCHED]
-    mark = sc[SC_COL_MARK]
-    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
-    for h in range(H):
-        head = heads[h0 + h]
-        qix = head[HD_QUERIES]
-        qstale = qix[IX_STALE]
-        qleaf = qix[IX_LEAF_OF]
-        qpos = qix[IX_POS_OF]
-        col_result = head[HD_COL_RESULT]
-        leaf_result = head[HD_LEAF_RESULT]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
-    optr, oidx, oval = output
-    out_cols = np.empty(n_touched, np.int64)
-    out_ptr = np.zeros(n_touched + 1, np.int64)
-    out_rows = np.empty(ptr[c] + n_touched * written.shape[0] + 1, np.int64)
-    n_out = 0
-    m = 0
-    for i in range(n_touched):
-        col = touched[i]
-        mark[col] = False
-        Ri = R[i]
-        x = prev[col]
-        y = cur[col]
-        start = m
-        for j in range(written.shape[0]):
-            r = written[j]
-            s = 0.0
-            for p in range(optr[j], optr[j + 1]):
-                s += oval[p] * Ri[oidx[p]]
-            o = x[r] + s
-            if o != y[r]:
-                y[r] = o
-                out_rows[m] = r
-                m += 1
-        k = where_dirty[col]
-        if k >= 0:
-            where_dirty[col] = -1
-            for q in range(ptr[k], ptr[k + 1]):
-                r = rows[q]
-                if not is_written[r] and x[r] != y[r]:
-                    y[r] = x[r]
-                    out_rows[m] = r
-                    m += 1
-        if m > start:
-            out_cols[n_out] = col
-            n_out += 1
-            out_ptr[n_out] = m
-    return _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m])
-
-
-@njit(cache=True)
 def _sorted_segments(cols, ptr, rows):
     """(OK, cols sorted, their ptr, their rows): the segments of ``rows`` reordered with the columns."""
     order = np.argsort(cols)
@@ -849,53 +616,6 @@ def _sorted_segments(cols, ptr, rows):
             m += 1
         out_ptr[i + 1] = m
     return OK, out_cols, out_ptr, out_rows
-
-
-@njit(cache=True)
-def layer_first(l, A, cols, model, reach, hardmax, slack):
-    """Layer ``l`` of the first pass over the columns ``cols`` (all of them): every unit, every head;
-    returns the status. A[l] is the layer's input, A[l + 1] its output."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
-    if kinds[l] == 0:
-        f = ffns[where[l]]
-        return feed_forward_full(A[l], A[l + 1], f[9], cols, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8])
-    a = atts[where[l]]
-    status, _ = attention_pass(A[l], A[l + 1], cols, a[0], a[1], a[2], a[3], a[4], heads, reach, hardmax, slack, sc)
-    return status
-
-
-@njit(cache=True)
-def layer_rows(l, A, cols, ptr, rows, model, reach, hardmax, slack):
-    """Layer ``l`` of a later pass, given the rows of each column that changed at its input: returns
-    (status, columns of its output that changed, ptr, their changed rows)."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
-    if cols.shape[0] == 0:
-        return OK, cols.copy(), ptr.copy(), rows.copy()
-    if kinds[l] == 0:
-        f = ffns[where[l]]
-        return feed_forward_rows(A[l], A[l + 1], f[9], cols, ptr, rows, f[0], f[1], f[2], f[3], f[4], f[5], f[6],
-                                 f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3])
-    a = atts[where[l]]
-    return attention_rows(A[l], A[l + 1], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
-                          heads, reach, hardmax, slack, sc, rs[4])
-
-
-@njit(cache=True)
-def engine_pass(A, cols, ptr, rows, model, reach, hardmax, slack, counts):
-    """Every layer of one pass (after the first), given the rows of each column of A[0] that changed:
-    returns (status, columns of the output that changed, ptr, their changed rows), and copies those
-    rows of A[L] into A[0], the next pass's input."""
-    L = model[0][0].shape[0]
-    for l in range(L):
-        status, cols, ptr, rows = layer_rows(l, A, cols, ptr, rows, model, reach, hardmax, slack)
-        if status != OK:
-            return status, cols, ptr, rows
-        counts[l] += cols.shape[0]
-    for k in range(cols.shape[0]):
-        c = cols[k]
-        for q in range(ptr[k], ptr[k + 1]):
-            A[0, c, rows[q]] = A[L, c, rows[q]]
-    return OK, cols, ptr, rows
 
 
 # -- versioned rows: no layer copies the rows it does not write ---------------------------------
@@ -944,7 +664,7 @@ def _grow(out_rows, m, extra):
 @njit(cache=True)
 def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i2, v2, b2, cp1, cu1, cp2, cr2,
                           is_written, umark, ulist, rmark, rlist, kept):
-    """:func:`feed_forward_rows` on versioned rows (above): the units that read a changed row are
+    """A feed-forward layer on the columns and rows that changed, on versioned rows (above): the units that read a changed row are
     recomputed from the rows' current versions, the written rows whose units or input changed are
     recomputed into their slots dst; a changed row the layer does not write only stays on the list.
     i1: the slot each nonzero of W1 reads (its row's version at this layer's input). ``kept[c]``:
@@ -1049,7 +769,7 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
 @njit(cache=True)
 def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, output, written, is_written, dims, heads,
                        reach, hardmax, slack, sc, where_dirty):
-    """:func:`attention_rows` on versioned rows (above): a column's query, key and value are
+    """An attention layer on the columns and rows that changed, on versioned rows (above): a column's query, key and value are
     recomputed if a changed row is one the heads read; its written rows if its input on them or
     its heads' results changed; a changed row the layer does not write only stays on the list."""
     H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
@@ -1162,7 +882,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
 
 @njit(cache=True)
 def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack):
-    """:func:`layer_rows` on versioned rows: src (L + 1, d), the slot of each row at each layer's
+    """Layer l on the changed (cols, ptr, rows), on versioned rows: src (L + 1, d), the slot of each row at each layer's
     input (src[L]: at the pass's output); dst (L, d), the slot each layer writes each row into."""
     kinds, where, ffns, atts, heads, sc, rs = model[0]
     if cols.shape[0] == 0:
@@ -1196,7 +916,7 @@ def finish_versions(S, cols, ptr, rows, last):
 
 @njit(cache=True)
 def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, counts):
-    """:func:`engine_pass` on versioned rows: every layer of one pass after the first, then the
+    """One pass on versioned rows: every layer of one pass after the first, then the
     changed rows into the input slots."""
     L = model[0][0].shape[0]
     for l in range(L):
@@ -1209,7 +929,7 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 
 @njit(cache=True)
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
-    """:func:`layer_first` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
+    """The layer's first pass over ``cols`` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
     layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
     kinds, where, ffns, atts, heads, sc, rs = model[0]
     if kinds[l] == 0:
