@@ -34,7 +34,7 @@ from fleqc.machines.base import Machine, Options
 from fleqc.npzfile import memory_limit
 from fleqc.program import values_by_label
 from fleqc.state import DEFAULT_MAX_STEPS
-from fleqc.steps import Names, TraceEvent
+from fleqc.steps import Callers, Names, TraceEvent
 from fleqc.threads import chosen_blas_threads
 from fleqc.transformer import run as transformer_loop
 from fleqc.transformer.executor import ENGINES, MODES, stepper
@@ -187,6 +187,7 @@ class Run:
         self.steps, self.halted = 0, False
         self._program: Any = None
         self._names: Optional[Names] = None
+        self._callers: Any = False  # not yet looked at
         self.card: Optional[Card] = None
         self.model: Optional[LoopedTransformer] = None
         self.X: Optional[np.ndarray] = None
@@ -236,6 +237,13 @@ class Run:
         if self._names is None:
             self._names = Names(self.program.symbols)
         return self._names
+
+    @property
+    def callers(self) -> Optional[Callers]:
+        """Where the program's routine steps were called from (a Flow program: fleqc.steps.Callers)."""
+        if self._callers is False:
+            self._callers = Callers.of(self.program)
+        return self._callers
 
     @property
     def symbols(self) -> dict:
@@ -341,6 +349,8 @@ class Run:
             if events:
                 pc, next_pc, before, after = moved
                 event = self.machine.describe_step(self.program, self.names, self.steps, pc, next_pc, before, after)
+                if self.callers is not None:  # a Flow step inside a stdlib routine: the calling line
+                    event = self.callers.attribute(self.program, event, after)
                 if on_event is not None:
                     on_event(event)
                 if stop is not None and stop(event):

@@ -10,7 +10,7 @@ debugger see the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -51,14 +51,29 @@ class TraceEvent:
     instruction: str  # the instruction as decoded, operands by label
     reads: tuple[Access, ...] = field(default=())
     writes: tuple[Access, ...] = field(default=())
+    # a step inside a stdlib routine that a Flow line called (:class:`Callers`): the routines entered
+    # from that line, outermost first (file and line above are the caller's), and where the
+    # instruction itself was written; () and None for any other step
+    routines: tuple[str, ...] = ()
+    written_at: tuple[str, int] | None = None
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "step": self.step, "pc": self.pc, "file": self.file, "line": self.line, "source": self.source,
             "instruction": self.instruction,
             "reads": [a.to_json() for a in self.reads], "writes": [a.to_json() for a in self.writes],
             "branch": self.branch, "target": self.target, "next_pc": self.next_pc,
         }
+        if self.routines:
+            out["routines"] = list(self.routines)
+            if self.written_at is not None:
+                out["routine_file"], out["routine_line"] = self.written_at
+        return out
+
+    @property
+    def within(self) -> str:
+        """``" (in solve > inverse)"`` for a step inside routines a line called, else ""."""
+        return f" (in {' > '.join(self.routines)})" if self.routines else ""
 
     def text(self, hidden: bool = False, entries: int = SHORT_ENTRIES) -> str:
         """One line: step, pc, file:line, the source, values read and written, where it went.
@@ -67,7 +82,7 @@ class TraceEvent:
         every value); the linker's hidden cells (``__one``, ``__call_1``) are left out unless
         ``hidden``."""
         where = f"{Path(self.file).name}:{self.line}" if self.line else (Path(self.file).name or "?")
-        shown = self.source or self.instruction
+        shown = (self.source or self.instruction) + self.within
 
         def listed(accesses) -> str:
             return ", ".join(f"{a.label}={short_value(a.value, entries)}" for a in accesses
@@ -165,6 +180,88 @@ def origin(program: LinkedProgram, instruction: Instruction) -> tuple[str, int]:
     if span is None:
         return program.source_name, 0
     return span.file or program.source_name, span.line
+
+
+class Callers:
+    """Where a step inside an included routine was called from, for a program in a language above
+    the assembly (fleqc.machines.LANGUAGES: Flow), so that every step shows the user's line.
+
+    The FLEQ linker (fleqc.frontend.routines) gives every called routine ``R`` a return cell
+    ``__ret_R``; the k-th ``call R`` is the one instruction ``fleq __ret_R, mov, __call_k, ...,
+    R`` that stores k there. A routine never reaches itself (no recursion), so while an instruction
+    of R runs, ``__ret_R`` holds the site R was entered from: the caller's instruction, in the
+    user's file or in another routine (followed the same way). :meth:`locate` reads those cells
+    from the state; the owner of an instruction is the routine of its file that starts last at or
+    before it. Where the chain cannot be followed (a cell that names no site), the step keeps its
+    own line."""
+
+    def __init__(self, program: LinkedProgram) -> None:
+        own = program.source_name
+        instructions = program.instructions
+        symbols = program.symbols
+        starts: dict[int, tuple[str, int]] = {}  # routine start -> (name, return cell)
+        for name, symbol in symbols.items():
+            routine = symbols.get(name[len("__ret_"):]) if name.startswith("__ret_") else None
+            if symbol.kind == "data" and routine is not None and routine.kind == "code":
+                starts[routine.address] = (routine.name, symbol.address)
+        self.routines = starts
+        self.sites: dict[tuple[int, int], int] = {}  # (routine start, site number) -> the call
+        cells = program.cells
+        for i in instructions:
+            entry = starts.get(getattr(i, "target", -1))
+            if entry is not None and getattr(i, "func", None) == "mov" and i.dst == entry[1] \
+                    and 0 <= i.src_a < len(cells):
+                k = float(np.asarray(cells[i.src_a].value).reshape(-1)[0])
+                self.sites[(i.target, int(k))] = i.index
+        by_file: dict[str, list[int]] = {}
+        for start in sorted(starts):
+            span = instructions[start].span if start < len(instructions) else None
+            if span is not None:
+                by_file.setdefault(span.file, []).append(start)
+        self.owner: list[int | None] = []  # pc -> the start of the routine it lies in (None: the user's)
+        for i in instructions:
+            file = i.span.file if i.span is not None else own
+            owner = None
+            if file != own:
+                owner = max((s for s in by_file.get(file, ()) if s <= i.index), default=None)
+            self.owner.append(owner)
+
+    @staticmethod
+    def of(program: Any) -> "Callers | None":
+        """The callers of ``program``'s routines when it was compiled from a language above the
+        assembly and calls any; else None (an assembly program's steps keep their own lines)."""
+        from fleqc.machines import LANGUAGES  # not at the top: fleqc.machines imports this module
+
+        source = getattr(program, "source_name", "") or ""
+        if Path(source).suffix not in LANGUAGES or not getattr(program, "instructions", None):
+            return None
+        callers = Callers(program)
+        return callers if callers.sites else None
+
+    def locate(self, pc: int, read: Reader) -> tuple[int, tuple[str, ...]]:
+        """(the user's instruction that is running, the routines entered from it, outermost first)
+        for instruction ``pc`` in the state ``read`` reads; (pc, ()) outside any routine."""
+        chain: list[str] = []
+        at = pc
+        while 0 <= at < len(self.owner) and self.owner[at] is not None:
+            start = self.owner[at]
+            name, cell = self.routines[start]
+            k = float(np.asarray(read(cell)).reshape(-1)[0])
+            site = self.sites.get((start, int(k))) if k == int(k) else None
+            if site is None or name in chain:
+                return pc, ()
+            chain.append(name)
+            at = site
+        return at, tuple(reversed(chain))
+
+    def attribute(self, program: LinkedProgram, event: TraceEvent, read: Reader) -> TraceEvent:
+        """``event`` at the user's line when it ran inside routines that line called."""
+        at, chain = self.locate(event.pc, read)
+        if not chain:
+            return event
+        file, line = origin(program, program.instructions[at])
+        return replace(event, file=file, line=line, source=source_text(file, line), routines=chain,
+                       written_at=(event.file, event.line))
 
 
 def access(operand: str, address: int, names: Names, read: Reader) -> Access:

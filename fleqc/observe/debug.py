@@ -60,8 +60,22 @@ class Debugger:
         return self.machine.pc
 
     def location(self, pc: Optional[int] = None) -> tuple[str, int]:
-        pc = self.pc if pc is None else pc
+        """(file, line) of instruction ``pc``; of the instruction about to run when None: in a Flow
+        program, inside a stdlib routine, the user's line that called it (:meth:`routines`)."""
+        if pc is None:
+            pc = self.user_pc()[0]
         return self.lines[pc] if 0 <= pc < len(self.lines) else (self.machine.source_name, 0)
+
+    def user_pc(self) -> tuple[int, tuple[str, ...]]:
+        """(the user's instruction now running, the routines it entered: fleqc.steps.Callers)."""
+        pc, callers = self.pc, self.machine.callers
+        if callers is None:
+            return pc, ()
+        return callers.locate(pc, self.machine.cell)
+
+    def routines(self) -> tuple[str, ...]:
+        """The stdlib routines the current line called that the machine is inside, outermost first."""
+        return self.user_pc()[1]
 
     def file_lines(self, file: Optional[str] = None) -> list[str]:
         return list(read_lines(file or self.location()[0]))
@@ -391,7 +405,8 @@ def make_app(debugger: Debugger):
                 text.append(f"{bp}{mark}{number:>4}  {line}\n", style=style.strip() or None)
             self.query_one("#code", Static).update(text)
             source = self.query_one("#source", VerticalScroll)
-            source.border_title = Path(file).name
+            inside = d.routines()
+            source.border_title = Path(file).name + (f" (line {current} in {' > '.join(inside)})" if inside else "")
             source.scroll_to(y=max(self.cursor - 6, 0), animate=False)
             self.query_one("#last", Static).update(d.last.text().strip() if d.last else "(nothing executed yet)")
             table = self.query_one("#watches", DataTable)

@@ -78,6 +78,11 @@ class Recorder:
             "x": None,
             "attention": [],
         }
+        callers = self.machine.callers
+        if callers is not None:  # a Flow program inside a stdlib routine: the line that called it
+            caller, inside = callers.locate(entry["pc"], self.machine.cell)
+            if inside:
+                entry["caller"] = caller
         if X is not None:
             entry["x"] = self._image(x_png(X))
             # the readout's exact values: every entry that is not a -1/0/+1 code (few: the FLEQ cells)
@@ -124,8 +129,8 @@ class Recorder:
                             written=[a.label for a in event.writes],
                             read=[a.label for a in event.reads])
             steps.append(item)
-        for entry in steps:  # where the next instruction comes from
-            pc = entry["pc"]
+        for entry in steps:  # where the next instruction comes from (in a routine a Flow line called: that line)
+            pc = entry.pop("caller", entry["pc"])
             if 0 <= pc < len(instructions):
                 span = instructions[pc].span
                 entry["next_file"] = (span.file if span else "") or machine.source_name
