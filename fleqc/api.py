@@ -23,7 +23,8 @@ from fleqc.runner import Result, Run, check_backend
 from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.card.card import Card
-from fleqc.machines import LANGUAGES, assembly_of, compile_file, compile_source, load_card, machines, program_to_card
+from fleqc.machines import (LANGUAGES, REGISTRY, about, assembly_of, compile_file, compile_source, load_card,
+                            program_to_card)
 from fleqc.program import LinkedProgram
 from fleqc.transformer.layers import LoopedTransformer
 
@@ -43,7 +44,7 @@ def _is_path(source: Source) -> bool:
         raise FleqError(ErrorCode.BAD_CONFIG, f"expected a path or program text, got {type(source).__name__}")
     if "\n" in source or "\0" in source:
         return False
-    if source.endswith((*{s for m in machines() for s in m.suffixes}, *LANGUAGES, ".npz")):
+    if source.endswith((*{s for m in map(about, REGISTRY) for s in m.suffixes}, *LANGUAGES, ".npz")):
         return True
     try:
         return Path(source).is_file()
@@ -92,7 +93,7 @@ def build(
 
 def _machine_options(options: dict) -> dict:
     """``options`` checked to be options of a registered machine (integers where they say so)."""
-    known = {o.name: o for m in machines() for o in m.options}
+    known = {o.name: o for m in map(about, REGISTRY) for o in m.options}  # no machine package imported
     for name in options:
         if name not in known:
             raise FleqError(ErrorCode.BAD_CONFIG, f"unknown option {name!r}: the machines take {sorted(known)}")

@@ -103,6 +103,9 @@ def _caused_by_interrupt(exc) -> bool:
 
 def _run() -> None:
     try:
+        from fleqc.threads import pin_blas_threads
+
+        pin_blas_threads()  # before numpy loads: it would start a BLAS thread per core (start-up, issue 25)
         from fleqc.cli import main as cli
 
         cli(prog_name="fleqc")

@@ -6,16 +6,18 @@ import json
 import math
 import os
 import stat
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.safe_io import write_atomically
+
+if TYPE_CHECKING:  # the annotations' zipfile; the module is imported where an archive is read
+    import zipfile
 
 
 def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray],
@@ -61,6 +63,8 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
         raise bad(f"a bare .npy array, not an .npz archive; a fleqc {what} is an .npz")
     if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise bad(f"not an .npz archive (a zip of .npy arrays); a fleqc {what} is one")
+    import zipfile  # here, not at the top: only reading a card or weights file needs it (start-up, issue 25)
+
     try:
         with zipfile.ZipFile(path) as archive:
             entries = _entries(archive, bad)

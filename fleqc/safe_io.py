@@ -29,7 +29,6 @@ import errno
 import os
 import signal
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -133,6 +132,8 @@ def write_named_atomically(path: str | os.PathLike, write: Callable[[str], None]
 
 @contextlib.contextmanager
 def _temporary_next_to(path: str | os.PathLike, inputs: tuple) -> Iterator[tuple[int, str]]:
+    import tempfile  # here, not at the top: only a command that writes a file needs it (start-up, issue 25)
+
     path = check_output(path, inputs)
     folder = path.parent if str(path.parent) else Path(".")
     with _cleanup_on_sigterm():

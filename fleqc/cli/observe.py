@@ -10,9 +10,10 @@ from typing import Any, Callable, Optional
 
 import click
 
+from fleqc import api
 from fleqc.cli.common import input_files, reports_errors
 from fleqc.cli.options import machine_options
-from fleqc.machines import load_card
+from fleqc.machines import load_card, machine_of
 from fleqc.observe import progress
 from fleqc.program import source_files
 from fleqc.runner import Result, Run
@@ -39,7 +40,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
             on_count = progress.PipeStatus(max_steps=max_steps, name=Path(run.source_name).name).tick
         if not (trace or trace_json or report):
             return run.finish(max_steps, on_count=on_count)
-        from fleqc.observe.trace import TraceWriter
+        from fleqc.observe.trace import TraceWriter  # here: only a traced run needs it (start-up, issue 25)
 
         json_file = stack.enter_context(atomic_output(trace_json, inputs, text=True)) if trace_json else None
         to_stderr = as_json or run.machine.streams_output  # stdout is the JSON document, or the program's output
@@ -49,7 +50,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
             handlers.append(TraceWriter(text, json_file, hidden=trace_hidden))
         recorder = None
         if report:
-            from fleqc.observe.report import Recorder
+            from fleqc.observe.report import Recorder  # here: the report's pictures load slowly (start-up)
 
             recorder = Recorder(run)
             handlers.append(recorder.event)
@@ -80,7 +81,7 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
     hidden cells under their own names, nothing added, the card's size):
     fleqc disasm CARD | fleqc build - -o AGAIN.npz
     """
-    from fleqc.observe.disasm import disassemble
+    from fleqc.observe.disasm import disassemble  # here: only disasm needs it (start-up, issue 25)
 
     inputs = input_files(card_path)
     if output is not None:
@@ -96,8 +97,6 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
 
 def load_target(target: Path, sizes: dict[str, Optional[int]]):
     """A card (.npz) or a linked program (.fleq) from a path (``sizes``: the machine options given)."""
-    from fleqc import api
-
     if target.suffix == ".npz":
         return load_card(target)
     return api.compile(target, **sizes)
@@ -127,6 +126,7 @@ def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads:
 
     Needs matplotlib: pip install 'fleqc[plot]'.
     """
+    # here, not at the top: only show needs them (matplotlib is loaded later still; start-up, issue 25)
     from fleqc.observe import show as pictures
     from fleqc.observe.attention import attention_layers, attention_maps
 
@@ -183,15 +183,14 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     watch LABEL makes a watchpoint: continue and next stop after a step that changes it.
     Needs textual: pip install 'fleqc[debug]'.
     """
-    import importlib.util
+    import importlib.util  # here: only debug looks for textual (start-up, issue 25)
 
     if importlib.util.find_spec("textual") is None:
         raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):  # the screen would wait for keys forever
         raise click.UsageError("the debugger is interactive and needs a terminal; in a pipe, "
                                "`fleqc run --trace` prints every step")
-    from fleqc.machines import machine_of
-    from fleqc.observe.debug import Debugger, make_app
+    from fleqc.observe.debug import Debugger, make_app  # here: only debug needs it (start-up, issue 25)
 
     subject = load_target(target, sizes)
     streams = machine_of(subject).streams_output

@@ -1,6 +1,8 @@
 """The command-line options the registered machines add (``--machine``, ``--bits``, ``--cell``, ...):
 each machine states its options as data (:class:`fleqc.machines.base.MachineOption`); here they
-become click options, shared by ``build``, ``run``, ``weights``, ``export``, ``show`` and ``debug``."""
+become click options, shared by ``build``, ``run``, ``weights``, ``export``, ``show`` and ``debug``.
+They are read from the registry's plain data (:func:`fleqc.machines.about`), which imports no
+machine package: the command line starts without loading every machine (issue 25)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any, Callable, Optional
 import click
 
 from fleqc.cli.common import READ_FILES
-from fleqc.machines import DEFAULT, REGISTRY, machine, machines
+from fleqc.machines import DEFAULT, REGISTRY, about, machine
 from fleqc.machines.base import Machine, MachineOption
 
 machine_choice = click.option(
@@ -43,7 +45,7 @@ def click_option(option: MachineOption) -> Callable[[Callable], Callable]:
 
 def default_columns() -> str:
     """The machines' default columns, in words for --help ("64 for SUBLEQ, 128 for FLEQ")."""
-    return ", ".join(f"{m.default_columns} for {m.title}" for m in machines())
+    return ", ".join(f"{m.default_columns} for {m.title}" for m in map(about, REGISTRY))
 
 
 def machine_options(command: str) -> Callable[[Callable], Callable]:
@@ -58,9 +60,10 @@ def machine_options(command: str) -> Callable[[Callable], Callable]:
 
 
 def option_owners(command: str) -> dict:
-    """Each machine option of ``command`` -> the machines that take it."""
+    """Each machine option of ``command`` -> the machines that take it (their plain data:
+    fleqc.machines.about)."""
     owners: dict = {}
-    for candidate in machines():
+    for candidate in map(about, REGISTRY):
         for option in candidate.options:
             if command in option.commands:
                 owners.setdefault(option, []).append(candidate)
@@ -71,7 +74,7 @@ def check_machine_options(chosen: Machine, command: str, given: dict[str, Any]) 
     """An option of another machine is a usage error, not silently ignored."""
     own = [o.name for o in chosen.options]
     for option, owners in option_owners(command).items():
-        if given.get(option.name) is not None and chosen not in owners:
+        if given.get(option.name) is not None and chosen.name not in [m.name for m in owners]:
             takes = f", which takes {', '.join('--' + name for name in own)}" if own else ", which takes no options"
             raise click.UsageError(f"--{option.name} applies to {' and '.join(m.title for m in owners)} programs; "
                                    f"this is a {chosen.title} program{takes}")

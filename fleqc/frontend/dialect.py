@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # A machine of the language, as the front end sees it: any object with ``name``, ``title`` and
 # ``language`` (its Dialect); fleqc.machines.base.Machine is one.
@@ -48,20 +48,23 @@ class Dialect:
 class Language:
     """The machines a program in the FLEQ language may name with ``.machine``, the first of them the
     default. The front end receives it (``fleqc.machines.language()`` builds it from the registry);
-    a machine is any object with ``name``, ``title`` and ``language`` (its :class:`Dialect`)."""
+    a machine is any object with ``name``, ``title`` and ``language`` (its :class:`Dialect`).
+    ``load(name)`` gives a machine by its name: a program loads only the machine it names (the
+    default unless a ``.machine`` says otherwise); the others only for an error's hint."""
 
-    machines: tuple[Any, ...]
+    names: tuple[str, ...]
+    load: Callable[[str], Any]
 
     @property
-    def names(self) -> list[str]:
-        return [m.name for m in self.machines]
+    def machines(self) -> tuple[Any, ...]:
+        return tuple(self.load(name) for name in self.names)
 
     @property
     def default(self) -> Any:
-        return self.machines[0]
+        return self.load(self.names[0])
 
     def named(self, name: str) -> Any:
-        return next(m for m in self.machines if m.name == name)
+        return self.load(name)
 
     def owner_of(self, flag: str) -> Any:
         """The first machine whose dialect has ``flag`` (``reals``, ``shaped_cells``, ``routines``):

@@ -20,6 +20,7 @@ from typing import Any
 from fleqc.card.card import Card
 from fleqc.card.check import load_card_file
 from fleqc.errors import ErrorCode, FleqError
+from fleqc.machines.about import ABOUT, About
 from fleqc.machines.base import Machine
 from fleqc.safe_io import read_source
 from fleqc.schema import SchemaError
@@ -72,18 +73,33 @@ def config_from_dict(data: Any) -> Any:
         raise FleqError(ErrorCode.BAD_CONFIG, str(exc)) from None
 
 
+def about(name: str) -> About:
+    """What the command line needs of machine ``name`` (title, default columns, suffixes, options)
+    without importing its package where fleqc.machines.about describes it; else from the machine."""
+    known = ABOUT.get(name)
+    if known is not None and REGISTRY.get(name) == f"fleqc.machines.{name}":
+        return known
+    m = machine(name)
+    return About(m.name, m.title, m.default_columns, tuple(m.suffixes), tuple(m.options), m.language is not None)
+
+
 def language_machines() -> list[Machine]:
     """The machines a ``.machine`` directive of the FLEQ language may name."""
-    return [m for m in machines() if m.language is not None]
+    return [machine(name) for name in language_names()]
+
+
+def language_names() -> tuple[str, ...]:
+    """The names of the machines a ``.machine`` directive may name (no machine package imported)."""
+    return tuple(name for name in REGISTRY if about(name).fleq_language)
 
 
 def machine_for_file(path: str | Path) -> Machine:
     """The first machine that claims the suffix of ``path`` (FLEQ language files: the default
     machine, whose front end lets the ``.machine`` directive choose)."""
     suffix = Path(path).suffix
-    for candidate in machines():
-        if suffix in candidate.suffixes:
-            return candidate
+    for name in REGISTRY:
+        if suffix in about(name).suffixes:
+            return machine(name)
     return machine(DEFAULT)
 
 
@@ -115,7 +131,7 @@ def language() -> Any:
     """The FLEQ language as the front end receives it: the machines a ``.machine`` may name."""
     from fleqc.frontend.dialect import Language  # the front end loads lark: only when a program is compiled
 
-    return Language(tuple(language_machines()))
+    return Language(language_names(), machine)  # each machine loaded when a program names it
 
 
 def compile_source(text: str, name: str = "<string>", *, bits: int | None = None,

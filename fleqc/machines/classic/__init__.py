@@ -27,7 +27,8 @@ from fleqc.state import RunResult, State
 from fleqc.card.card import Card
 from fleqc.card.columns import ColumnRegions
 from fleqc.card.rows import RowSpace
-from fleqc.machines.base import Machine, MachineOption, Options
+from fleqc.machines.about import BITS, CLASSIC, INPUT, MEMORY, OUTPUT  # noqa: F401 (the options, as before)
+from fleqc.machines.base import Machine, Options
 from fleqc.steps import Names, Reader, TraceEvent, access
 from fleqc.machines.classic import card as codec
 from fleqc.machines.classic.config import DEFAULT_OUTPUT_TAPE, MAX_TAPE, ClassicConfig, config_for
@@ -35,7 +36,6 @@ from fleqc.machines.classic.layout import classic_rows
 from fleqc.machines.classic.program import ClassicProgram
 from fleqc.machines.classic.run import OutputTape
 from fleqc.machines.classic.weights import LAYER_KINDS
-from fleqc.machines.subleq import BITS
 from fleqc.transformer import TernaryCheck
 from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.layers import LoopedTransformer
@@ -44,14 +44,6 @@ DEFAULT_BITS = 32
 DEFAULT_MEMORY = 1 << 12
 
 
-MEMORY = MachineOption(
-    "memory", metavar="WORDS",
-    help="classic: words of memory, a power of two up to 65536 (default: the image rounded up to one).",
-)
-INPUT = MachineOption("input", metavar="FILE", help="classic: the bytes the program reads (a file, or - for standard "
-                      f"input), at most {MAX_TAPE - 1:,}.", commands=("build", "run", "debug"), integer=False,
-                      reads_file=True, runtime=True, max_bytes=MAX_TAPE - 1)
-OUTPUT = MachineOption("output", commands=(), integer=False, runtime=True)  # API: where output bytes go
 
 
 def _given(options: Options, name: str, default: int) -> int:
@@ -68,13 +60,13 @@ def check_input_size(given: Optional[bytes]) -> None:
 
 
 class ClassicMachine(Machine):
-    name = "classic"
-    title = "classic SUBLEQ"
+    name = CLASSIC.name  # name, title, default columns, options and suffixes: fleqc.machines.about
+    title = CLASSIC.title
     config_class = ClassicConfig
     layer_kinds = LAYER_KINDS
-    default_columns = ClassicConfig().columns
-    options = (BITS, MEMORY, INPUT, OUTPUT)
-    suffixes = (".sq", ".asq", ".dec")
+    default_columns = CLASSIC.default_columns
+    options = CLASSIC.options
+    suffixes = CLASSIC.suffixes
     language = None
     reference = interpreter
     streams_output = True

@@ -30,13 +30,12 @@ from fleqc.machines.fleq.card import (
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, FleqFunction
 from fleqc.machines.fleq.rows import OPS, VIEWS, fleq_rows
 from fleqc.card.rows import RowSpace
-from fleqc.machines.base import Machine, MachineOption, Options, reference_run
+from fleqc.machines.about import CELL, FLEQ  # noqa: F401 (CELL: the option, imported from here)
+from fleqc.machines.base import Machine, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.machines.fleq.runs import FleqHealthCheck, FleqStepper, run_fleq_reference
 from fleqc.transformer.layers import LoopedTransformer
 
-CELL = MachineOption("cell", metavar="C",
-                     help="FLEQ: cells hold up to C x C reals (default 8, or the program's largest shape).")
 
 
 def check_function_blocks(functions: dict[str, FleqFunction], blocks: tuple[str, ...] = OPS,
@@ -61,12 +60,12 @@ check_function_blocks(FLEQ_FUNCTIONS)
 
 
 class FleqMachine(Machine):
-    name = "fleq"
-    title = "FLEQ"
+    name = FLEQ.name  # name, title, default columns and options: fleqc.machines.about
+    title = FLEQ.title
     config_class = FleqConfig
     layer_kinds = "AAFFFFA" + "F" * 11 + "FAFF"  # cell 8; see kinds()
-    default_columns = 128
-    options = (CELL,)
+    default_columns = FLEQ.default_columns
+    options = FLEQ.options
     # every softmax weight of its heads is exactly 0, 1 or 1/2^k (ties), so hardmax gives the same bits
     modes = ("softmax", "hardmax")
     scratch_name = "ref+lanes"

@@ -25,23 +25,20 @@ from fleqc.machines.subleq.card import (
     read_subleq_cell,
     subleq_card_to_program,
 )
-from fleqc.machines.base import Machine, MachineOption, Options, reference_run
+from fleqc.machines.about import BITS, SUBLEQ  # noqa: F401 (BITS: the option, imported from here)
+from fleqc.machines.base import Machine, Options, reference_run
 from fleqc.steps import Names, Reader, TraceEvent, access, language_event
 from fleqc.transformer.layers import LoopedTransformer
 
-BITS = MachineOption(
-    "bits", short="-N",
-    help="SUBLEQ: integer width (default 16, or the program's .bits); classic: word width, 16 or 32 (default 32).",
-)
 
 
 class SubleqMachine(Machine):
-    name = "subleq"
-    title = "SUBLEQ"
+    name = SUBLEQ.name  # name, title, default columns and options: fleqc.machines.about
+    title = SUBLEQ.title
     config_class = SubleqConfig
     layer_kinds = "AAFAF"
-    default_columns = 64
-    options = (BITS,)
+    default_columns = SUBLEQ.default_columns
+    options = SUBLEQ.options
     reference = interpreter
 
     @property
