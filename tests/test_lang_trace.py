@@ -119,3 +119,15 @@ def test_an_assembly_program_keeps_the_stdlib_lines():
     events = trace_program(program, "reference", max_steps=200)
     assert any("stdlib" in e.file for e in events)
     assert not any(e.routines for e in events)
+
+
+@pytest.mark.parametrize("name, text", [("prog.flow", b"x = 1\ny = \xff\n"), ("prog.fleq", b".data\nx: .word \xff\n")])
+def test_flow_and_the_assembler_say_a_syntax_error_alike(tmp_path, name, text):
+    """One home for the syntax errors' pieces (fleqc.frontend.diagnostics): text that is not UTF-8
+    is named so in Flow as in the assembly, located, without a traceback."""
+    path = tmp_path / name
+    path.write_bytes(text)
+    result = CliRunner().invoke(main, ["run", str(path), "--backend", "reference"])
+    assert result.exit_code == 1
+    assert "error[unexpected-character]: unexpected character (the file is not valid UTF-8 text)" in result.output
+    assert f"{name}:2:" in result.output and "Traceback" not in result.output

@@ -1,9 +1,11 @@
-"""Shared helpers for front-end diagnostics: source lines for errors, suggestions, number display."""
+"""Shared helpers for front-end diagnostics: source lines for errors, suggestions, number display;
+and the pieces of a syntax error's message that every parser of fleqc shares (the FLEQ language's,
+fleqc.frontend.text_to_ast, and Flow's, fleqc.lang.syntax): one home, so both say the same."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fleqc.errors import ErrorCode, FleqError, Span
@@ -43,3 +45,43 @@ def show_number(number: int | float) -> str:
     if isinstance(number, int) and number.bit_length() > 64:
         return f"a {number.bit_length()}-bit number"
     return repr(number)
+
+
+def without_bom(text: str) -> str:
+    """``text`` without a leading UTF-8 byte-order mark (not part of the program)."""
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def line_text(lines: Sequence[str], number: int) -> str | None:
+    """Line ``number`` (1-based) of ``lines``, or None past either end."""
+    return lines[number - 1] if 1 <= number <= len(lines) else None
+
+
+def unexpected_character(file: str, lines: Sequence[str], line: int, column: int, strings: bool = True) -> FleqError:
+    """UNEXPECTED_CHARACTER at ``line``, ``column``: the character shown (U+XXXX if it does not
+    print), text that is not UTF-8 said as such, and (``strings``: a language with strings) a
+    quote as an unterminated string."""
+    row = line_text(lines, line) or ""
+    char = row[column - 1] if 0 < column <= len(row) else "?"
+    if char == '"' and strings:
+        message = "unterminated string (a string ends with '\"' on the same line)"
+    elif char == "\ufffd":
+        message = "unexpected character (the file is not valid UTF-8 text)"
+    elif char.isprintable():
+        message = f"unexpected character '{char}'"
+    else:
+        message = f"unexpected character U+{ord(char):04X}"
+    return FleqError(ErrorCode.UNEXPECTED_CHARACTER, message, Span(file, line, column, line, column + 1),
+                     line_text(lines, line))
+
+
+def expected(names: Iterable[str], words: dict[str, str]) -> str:
+    """``; expected a, b or c`` for the terminals ``names`` the parser would have accepted, in
+    the order of ``words`` (terminal -> how a message says it); "" if none has a word."""
+    order = list(words.values())
+    said = sorted({words[name] for name in names if name in words}, key=order.index)
+    if not said:
+        return ""
+    if len(said) == 1:
+        return f"; expected {said[0]}"
+    return f"; expected {', '.join(said[:-1])} or {said[-1]}"

@@ -18,7 +18,7 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.frontend import syntax as ast
-from fleqc.frontend.diagnostics import did_you_mean
+from fleqc.frontend.diagnostics import did_you_mean, expected, line_text, unexpected_character, without_bom
 from fleqc.frontend.grammar import parser
 from fleqc.program import HIDDEN_PREFIX
 
@@ -27,8 +27,7 @@ def parse_source(text: str, name: str, language: Any = None) -> ast.SourceFile:
     """Parse ``text`` (the contents of the file called ``name``) into a :class:`SourceFile`.
     ``language`` (:class:`fleqc.frontend.dialect.Language`, the machines it may name) makes the
     messages name the machines and recognise their mnemonics."""
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a UTF-8 byte-order mark is not part of the program
+    text = without_bom(text)
     lines = text.split("\n")
     try:
         tree = parser().parse(text if text.endswith("\n") else text + "\n")
@@ -84,7 +83,7 @@ class _ToAst(Transformer_NonRecursive):
         return Span(self.file, token.line, token.column, token.end_line, token.end_column)
 
     def fail(self, code: ErrorCode, message: str, span: Span) -> FleqError:
-        return FleqError(code, message, span, _line_text(self.lines, span.line))
+        return FleqError(code, message, span, line_text(self.lines, span.line))
 
     # tokens
 
@@ -190,7 +189,7 @@ class _DirectiveBuilder:
         mistyped value, not two values glued together."""
         for before, after in zip(self.args, self.args[1:]):
             if before.span.end_line == after.span.line and before.span.end_column == after.span.column:
-                line = _line_text(self.owner.lines, after.span.line) or ""
+                line = line_text(self.owner.lines, after.span.line) or ""
                 glued = line[before.span.column - 1:(after.span.end_column or after.span.column + 1) - 1]
                 raise self.owner.fail(
                     ErrorCode.UNEXPECTED_TOKEN, _glued_message(glued),
@@ -232,7 +231,7 @@ class _DirectiveBuilder:
         self.args = folded
 
     def _comma_between(self, before: _Arg, after: _Arg) -> bool:
-        line = _line_text(self.owner.lines, after.span.line) or ""
+        line = line_text(self.owner.lines, after.span.line) or ""
         if before.span.end_line != after.span.line:
             return True
         return "," in line[(before.span.end_column or 1) - 1 : after.span.column - 1]
@@ -362,10 +361,6 @@ def _number(text: str, span: Span, fail: Callable[..., FleqError]) -> ast.Expr:
 # Errors --------------------------------------------------------------------------------------------
 
 
-def _line_text(lines: Sequence[str], number: int) -> str | None:
-    return lines[number - 1] if 1 <= number <= len(lines) else None
-
-
 def _from_visit_error(exc: VisitError, file: str, lines: Sequence[str]) -> FleqError:
     """Our own FleqError raised inside a transformer callback, or any other failure located there."""
     if isinstance(exc.orig_exc, FleqError):
@@ -377,14 +372,14 @@ def _from_visit_error(exc: VisitError, file: str, lines: Sequence[str]) -> FleqE
         ErrorCode.UNEXPECTED_TOKEN,
         f"cannot read this statement ({exc.orig_exc})",
         Span(file, line, column),
-        _line_text(lines, line),
+        line_text(lines, line),
     )
 
 
 def _syntax_error(exc: LarkError, file: str, lines: Sequence[str], language: Any = None) -> FleqError:
     """A located FleqError for a lexer or parser error."""
     if isinstance(exc, UnexpectedCharacters):
-        return _unexpected_character(exc, file, lines)
+        return unexpected_character(file, lines, exc.line, exc.column)
     if isinstance(exc, UnexpectedToken) and exc.token.type not in ("_NL", "$END"):
         return _unexpected_token(exc, file, lines, language)
     if isinstance(exc, UnexpectedToken) and exc.token.type == "_NL":
@@ -393,39 +388,24 @@ def _syntax_error(exc: LarkError, file: str, lines: Sequence[str], language: Any
     else:  # the end of the text: not reachable with this grammar, handled all the same
         line, column = len(lines), len(lines[-1]) + 1
         where = "end of file"
-    expected = _expected(exc) if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) else ""
+    wanted = _expected(exc) if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) else ""
     return FleqError(
         ErrorCode.UNEXPECTED_END,
-        f"unexpected {where}{expected}",
+        f"unexpected {where}{wanted}",
         Span(file, line, column),
-        _line_text(lines, line),
+        line_text(lines, line),
     )
-
-
-def _unexpected_character(exc: UnexpectedCharacters, file: str, lines: Sequence[str]) -> FleqError:
-    line_text = _line_text(lines, exc.line) or ""
-    char = line_text[exc.column - 1] if exc.column - 1 < len(line_text) else "?"
-    if char == '"':
-        message = "unterminated string (a string ends with '\"' on the same line)"
-    elif char == "\ufffd":
-        message = "unexpected character (the file is not valid UTF-8 text)"
-    elif char.isprintable():
-        message = f"unexpected character '{char}'"
-    else:
-        message = f"unexpected character U+{ord(char):04X}"
-    span = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
-    return FleqError(ErrorCode.UNEXPECTED_CHARACTER, message, span, line_text)
 
 
 def _unexpected_token(exc: UnexpectedToken, file: str, lines: Sequence[str], language: Any = None) -> FleqError:
     token = exc.token
-    line_text = _line_text(lines, token.line) or ""
+    row = line_text(lines, token.line) or ""
     message = f"unexpected {_describe_token(token)}{_expected(exc)}"
-    words = re.fullmatch(r"\s*([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*", line_text[: token.column - 1])
+    words = re.fullmatch(r"\s*([A-Za-z_]\w*)\s+([A-Za-z_]\w*)\s*", row[: token.column - 1])
     if words and not _is_mnemonic(words.group(1), language) and _is_mnemonic(words.group(2), language):
         message += f" (is '{words.group(1)}' a label missing its ':'?)"
     span = Span(file, token.line, token.column, token.end_line, token.end_column)
-    return FleqError(ErrorCode.UNEXPECTED_TOKEN, message, span, line_text)
+    return FleqError(ErrorCode.UNEXPECTED_TOKEN, message, span, row)
 
 
 _WORDS = {
@@ -460,10 +440,4 @@ def _describe_token(token: Token) -> str:
 
 def _expected(exc: UnexpectedToken | UnexpectedEOF) -> str:
     """``; expected a, b or c`` from the terminals the parser would have accepted."""
-    names = getattr(exc, "accepts", None) or exc.expected or set()
-    words = sorted({_WORDS[name] for name in names if name in _WORDS}, key=list(_WORDS.values()).index)
-    if not words:
-        return ""
-    if len(words) == 1:
-        return f"; expected {words[0]}"
-    return f"; expected {', '.join(words[:-1])} or {words[-1]}"
+    return expected(getattr(exc, "accepts", None) or exc.expected or set(), _WORDS)

@@ -19,6 +19,8 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, Vi
 from lark.indenter import DedentError, Indenter
 
 from fleqc.errors import ErrorCode, FleqError, Span
+from fleqc.frontend.diagnostics import expected, line_text, unexpected_character, without_bom
+from fleqc.frontend.grammar import cached_lark
 from fleqc.resources import flow_grammar_path
 
 MAX_BLOCK_DEPTH = 64  # blocks inside blocks (if inside while inside def ...)
@@ -248,12 +250,13 @@ def _grammar() -> str:
 
 @functools.cache
 def _file_parser() -> Lark:
-    return Lark(_grammar(), parser="lalr", postlex=_FlowIndenter(), start="start", maybe_placeholders=True)
+    """Flow's parser (cached on disk between processes, as the assembler's: fleqc.frontend.grammar)."""
+    return cached_lark(_grammar(), "flow", postlex=_FlowIndenter(), start="start", maybe_placeholders=True)
 
 
 @functools.cache
 def _expression_parser() -> Lark:
-    return Lark(_grammar(), parser="lalr", start="expr", maybe_placeholders=True)
+    return cached_lark(_grammar(), "flow-expr", start="expr", maybe_placeholders=True)
 
 
 def _span(file: str, token: Token) -> Span:
@@ -272,7 +275,7 @@ class _ToTree(Transformer_NonRecursive):
         return _span(self.file, token)
 
     def error(self, code: ErrorCode, message: str, span: Span) -> FleqError:
-        return FleqError(code, message, span, _line(self.lines, span.line))
+        return FleqError(code, message, span, line_text(self.lines, span.line))
 
     # expressions
     def number(self, c):
@@ -433,42 +436,30 @@ _WORDS = {
 }
 
 
-def _line(lines: list[str], number: int) -> Optional[str]:
-    return lines[number - 1] if 0 < number <= len(lines) else None
-
-
 def syntax_error(exc: LarkError, text: str, file: str, lines: list[str]) -> FleqError:
     """A Lark error as a located FleqError (the assembler's codes)."""
     if isinstance(exc, UnexpectedCharacters):
-        line, column = exc.line, exc.column
-        row = _line(lines, line) or ""
-        char = row[column - 1] if 0 < column <= len(row) else "?"
-        shown = f"'{char}'" if char.isprintable() else f"U+{ord(char):04X}"
-        return FleqError(ErrorCode.UNEXPECTED_CHARACTER, f"unexpected character {shown}",
-                         Span(file, line, column, line, column + 1), _line(lines, line))
+        return unexpected_character(file, lines, exc.line, exc.column, strings=False)  # Flow has no strings
     if isinstance(exc, DedentError):
         line = _dedent_line(lines)
         return FleqError(ErrorCode.UNEXPECTED_TOKEN, "the indentation does not match any outer block",
-                         Span(file, line, 1), _line(lines, line))
-    names = set(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or set())
-    words = sorted({_WORDS[n] for n in names if n in _WORDS}, key=list(_WORDS.values()).index)
-    expected = ("; expected " + (" or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else words[0])
-                if words else "")
+                         Span(file, line, 1), line_text(lines, line))
+    wanted = expected(getattr(exc, "accepts", None) or getattr(exc, "expected", None) or set(), _WORDS)
     token = getattr(exc, "token", None)
     if token is None or token.type == "$END" or (token.type == "_DEDENT" and token.line is None):
         last = len(lines) or 1
         while last > 1 and not lines[last - 1].strip():
             last -= 1
-        column = len((_line(lines, last) or "").rstrip()) + 1
+        column = len((line_text(lines, last) or "").rstrip()) + 1
         what = "expression" if file == "<calc>" else "program"
-        return FleqError(ErrorCode.UNEXPECTED_END, f"unexpected end of the {what}{expected}",
-                         Span(file, last, column, last, column + 1), _line(lines, last))
+        return FleqError(ErrorCode.UNEXPECTED_END, f"unexpected end of the {what}{wanted}",
+                         Span(file, last, column, last, column + 1), line_text(lines, last))
     line = token.line or 1
     column = token.column or 1
     if token.type == "_INDENT" and token.end_line:  # it borrows the position of the line break before it
         line, column = token.end_line, 1
-        return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected indentation{expected}",
-                         Span(file, line, 1, line, max(2, token.end_column or 2)), _line(lines, line))
+        return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected indentation{wanted}",
+                         Span(file, line, 1, line, max(2, token.end_column or 2)), line_text(lines, line))
     if token.type == "_NL":
         what = "end of the line"
     elif token.type == "_INDENT":
@@ -477,9 +468,9 @@ def syntax_error(exc: LarkError, text: str, file: str, lines: list[str]) -> Fleq
         what = "end of the block"
     else:
         what = f"'{token}'"
-    return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected {what}{expected}",
+    return FleqError(ErrorCode.UNEXPECTED_TOKEN, f"unexpected {what}{wanted}",
                      Span(file, line, column, line, column + max(1, len(str(token).split(chr(10))[0]))),
-                     _line(lines, line))
+                     line_text(lines, line))
 
 
 def _dedent_line(lines: list[str]) -> int:
@@ -510,7 +501,7 @@ def _check_lines(text: str, file: str, lines: list[str]) -> None:
         line = text.count("\n", 0, index) + 1
         column = index - (text.rfind("\n", 0, index) + 1) + 1
         raise FleqError(ErrorCode.UNEXPECTED_CHARACTER, "unexpected character U+0000", Span(file, line, column),
-                        _line(lines, line))
+                        line_text(lines, line))
 
 
 def _check_depth(body: list, file: str, lines: list[str]) -> None:
@@ -527,14 +518,12 @@ def _check_depth(body: list, file: str, lines: list[str]) -> None:
             for block in blocks:
                 if depth + 1 > MAX_BLOCK_DEPTH:
                     raise FleqError(ErrorCode.UNEXPECTED_TOKEN, f"blocks nest more than {MAX_BLOCK_DEPTH} deep",
-                                    statement.span, _line(lines, statement.span.line))
+                                    statement.span, line_text(lines, statement.span.line))
                 stack.append((block, depth + 1))
 
 
 def _normalize(text: str) -> str:
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return without_bom(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_module(text: str, file: str) -> Module:
