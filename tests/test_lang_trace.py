@@ -131,3 +131,18 @@ def test_flow_and_the_assembler_say_a_syntax_error_alike(tmp_path, name, text):
     assert result.exit_code == 1
     assert "error[unexpected-character]: unexpected character (the file is not valid UTF-8 text)" in result.output
     assert f"{name}:2:" in result.output and "Traceback" not in result.output
+
+
+def test_a_routines_arguments_are_computed_in_its_own_cells():
+    """`(1 + 2) * 7 / 3`: the dividend is computed straight into div's argument cell (no temporary
+    and no move), so the program's card needs 256 columns, not 512 (issue 25: fleqc calc)."""
+    from fleqc.calc import compile_expression
+    from fleqc.machines import program_to_card
+
+    compiled = compile_expression("(1 + 2) * 7 / 3")
+    code = [line.split(";")[0].strip() for line in compiled.source.splitlines()]
+    assert "mul div_x, _k_3, div_x" in code and "add div_x, _k, _k_2" in code
+    program = api.compile(compiled.source)
+    assert program_to_card(program).config.columns == 256
+    result = api.run(program, backend="reference")
+    assert result.memory["result"] == 7.0 and result.steps == 70
