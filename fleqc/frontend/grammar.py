@@ -10,25 +10,12 @@ the parser whenever they differ. A folder that cannot be written only costs the 
 from __future__ import annotations
 
 import functools
-import os
 import sys
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from lark import Lark
 
-from fleqc.resources import grammar_path
-
-
-def cache_folder() -> Optional[Path]:
-    """The folder of fleqc's cached parsers (made, private to the user), or None if it cannot be."""
-    given = os.environ.get("FLEQC_CACHE_DIR")
-    base = Path(given) if given else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fleqc"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return base
+from fleqc.resources import cache_folder, grammar_path
 
 
 def cached_lark(text: str, name: str, **options: Any) -> Lark:

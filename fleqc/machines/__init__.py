@@ -105,8 +105,15 @@ def machine_for_file(path: str | Path) -> Machine:
 
 @functools.lru_cache(maxsize=32)
 def weights_for(config: Any) -> Any:
-    """The weights of the machine ``config`` (cached: building is deterministic)."""
-    return machine_of(config).build(config)
+    """The weights of the machine ``config`` (cached: building is deterministic); a machine that
+    builds slowly (``cache_weights``) keeps them on disk between processes as well
+    (fleqc.transformer.weights_io.cached_build: exactly the builder's, never stale)."""
+    chosen = machine_of(config)
+    if not chosen.cache_weights:
+        return chosen.build(config)
+    from fleqc.transformer.weights_io import cached_build  # here: only a machine that caches its weights
+
+    return cached_build(config, lambda: chosen.build(config))
 
 
 class _Machines(Mapping):

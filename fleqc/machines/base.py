@@ -151,6 +151,7 @@ class Machine(abc.ABC):
     scratch_name: ClassVar[str] = "scratch"
     language: ClassVar[Any] = None
     streams_output: ClassVar[bool] = False  # its runs print the program's own output (fleqc run streams it)
+    cache_weights: ClassVar[bool] = False  # builds slowly enough that the weights are kept on disk (weights_for)
     reference: ClassVar[Any] = None
 
     # -- programs and configurations ----------------------------------------------------------

@@ -11,16 +11,20 @@ also checked field by field (types, ranges, rows inside the width) before it is 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
 from fleqc.schema import SchemaError, array, field, integers, string
-from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
+from fleqc.resources import cache_folder
+from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer, SparseMatrix
 
 WEIGHTS_FORMAT = "fleqc-weights"
 WEIGHTS_VERSION = 3  # 3: the digest covers the metadata
@@ -121,3 +125,105 @@ def _layer(i: int, spec: dict, arrays: dict[str, np.ndarray]):
         name = string(field(spec, "name", f"layers[{i}]"), f"layers[{i}].name", 256)
         return FeedForwardLayer(*(arrays[f"layer{i}.{p}"] for p in _FEED_FORWARD), name=name)
     raise SchemaError(f"layers[{i}].kind is {kind!r}; expected 'attention' or 'feed_forward'")
+
+
+# The built weights kept between processes ---------------------------------------------------------
+
+CACHE_FORMAT = "fleqc-weights-cache"
+CACHE_VERSION = 1
+
+
+def cached_build(config, build: Callable[[], LoopedTransformer]) -> LoopedTransformer:
+    """``build()``, the weights of the machine ``config``, kept in the user's cache folder
+    (fleqc.resources.cache_folder("weights")) and read back by later processes (issue 25: the FLEQ
+    machine builds in about 0.1 s and reads back in a few ms).
+
+    The file is named by a hash of the configuration and of :func:`code_digest` (every source file
+    of fleqc and the numpy version): a file written by other code is never read (a stale cache
+    cannot be used). It holds the nonzeros only (attention by flat index, feed-forward by rows), is
+    written atomically (fleqc.safe_io) and read without pickles; one that cannot be read (cut
+    short, corrupted: the zip's CRC) is built again and replaced. What comes back is exactly what
+    the builder gives: the same arrays, bit for bit, the same labels and metadata
+    (tests/test_weights_cache.py)."""
+    folder = cache_folder("weights")
+    if folder is None:
+        return build()
+    setting = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(f"{setting};{code_digest()}".encode()).hexdigest()[:32]
+    path = folder / f"{getattr(config, 'kind', 'machine')}-{key}.npz"
+    if path.is_file():
+        try:
+            return _read_cached(path, key)
+        except Exception:  # noqa: BLE001 (any unreadable cache file, zipfile.BadZipFile included: build again)
+            pass
+    model = build()
+    try:
+        _write_cached(model, path, key)
+    except (OSError, FleqError):  # a folder that cannot be written costs only the build
+        pass
+    return model
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of every source file of the fleqc package (names and bytes) and numpy's version:
+    any change of the code that builds weights (or of anything else) changes it."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(f"{CACHE_FORMAT}{CACHE_VERSION};numpy {np.__version__};".encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(f"{path.relative_to(root).as_posix()}\0".encode())
+        h.update(path.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _write_cached(model: LoopedTransformer, path: Path, key: str) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, AttentionLayer):
+            shapes = {}
+            for p in _ATTENTION:
+                a = np.ascontiguousarray(getattr(layer, p), dtype=np.float64)
+                flat = np.flatnonzero(a.reshape(-1).view(np.uint64))  # every nonzero bit pattern: -0.0 too
+                arrays[f"layer{i}.{p}.at"], arrays[f"layer{i}.{p}.val"] = flat.astype(np.int64), a.reshape(-1)[flat]
+                shapes[p] = list(a.shape)
+            layers.append({"kind": "attention", "heads": list(layer.head_names), "shapes": shapes})
+        else:
+            for p in ("w1", "w2"):
+                m = getattr(layer, f"{p}_sparse")
+                arrays[f"layer{i}.{p}.ptr"], arrays[f"layer{i}.{p}.idx"], arrays[f"layer{i}.{p}.val"] = m.ptr, m.idx, m.val
+            arrays[f"layer{i}.b1"], arrays[f"layer{i}.b2"] = layer.b1, layer.b2
+            layers.append({"kind": "feed_forward", "name": layer.name, "shape": [layer.hidden, layer.width],
+                           "dense": layer.is_dense})
+    meta = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "key": key, "layers": layers,
+            "row_labels": list(model.row_labels), "ternary_rows": list(model.ternary_rows),
+            "metadata": model.metadata}
+    arrays["meta"] = np.array(json.dumps(meta))
+    write_npz_atomically(path, arrays)
+
+
+def _read_cached(path: Path, key: str) -> LoopedTransformer:
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}  # every entry read: the zip checks its CRC
+    meta = json.loads(str(arrays["meta"]))
+    if meta.get("format") != CACHE_FORMAT or meta.get("version") != CACHE_VERSION or meta.get("key") != key:
+        raise ValueError("another cache file")
+    layers = []
+    for i, spec in enumerate(meta["layers"]):
+        if spec["kind"] == "attention":
+            parts = []
+            for p in _ATTENTION:
+                a = np.zeros(tuple(spec["shapes"][p]))
+                a.reshape(-1)[arrays[f"layer{i}.{p}.at"]] = arrays[f"layer{i}.{p}.val"]
+                parts.append(a)
+            layers.append(AttentionLayer(*parts, head_names=tuple(spec["heads"])))
+        else:
+            h, d = spec["shape"]
+            w1, w2 = (SparseMatrix(shape, arrays[f"layer{i}.{p}.ptr"], arrays[f"layer{i}.{p}.idx"],
+                                   arrays[f"layer{i}.{p}.val"]) for p, shape in (("w1", (h, d)), ("w2", (d, h))))
+            layer = FeedForwardLayer(w1, arrays[f"layer{i}.b1"], w2, arrays[f"layer{i}.b2"], name=spec["name"])
+            if spec["dense"]:
+                layer.w1, layer.w2  # noqa: B018 (the builder gave them dense: so does the cache)
+            layers.append(layer)
+    return LoopedTransformer(tuple(layers), tuple(meta["row_labels"]), tuple(meta["ternary_rows"]), meta["metadata"])

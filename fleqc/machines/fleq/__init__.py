@@ -68,6 +68,7 @@ class FleqMachine(Machine):
     options = FLEQ.options
     # every softmax weight of its heads is exactly 0, 1 or 1/2^k (ties), so hardmax gives the same bits
     modes = ("softmax", "hardmax")
+    cache_weights = True  # about 0.1 s to build, a few ms to read back (fleqc.machines.weights_for)
     scratch_name = "ref+lanes"
     reference = interpreter
 
