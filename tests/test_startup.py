@@ -73,3 +73,22 @@ def test_the_command_starts_openblas_with_fleqcs_threads():
     kept = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                           env=dict(env, OPENBLAS_NUM_THREADS="2"))
     assert kept.stdout.strip() == "2"  # the user's own setting stands
+
+
+@pytest.mark.parametrize("args, status", [(["run", "samples/factorial.fleq", "--json"], 0),
+                                          (["run", "samples/factorial.fleq", "--max-steps", "3"], 3),
+                                          (["run", "samples/no-such-file.fleq"], 1),
+                                          (["calc", "1 / 3"], 0)])
+def test_the_command_leaves_with_its_status_and_every_byte_of_its_output(args, status):
+    """fleqc.entry leaves by os._exit once stdout and stderr are flushed (the interpreter's teardown
+    is skipped): the status and the output are what the command gave."""
+    out = subprocess.run([sys.executable, "-m", "fleqc", *args], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == status, out.stderr
+    if args[-1] == "--json":
+        assert json.loads(out.stdout)["memory"]["result"] == 5040
+    elif status == 3:
+        assert "stopped after 3 steps without halting" in out.stderr
+    elif status == 1:
+        assert "error[" in out.stderr and "Traceback" not in out.stderr
+    else:
+        assert out.stdout == "0.3333333333333333\n" and "70 steps" not in out.stderr and "steps" in out.stderr
