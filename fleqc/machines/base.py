@@ -45,6 +45,8 @@ Weights
                         ``fleqc.machines.weights_for``); ``layer_kinds`` ("AAFAF": A attention,
                         F feed-forward) states its shape, checked on loaded weights;
                         ``kinds(config)`` where the shape depends on the configuration.
+    ``cache_weights``   True where building takes long enough (FLEQ: about 0.1 s) that
+                        ``weights_for`` keeps the built weights on disk between processes.
     ``ternary_rows(config)``  rows the health check holds to {-1, 0, +1} (default: all).
     ``check_weights_fit(model, config, where)``  refuse weights of another machine or size.
 
