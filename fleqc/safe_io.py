@@ -19,7 +19,8 @@ shorthands, :func:`write_atomically` and :func:`write_named_atomically`):
 - the file gets the usual permissions, 0666 less the umask (0644 under the common umask 022),
   whichever library wrote it.
 
-Refusals are ``bad-output`` errors naming the path and the reason.
+Refusals are ``bad-output`` errors naming the path and the reason. Files fleqc keeps for itself
+(the built parsers and weights) go to its folder in the user's cache, :func:`cache_folder`.
 """
 
 from __future__ import annotations
@@ -220,3 +221,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def cache_folder(*parts: str) -> Optional[Path]:
+    """fleqc's folder in the user's cache (``$XDG_CACHE_HOME/fleqc``, else ``~/.cache/fleqc``;
+    ``FLEQC_CACHE_DIR`` overrides), or its subfolder ``parts``: made private to the user, never a
+    shared temporary folder; None if it cannot be made (a cache that cannot be kept costs only the
+    work it would have saved)."""
+    given = os.environ.get("FLEQC_CACHE_DIR")
+    base = Path(given) if given else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fleqc"
+    folder = base.joinpath(*parts)
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder

@@ -15,7 +15,8 @@ from typing import Any
 
 from lark import Lark
 
-from fleqc.resources import cache_folder, grammar_path
+from fleqc.resources import grammar_path
+from fleqc.safe_io import cache_folder
 
 
 def cached_lark(text: str, name: str, **options: Any) -> Lark:

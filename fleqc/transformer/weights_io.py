@@ -22,8 +22,8 @@ import numpy as np
 
 from fleqc.errors import ErrorCode, FleqError
 from fleqc.npzfile import json_entry, read_json_entry, read_npz, write_npz_atomically
+from fleqc.safe_io import cache_folder
 from fleqc.schema import SchemaError, array, field, integers, string
-from fleqc.resources import cache_folder
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer, SparseMatrix
 
 WEIGHTS_FORMAT = "fleqc-weights"
@@ -135,7 +135,7 @@ CACHE_VERSION = 1
 
 def cached_build(config, build: Callable[[], LoopedTransformer]) -> LoopedTransformer:
     """``build()``, the weights of the machine ``config``, kept in the user's cache folder
-    (fleqc.resources.cache_folder("weights")) and read back by later processes (issue 25: the FLEQ
+    (fleqc.safe_io.cache_folder("weights")) and read back by later processes (issue 25: the FLEQ
     machine builds in about 0.1 s and reads back in a few ms).
 
     The file is named by a hash of the configuration and of :func:`code_digest` (every source file
