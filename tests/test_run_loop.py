@@ -23,18 +23,9 @@ from tests.support.programs import subleq_program
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
-COUNTDOWN = """
-.bits 16
-.data
-x:    .word 30000
-one:  .word 1
-big:  .word -30000
-.text
-loop: subleq one, x, reset
-      jmp loop
-reset: subleq x, x
-      subleq big, x, loop
-"""
+# the looping program of the speed benchmarks (bench/subleq_speed.py reads the same file): it never
+# halts; these tests run it for at most 3,000 steps, long before x (30000) counts down to its reset
+COUNTDOWN = (SAMPLES / "loops" / "countdown.fleq").read_text()
 
 
 @pytest.fixture

@@ -2,8 +2,17 @@
 
 numba compiles these once (cached on disk next to this file); without numba they run as plain
 Python, slowly but with the same results. Everything here takes plain arrays and knows nothing of
-what the rows of X mean. The states live in X stored by column: ``A[l]`` is (n, d), one row per
-column of X, so a column is contiguous.
+what the rows of X mean. The engine's state is versioned by row and stored by column: ``S`` (n,
+slots) holds, per column of X (contiguous), the pass's input (slots 0 .. d-1) and one slot per
+(layer, row the layer writes), that layer's latest output on the row; ``src[l, r]`` is the slot
+holding row r at layer l's input and ``dst[l, r]`` the slot layer l writes it into (the section
+"versioned rows" below). A layer reads and writes only the rows and columns that changed.
+
+The compiled model (``model[0]``, built by the engine) is one tuple: the layer kinds, where each
+layer's weights are, the feed-forward layers, the attention layers, the heads (their caches and
+indices), the heads' gather views (per head the arrays that say each column's result: the query
+index's ``stale``, ``leaf_of`` and ``pos_of``, ``col_result``, ``leaf_result``, so that collecting
+the head results does not copy the whole head tuple) and two tuples of scratch arrays.
 
 Vector index (a tuple of arrays, fields ``IX_*``)
 -------------------------------------------------
@@ -488,13 +497,33 @@ def project(X, cols, reads, ptr, idx, val):
 
 
 @njit(cache=True)
-def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, reach, hardmax, slack, sc):
+def _gather(gathers, h0, H, dv, touched, n_touched):
+    """(n_touched, H dv): the result of each head h0 .. h0 + H - 1 for each column touched[i], read
+    from the heads' gather views (a query outside the index: its own result; else its group's)."""
+    R = np.empty((n_touched, H * dv))
+    for h in range(H):
+        qstale, qleaf, qpos, col_result, leaf_result = gathers[h0 + h]
+        for i in range(n_touched):
+            col = touched[i]
+            if qstale[col]:
+                for r in range(dv):
+                    R[i, h * dv + r] = col_result[col, r]
+            else:
+                leaf = qleaf[qpos[col]]
+                for r in range(dv):
+                    R[i, h * dv + r] = leaf_result[leaf, r]
+    return R
+
+
+@njit(cache=True)
+def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, gathers, reach, hardmax, slack, sc):
     """One attention layer over the columns ``dirty`` whose input changed; returns (status, changed).
 
     prev, cur (n, d): the layer's input and its output from the previous pass (updated in place).
     proj: the nonzeros (ptr, idx, val) of the stacked Q, K, V maps of the kept heads, (H (2dk + dv),
     len(reads)), on the rows they read; output: the nonzeros of the output maps (len(rows), H dv)
-    on the rows they write. dims: H, dk, dv, first head in ``heads``.
+    on the rows they write. dims: H, dk, dv, first head in ``heads`` (and in ``gathers``, their
+    gather views).
     """
     H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
     c = dirty.shape[0]
@@ -512,24 +541,7 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
         n_touched = head_update(heads[h0 + h], dirty, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
-    for h in range(H):
-        head = heads[h0 + h]
-        qix = head[HD_QUERIES]
-        qstale = qix[IX_STALE]
-        qleaf = qix[IX_LEAF_OF]
-        qpos = qix[IX_POS_OF]
-        col_result = head[HD_COL_RESULT]
-        leaf_result = head[HD_LEAF_RESULT]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
+    R = _gather(gathers, h0, H, dv, touched, n_touched)
     out = np.empty(d)
     changed = np.empty(n_touched, np.int64)
     n_changed = 0
@@ -768,7 +780,7 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
 
 @njit(cache=True)
 def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, output, written, is_written, dims, heads,
-                       reach, hardmax, slack, sc, where_dirty):
+                       gathers, reach, hardmax, slack, sc, where_dirty):
     """An attention layer on the columns and rows that changed, on versioned rows (above): a column's query, key and value are
     recomputed if a changed row is one the heads read; its written rows if its input on them or
     its heads' results changed; a changed row the layer does not write only stays on the list."""
@@ -800,24 +812,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
         n_touched = head_update(heads[h0 + h], proj_cols, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
-    for h in range(H):
-        head = heads[h0 + h]
-        qix = head[HD_QUERIES]
-        qstale = qix[IX_STALE]
-        qleaf = qix[IX_LEAF_OF]
-        qpos = qix[IX_POS_OF]
-        col_result = head[HD_COL_RESULT]
-        leaf_result = head[HD_LEAF_RESULT]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
+    R = _gather(gathers, h0, H, dv, touched, n_touched)
     optr, oidx, oval = output
     n_all = n_touched + c
     out_cols = np.empty(n_all, np.int64)
@@ -884,7 +879,15 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
 def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack):
     """Layer l on the changed (cols, ptr, rows), on versioned rows: src (L + 1, d), the slot of each row at each layer's
     input (src[L]: at the pass's output); dst (L, d), the slot each layer writes each row into."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
+    return _layer(l, S, cols, ptr, rows, model[0], src, dst, reach, hardmax, slack)
+
+
+@njit(cache=True)
+def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
+    """:func:`layer_versions` on the model's tuple ``m`` = model[0], taken from its typed list once per
+    compiled call rather than once per layer (a typed list's item is copied out, every array in it
+    reference-counted)."""
+    kinds, where, ffns, atts, heads, gathers, sc, rs = m
     if cols.shape[0] == 0:
         return OK, cols.copy(), ptr.copy(), rows.copy()
     if kinds[l] == 0:
@@ -893,7 +896,7 @@ def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack
                                      f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
     a = atts[where[l]]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
-                              heads, reach, hardmax, slack, sc, rs[4])
+                              heads, gathers, reach, hardmax, slack, sc, rs[4])
 
 
 @njit(cache=True)
@@ -918,9 +921,10 @@ def finish_versions(S, cols, ptr, rows, last):
 def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, counts):
     """One pass on versioned rows: every layer of one pass after the first, then the
     changed rows into the input slots."""
-    L = model[0][0].shape[0]
+    m = model[0]
+    L = m[0].shape[0]
     for l in range(L):
-        status, cols, ptr, rows = layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack)
+        status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
         if status != OK:
             return status, cols, ptr, rows
         counts[l] += cols.shape[0]
@@ -931,13 +935,14 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
     """The layer's first pass over ``cols`` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
     layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
+    kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
         status, _ = feed_forward_pass(prev, cur, cols, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], True)
         return status
     a = atts[where[l]]
-    status, _ = attention_pass(prev, cur, cols, a[0], a[1], a[2], a[3], a[4], heads, reach, hardmax, slack, sc)
+    status, _ = attention_pass(prev, cur, cols, a[0], a[1], a[2], a[3], a[4], heads, gathers, reach, hardmax, slack,
+                               sc)
     return status
 
 
@@ -996,12 +1001,13 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
     overflow passed ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    L = model[0][0].shape[0]
+    m = model[0]
+    L = m[0].shape[0]
     last = src[L]
     for done in range(max_passes):
         status = OK
         for l in range(L):
-            status, cols, ptr, rows = layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack)
+            status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
             if status != OK:
                 break
             counts[l] += cols.shape[0]
