@@ -146,7 +146,7 @@ def scratch(n: int, width: int) -> tuple:
         np.zeros(n + width + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
         np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(width + 1), np.zeros(width + 2),
         np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(width + 1),
-        np.zeros(width + 1),
+        np.zeros(width + 1), np.zeros(width + 1), np.zeros(width + 1),
     )
 
 

@@ -14,6 +14,13 @@ indices), the heads' gather views (per head the arrays that say each column's re
 index's ``stale``, ``leaf_of`` and ``pos_of``, ``col_result``, ``leaf_result``, so that collecting
 the head results does not copy the whole head tuple) and two tuples of scratch arrays.
 
+Reference counts: numba counts the references to every array a compiled function binds or passes
+on (an atomic add and subtract per array, so a tuple of 50 arrays passed to a function costs 100),
+and on the SUBLEQ machine those counts took about a third of a pass. The kernels that allocate
+nothing and keep no array beyond the call (the index searches, attention of one query, the head
+update) are compiled without numba's runtime (``_nrt=False``): they only read and write the
+elements of arrays their caller holds, so they need no counts, and they compute the same values.
+
 Vector index (a tuple of arrays, fields ``IX_*``)
 -------------------------------------------------
 :func:`search` answers "which stored vectors s have s . probe >= threshold" over one vector per
@@ -60,12 +67,12 @@ except ImportError:  # pragma: no cover - exercised only without numba
 # fields of the scratch tuple
 (SC_STACK_T, SC_STACK_LO, SC_STACK_HI, SC_STACK_PART, SC_CHILD_LO, SC_CHILD_HI, SC_CHILD_BOUND, SC_LEAF,
  SC_SCORE, SC_OV_SCORE, SC_PROBE_SORTED, SC_SUFFIX, SC_AFFECTED, SC_TOUCHED, SC_COL_MARK, SC_PROBE,
- SC_OUT) = range(17)
+ SC_OUT, SC_SEARCHED_OLD, SC_SEARCHED_NEW) = range(19)
 
 OK, NOT_FINITE = 0, 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dot(a, b):
     """sum_i a[i] b[i], in index order."""
     s = 0.0
@@ -74,7 +81,7 @@ def dot(a, b):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def search(probe, ix, live, threshold, reach, slack, sc):
     """Leaves whose vector scores >= max(threshold, best - reach) against ``probe``.
 
@@ -174,7 +181,7 @@ def search(probe, ix, live, threshold, reach, slack, sc):
     return count, best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def attend(probe, kix, K, V, reach, hardmax, slack, sc, result):
     """One query's attention over the indexed and the overflow keys; writes sum_keys weight * value
     to ``result`` (dv,) and returns the best score.
@@ -246,7 +253,7 @@ def attend(probe, kix, K, V, reach, hardmax, slack, sc, result):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def attend_all(probes, head, reach, hardmax, slack, sc, out_best, out_result):
     """:func:`attend` for every row of ``probes``."""
     for q in range(probes.shape[0]):
@@ -254,13 +261,20 @@ def attend_all(probes, head, reach, hardmax, slack, sc, out_best, out_result):
                              out_result[q])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
+def _copy(dst, src):
+    """dst[:] = src element by element (a slice assignment may allocate: not in the kernels without numba's runtime)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(cache=True, _nrt=False)
 def _value_changed(ix, leaf, value):
     live = ix[IX_LIVE]
     leaf_value = ix[IX_LEAF_VALUE]
     uniform = ix[IX_UNIFORM]
     if live[leaf] == 1:
-        leaf_value[leaf, :] = value
+        _copy(leaf_value[leaf], value)
         uniform[leaf] = True
     elif uniform[leaf]:
         for r in range(value.shape[0]):
@@ -269,7 +283,7 @@ def _value_changed(ix, leaf, value):
                 break
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def index_update(ix, col, vector, value, has_value):
     """Column ``col`` now holds ``vector`` (and ``value``): keep its leaf, ``live`` and the overflow right."""
     p = ix[IX_POS_OF][col]
@@ -307,7 +321,7 @@ def index_update(ix, col, vector, value, has_value):
             _value_changed(ix, leaf, value)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _differs(a, b):
     for i in range(a.shape[0]):
         if a[i] != b[i]:
@@ -315,7 +329,7 @@ def _differs(a, b):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mark(col, sc, n_touched):
     mark = sc[SC_COL_MARK]
     if not mark[col]:
@@ -325,7 +339,7 @@ def _mark(col, sc, n_touched):
     return n_touched
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find_affected(probe, head, reach, slack, sc, n_aff):
     """Add to sc[SC_AFFECTED] the query leaves for which ``probe`` (a key, old or new) scores within
     ``reach`` of the leaf's best: where that key has, or gains, a nonzero weight."""
@@ -346,7 +360,7 @@ def _find_affected(probe, head, reach, slack, sc, n_aff):
     return n_aff
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touched):
     """Bring one head up to date with the new queries, keys and values of the columns ``dirty``
     (rows base.. of P: dk query rows, dk key rows, dv value rows, one column per dirty column); mark
@@ -369,8 +383,8 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
     # the keys searched last (old and new): the query leaves a key can reach depend on the key alone
     # (the query index does not change in this loop), so a key searched already marks nothing new
     # (many columns often change from one key to the same other key: a machine's lanes)
-    searched_old = np.empty(dk)
-    searched_new = np.empty(dk)
+    searched_old = sc[SC_SEARCHED_OLD][:dk]
+    searched_new = sc[SC_SEARCHED_NEW][:dk]
     have_old = False
     have_new = False
     for i in range(c):  # keys and values
@@ -440,7 +454,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
         if best < fmeta[0]:
             fmeta[0] = best
         if _differs(result[:dv], leaf_result[leaf]):
-            leaf_result[leaf, :] = result[:dv]
+            _copy(leaf_result[leaf], result[:dv])
             for p in range(qstart[leaf], qend[leaf]):
                 col = qperm[p]
                 if not qstale[col]:
@@ -459,7 +473,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
                 break
         if seen >= 0:
             best = col_best[seen]
-            result[:dv] = col_result[seen]
+            _copy(result[:dv], col_result[seen])
         else:
             best = attend(Q[col], kix, K, V, reach, hardmax, slack, sc, result[:dv])
             if o == done:
@@ -473,7 +487,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
         if best < fmeta[0]:
             fmeta[0] = best
         if _differs(result[:dv], col_result[col]):
-            col_result[col, :] = result[:dv]
+            _copy(col_result[col], result[:dv])
             n_touched = _mark(col, sc, n_touched)
     return n_touched
 
