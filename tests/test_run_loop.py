@@ -78,6 +78,43 @@ def test_step_limit_inside_a_chunk_then_one_more_pass():
         assert fast == slow and fast.steps == limit and not fast.halted
 
 
+
+def test_advance_limits_blas_once_per_call_and_passes_stay_limited(monkeypatch):
+    """Run.advance enters the BLAS limit once for the whole call (threadpoolctl rescans the process's
+    libraries each time, more than a pass costs), and every pass still runs inside it."""
+    import contextlib
+
+    import fleqc.runner as runner
+
+    depth, entered, passes_outside = [0], [0], [0]
+
+    @contextlib.contextmanager
+    def counted():
+        entered[0] += 1
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(runner, "chosen_blas_threads", counted)
+    original = IncrementalEngine.step
+
+    def step(self):
+        passes_outside[0] += depth[0] == 0
+        return original(self)
+
+    monkeypatch.setattr(IncrementalEngine, "step", step)
+    card = fleqc.build(COUNTDOWN, columns=64)
+    run = Run(card, engine="incremental")
+    assert run.advance(50) == 50
+    assert entered[0] == 1 and passes_outside[0] == 0
+    assert run.advance(10) == 10 and entered[0] == 2
+    dense = Run(card, engine="dense")
+    dense.finish(60)
+    assert np.array_equal(run.X, dense.X)
+
+
 # -- health checks through the compiled loop --------------------------------------------------------
 
 

@@ -629,7 +629,15 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, written, 
 
 @njit(cache=True)
 def _sorted_segments(cols, ptr, rows):
-    """(OK, cols sorted, their ptr, their rows): the segments of ``rows`` reordered with the columns."""
+    """(OK, cols sorted, their ptr, their rows): the segments of ``rows`` reordered with the columns
+    (the arrays themselves where the columns are in order already)."""
+    ordered = True
+    for i in range(1, cols.shape[0]):
+        if cols[i] < cols[i - 1]:
+            ordered = False
+            break
+    if ordered:
+        return OK, cols, ptr, rows
     order = np.argsort(cols)
     out_cols = cols[order]
     out_ptr = np.zeros(cols.shape[0] + 1, np.int64)
@@ -789,7 +797,7 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
             out_cols[n_out] = c
             n_out += 1
             out_ptr[n_out] = m
-    return OK, out_cols[:n_out].copy(), out_ptr[:n_out + 1].copy(), out_rows[:m].copy()
+    return OK, out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m]
 
 
 @njit(cache=True)
@@ -901,16 +909,19 @@ def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
     """:func:`layer_versions` on the model's tuple ``m`` = model[0], taken from its typed list once per
     compiled call rather than once per layer (a typed list's item is copied out, every array in it
     reference-counted)."""
-    kinds, where, ffns, atts, heads, gathers, sc, rs = m
+    # m = (kinds, where, ffns, atts, heads, gathers, sc, rs), its fields taken where used: binding
+    # one counts a reference to every array in it
     if cols.shape[0] == 0:
-        return OK, cols.copy(), ptr.copy(), rows.copy()
-    if kinds[l] == 0:
-        f = ffns[where[l]]
+        return OK, cols, ptr, rows
+    w = m[1][l]
+    if m[0][l] == 0:
+        f = m[2][w]
+        rs = m[7]
         return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
                                      f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
-    a = atts[where[l]]
+    a = m[3][w]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
-                              heads, gathers, reach, hardmax, slack, sc, rs[4])
+                              m[4], m[5], reach, hardmax, slack, m[6], m[7][4])
 
 
 @njit(cache=True)
