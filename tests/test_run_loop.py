@@ -279,3 +279,29 @@ def test_a_slow_load_is_announced(monkeypatch):
         clock.sleep(0.6)
     assert "loading the incremental engine's compiled kernels" in stream.getvalue()
     assert "kernels loaded in" in stream.getvalue()
+
+
+def test_a_process_after_the_first_compiles_nothing():
+    """Once the cache is written, a new process loads every kernel and compiles none (a typed list
+    indexed from Python, say, would have numba compile its methods again in every process)."""
+    import subprocess
+    import sys
+
+    ensure_ready()  # this process has written the cache (or found it)
+    code = (
+        "from numba.core import event\n"
+        "names = []\n"
+        "class Listener(event.Listener):\n"
+        "    def on_start(self, ev):\n"
+        "        names.append(str(ev.data.get('dispatcher')))\n"
+        "    def on_end(self, ev):\n"
+        "        pass\n"
+        "event.register('numba:compile', Listener())\n"
+        "import fleqc\n"
+        "from fleqc.transformer.warm import ensure_ready\n"
+        "ensure_ready()\n"
+        "fleqc.run(fleqc.compile(open(%r).read()), engine='incremental', max_steps=300)\n"
+        "print(len(names), names[:3])\n" % str(SAMPLES / "loops" / "countdown.fleq"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "0", done.stdout

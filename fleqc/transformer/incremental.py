@@ -158,7 +158,7 @@ def _typed(items: list):
     return typed
 
 
-def _gather_view(head: tuple) -> tuple:
+def gather_view(head: tuple) -> tuple:
     """The arrays of a head tuple that say each column's result (``kernels._gather`` reads them): the
     query index's stale flags, leaf of each position and position of each column, the results of
     the queries outside the index and of the groups. The same arrays, not copies."""
@@ -254,7 +254,7 @@ class IncrementalEngine:
                        np.zeros(1, np.bool_))
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
-        self.gathers = K.new_list(_gather_view(placeholder))  # per head the arrays the gather reads
+        self.gathers = K.new_list(gather_view(placeholder))  # per head the arrays the gather reads
         n_heads = 1
         max_hidden = 1
         for layer in model.layers:
@@ -335,7 +335,7 @@ class IncrementalEngine:
                                       meta=self.overflow_counts[h_index, 1:2])
             self.head_tuples.append(head)
             K.list_append(self.heads, head)
-            K.list_append(self.gathers, _gather_view(head))
+            K.list_append(self.gathers, gather_view(head))
 
     def _with_queries(self, head: tuple, old: tuple | None = None, meta: np.ndarray | None = None) -> tuple:
         """A head tuple with a query index built from its current queries and every group computed."""
@@ -501,7 +501,7 @@ class IncrementalEngine:
                 head = self._with_queries(head, old=head, meta=self.overflow_counts[h, 1:2])
             self.head_tuples[h] = head
             K.list_set(self.heads, h, head)
-            K.list_set(self.gathers, h, _gather_view(head))
+            K.list_set(self.gathers, h, gather_view(head))
             self.stats.rebuilds += 1
 
     def _fallback(self) -> np.ndarray:
