@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,20 +20,9 @@ from common import alternated, check_result, same_memory  # bench/ is on the pat
 from fleqc.machines import weights_for
 from fleqc.transformer import run_batch
 
-PROGRAM = """
-; count down from a large number forever: 3 instructions per iteration, never halts
-.bits 16
-.data
-x:    .word 30000
-one:  .word 1
-big:  .word -30000
-.text
-loop: subleq one, x, reset
-      jmp loop
-reset: subleq x, x
-      subleq big, x, loop
-      jmp loop
-"""
+# the looping program, shared with tests/test_run_loop.py as a file (benches import no tests, and a
+# test has no business importing a bench): 3 instructions per iteration, never halts
+PROGRAM = (Path(__file__).resolve().parent.parent / "samples" / "loops" / "countdown.fleq").read_text()
 
 
 def main() -> None:

@@ -23,18 +23,9 @@ from tests.support.programs import subleq_program
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
-COUNTDOWN = """
-.bits 16
-.data
-x:    .word 30000
-one:  .word 1
-big:  .word -30000
-.text
-loop: subleq one, x, reset
-      jmp loop
-reset: subleq x, x
-      subleq big, x, loop
-"""
+# the looping program of the speed benchmarks (bench/subleq_speed.py reads the same file): it never
+# halts; these tests run it for at most 3,000 steps, long before x (30000) counts down to its reset
+COUNTDOWN = (SAMPLES / "loops" / "countdown.fleq").read_text()
 
 
 @pytest.fixture
@@ -85,6 +76,43 @@ def test_step_limit_inside_a_chunk_then_one_more_pass():
         fast = Run(card, engine="incremental").finish(limit)
         slow = Run(card, engine="dense").finish(limit)
         assert fast == slow and fast.steps == limit and not fast.halted
+
+
+
+def test_advance_limits_blas_once_per_call_and_passes_stay_limited(monkeypatch):
+    """Run.advance enters the BLAS limit once for the whole call (threadpoolctl rescans the process's
+    libraries each time, more than a pass costs), and every pass still runs inside it."""
+    import contextlib
+
+    import fleqc.runner as runner
+
+    depth, entered, passes_outside = [0], [0], [0]
+
+    @contextlib.contextmanager
+    def counted():
+        entered[0] += 1
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(runner, "chosen_blas_threads", counted)
+    original = IncrementalEngine.step
+
+    def step(self):
+        passes_outside[0] += depth[0] == 0
+        return original(self)
+
+    monkeypatch.setattr(IncrementalEngine, "step", step)
+    card = fleqc.build(COUNTDOWN, columns=64)
+    run = Run(card, engine="incremental")
+    assert run.advance(50) == 50
+    assert entered[0] == 1 and passes_outside[0] == 0
+    assert run.advance(10) == 10 and entered[0] == 2
+    dense = Run(card, engine="dense")
+    dense.finish(60)
+    assert np.array_equal(run.X, dense.X)
 
 
 # -- health checks through the compiled loop --------------------------------------------------------
@@ -251,3 +279,29 @@ def test_a_slow_load_is_announced(monkeypatch):
         clock.sleep(0.6)
     assert "loading the incremental engine's compiled kernels" in stream.getvalue()
     assert "kernels loaded in" in stream.getvalue()
+
+
+def test_a_process_after_the_first_compiles_nothing():
+    """Once the cache is written, a new process loads every kernel and compiles none (a typed list
+    indexed from Python, say, would have numba compile its methods again in every process)."""
+    import subprocess
+    import sys
+
+    ensure_ready()  # this process has written the cache (or found it)
+    code = (
+        "from numba.core import event\n"
+        "names = []\n"
+        "class Listener(event.Listener):\n"
+        "    def on_start(self, ev):\n"
+        "        names.append(str(ev.data.get('dispatcher')))\n"
+        "    def on_end(self, ev):\n"
+        "        pass\n"
+        "event.register('numba:compile', Listener())\n"
+        "import fleqc\n"
+        "from fleqc.transformer.warm import ensure_ready\n"
+        "ensure_ready()\n"
+        "fleqc.run(fleqc.compile(open(%r).read()), engine='incremental', max_steps=300)\n"
+        "print(len(names), names[:3])\n" % str(SAMPLES / "loops" / "countdown.fleq"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "0", done.stdout

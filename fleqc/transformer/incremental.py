@@ -146,7 +146,7 @@ def scratch(n: int, width: int) -> tuple:
         np.zeros(n + width + 1), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1),
         np.zeros(n + 1, np.int64), np.zeros(n + 1), np.zeros(n + 1), np.zeros(width + 1), np.zeros(width + 2),
         np.zeros(n + 1, np.int64), np.zeros(n + 1, np.int64), np.zeros(n + 1, np.bool_), np.zeros(width + 1),
-        np.zeros(width + 1),
+        np.zeros(width + 1), np.zeros(width + 1), np.zeros(width + 1),
     )
 
 
@@ -156,6 +156,15 @@ def _typed(items: list):
     for item in items[1:]:
         K.list_append(typed, item)
     return typed
+
+
+def gather_view(head: tuple) -> tuple:
+    """The arrays of a head tuple that say each column's result (``kernels._gather`` reads them): the
+    query index's stale flags, leaf of each position and position of each column, the results of
+    the queries outside the index and of the groups. The same arrays, not copies."""
+    queries = head[K.HD_QUERIES]
+    return (queries[K.IX_STALE], queries[K.IX_LEAF_OF], queries[K.IX_POS_OF], head[K.HD_COL_RESULT],
+            head[K.HD_LEAF_RESULT])
 
 
 def _fresh(meta: np.ndarray | None) -> np.ndarray:
@@ -245,6 +254,7 @@ class IncrementalEngine:
                        np.zeros(1, np.bool_))
         self.head_tuples: list[tuple] = [placeholder]
         self.heads = K.new_list(placeholder)
+        self.gathers = K.new_list(gather_view(placeholder))  # per head the arrays the gather reads
         n_heads = 1
         max_hidden = 1
         for layer in model.layers:
@@ -306,8 +316,8 @@ class IncrementalEngine:
         for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
             ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
-        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.scratch,
-                                  self.row_scratch))
+        self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.gathers,
+                                  self.scratch, self.row_scratch))
         self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)
         self.S[:, :d] = self._X0
 
@@ -325,6 +335,7 @@ class IncrementalEngine:
                                       meta=self.overflow_counts[h_index, 1:2])
             self.head_tuples.append(head)
             K.list_append(self.heads, head)
+            K.list_append(self.gathers, gather_view(head))
 
     def _with_queries(self, head: tuple, old: tuple | None = None, meta: np.ndarray | None = None) -> tuple:
         """A head tuple with a query index built from its current queries and every group computed."""
@@ -490,6 +501,7 @@ class IncrementalEngine:
                 head = self._with_queries(head, old=head, meta=self.overflow_counts[h, 1:2])
             self.head_tuples[h] = head
             K.list_set(self.heads, h, head)
+            K.list_set(self.gathers, h, gather_view(head))
             self.stats.rebuilds += 1
 
     def _fallback(self) -> np.ndarray:

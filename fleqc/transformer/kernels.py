@@ -2,8 +2,24 @@
 
 numba compiles these once (cached on disk next to this file); without numba they run as plain
 Python, slowly but with the same results. Everything here takes plain arrays and knows nothing of
-what the rows of X mean. The states live in X stored by column: ``A[l]`` is (n, d), one row per
-column of X, so a column is contiguous.
+what the rows of X mean. The engine's state is versioned by row and stored by column: ``S`` (n,
+slots) holds, per column of X (contiguous), the pass's input (slots 0 .. d-1) and one slot per
+(layer, row the layer writes), that layer's latest output on the row; ``src[l, r]`` is the slot
+holding row r at layer l's input and ``dst[l, r]`` the slot layer l writes it into (the section
+"versioned rows" below). A layer reads and writes only the rows and columns that changed.
+
+The compiled model (``model[0]``, built by the engine) is one tuple: the layer kinds, where each
+layer's weights are, the feed-forward layers, the attention layers, the heads (their caches and
+indices), the heads' gather views (per head the arrays that say each column's result: the query
+index's ``stale``, ``leaf_of`` and ``pos_of``, ``col_result``, ``leaf_result``, so that collecting
+the head results does not copy the whole head tuple) and two tuples of scratch arrays.
+
+Reference counts: numba counts the references to every array a compiled function binds or passes
+on (an atomic add and subtract per array, so a tuple of 50 arrays passed to a function costs 100),
+and on the SUBLEQ machine those counts took about a third of a pass. The kernels that allocate
+nothing and keep no array beyond the call (the index searches, attention of one query, the head
+update) are compiled without numba's runtime (``_nrt=False``): they only read and write the
+elements of arrays their caller holds, so they need no counts, and they compute the same values.
 
 Vector index (a tuple of arrays, fields ``IX_*``)
 -------------------------------------------------
@@ -51,12 +67,12 @@ except ImportError:  # pragma: no cover - exercised only without numba
 # fields of the scratch tuple
 (SC_STACK_T, SC_STACK_LO, SC_STACK_HI, SC_STACK_PART, SC_CHILD_LO, SC_CHILD_HI, SC_CHILD_BOUND, SC_LEAF,
  SC_SCORE, SC_OV_SCORE, SC_PROBE_SORTED, SC_SUFFIX, SC_AFFECTED, SC_TOUCHED, SC_COL_MARK, SC_PROBE,
- SC_OUT) = range(17)
+ SC_OUT, SC_SEARCHED_OLD, SC_SEARCHED_NEW) = range(19)
 
 OK, NOT_FINITE = 0, 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def dot(a, b):
     """sum_i a[i] b[i], in index order."""
     s = 0.0
@@ -65,7 +81,7 @@ def dot(a, b):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def search(probe, ix, live, threshold, reach, slack, sc):
     """Leaves whose vector scores >= max(threshold, best - reach) against ``probe``.
 
@@ -165,7 +181,7 @@ def search(probe, ix, live, threshold, reach, slack, sc):
     return count, best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def attend(probe, kix, K, V, reach, hardmax, slack, sc, result):
     """One query's attention over the indexed and the overflow keys; writes sum_keys weight * value
     to ``result`` (dv,) and returns the best score.
@@ -237,7 +253,7 @@ def attend(probe, kix, K, V, reach, hardmax, slack, sc, result):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def attend_all(probes, head, reach, hardmax, slack, sc, out_best, out_result):
     """:func:`attend` for every row of ``probes``."""
     for q in range(probes.shape[0]):
@@ -245,13 +261,20 @@ def attend_all(probes, head, reach, hardmax, slack, sc, out_best, out_result):
                              out_result[q])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
+def _copy(dst, src):
+    """dst[:] = src element by element (a slice assignment may allocate: not in the kernels without numba's runtime)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(cache=True, _nrt=False)
 def _value_changed(ix, leaf, value):
     live = ix[IX_LIVE]
     leaf_value = ix[IX_LEAF_VALUE]
     uniform = ix[IX_UNIFORM]
     if live[leaf] == 1:
-        leaf_value[leaf, :] = value
+        _copy(leaf_value[leaf], value)
         uniform[leaf] = True
     elif uniform[leaf]:
         for r in range(value.shape[0]):
@@ -260,7 +283,7 @@ def _value_changed(ix, leaf, value):
                 break
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def index_update(ix, col, vector, value, has_value):
     """Column ``col`` now holds ``vector`` (and ``value``): keep its leaf, ``live`` and the overflow right."""
     p = ix[IX_POS_OF][col]
@@ -298,7 +321,7 @@ def index_update(ix, col, vector, value, has_value):
             _value_changed(ix, leaf, value)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _differs(a, b):
     for i in range(a.shape[0]):
         if a[i] != b[i]:
@@ -306,7 +329,7 @@ def _differs(a, b):
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _mark(col, sc, n_touched):
     mark = sc[SC_COL_MARK]
     if not mark[col]:
@@ -316,7 +339,7 @@ def _mark(col, sc, n_touched):
     return n_touched
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _find_affected(probe, head, reach, slack, sc, n_aff):
     """Add to sc[SC_AFFECTED] the query leaves for which ``probe`` (a key, old or new) scores within
     ``reach`` of the leaf's best: where that key has, or gains, a nonzero weight."""
@@ -337,7 +360,7 @@ def _find_affected(probe, head, reach, slack, sc, n_aff):
     return n_aff
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touched):
     """Bring one head up to date with the new queries, keys and values of the columns ``dirty``
     (rows base.. of P: dk query rows, dk key rows, dv value rows, one column per dirty column); mark
@@ -360,8 +383,8 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
     # the keys searched last (old and new): the query leaves a key can reach depend on the key alone
     # (the query index does not change in this loop), so a key searched already marks nothing new
     # (many columns often change from one key to the same other key: a machine's lanes)
-    searched_old = np.empty(dk)
-    searched_new = np.empty(dk)
+    searched_old = sc[SC_SEARCHED_OLD][:dk]
+    searched_new = sc[SC_SEARCHED_NEW][:dk]
     have_old = False
     have_new = False
     for i in range(c):  # keys and values
@@ -431,7 +454,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
         if best < fmeta[0]:
             fmeta[0] = best
         if _differs(result[:dv], leaf_result[leaf]):
-            leaf_result[leaf, :] = result[:dv]
+            _copy(leaf_result[leaf], result[:dv])
             for p in range(qstart[leaf], qend[leaf]):
                 col = qperm[p]
                 if not qstale[col]:
@@ -450,7 +473,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
                 break
         if seen >= 0:
             best = col_best[seen]
-            result[:dv] = col_result[seen]
+            _copy(result[:dv], col_result[seen])
         else:
             best = attend(Q[col], kix, K, V, reach, hardmax, slack, sc, result[:dv])
             if o == done:
@@ -464,7 +487,7 @@ def head_update(head, dirty, P, base, dk, dv, reach, hardmax, slack, sc, n_touch
         if best < fmeta[0]:
             fmeta[0] = best
         if _differs(result[:dv], col_result[col]):
-            col_result[col, :] = result[:dv]
+            _copy(col_result[col], result[:dv])
             n_touched = _mark(col, sc, n_touched)
     return n_touched
 
@@ -488,13 +511,33 @@ def project(X, cols, reads, ptr, idx, val):
 
 
 @njit(cache=True)
-def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, reach, hardmax, slack, sc):
+def _gather(gathers, h0, H, dv, touched, n_touched):
+    """(n_touched, H dv): the result of each head h0 .. h0 + H - 1 for each column touched[i], read
+    from the heads' gather views (a query outside the index: its own result; else its group's)."""
+    R = np.empty((n_touched, H * dv))
+    for h in range(H):
+        qstale, qleaf, qpos, col_result, leaf_result = gathers[h0 + h]
+        for i in range(n_touched):
+            col = touched[i]
+            if qstale[col]:
+                for r in range(dv):
+                    R[i, h * dv + r] = col_result[col, r]
+            else:
+                leaf = qleaf[qpos[col]]
+                for r in range(dv):
+                    R[i, h * dv + r] = leaf_result[leaf, r]
+    return R
+
+
+@njit(cache=True)
+def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, gathers, reach, hardmax, slack, sc):
     """One attention layer over the columns ``dirty`` whose input changed; returns (status, changed).
 
     prev, cur (n, d): the layer's input and its output from the previous pass (updated in place).
     proj: the nonzeros (ptr, idx, val) of the stacked Q, K, V maps of the kept heads, (H (2dk + dv),
     len(reads)), on the rows they read; output: the nonzeros of the output maps (len(rows), H dv)
-    on the rows they write. dims: H, dk, dv, first head in ``heads``.
+    on the rows they write. dims: H, dk, dv, first head in ``heads`` (and in ``gathers``, their
+    gather views).
     """
     H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
     c = dirty.shape[0]
@@ -512,24 +555,7 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, rea
         n_touched = head_update(heads[h0 + h], dirty, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
-    for h in range(H):
-        head = heads[h0 + h]
-        qix = head[HD_QUERIES]
-        qstale = qix[IX_STALE]
-        qleaf = qix[IX_LEAF_OF]
-        qpos = qix[IX_POS_OF]
-        col_result = head[HD_COL_RESULT]
-        leaf_result = head[HD_LEAF_RESULT]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
+    R = _gather(gathers, h0, H, dv, touched, n_touched)
     out = np.empty(d)
     changed = np.empty(n_touched, np.int64)
     n_changed = 0
@@ -603,7 +629,15 @@ def feed_forward_pass(prev, cur, cols, p1, i1, v1, b1, p2, i2, v2, b2, written, 
 
 @njit(cache=True)
 def _sorted_segments(cols, ptr, rows):
-    """(OK, cols sorted, their ptr, their rows): the segments of ``rows`` reordered with the columns."""
+    """(OK, cols sorted, their ptr, their rows): the segments of ``rows`` reordered with the columns
+    (the arrays themselves where the columns are in order already)."""
+    ordered = True
+    for i in range(1, cols.shape[0]):
+        if cols[i] < cols[i - 1]:
+            ordered = False
+            break
+    if ordered:
+        return OK, cols, ptr, rows
     order = np.argsort(cols)
     out_cols = cols[order]
     out_ptr = np.zeros(cols.shape[0] + 1, np.int64)
@@ -763,12 +797,12 @@ def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i
             out_cols[n_out] = c
             n_out += 1
             out_ptr[n_out] = m
-    return OK, out_cols[:n_out].copy(), out_ptr[:n_out + 1].copy(), out_rows[:m].copy()
+    return OK, out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m]
 
 
 @njit(cache=True)
 def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, output, written, is_written, dims, heads,
-                       reach, hardmax, slack, sc, where_dirty):
+                       gathers, reach, hardmax, slack, sc, where_dirty):
     """An attention layer on the columns and rows that changed, on versioned rows (above): a column's query, key and value are
     recomputed if a changed row is one the heads read; its written rows if its input on them or
     its heads' results changed; a changed row the layer does not write only stays on the list."""
@@ -800,24 +834,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
         n_touched = head_update(heads[h0 + h], proj_cols, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = np.empty((n_touched, H * dv))  # every touched column's head outputs, gathered head by head
-    for h in range(H):
-        head = heads[h0 + h]
-        qix = head[HD_QUERIES]
-        qstale = qix[IX_STALE]
-        qleaf = qix[IX_LEAF_OF]
-        qpos = qix[IX_POS_OF]
-        col_result = head[HD_COL_RESULT]
-        leaf_result = head[HD_LEAF_RESULT]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
+    R = _gather(gathers, h0, H, dv, touched, n_touched)
     optr, oidx, oval = output
     n_all = n_touched + c
     out_cols = np.empty(n_all, np.int64)
@@ -884,16 +901,27 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
 def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack):
     """Layer l on the changed (cols, ptr, rows), on versioned rows: src (L + 1, d), the slot of each row at each layer's
     input (src[L]: at the pass's output); dst (L, d), the slot each layer writes each row into."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
+    return _layer(l, S, cols, ptr, rows, model[0], src, dst, reach, hardmax, slack)
+
+
+@njit(cache=True)
+def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
+    """:func:`layer_versions` on the model's tuple ``m`` = model[0], taken from its typed list once per
+    compiled call rather than once per layer (a typed list's item is copied out, every array in it
+    reference-counted)."""
+    # m = (kinds, where, ffns, atts, heads, gathers, sc, rs), its fields taken where used: binding
+    # one counts a reference to every array in it
     if cols.shape[0] == 0:
-        return OK, cols.copy(), ptr.copy(), rows.copy()
-    if kinds[l] == 0:
-        f = ffns[where[l]]
+        return OK, cols, ptr, rows
+    w = m[1][l]
+    if m[0][l] == 0:
+        f = m[2][w]
+        rs = m[7]
         return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
                                      f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
-    a = atts[where[l]]
+    a = m[3][w]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
-                              heads, reach, hardmax, slack, sc, rs[4])
+                              m[4], m[5], reach, hardmax, slack, m[6], m[7][4])
 
 
 @njit(cache=True)
@@ -918,9 +946,10 @@ def finish_versions(S, cols, ptr, rows, last):
 def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, counts):
     """One pass on versioned rows: every layer of one pass after the first, then the
     changed rows into the input slots."""
-    L = model[0][0].shape[0]
+    m = model[0]
+    L = m[0].shape[0]
     for l in range(L):
-        status, cols, ptr, rows = layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack)
+        status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
         if status != OK:
             return status, cols, ptr, rows
         counts[l] += cols.shape[0]
@@ -931,13 +960,14 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
     """The layer's first pass over ``cols`` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
     layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
-    kinds, where, ffns, atts, heads, sc, rs = model[0]
+    kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
         status, _ = feed_forward_pass(prev, cur, cols, f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], True)
         return status
     a = atts[where[l]]
-    status, _ = attention_pass(prev, cur, cols, a[0], a[1], a[2], a[3], a[4], heads, reach, hardmax, slack, sc)
+    status, _ = attention_pass(prev, cur, cols, a[0], a[1], a[2], a[3], a[4], heads, gathers, reach, hardmax, slack,
+                               sc)
     return status
 
 
@@ -996,12 +1026,13 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
     overflow passed ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    L = model[0][0].shape[0]
+    m = model[0]
+    L = m[0].shape[0]
     last = src[L]
     for done in range(max_passes):
         status = OK
         for l in range(L):
-            status, cols, ptr, rows = layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack)
+            status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
             if status != OK:
                 break
             counts[l] += cols.shape[0]
