@@ -111,7 +111,7 @@ def subnormal_ties(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
 
 def test_subnormal_products_are_rounded_once():
     """A product whose exponent may be subnormal is rounded at the level x y 2^256 and then to the
-    subnormal grid, with the midpoint settled by the exact error (stages 12-14)."""
+    subnormal grid, with the midpoint settled by the exact error (stages 11-13)."""
     a, b = subnormal_ties(np.random.default_rng(11), 2000)
     with np.errstate(under="ignore"):
         assert np.count_nonzero(np.abs(a * b) < 2.0**-1022) == a.size

@@ -64,7 +64,7 @@ class FleqMachine(Machine):
     name = "fleq"
     title = "FLEQ"
     config_class = FleqConfig
-    layer_kinds = "AAFFFFA" + "F" * 11 + "FAFF"  # cell 8; see kinds()
+    layer_kinds = "AAFFFF" + "F" * 14 + "FFFAF"  # cell 8; see kinds()
     default_columns = 128
     options = (CELL,)
     # every softmax weight of its heads is exactly 0, 1 or 1/2^k (ties), so hardmax gives the same bits
@@ -75,7 +75,7 @@ class FleqMachine(Machine):
     def kinds(self, config: FleqConfig) -> str:
         from fleqc.machines.fleq.product import own_layers
 
-        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAFF"  # fleqc.machines.fleq.weights's plan
+        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAF"  # fleqc.machines.fleq.weights's plan
 
     @property
     def language(self) -> Any:  # type: ignore[override]

@@ -34,49 +34,55 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     (|x y| <= 2^-1920).
  3. **inner ladder A / B** on N (thresholds 2^1 .. 2^63) and N's sign.
  4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
-    (2^52, 2^53] and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m. Every value from here on is a
-    multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
- 5. **halves**: ``hi = RN(m to a multiple of 2^27)`` by adding 1.5 2^79 (the float spacing there is
-    2^27), ``lo = m - hi`` in [-2^26, 2^26]; Veltkamp's split of xs begins: C = fl((2^27 + 1) xs),
-    Q = C - xs. The bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows.
- 6. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
-    digits e_j in {-1, 0, 1} of H = hi / 2^27 and of lo, all at once: with r_j = RNE(v / 2^j) (a unit
-    computes v 2^-j + M = M + r_j: the spacing at M is 1), e_j = r_j - 2 r_(j+1) and
-    sum_j e_j 2^j = r_0 - 2^27 r_27 = v. A second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing
-    2), so the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the
-    gates' "not selected" rows for e_j = 1 and e_j = -1).
- 7. **partial products**, each exact (a 26-bit factor times sums of +-2^j, every partial sum below
+    (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
+    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m; beside them Veltkamp's
+    C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
+    bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
+    on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
+ 5. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
+    digits e_j in {-1, 0, 1} of v at positions 0 .. 53, all at once: with r_j = RNE(v / 2^j) (a unit
+    computes v 2^-j + M = M + r_j: |v 2^-j| <= 2^51, so M + r_j lies in [2^52, 2^53], spacing 1),
+    e_j = r_j - 2 r_(j+1), and a second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing 2), so
+    the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the gates'
+    "not selected" rows for e_j = 1 and e_j = -1). The digits at 0 .. 26 sum to
+    lo = v - 2^27 RNE(v / 2^27) in [-2^26, 2^26], those at 27 .. 53 to 2^27 RNE(v / 2^27) (|v| <= 2^51:
+    RNE(v / 2^54) = 0), and hi = 1.5 2^52 + 2^27 RNE(v / 2^27) = 2^27 RNE(m / 2^27) (1.5 2^25 is an
+    even integer): m = hi + lo, hi rounded to a multiple of 2^27 (one layer fewer than rounding m
+    by adding 1.5 2^79 first).
+ 6. **partial products**, each exact (a 26-bit factor times sums of +-2^j, every partial sum below
     2^53 of the factor's last bit, in any order): T1 = x_hi hi, T2 = x_lo hi, T3 = x_hi lo,
-    T4 = x_lo lo. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below
-    2^79 u, |T4| <= 2^52 u.
- 8. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u); the overflow
+    T4 = x_lo lo; hi's constant 1.5 2^52 is one more term, x 1.5 2^52 (28 bits: exact), and with it
+    the terms of T1 and T2 add up to at most 2^26 (2^25 + 1.5 2^25) < 2^53 units of 2^27 x's last
+    bit. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
+    |T4| <= 2^52 u.
+ 7. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u); the overflow
     thresholds |T1| > 2^(1002 - E) for the two exponents E = 896, 960 whose products may or may not
     pass 2^1000 (closed for every other E).
- 9. **two-sum** (Dekker's fast two-sum, |T1| >= |M|): s = fl(T1 + M), z = s - T1.
-10. **error**: e = M - z, so that T1 + M = s + e exactly; w = T4 + e is exact (|e| <= ulp(s) / 2 <=
+ 8. **two-sum** (Dekker's fast two-sum, |T1| >= |M|): s = fl(T1 + M), z = s - T1.
+ 9. **error**: e = M - z, so that T1 + M = s + e exactly; w = T4 + e is exact (|e| <= ulp(s) / 2 <=
     2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53). For an exponent
     E of the subnormal set, s2 = s 2^(E+256) and w2 = (T4 + e) 2^(E+256), exactly (every value a
     multiple of 2^-1000 there): s2 + w2 = x y 2^256.
-11. **round**: N W = s + w exactly, so ``fl(s + w)`` is the correctly rounded N W (one IEEE addition
+10. **round**: N W = s + w exactly, so ``fl(s + w)`` is the correctly rounded N W (one IEEE addition
     of two floats rounds their exact sum); for an exponent E whose results are all normal
     (E >= -960) the gate's output weight 2^E scales it exactly into the slot's ``prod`` row: IEEE's
     x y. The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
     and fl(s2 + w2) to ``rp2``.
-12. **subnormal grid** (the subnormal set): scaling p = fl(s2 + w2) back by 2^-256 would round a
+11. **subnormal grid** (the subnormal set): scaling p = fl(s2 + w2) back by 2^-256 would round a
     second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
     the scaled level). This stage computes t = fl(p 2^-256) 2^256 (one rounding, ties to even: p
     itself when the product is normal) and p's error e = s2 + w2 - p = w2 + (s2 - p) (two terms,
     exact: Dekker's fast two-sum).
-13. **subnormal remainder**: r = p - t (exact, |r| <= G/2) and [e <= 0], [e >= 0] as
+12. **subnormal remainder**: r = p - t (exact, |r| <= G/2) and [e <= 0], [e >= 0] as
     ReLU(1 -+ 2^1010 e) (e is a multiple of 2^-1000).
-14. **subnormal tie**: the second rounding differs from one rounding of x y 2^256 only when p lies
+13. **subnormal tie**: the second rounding differs from one rounding of x y 2^256 only when p lies
     exactly halfway between two multiples of G (r = +-G/2, i.e. 2^872 r = +-2^53) and e pushes the
     exact value past that midpoint: then the result is t 2^-256 +- 2^-1074 instead of t 2^-256. Two
     units test this (2^872 |r| - (2^53 - 1) is 1 at a midpoint and <= 0 otherwise; the [e ...] rows
     close them with weight 2^54), and the slot's ``prod`` row gets t 2^-256 plus their 0/1 outputs
     times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order). So the
     product is correctly rounded for a subnormal result too, bit for bit numpy's ``x * y``.
-15. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
+14. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
     one level in the pre-activations and one in W2 per layer; the last level is left to the caller
     (the FLEQ machine's select gate adds the last two terms).
 
@@ -107,11 +113,11 @@ TIE_SCALE = 2.0 * 2.0**53 / SUBNORMAL_GRID  # r -> 2^53 at a midpoint r = G/2 (2
 TIE_CLOSED = 2.0**54  # closes a tie unit: above every value 2^872 |r| - 2^53 + 1 <= 1 can take
 HALF = 27  # the split of m: hi a multiple of 2^27
 DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^26, 2^26]
-MAGIC_HI = 1.5 * 2.0 ** (52 + HALF)  # m + MAGIC_HI rounds m to a multiple of 2^27
+CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
 
-# The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 11-14).
+# The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
 _TOP = OUTER_STEP * OUTER_HI  # 960
 _BOTTOM = -BOTTOM_SCALE  # -1008: a(f) of the bottom band
 NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER_HI + 1))  # both in bands: N W > 1
@@ -152,9 +158,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("ng_r", slots, "ReLU(-N - 1/2)"),
         ("ng_u", slots, "[N >= 0]"),
         ("ng_t", slots, "[N < 0]"),
-        ("m", slots, "the integer |N| 2^(52-i) in (2^52, 2^53]"),
-        ("hi", slots, "m rounded to a multiple of 2^27"),
-        ("lo", slots, "m - hi, in [-2^26, 2^26] (holds m until the halves stage)"),
+        ("v", slots, "m - 1.5 2^52, m = |N| 2^(52-i) the integer in (2^52, 2^53]"),
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
         ("c", slots, "fl((2^27 + 1) xs)"),
@@ -193,7 +197,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 
 # Rows the block keeps >= 0 (cleared by one unit instead of two).
 NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t",
-               "ng_r", "ng_u", "ng_t", "m", "hi", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+               "ng_r", "ng_u", "ng_t", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -333,10 +337,15 @@ class ProductBlock:
             threshold_indicators(ffn, self.r("ng_r", k), 0.5, self.r("ng_u", k), self.r("ng_t", k))
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
+        """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (one data term and a constant:
+        m - 1.5 2^52 is exact, Sterbenz), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
+        Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52), times W: one
+        rounding), so q = C - xs (two terms, exact). The digit rows get their constants 1 -+ M."""
         for k in range(self.slots):
             p_y, p_x = self.r("p_y", k), self.r("p_x", k)
-            m_out = {self.r("m", k): 1.0, self.r("lo", k): 1.0}
+            v_out = {self.r("v", k): 1.0}
             xs_out = {self.r("x_lo", k): 1.0, self.r("q", k): -1.0}
+            c_out = {self.r("c", k): 1.0, self.r("q", k): 1.0}
             for i in range(INNER.start - 1, INNER.stop):
                 open_ = []
                 if i >= INNER.start:
@@ -344,37 +353,39 @@ class ProductBlock:
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
                 positive, negative = open_ + [self.r("ng_t", k)], open_ + [self.r("ng_u", k)]
-                scaled_gate(ffn, {p_y: 1.0}, 52 - i, positive, m_out)
-                scaled_gate(ffn, {p_y: -1.0}, 52 - i, negative, m_out)
+                centre = -CENTRE * 2.0 ** (i - 52)
+                scaled_gate(ffn, {p_y: 1.0}, 52 - i, positive, v_out, centre)
+                scaled_gate(ffn, {p_y: -1.0}, 52 - i, negative, v_out, centre)
                 scaled_gate(ffn, {p_x: 1.0}, i - 52, positive, xs_out)
                 scaled_gate(ffn, {p_x: -1.0}, i - 52, negative, xs_out)
-
-    def halves(self, ffn: FeedForwardBuilder) -> None:
-        for k in range(self.slots):
-            hi, lo = self.r("hi", k), self.r("lo", k)
-            ffn.unit({self.r("m", k): 1.0}, MAGIC_HI, {hi: 1.0, lo: -1.0})
-            ffn.bias(hi, -MAGIC_HI)
-            ffn.bias(lo, MAGIC_HI)
+                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, positive, c_out)
+                scaled_gate(ffn, {p_x: -VELTKAMP}, i - 52, negative, c_out)
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
                     ffn.bias(self.r(f"p_{part}", k, j, DIGITS), 1.0 - MAGIC)
                     ffn.bias(self.r(f"q_{part}", k, j, DIGITS), 1.0 + MAGIC)
-            ffn.passes({self.r("x_lo", k): VELTKAMP}, {self.r("c", k): 1.0, self.r("q", k): 1.0})
 
     def digits(self, ffn: FeedForwardBuilder) -> None:
+        """x_hi = C - Q, x_lo = xs - x_hi (Veltkamp); the signed digits of v at positions 0 .. 26
+        (the "l" rows: lo = v - 2^27 RNE(v / 2^27), in [-2^26, 2^26]) and 27 .. 53 (the "h" rows:
+        2^27 RNE(v / 2^27); |v| <= 2^51, so RNE(v / 2^54) = 0). hi = 1.5 2^52 + 2^27 RNE(v / 2^27) =
+        2^27 RNE(m / 2^27) (1.5 2^25 is an even integer): m rounded to a multiple of 2^27, and
+        m = hi + lo."""
         for k in range(self.slots):
             ffn.passes({self.r("c", k): 1.0, self.r("q", k): -1.0}, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
-            self._digit_units(ffn, self.r("hi", k), 2.0**-HALF, "h", k)
-            self._digit_units(ffn, self.r("lo", k), 1.0, "l", k)
+            self._digit_units(ffn, self.r("v", k), 2.0**-HALF, "h", k)
+            self._digit_units(ffn, self.r("v", k), 1.0, "l", k)
 
     def _digit_units(self, ffn: FeedForwardBuilder, source: int, scale: float, part: str, slot: int) -> None:
-        """Rows p_part, q_part [slot, j] = 1 -+ e_j, the signed digits of the integer v = scale X[source]
-        (|v| <= 2^26): r_j = RNE(v / 2^j), e_j = r_j - 2 r_(j+1) in {-1, 0, 1}, sum_j e_j 2^j = v.
+        """Rows p_part, q_part [slot, j] = 1 -+ e_j, the signed digits of the integer V = scale X[source]
+        at positions j = 0 .. 26 (|V| <= 2^51): r_j = RNE(V / 2^j), e_j = r_j - 2 r_(j+1) in {-1, 0, 1},
+        sum_j e_j 2^j = r_0 - 2^27 r_27.
 
         Unit a_j computes v 2^-j + M = M + r_j, unit b_j computes v 2^-j + 2M = 2M + 2 r_(j+1) (the
         spacing there is 2); both have one data term and a bias, so any order of summation gives the
-        same. b_j - a_j = M - e_j is added to the constants 1 - M and 1 + M the halves stage put in
-        the rows (two terms: exact in any order)."""
+        same (M + r_j lies in [2^52, 2^53], spacing 1; 2M + 2 r_(j+1) in [2^53, 2^54), spacing 2).
+        b_j - a_j = M - e_j is added to the constants 1 - M and 1 + M the inner split put in the rows
+        (two terms: exact in any order)."""
         for j in range(DIGITS):
             p, q = self.r(f"p_{part}", slot, j, DIGITS), self.r(f"q_{part}", slot, j, DIGITS)
             ffn.unit({source: scale * 2.0**-j}, MAGIC, {p: -1.0, q: 1.0})
@@ -391,6 +402,8 @@ class ProductBlock:
                     plus, minus = self.r(f"p_{part}", k, j, DIGITS), self.r(f"q_{part}", k, j, DIGITS)
                     scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
                     scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
+                if part == "h":  # hi's constant 1.5 2^52: x (26 bits) times 3 2^51, one exact term
+                    ffn.passes({x: CENTRE}, outputs)
 
     def middle(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
@@ -515,7 +528,7 @@ class ProductBlock:
 # in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
 STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
           ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
-          ("halves", "halves"), ("digits", "digits"), ("partial products", "partial_products"),
+          ("digits", "digits"), ("partial products", "partial_products"),
           ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
           ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),
           ("subnormal tie", "subnormal_tie"))

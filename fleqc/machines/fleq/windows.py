@@ -56,6 +56,6 @@ class Ladder:
 # Products: each factor's band, f 2^(-64 s) in (1, 2^64] (fleqc.machines.fleq.product: every finite
 # factor; the bottom band |f| <= 2^-960 is scaled by 2^1008 instead).
 PRODUCT_LADDER = Ladder(step=OUTER_STEP, offset=0, lo=OUTER_LO, hi=OUTER_HI)
-PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_p_h, ...
+PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_v, xp_p_h, ...
 # The tables (recip, sqrt, log): x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
 TABLE_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
