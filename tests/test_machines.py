@@ -45,6 +45,15 @@ def test_a_machine_is_registered_under_its_name_and_kind(m):
 
 
 @pytest.mark.parametrize("m", MACHINES, ids=lambda m: m.name)
+def test_a_machines_stated_layer_kinds_are_those_of_its_default_weights(m):
+    """``layer_kinds`` (the shape listings and docs quote) is the default configuration's plan."""
+    config = m.config_from_options(m.default_columns, {})
+    assert m.kinds(config) == m.layer_kinds
+    model = weights_for(config)
+    assert "".join("A" if isinstance(layer, AttentionLayer) else "F" for layer in model.layers) == m.layer_kinds
+
+
+@pytest.mark.parametrize("m", MACHINES, ids=lambda m: m.name)
 def test_a_machines_weights_fit_it_and_no_other(m):
     config = small_config(m)
     model = weights_for(config)

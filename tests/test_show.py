@@ -86,8 +86,10 @@ def test_show_draws_X_and_attention(tmp_path):
 def test_show_fleq_card(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "f.png"
+    card = fleqc.build(SAMPLES / "fleq_polynomial.fleq")
+    gather = attention_layers(weights_for(card.config))[-1]  # the gather (22 for cell 8 since issue 29)
     result = CliRunner().invoke(main, ["show", str(SAMPLES / "fleq_polynomial.fleq"), "-o", str(out),
-                                       "--attention", "23", "--max-heads", "4", "--step", "1"])
+                                       "--attention", str(gather), "--max-heads", "4", "--step", "1"])
     assert result.exit_code == 0, result.output
     assert png_size(out)[0] > 300
 
