@@ -72,5 +72,5 @@ def calc_command(expression: tuple[str, ...], emit: bool, backend: str, max_step
         click.echo(f"({result.backend}, {result.steps} steps)", err=True)
         return
     error = abs(value - compiled.expected) / abs(compiled.expected) if compiled.expected else abs(value)
-    click.echo(f"({result.backend}, {result.steps} steps; Python's float value {compiled.expected!r}, "
+    click.echo(f"({result.backend}, {result.steps} step{'' if result.steps == 1 else 's'}; Python's float value {compiled.expected!r}, "
                f"relative difference {error:.1e})", err=True)

@@ -253,7 +253,6 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
 # ladder covers 2^-81 < |x| <= 2^81, the product takes every pair of factors (its result within
 # VALUE_LIMIT), and exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
 _TAB_LO, _TAB_HI = TABLE_LADDER.tau(TABLE_LADDER.lo), TABLE_LADDER.tau(TABLE_LADDER.hi)
-PRODUCT_FLUSH = 0.0  # no factor is flushed any more (issue 26): kept for callers that test against it
 
 
 def _operand_a(inside: Callable[[np.ndarray], np.ndarray], words: str, by_weights: bool = True) -> Limit:
