@@ -78,6 +78,17 @@ def test_floats_compare_with_tolerance():
     assert value_mismatch(1.0, np.array(np.nan)) is not None
 
 
+def test_exact_cases_compare_bits():
+    """``expect-exact: yes``: a subnormal flushed to 0, one ulp, or the sign of a zero is a mismatch."""
+    assert parse_expectations("; expect-exact: yes\n", "t")["exact"] is True
+    assert value_mismatch(1e-320, np.array(1e-320), exact=True) is None
+    assert value_mismatch(1e-320, np.array(0.0)) is None  # within the default tolerance
+    assert value_mismatch(1e-320, np.array(0.0), exact=True) is not None
+    assert value_mismatch(1.0, np.array(np.nextafter(1.0, 2.0)), exact=True) is not None
+    assert value_mismatch(0.0, np.array(-0.0), exact=True) is not None
+    assert value_mismatch([[1e-320, 0.0]], np.array([[1e-320, 0.0]]), exact=True) is None
+
+
 def test_check_memory_reports_every_problem():
     case = Case.from_source("c", "; expect: a = 1\n; expect: b = [1, 2]\n; expect: gone = 0\n")
     assert memory_mismatches(case, {"a": 1, "b": [1, 2], "gone": 0, "other": 9}) == []

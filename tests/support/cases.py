@@ -8,6 +8,7 @@ its result where readers look for it::
     ; expect-halt: yes|no       whether the run ends at a fixed point (default: yes)
     ; expect-steps: K           the exact number of executed steps (optional)
     ; max-steps: K              the step budget for the run (default: DEFAULT_MAX_STEPS)
+    ; expect-exact: yes         float results compared bit for bit (the sign of zero included)
     ; expect-rel-tol: R         relative tolerance for float results (default FLOAT_REL_TOL); a
                                 FLEQ sample that uses a table (recip, sqrt, log, exp) states it
     # expect-output: TEXT       a program that prints (classic SUBLEQ, ``.sq``): its whole output,
@@ -54,6 +55,7 @@ class Case:
     expect_steps: int | None = None
     max_steps: int = DEFAULT_MAX_STEPS
     rel_tol: float = 0.0  # 0: FLOAT_REL_TOL
+    exact: bool = False  # floats bit for bit (expect-exact: yes)
     source: str | None = field(default=None, repr=False)
     expect_output: bytes | None = None  # a program that prints (classic SUBLEQ): its whole output
 
@@ -81,6 +83,7 @@ _EXPECT_VALUE = re.compile(r"^expect\s*:\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\s*=
 _EXPECT_HALT = re.compile(r"^expect-halt\s*:\s*(?P<answer>yes|no)$")
 _EXPECT_STEPS = re.compile(r"^expect-steps\s*:\s*(?P<steps>\d+)$")
 _MAX_STEPS = re.compile(r"^max-steps\s*:\s*(?P<steps>\d+)$")
+_EXACT = re.compile(r"^expect-exact\s*:\s*yes$")
 _REL_TOL = re.compile(r"^expect-rel-tol\s*:\s*(?P<tol>[0-9.eE+-]+)$")
 _EXPECT_OUTPUT = re.compile(r"^expect-output\s*:\s*(?P<text>.*)$")
 
@@ -122,6 +125,8 @@ def parse_expectations(text: str, where: str) -> dict[str, Any]:
             fields["expect_steps"] = int(match.group("steps"))
         elif match := _MAX_STEPS.match(body):
             fields["max_steps"] = int(match.group("steps"))
+        elif _EXACT.match(body):
+            fields["exact"] = True
         elif match := _REL_TOL.match(body):
             fields["rel_tol"] = float(match.group("tol"))
         elif match := _EXPECT_OUTPUT.match(body):
@@ -330,12 +335,14 @@ def _show(value: Any) -> str:
 
 
 def value_mismatch(
-    expected: Any, actual: Any, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL
+    expected: Any, actual: Any, rel_tol: float = FLOAT_REL_TOL, abs_tol: float = FLOAT_ABS_TOL,
+    exact: bool = False,
 ) -> str | None:
     """Why ``actual`` does not match ``expected``, or None when it does.
 
     Ints (Python or numpy) against int expectations: exact equality. Anything holding a float:
-    same shape, and every element within ``abs_tol + rel_tol * |expected|``.
+    same shape, and every element within ``abs_tol + rel_tol * |expected|``; with ``exact``, every
+    element's float64 bits equal.
     """
     if isinstance(actual, np.ndarray) and actual.dtype.kind in "iu":
         actual = actual.tolist()
@@ -350,6 +357,10 @@ def value_mismatch(
     exp = np.asarray(expected, dtype=np.float64)
     if act.shape != exp.shape:
         return f"shape {act.shape}, expected {exp.shape}: got {_show(actual)}"
+    if exact:
+        if not np.array_equal(act.view(np.int64), exp.view(np.int64)):
+            return f"got {_show(actual)}, expected {_show(expected)} (bit for bit)"
+        return None
     close = all(
         math.isclose(a, e, rel_tol=rel_tol, abs_tol=abs_tol) for a, e in zip(act.ravel(), exp.ravel())
     )
@@ -367,7 +378,7 @@ def memory_mismatches(
         if label not in memory_by_label:
             problems.append(f"{label}: no such data label")
             continue
-        why = value_mismatch(expected, memory_by_label[label], rel_tol, abs_tol)
+        why = value_mismatch(expected, memory_by_label[label], rel_tol, abs_tol, case.exact)
         if why:
             problems.append(f"{label}: {why}")
     return problems
