@@ -29,7 +29,7 @@ import numpy as np
 from fleqc.card.card import Card
 from fleqc.card.check import validate_card
 from fleqc.errors import ErrorCode, FleqError
-from fleqc.machines import card_to_program, machine_of, program_to_card, weights_for
+from fleqc.machines import LANGUAGES, card_to_program, machine_of, program_to_card, weights_for
 from fleqc.machines.base import Machine, Options
 from fleqc.npzfile import memory_limit
 from fleqc.program import values_by_label
@@ -243,7 +243,7 @@ class Run:
     def callers(self) -> Optional[Callers]:
         """Where the program's routine steps were called from (a Flow program: fleqc.steps.Callers)."""
         if self._callers is False:
-            self._callers = Callers.of(self.program)
+            self._callers = Callers.of(self.program, LANGUAGES)
         return self._callers
 
     @property

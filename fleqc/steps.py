@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -184,7 +184,7 @@ def origin(program: LinkedProgram, instruction: Instruction) -> tuple[str, int]:
 
 class Callers:
     """Where a step inside an included routine was called from, for a program in a language above
-    the assembly (fleqc.machines.LANGUAGES: Flow), so that every step shows the user's line.
+    the assembly (Flow), so that every step shows the user's line.
 
     The FLEQ linker (fleqc.frontend.routines) gives every called routine ``R`` a return cell
     ``__ret_R``; the k-th ``call R`` is the one instruction ``fleq __ret_R, mov, __call_k, ...,
@@ -227,13 +227,12 @@ class Callers:
             self.owner.append(owner)
 
     @staticmethod
-    def of(program: Any) -> "Callers | None":
+    def of(program: Any, languages: Iterable[str]) -> "Callers | None":
         """The callers of ``program``'s routines when it was compiled from a language above the
-        assembly and calls any; else None (an assembly program's steps keep their own lines)."""
-        from fleqc.machines import LANGUAGES  # not at the top: fleqc.machines imports this module
-
+        assembly (its source's suffix among ``languages``: fleqc.machines.LANGUAGES) and calls any;
+        else None (an assembly program's steps keep their own lines)."""
         source = getattr(program, "source_name", "") or ""
-        if Path(source).suffix not in LANGUAGES or not getattr(program, "instructions", None):
+        if Path(source).suffix not in languages or not getattr(program, "instructions", None):
             return None
         callers = Callers(program)
         return callers if callers.sites else None
