@@ -305,3 +305,74 @@ def test_cli_stats_report_the_engine_per_layer():
     assert stats["passes"] == 68 and stats["fallbacks"] == 0 and len(stats["seconds_per_layer"]) == 5
     refused = CliRunner().invoke(main, ["run", str(SAMPLES / "gcd.fleq"), "--backend", "reference", "--stats"])
     assert refused.exit_code == 2 and "do nothing" in refused.output
+
+
+def _attention_arrays_dense(layer: AttentionLayer):
+    """The engine's arrays of an attention layer taken from its dense weights (how the engine took
+    them before it read the nonzeros: the reference for attention_arrays)."""
+    from fleqc.transformer.incremental import _csr
+
+    _, dk, d = layer.query.shape
+    dv = layer.value.shape[1]
+    live = np.any(layer.value != 0, axis=2) & np.any(layer.output != 0, axis=1)
+    kept = np.flatnonzero(live.any(axis=1))
+    value = layer.value[kept] * live[kept][:, :, None]
+    output = layer.output[kept].transpose(1, 0, 2).reshape(d, len(kept) * dv) * live[kept].reshape(1, -1)
+    rows = np.flatnonzero(np.any(output != 0, axis=1))
+    stacked = np.concatenate([layer.query[kept], layer.key[kept], value], axis=1)
+    reads = np.flatnonzero(np.any(stacked != 0, axis=(0, 1)))
+    proj = stacked[:, :, reads].reshape(-1, len(reads))
+    return reads, _csr(proj), _csr(output[rows]), rows, kept, dk, dv, d
+
+
+def _same_arrays(a, b) -> bool:
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same_arrays(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    return a == b
+
+
+def _machine_attention_layers():
+    seen, layers = set(), []
+    for case in all_cases():
+        card = program_to_card(compile_case(case))
+        name = machine_of(card.config).name
+        if name in seen:
+            continue
+        seen.add(name)
+        layers += [layer for layer in weights_for(card.config).layers if isinstance(layer, AttentionLayer)]
+    return layers
+
+
+def test_attention_arrays_from_nonzeros_equal_the_dense_ones():
+    """The engine takes an attention layer apart by its nonzeros (attention_arrays): the same arrays,
+    bit for bit and of the same types, as from the dense weights: on every machine's layers and on
+    random layers with dead value rows (a zero output column), dead heads, -0.0, inf and NaN."""
+    from fleqc.transformer.incremental import attention_arrays
+
+    layers = _machine_attention_layers()
+    assert len(layers) >= 3
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        H, dk, dv, d = (int(v) for v in rng.integers(1, 5, 4) + np.array([0, 0, 0, 4]))
+        parts = []
+        for shape in ((H, dk, d), (H, dk, d), (H, dv, d), (H, d, dv)):
+            a = rng.integers(-2, 3, shape).astype(float) * (rng.random(shape) < 0.3)
+            special = rng.random(shape)
+            a[special < 0.03] = -0.0
+            a[(special > 0.98) & (special < 0.99)] = np.inf
+            a[special > 0.995] = np.nan
+            parts.append(a)
+        parts[3][rng.integers(0, H), :, :] = 0.0  # a dead head, or dead value rows
+        layers.append(AttentionLayer(*parts))
+    compared, mismatched = 0, 0
+    for layer in layers:
+        live = np.any(layer.value != 0, axis=2) & np.any(layer.output != 0, axis=1)
+        if not live.any():  # no head to keep (the dense way cannot reshape an empty stack)
+            continue
+        compared += 1
+        with np.errstate(invalid="ignore"):  # inf x 0 in the dense products
+            dense = _attention_arrays_dense(layer)
+        mismatched += not _same_arrays(attention_arrays(layer), dense)
+    assert compared >= 40 and mismatched == 0

@@ -62,7 +62,9 @@ def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, time
     from fleqc.transformer.incremental import IncrementalEngine
     from fleqc.transformer.warm import ensure_ready
 
-    ensure_ready()  # the first engine of a process loads every kernel, or compiles them under one notice
+    # the first engine of a process loads the kernels it runs, or compiles them under one notice
+    # (the compiled loop's when the engine first runs it)
+    ensure_ready("step", "timed") if timed else ensure_ready("step")
     return IncrementalEngine(model, X, mode, timed=timed)
 
 

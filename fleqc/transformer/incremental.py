@@ -70,6 +70,85 @@ def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _c(np.cumsum(ptr)), _c(cols, np.int64), _c(matrix[rows, cols], np.float64)
 
 
+def _csr_entries(n_rows: int, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_csr` of the (n_rows, .) matrix holding value v[i] at (r[i], c[i]) (each position at
+    most once) and zeros elsewhere: the entries that are nonzero (NaN included), row by row."""
+    keep = v != 0
+    r, c, v = r[keep], c[keep], v[keep]
+    order = np.lexsort((c, r))
+    ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n_rows), out=ptr[1:])
+    return _c(ptr), _c(c[order], np.int64), _c(v[order], np.float64)
+
+
+def attention_arrays(layer: AttentionLayer):
+    """What the engine keeps of an attention layer, from the nonzeros of its weights (no dense
+    temporaries: on the FLEQ machine those took about 35 MB of fleqc calc's peak memory): (reads,
+    proj, output, rows, kept, dk, dv, d). ``kept``: the heads with a live value row (a nonzero value
+    row whose output column is nonzero; a dead one is taken as zeros); ``reads``: the rows of X that
+    the kept heads' query, key and live value rows read; ``proj``: those rows stacked per kept head
+    (2 dk + dv rows each: query, key, value) over the columns ``reads``, by nonzeros (:func:`_csr`);
+    ``rows``: the rows of X the output writes; ``output``: (rows, kept heads x dv), by nonzeros.
+    The same arrays as taking the dense weights apart (tests/test_engine.py)."""
+    H, dk, d = layer.query.shape
+    dv = layer.value.shape[1]
+    value_ix = np.nonzero(layer.value)  # (head, value row, row of X)
+    output_ix = np.nonzero(layer.output)  # (head, row of X, value row)
+    live = layer.live_value_rows()
+    kept = np.flatnonzero(live.any(axis=1))
+    position = np.full(H, -1, np.int64)
+    position[kept] = np.arange(len(kept))
+    # the output (d, kept x dv) times the live mask, then its rows that are nonzero
+    h, r, j = output_ix
+    on = position[h] >= 0
+    h, r, j = h[on], r[on], j[on]
+    with np.errstate(invalid="ignore"):  # inf x 0 (a dead value row): NaN, as the dense product gives
+        ov = layer.output[h, r, j] * live[h, j]
+    nz = ov != 0
+    rows = np.unique(r[nz])
+    row_at = np.full(d, -1, np.int64)
+    row_at[rows] = np.arange(len(rows))
+    output = _csr_entries(len(rows), row_at[r[nz]], position[h[nz]] * dv + j[nz], ov[nz])
+    # query, key and value (times the live mask) of the kept heads, stacked per head
+    width = 2 * dk + dv
+    parts_r, parts_c, parts_v = [], [], []
+    for base, (hh, a, x), weights in ((0, np.nonzero(layer.query), layer.query), (dk, np.nonzero(layer.key), layer.key),
+                                      (2 * dk, value_ix, layer.value)):
+        on = position[hh] >= 0
+        hh, a, x = hh[on], a[on], x[on]
+        v = weights[hh, a, x]
+        if base == 2 * dk:
+            with np.errstate(invalid="ignore"):
+                v = v * live[hh, a]
+        parts_r.append(position[hh] * width + base + a)
+        parts_c.append(x)
+        parts_v.append(v)
+    pr, pc, pv = (np.concatenate(p) for p in (parts_r, parts_c, parts_v))
+    nz = pv != 0
+    reads = np.unique(pc[nz])
+    read_at = np.full(d, -1, np.int64)
+    read_at[reads] = np.arange(len(reads))
+    proj = _csr_entries(len(kept) * width, pr[nz], read_at[pc[nz]], pv[nz])
+    return reads.astype(np.int64), proj, output, rows.astype(np.int64), kept, dk, dv, d
+
+
+_trim = []  # glibc's malloc_trim, once looked up (empty list: not yet; [None]: none here)
+
+
+def return_freed_memory() -> None:
+    """Give the heap's freed memory back to the system (glibc's malloc_trim; elsewhere nothing).
+    The first pass allocates and frees a few (n, d) arrays per layer; glibc keeps such memory (its
+    mmap threshold rises after the first large free), so without this it stays in the process's
+    resident memory while the columns' hidden units fill theirs: fleqc calc's peak 315-319 -> 299 MB."""
+    if not _trim:
+        try:
+            import ctypes
+
+            _trim.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):
+            _trim.append(None)
+    if _trim[0] is not None:
+        _trim[0](0)
 def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Row pointers and indices of the transpose of a matrix given by its nonzeros row by row (ptr,
     idx; ``width`` columns): for each column, the rows where it is nonzero, in increasing order."""
@@ -259,23 +338,14 @@ class IncrementalEngine:
         max_hidden = 1
         for layer in model.layers:
             if isinstance(layer, AttentionLayer):
-                _, dk, d = layer.query.shape
-                dv = layer.value.shape[1]
-                live = np.any(layer.value != 0, axis=2) & np.any(layer.output != 0, axis=1)  # (H, dv)
-                kept = np.flatnonzero(live.any(axis=1))
-                value = layer.value[kept] * live[kept][:, :, None]
-                output = layer.output[kept].transpose(1, 0, 2).reshape(d, len(kept) * dv) * live[kept].reshape(1, -1)
-                rows = np.flatnonzero(np.any(output != 0, axis=1))
-                stacked = np.concatenate([layer.query[kept], layer.key[kept], value], axis=1)  # (H, 2dk+dv, d)
-                reads = np.flatnonzero(np.any(stacked != 0, axis=(0, 1)))
-                proj = stacked[:, :, reads].reshape(-1, len(reads))
+                reads, proj, output, rows, kept, dk, dv, d = attention_arrays(layer)
                 dims = np.array([len(kept), dk, dv, n_heads], dtype=np.int64)
                 n_heads += len(kept)
                 kinds.append(1)
                 where.append(len(atts))
                 reads_mask, written_mask = np.zeros(d, np.bool_), np.zeros(d, np.bool_)
                 reads_mask[reads], written_mask[rows] = True, True
-                atts.append((_c(reads, np.int64), _csr(proj), _csr(output[rows]), _c(rows, np.int64), dims, reads_mask,
+                atts.append((_c(reads, np.int64), proj, output, _c(rows, np.int64), dims, reads_mask,
                              written_mask))
             else:
                 kinds.append(0)
@@ -289,7 +359,7 @@ class IncrementalEngine:
                 readers = _transposed(w1[0], w1[1], d)  # per row: the units that read it
                 writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
                 ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
-                             _c(written, np.int64), np.zeros((self.n, layer.hidden)), *readers, *writes,
+                             _c(written, np.int64), np.empty((self.n, layer.hidden)), *readers, *writes,
                              _c(written_mask, np.bool_), w1[1]))
                 max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
@@ -312,7 +382,9 @@ class IncrementalEngine:
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
         self.src, self.dst, slots = _slots(written, d)
         # f[15]: the slot each nonzero of W1 reads (versioned rows); f[16]: the columns whose hidden
-        # units H keeps (none after the first pass: H's memory is taken only as columns change)
+        # units H keeps (none after the first pass: H's memory is taken only as columns change; H is
+        # np.empty, not np.zeros: a column's row is written whole before it is read, and calloc
+        # would clear memory the heap reuses, about 40 MB at fleqc calc's peak)
         for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
             ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
@@ -379,7 +451,9 @@ class IncrementalEngine:
             if self._dense is not None:
                 return self._dense.step()
             if self._first:
-                return self._first_step()
+                changed = self._first_step()
+                return_freed_memory()  # the first pass's (n, d) temporaries, before the hidden units fill
+                return changed
             if not self._finite:
                 return self._fallback()
             if self.timed:
@@ -407,6 +481,9 @@ class IncrementalEngine:
         """
         if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
             return None
+        from fleqc.transformer.warm import ensure_ready  # (warm imports this module)
+
+        ensure_ready("loop")  # the compiled loop's kernels, under one notice, the first time in a process
         if self._cold:
             self._cold = 0
             with compiling():

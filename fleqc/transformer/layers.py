@@ -45,6 +45,17 @@ class AttentionLayer:
     def width(self) -> int:
         return self.query.shape[2]
 
+    def live_value_rows(self) -> np.ndarray:
+        """(H, dv) bool: whether value row j of head h can contribute, a nonzero value row (NaN
+        counts) whose output column is nonzero too; from the nonzeros (no (H, dv, d) temporary)."""
+        H, dv = self.value.shape[:2]
+        live, out = np.zeros((H, dv), np.bool_), np.zeros((H, dv), np.bool_)
+        h, j, _ = np.nonzero(self.value)
+        live[h, j] = True
+        h, _, j = np.nonzero(self.output)
+        out[h, j] = True
+        return live & out
+
 
 @dataclass(frozen=True)
 class SparseMatrix:

@@ -2,10 +2,15 @@
 
 ``python -m fleqc.transformer.warm`` (run by ``make install``) compiles every kernel on a small
 generic transformer, so that the first program after an install does not wait;
-:func:`ensure_ready` does the same before the first incremental engine of a process (the
-executor calls it), so that a compilation (no cache yet, or kernels.py changed) is announced once
-and timed as a whole (:mod:`fleqc.transformer.compiling`); with the cache in place it loads the
-kernels, about a second, which the run would spend anyway.
+:func:`ensure_ready` does the same in a process for the kernels a use of the engine needs, the
+first time it needs them, so that a compilation (no cache yet, or kernels.py changed) is announced
+once and timed as a whole (:mod:`fleqc.transformer.compiling`); with the cache in place it loads
+the kernels, about a second, which the run would spend anyway. The kernels come in three parts
+(:data:`PARTS`): ``step``, what every engine runs (the executor asks for it before the first
+engine); ``loop``, the compiled loop of passes (asked for by the engine's first ``run_passes``);
+``timed``, the per-layer calls of an engine timed per layer. A process loads only the parts it
+uses: each loaded kernel takes memory (``fleqc calc``, which steps one pass at a time, does not
+load the compiled loop: about 30 MB less at its peak).
 """
 
 from __future__ import annotations
@@ -22,22 +27,27 @@ from fleqc.transformer.health import LoopCheck
 from fleqc.transformer.incremental import IncrementalEngine, gather_view
 from fleqc.transformer.layers import AttentionLayer, FeedForwardLayer, LoopedTransformer
 
-_ready = False  # this process has called every kernel once
+PARTS = ("step", "loop", "timed")
+_ready: set = set()  # the parts whose kernels this process has called once
 
 
-def ensure_ready(stream: TextIO | None = None) -> None:
-    """Call every kernel once (:func:`warm`), the first time in a process."""
-    if not _ready:
-        warm(stream)
+def ensure_ready(*parts: str, stream: TextIO | None = None) -> None:
+    """Call the kernels of ``parts`` (:data:`PARTS`; none named: all) once (:func:`warm`), the
+    first time in a process."""
+    missing = tuple(p for p in (parts or PARTS) if p not in _ready)
+    if missing:
+        warm(stream, missing)
 
 
-def warm(stream: TextIO | None = None) -> float:
-    """Compile (or load) every kernel the engine runs, on a small generic transformer (two attention
-    layers and two feed-forward layers, small integer weights; in both attention modes: passes
-    stepped, timed per layer and run in the compiled loop; an index replaced as a rebuild does);
-    returns the seconds it took."""
-    global _ready
-    _ready = True
+def warm(stream: TextIO | None = None, parts: tuple = PARTS) -> float:
+    """Compile (or load) the kernels the engine runs (``parts``: :data:`PARTS`), on a small generic
+    transformer (two attention layers and two feed-forward layers, small integer weights; in both
+    attention modes: ``step``: passes stepped, an index replaced as a rebuild does; ``loop``: passes
+    run in the compiled loop; ``timed``: passes timed per layer); returns the seconds it took."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown kernel parts {sorted(unknown)}; use {PARTS}")
+    _ready.update(parts)
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     d, n, H, dk, dv, hidden = 8, 16, 2, 3, 2, 6
@@ -61,14 +71,17 @@ def warm(stream: TextIO | None = None) -> float:
             engine = IncrementalEngine(model, X, mode)
             for _ in range(3):
                 engine.step()
-            for _ in range(4):
-                if engine.run_passes(20, check, watch) is None:
-                    engine.step()
-            timed = IncrementalEngine(model, X, mode, timed=True)
-            for _ in range(3):
-                timed.step()
-        K.list_set(engine.heads, 0, engine.head_tuples[0])  # what an index rebuild calls
-        K.list_set(engine.gathers, 0, gather_view(engine.head_tuples[0]))  # (never index a typed list from Python)
+            if "loop" in parts:
+                for _ in range(4):
+                    if engine.run_passes(20, check, watch) is None:
+                        engine.step()
+            if "timed" in parts:
+                timed = IncrementalEngine(model, X, mode, timed=True)
+                for _ in range(3):
+                    timed.step()
+        if "step" in parts:
+            K.list_set(engine.heads, 0, engine.head_tuples[0])  # what an index rebuild calls
+            K.list_set(engine.gathers, 0, gather_view(engine.head_tuples[0]))  # (never index a typed list from Python)
     return time.perf_counter() - start
 
 
