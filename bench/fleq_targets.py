@@ -31,7 +31,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 from common import ROOT  # bench/ is on the path when run as a script (and puts this checkout first)
@@ -118,23 +117,32 @@ def loop_runs(source: str, columns: int, steps: int, warm: int = 20):
     return measure
 
 
+# The child reports its own peak as its exit handlers run (fleqc's command leaves by os._exit after
+# them): VmHWM, the high-water mark of the memory it mapped since exec. Not ru_maxrss: Linux carries
+# the parent's resident size at fork into the child's maxrss, which is this benchmark's own peak.
+CHILD = """import atexit, resource, runpy, sys
+def report():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    sys.stderr.write("\\nPEAK_KB %s %f\\n" % (peak, usage.ru_utime + usage.ru_stime))
+    sys.stderr.flush()
+atexit.register(report)
+sys.argv = ["fleqc"] + sys.argv[1:]
+runpy.run_module("fleqc", run_name="__main__")
+"""
+
+
 def timed_process(args: list[str]) -> tuple[float, float, str, float]:
-    """(wall seconds, peak resident MB, stdout, CPU seconds) of ``python -m fleqc ARGS``, the peak and
-    the CPU time as the kernel reports them for that one child (os.wait4): the command leaves by
-    os._exit, so the child cannot report them itself."""
+    """(wall seconds, peak resident MB, stdout, CPU seconds) of ``python -m fleqc ARGS`` (the child
+    reports its own peak memory and CPU time as it exits)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "fleqc", *args], stdout=out, stderr=err, text=True,
-                                 env=env, cwd=ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if child.returncode != 0:
-        sys.exit(f"fleqc {' '.join(args)} failed ({child.returncode}): {stderr.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024, stdout, usage.ru_utime + usage.ru_stime
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peaks = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
+    if done.returncode != 0 or not peaks:
+        sys.exit(f"fleqc {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return seconds, int(peaks[-1][0]) / 1024, done.stdout, float(peaks[-1][1])
 
 
 def main() -> None:
