@@ -24,7 +24,9 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
     number of thresholds below |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear
     function of the 0/1 indicator rows, and so is E = a(x) + a(y): the second ladder layer's units
-    also write E / 16 into one row ``e16`` (integer weights on 0/1 outputs: exact in any order). The
+    also write E / 16 + 126 into one row ``e16`` (integer weights on 0/1 outputs: exact in any order;
+    0 when both factors are in the bottom band, as when no product is wanted, so the row and the
+    exponent units that read it do not change from pass to pass in an idle column). The
     lowest threshold keeps its two sides in two rows, so the second layer also gives the factor's
     sign, [f > 2^-960] and [f < -2^-960].
  2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
@@ -130,6 +132,7 @@ NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER
                              + tuple(_BOTTOM + OUTER_STEP * k for k in range(1, OUTER_HI + 1)))  # one bottom: > 2^-66
 SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # results may be subnormal (or 0)
 E_VALUES: tuple[int, ...] = NORMAL_E + SUBNORMAL_E
+E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
 OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
 
@@ -159,7 +162,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's yl_r holds ReLU(y - 2^-960) only)"),
         ("yl_pos", slots, "[y > 2^-960]"),
         ("yl_neg", slots, "[y < -2^-960]"),
-        ("e16", slots, "E / 16 = (a(x) + a(y)) / 16, an integer, gathered from the band ladders' units"),
+        ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
         ("p_x", slots, "sign(N) W: W the other factor scaled by 2^-a, x y = N W 2^E"),
         ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
@@ -207,7 +210,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 
 # Rows the block keeps >= 0 (cleared by one unit instead of two).
 NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+               "e16", "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -289,10 +292,11 @@ class ProductBlock:
                     threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, below)
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
-        """The 0/1 rows u, t of every threshold; beside them E / 16 into ``e16``: each threshold's unit
-        (u = ReLU(1 - G r), exactly 0 or 1) also adds c u to it, and its bias is the constant, with
-        E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (_exponent16; small integers, so every
-        partial sum is exact in any order). The exponent rows then read one row, not every t.
+        """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
+        threshold's unit (u = ReLU(1 - G r), exactly 0 or 1) also adds c u to it, and its bias is the
+        constant, with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (_exponent16; small
+        integers, so every partial sum is exact in any order). The exponent rows then read one row,
+        not every t.
 
         The factor's sign beside them: ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960] from the two
         sides of the lowest threshold (a factor that is N is never in the bottom band)."""
@@ -309,7 +313,7 @@ class ProductBlock:
                 tau = 2.0 ** (OUTER_STEP * OUTER_LO)
                 for side, distance in (("pos", self.band(factor, "r", k, OUTER_LO)), ("neg", self.r(f"{factor}l_n", k))):
                     threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
-            ffn.bias(e16, constant)
+            ffn.bias(e16, constant - E_IDLE16)
 
     def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
         """E / 16 = (a(x) + a(y)) / 16 as terms of the 0/1 ladder rows and a constant (integers)."""
@@ -340,7 +344,7 @@ class ProductBlock:
             for closed, sign in signs["x"]:
                 scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
             # the exponent rows: [E = v] = ReLU(D + 1) - 2 ReLU(D) + ReLU(D - 1), D = (E - v) / 16 an integer
-            terms, constant = {self.r("e16", k): 1.0}, 0.0  # E / 16 (outer ladder B)
+            terms, constant = {self.r("e16", k): 1.0}, float(E_IDLE16)  # E / 16 (outer ladder B)
             sub_off = self.r("sub_off", k)
             ffn.bias(sub_off, 1.0)
             for v in E_VALUES:
