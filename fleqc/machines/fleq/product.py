@@ -208,9 +208,11 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     return [(prefix + name, size, "temp", doc) for name, size, doc in spec]
 
 
-# Rows the block keeps >= 0 (cleared by one unit instead of two).
+# Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
+# {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
 NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+               "e16", "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
+               "of_r", "of_u", "of_t", "sn_np", "sn_nn")
 
 
 def _tree_levels(slots: int) -> list[int]:
