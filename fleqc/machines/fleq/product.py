@@ -23,19 +23,26 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is |f| > 2^960) has the exponent
     a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
     number of thresholds below |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear
-    function of the 0/1 indicator rows, and so is E = a(x) + a(y).
+    function of the 0/1 indicator rows, and so is E = a(x) + a(y): the second ladder layer's units
+    also write E / 16 + 126 into one row ``e16`` (integer weights on 0/1 outputs: exact in any order;
+    0 when both factors are in the bottom band, as when no product is wanted, so the row and the
+    exponent units that read it do not change from pass to pass in an idle column). The
+    lowest threshold keeps its two sides in two rows, so the second layer also gives the factor's
+    sign, [f > 2^-960] and [f < -2^-960].
  2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
     bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
     [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). x y = N W 2^E, exactly, and N W
-    is in (2^-66, 2^128]. Beside it, every exponent E the rounding stages tell apart gets a row
-    ``ne`` = 1 - [E = v] (three units on the integer E / 16, exact), and ``sub_off`` = 0 iff E is one of
+    is in (2^-66, 2^128]. The split writes |N| (both halves of the gate added) and sign(N) W (the
+    gate of W doubled, closed by N's factor's sign rows: that factor is never in the bottom band),
+    so the inner stages need no sign. Beside it, every exponent E the rounding stages tell apart
+    gets a row ``ne`` = 1 - [E = v] (three units on the row E / 16, exact), and ``sub_off`` = 0 iff E is one of
     the exponents whose results may be subnormal; ``e_big`` = [E >= 1008] (the product beyond 2^1008:
     a fault). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
     (|x y| <= 2^-1920).
- 3. **inner ladder A / B** on N (thresholds 2^1 .. 2^63) and N's sign.
+ 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold).
  4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
     (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
-    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m; beside them Veltkamp's
+    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m (one gate each); beside them Veltkamp's
     C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
     bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
     on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
@@ -98,7 +105,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import GATE, gate, scaled_gate, threshold_distance, threshold_indicators
+from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, threshold_above, threshold_distance,
+                                threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
@@ -124,6 +132,7 @@ NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER
                              + tuple(_BOTTOM + OUTER_STEP * k for k in range(1, OUTER_HI + 1)))  # one bottom: > 2^-66
 SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # results may be subnormal (or 0)
 E_VALUES: tuple[int, ...] = NORMAL_E + SUBNORMAL_E
+E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
 OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
 
@@ -147,17 +156,21 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_r", slots * bands, "band ladder of y: ReLU(|y| - 2^64j)"),
         ("yl_u", slots * bands, "band ladder of y: [|y| <= 2^64j]"),
         ("yl_t", slots * bands, "band ladder of y: [|y| > 2^64j]"),
-        ("p_y", slots, "N: the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
-        ("p_x", slots, "W: the other factor scaled by 2^-a, x y = N W 2^E"),
+        ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's xl_r holds ReLU(x - 2^-960) only)"),
+        ("xl_pos", slots, "[x > 2^-960]"),
+        ("xl_neg", slots, "[x < -2^-960]"),
+        ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's yl_r holds ReLU(y - 2^-960) only)"),
+        ("yl_pos", slots, "[y > 2^-960]"),
+        ("yl_neg", slots, "[y < -2^-960]"),
+        ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
+        ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
+        ("p_x", slots, "sign(N) W: W the other factor scaled by 2^-a, x y = N W 2^E"),
         ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
         ("il_r", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63"),
         ("il_u", slots * inner, "inner ladder: [|N| <= 2^i]"),
         ("il_t", slots * inner, "inner ladder: [|N| > 2^i]"),
-        ("ng_r", slots, "ReLU(-N - 1/2)"),
-        ("ng_u", slots, "[N >= 0]"),
-        ("ng_t", slots, "[N < 0]"),
         ("v", slots, "m - 1.5 2^52, m = |N| 2^(52-i) the integer in (2^52, 2^53]"),
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
@@ -195,9 +208,11 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     return [(prefix + name, size, "temp", doc) for name, size, doc in spec]
 
 
-# Rows the block keeps >= 0 (cleared by one unit instead of two).
-NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t",
-               "ng_r", "ng_u", "ng_t", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+# Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
+# {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
+NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
+               "e16", "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
+               "of_r", "of_u", "of_t", "sn_np", "sn_nn")
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -264,7 +279,9 @@ class ProductBlock:
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
         """The band ladders' distances, closed (0, as for x = y = 0) where an ``off`` row is 1: then
         nothing after this layer depends on x or y, and an engine that follows changes does not
-        recompute the block. Open, the added terms are exact zeros."""
+        recompute the block. Open, the added terms are exact zeros. The lowest threshold keeps its
+        two sides apart (ReLU(f - tau) in the ladder's row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``):
+        outer ladder B reads the factor's sign from them."""
         closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
             for factor in "xy":
@@ -273,15 +290,32 @@ class ProductBlock:
                     tau = 2.0 ** (OUTER_STEP * j)
                     out = self.band(factor, "r", k, j)
                     threshold_distance(ffn, {**terms, **closed}, tau, out)
-                    threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, out)
+                    below = self.r(f"{factor}l_n", k) if j == OUTER_LO else out
+                    threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, below)
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
+        """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
+        threshold's unit (u = ReLU(1 - G r), exactly 0 or 1) also adds c u to it, and its bias is the
+        constant, with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (_exponent16; small
+        integers, so every partial sum is exact in any order). The exponent rows then read one row,
+        not every t.
+
+        The factor's sign beside them: ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960] from the two
+        sides of the lowest threshold (a factor that is N is never in the bottom band)."""
         for k in range(self.slots):
+            terms, constant = self._exponent16(k)
+            e16 = self.r("e16", k)
             for factor in "xy":
                 for j in BANDS:
                     tau = 2.0 ** (OUTER_STEP * j)
-                    threshold_indicators(ffn, self.band(factor, "r", k, j), tau, self.band(factor, "u", k, j),
-                                         self.band(factor, "t", k, j))
+                    u, t = self.band(factor, "u", k, j), self.band(factor, "t", k, j)
+                    constant += terms.get(t, 0.0)
+                    distance = [self.band(factor, "r", k, j)] + ([self.r(f"{factor}l_n", k)] if j == OUTER_LO else [])
+                    threshold_indicators(ffn, distance, tau, u, t, {e16: terms.get(u, 0.0) - terms.get(t, 0.0)})
+                tau = 2.0 ** (OUTER_STEP * OUTER_LO)
+                for side, distance in (("pos", self.band(factor, "r", k, OUTER_LO)), ("neg", self.r(f"{factor}l_n", k))):
+                    threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
+            ffn.bias(e16, constant - E_IDLE16)
 
     def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
         """E / 16 = (a(x) + a(y)) / 16 as terms of the 0/1 ladder rows and a constant (integers)."""
@@ -296,18 +330,23 @@ class ProductBlock:
         off = list(self.off)
         for k in range(self.slots):
             x, y = self.x_terms(k), self.y_terms(k)
-            n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
+            n_out, p_x = {self.r("p_y", k): 1.0}, self.r("p_x", k)
             y_bottom, y_banded = self.band("y", "t", k, OUTER_LO), self.band("y", "u", k, OUTER_LO)
             x_bottom, x_banded = self.band("x", "t", k, OUTER_LO), self.band("x", "u", k, OUTER_LO)
+            # |N| into p_y, sign(N) W into p_x (N's factor is never in the bottom band: its sign rows decide)
+            signs = {f: ((self.r(f"{f}l_neg", k), 1.0), (self.r(f"{f}l_pos", k), -1.0)) for f in "xy"}
             for j in BANDS:
                 e = -OUTER_STEP * j
-                scaled_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
-                scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
-                scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
-            scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded] + off, w_out)
-            scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded] + off, w_out)
+                scaled_abs_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
+                for closed, sign in signs["y"]:
+                    scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_banded, closed] + off, {p_x: sign})
+                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
+            for closed, sign in signs["y"]:
+                scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded, closed] + off, {p_x: sign})
+            for closed, sign in signs["x"]:
+                scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
             # the exponent rows: [E = v] = ReLU(D + 1) - 2 ReLU(D) + ReLU(D - 1), D = (E - v) / 16 an integer
-            terms, constant = self._exponent16(k)
+            terms, constant = {self.r("e16", k): 1.0}, float(E_IDLE16)  # E / 16 (outer ladder B)
             sub_off = self.r("sub_off", k)
             ffn.bias(sub_off, 1.0)
             for v in E_VALUES:
@@ -325,16 +364,13 @@ class ProductBlock:
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             p_y = self.r("p_y", k)
-            for i in INNER:
+            for i in INNER:  # p_y = |N| >= 0: one side
                 threshold_distance(ffn, {p_y: 1.0}, 2.0**i, self.il("r", k, i))
-                threshold_distance(ffn, {p_y: -1.0}, 2.0**i, self.il("r", k, i))
-            threshold_distance(ffn, {p_y: -1.0}, 0.5, self.r("ng_r", k))
 
     def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             for i in INNER:
                 threshold_indicators(ffn, self.il("r", k, i), 2.0**i, self.il("u", k, i), self.il("t", k, i))
-            threshold_indicators(ffn, self.r("ng_r", k), 0.5, self.r("ng_u", k), self.r("ng_t", k))
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
         """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (one data term and a constant:
@@ -352,14 +388,10 @@ class ProductBlock:
                     open_.append(self.il("u", k, i))
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
-                positive, negative = open_ + [self.r("ng_t", k)], open_ + [self.r("ng_u", k)]
                 centre = -CENTRE * 2.0 ** (i - 52)
-                scaled_gate(ffn, {p_y: 1.0}, 52 - i, positive, v_out, centre)
-                scaled_gate(ffn, {p_y: -1.0}, 52 - i, negative, v_out, centre)
-                scaled_gate(ffn, {p_x: 1.0}, i - 52, positive, xs_out)
-                scaled_gate(ffn, {p_x: -1.0}, i - 52, negative, xs_out)
-                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, positive, c_out)
-                scaled_gate(ffn, {p_x: -VELTKAMP}, i - 52, negative, c_out)
+                scaled_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out, centre)
+                scaled_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)
+                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
                     ffn.bias(self.r(f"p_{part}", k, j, DIGITS), 1.0 - MAGIC)

@@ -10,9 +10,10 @@
     4      ReLU       ladder A   ReLU(|f| - tau_j) for both factors of every product slot and the
                                  tables' input; single thresholds (exp's range, sigmoid's clamp,
                                  sign); the flag's exact sign, part A (closed when flag = dst)
-    5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j]; the flag's sign, B
-    6      ReLU       normalise  exact power-of-two splits: the product's N, W in (1, 2^64] (and the
-                                 rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
+    5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
+                                 E / 16 and each factor's sign); the flag's sign, B
+    6      ReLU       normalise  exact power-of-two splits: the product's |N| in (1, 2^64] and
+                                 sign(N) W (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
                                  sigmoid's y = min(|x|, 22) and min(x, 0)
     7-19   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.machines.fleq.product: inner ladder A, B, split,
