@@ -17,7 +17,8 @@ import pytest
 from fleqc.machines.fleq.product import STAGES, multiplier, tree_layers
 from fleqc.machines.fleq.functions import matmul, pairwise_sum, product, product_error
 from fleqc.machines.fleq.windows import MULERR_B, SMALL_X
-from fleqc.transformer.executor import forward, stepper
+from fleqc.transformer.executor import forward
+from tests.support.fleq_checks import run_multiplier
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
@@ -47,24 +48,6 @@ def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
                         near_a, np.repeat(special, len(special_b))])
     b = np.concatenate([b, ties_b * np.ldexp(1.0, rng.integers(-90, 90, k)), near_b, np.tile(special_b, len(special))])
     return a, b
-
-
-def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> tuple[np.ndarray, np.ndarray]:
-    """The block's (product, error) rows for the pairs (a, b), one column each."""
-    with np.errstate(over="ignore", under="ignore"):
-        assert np.all(np.abs(a * b) <= 2.0**1000)
-    model, rows, _ = multiplier(1)
-    X = np.zeros((model.width, a.size))
-    X[rows["one"][0]] = 1.0
-    X[rows["x"][0]], X[rows["y"][0]] = a, b
-    if engine == "dense":
-        Y = forward(model, X)
-    else:
-        loop = stepper(model, X, engine=engine)
-        loop.step()
-        Y = np.array(loop.X)
-    assert np.all(np.isfinite(Y))
-    return Y[rows["product"][0]], Y[rows["error"][0]]
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> None:

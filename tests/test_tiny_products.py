@@ -13,9 +13,8 @@ import pytest
 import fleqc
 from fleqc.machines import program_to_card, weights_for
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, matmul, product
-from fleqc.machines.fleq.product import multiplier
-from fleqc.transformer.executor import forward, stepper
-from tests.support.fleq_checks import assert_fleq_lockstep
+from fleqc.transformer.executor import forward
+from tests.support.fleq_checks import assert_fleq_lockstep, run_multiplier
 
 T = 2.0**-1074  # the smallest subnormal
 N = 2.0**-1022  # the smallest normal
@@ -84,17 +83,8 @@ def test_the_reference_is_ieee():
 
 @pytest.mark.parametrize("engine", ["dense", "incremental"])
 def test_the_product_block_is_ieee(engine):
-    model, rows, _ = multiplier(1)
     a, b = np.concatenate([A, B, -A]), np.concatenate([B, A, B])
-    X = np.zeros((model.width, a.size))
-    X[rows["one"][0]], X[rows["x"][0]], X[rows["y"][0]] = 1.0, a, b
-    if engine == "dense":
-        Y = forward(model, X)
-    else:
-        loop = stepper(model, X, engine=engine)
-        loop.step()
-        Y = np.array(loop.X)
-    got = Y[rows["product"][0]]
+    got, _ = run_multiplier(a, b, engine)
     differ = np.flatnonzero(bits(got) != bits(ieee(a, b)))
     assert differ.size == 0, [(a[k], b[k], ieee(a[k], b[k]), got[k]) for k in differ]
 
