@@ -91,7 +91,7 @@ def _leave(code) -> None:
     """End the process with the command's status once its output is out: stdout and stderr
     flushed, the atexit handlers run, then ``os._exit``. The interpreter's own teardown (freeing
     every module, numba's compiled kernels and their LLVM engines one object at a time) took 0.1-0.3 s
-    after a command that ran the incremental engine had finished (issue 25); every file a command
+    after a command that ran the incremental engine had finished; every file a command
     writes is closed before it returns (fleqc.safe_io), so the teardown had nothing left to do."""
     import atexit
     import os
@@ -131,7 +131,7 @@ def _run() -> None:
     try:
         from fleqc.threads import pin_blas_threads
 
-        pin_blas_threads()  # before numpy loads: it would start a BLAS thread per core (start-up, issue 25)
+        pin_blas_threads()  # before numpy loads: it would start a BLAS thread per core (start-up)
         from fleqc.cli import main as cli
 
         cli(prog_name="fleqc")

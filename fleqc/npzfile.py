@@ -63,7 +63,7 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
         raise bad(f"a bare .npy array, not an .npz archive; a fleqc {what} is an .npz")
     if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise bad(f"not an .npz archive (a zip of .npy arrays); a fleqc {what} is one")
-    import zipfile  # here, not at the top: only reading a card or weights file needs it (start-up, issue 25)
+    import zipfile  # here, not at the top: only reading a card or weights file needs it (start-up)
 
     try:
         with zipfile.ZipFile(path) as archive:

@@ -133,7 +133,7 @@ def write_named_atomically(path: str | os.PathLike, write: Callable[[str], None]
 
 @contextlib.contextmanager
 def _temporary_next_to(path: str | os.PathLike, inputs: tuple) -> Iterator[tuple[int, str]]:
-    import tempfile  # here, not at the top: only a command that writes a file needs it (start-up, issue 25)
+    import tempfile  # here, not at the top: only a command that writes a file needs it (start-up)
 
     path = check_output(path, inputs)
     folder = path.parent if str(path.parent) else Path(".")

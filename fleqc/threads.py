@@ -6,7 +6,7 @@ On a busy 2-core machine numpy's default BLAS threading made runs 4-10x slower (
 
 The ``fleqc`` command also starts OpenBLAS with that many threads (:func:`pin_blas_threads`, before
 numpy is imported): numpy's import otherwise starts one BLAS thread per core, which on a busy
-2-core machine cost 30-60 ms of every command's start-up (issue 25) for threads fleqc never uses.
+2-core machine cost 30-60 ms of every command's start-up (start-up) for threads fleqc never uses.
 """
 
 from __future__ import annotations

@@ -248,7 +248,7 @@ def run(target: Path, backend: str, device: Optional[str], mode: str, max_steps:
 
 def run_in_lockstep(ctx: click.Context, subject: Any, backends: str, max_steps: int, **settings: Any) -> Result:
     """``--lockstep``: the run on several backends at once (fleqc.lockstep); a difference exits 4."""
-    from fleqc.lockstep import LockstepMismatch, run_lockstep  # here: only --lockstep needs it (start-up, issue 25)
+    from fleqc.lockstep import LockstepMismatch, run_lockstep  # here: only --lockstep needs it (start-up)
 
     clashing = [f"--{name.replace('_', '-')}" for name in ("backend", "engine", "dense", "stats", "trace",
                                                            "trace_json", "report", "weights", "device")
@@ -319,7 +319,7 @@ def chosen_labels(memory: dict, names: str) -> dict:
     chosen = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in memory]
     if unknown:
-        import difflib  # here: only this error's hint needs it (start-up, issue 25)
+        import difflib  # here: only this error's hint needs it (start-up)
 
         close = difflib.get_close_matches(unknown[0], list(memory), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -19,13 +19,13 @@ from fleqc.safe_io import check_outputs, write_atomically
 def load_weights_file(path: Path):
     """A weights file by its suffix: ``.safetensors`` (fleqc.interop) or fleqc's own ``.npz``."""
     if Path(path).suffix == ".safetensors":
-        # here, not at the top: safetensors (an extra) only for such a file (start-up, issue 25)
+        # here, not at the top: safetensors (an extra) only for such a file (start-up)
         from fleqc.interop import require
         from fleqc.interop.safetensors_io import load_safetensors
 
         require("safetensors")
         return load_safetensors(path)
-    from fleqc.transformer.weights_io import load_weights  # here: only --weights needs it (start-up, issue 25)
+    from fleqc.transformer.weights_io import load_weights  # here: only --weights needs it (start-up)
 
     return load_weights(path)
 
@@ -34,14 +34,14 @@ def save_weights_file(model, path: Path, inputs=()) -> None:
     """Write weights by the suffix: ``.safetensors`` (with the row labels and machine in the header)
     or fleqc's own ``.npz``; under fleqc's output policy (fleqc.safe_io), never over one of ``inputs``."""
     if Path(path).suffix == ".safetensors":
-        # here, not at the top: safetensors (an extra) only for such a file (start-up, issue 25)
+        # here, not at the top: safetensors (an extra) only for such a file (start-up)
         from fleqc.interop import require
         from fleqc.interop.safetensors_io import save_safetensors
 
         require("safetensors")
         save_safetensors(model, path, inputs)
         return
-    from fleqc.transformer.weights_io import save_weights  # here: only fleqc weights needs it (start-up, issue 25)
+    from fleqc.transformer.weights_io import save_weights  # here: only fleqc weights needs it (start-up)
 
     save_weights(model, path, inputs)
 
@@ -87,7 +87,7 @@ def export_command(onnx_path: Optional[Path], loop: bool, fused_softmax: bool, m
 
 def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, columns, sizes, weights,
             card, hf_dir=None) -> None:
-    from fleqc.interop import require  # here: fleqc.interop only for export (start-up, issue 25)
+    from fleqc.interop import require  # here: fleqc.interop only for export (start-up)
 
     if onnx_path is None and safetensors_path is None and hf_dir is None:
         raise click.UsageError("say what to write: --onnx FILE, --safetensors FILE and/or --hf DIR")
@@ -113,7 +113,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
                                "mode only")
     if onnx_path is not None:
         require("onnx")
-        from fleqc.interop import onnx_export  # here: onnx (an extra) loads slowly (start-up, issue 25)
+        from fleqc.interop import onnx_export  # here: onnx (an extra) loads slowly (start-up)
 
         proto = (onnx_export.loop_model if loop else onnx_export.pass_model)(model, mode, fused_softmax)
         write_atomically(onnx_path, lambda f: f.write(onnx_export.serialize(proto)), inputs)
@@ -122,7 +122,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
                    f"d={model.width}, {model.parameter_count():,} parameters; operators: {ops}")
     if safetensors_path is not None:
         require("safetensors")
-        from fleqc.interop.safetensors_io import save_safetensors  # here: an extra (start-up, issue 25)
+        from fleqc.interop.safetensors_io import save_safetensors  # here: an extra (start-up)
 
         save_safetensors(model, safetensors_path, inputs)
         click.echo(f"wrote {safetensors_path}: {what}, {len(model.layers)} layers, d={model.width} labelled rows, "
@@ -133,7 +133,7 @@ def _export(onnx_path, loop, fused_softmax, mode, safetensors_path, machine, col
 
 def write_model_folder(model: Any, folder: Path, what: str) -> None:
     """``--hf DIR``: the weights as model.safetensors, with config.json and a model card beside them."""
-    # here, not at the top: only --hf needs them, safetensors an extra (start-up, issue 25)
+    # here, not at the top: only --hf needs them, safetensors an extra (start-up)
     from fleqc.interop import require
     from fleqc.interop.model_card import config_json, model_card
     from fleqc.interop.safetensors_io import save_safetensors

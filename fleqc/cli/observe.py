@@ -40,7 +40,7 @@ def watch_run(run: Run, max_steps: int, *, trace: bool, trace_json: Optional[Pat
             on_count = progress.PipeStatus(max_steps=max_steps, name=Path(run.source_name).name).tick
         if not (trace or trace_json or report):
             return run.finish(max_steps, on_count=on_count)
-        from fleqc.observe.trace import TraceWriter  # here: only a traced run needs it (start-up, issue 25)
+        from fleqc.observe.trace import TraceWriter  # here: only a traced run needs it (start-up)
 
         json_file = stack.enter_context(atomic_output(trace_json, inputs, text=True)) if trace_json else None
         to_stderr = as_json or run.machine.streams_output  # stdout is the JSON document, or the program's output
@@ -81,7 +81,7 @@ def disasm(card_path: Path, output: Optional[Path]) -> None:
     hidden cells under their own names, nothing added, the card's size):
     fleqc disasm CARD | fleqc build - -o AGAIN.npz
     """
-    from fleqc.observe.disasm import disassemble  # here: only disasm needs it (start-up, issue 25)
+    from fleqc.observe.disasm import disassemble  # here: only disasm needs it (start-up)
 
     inputs = input_files(card_path)
     if output is not None:
@@ -126,7 +126,7 @@ def show(target: Path, output: Path, step: int, layer: Optional[int], max_heads:
 
     Needs matplotlib: pip install 'fleqc[plot]'.
     """
-    # here, not at the top: only show needs them (matplotlib is loaded later still; start-up, issue 25)
+    # here, not at the top: only show needs them (matplotlib is loaded later still; start-up)
     from fleqc.observe import show as pictures
     from fleqc.observe.attention import attention_layers, attention_maps
 
@@ -183,14 +183,14 @@ def debug(target: Path, backend: str, mode: str, breaks: tuple[str, ...], watche
     watch LABEL makes a watchpoint: continue and next stop after a step that changes it.
     Needs textual: pip install 'fleqc[debug]'.
     """
-    import importlib.util  # here: only debug looks for textual (start-up, issue 25)
+    import importlib.util  # here: only debug looks for textual (start-up)
 
     if importlib.util.find_spec("textual") is None:
         raise click.ClickException("the debugger needs textual: pip install 'fleqc[debug]'")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):  # the screen would wait for keys forever
         raise click.UsageError("the debugger is interactive and needs a terminal; in a pipe, "
                                "`fleqc run --trace` prints every step")
-    from fleqc.observe.debug import Debugger, make_app  # here: only debug needs it (start-up, issue 25)
+    from fleqc.observe.debug import Debugger, make_app  # here: only debug needs it (start-up)
 
     subject = load_target(target, sizes)
     streams = machine_of(subject).streams_output

@@ -2,7 +2,7 @@
 each machine states its options as data (:class:`fleqc.machines.base.MachineOption`); here they
 become click options, shared by ``build``, ``run``, ``weights``, ``export``, ``show`` and ``debug``.
 They are read from the registry's plain data (:func:`fleqc.machines.about`), which imports no
-machine package: the command line starts without loading every machine (issue 25)."""
+machine package: the command line starts without loading every machine (start-up)."""
 
 from __future__ import annotations
 

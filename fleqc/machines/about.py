@@ -3,7 +3,7 @@ its title, default columns, file suffixes, whether it reads the FLEQ language, a
 adds (``--bits``, ``--cell``, ``--memory``, ``--input``). Here, so that ``fleqc --help`` and
 ``fleqc run prog.fleq`` build their click options and pick a file's machine without importing every
 machine package (their weight recipes, reference interpreters and card codecs: tens of
-milliseconds of start-up, issue 25). Each machine's class takes these values from here (one
+milliseconds of start-up). Each machine's class takes these values from here (one
 home); fleqc.machines.about_machine gives the same for a machine registered without an entry here
 (by importing it). tests/test_machines.py checks that every entry agrees with its machine.
 """

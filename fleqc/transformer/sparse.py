@@ -62,7 +62,7 @@ def _finite(A: np.ndarray) -> bool:
 
 def _distinct(counts: np.ndarray) -> np.ndarray:
     """The distinct values of ``counts`` (nonnegative integers), ascending: np.unique's answer
-    without its first call importing numpy.ma (7 ms of every command's start-up, issue 25)."""
+    without its first call importing numpy.ma (7 ms of every command's start-up)."""
     return np.flatnonzero(np.bincount(counts)) if len(counts) else np.zeros(0, dtype=np.intp)
 
 

@@ -135,7 +135,7 @@ CACHE_VERSION = 1
 
 def cached_build(config, build: Callable[[], LoopedTransformer]) -> LoopedTransformer:
     """``build()``, the weights of the machine ``config``, kept in the user's cache folder
-    (fleqc.safe_io.cache_folder("weights")) and read back by later processes (issue 25: the FLEQ
+    (fleqc.safe_io.cache_folder("weights")) and read back by later processes (the FLEQ
     machine builds in about 0.1 s and reads back in a few ms).
 
     The file is named by a hash of the configuration and of :func:`code_digest` (every source file

@@ -1,5 +1,5 @@
 """A correctly rounded product x * y of any two finite factors, and sums of such products in a
-stated order, from ReLU feed-forward layers only (issues 13 and 26).
+stated order, from ReLU feed-forward layers only.
 
 The block computes integer arithmetic that a feed-forward layer performs without rounding, followed
 by exactly one IEEE rounding, so the result is ``fl(x * y)``, bit for bit what numpy's ``x * y`` gives,

@@ -1,6 +1,6 @@
 """recip, sqrt, log, exp and sigmoid as the FLEQ machine defines them: linear interpolation in a
 table, computed without rounding, so the reference interpreter and every engine of the transformer
-agree bit for bit (issue 13). exp's range reduction and sigmoid (e^z, z from a table of
+agree bit for bit. exp's range reduction and sigmoid (e^z, z from a table of
 log(1 + e^-y)) are at the end of this module.
 
 For x inside the window 2^-81 < |x| <= 2^81::
