@@ -65,7 +65,9 @@ def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, time
     # the first engine of a process loads the kernels it runs, or compiles them under one notice
     # (the compiled loop's when the engine first runs it)
     ensure_ready("step", "timed") if timed else ensure_ready("step")
-    return IncrementalEngine(model, X, mode, timed=timed)
+    engine = IncrementalEngine(model, X, mode, timed=timed)
+    engine.before_loop = lambda: ensure_ready("loop")
+    return engine
 
 
 class AutoLoop:

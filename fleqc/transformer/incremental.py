@@ -295,6 +295,9 @@ class IncrementalEngine:
     ``timed`` measures time per layer (one compiled call per layer instead of one per pass).
     """
 
+    # called before the compiled loop first runs (the executor loads its kernels under one notice)
+    before_loop = None
+
     def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode = "softmax", timed: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown attention mode {mode!r}; use one of {MODES}")
@@ -481,9 +484,8 @@ class IncrementalEngine:
         """
         if self._dense is not None or self._first or self._pending is not None or self.timed or max_passes <= 0:
             return None
-        from fleqc.transformer.warm import ensure_ready  # (warm imports this module)
-
-        ensure_ready("loop")  # the compiled loop's kernels, under one notice, the first time in a process
+        if self.before_loop is not None:  # the compiled loop's kernels, under one notice, the first time
+            self.before_loop()  # (fleqc.transformer.executor hands in warm.ensure_ready: warm imports this module)
         if self._cold:
             self._cold = 0
             with compiling():
