@@ -192,7 +192,6 @@ class Run:
         self.model: Optional[LoopedTransformer] = None
         self.X: Optional[np.ndarray] = None
         self._stats: Any = None
-        self._blas_chosen = False  # inside chosen_blas_threads already (advance): no pass enters it again
         if isinstance(target, Card):
             if validate or self.backend == "reference":
                 self._program, pc = validate_card(target)
@@ -331,23 +330,20 @@ class Run:
         halted. ``on_X(step, X)`` (transformer backends) sees X after each pass; ``on_count(steps)``
         only the count (no event is decoded unless ``on_event`` or ``stop``).
         """
-        if self.halted or max_steps <= 0:
-            if max_steps == 0 and not self.halted:
-                self._check_halted()
+        if self.halted or max_steps < 0:
             return 0
-        if self.backend == "reference" or self._blas_chosen:
+        if self.backend == "reference":
             return self._advance(max_steps, on_event, stop, on_X, on_count)
         # BLAS limited once for the whole call: threadpoolctl scans the process's libraries each time
         # it is entered (about 0.8 ms, more than a pass of the engine), so never once per pass
         with chosen_blas_threads():
-            self._blas_chosen = True
-            try:
-                return self._advance(max_steps, on_event, stop, on_X, on_count)
-            finally:
-                self._blas_chosen = False
+            return self._advance(max_steps, on_event, stop, on_X, on_count)
 
     def _advance(self, max_steps: int, on_event: Optional[EventHandler], stop: Optional[StopRule],
                  on_X: Optional[Callable[[int, np.ndarray], None]], on_count: Optional[Callable[[int], None]]) -> int:
+        if max_steps == 0:
+            self._check_halted()
+            return 0
         events = on_event is not None or stop is not None
         done = 0
         while done < max_steps:
@@ -415,11 +411,7 @@ class Run:
                     self._loop = stepper(self.model, self.X, self.mode, self.engine, self.timed)
                 else:
                     self._loop = PassStepper(self._interop.pass_numpy, self.X)
-            if self._blas_chosen:
-                changed = self._loop.step()
-            else:
-                with chosen_blas_threads():
-                    changed = self._loop.step()
+            changed = self._loop.step()  # inside advance's chosen_blas_threads
             self._stats = self._loop.stats
             self._pending = (changed, np.array(self._loop.X))
         return self._pending
