@@ -16,31 +16,10 @@ from fleqc.machines.subleq.config import SubleqConfig
 from fleqc.machines import weights_for
 from fleqc.transformer.layers import AttentionLayer
 from fleqc.transformer.weights_io import digest, load_weights, save_weights
+from tests.support.weights import assert_same_weights
 
 CONFIGS = [SubleqConfig(columns=32, bits=16), ClassicConfig(bits=16, memory=64, input_tape=8, output_tape=8),
            FleqConfig(columns=64, cell=2)]
-
-
-def _bits(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
-
-
-def _same(a, b) -> None:
-    assert (a.row_labels, a.ternary_rows, a.metadata) == (b.row_labels, b.ternary_rows, b.metadata)
-    for x, y in zip(a.layers, b.layers, strict=True):
-        assert type(x) is type(y)
-        if isinstance(x, AttentionLayer):
-            assert x.head_names == y.head_names
-            for p in ("query", "key", "value", "output"):
-                assert np.array_equal(_bits(getattr(x, p)), _bits(getattr(y, p))), p
-        else:
-            assert x.name == y.name and (x.hidden, x.width) == (y.hidden, y.width)
-            for p in ("b1", "b2"):
-                assert np.array_equal(_bits(getattr(x, p)), _bits(getattr(y, p)))
-            for p in ("w1_sparse", "w2_sparse"):
-                u, v = getattr(x, p), getattr(y, p)
-                assert np.array_equal(u.ptr, v.ptr) and np.array_equal(u.idx, v.idx)
-                assert np.array_equal(_bits(u.val), _bits(v.val))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.kind)
@@ -48,7 +27,7 @@ def test_every_machine_reads_back_bit_for_bit_without_its_dense_matrices(tmp_pat
     model = weights_for(config)
     save_weights(model, tmp_path / "w.npz")
     loaded = load_weights(tmp_path / "w.npz")
-    _same(loaded, model)
+    assert_same_weights(loaded, model)
     assert not any(getattr(layer, "is_dense", False) for layer in loaded.layers)
 
 
@@ -81,7 +60,7 @@ def test_a_dense_version_3_file_still_reads(subleq_file, tmp_path):
     for spec in meta["layers"]:
         spec.pop("shapes", None), spec.pop("shape", None)
     _write(tmp_path / "v3.npz", meta, arrays)
-    _same(load_weights(tmp_path / "v3.npz"), model)
+    assert_same_weights(load_weights(tmp_path / "v3.npz"), model)
 
 
 def _first(kind: str, meta: dict) -> int:
