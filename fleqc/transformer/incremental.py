@@ -369,7 +369,7 @@ class IncrementalEngine:
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_)))
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_), z))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
@@ -391,6 +391,19 @@ class IncrementalEngine:
         for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
             ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
+        # f[17]: per row, the next layer of the same run of feed-forward layers that reads or writes
+        # it (the end of the run + 1 for none): kernels.feed_forward_run keeps each changed row
+        # waiting for that layer
+        following = None
+        for l in reversed(range(len(self.kinds))):
+            if self.kinds[l] != 0:
+                following = None
+                continue
+            if following is None:  # the last layer of a run
+                following = np.full(d, l + 1, np.int64)
+            f = ffns[self.where[l]]
+            ffns[self.where[l]] = f + (following.copy(),)
+            following[(np.diff(f[10]) > 0) | f[14]] = l
         self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.gathers,
                                   self.scratch, self.row_scratch))
         self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)

@@ -696,107 +696,151 @@ def _grow(out_rows, m, extra):
 
 
 @njit(cache=True)
-def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i2, v2, b2, cp1, cu1, cp2, cr2,
-                          is_written, umark, ulist, rmark, rlist, kept):
-    """A feed-forward layer on the columns and rows that changed, on versioned rows (above): the units that read a changed row are
+def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
+    """The feed-forward layers l0 .. l1 (consecutive) on the columns and rows that changed, on
+    versioned rows (above); returns (status, the columns, ptr and rows changed at l1's output).
+
+    A feed-forward layer acts on each column alone: the units that read a changed row are
     recomputed from the rows' current versions, the written rows whose units or input changed are
-    recomputed into their slots dst; a changed row the layer does not write only stays on the list.
-    i1: the slot each nonzero of W1 reads (its row's version at this layer's input). ``kept[c]``:
-    whether H[c] holds column c's hidden units; the first pass keeps none (so H's memory is taken
-    only by the columns that change), and a column's first change recomputes every unit and every
-    written row (against the outputs the first pass left in the slots)."""
+    recomputed into their slots dst; a changed row the layer does not write reaches the next layer
+    as it is. Each changed row of a column waits in the bucket of the next layer of the run that
+    reads or writes it (``f[17]``: per row, the next such layer after this one, l1 + 1 for none;
+    a layer's own readers and writers, ``cp1`` and ``is_written``), so a layer visits only the
+    changed rows it uses, and no list of rows is copied from layer to layer; the last bucket holds
+    the rows that leave the run changed. A written row recomputed to its old value leaves its
+    bucket (later layers read that unchanged version); one that changed joins the bucket of its
+    next user. i1: the slot each nonzero of W1 reads (its row's version at this layer's input).
+    ``kept[c]``: whether H[c] holds column c's hidden units; the first pass keeps none (so H's
+    memory is taken only by the columns that change), and a column's first change at a layer
+    recomputes every unit and every written row (against the outputs the first pass left in the
+    slots)."""
+    umark, ulist, rmark, rlist = rs[0], rs[1], rs[2], rs[3]
     ncols = cols.shape[0]
-    out_cols = np.empty(ncols, np.int64)
-    out_ptr = np.zeros(ncols + 1, np.int64)
-    out_rows = np.empty(max(ptr[ncols], 1) + ncols * 64, np.int64)
-    n_out = 0
-    m = 0
+    end = l1 - l0 + 1  # buckets 0 .. end - 1: the layers of the run; end: the rows that leave it
+    head = np.full((end + 1, ncols), -1, np.int64)  # per bucket and column: its first node (-1: empty)
+    node_row = np.empty(ptr[ncols] + 16 * ncols + 16, np.int64)  # nodes: a row, the next node of its bucket
+    node_next = np.empty(node_row.shape[0], np.int64)
+    n_nodes = 0
+    f = ffns[where[l0]]
+    cp1, is_written, after = f[10], f[14], f[17]
     for k in range(ncols):
-        c = cols[k]
-        hidden = H[c]
-        y = S[c]
-        nu = 0
-        nr = 0
-        start = m
-        out_rows = _grow(out_rows, m, ptr[k + 1] - ptr[k])
-        if not kept[c]:  # every unit (NaN: each differs from its new value, so every written row follows)
-            kept[c] = True
-            for u in range(b1.shape[0]):
-                hidden[u] = np.nan
-                umark[u] = True
-                ulist[nu] = u
-                nu += 1
         for q in range(ptr[k], ptr[k + 1]):
             r = rows[q]
-            for p in range(cp1[r], cp1[r + 1]):
-                u = cu1[p]
-                if not umark[u]:
+            b = 0 if cp1[r + 1] > cp1[r] or is_written[r] else after[r] - l0
+            node_row[n_nodes] = r
+            node_next[n_nodes] = head[b, k]
+            head[b, k] = n_nodes
+            n_nodes += 1
+    for l in range(l0, l1 + 1):
+        j = l - l0
+        f = ffns[where[l]]
+        p1, v1, b1, p2, i2, v2, b2, H = f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[9]
+        cp1, cu1, cp2, cr2, is_written, i1, kept, after = f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17]
+        s_src, s_dst = src[l], dst[l]
+        for k in range(ncols):
+            node = head[j, k]
+            if node < 0:  # no row this layer reads or writes changed in this column
+                continue
+            head[j, k] = -1
+            c = cols[k]
+            hidden = H[c]
+            y = S[c]
+            nu = 0
+            nr = 0
+            if not kept[c]:  # every unit (NaN: each differs from its new value, so every written row follows)
+                kept[c] = True
+                for u in range(b1.shape[0]):
+                    hidden[u] = np.nan
                     umark[u] = True
                     ulist[nu] = u
                     nu += 1
-            if is_written[r]:
-                if not rmark[r]:
-                    rmark[r] = True
-                    rlist[nr] = r
-                    nr += 1
-            else:
-                out_rows[m] = r
-                m += 1
-        bad = False
-        for i in range(nu):
-            u = ulist[i]
-            umark[u] = False
-            if bad:
-                continue
-            s = 0.0
-            for p in range(p1[u], p1[u + 1]):
-                s += v1[p] * y[i1[p]]
-            s += b1[u]
-            if s > 0.0:
-                if s == np.inf:
+            while node >= 0:
+                following = node_next[node]
+                r = node_row[node]
+                for p in range(cp1[r], cp1[r + 1]):
+                    u = cu1[p]
+                    if not umark[u]:
+                        umark[u] = True
+                        ulist[nu] = u
+                        nu += 1
+                if is_written[r]:
+                    if not rmark[r]:
+                        rmark[r] = True
+                        rlist[nr] = r
+                        nr += 1
+                else:  # unchanged by this layer: on to its next user
+                    b = after[r] - l0
+                    node_next[node] = head[b, k]
+                    head[b, k] = node
+                node = following
+            bad = False
+            for i in range(nu):
+                u = ulist[i]
+                umark[u] = False
+                if bad:
+                    continue
+                s = 0.0
+                for p in range(p1[u], p1[u + 1]):
+                    s += v1[p] * y[i1[p]]
+                s += b1[u]
+                if s > 0.0:
+                    if s == np.inf:
+                        bad = True
+                        continue
+                    hv = s
+                elif s <= 0.0:
+                    hv = 0.0
+                else:
                     bad = True
                     continue
-                hv = s
-            elif s <= 0.0:
-                hv = 0.0
-            else:
-                bad = True
-                continue
-            if hv != hidden[u]:
-                hidden[u] = hv
-                for p in range(cp2[u], cp2[u + 1]):
-                    rr = cr2[p]
-                    if not rmark[rr]:
-                        rmark[rr] = True
-                        rlist[nr] = rr
-                        nr += 1
-        if bad:
-            for j in range(nr):
-                rmark[rlist[j]] = False
-            return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-        out_rows = _grow(out_rows, m, nr)
-        for i in range(nr):
-            r = rlist[i]
-            rmark[r] = False
+                if hv != hidden[u]:
+                    hidden[u] = hv
+                    for p in range(cp2[u], cp2[u + 1]):
+                        rr = cr2[p]
+                        if not rmark[rr]:
+                            rmark[rr] = True
+                            rlist[nr] = rr
+                            nr += 1
+            if n_nodes + nr > node_row.shape[0]:  # room for every row this column may change here
+                node_row = _grow(node_row, n_nodes, nr)
+                node_next = _grow(node_next, n_nodes, nr)
+            for i in range(nr):
+                r = rlist[i]
+                rmark[r] = False
+                if bad:
+                    continue
+                s = 0.0
+                for p in range(p2[r], p2[r + 1]):
+                    s += v2[p] * hidden[i2[p]]
+                o = y[s_src[r]] + (s + b2[r])
+                if not np.isfinite(o):
+                    bad = True
+                    continue
+                if o != y[s_dst[r]]:  # changed: it waits for its next user
+                    y[s_dst[r]] = o
+                    b = after[r] - l0
+                    node_row[n_nodes] = r
+                    node_next[n_nodes] = head[b, k]
+                    head[b, k] = n_nodes
+                    n_nodes += 1
             if bad:
-                continue
-            s = 0.0
-            for p in range(p2[r], p2[r + 1]):
-                s += v2[p] * hidden[i2[p]]
-            o = y[src[r]] + (s + b2[r])
-            if not np.isfinite(o):
-                bad = True
-                continue
-            if o != y[dst[r]]:
-                y[dst[r]] = o
-                out_rows[m] = r
-                m += 1
-        if bad:
-            return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-        if m > start:
-            out_cols[n_out] = c
-            n_out += 1
-            out_ptr[n_out] = m
+                return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
+    out_cols = np.empty(ncols, np.int64)
+    out_ptr = np.zeros(ncols + 1, np.int64)
+    out_rows = np.empty(n_nodes, np.int64)
+    n_out = 0
+    m = 0
+    for k in range(ncols):
+        node = head[end, k]
+        if node < 0:
+            continue
+        while node >= 0:
+            out_rows[m] = node_row[node]
+            m += 1
+            node = node_next[node]
+        out_cols[n_out] = cols[k]
+        n_out += 1
+        out_ptr[n_out] = m
     return OK, out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m]
 
 
@@ -914,11 +958,14 @@ def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
     if cols.shape[0] == 0:
         return OK, cols, ptr, rows
     w = m[1][l]
-    if m[0][l] == 0:
-        f = m[2][w]
-        rs = m[7]
-        return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
-                                     f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
+    kinds = m[0]
+    if kinds[l] == 0:
+        if l > 0 and kinds[l - 1] == 0:  # evaluated with the run of feed-forward layers it belongs to
+            return OK, cols, ptr, rows
+        last = l
+        while last + 1 < kinds.shape[0] and kinds[last + 1] == 0:
+            last += 1
+        return feed_forward_run(l, last, S, src, dst, cols, ptr, rows, m[2], m[1], m[7])
     a = m[3][w]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
                               m[4], m[5], reach, hardmax, slack, m[6], m[7][4])
