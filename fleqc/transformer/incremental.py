@@ -8,6 +8,8 @@ of each column that changed:
 
 - **Feed-forward layers** act on each column alone: only the hidden units that read a changed row
   are recomputed, and only the rows whose units or input changed, through the nonzeros of W1 and W2.
+  Consecutive feed-forward layers run as one, column by column within each layer: a changed row
+  waits for the next layer that reads or writes it, so a layer visits only the changed rows it uses.
 - **Attention layers** keep, per head, every column's query, key and value (like a key-value
   cache), an index of the keys and an index of the queries (:mod:`fleqc.transformer.kernels`: a
   sorted implicit trie searched with exact upper bounds). Columns with identical queries form one
@@ -268,7 +270,11 @@ class ChangedColumns(np.ndarray):
 
 @dataclass
 class EngineStats:
-    """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time."""
+    """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time.
+
+    A run of consecutive feed-forward layers is evaluated as one (``kernels.feed_forward_run``):
+    each of its layers counts the columns the run changed, and with ``timed=True`` its first layer
+    holds the run's time (the others about none)."""
 
     passes: int = 0
     fallbacks: int = 0

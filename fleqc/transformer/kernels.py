@@ -663,7 +663,8 @@ def _sorted_segments(cols, ptr, rows):
 # first pass has already turned any -0.0 of the card into +0.0), so each value is the one the
 # dense pass computes, bit for bit, while no layer copies the rows it does not write and the state
 # takes a few copies of X instead of one per layer; only the lists of changed rows travel from
-# layer to layer. Every value a layer writes is checked finite as it is written (a non-finite
+# layer to layer (within a run of feed-forward layers, not even those: :func:`feed_forward_run`
+# keeps each changed row waiting for the next layer that uses it). Every value a layer writes is checked finite as it is written (a non-finite
 # value anywhere in a column spreads NaN through the dense pass's next products): the pass then
 # stops with NOT_FINITE before the input slots are touched, and the caller redoes it densely.
 
@@ -693,6 +694,9 @@ def _grow(out_rows, m, extra):
         grown[:m] = out_rows[:m]
         return grown
     return out_rows
+
+
+SCAN_SHARE = 8  # a layer's marked units (rows) taken in increasing order when more than 1/8 of them
 
 
 @njit(cache=True)
@@ -734,7 +738,7 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
     for l in range(l0, l1 + 1):
         j = l - l0
         f = ffns[where[l]]
-        p1, v1, b1, p2, i2, v2, b2, H = f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[9]
+        p1, v1, b1, p2, i2, v2, b2, written, H = f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
         cp1, cu1, cp2, cr2, is_written, i1, kept, after = f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17]
         s_src, s_dst = src[l], dst[l]
         for k in range(ncols):
@@ -773,6 +777,12 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
                     node_next[node] = head[b, k]
                     head[b, k] = node
                 node = following
+            if nu * SCAN_SHARE > b1.shape[0]:  # many: in increasing order (the weights read in sequence)
+                nu = 0
+                for u in range(b1.shape[0]):
+                    if umark[u]:
+                        ulist[nu] = u
+                        nu += 1
             bad = False
             for i in range(nu):
                 u = ulist[i]
@@ -804,6 +814,12 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
             if n_nodes + nr > node_row.shape[0]:  # room for every row this column may change here
                 node_row = _grow(node_row, n_nodes, nr)
                 node_next = _grow(node_next, n_nodes, nr)
+            if nr * SCAN_SHARE > written.shape[0]:  # many: in increasing order, as the units above
+                nr = 0
+                for t in range(written.shape[0]):
+                    if rmark[written[t]]:
+                        rlist[nr] = written[t]
+                        nr += 1
             for i in range(nr):
                 r = rlist[i]
                 rmark[r] = False
@@ -1006,7 +1022,7 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 @njit(cache=True)
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
     """The layer's first pass over ``cols`` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
-    layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
+    layer), keeping no hidden units (:func:`feed_forward_run` keeps them as columns change)."""
     kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
