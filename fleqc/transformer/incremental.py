@@ -162,6 +162,15 @@ def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarra
     return _c(tptr), _c(rows[order], np.int64)
 
 
+def _longest_run(kinds: np.ndarray) -> int:
+    """The most consecutive feed-forward layers (kind 0) in ``kinds``."""
+    longest = run = 0
+    for kind in kinds:
+        run = run + 1 if kind == 0 else 0
+        longest = max(longest, run)
+    return longest
+
+
 def _slots(written: list[np.ndarray], d: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The slots of the versioned state (``kernels``, versioned rows) of layers writing the rows
     ``written[l]`` (a mask each): src (L + 1, d), the slot holding row r at layer l's input (src[L]:
@@ -386,8 +395,13 @@ class IncrementalEngine:
         self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
         d = model.width
+        # the units' and rows' marks and lists, attention's column positions, and feed_forward_run's
+        # bucket heads (a bucket per layer of the longest run of feed-forward layers and one more, per
+        # column) and its first pool of nodes
         self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
-                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
+                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64),
+                            np.full((_longest_run(self.kinds) + 1, self.n), -1, np.int64),
+                            np.empty(8 * d + 4096, np.int64))
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
         self.src, self.dst, slots = _slots(written, d)
         # f[15]: the slot each nonzero of W1 reads (versioned rows); f[16]: the columns whose hidden

@@ -718,12 +718,14 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
     memory is taken only by the columns that change), and a column's first change at a layer
     recomputes every unit and every written row (against the outputs the first pass left in the
     slots)."""
-    umark, ulist, rmark, rlist = rs[0], rs[1], rs[2], rs[3]
+    umark, ulist, rmark, rlist, head, pool = rs[0], rs[1], rs[2], rs[3], rs[5], rs[6]
     ncols = cols.shape[0]
     end = l1 - l0 + 1  # buckets 0 .. end - 1: the layers of the run; end: the rows that leave it
-    head = np.full((end + 1, ncols), -1, np.int64)  # per bucket and column: its first node (-1: empty)
-    node_row = np.empty(ptr[ncols] + 16 * ncols + 16, np.int64)  # nodes: a row, the next node of its bucket
-    node_next = np.empty(node_row.shape[0], np.int64)
+    # head[b, k]: the first node of bucket b of the k-th column (-1: empty; every entry is -1
+    # between calls)
+    # the nodes, two entries each: a row, the next node of its bucket (-1: none)
+    need = 2 * (ptr[ncols] + 16 * ncols + 16)
+    nodes = pool if need <= pool.shape[0] else np.empty(need, np.int64)
     n_nodes = 0
     f = ffns[where[l0]]
     cp1, is_written, after = f[10], f[14], f[17]
@@ -731,13 +733,14 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
         for q in range(ptr[k], ptr[k + 1]):
             r = rows[q]
             b = 0 if cp1[r + 1] > cp1[r] or is_written[r] else after[r] - l0
-            node_row[n_nodes] = r
-            node_next[n_nodes] = head[b, k]
+            nodes[2 * n_nodes] = r
+            nodes[2 * n_nodes + 1] = head[b, k]
             head[b, k] = n_nodes
             n_nodes += 1
     for l in range(l0, l1 + 1):
         j = l - l0
-        f = ffns[where[l]]
+        if l > l0:  # (each item taken from the typed list counts a reference to every array in it)
+            f = ffns[where[l]]
         p1, v1, b1, p2, i2, v2, b2, written, H = f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
         cp1, cu1, cp2, cr2, is_written, i1, kept, after = f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17]
         s_src, s_dst = src[l], dst[l]
@@ -759,8 +762,8 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
                     ulist[nu] = u
                     nu += 1
             while node >= 0:
-                following = node_next[node]
-                r = node_row[node]
+                r = nodes[2 * node]
+                following = nodes[2 * node + 1]
                 for p in range(cp1[r], cp1[r + 1]):
                     u = cu1[p]
                     if not umark[u]:
@@ -774,7 +777,7 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
                         nr += 1
                 else:  # unchanged by this layer: on to its next user
                     b = after[r] - l0
-                    node_next[node] = head[b, k]
+                    nodes[2 * node + 1] = head[b, k]
                     head[b, k] = node
                 node = following
             if nu * SCAN_SHARE > b1.shape[0]:  # many: in increasing order (the weights read in sequence)
@@ -811,9 +814,8 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
                             rmark[rr] = True
                             rlist[nr] = rr
                             nr += 1
-            if n_nodes + nr > node_row.shape[0]:  # room for every row this column may change here
-                node_row = _grow(node_row, n_nodes, nr)
-                node_next = _grow(node_next, n_nodes, nr)
+            if 2 * (n_nodes + nr) > nodes.shape[0]:  # room for every row this column may change here
+                nodes = _grow(nodes, 2 * n_nodes, 2 * nr)
             if nr * SCAN_SHARE > written.shape[0]:  # many: in increasing order, as the units above
                 nr = 0
                 for t in range(written.shape[0]):
@@ -835,11 +837,12 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
                 if o != y[s_dst[r]]:  # changed: it waits for its next user
                     y[s_dst[r]] = o
                     b = after[r] - l0
-                    node_row[n_nodes] = r
-                    node_next[n_nodes] = head[b, k]
+                    nodes[2 * n_nodes] = r
+                    nodes[2 * n_nodes + 1] = head[b, k]
                     head[b, k] = n_nodes
                     n_nodes += 1
             if bad:
+                head[:end + 1, :ncols] = -1
                 return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
     out_cols = np.empty(ncols, np.int64)
     out_ptr = np.zeros(ncols + 1, np.int64)
@@ -850,10 +853,11 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
         node = head[end, k]
         if node < 0:
             continue
+        head[end, k] = -1
         while node >= 0:
-            out_rows[m] = node_row[node]
+            out_rows[m] = nodes[2 * node]
             m += 1
-            node = node_next[node]
+            node = nodes[2 * node + 1]
         out_cols[n_out] = cols[k]
         n_out += 1
         out_ptr[n_out] = m
