@@ -717,13 +717,16 @@ def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
     ``kept[c]``: whether H[c] holds column c's hidden units; the first pass keeps none (so H's
     memory is taken only by the columns that change), and a column's first change at a layer
     recomputes every unit and every written row (against the outputs the first pass left in the
-    slots)."""
+    slots). Where more than 1/:data:`SCAN_SHARE` of a layer's units (or of its written rows) are
+    to be recomputed, they are taken in increasing order, so that the weights are read in sequence
+    (the order of the work, not of any sum). Scratch (``rs``): the marks and lists of units and
+    rows, the bucket heads (one row per layer of the longest run, and one more) and a first pool
+    of nodes (a larger one is allocated where a call needs it)."""
     umark, ulist, rmark, rlist, head, pool = rs[0], rs[1], rs[2], rs[3], rs[5], rs[6]
     ncols = cols.shape[0]
     end = l1 - l0 + 1  # buckets 0 .. end - 1: the layers of the run; end: the rows that leave it
     # head[b, k]: the first node of bucket b of the k-th column (-1: empty; every entry is -1
-    # between calls)
-    # the nodes, two entries each: a row, the next node of its bucket (-1: none)
+    # between calls); the nodes, two entries each: a row, the next node of its bucket (-1: none)
     need = 2 * (ptr[ncols] + 16 * ncols + 16)
     nodes = pool if need <= pool.shape[0] else np.empty(need, np.int64)
     n_nodes = 0
