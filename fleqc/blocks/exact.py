@@ -107,6 +107,21 @@ def scaled_abs_gate(
     ffn.unit(_merge({r: -c * inner for r, c in terms.items()}, closed), 0.0, outer)
 
 
+def scaled_positive_gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    exponent: int,
+    notsel: Iterable[int],
+    outputs: Mapping[int, float],
+) -> None:
+    """outputs += coef * 2^exponent * x under a gate, for x = sum terms >= 0 (1 unit: the half of
+    scaled_gate that a nonnegative x can open); no unit can overflow."""
+    inner = 2.0 ** min(exponent, 0)
+    closed = _merge(*({r: -GATE} for r in notsel))
+    ffn.unit(_merge({r: c * inner for r, c in terms.items()}, closed), 0.0,
+             {r: c * 2.0 ** max(exponent, 0) for r, c in outputs.items()})
+
+
 def relu_gate(ffn: FeedForwardBuilder, terms: Mapping[int, float], notsel: Iterable[int], output: int) -> None:
     """output += max(x, 0) if every ``notsel`` row is 0, else 0 (1 unit)."""
     ffn.unit(_merge(terms, *({r: -GATE} for r in notsel)), 0.0, {output: 1.0})

@@ -105,8 +105,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, threshold_above, threshold_distance,
-                                threshold_indicators)
+from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate, threshold_above,
+                                threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
@@ -345,21 +345,33 @@ class ProductBlock:
                 scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded, closed] + off, {p_x: sign})
             for closed, sign in signs["x"]:
                 scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
-            # the exponent rows: [E = v] = ReLU(D + 1) - 2 ReLU(D) + ReLU(D - 1), D = (E - v) / 16 an integer
-            terms, constant = {self.r("e16", k): 1.0}, float(E_IDLE16)  # E / 16 (outer ladder B)
-            sub_off = self.r("sub_off", k)
-            ffn.bias(sub_off, 1.0)
-            for v in E_VALUES:
-                row = self.ne(k, v)
-                ffn.bias(row, 1.0)
-                outputs = {row: 1.0} | ({sub_off: 1.0} if v in SUBNORMAL_E else {})
-                d = constant - v / E_UNIT
-                ffn.unit(terms, d + 1.0, {r: -c for r, c in outputs.items()})
-                ffn.unit(terms, d, {r: 2.0 * c for r, c in outputs.items()})
-                ffn.unit(terms, d - 1.0, {r: -c for r, c in outputs.items()})
-            d = constant - BIG_E / E_UNIT  # [E >= 1008] = ReLU(D + 1) - ReLU(D)
-            ffn.unit(terms, d + 1.0, {self.r("e_big", k): 1.0})
-            ffn.unit(terms, d, {self.r("e_big", k): -1.0})
+            self._exponent_rows(ffn, k)
+
+    def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """The rows ne (1 - [E = v]), sub_off and e_big from the integer e = E / 16 (row e16 and a
+        constant) with units U_c = ReLU(e - c): [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] =
+        U_(c-1) - U_c, one unit per c that some row needs, shared by neighbouring values (every
+        weight and value a small integer: exact in any order). An idle slot (e16 = 0, e = -126)
+        opens no unit."""
+        sub_off, e_big = self.r("sub_off", k), self.r("e_big", k)
+        ffn.bias(sub_off, 1.0)
+        outputs: dict[int, dict[int, float]] = {}  # c -> {row: weight}
+
+        def add(c: int, row: int, weight: float) -> None:
+            outputs.setdefault(c, {})
+            outputs[c][row] = outputs[c].get(row, 0.0) + weight
+
+        for v in E_VALUES:
+            c, row = v // E_UNIT, self.ne(k, v)
+            ffn.bias(row, 1.0)
+            for out in [row] + ([sub_off] if v in SUBNORMAL_E else []):  # -[e = c]
+                add(c - 1, out, -1.0)
+                add(c, out, 2.0)
+                add(c + 1, out, -1.0)
+        add(BIG_E // E_UNIT - 1, e_big, 1.0)  # [e >= 63]
+        add(BIG_E // E_UNIT, e_big, -1.0)
+        for c, weights in sorted(outputs.items()):
+            ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
 
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
@@ -373,8 +385,9 @@ class ProductBlock:
                 threshold_indicators(ffn, self.il("r", k, i), 2.0**i, self.il("u", k, i), self.il("t", k, i))
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
-        """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (one data term and a constant:
-        m - 1.5 2^52 is exact, Sterbenz), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
+        """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
+        is one unit; the constant is the row's bias: m - 1.5 2^52 is exact, Sterbenz; an idle slot,
+        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
         Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52), times W: one
         rounding), so q = C - xs (two terms, exact). The digit rows get their constants 1 -+ M."""
         for k in range(self.slots):
@@ -388,10 +401,10 @@ class ProductBlock:
                     open_.append(self.il("u", k, i))
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
-                centre = -CENTRE * 2.0 ** (i - 52)
-                scaled_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out, centre)
+                scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
                 scaled_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)
                 scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
+            ffn.bias(self.r("v", k), -CENTRE)  # v = m - 1.5 2^52: two nonzero terms, exact
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
                     ffn.bias(self.r(f"p_{part}", k, j, DIGITS), 1.0 - MAGIC)
