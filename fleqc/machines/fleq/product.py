@@ -35,7 +35,8 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     is in (2^-66, 2^128]. The split writes |N| (both halves of the gate added) and sign(N) W (the
     gate of W doubled, closed by N's factor's sign rows: that factor is never in the bottom band),
     so the inner stages need no sign. Beside it, every exponent E the rounding stages tell apart
-    gets a row ``ne`` = 1 - [E = v] (three units on the row E / 16, exact), and ``sub_off`` = 0 iff E is one of
+    gets a row ``ne`` = 1 - [E = v] (units ReLU(E / 16 - c) on the row E / 16, three per value,
+    shared between neighbouring values: exact), and ``sub_off`` = 0 iff E is one of
     the exponents whose results may be subnormal; ``e_big`` = [E >= 1008] (the product beyond 2^1008:
     a fault). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
     (|x y| <= 2^-1920).
