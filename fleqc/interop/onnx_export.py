@@ -20,8 +20,9 @@ fixed by the weights. The operators (ai.onnx, opset 17) are only:
   ``Transpose`` back, ``Add`` (the residual). The sums are the dense product's numbers: every
   partial sum of the machines' products is exact, so neither order nor the zeros left out change
   a bit (tests/test_interop_onnx.py compares every FLEQ pass with numpy's dense pass). The FLEQ
-  machine's feed-forward weights are 99.97 % zeros (n = 128, cell 8: 111 k nonzeros, a 2.9 GB
-  dense form, past protobuf's 2 GB limit on one model); its sparse model is about 10 MB.
+  machine's feed-forward weights are 99.96 % zeros (n = 128, cell 8: 108 k nonzeros, a 2.3 GB
+  dense form, past protobuf's 2 GB limit on one model); its model is about 45 MB, most of it the
+  attention layers' dense weights.
 - feed-forward layer (``feed_forward="dense"``): ``MatMul``, ``Add``, ``Relu``, ``MatMul``,
   ``Add``, ``Add``, with ``layer{i}.w1`` (h, d) ... dense (for small machines only: a model
   file holds at most 2 GB).

@@ -28,7 +28,10 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     0 when both factors are in the bottom band, as when no product is wanted, so the row and the
     exponent units that read it do not change from pass to pass in an idle column). The
     lowest threshold keeps its two sides in two rows, so the second layer also gives the factor's
-    sign, [f > 2^-960] and [f < -2^-960].
+    sign, [f > 2^-960] and [f < -2^-960]. The first layer's distance ReLU(|f| - tau) and the second's
+    indicator [|f| <= tau] share a row: the second layer clears the distance as it writes the
+    indicator (u - r, one of them 0), so the row holds exactly the indicator after it (the inner
+    ladder's rows too).
  2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
     bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
     [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). x y = N W 2^E, exactly, and N W
@@ -151,16 +154,14 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     bands = len(BANDS)
     inner = len(INNER)
     spec = [
-        ("xl_r", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (slot-major)"),
-        ("xl_u", slots * bands, "band ladder of x: [|x| <= 2^64j]"),
+        ("xl_u", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (ladder A), then [|x| <= 2^64j] (slot-major)"),
         ("xl_t", slots * bands, "band ladder of x: [|x| > 2^64j]"),
-        ("yl_r", slots * bands, "band ladder of y: ReLU(|y| - 2^64j)"),
-        ("yl_u", slots * bands, "band ladder of y: [|y| <= 2^64j]"),
+        ("yl_u", slots * bands, "band ladder of y: ReLU(|y| - 2^64j) (ladder A), then [|y| <= 2^64j]"),
         ("yl_t", slots * bands, "band ladder of y: [|y| > 2^64j]"),
-        ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's xl_r holds ReLU(x - 2^-960) only)"),
+        ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's distance row holds ReLU(x - 2^-960) only)"),
         ("xl_pos", slots, "[x > 2^-960]"),
         ("xl_neg", slots, "[x < -2^-960]"),
-        ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's yl_r holds ReLU(y - 2^-960) only)"),
+        ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's distance row holds ReLU(y - 2^-960) only)"),
         ("yl_pos", slots, "[y > 2^-960]"),
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
@@ -169,8 +170,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
-        ("il_r", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63"),
-        ("il_u", slots * inner, "inner ladder: [|N| <= 2^i]"),
+        ("il_u", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63 (ladder A), then [|N| <= 2^i]"),
         ("il_t", slots * inner, "inner ladder: [|N| > 2^i]"),
         ("v", slots, "m - 1.5 2^52, m = |N| 2^(52-i) the integer in (2^52, 2^53]"),
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
@@ -211,9 +211,24 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
-NONNEGATIVE = ("xl_r", "xl_u", "xl_t", "yl_r", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "p_y", "ne", "sub_off", "e_big", "il_r", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
+NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
+               "e16", "p_y", "ne", "sub_off", "e_big", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
                "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+
+
+# The band and inner ladders keep a threshold's distance r = ReLU(|f| - tau) (layer A) and its indicator u =
+# [|f| <= tau] (layer B) in one row: layer B writes u and clears r there.
+_SHARED = {"r": "u"}
+
+
+def _indicators_over_distance(ffn: FeedForwardBuilder, distance: Sequence[int], tau: float, below: int, above: int,
+                              also: Mapping[int, float] | None = None) -> None:
+    """threshold_indicators, with ``below`` the row of ``distance[0]`` (r >= 0, layer A's): one more unit
+    clears r as u is written. The row gets u - r, two terms of which one is 0 (u = 1 iff r = 0: r is 0 or
+    at least ulp(tau)), so it holds exactly u after the layer, as a row of its own would."""
+    assert distance[0] == below
+    threshold_indicators(ffn, list(distance), tau, below, above, also)
+    ffn.unit({below: 1.0}, 0.0, {below: -1.0})
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -252,11 +267,12 @@ class ProductBlock:
         return self.rows[self.prefix + name][slot * per + k]
 
     def band(self, factor: str, part: str, slot: int, j: int) -> int:
-        """Row ``part`` (r, u, t) of threshold 2^(64 j) of the band ladder of ``factor`` (x or y)."""
-        return self.r(f"{factor}l_{part}", slot, j - OUTER_LO, len(BANDS))
+        """Row ``part`` (r, u, t) of threshold 2^(64 j) of the band ladder of ``factor`` (x or y). The
+        distance r and the indicator u share a row (:func:`_indicators_over_distance`)."""
+        return self.r(f"{factor}l_{_SHARED.get(part, part)}", slot, j - OUTER_LO, len(BANDS))
 
     def il(self, part: str, slot: int, i: int) -> int:
-        return self.r(f"il_{part}", slot, i - INNER.start, len(INNER))
+        return self.r(f"il_{_SHARED.get(part, part)}", slot, i - INNER.start, len(INNER))
 
     def ne(self, slot: int, v: int) -> int:
         """The row that is 0 iff the slot's exponent E is v (one of E_VALUES)."""
@@ -312,7 +328,7 @@ class ProductBlock:
                     u, t = self.band(factor, "u", k, j), self.band(factor, "t", k, j)
                     constant += terms.get(t, 0.0)
                     distance = [self.band(factor, "r", k, j)] + ([self.r(f"{factor}l_n", k)] if j == OUTER_LO else [])
-                    threshold_indicators(ffn, distance, tau, u, t, {e16: terms.get(u, 0.0) - terms.get(t, 0.0)})
+                    _indicators_over_distance(ffn, distance, tau, u, t, {e16: terms.get(u, 0.0) - terms.get(t, 0.0)})
                 tau = 2.0 ** (OUTER_STEP * OUTER_LO)
                 for side, distance in (("pos", self.band(factor, "r", k, OUTER_LO)), ("neg", self.r(f"{factor}l_n", k))):
                     threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
@@ -383,7 +399,7 @@ class ProductBlock:
     def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             for i in INNER:
-                threshold_indicators(ffn, self.il("r", k, i), 2.0**i, self.il("u", k, i), self.il("t", k, i))
+                _indicators_over_distance(ffn, [self.il("r", k, i)], 2.0**i, self.il("u", k, i), self.il("t", k, i))
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
         """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
