@@ -11,18 +11,22 @@ fixed by the weights. The operators (ai.onnx, opset 17) are only:
   :func:`fleqc.transformer.executor.attention_weights` computes it) or, with ``fused_softmax``,
   the single ``Softmax`` operator; hardmax is ``ReduceMax``, ``Sub``, ``Equal``, ``Cast``,
   ``ReduceSum``, ``Div``;
-- feed-forward layer (``feed_forward="sparse"``, the default): W1 and W2 as their nonzeros
-  (initializers ``layer{i}.w1.rows`` (nnz, 1) int64, ``.cols`` (nnz,) int64, ``.values``
-  (nnz, 1, 1) float64, the same for ``w2``; ``layer{i}.b1`` (h, 1, 1), ``b2`` (d, 1, 1)), X
-  taken rows first (``Transpose``), each product ``Gather`` (the rows each nonzero reads), ``Mul``
-  (its value), ``ScatterND`` with reduction ``add`` into zeros (``Shape``, ``Concat``,
-  ``ConstantOfShape``); then ``Add`` (b1), ``Relu``, the second product, ``Add`` (b2),
-  ``Transpose`` back, ``Add`` (the residual). The sums are the dense product's numbers: every
-  partial sum of the machines' products is exact, so neither order nor the zeros left out change
-  a bit (tests/test_interop_onnx.py compares every FLEQ pass with numpy's dense pass). The FLEQ
-  machine's feed-forward weights are 99.96 % zeros (n = 128, cell 8: 108 k nonzeros, a 2.3 GB
-  dense form, past protobuf's 2 GB limit on one model); its model is about 45 MB, most of it the
-  attention layers' dense weights.
+- feed-forward layer (``feed_forward="sparse"``, the default): W1 and W2 by their nonzeros, the rows
+  grouped by their number of nonzeros rounded up to a power of two K (:func:`row_buckets`:
+  initializers ``layer{i}.w1.cols{K}`` (rows, K) int64, ``.values{K}`` (rows, K, 1, 1) float64,
+  ``.order`` (h,) int64, the same for ``w2``; ``layer{i}.b1`` (h, 1, 1), ``b2`` (d, 1, 1)), X taken
+  rows first (``Transpose``), each product per group ``Gather`` (the rows its nonzeros read),
+  ``Mul`` (the values), ``ReduceSum`` (over K), then the groups and a row of zeros (``Shape``,
+  ``Concat``, ``ConstantOfShape``) stacked by ``Concat`` and put in order by ``Gather``; then
+  ``Add`` (b1), ``Relu``, the second product, ``Add`` (b2), ``Transpose`` back, ``Add`` (the
+  residual). The sums are the dense product's numbers: every partial sum of the machines'
+  products is exact, so neither order nor the zeros left out change a bit (tests/test_interop_onnx.py
+  compares every FLEQ pass with numpy's dense pass). The FLEQ machine's feed-forward weights are
+  99.96 % zeros (n = 128, cell 8: 108 k nonzeros, a 2.3 GB dense form, past protobuf's 2 GB limit
+  on one model); its model is about 45 MB, most of it the attention layers' dense weights. (A
+  ``ScatterND`` with reduction add would be shorter, but with repeated indices and several threads
+  ONNX Runtime's results varied from run to run: the classic machine's lockstep run differed from
+  numpy's at a different step each time.)
 - feed-forward layer (``feed_forward="dense"``): ``MatMul``, ``Add``, ``Relu``, ``MatMul``,
   ``Add``, ``Add``, with ``layer{i}.w1`` (h, d) ... dense (for small machines only: a model
   file holds at most 2 GB).
@@ -38,14 +42,14 @@ executor: :meth:`~OnnxMachine.pass_numpy`, :meth:`~OnnxMachine.run`, :meth:`~Onn
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
-from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+from fleqc.transformer.layers import AttentionLayer, LoopedTransformer, SparseMatrix
 
 OPSET = 17
 DOUBLE = TensorProto.DOUBLE
@@ -74,15 +78,47 @@ class _Graph:
         return name
 
 
-def sparse_times(g: _Graph, matrix: str, rows: str, X: str, columns: str) -> str:
-    """W X for W stored as its nonzeros (initializers ``{matrix}.rows`` (nnz, 1), ``.cols`` (nnz,),
-    ``.values`` (nnz, 1, 1)) and X rows first (d, batch, n): ``Gather`` the rows of X each nonzero
-    reads, ``Mul`` by the values, ``ScatterND`` (reduction add) into zeros of shape (``rows``,
-    batch, n), the ``columns`` [batch, n]."""
-    terms = g.op("Mul", [g.op("Gather", [X, matrix + ".cols"], "read", axis=0), matrix + ".values"], "terms")
-    zeros = g.op("ConstantOfShape", [g.op("Concat", [rows, columns], "out_shape", axis=0)], "zeros",
+def row_buckets(matrix: SparseMatrix) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], np.ndarray]:
+    """The rows of ``matrix`` grouped by their number of nonzeros, rounded up to a power of two K:
+    per group (K, cols (rows, K), values (rows, K)), padded with a row's own first column and the
+    value 0.0; and ``order`` (h,): row r's place among the groups' rows stacked in order, or their
+    total (a row of zeros) for a row without nonzeros."""
+    counts = np.diff(matrix.ptr)
+    widths = np.where(counts > 0, 1 << np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64), 0)
+    order = np.full(matrix.shape[0], int(np.count_nonzero(counts)), dtype=np.int64)
+    groups, placed = [], 0
+    for width in sorted(set(widths[widths > 0].tolist())):
+        rows = np.flatnonzero(widths == width)
+        cols = np.empty((rows.size, width), dtype=np.int64)
+        values = np.zeros((rows.size, width), dtype=np.float64)
+        for k, r in enumerate(rows):
+            lo, hi = matrix.ptr[r], matrix.ptr[r + 1]
+            cols[k, :] = matrix.idx[lo]
+            cols[k, : hi - lo] = matrix.idx[lo:hi]
+            values[k, : hi - lo] = matrix.val[lo:hi]
+        order[rows] = placed + np.arange(rows.size)
+        placed += rows.size
+        groups.append((int(width), cols, values))
+    return groups, order
+
+
+def sparse_times(g: _Graph, matrix: str, widths: Sequence[int], X: str, columns: str) -> str:
+    """W X for W stored by :func:`row_buckets` (initializers ``{matrix}.cols{K}``, ``.values{K}``
+    (rows, K, 1, 1) per group, ``.order``) and X rows first (d, batch, n): per group ``Gather`` the
+    rows of X its nonzeros read (rows, K, batch, n), ``Mul`` by the values, ``ReduceSum`` over K;
+    the groups' sums and a row of zeros (``Shape``, ``Concat``, ``ConstantOfShape``) stacked
+    (``Concat``) and put in W's row order (``Gather`` by ``order``). Every output row is written
+    once (no scatter, whose adds of repeated indices ONNX Runtime may run on several threads at
+    once), and its sum is the row's terms and exact zeros."""
+    parts = []
+    for width in widths:
+        read = g.op("Gather", [X, f"{matrix}.cols{width}"], "read", axis=0)
+        terms = g.op("Mul", [read, f"{matrix}.values{width}"], "terms")
+        parts.append(g.op("ReduceSum", [terms, "terms_axis"], "sums", keepdims=0))
+    zeros = g.op("ConstantOfShape", [g.op("Concat", ["one_row", columns], "zero_shape", axis=0)], "zero_row",
                  value=numpy_helper.from_array(np.array([0.0])))
-    return g.op("ScatterND", [zeros, matrix + ".rows", terms], "sums", reduction="add")
+    stacked = g.op("Concat", parts + [zeros], "stacked", axis=0)
+    return g.op("Gather", [stacked, f"{matrix}.order"], "rows", axis=0)
 
 
 def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool, feed_forward: str):
@@ -109,17 +145,22 @@ def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool
             g.const(f"layer{i}.w2", layer.w2)
             g.const(f"layer{i}.b2", layer.b2.reshape(-1, 1))
         else:
-            specs.append(("sparse_feed_forward", i, layer.hidden, layer.width))
+            widths = {}
             for name, matrix in (("w1", layer.w1_sparse), ("w2", layer.w2_sparse)):
-                g.const(f"layer{i}.{name}.rows", matrix.row_of_entries().astype(np.int64).reshape(-1, 1))
-                g.const(f"layer{i}.{name}.cols", matrix.idx.astype(np.int64))
-                g.const(f"layer{i}.{name}.values", matrix.val.astype(np.float64).reshape(-1, 1, 1))
+                groups, order = row_buckets(matrix)
+                for width, cols, values in groups:
+                    g.const(f"layer{i}.{name}.cols{width}", cols)
+                    g.const(f"layer{i}.{name}.values{width}", values.reshape(*values.shape, 1, 1))
+                g.const(f"layer{i}.{name}.order", order)
+                widths[name] = [width for width, _, _ in groups]
+            specs.append(("sparse_feed_forward", i, widths))
             g.const(f"layer{i}.b1", layer.b1.reshape(-1, 1, 1))
             g.const(f"layer{i}.b2", layer.b2.reshape(-1, 1, 1))
-            g.const(f"layer{i}.hidden", np.array([layer.hidden], dtype=np.int64))
-            g.const(f"layer{i}.width", np.array([layer.width], dtype=np.int64))
     if not (mode == "softmax" and fused_softmax):
         g.const("keys_axis", np.array([-2], dtype=np.int64))
+    if feed_forward == "sparse":
+        g.const("terms_axis", np.array([1], dtype=np.int64))
+        g.const("one_row", np.array([1], dtype=np.int64))
 
     def weights_over_keys(g: _Graph, scores: str) -> str:
         if mode == "softmax" and fused_softmax:
@@ -153,9 +194,9 @@ def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool
             else:
                 rows_first = g.op("Transpose", [X], "X_rows", perm=[1, 0, 2])  # (d, batch, n)
                 columns = g.op("Shape", [rows_first], "batch_n", start=1)  # [batch, n]
-                pre = sparse_times(g, p + "w1", p + "hidden", rows_first, columns)
+                pre = sparse_times(g, p + "w1", spec[2]["w1"], rows_first, columns)
                 hidden = g.op("Relu", [g.op("Add", [pre, p + "b1"], "pre_b")], "hidden")
-                out = g.op("Add", [sparse_times(g, p + "w2", p + "width", hidden, columns), p + "b2"], "mlp_b")
+                out = g.op("Add", [sparse_times(g, p + "w2", spec[2]["w2"], hidden, columns), p + "b2"], "mlp_b")
                 X = g.op("Add", [X, g.op("Transpose", [out], "mlp_out", perm=[1, 0, 2])], "resid")
         return X
 
