@@ -20,9 +20,9 @@ column per token, so a batch is (B, d, n)):
   FLEQ machine's feed-forward weights are 99.96 % zeros: 108 k nonzeros against 288 M dense entries
   at n = 128, cell 8, a 2.3 GB dense form); their products are ``torch.sparse.mm``. The sums are the
   same numbers as the dense product's: every partial sum of the machines' products is exact, so
-  neither the order nor the zeros left out change a bit (the biases are added as in the dense pass,
-  so a zero's sign is the dense pass's too); tests/test_interop_torch.py compares the passes bit for
-  bit. ``load_state_dict`` takes ``w1``/``w2`` dense (a safetensors file's tensors) or sparse.
+  neither the order nor the zeros left out change a bit (the biases are added after the sums, as
+  in the dense pass; fleqc's sparse path and incremental engine leave the same zeros out);
+  tests/test_interop_torch.py compares the passes bit for bit. ``load_state_dict`` takes ``w1``/``w2`` dense (a safetensors file's tensors) or sparse.
 
 Nothing here knows what the rows mean. ``state_dict()`` names the parameters ``layers.{i}.query``
 and so on, the names of :mod:`fleqc.transformer.weights_io` and of the safetensors files.
