@@ -794,16 +794,22 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
     n_proj, n_touched = _changed_reads(cols, ptr, rows, reads_mask, is_written, sc, where_dirty, proj_cols)
     P = project_versions(S, src, proj_cols[:n_proj], reads, proj[0], proj[1], proj[2])
     n_touched = _heads_update(heads, h0, H, proj_cols[:n_proj], P, dk, dv, reach, hardmax, slack, sc, n_touched)
-    n_all = n_touched + c
-    out_cols = np.empty(n_all, np.int64)
-    out_ptr = np.zeros(n_all + 1, np.int64)
-    out_rows = np.empty(ptr[c] + n_touched * written.shape[0] + 1, np.int64)
+    out_cols, out_ptr, out_rows = _output_space(c, ptr, n_touched, written.shape[0])
     optr, oidx, oval = output
     bad, n_out, m = _write_versions(S, src, dst, cols, ptr, rows, written, is_written, optr, oidx, oval, gathers, h0, H,
                                     dv, sc, n_touched, where_dirty, out_cols, out_ptr, out_rows)
     if bad:
         return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
     return _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m])
+
+
+@njit(cache=True)
+def _output_space(c, ptr, n_touched, n_written):
+    """The arrays :func:`_write_versions` fills: columns, their row pointers, rows (at most every
+    touched column's written rows and every changed column's rows)."""
+    n_all = n_touched + c
+    return (np.empty(n_all, np.int64), np.zeros(n_all + 1, np.int64),
+            np.empty(ptr[c] + n_touched * n_written + 1, np.int64))
 
 
 @njit(cache=True, _nrt=False)
@@ -1064,13 +1070,40 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
     overflow passed ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    m = model[0]
-    L = m[0].shape[0]
+    # the model's tuple taken apart once per call, and each layer run as :func:`_layer` runs it, here
+    # rather than through it: binding the tuple in a call counts a reference to every array in it
+    kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
+    L = kinds.shape[0]
     last = src[L]
     for done in range(max_passes):
         status = OK
         for l in range(L):
-            status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
+            if cols.shape[0] == 0:
+                continue
+            w = where[l]
+            if kinds[l] == 0:
+                f = ffns[w]
+                status, cols, ptr, rows = feed_forward_versions(
+                    S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6], f[7], f[10],
+                    f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
+            else:  # attention_versions' steps, without binding the scratch tuple per layer
+                reads, proj, output, written, dims, reads_mask, is_written = atts[w]
+                H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
+                where_dirty = rs[4]
+                proj_cols = np.empty(cols.shape[0], np.int64)
+                n_proj, n_touched = _changed_reads(cols, ptr, rows, reads_mask, is_written, sc, where_dirty, proj_cols)
+                proj_cols = proj_cols[:n_proj]
+                P = project_versions(S, src[l], proj_cols, reads, proj[0], proj[1], proj[2])
+                n_touched = _heads_update(heads, h0, H, proj_cols, P, dk, dv, reach, hardmax, slack, sc, n_touched)
+                out_cols, out_ptr, out_rows = _output_space(cols.shape[0], ptr, n_touched, written.shape[0])
+                bad, n_out, n_rows = _write_versions(S, src[l], dst[l], cols, ptr, rows, written, is_written, output[0],
+                                                     output[1], output[2], gathers, h0, H, dv, sc, n_touched,
+                                                     where_dirty, out_cols, out_ptr, out_rows)
+                if bad:
+                    status = NOT_FINITE
+                else:
+                    status, cols, ptr, rows = _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1],
+                                                               out_rows[:n_rows])
             if status != OK:
                 break
             counts[l] += cols.shape[0]
