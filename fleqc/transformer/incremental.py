@@ -238,7 +238,7 @@ def _typed(items: list):
 
 
 def gather_view(head: tuple) -> tuple:
-    """The arrays of a head tuple that say each column's result (``kernels._gather`` reads them): the
+    """The arrays of a head tuple that say each column's result (``kernels._gather_column`` reads them): the
     query index's stale flags, leaf of each position and position of each column, the results of
     the queries outside the index and of the groups. The same arrays, not copies."""
     queries = head[K.HD_QUERIES]

@@ -20,6 +20,12 @@ and on the SUBLEQ machine those counts took about a third of a pass. The kernels
 nothing and keep no array beyond the call (the index searches, attention of one query, the head
 update) are compiled without numba's runtime (``_nrt=False``): they only read and write the
 elements of arrays their caller holds, so they need no counts, and they compute the same values.
+Such a kernel can also take the heads from their typed list by iterating it (:func:`_heads_update`,
+:func:`_gather_column`): iteration lends each item, where taking one out by index counts a
+reference to every array in it (about 50 per head and pass); a kernel that takes a typed list has
+no Python entry point (``no_cpython_wrapper``: passing a typed list in from Python needs the
+runtime) and is called from compiled code only. :func:`run_passes` takes the model's tuple apart
+once per call and runs each layer's steps itself, so no array tuple is bound per layer and pass.
 
 Vector index (a tuple of arrays, fields ``IX_*``)
 -------------------------------------------------
