@@ -32,8 +32,9 @@ Vector index (a tuple of arrays, fields ``IX_*``)
 :func:`search` answers "which stored vectors s have s . probe >= threshold" over one vector per
 column (the keys, or the queries, of one head) without scoring every one. The vectors are sorted
 lexicographically over their non-constant components; the sorted array is an implicit trie: at
-depth t a node is a run of vectors that agree on the first t sorted components, and ``ends[t, p]``
-is the end of the depth-(t + 1) run starting at p. A node's bound is the part of the score fixed
+depth t a node is a run of vectors that agree on the first t sorted components, and ``ends[p, t]``
+is the end of the depth-(t + 1) run starting at p (stored by position, as the sorted vectors are:
+a descent reads one row of each near its start). A node's bound is the part of the score fixed
 so far plus, for every later component, the largest contribution any stored value of it can make;
 a node whose bound is below the threshold holds no vector that reaches it and is not entered
 (``slack`` absorbs the rounding of a bound summed in another order). The threshold rises as
@@ -163,7 +164,7 @@ def search(probe, ix, live, threshold, reach, slack, sc):
         m = 0
         p = lo
         while p < hi:  # children: the runs of equal component t inside [lo, hi)
-            e = ends[t, p]
+            e = ends[p, t]
             cb = part + ps[t] * S[p, t]
             if cb + suffix[t + 1] >= floor - tol:
                 ch_lo[m] = p
