@@ -955,6 +955,14 @@ def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack
     return _layer(l, S, cols, ptr, rows, model[0], src, dst, reach, hardmax, slack)
 
 
+@njit(cache=True, inline="always")
+def _feed_forward_layer(S, src, dst, cols, ptr, rows, f, rs):
+    """:func:`feed_forward_versions` on a feed-forward layer's tuple ``f`` and the row scratch ``rs``
+    (inlined where it is called: :func:`_layer`, :func:`run_passes`)."""
+    return feed_forward_versions(S, src, dst, f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6], f[7],
+                                 f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
+
+
 @njit(cache=True)
 def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
     """:func:`layer_versions` on the model's tuple ``m`` = model[0], taken from its typed list once per
@@ -966,10 +974,7 @@ def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
         return OK, cols, ptr, rows
     w = m[1][l]
     if m[0][l] == 0:
-        f = m[2][w]
-        rs = m[7]
-        return feed_forward_versions(S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6],
-                                     f[7], f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
+        return _feed_forward_layer(S, src[l], dst[l], cols, ptr, rows, m[2][w], m[7])
     a = m[3][w]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
                               m[4], m[5], reach, hardmax, slack, m[6], m[7][4])
@@ -1089,10 +1094,7 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
                 continue
             w = where[l]
             if kinds[l] == 0:
-                f = ffns[w]
-                status, cols, ptr, rows = feed_forward_versions(
-                    S, src[l], dst[l], f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6], f[7], f[10],
-                    f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
+                status, cols, ptr, rows = _feed_forward_layer(S, src[l], dst[l], cols, ptr, rows, ffns[w], rs)
             else:  # attention_versions' steps, without binding the scratch tuple per layer
                 reads, proj, output, written, dims, reads_mask, is_written = atts[w]
                 H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
