@@ -28,16 +28,17 @@ def write_npz_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray],
     write_atomically(path, lambda f: save(f, **arrays), inputs)
 
 
-# Entries fleqc writes: float64 arrays and the JSON metadata string; nothing else is read.
+# Entries fleqc writes: float64 arrays, the JSON metadata string and (weights files) the int64
+# positions of nonzeros; nothing else is read.
 _DTYPE_KINDS = "fU"
 _MAX_HEADER = 10_000  # bytes of an .npy header (numpy's own default limit)
-_MAX_ENTRIES = 256
+_MAX_ENTRIES = 4096  # a weights file stores up to 8 entries a layer
 _MAX_TEXT = 256 << 20  # a metadata entry: a card's symbols at n = 65,536 take a few MB
 
 
 def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, what: str,
-             expect: Optional[Callable[[dict[str, np.ndarray], str], Optional[tuple[int, ...]]]] = None
-             ) -> dict[str, np.ndarray]:
+             expect: Optional[Callable[[dict[str, np.ndarray], str], Optional[tuple[int, ...]]]] = None,
+             integers: bool = False) -> dict[str, np.ndarray]:
     """Load the named arrays of an .npz without ever unpickling, turning every failure into FleqError.
 
     Nothing is allocated before it is checked: the file must be a regular file holding a zip
@@ -49,8 +50,10 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
     With ``expect``, only the ``names`` are read, in their order, and ``expect(read_so_far, name)``
     gives the shape the entry must declare (None: any), from what was read before it (a card's X
     from its metadata): an entry whose header claims more than the file's own metadata needs is
-    refused before anything is inflated, whatever memory there is.
+    refused before anything is inflated, whatever memory there is. With ``integers``, entries of
+    integer dtype are read too (a weights file's positions of nonzeros).
     """
+    kinds = _DTYPE_KINDS + ("i" if integers else "")
     path = Path(path)
 
     def bad(why: str) -> FleqError:
@@ -72,13 +75,13 @@ def read_npz(path: str | os.PathLike, names: tuple[str, ...], code: ErrorCode, w
             if missing:
                 raise bad(_missing(archive, entries, what, missing))
             if expect is None:
-                return {name: _read_entry(archive, info, bad) for name, info in entries.items()}
+                return {name: _read_entry(archive, info, bad, kinds=kinds) for name, info in entries.items()}
             for name, info in entries.items():  # every header first, in the file's order (nothing inflated)
                 if name in names:
-                    _read_entry(archive, info, bad, header_only=True)
+                    _read_entry(archive, info, bad, header_only=True, kinds=kinds)
             read: dict[str, np.ndarray] = {}
             for name in names:
-                read[name] = _read_entry(archive, entries[name], bad, expect(read, name))
+                read[name] = _read_entry(archive, entries[name], bad, expect(read, name), kinds=kinds)
             return read
     except FleqError:
         raise
@@ -134,7 +137,8 @@ def _missing(archive: zipfile.ZipFile, entries: dict, what: str, missing: list[s
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad,
-                expected: Optional[tuple[int, ...]] = None, header_only: bool = False) -> Optional[np.ndarray]:
+                expected: Optional[tuple[int, ...]] = None, header_only: bool = False,
+                kinds: str = _DTYPE_KINDS) -> Optional[np.ndarray]:
     """One .npy entry, its header checked against the entry's stored size before reading."""
     with archive.open(info) as f:
         try:
@@ -145,7 +149,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bad,
             raise bad(f"entry {info.filename!r} has a malformed .npy header ({type(exc).__name__}: {exc})") from None
         if dtype.hasobject:
             raise bad("holds pickled Python objects, which fleqc never loads")
-        if dtype.kind not in _DTYPE_KINDS or dtype.fields is not None:
+        if dtype.kind not in kinds or dtype.fields is not None:
             raise bad(f"entry {info.filename!r} has dtype {dtype}; fleqc files hold float64 arrays and strings")
         if expected is not None and tuple(shape) != tuple(expected):
             raise bad(f"entry {info.filename!r} declares shape {tuple(shape)}; its own metadata needs "

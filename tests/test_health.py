@@ -127,8 +127,8 @@ def test_weights_changed_on_disk_are_refused(tmp_path):
     save_weights(weights_for(card.config), path)
     with np.load(path, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
-    arrays["layer1.value"] = arrays["layer1.value"].copy()
-    arrays["layer1.value"][0, 0, np.flatnonzero(arrays["layer1.value"][0, 0])[0]] *= 1.001  # a read head
+    arrays["layer1.value.val"] = arrays["layer1.value.val"].copy()
+    arrays["layer1.value.val"][0] *= 1.001  # a read head's first nonzero
     np.savez(path, **arrays)
     with pytest.raises(FleqError) as error:
         load_weights(path)

@@ -4,7 +4,6 @@ fleqc.frontend.text_to_ast, and Flow's, fleqc.lang.syntax): one home, so both sa
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,6 +31,8 @@ class Sources:
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    import difflib  # here: only a misspelling's hint needs it (start-up: 6 ms)
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -8,6 +8,8 @@ of each column that changed:
 
 - **Feed-forward layers** act on each column alone: only the hidden units that read a changed row
   are recomputed, and only the rows whose units or input changed, through the nonzeros of W1 and W2.
+  Consecutive feed-forward layers run as one, column by column within each layer: a changed row
+  waits for the next layer that reads or writes it, so a layer visits only the changed rows it uses.
 - **Attention layers** keep, per head, every column's query, key and value (like a key-value
   cache), an index of the keys and an index of the queries (:mod:`fleqc.transformer.kernels`: a
   sorted implicit trie searched with exact upper bounds). Columns with identical queries form one
@@ -160,6 +162,15 @@ def _transposed(ptr: np.ndarray, idx: np.ndarray, width: int) -> tuple[np.ndarra
     return _c(tptr), _c(rows[order], np.int64)
 
 
+def _longest_run(kinds: np.ndarray) -> int:
+    """The most consecutive feed-forward layers (kind 0) in ``kinds``."""
+    longest = run = 0
+    for kind in kinds:
+        run = run + 1 if kind == 0 else 0
+        longest = max(longest, run)
+    return longest
+
+
 def _slots(written: list[np.ndarray], d: int) -> tuple[np.ndarray, np.ndarray, int]:
     """The slots of the versioned state (``kernels``, versioned rows) of layers writing the rows
     ``written[l]`` (a mask each): src (L + 1, d), the slot holding row r at layer l's input (src[L]:
@@ -268,7 +279,11 @@ class ChangedColumns(np.ndarray):
 
 @dataclass
 class EngineStats:
-    """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time."""
+    """What the engine did: passes, columns recomputed per layer, fallbacks, index rebuilds, time.
+
+    A run of consecutive feed-forward layers is evaluated as one (``kernels.feed_forward_run``):
+    each of its layers counts the columns the run changed, and with ``timed=True`` its first layer
+    holds the run's time (the others about none)."""
 
     passes: int = 0
     fallbacks: int = 0
@@ -369,7 +384,7 @@ class IncrementalEngine:
         if not ffns:
             z = np.zeros(1, dtype=np.int64)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_)))
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_), z))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
@@ -380,8 +395,13 @@ class IncrementalEngine:
         self.scratch = scratch(self.n, max([len(a[1][0]) - 1 for a in atts] + [1]))
         # everything the compiled pass needs, in one argument (the typed lists inside are shared)
         d = model.width
+        # the units' and rows' marks and lists, attention's column positions, and feed_forward_run's
+        # bucket heads (a bucket per layer of the longest run of feed-forward layers and one more, per
+        # column) and its first pool of nodes
         self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
-                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64))
+                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64),
+                            np.full((_longest_run(self.kinds) + 1, self.n), -1, np.int64),
+                            np.empty(8 * d + 4096, np.int64))
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
         self.src, self.dst, slots = _slots(written, d)
         # f[15]: the slot each nonzero of W1 reads (versioned rows); f[16]: the columns whose hidden
@@ -391,6 +411,19 @@ class IncrementalEngine:
         for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
             ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
+        # f[17]: per row, the next layer of the same run of feed-forward layers that reads or writes
+        # it (the end of the run + 1 for none): kernels.feed_forward_run keeps each changed row
+        # waiting for that layer
+        following = None
+        for l in reversed(range(len(self.kinds))):
+            if self.kinds[l] != 0:
+                following = None
+                continue
+            if following is None:  # the last layer of a run
+                following = np.full(d, l + 1, np.int64)
+            f = ffns[self.where[l]]
+            ffns[self.where[l]] = f + (following.copy(),)
+            following[(np.diff(f[10]) > 0) | f[14]] = l
         self.bundle = K.new_list((self.kinds, self.where, _typed(ffns), _typed(atts), self.heads, self.gathers,
                                   self.scratch, self.row_scratch))
         self.S = np.zeros((self.n, slots))  # the state by column: slots 0 .. d-1 are X (kernels, versioned rows)

@@ -649,7 +649,8 @@ def _sorted_segments(cols, ptr, rows):
 # first pass has already turned any -0.0 of the card into +0.0), so each value is the one the
 # dense pass computes, bit for bit, while no layer copies the rows it does not write and the state
 # takes a few copies of X instead of one per layer; only the lists of changed rows travel from
-# layer to layer. Every value a layer writes is checked finite as it is written (a non-finite
+# layer to layer (within a run of feed-forward layers, not even those: :func:`feed_forward_run`
+# keeps each changed row waiting for the next layer that uses it). Every value a layer writes is checked finite as it is written (a non-finite
 # value anywhere in a column spreads NaN through the dense pass's next products): the pass then
 # stops with NOT_FINITE before the input slots are touched, and the caller redoes it densely.
 
@@ -681,108 +682,174 @@ def _grow(out_rows, m, extra):
     return out_rows
 
 
+SCAN_SHARE = 8  # a layer's marked units (rows) taken in increasing order when more than 1/8 of them
+
+
 @njit(cache=True)
-def feed_forward_versions(S, src, dst, H, cols, ptr, rows, p1, i1, v1, b1, p2, i2, v2, b2, cp1, cu1, cp2, cr2,
-                          is_written, umark, ulist, rmark, rlist, kept):
-    """A feed-forward layer on the columns and rows that changed, on versioned rows (above): the units that read a changed row are
+def feed_forward_run(l0, l1, S, src, dst, cols, ptr, rows, ffns, where, rs):
+    """The feed-forward layers l0 .. l1 (consecutive) on the columns and rows that changed, on
+    versioned rows (above); returns (status, the columns, ptr and rows changed at l1's output).
+
+    A feed-forward layer acts on each column alone: the units that read a changed row are
     recomputed from the rows' current versions, the written rows whose units or input changed are
-    recomputed into their slots dst; a changed row the layer does not write only stays on the list.
-    i1: the slot each nonzero of W1 reads (its row's version at this layer's input). ``kept[c]``:
-    whether H[c] holds column c's hidden units; the first pass keeps none (so H's memory is taken
-    only by the columns that change), and a column's first change recomputes every unit and every
-    written row (against the outputs the first pass left in the slots)."""
+    recomputed into their slots dst; a changed row the layer does not write reaches the next layer
+    as it is. Each changed row of a column waits in the bucket of the next layer of the run that
+    reads or writes it (``f[17]``: per row, the next such layer after this one, l1 + 1 for none;
+    a layer's own readers and writers, ``cp1`` and ``is_written``), so a layer visits only the
+    changed rows it uses, and no list of rows is copied from layer to layer; the last bucket holds
+    the rows that leave the run changed. A written row recomputed to its old value leaves its
+    bucket (later layers read that unchanged version); one that changed joins the bucket of its
+    next user. i1: the slot each nonzero of W1 reads (its row's version at this layer's input).
+    ``kept[c]``: whether H[c] holds column c's hidden units; the first pass keeps none (so H's
+    memory is taken only by the columns that change), and a column's first change at a layer
+    recomputes every unit and every written row (against the outputs the first pass left in the
+    slots). Where more than 1/:data:`SCAN_SHARE` of a layer's units (or of its written rows) are
+    to be recomputed, they are taken in increasing order, so that the weights are read in sequence
+    (the order of the work, not of any sum). Scratch (``rs``): the marks and lists of units and
+    rows, the bucket heads (one row per layer of the longest run, and one more) and a first pool
+    of nodes (a larger one is allocated where a call needs it)."""
+    umark, ulist, rmark, rlist, head, pool = rs[0], rs[1], rs[2], rs[3], rs[5], rs[6]
     ncols = cols.shape[0]
-    out_cols = np.empty(ncols, np.int64)
-    out_ptr = np.zeros(ncols + 1, np.int64)
-    out_rows = np.empty(max(ptr[ncols], 1) + ncols * 64, np.int64)
-    n_out = 0
-    m = 0
+    end = l1 - l0 + 1  # buckets 0 .. end - 1: the layers of the run; end: the rows that leave it
+    # head[b, k]: the first node of bucket b of the k-th column (-1: empty; every entry is -1
+    # between calls); the nodes, two entries each: a row, the next node of its bucket (-1: none)
+    need = 2 * (ptr[ncols] + 16 * ncols + 16)
+    nodes = pool if need <= pool.shape[0] else np.empty(need, np.int64)
+    n_nodes = 0
+    f = ffns[where[l0]]
+    cp1, is_written, after = f[10], f[14], f[17]
     for k in range(ncols):
-        c = cols[k]
-        hidden = H[c]
-        y = S[c]
-        nu = 0
-        nr = 0
-        start = m
-        out_rows = _grow(out_rows, m, ptr[k + 1] - ptr[k])
-        if not kept[c]:  # every unit (NaN: each differs from its new value, so every written row follows)
-            kept[c] = True
-            for u in range(b1.shape[0]):
-                hidden[u] = np.nan
-                umark[u] = True
-                ulist[nu] = u
-                nu += 1
         for q in range(ptr[k], ptr[k + 1]):
             r = rows[q]
-            for p in range(cp1[r], cp1[r + 1]):
-                u = cu1[p]
-                if not umark[u]:
+            b = 0 if cp1[r + 1] > cp1[r] or is_written[r] else after[r] - l0
+            nodes[2 * n_nodes] = r
+            nodes[2 * n_nodes + 1] = head[b, k]
+            head[b, k] = n_nodes
+            n_nodes += 1
+    for l in range(l0, l1 + 1):
+        j = l - l0
+        if l > l0:  # (each item taken from the typed list counts a reference to every array in it)
+            f = ffns[where[l]]
+        p1, v1, b1, p2, i2, v2, b2, written, H = f[0], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]
+        cp1, cu1, cp2, cr2, is_written, i1, kept, after = f[10], f[11], f[12], f[13], f[14], f[15], f[16], f[17]
+        s_src, s_dst = src[l], dst[l]
+        for k in range(ncols):
+            node = head[j, k]
+            if node < 0:  # no row this layer reads or writes changed in this column
+                continue
+            head[j, k] = -1
+            c = cols[k]
+            hidden = H[c]
+            y = S[c]
+            nu = 0
+            nr = 0
+            if not kept[c]:  # every unit (NaN: each differs from its new value, so every written row follows)
+                kept[c] = True
+                for u in range(b1.shape[0]):
+                    hidden[u] = np.nan
                     umark[u] = True
                     ulist[nu] = u
                     nu += 1
-            if is_written[r]:
-                if not rmark[r]:
-                    rmark[r] = True
-                    rlist[nr] = r
-                    nr += 1
-            else:
-                out_rows[m] = r
-                m += 1
-        bad = False
-        for i in range(nu):
-            u = ulist[i]
-            umark[u] = False
-            if bad:
-                continue
-            s = 0.0
-            for p in range(p1[u], p1[u + 1]):
-                s += v1[p] * y[i1[p]]
-            s += b1[u]
-            if s > 0.0:
-                if s == np.inf:
+            while node >= 0:
+                r = nodes[2 * node]
+                following = nodes[2 * node + 1]
+                for p in range(cp1[r], cp1[r + 1]):
+                    u = cu1[p]
+                    if not umark[u]:
+                        umark[u] = True
+                        ulist[nu] = u
+                        nu += 1
+                if is_written[r]:
+                    if not rmark[r]:
+                        rmark[r] = True
+                        rlist[nr] = r
+                        nr += 1
+                else:  # unchanged by this layer: on to its next user
+                    b = after[r] - l0
+                    nodes[2 * node + 1] = head[b, k]
+                    head[b, k] = node
+                node = following
+            if nu * SCAN_SHARE > b1.shape[0]:  # many: in increasing order (the weights read in sequence)
+                nu = 0
+                for u in range(b1.shape[0]):
+                    if umark[u]:
+                        ulist[nu] = u
+                        nu += 1
+            bad = False
+            for i in range(nu):
+                u = ulist[i]
+                umark[u] = False
+                if bad:
+                    continue
+                s = 0.0
+                for p in range(p1[u], p1[u + 1]):
+                    s += v1[p] * y[i1[p]]
+                s += b1[u]
+                if s > 0.0:
+                    if s == np.inf:
+                        bad = True
+                        continue
+                    hv = s
+                elif s <= 0.0:
+                    hv = 0.0
+                else:
                     bad = True
                     continue
-                hv = s
-            elif s <= 0.0:
-                hv = 0.0
-            else:
-                bad = True
-                continue
-            if hv != hidden[u]:
-                hidden[u] = hv
-                for p in range(cp2[u], cp2[u + 1]):
-                    rr = cr2[p]
-                    if not rmark[rr]:
-                        rmark[rr] = True
-                        rlist[nr] = rr
+                if hv != hidden[u]:
+                    hidden[u] = hv
+                    for p in range(cp2[u], cp2[u + 1]):
+                        rr = cr2[p]
+                        if not rmark[rr]:
+                            rmark[rr] = True
+                            rlist[nr] = rr
+                            nr += 1
+            if 2 * (n_nodes + nr) > nodes.shape[0]:  # room for every row this column may change here
+                nodes = _grow(nodes, 2 * n_nodes, 2 * nr)
+            if nr * SCAN_SHARE > written.shape[0]:  # many: in increasing order, as the units above
+                nr = 0
+                for t in range(written.shape[0]):
+                    if rmark[written[t]]:
+                        rlist[nr] = written[t]
                         nr += 1
-        if bad:
-            for j in range(nr):
-                rmark[rlist[j]] = False
-            return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-        out_rows = _grow(out_rows, m, nr)
-        for i in range(nr):
-            r = rlist[i]
-            rmark[r] = False
+            for i in range(nr):
+                r = rlist[i]
+                rmark[r] = False
+                if bad:
+                    continue
+                s = 0.0
+                for p in range(p2[r], p2[r + 1]):
+                    s += v2[p] * hidden[i2[p]]
+                o = y[s_src[r]] + (s + b2[r])
+                if not np.isfinite(o):
+                    bad = True
+                    continue
+                if o != y[s_dst[r]]:  # changed: it waits for its next user
+                    y[s_dst[r]] = o
+                    b = after[r] - l0
+                    nodes[2 * n_nodes] = r
+                    nodes[2 * n_nodes + 1] = head[b, k]
+                    head[b, k] = n_nodes
+                    n_nodes += 1
             if bad:
-                continue
-            s = 0.0
-            for p in range(p2[r], p2[r + 1]):
-                s += v2[p] * hidden[i2[p]]
-            o = y[src[r]] + (s + b2[r])
-            if not np.isfinite(o):
-                bad = True
-                continue
-            if o != y[dst[r]]:
-                y[dst[r]] = o
-                out_rows[m] = r
-                m += 1
-        if bad:
-            return NOT_FINITE, out_cols[:0].copy(), out_ptr[:1].copy(), out_rows[:0].copy()
-        if m > start:
-            out_cols[n_out] = c
-            n_out += 1
-            out_ptr[n_out] = m
+                head[:end + 1, :ncols] = -1
+                return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
+    out_cols = np.empty(ncols, np.int64)
+    out_ptr = np.zeros(ncols + 1, np.int64)
+    out_rows = np.empty(n_nodes, np.int64)
+    n_out = 0
+    m = 0
+    for k in range(ncols):
+        node = head[end, k]
+        if node < 0:
+            continue
+        head[end, k] = -1
+        while node >= 0:
+            out_rows[m] = nodes[2 * node]
+            m += 1
+            node = nodes[2 * node + 1]
+        out_cols[n_out] = cols[k]
+        n_out += 1
+        out_ptr[n_out] = m
     return OK, out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m]
 
 
@@ -955,14 +1022,6 @@ def layer_versions(l, S, cols, ptr, rows, model, src, dst, reach, hardmax, slack
     return _layer(l, S, cols, ptr, rows, model[0], src, dst, reach, hardmax, slack)
 
 
-@njit(cache=True, inline="always")
-def _feed_forward_layer(S, src, dst, cols, ptr, rows, f, rs):
-    """:func:`feed_forward_versions` on a feed-forward layer's tuple ``f`` and the row scratch ``rs``
-    (inlined where it is called: :func:`_layer`, :func:`run_passes`)."""
-    return feed_forward_versions(S, src, dst, f[9], cols, ptr, rows, f[0], f[15], f[2], f[3], f[4], f[5], f[6], f[7],
-                                 f[10], f[11], f[12], f[13], f[14], rs[0], rs[1], rs[2], rs[3], f[16])
-
-
 @njit(cache=True)
 def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
     """:func:`layer_versions` on the model's tuple ``m`` = model[0], taken from its typed list once per
@@ -973,8 +1032,14 @@ def _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack):
     if cols.shape[0] == 0:
         return OK, cols, ptr, rows
     w = m[1][l]
-    if m[0][l] == 0:
-        return _feed_forward_layer(S, src[l], dst[l], cols, ptr, rows, m[2][w], m[7])
+    kinds = m[0]
+    if kinds[l] == 0:
+        if l > 0 and kinds[l - 1] == 0:  # evaluated with the run of feed-forward layers it belongs to
+            return OK, cols, ptr, rows
+        last = l
+        while last + 1 < kinds.shape[0] and kinds[last + 1] == 0:
+            last += 1
+        return feed_forward_run(l, last, S, src, dst, cols, ptr, rows, m[2], m[1], m[7])
     a = m[3][w]
     return attention_versions(S, src[l], dst[l], cols, ptr, rows, a[0], a[5], a[1], a[2], a[3], a[6], a[4],
                               m[4], m[5], reach, hardmax, slack, m[6], m[7][4])
@@ -1015,7 +1080,7 @@ def engine_pass_versions(S, cols, ptr, rows, model, src, dst, reach, hardmax, sl
 @njit(cache=True)
 def layer_first_pair(l, prev, cur, cols, model, reach, hardmax, slack):
     """The layer's first pass over ``cols`` from ``prev`` (the layer's input) into ``cur`` (zeros before an attention
-    layer), keeping no hidden units (:func:`feed_forward_versions` keeps them as columns change)."""
+    layer), keeping no hidden units (:func:`feed_forward_run` keeps them as columns change)."""
     kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
     if kinds[l] == 0:
         f = ffns[where[l]]
@@ -1093,8 +1158,15 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
             if cols.shape[0] == 0:
                 continue
             w = where[l]
-            if kinds[l] == 0:
-                status, cols, ptr, rows = _feed_forward_layer(S, src[l], dst[l], cols, ptr, rows, ffns[w], rs)
+            if kinds[l] == 0:  # as :func:`_layer`: a run of feed-forward layers at its first layer
+                if l > 0 and kinds[l - 1] == 0:
+                    status = OK
+                else:
+                    last_ff = l
+                    while last_ff + 1 < L and kinds[last_ff + 1] == 0:
+                        last_ff += 1
+                    status, cols, ptr, rows = feed_forward_run(l, last_ff, S, src, dst, cols, ptr, rows, ffns, where,
+                                                               rs)
             else:  # attention_versions' steps, without binding the scratch tuple per layer
                 reads, proj, output, written, dims, reads_mask, is_written = atts[w]
                 H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
