@@ -14,11 +14,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from fleqc.machines.fleq.product import OUTER_HI, OUTER_LO, OUTER_STEP, SMALL_X, STAGES, multiplier, tree_layers
-from fleqc.machines.fleq.functions import PRODUCT_FLUSH, matmul, pairwise_sum, product, product_error
-from fleqc.transformer.executor import forward, stepper
-
-LO_B, HI_B = OUTER_STEP * OUTER_LO, OUTER_STEP * OUTER_HI  # 2^-96 < |b| <= 2^96
+from fleqc.machines.fleq.product import STAGES, multiplier, tree_layers
+from fleqc.machines.fleq.functions import matmul, pairwise_sum, product, product_error
+from fleqc.machines.fleq.windows import MULERR_B, SMALL_X
+from fleqc.transformer.executor import forward
+from tests.support.fleq_checks import run_multiplier
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
@@ -26,12 +26,15 @@ def _bits(x: np.ndarray) -> np.ndarray:
 
 
 def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Factor pairs across the window: |b| in (2^-96, 2^96], a from the smallest subnormal up to
-    |a b| < 2^1000, random signs and 53-bit mantissas, plus the hard cases: products of
-    significands at or next to a rounding tie, extreme mantissas, zeros, powers of two, subnormal a."""
+    """Factor pairs across float64: |b| from the smallest subnormal to 2^1000, a from the smallest
+    subnormal up to |a b| < 2^1000, random signs and 53-bit mantissas, plus the hard cases: products
+    of significands at or next to a rounding tie, extreme mantissas, zeros, powers of two, subnormal
+    factors."""
     signs = rng.choice([-1.0, 1.0], (2, n))
-    b = np.ldexp(rng.uniform(1.0, 2.0, n), rng.integers(LO_B, HI_B, n)) * signs[1]
-    a = np.ldexp(rng.uniform(1.0, 2.0, n), rng.integers(-1074, 1000 - HI_B - 1, n)) * signs[0]
+    eb = rng.integers(-1074, 1000, n)
+    b = np.ldexp(rng.uniform(1.0, 2.0, n), eb) * signs[1]
+    ea = -1074 + np.floor(rng.random(n) * (np.minimum(1000, 998 - eb) + 1074)).astype(int)
+    a = np.ldexp(rng.uniform(1.0, 2.0, n), ea) * signs[0]
     k = n // 8
     ties_a = 1.0 + rng.integers(0, 2**26, k) * 2.0**-26  # a b exactly at or next to a tie
     ties_b = 1.0 + rng.integers(1, 2**26, k) * 2.0**-27
@@ -40,27 +43,11 @@ def draw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     special = np.array([0.0, -0.0, 1.0, -1.0, 2.0**-1074, -(2.0**-1074), 2.0**-1022, 2.0 - 2.0**-52, 2.0**900,
                         3.0 * 2.0**-1070, 2.0**-500, 2.0**-500 * (1 + 2.0**-52)])
     special_b = np.array([1.0, 2.0**96, -(2.0**96), 2.0**-95, 2.0**-96 * (1 + 2.0**-52), 2.0 - 2.0**-52, 3.0,
-                          0.0, 2.0**-96, 7.0, 2.0**-40, 1.5])
+                          0.0, 2.0**-96, 7.0, 2.0**-40, 1.5, 1e-30, 2.0**-1074, 2.0**-960, 2.0**-448, 2.0**-1022])
     a = np.concatenate([a, ties_a * rng.choice([-1.0, 1.0], k) * np.ldexp(1.0, rng.integers(-1074, 800, k)),
                         near_a, np.repeat(special, len(special_b))])
     b = np.concatenate([b, ties_b * np.ldexp(1.0, rng.integers(-90, 90, k)), near_b, np.tile(special_b, len(special))])
     return a, b
-
-
-def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> tuple[np.ndarray, np.ndarray]:
-    """The block's (product, error) rows for the pairs (a, b), one column each."""
-    model, rows, _ = multiplier(1)
-    X = np.zeros((model.width, a.size))
-    X[rows["one"][0]] = 1.0
-    X[rows["x"][0]], X[rows["y"][0]] = a, b
-    if engine == "dense":
-        Y = forward(model, X)
-    else:
-        loop = stepper(model, X, engine=engine)
-        loop.step()
-        Y = np.array(loop.X)
-    assert np.all(np.isfinite(Y))
-    return Y[rows["product"][0]], Y[rows["error"][0]]
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> None:
@@ -68,39 +55,46 @@ def _check(a: np.ndarray, b: np.ndarray) -> None:
     want = product(a, b)
     differ = np.flatnonzero(_bits(got) != _bits(want))
     assert differ.size == 0, [(a[k], b[k], want[k], got[k]) for k in differ[:5]]
-    # the error, inside mulerr's window (a = 0 or |a| > 2^-500): bit-equal to the reference, and
-    # product + error is the exact product a b
-    inside = (a == 0) | (np.abs(a) > SMALL_X)
+    # the error, inside mulerr's window (a = 0 or |a| > 2^-500, b = 0 or |b| > 2^-448): bit-equal to
+    # the reference, and product + error is the exact product a b
+    inside = mulerr_window(a, b)
     want_error = product_error(a, b)
     differ = np.flatnonzero((_bits(got_error) != _bits(want_error)) & inside)
     assert differ.size == 0, [(a[k], b[k], want_error[k], got_error[k]) for k in differ[:5]]
-    for k in np.flatnonzero(inside & (np.abs(b) > PRODUCT_FLUSH))[:: max(1, a.size // 500)]:
+    for k in np.flatnonzero(inside)[:: max(1, a.size // 500)]:
         assert Fraction(float(got[k])) + Fraction(float(got_error[k])) == Fraction(float(a[k])) * Fraction(float(b[k]))
-    # the reference is IEEE's product (subnormal results included) but for |b| <= 2^-96
+    # the reference is IEEE's product, subnormal results included, for every pair of factors
     with np.errstate(under="ignore"):
         ieee = a * b
-    flushed = np.abs(b) <= PRODUCT_FLUSH
-    assert np.array_equal(_bits(want)[~flushed], _bits(ieee + 0.0)[~flushed])
-    assert not np.any(want[flushed])
+    assert np.array_equal(_bits(want), _bits(ieee + 0.0))
+
+
+def mulerr_window(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((a == 0) | (np.abs(a) > SMALL_X)) & ((b == 0) | (np.abs(b) > MULERR_B))
 
 
 def subnormal_ties(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs with |a| <= 2^-500 whose product is subnormal and lies at or within a few units of the
-    last place of a rounding tie of the subnormal grid (where rounding the product first to 53 bits
-    and then to the grid would go wrong): a = k 2^-1074 (k odd, up to 2^20), b = (m + 1/2 + d) / k
-    rounded, so a b is close to (m + 1/2) 2^-1074."""
+    """Pairs whose product is subnormal and lies at or within a few units of the last place of a
+    rounding tie of the subnormal grid (where rounding the product first to 53 bits and then to the
+    grid would go wrong): a = k 2^-1074 (k odd, up to 2^20), b = (m + 1/2 + d) / k rounded, so a b is
+    close to (m + 1/2) 2^-1074; then a and b scaled by 2^s and 2^-s (s up to +-400: both factors
+    tiny, or one huge), and a quarter of the pairs swapped."""
     k = rng.integers(1, 2**20, n) * 2 + 1
     m = rng.integers(0, 2**40, n)
     d = rng.integers(-3, 4, n) * 2.0**-60
     b = (m + 0.5 + d) / k
     b = np.where(np.abs(b) > 2.0**-95, b, 1.0 + 2.0**-30) * rng.choice([-1.0, 1.0], n)
     a = k * 2.0**-1074 * rng.choice([-1.0, 1.0], n)
-    return a, b
+    shift = np.where(rng.random(n) < 0.5, 0, rng.integers(-400, 400, n))
+    shift = np.where((shift > 0) & (np.abs(b) * 2.0**-400 < 2.0**-1000), 0, shift)
+    a, b = np.ldexp(a, shift), np.ldexp(b, -shift)
+    swap = rng.random(n) < 0.25
+    return np.where(swap, b, a), np.where(swap, a, b)
 
 
-def test_subnormal_products_of_a_tiny_factor_are_rounded_once():
-    """|a| <= 2^-500 is scaled up by 2^256 inside the block; a subnormal result is then rounded to the
-    subnormal grid at that scale, with the midpoint settled by the exact error (stages 12-14)."""
+def test_subnormal_products_are_rounded_once():
+    """A product whose exponent may be subnormal is rounded at the level x y 2^256 and then to the
+    subnormal grid, with the midpoint settled by the exact error (stages 11-13)."""
     a, b = subnormal_ties(np.random.default_rng(11), 2000)
     with np.errstate(under="ignore"):
         assert np.count_nonzero(np.abs(a * b) < 2.0**-1022) == a.size
@@ -131,16 +125,26 @@ def test_the_engines_compute_the_same_bits(engine):
 
 
 def test_outside_the_window_nothing_overflows_and_the_fault_rows_say_so():
+    """A product beyond 2^1001 sets a fault row (and gives 0); one up to 2^1000 never does; in
+    between (refused by the health check from the operands) the block stays finite."""
     model, rows, block = multiplier(1)
-    a = np.array([2.0**1000, -(2.0**1000), 2.0**999, 1.0, 2.0**-1074, 2.0**1000])
-    b = np.array([2.0**96, 2.0**90, 2.0**97, 2.0**200, 2.0**300, 2.0**-100])
+    a = np.array([2.0**1000, -(2.0**1000), 2.0**999, 1.5, 2.0**-1074, 2.0**1000, 2.0**500, 2.0**961, 2.0**960,
+                  2.0**1000, 2.0**-1074, 2.0**1000, 2.0**500])
+    b = np.array([2.0**96, 2.0**90, 2.0**97, 2.0**1000, 2.0**300, 2.0**-100, 2.0**503, 2.0**41, 2.0**40,
+                  2.0**-1074, 2.0**-1074, 1.0, 2.0**500])
     X = np.zeros((model.width, a.size))
     X[rows["one"][0]], X[rows["x"][0]], X[rows["y"][0]] = 1.0, a, b
     Y = forward(model, X)
     assert np.all(np.isfinite(Y))
     faults = np.max([Y[r] for r in block.fault_rows(0)], axis=0)
-    assert list(faults) == [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
-    assert Y[rows["product"][0]][-1] == 0.0  # |b| <= 2^-96 counts as 0
+    assert list(faults[:3]) == [1.0, 1.0, 1.0] and faults[6] == 1.0 and set(faults) == {0.0, 1.0}
+    size = [abs(Fraction(x) * Fraction(y)) for x, y in zip(a, b)]
+    assert all(size[k] > 2**1001 for k in np.flatnonzero(faults == 1.0))  # a fault only outside the window
+    got = Y[rows["product"][0]]
+    assert np.all(got[faults == 1.0] == 0.0) and np.all(np.abs(got) <= 2.0**1003)
+    inside = np.array([v <= 2**1000 for v in size])
+    assert np.all(faults[inside] == 0.0)
+    assert np.array_equal(_bits(got[inside]), _bits(product(a[inside], b[inside])))
 
 
 @pytest.mark.parametrize("slots", [1, 2, 3, 4, 5, 8, 16])
@@ -207,5 +211,5 @@ def test_the_bits_do_not_depend_on_the_order_of_summation(order):
     for layer in model.layers:
         X = _ordered_feed_forward(layer, X, order)
     assert np.array_equal(_bits(X[rows["product"][0]]), _bits(product(a, b)))
-    inside = np.abs(a) > SMALL_X
+    inside = mulerr_window(a, b)
     assert np.array_equal(_bits(X[rows["error"][0]])[inside], _bits(product_error(a, b))[inside])

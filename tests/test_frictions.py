@@ -83,7 +83,7 @@ def test_layers_are_numbered_from_0_as_in_the_weights_files(tmp_path):
     assert attention_layers(model) == [i for i, layer in enumerate(model.layers) if isinstance(layer, AttentionLayer)]
     save_weights(model, tmp_path / "w.npz")
     with np.load(tmp_path / "w.npz") as saved:
-        assert {int(k[5:].split(".")[0]) for k in saved.files if k.endswith(".query")} == set(attention_layers(model))
+        assert {int(k[5:].split(".")[0]) for k in saved.files if k.endswith(".query.at")} == set(attention_layers(model))
     result = invoke("show", SAMPLES / "gcd.fleq", "-o", tmp_path / "a.png", "--attention", "0")
     assert result.exit_code == 0, result.output
     bad = invoke("show", SAMPLES / "gcd.fleq", "-o", tmp_path / "a.png", "--attention", "2")

@@ -39,7 +39,7 @@ rounded sum is monotone in big, and exact at big = 1). No softmax: every engine 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
 
@@ -91,6 +91,37 @@ def scaled_gate(
     )
 
 
+def scaled_abs_gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    exponent: int,
+    notsel: Iterable[int],
+    outputs: Mapping[int, float],
+) -> None:
+    """outputs += coef * 2^exponent * |sum terms| under a gate (2 units: the two halves of
+    scaled_gate, both added); no unit can overflow."""
+    inner = 2.0 ** min(exponent, 0)
+    outer = {r: c * 2.0 ** max(exponent, 0) for r, c in outputs.items()}
+    closed = _merge(*({r: -GATE} for r in notsel))
+    ffn.unit(_merge({r: c * inner for r, c in terms.items()}, closed), 0.0, outer)
+    ffn.unit(_merge({r: -c * inner for r, c in terms.items()}, closed), 0.0, outer)
+
+
+def scaled_positive_gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    exponent: int,
+    notsel: Iterable[int],
+    outputs: Mapping[int, float],
+) -> None:
+    """outputs += coef * 2^exponent * x under a gate, for x = sum terms >= 0 (1 unit: the half of
+    scaled_gate that a nonnegative x can open); no unit can overflow."""
+    inner = 2.0 ** min(exponent, 0)
+    closed = _merge(*({r: -GATE} for r in notsel))
+    ffn.unit(_merge({r: c * inner for r, c in terms.items()}, closed), 0.0,
+             {r: c * 2.0 ** max(exponent, 0) for r, c in outputs.items()})
+
+
 def relu_gate(ffn: FeedForwardBuilder, terms: Mapping[int, float], notsel: Iterable[int], output: int) -> None:
     """output += max(x, 0) if every ``notsel`` row is 0, else 0 (1 unit)."""
     ffn.unit(_merge(terms, *({r: -GATE} for r in notsel)), 0.0, {output: 1.0})
@@ -106,10 +137,21 @@ def threshold_distance(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau:
     ffn.unit(terms, -tau, {output: 1.0})
 
 
-def threshold_indicators(ffn: FeedForwardBuilder, distance: int, tau: float, below: int, above: int) -> None:
-    """Layer B: below = [x <= tau], above = [x > tau] from distance = ReLU(x - tau) (or a sum of such)."""
+def threshold_indicators(ffn: FeedForwardBuilder, distance: int | Sequence[int], tau: float, below: int, above: int,
+                         also: Mapping[int, float] | None = None) -> None:
+    """Layer B: below = [x <= tau], above = [x > tau] from distance = ReLU(x - tau) (or a sum of such:
+    several rows, at most one of them nonzero); ``also``: more rows that get coef * [x <= tau] from
+    the same unit (its output is exactly 0 or 1)."""
     one = ffn.rows["one"][0]
-    ffn.unit({one: 1.0, distance: -1.0 / math.ulp(tau)}, 0.0, {below: 1.0, above: -1.0})
+    rows = list(distance) if isinstance(distance, (list, tuple)) else [distance]
+    ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in rows}}, 0.0, {below: 1.0, above: -1.0, **(also or {})})
+    ffn.bias(above, 1.0)
+
+
+def threshold_above(ffn: FeedForwardBuilder, distance: int, tau: float, above: int) -> None:
+    """Layer B, one row: above = [x > tau] from distance = ReLU(x - tau) (1 unit)."""
+    one = ffn.rows["one"][0]
+    ffn.unit({one: 1.0, distance: -1.0 / math.ulp(tau)}, 0.0, {above: -1.0})
     ffn.bias(above, 1.0)
 
 

@@ -11,7 +11,25 @@ fixed by the weights. The operators (ai.onnx, opset 17) are only:
   :func:`fleqc.transformer.executor.attention_weights` computes it) or, with ``fused_softmax``,
   the single ``Softmax`` operator; hardmax is ``ReduceMax``, ``Sub``, ``Equal``, ``Cast``,
   ``ReduceSum``, ``Div``;
-- feed-forward layer: ``MatMul``, ``Add``, ``Relu``, ``MatMul``, ``Add``, ``Add``.
+- feed-forward layer (``feed_forward="sparse"``, the default): W1 and W2 by their nonzeros, the rows
+  grouped by their number of nonzeros rounded up to a power of two K (:func:`row_buckets`:
+  initializers ``layer{i}.w1.cols{K}`` (rows, K) int64, ``.values{K}`` (rows, K, 1, 1) float64,
+  ``.order`` (h,) int64, the same for ``w2``; ``layer{i}.b1`` (h, 1, 1), ``b2`` (d, 1, 1)), X taken
+  rows first (``Transpose``), each product per group ``Gather`` (the rows its nonzeros read),
+  ``Mul`` (the values), ``ReduceSum`` (over K), then the groups and a row of zeros (``Shape``,
+  ``Concat``, ``ConstantOfShape``) stacked by ``Concat`` and put in order by ``Gather``; then
+  ``Add`` (b1), ``Relu``, the second product, ``Add`` (b2), ``Transpose`` back, ``Add`` (the
+  residual). The sums are the dense product's numbers: every partial sum of the machines'
+  products is exact, so neither order nor the zeros left out change a bit (tests/test_interop_onnx.py
+  compares every FLEQ pass with numpy's dense pass). The FLEQ machine's feed-forward weights are
+  99.96 % zeros (n = 128, cell 8: 108 k nonzeros, a 2.3 GB dense form, past protobuf's 2 GB limit
+  on one model); its model is about 45 MB, most of it the attention layers' dense weights. (A
+  ``ScatterND`` with reduction add would be shorter, but with repeated indices and several threads
+  ONNX Runtime's results varied from run to run: the classic machine's lockstep run differed from
+  numpy's at a different step each time.)
+- feed-forward layer (``feed_forward="dense"``): ``MatMul``, ``Add``, ``Relu``, ``MatMul``,
+  ``Add``, ``Add``, with ``layer{i}.w1`` (h, d) ... dense (for small machines only: a model
+  file holds at most 2 GB).
 
 :func:`loop_model` wraps the same pass in an ONNX ``Loop`` that runs until every card of the batch
 is at a fixed point or has made ``max_steps`` changing passes (input ``max_steps``, int64 scalar);
@@ -24,17 +42,18 @@ executor: :meth:`~OnnxMachine.pass_numpy`, :meth:`~OnnxMachine.run`, :meth:`~Onn
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fleqc.transformer.executor import MODES, BatchOutcome, RunOutcome
-from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
+from fleqc.transformer.layers import AttentionLayer, LoopedTransformer, SparseMatrix
 
 OPSET = 17
 DOUBLE = TensorProto.DOUBLE
+FEED_FORWARD = ("sparse", "dense")  # the feed-forward layers' form (module docstring)
 
 
 class _Graph:
@@ -59,8 +78,53 @@ class _Graph:
         return name
 
 
-def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool):
+def row_buckets(matrix: SparseMatrix) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], np.ndarray]:
+    """The rows of ``matrix`` grouped by their number of nonzeros, rounded up to a power of two K:
+    per group (K, cols (rows, K), values (rows, K)), padded with a row's own first column and the
+    value 0.0; and ``order`` (h,): row r's place among the groups' rows stacked in order, or their
+    total (a row of zeros) for a row without nonzeros."""
+    counts = np.diff(matrix.ptr)
+    widths = np.where(counts > 0, 1 << np.ceil(np.log2(np.maximum(counts, 1))).astype(np.int64), 0)
+    order = np.full(matrix.shape[0], int(np.count_nonzero(counts)), dtype=np.int64)
+    groups, placed = [], 0
+    for width in sorted(set(widths[widths > 0].tolist())):
+        rows = np.flatnonzero(widths == width)
+        cols = np.empty((rows.size, width), dtype=np.int64)
+        values = np.zeros((rows.size, width), dtype=np.float64)
+        for k, r in enumerate(rows):
+            lo, hi = matrix.ptr[r], matrix.ptr[r + 1]
+            cols[k, :] = matrix.idx[lo]
+            cols[k, : hi - lo] = matrix.idx[lo:hi]
+            values[k, : hi - lo] = matrix.val[lo:hi]
+        order[rows] = placed + np.arange(rows.size)
+        placed += rows.size
+        groups.append((int(width), cols, values))
+    return groups, order
+
+
+def sparse_times(g: _Graph, matrix: str, widths: Sequence[int], X: str, columns: str) -> str:
+    """W X for W stored by :func:`row_buckets` (initializers ``{matrix}.cols{K}``, ``.values{K}``
+    (rows, K, 1, 1) per group, ``.order``) and X rows first (d, batch, n): per group ``Gather`` the
+    rows of X its nonzeros read (rows, K, batch, n), ``Mul`` by the values, ``ReduceSum`` over K;
+    the groups' sums and a row of zeros (``Shape``, ``Concat``, ``ConstantOfShape``) stacked
+    (``Concat``) and put in W's row order (``Gather`` by ``order``). Every output row is written
+    once (no scatter, whose adds of repeated indices ONNX Runtime may run on several threads at
+    once), and its sum is the row's terms and exact zeros."""
+    parts = []
+    for width in widths:
+        read = g.op("Gather", [X, f"{matrix}.cols{width}"], "read", axis=0)
+        terms = g.op("Mul", [read, f"{matrix}.values{width}"], "terms")
+        parts.append(g.op("ReduceSum", [terms, "terms_axis"], "sums", keepdims=0))
+    zeros = g.op("ConstantOfShape", [g.op("Concat", ["one_row", columns], "zero_shape", axis=0)], "zero_row",
+                 value=numpy_helper.from_array(np.array([0.0])))
+    stacked = g.op("Concat", parts + [zeros], "stacked", axis=0)
+    return g.op("Gather", [stacked, f"{matrix}.order"], "rows", axis=0)
+
+
+def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool, feed_forward: str):
     """Add the weights as initializers; return ``layer_pass(g, X) -> Y`` that adds one pass's nodes."""
+    if feed_forward not in FEED_FORWARD:
+        raise ValueError(f"unknown feed-forward form {feed_forward!r}; use one of {FEED_FORWARD}")
     specs = []
     for i, layer in enumerate(model.layers):
         if isinstance(layer, AttentionLayer):
@@ -74,14 +138,29 @@ def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool
             g.const(f"layer{i}.shape_qk", np.array([0, H, dk, -1], dtype=np.int64))
             g.const(f"layer{i}.shape_v", np.array([0, H, dv, -1], dtype=np.int64))
             g.const(f"layer{i}.shape_heads", np.array([0, H * dv, -1], dtype=np.int64))
-        else:
+        elif feed_forward == "dense":
             specs.append(("feed_forward", i))
             g.const(f"layer{i}.w1", layer.w1)
             g.const(f"layer{i}.b1", layer.b1.reshape(-1, 1))
             g.const(f"layer{i}.w2", layer.w2)
             g.const(f"layer{i}.b2", layer.b2.reshape(-1, 1))
+        else:
+            widths = {}
+            for name, matrix in (("w1", layer.w1_sparse), ("w2", layer.w2_sparse)):
+                groups, order = row_buckets(matrix)
+                for width, cols, values in groups:
+                    g.const(f"layer{i}.{name}.cols{width}", cols)
+                    g.const(f"layer{i}.{name}.values{width}", values.reshape(*values.shape, 1, 1))
+                g.const(f"layer{i}.{name}.order", order)
+                widths[name] = [width for width, _, _ in groups]
+            specs.append(("sparse_feed_forward", i, widths))
+            g.const(f"layer{i}.b1", layer.b1.reshape(-1, 1, 1))
+            g.const(f"layer{i}.b2", layer.b2.reshape(-1, 1, 1))
     if not (mode == "softmax" and fused_softmax):
         g.const("keys_axis", np.array([-2], dtype=np.int64))
+    if feed_forward == "sparse":
+        g.const("terms_axis", np.array([1], dtype=np.int64))
+        g.const("one_row", np.array([1], dtype=np.int64))
 
     def weights_over_keys(g: _Graph, scores: str) -> str:
         if mode == "softmax" and fused_softmax:
@@ -108,10 +187,17 @@ def _weights(model: LoopedTransformer, g: _Graph, mode: str, fused_softmax: bool
                 A = weights_over_keys(g, scores)
                 heads = g.op("Reshape", [g.op("MatMul", [V, A], "heads"), p + "shape_heads"], "heads_flat")
                 X = g.op("Add", [X, g.op("MatMul", [p + "output", heads], "attn_out")], "resid")
-            else:
+            elif spec[0] == "feed_forward":
                 hidden = g.op("Relu", [g.op("Add", [g.op("MatMul", [p + "w1", X], "pre"), p + "b1"], "pre_b")], "hidden")
                 out = g.op("Add", [g.op("MatMul", [p + "w2", hidden], "mlp"), p + "b2"], "mlp_b")
                 X = g.op("Add", [X, out], "resid")
+            else:
+                rows_first = g.op("Transpose", [X], "X_rows", perm=[1, 0, 2])  # (d, batch, n)
+                columns = g.op("Shape", [rows_first], "batch_n", start=1)  # [batch, n]
+                pre = sparse_times(g, p + "w1", spec[2]["w1"], rows_first, columns)
+                hidden = g.op("Relu", [g.op("Add", [pre, p + "b1"], "pre_b")], "hidden")
+                out = g.op("Add", [sparse_times(g, p + "w2", spec[2]["w2"], hidden, columns), p + "b2"], "mlp_b")
+                X = g.op("Add", [X, g.op("Transpose", [out], "mlp_out", perm=[1, 0, 2])], "resid")
         return X
 
     return layer_pass
@@ -141,22 +227,24 @@ def _finish(graph: onnx.GraphProto, model: LoopedTransformer, mode: str, kind: s
     return proto
 
 
-def pass_model(model: LoopedTransformer, mode: str = "softmax", fused_softmax: bool = False) -> onnx.ModelProto:
+def pass_model(model: LoopedTransformer, mode: str = "softmax", fused_softmax: bool = False,
+               feed_forward: str = "sparse") -> onnx.ModelProto:
     """One pass (every layer of ``model``) as an ONNX model: X (batch, d, n) -> Y (batch, d, n)."""
     _check_mode(mode)
     g = _Graph()
-    layer_pass = _weights(model, g, mode, fused_softmax)
+    layer_pass = _weights(model, g, mode, fused_softmax, feed_forward)
     g.nodes.append(helper.make_node("Identity", [layer_pass(g, "X")], ["Y"], name="Y"))
     graph = helper.make_graph(g.nodes, "fleqc_pass", [_x_info("X", model.width)], [_x_info("Y", model.width)],
                               g.initializers)
     return _finish(graph, model, mode, "pass")
 
 
-def loop_model(model: LoopedTransformer, mode: str = "softmax", fused_softmax: bool = False) -> onnx.ModelProto:
+def loop_model(model: LoopedTransformer, mode: str = "softmax", fused_softmax: bool = False,
+               feed_forward: str = "sparse") -> onnx.ModelProto:
     """The whole run as one ONNX ``Loop`` (see the module docstring): inputs X and max_steps."""
     _check_mode(mode)
     g = _Graph()
-    layer_pass = _weights(model, g, mode, fused_softmax)
+    layer_pass = _weights(model, g, mode, fused_softmax, feed_forward)
     g.const("axes_dn", np.array([1, 2], dtype=np.int64))
     g.const("one_step", np.array(1, dtype=np.int64))
     # loop body: (iteration, cond, X, steps, halted) -> (cond, X, steps, halted)
@@ -234,10 +322,10 @@ class OnnxMachine:
     """An ONNX pass model (and, on first use, its Loop model) in an ONNX Runtime CPU session."""
 
     def __init__(self, model: LoopedTransformer, *, mode: str = "softmax", fused_softmax: bool = False,
-                 threads: Optional[int] = None) -> None:
-        self.model, self.mode, self.fused_softmax = model, mode, fused_softmax
+                 threads: Optional[int] = None, feed_forward: str = "sparse") -> None:
+        self.model, self.mode, self.fused_softmax, self.feed_forward = model, mode, fused_softmax, feed_forward
         self.threads = threads
-        self.proto = pass_model(model, mode, fused_softmax)
+        self.proto = pass_model(model, mode, fused_softmax, feed_forward)
         self.session = self._session(self.proto)
         self._loop_session = None
 
@@ -279,7 +367,8 @@ class OnnxMachine:
     def run_batch(self, X: np.ndarray, *, max_steps: int) -> BatchOutcome:
         """The whole run inside ONNX Runtime: the ``Loop`` model on a batch (B, d, n)."""
         if self._loop_session is None:
-            self._loop_session = self._session(loop_model(self.model, self.mode, self.fused_softmax))
+            self._loop_session = self._session(loop_model(self.model, self.mode, self.fused_softmax,
+                                                          self.feed_forward))
         Y, steps, halted = self._loop_session.run(
             ["Y", "steps", "halted"], {"X": np.asarray(X, dtype=np.float64), "max_steps": np.array(max_steps, np.int64)})
         return BatchOutcome(Y, steps, halted)

@@ -17,7 +17,7 @@ import numpy as np
 from fleqc.errors import ErrorCode, FleqError, Span
 from fleqc.lang import syntax as ast
 from fleqc.lang.stdlib import Shape
-from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, PRODUCT_FLUSH, VALUE_LIMIT
+from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS, VALUE_LIMIT
 from fleqc.machines.fleq.rows import EXP_MAX
 
 MAX_DIM = 8  # the machine's cell: 8 x 8 (the stdlib's linalg routines take 8 x 8 cells)
@@ -58,13 +58,10 @@ def powering(x: float, n: int) -> list[tuple[str, float, float]]:
 
 
 def mul_refusal(a: float, b: float) -> Optional[str]:
-    """Why ``mul a, b`` would not compute a * b (outside mul's window, or b below 2^-96, which the
-    machine counts as 0); None if it would."""
+    """Why ``mul a, b`` would not compute a * b (a product beyond the machine's value limit); None
+    if it would (IEEE's product for every other pair of factors)."""
     with np.errstate(over="ignore", under="ignore"):
-        refusal = FLEQ_FUNCTIONS["mul"].refusal(np.float64(a), np.float64(b))
-    if refusal is None and b != 0 and abs(b) <= PRODUCT_FLUSH:
-        refusal = f"the factor {b!r} is below 2^-96 and counts as 0 on the machine"
-    return refusal
+        return FLEQ_FUNCTIONS["mul"].refusal(np.float64(a), np.float64(b))
 
 
 def far_from_one(a: float, b: float) -> bool:

@@ -15,10 +15,8 @@ statement of what the programs compute. The FLEQ functions are restated here fro
 semantics (fleqc/machines/fleq/functions.py, FLEQ_FUNCTIONS):
 
 - add, sub, relu, mov, transpose: the IEEE numpy operations;
-- mul: ``a * b`` elementwise (a scalar broadcasts), IEEE; a factor 0 < |b| <= 2^-96 counts as 0
-  (this happens in ``inverse``'s stop rule: in its last iterations some squared changes
-  (X_new - X)_ij^2 < 2^-96 drop out of the sum ||X_new - X||^2, which is compared with 1e-18
-  ||X_new||^2, so the decision is not affected); zeros +0.0;
+- mul: ``a * b`` elementwise (a scalar broadcasts), IEEE for every pair of factors (subnormal
+  results included); zeros +0.0;
 - matmul: every product by ``mul``, each entry's products summed pairwise in the order of the inner
   index k over the terms padded with zeros to a power of two, ((t0 + t1) + (t2 + t3)) + ...: NOT
   numpy's ``@``, which sums in another order (and may fuse). A 1-D left operand is a row, a 1-D right
@@ -49,7 +47,6 @@ import numpy as np
 
 # The FLEQ functions ------------------------------------------------------------------------------
 
-PRODUCT_FLUSH = 2.0**-96  # a factor 0 < |b| <= PRODUCT_FLUSH counts as 0
 FIT_LO, FIT_HI = 2.0**-81, 2.0**81  # the window of recip (and of sqrt's positive operands)
 
 
@@ -60,7 +57,7 @@ def f64(value) -> np.ndarray:
 def mul(a, b) -> np.ndarray:
     a, b = np.broadcast_arrays(f64(a), f64(b))
     with np.errstate(under="ignore"):
-        out = np.where(np.abs(b) > PRODUCT_FLUSH, a * b, 0.0)
+        out = a * b
     return out + 0.0
 
 

@@ -26,11 +26,13 @@ import fleqc
 from fleqc.errors import FleqError
 from fleqc.machines.fleq import reference as fleq
 from fleqc.machines.fleq.functions import FLEQ_FUNCTIONS
+from fleqc.machines.fleq.product import multiplier
 from fleqc.machines.fleq.ulps import accepted_operands, ulp_errors
 from fleqc.state import State
 from fleqc.card.card import Card
 from fleqc.machines import weights_for
 from fleqc.program import LinkedProgram
+from fleqc.transformer.executor import forward, stepper
 from fleqc.transformer.sparse import compile_fast, fast_forward
 
 def within_bound(func: str, a: np.ndarray, b: Optional[np.ndarray], expected: np.ndarray, got: np.ndarray) -> bool:
@@ -142,3 +144,21 @@ def measure_ulps(func: str, runs: int, rng: np.random.Generator, cells: int = 16
         ulps += [ulp_errors(func, a, b, g).ravel() for (a, b), g in zip(pairs, got)]
         seconds += per_step / runs
     return np.concatenate(ulps), seconds
+
+
+def run_multiplier(a: np.ndarray, b: np.ndarray, engine: str = "dense") -> tuple[np.ndarray, np.ndarray]:
+    """The block's (product, error) rows for the pairs (a, b), one column each."""
+    with np.errstate(over="ignore", under="ignore"):
+        assert np.all(np.abs(a * b) <= 2.0**1000)
+    model, rows, _ = multiplier(1)
+    X = np.zeros((model.width, a.size))
+    X[rows["one"][0]] = 1.0
+    X[rows["x"][0]], X[rows["y"][0]] = a, b
+    if engine == "dense":
+        Y = forward(model, X)
+    else:
+        loop = stepper(model, X, engine=engine)
+        loop.step()
+        Y = np.array(loop.X)
+    assert np.all(np.isfinite(Y))
+    return Y[rows["product"][0]], Y[rows["error"][0]]

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from fleqc.machines.fleq import tables as fleq_tables
-from fleqc.machines.fleq.windows import EXP_MAX, PRODUCT_LADDER, SMALL_X, TABLE_LADDER
+from fleqc.machines.fleq.windows import EXP_MAX, MULERR_B, SMALL_X, TABLE_LADDER
 
 Shape = tuple[int, ...]
 
@@ -166,24 +166,22 @@ def _matmul_shape(a: Shape, b: Optional[Shape]) -> Shape:
 
 def product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a * b`` (broadcast) as the FLEQ machine's product block computes it, bit for bit
-    (fleqc.machines.fleq.product): IEEE's correctly rounded product, subnormal results included,
-    except that a factor 0 < |b| <= 2^-96 (below the product ladder) counts as 0. Zeros are +0.0
-    (the machine's gates drop the sign of a zero).
+    (fleqc.machines.fleq.product): IEEE's correctly rounded product for every pair of finite
+    factors, subnormal results included. Zeros are +0.0 (the machine's gates drop the sign of a
+    zero).
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        out = np.where(np.abs(b) > _PROD_LO, a * b, 0.0)
+        out = a * b
     return out + 0.0
 
 
 def product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a * b - product(a, b)``, exactly (the FLEQ machine's ``mulerr``,
     fleqc.machines.fleq.product.ProductBlock.product_error): with it, ``product(a, b) + mulerr(a, b)``
-    is the exact product, as in an error-free transformation (Dekker's TwoProduct). The error of a
-    product inside the window is a float: |a b| > 2^-596 there, far from underflow.
-
-    - a factor 0 < |b| <= 2^-96 counts as 0, as in :func:`product`: the error is 0;
-    - a factor 0 < |a| <= 2^-500 is outside mulerr's window (the error is not a float in general).
+    is the exact product, as in an error-free transformation (Dekker's TwoProduct). Inside mulerr's
+    window (a = 0 or |a| > 2^-500, b = 0 or |b| > 2^-448) the error is a float: every bit of a b
+    lies at or above 2^-1052. Outside it (the error is not a float in general) this gives 0.
     Zeros are +0.0.
     """
     a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
@@ -191,7 +189,7 @@ def product_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(a.shape)
     for index in np.ndindex(a.shape):
         x, y, r = float(a[index]), float(b[index]), float(p[index])
-        if abs(y) > _PROD_LO and abs(x) > SMALL_X and math.isfinite(x * y):
+        if abs(x) > SMALL_X and abs(y) > MULERR_B and math.isfinite(x * y):
             out[index] = float(Fraction(x) * Fraction(y) - Fraction(r))  # exact: the error is a float
     return out + 0.0
 
@@ -252,13 +250,9 @@ def _matmul_views(a: Shape, b: Shape) -> tuple[str, ...]:
 
 
 # The value windows (docs/fleq-machine.md, "Domains and faults", is this table): the tables'
-# ladder covers 2^-81 < |x| <= 2^81, the product ladder a factor |b| <= 2^96 (below 2^-96 it counts
-# as 0, part of the product's semantics, see product(): not a refusal, since an iteration's
-# vanishing residual would otherwise stop the run), and
-# exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
+# ladder covers 2^-81 < |x| <= 2^81, the product takes every pair of factors (its result within
+# VALUE_LIMIT), and exp's range ends at EXP_MAX (e^x <= 2^1000). Results stay within VALUE_LIMIT.
 _TAB_LO, _TAB_HI = TABLE_LADDER.tau(TABLE_LADDER.lo), TABLE_LADDER.tau(TABLE_LADDER.hi)
-_PROD_LO, _PROD_HI = PRODUCT_LADDER.tau(PRODUCT_LADDER.lo), PRODUCT_LADDER.tau(PRODUCT_LADDER.hi)
-PRODUCT_FLUSH = _PROD_LO  # a product factor 0 < |b| <= 2^-96 counts as 0 (product())
 
 
 def _operand_a(inside: Callable[[np.ndarray], np.ndarray], words: str, by_weights: bool = True) -> Limit:
@@ -269,15 +263,12 @@ def _result(value: Callable[[np.ndarray, np.ndarray], np.ndarray], words: str) -
     return Limit("result", lambda a, b: np.abs(value(a, b)) <= VALUE_LIMIT, words, False)
 
 
-_PRODUCT_LIMIT = Limit("b", lambda _a, b: np.abs(b) <= _PROD_HI, "|b| <= 2^96 (b: the factor that enters the score)",
-                       True)
 _TAB_RANGE = _operand_a(lambda x: (np.abs(x) > _TAB_LO) & (np.abs(x) <= _TAB_HI), "2^-81 < |x| <= 2^81")
 
 # Operand samplers across each window (random binary exponents [lo, hi), 53-bit mantissas, signs):
 # fleqc.machines.fleq.ulps measures every function on them.
 LOWEST_EXPONENT = -1074  # 2^-1074: the smallest subnormal
 _TAB_EXPONENTS = (TABLE_LADDER.thresholds[0] + 1, TABLE_LADDER.thresholds[-1])  # 2^-81 < |x| <= 2^81
-_FACTOR_EXPONENTS = (PRODUCT_LADDER.thresholds[0] + 1, PRODUCT_LADDER.thresholds[-1])  # 2^-96 < |b| <= 2^96
 
 
 def floats(rng: np.random.Generator, shape, lo: int, hi: int, signed: bool = True) -> np.ndarray:
@@ -294,8 +285,17 @@ def _sum_sample(rng, s):  # |a|, |b| < 2^999: |a +- b| < 2^1000
     return floats(rng, s, LOWEST_EXPONENT, 999), floats(rng, s, LOWEST_EXPONENT, 999)
 
 
-def _product_sample(lowest: int):  # |a| < 2^(1000 - 96 - 5): |a b| < 2^995, a sum of 8 below 2^998
-    return lambda rng, s: (floats(rng, s, lowest, 1000 - _FACTOR_EXPONENTS[1] - 5), floats(rng, s, *_FACTOR_EXPONENTS))
+def _product_sample(lowest_a: int, lowest_b: int):  # |a b| < 2^995: a sum of 8 below 2^998
+    def sample(rng, s):
+        b = floats(rng, s, lowest_b, min(1000, 994 - lowest_a))
+        hi = np.minimum(1000, 994 - np.floor(np.log2(np.abs(b))).astype(int))
+        a = np.ldexp(rng.uniform(1.0, 2.0, s), lowest_a + np.floor(rng.random(s) * (hi - lowest_a)).astype(int))
+        return a * rng.choice([-1.0, 1.0], s), b
+    return sample
+
+
+def _matmul_sample(rng, s):  # any a[i, k] b[k, j] below 2^995: both factors below 2^497
+    return floats(rng, s, LOWEST_EXPONENT, 497), floats(rng, s, LOWEST_EXPONENT, 497)
 
 
 def _sigmoid_sample(rng, s):  # half across every exponent, half in the curved part |x| < 40 (where it errs)
@@ -321,22 +321,23 @@ FLEQ_FUNCTIONS: dict[str, FleqFunction] = {
         FleqFunction("mul", 2, _broadcast_scalar, lambda a, b: product(a, b),
                      "elementwise a * b (IEEE; see product()); a scalar broadcasts",
                      "prod", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
-                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000")),
-                     sample=_product_sample(LOWEST_EXPONENT), exact=lambda a, b: a * b),
+                     (_result(lambda a, b: a * b, "|a * b| <= 2^1000"),),
+                     sample=_product_sample(LOWEST_EXPONENT, LOWEST_EXPONENT), exact=lambda a, b: a * b),
         FleqFunction("mulerr", 2, _broadcast_scalar, lambda a, b: product_error(a, b),
                      "elementwise a * b - mul(a, b), exactly (the rounding error of mul; see product_error())",
                      "mulerr", _mul_views, frozenset({"a_entry", "a_scalar", "b_entry", "b_scalar"}), EXACT,
-                     (_PRODUCT_LIMIT, _result(lambda a, b: a * b, "|a * b| <= 2^1000"),
+                     (_result(lambda a, b: a * b, "|a * b| <= 2^1000"),
                       _operand_a(lambda x: (x == 0) | (np.abs(x) > SMALL_X), "a = 0 or |a| > 2^-500",
-                                 by_weights=False)),
-                     sample=_product_sample(-499),  # |a| > 2^-500: mulerr's window
+                                 by_weights=False),
+                      Limit("b", lambda _a, b: (b == 0) | (np.abs(b) > MULERR_B), "b = 0 or |b| > 2^-448", False)),
+                     sample=_product_sample(-499, -447),  # mulerr's window
                      exact=lambda a, b: a * b - Fraction(float(a * b))),  # a float: no rounding left
         FleqFunction("matmul", 2, _matmul_shape, lambda a, b: matmul(a, b),
                      "matrix product a @ b (IEEE products, summed pairwise; see matmul())",
                      "prod", _matmul_views, frozenset({"m_a_row_i", "m_a_row_j", "m_b_col_j", "m_b_row_i"}),
                      ErrorBound(componentwise=True, ulps=8),
-                     (_PRODUCT_LIMIT, _result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000")),
-                     sample=_product_sample(LOWEST_EXPONENT), exact=lambda a, b: a * b),  # per term
+                     (_result(lambda a, b: np.abs(a) @ np.abs(b), "sum_k |a_ik b_kj| <= 2^1000"),),
+                     sample=_matmul_sample, exact=lambda a, b: a * b),  # per term
         FleqFunction("transpose", 1, _transpose_shape, lambda a, _: a.T.copy(), "transpose of a",
                      "copy", _transpose_views, frozenset({"a_entry", "a_transposed"}),
                      sample=_unary_sample(LOWEST_EXPONENT, 1000), exact=lambda a, _b: a),

@@ -1,11 +1,11 @@
-"""A correctly rounded product x * y, and sums of such products in a stated order, from ReLU
-feed-forward layers only (issue 13).
+"""A correctly rounded product x * y of any two finite factors, and sums of such products in a
+stated order, from ReLU feed-forward layers only.
 
-The attention product of the FLEQ machine (``fleq_machine.PRODUCT_HEADS``) is a Richardson
-combination of two sigmoids: about 1e-10 relative. This block replaces it by integer arithmetic that
-a feed-forward layer performs without rounding, followed by exactly one IEEE rounding, so the result
-is ``fl(x * y)``, bit for bit what numpy's ``x * y`` gives. What a feed-forward layer computes
-exactly (every fact below is about float64 and holds for any finite input):
+The block computes integer arithmetic that a feed-forward layer performs without rounding, followed
+by exactly one IEEE rounding, so the result is ``fl(x * y)``, bit for bit what numpy's ``x * y`` gives,
+subnormal results included, for every pair of finite factors whose product is within the machine's
+value limit. What a feed-forward layer computes exactly (every fact below is about float64 and holds
+for any finite input):
 
 - ``w x`` for a power of two ``w`` (no underflow: every quantity here is a multiple of the lowest bit
   of the scaled factor, which is at least 2^-1074);
@@ -19,57 +19,86 @@ exactly (every fact below is about float64 and holds for any finite input):
 
 The stages (one feed-forward layer each; slot k works on its own rows, every slot in parallel):
 
- 1. **outer ladder A / B** (the FLEQ machine's product ladder, step 8): thresholds of |y| at 2^(8j),
-    and the single threshold [|x| <= 2^-500] ("small x").
- 2. **outer split**: for selector s (2^8s < |y| <= 2^(8s+8)), ``p_y = y 2^-8s`` in (1, 256] and
-    ``p_x = x 2^(8s) sigma`` with sigma = 2^-128, or 2^256 for a small x. sigma keeps every later
-    quantity finite and exact: no bit of x is lost (a small x is scaled up), and a product of at most
-    2^1096 stays below 2^1000 until the last stage (the machine faults beyond 2^1000 anyway).
- 3. **inner ladder A / B** on p_y (thresholds 2^1 .. 2^7) and y's sign.
- 4. **inner split**: for selector i (2^i < |p_y| <= 2^(i+1)): the integer ``m = |p_y| 2^(52-i)`` in
-    (2^52, 2^53] and ``xs = sign(y) p_x 2^(i-52)``, so that x y = xs m / sigma.
- 5. **halves**: ``hi = RN(m to a multiple of 2^27)`` by adding 1.5 2^79 (the float spacing there is
-    2^27), ``lo = m - hi`` in [-2^26, 2^26]; Veltkamp's split of xs begins: C = fl((2^27 + 1) xs),
-    Q = C - xs. The bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows.
- 6. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
-    digits e_j in {-1, 0, 1} of H = hi / 2^27 and of lo, all at once: with r_j = RNE(v / 2^j) (a unit
-    computes v 2^-j + M = M + r_j: the spacing at M is 1), e_j = r_j - 2 r_(j+1) and
-    sum_j e_j 2^j = r_0 - 2^27 r_27 = v. A second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing
-    2), so the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the
-    gates' "not selected" rows for e_j = 1 and e_j = -1).
- 7. **partial products**, each exact (a 26-bit factor times sums of +-2^j, every partial sum below
+ 1. **band ladders A / B** on both factors: thresholds of |x| and of |y| at 2^(64 j), j = -15 .. 15.
+    Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is |f| > 2^960) has the exponent
+    a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
+    number of thresholds below |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear
+    function of the 0/1 indicator rows, and so is E = a(x) + a(y): the second ladder layer's units
+    also write E / 16 + 126 into one row ``e16`` (integer weights on 0/1 outputs: exact in any order;
+    0 when both factors are in the bottom band, as when no product is wanted, so the row and the
+    exponent units that read it do not change from pass to pass in an idle column). The
+    lowest threshold keeps its two sides in two rows, so the second layer also gives the factor's
+    sign, [f > 2^-960] and [f < -2^-960]. The first layer's distance ReLU(|f| - tau) and the second's
+    indicator [|f| <= tau] share a row: the second layer clears the distance as it writes the
+    indicator (u - r, one of them 0), so the row holds exactly the indicator after it (the inner
+    ladder's rows too).
+ 2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
+    bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
+    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). x y = N W 2^E, exactly, and N W
+    is in (2^-66, 2^128]. The split writes |N| (both halves of the gate added) and sign(N) W (the
+    gate of W doubled, closed by N's factor's sign rows: that factor is never in the bottom band),
+    so the inner stages need no sign. Beside it, every exponent E the rounding stages tell apart
+    gets a row ``ne`` = 1 - [E = v] (units ReLU(E / 16 - c) on the row E / 16, three per value,
+    shared between neighbouring values: exact), and ``sub_off`` = 0 iff E is one of
+    the exponents whose results may be subnormal; ``e_big`` = [E >= 1008] (the product beyond 2^1008:
+    a fault). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
+    (|x y| <= 2^-1920).
+ 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold).
+ 4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
+    (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
+    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m (one gate each); beside them Veltkamp's
+    C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
+    bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
+    on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
+ 5. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
+    digits e_j in {-1, 0, 1} of v at positions 0 .. 53, all at once: with r_j = RNE(v / 2^j) (a unit
+    computes v 2^-j + M = M + r_j: |v 2^-j| <= 2^51, so M + r_j lies in [2^52, 2^53], spacing 1),
+    e_j = r_j - 2 r_(j+1), and a second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing 2), so
+    the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the gates'
+    "not selected" rows for e_j = 1 and e_j = -1). The digits at 0 .. 26 sum to
+    lo = v - 2^27 RNE(v / 2^27) in [-2^26, 2^26], those at 27 .. 53 to 2^27 RNE(v / 2^27) (|v| <= 2^51:
+    RNE(v / 2^54) = 0), and hi = 1.5 2^52 + 2^27 RNE(v / 2^27) = 2^27 RNE(m / 2^27) (1.5 2^25 is an
+    even integer): m = hi + lo, hi rounded to a multiple of 2^27 (one layer fewer than rounding m
+    by adding 1.5 2^79 first).
+ 6. **partial products**, each exact (a 26-bit factor times sums of +-2^j, every partial sum below
     2^53 of the factor's last bit, in any order): T1 = x_hi hi, T2 = x_lo hi, T3 = x_hi lo,
-    T4 = x_lo lo. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below
-    2^79 u, |T4| <= 2^52 u.
- 8. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u).
- 9. **two-sum** (Dekker's fast two-sum, |T1| >= |M|): s = fl(T1 + M), z = s - T1.
-10. **error**: e = M - z, so that T1 + M = s + e exactly; w = T4 + e is exact (|e| <= ulp(s) / 2 <=
-    2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53).
-11. **round**: x y sigma = s + w exactly, so ``fl(s + w)`` is the correctly rounded product (one IEEE
-    addition of two floats rounds their exact sum); for x > 2^-500 the gate's output weight
-    1/sigma = 2^128 scales it back exactly into the slot's ``prod`` row. Every slot's fl(s + w) also
-    goes, unscaled, to a row ``rp`` of its own: the small-x path below reads it, and slot 0's gives
-    the product's exact error x y - fl(x y) (:meth:`ProductBlock.product_error`, the FLEQ function
-    ``mulerr``).
-12. **subnormal grid** (small x only, sigma = 2^256): scaling p = fl(s + w) back by 2^-256 would round
-    a second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
+    T4 = x_lo lo; hi's constant 1.5 2^52 is one more term, x 1.5 2^52 (28 bits: exact), and with it
+    the terms of T1 and T2 add up to at most 2^26 (2^25 + 1.5 2^25) < 2^53 units of 2^27 x's last
+    bit. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
+    |T4| <= 2^52 u.
+ 7. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u); the overflow
+    thresholds |T1| > 2^(1002 - E) for the two exponents E = 896, 960 whose products may or may not
+    pass 2^1000 (closed for every other E).
+ 8. **two-sum** (Dekker's fast two-sum, |T1| >= |M|): s = fl(T1 + M), z = s - T1.
+ 9. **error**: e = M - z, so that T1 + M = s + e exactly; w = T4 + e is exact (|e| <= ulp(s) / 2 <=
+    2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53). For an exponent
+    E of the subnormal set, s2 = s 2^(E+256) and w2 = (T4 + e) 2^(E+256), exactly (every value a
+    multiple of 2^-1000 there): s2 + w2 = x y 2^256.
+10. **round**: N W = s + w exactly, so ``fl(s + w)`` is the correctly rounded N W (one IEEE addition
+    of two floats rounds their exact sum); for an exponent E whose results are all normal
+    (E >= -960) the gate's output weight 2^E scales it exactly into the slot's ``prod`` row: IEEE's
+    x y. The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
+    and fl(s2 + w2) to ``rp2``.
+11. **subnormal grid** (the subnormal set): scaling p = fl(s2 + w2) back by 2^-256 would round a
+    second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
     the scaled level). This stage computes t = fl(p 2^-256) 2^256 (one rounding, ties to even: p
-    itself when the product is normal) and p's error e = s + w - p = w + (s - p) (two terms, exact:
-    Dekker's fast two-sum).
-13. **subnormal remainder**: r = p - t (exact, |r| <= G/2) and [e <= 0], [e >= 0] as
-    ReLU(1 -+ 2^966 e) (e is a multiple of 2^-966, the lowest bit of x y sigma).
-14. **subnormal tie**: the second rounding differs from one rounding of x y sigma only when p lies
+    itself when the product is normal) and p's error e = s2 + w2 - p = w2 + (s2 - p) (two terms,
+    exact: Dekker's fast two-sum).
+12. **subnormal remainder**: r = p - t (exact, |r| <= G/2) and [e <= 0], [e >= 0] as
+    ReLU(1 -+ 2^1010 e) (e is a multiple of 2^-1000).
+13. **subnormal tie**: the second rounding differs from one rounding of x y 2^256 only when p lies
     exactly halfway between two multiples of G (r = +-G/2, i.e. 2^872 r = +-2^53) and e pushes the
     exact value past that midpoint: then the result is t 2^-256 +- 2^-1074 instead of t 2^-256. Two
     units test this (2^872 |r| - (2^53 - 1) is 1 at a midpoint and <= 0 otherwise; the [e ...] rows
     close them with weight 2^54), and the slot's ``prod`` row gets t 2^-256 plus their 0/1 outputs
     times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order). So the
     product is correctly rounded for a subnormal result too, bit for bit numpy's ``x * y``.
-15. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
+14. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
     one level in the pre-activations and one in W2 per layer; the last level is left to the caller
     (the FLEQ machine's select gate adds the last two terms).
 
-Faults: |y| > 2^96 (the outer ladder's top) and |T1| > 2^873 (a product beyond about 2^1001) are
+Exponents below the subnormal set (E <= -1200) give products below 2^-1075, which round to 0: no
+gate opens. Faults: E >= 1008, or |T1| > 2^(1002 - E) for E = 896, 960 (a product beyond 2^1001),
 reported through :func:`fault_rows`; the result is then 0, and nothing in the block overflows.
 """
 
@@ -80,47 +109,70 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import GATE, gate, scaled_gate, threshold_distance, threshold_indicators
+from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate, threshold_above,
+                                threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
-from fleqc.machines.fleq.windows import OUTER_HI, OUTER_LO, OUTER_STEP, SMALL_X
+from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
 
-INNER = range(1, 8)  # inner thresholds 2^1 .. 2^7 on |p_y| in (1, 256]
-SCALE_UP, SCALE_DOWN = 256, -128
-SUBNORMAL_GRID = 2.0 ** (-1074 + SCALE_UP)  # G: the subnormal spacing 2^-1074 at the scaled level
-ERROR_UNIT = 2.0**-966  # the lowest bit of x y 2^256 (2^-1074 of x, 2^-148 of |y| > 2^-96)
+INNER = range(1, OUTER_STEP)  # inner thresholds 2^1 .. 2^63 on |N| in (1, 2^64]
+BANDS = range(OUTER_LO, OUTER_HI + 1)  # band j: 2^(64 j) < |f| <= 2^(64 j + 64) (j = OUTER_HI: |f| > 2^960)
+E_UNIT = 16  # every exponent E = a(x) + a(y) is a multiple of 16
+SUB_LEVEL = 256  # the subnormal path works on x y 2^256
+SUBNORMAL_GRID = 2.0 ** (-1074 + SUB_LEVEL)  # G: the subnormal spacing 2^-1074 at the scaled level
+ERROR_UNIT = 2.0**-1010  # below the lowest bit of x y 2^256 on the subnormal path (2^-1000)
 TIE_SCALE = 2.0 * 2.0**53 / SUBNORMAL_GRID  # r -> 2^53 at a midpoint r = G/2 (2^872)
 TIE_CLOSED = 2.0**54  # closes a tie unit: above every value 2^872 |r| - 2^53 + 1 <= 1 can take
-OVERFLOW = 2.0**873  # |T1| above this: the product is beyond 2^1000 (scaled by 2^-128)
 HALF = 27  # the split of m: hi a multiple of 2^27
 DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^26, 2^26]
-MAGIC_HI = 1.5 * 2.0 ** (52 + HALF)  # m + MAGIC_HI rounds m to a multiple of 2^27
+CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
+
+# The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
+_TOP = OUTER_STEP * OUTER_HI  # 960
+_BOTTOM = -BOTTOM_SCALE  # -1008: a(f) of the bottom band
+NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER_HI + 1))  # both in bands: N W > 1
+                             + tuple(_BOTTOM + OUTER_STEP * k for k in range(1, OUTER_HI + 1)))  # one bottom: > 2^-66
+SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # results may be subnormal (or 0)
+E_VALUES: tuple[int, ...] = NORMAL_E + SUBNORMAL_E
+E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
+BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
+OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
+
+
+def band_exponent(f: float) -> int:
+    """a(f): the exponent by which the band split scales the factor f (stage 1)."""
+    f = abs(f)
+    if f <= 2.0 ** (OUTER_STEP * OUTER_LO):
+        return _BOTTOM
+    return OUTER_STEP * max(j for j in BANDS if f > 2.0 ** (OUTER_STEP * j))
 
 
 def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str]]:
     """The temp rows of ``slots`` product slots (slot-major within each block)."""
-    outer = OUTER_HI - OUTER_LO + 1
+    bands = len(BANDS)
     inner = len(INNER)
     spec = [
-        ("ol_r", slots * outer, "outer ladder: ReLU(|y| - 2^8j) (slot-major)"),
-        ("ol_u", slots * outer, "outer ladder: [|y| <= 2^8j]"),
-        ("ol_t", slots * outer, "outer ladder: [|y| > 2^8j]"),
-        ("sm_r", slots, "ReLU(|x| - 2^-500)"),
-        ("sm_u", slots, "[|x| <= 2^-500]: x is scaled up"),
-        ("sm_t", slots, "[|x| > 2^-500]"),
-        ("p_y", slots, "y 2^-8s in (1, 256] in magnitude"),
-        ("p_x", slots, "x 2^8s sigma"),
-        ("il_r", slots * inner, "inner ladder: ReLU(|p_y| - 2^i), i = 1..7"),
-        ("il_u", slots * inner, "inner ladder: [|p_y| <= 2^i]"),
-        ("il_t", slots * inner, "inner ladder: [|p_y| > 2^i]"),
-        ("ng_r", slots, "ReLU(-p_y - 1/2)"),
-        ("ng_u", slots, "[y >= 0]"),
-        ("ng_t", slots, "[y < 0]"),
-        ("m", slots, "the integer |p_y| 2^(52-i) in (2^52, 2^53]"),
-        ("hi", slots, "m rounded to a multiple of 2^27"),
-        ("lo", slots, "m - hi, in [-2^26, 2^26] (holds m until the halves stage)"),
+        ("xl_u", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (ladder A), then [|x| <= 2^64j] (slot-major)"),
+        ("xl_t", slots * bands, "band ladder of x: [|x| > 2^64j]"),
+        ("yl_u", slots * bands, "band ladder of y: ReLU(|y| - 2^64j) (ladder A), then [|y| <= 2^64j]"),
+        ("yl_t", slots * bands, "band ladder of y: [|y| > 2^64j]"),
+        ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's distance row holds ReLU(x - 2^-960) only)"),
+        ("xl_pos", slots, "[x > 2^-960]"),
+        ("xl_neg", slots, "[x < -2^-960]"),
+        ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's distance row holds ReLU(y - 2^-960) only)"),
+        ("yl_pos", slots, "[y > 2^-960]"),
+        ("yl_neg", slots, "[y < -2^-960]"),
+        ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
+        ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
+        ("p_x", slots, "sign(N) W: W the other factor scaled by 2^-a, x y = N W 2^E"),
+        ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
+        ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
+        ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
+        ("il_u", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63 (ladder A), then [|N| <= 2^i]"),
+        ("il_t", slots * inner, "inner ladder: [|N| > 2^i]"),
+        ("v", slots, "m - 1.5 2^52, m = |N| 2^(52-i) the integer in (2^52, 2^53]"),
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
         ("c", slots, "fl((2^27 + 1) xs)"),
@@ -136,13 +188,16 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("w", slots, "x_lo lo, then + the two-sum's error"),
         ("mid", slots, "t2 + t3"),
         ("s", slots, "fl(t1 + mid)"),
-        ("of_r", slots, "ReLU(|t1| - 2^873)"),
-        ("of_u", slots, "[|t1| <= 2^873]"),
-        ("of_t", slots, "[|t1| > 2^873]: the product overflows"),
-        ("rp", slots, "fl(s + w), the product x y sigma rounded once"),
-        ("sn_t", slots, "small x: fl(rp 2^-256) 2^256, rp rounded to the subnormal grid G"),
-        ("sn_e", slots, "small x: s + w - rp, the error of rp (exact)"),
-        ("sn_r", slots, "small x: rp - sn_t, in [-G/2, G/2]"),
+        ("of_r", slots * len(OVERFLOW_E), "ReLU(|t1| - 2^(1002 - E)) for E = 896, 960 (0 for other E)"),
+        ("of_u", slots * len(OVERFLOW_E), "[not the overflow of of_t]"),
+        ("of_t", slots * len(OVERFLOW_E), "[E = 896 or 960 and |t1| > 2^(1002 - E)]: the product overflows"),
+        ("s2", slots, "subnormal set: s 2^(E + 256)"),
+        ("w2", slots, "subnormal set: w 2^(E + 256)"),
+        ("rp", slots, "fl(s + w), N W rounded once"),
+        ("rp2", slots, "subnormal set: fl(s2 + w2), x y 2^256 rounded once"),
+        ("sn_t", slots, "subnormal set: fl(rp2 2^-256) 2^256, rp2 rounded to the subnormal grid G"),
+        ("sn_e", slots, "subnormal set: s2 + w2 - rp2, the error of rp2 (exact)"),
+        ("sn_r", slots, "subnormal set: rp2 - sn_t, in [-G/2, G/2]"),
         ("sn_np", slots, "[sn_e <= 0] (>= 1 for a negative error; 0 iff it is > 0)"),
         ("sn_nn", slots, "[sn_e >= 0] (>= 1 for a positive error; 0 iff it is < 0)"),
         ("prod", slots, "the slot's product, correctly rounded (level 0 of the pairwise sum)"),
@@ -154,9 +209,26 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     return [(prefix + name, size, "temp", doc) for name, size, doc in spec]
 
 
-# Rows the block keeps >= 0 (cleared by one unit instead of two).
-NONNEGATIVE = ("ol_r", "ol_u", "ol_t", "sm_r", "sm_u", "sm_t", "il_r", "il_u", "il_t", "ng_r", "ng_u",
-               "ng_t", "m", "hi", "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+# Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
+# {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
+NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
+               "e16", "p_y", "ne", "sub_off", "e_big", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
+               "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+
+
+# The band and inner ladders keep a threshold's distance r = ReLU(|f| - tau) (layer A) and its indicator u =
+# [|f| <= tau] (layer B) in one row: layer B writes u and clears r there.
+_SHARED = {"r": "u"}
+
+
+def _indicators_over_distance(ffn: FeedForwardBuilder, distance: Sequence[int], tau: float, below: int, above: int,
+                              also: Mapping[int, float] | None = None) -> None:
+    """threshold_indicators, with ``below`` the row of ``distance[0]`` (r >= 0, layer A's): one more unit
+    clears r as u is written. The row gets u - r, two terms of which one is 0 (u = 1 iff r = 0: r is 0 or
+    at least ulp(tau)), so it holds exactly u after the layer, as a row of its own would."""
+    assert distance[0] == below
+    threshold_indicators(ffn, list(distance), tau, below, above, also)
+    ffn.unit({below: 1.0}, 0.0, {below: -1.0})
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -194,102 +266,188 @@ class ProductBlock:
     def r(self, name: str, slot: int = 0, k: int = 0, per: int = 1) -> int:
         return self.rows[self.prefix + name][slot * per + k]
 
-    def ol(self, part: str, slot: int, j: int) -> int:
-        return self.r(f"ol_{part}", slot, j - OUTER_LO, OUTER_HI - OUTER_LO + 1)
+    def band(self, factor: str, part: str, slot: int, j: int) -> int:
+        """Row ``part`` (r, u, t) of threshold 2^(64 j) of the band ladder of ``factor`` (x or y). The
+        distance r and the indicator u share a row (:func:`_indicators_over_distance`)."""
+        return self.r(f"{factor}l_{_SHARED.get(part, part)}", slot, j - OUTER_LO, len(BANDS))
 
     def il(self, part: str, slot: int, i: int) -> int:
-        return self.r(f"il_{part}", slot, i - INNER.start, len(INNER))
+        return self.r(f"il_{_SHARED.get(part, part)}", slot, i - INNER.start, len(INNER))
+
+    def ne(self, slot: int, v: int) -> int:
+        """The row that is 0 iff the slot's exponent E is v (one of E_VALUES)."""
+        return self.r("ne", slot, E_VALUES.index(v), len(E_VALUES))
+
+    def of(self, part: str, slot: int, v: int) -> int:
+        return self.r(f"of_{part}", slot, list(OVERFLOW_E).index(v), len(OVERFLOW_E))
+
+    def selector(self, factor: str, slot: int, j: int) -> list[int]:
+        """The rows that are all 0 iff the factor lies in band j (j = OUTER_LO - 1: the bottom band)."""
+        rows = [self.band(factor, "u", slot, j)] if j >= OUTER_LO else []
+        if j + 1 <= OUTER_HI:
+            rows.append(self.band(factor, "t", slot, j + 1))
+        return rows
+
+    def _terms(self, factor: str, slot: int) -> Mapping[int, float]:
+        return self.x_terms(slot) if factor == "x" else self.y_terms(slot)
 
     # -- the stages, in order; each adds units to one feed-forward layer --------------------------
 
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
-        """The ladder's distances, closed (0, as for y = 0 and a small x) where an ``off`` row is 1:
-        then nothing after this layer depends on x or y, and an engine that follows changes does
-        not recompute the block. Open, the added terms are exact zeros."""
+        """The band ladders' distances, closed (0, as for x = y = 0) where an ``off`` row is 1: then
+        nothing after this layer depends on x or y, and an engine that follows changes does not
+        recompute the block. Open, the added terms are exact zeros. The lowest threshold keeps its
+        two sides apart (ReLU(f - tau) in the ladder's row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``):
+        outer ladder B reads the factor's sign from them."""
         closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
-            y, x = self.y_terms(k), self.x_terms(k)
-            for j in range(OUTER_LO, OUTER_HI + 1):
-                tau = 2.0 ** (OUTER_STEP * j)
-                threshold_distance(ffn, {**y, **closed}, tau, self.ol("r", k, j))
-                threshold_distance(ffn, {**{r: -c for r, c in y.items()}, **closed}, tau, self.ol("r", k, j))
-            threshold_distance(ffn, {**x, **closed}, SMALL_X, self.r("sm_r", k))
-            threshold_distance(ffn, {**{r: -c for r, c in x.items()}, **closed}, SMALL_X, self.r("sm_r", k))
+            for factor in "xy":
+                terms = self._terms(factor, k)
+                for j in BANDS:
+                    tau = 2.0 ** (OUTER_STEP * j)
+                    out = self.band(factor, "r", k, j)
+                    threshold_distance(ffn, {**terms, **closed}, tau, out)
+                    below = self.r(f"{factor}l_n", k) if j == OUTER_LO else out
+                    threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, below)
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
+        """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
+        threshold's unit (u = ReLU(1 - G r), exactly 0 or 1) also adds c u to it, and its bias is the
+        constant, with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (_exponent16; small
+        integers, so every partial sum is exact in any order). The exponent rows then read one row,
+        not every t.
+
+        The factor's sign beside them: ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960] from the two
+        sides of the lowest threshold (a factor that is N is never in the bottom band)."""
         for k in range(self.slots):
-            for j in range(OUTER_LO, OUTER_HI + 1):
-                tau = 2.0 ** (OUTER_STEP * j)
-                threshold_indicators(ffn, self.ol("r", k, j), tau, self.ol("u", k, j), self.ol("t", k, j))
-            threshold_indicators(ffn, self.r("sm_r", k), SMALL_X, self.r("sm_u", k), self.r("sm_t", k))
+            terms, constant = self._exponent16(k)
+            e16 = self.r("e16", k)
+            for factor in "xy":
+                for j in BANDS:
+                    tau = 2.0 ** (OUTER_STEP * j)
+                    u, t = self.band(factor, "u", k, j), self.band(factor, "t", k, j)
+                    constant += terms.get(t, 0.0)
+                    distance = [self.band(factor, "r", k, j)] + ([self.r(f"{factor}l_n", k)] if j == OUTER_LO else [])
+                    _indicators_over_distance(ffn, distance, tau, u, t, {e16: terms.get(u, 0.0) - terms.get(t, 0.0)})
+                tau = 2.0 ** (OUTER_STEP * OUTER_LO)
+                for side, distance in (("pos", self.band(factor, "r", k, OUTER_LO)), ("neg", self.r(f"{factor}l_n", k))):
+                    threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
+            ffn.bias(e16, constant - E_IDLE16)
+
+    def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
+        """E / 16 = (a(x) + a(y)) / 16 as terms of the 0/1 ladder rows and a constant (integers)."""
+        terms: dict[int, float] = {}
+        for factor in "xy":
+            for j in BANDS:
+                terms[self.band(factor, "t", slot, j)] = OUTER_STEP / E_UNIT
+            terms[self.band(factor, "u", slot, OUTER_LO)] = (OUTER_STEP + _BOTTOM - OUTER_STEP * OUTER_LO) / E_UNIT
+        return terms, 2 * OUTER_STEP * (OUTER_LO - 1) / E_UNIT
 
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
+        off = list(self.off)
         for k in range(self.slots):
-            y, x = self.y_terms(k), self.x_terms(k)
-            for s in range(OUTER_LO, OUTER_HI):  # selector s: 2^8s < |y| <= 2^(8s+8)
-                open_ = [self.ol("u", k, s), self.ol("t", k, s + 1)]
-                scaled_gate(ffn, y, -OUTER_STEP * s, open_, {self.r("p_y", k): 1.0})
-                closed = open_ + list(self.off)
-                scaled_gate(ffn, x, OUTER_STEP * s + SCALE_DOWN, closed + [self.r("sm_u", k)], {self.r("p_x", k): 1.0})
-                scaled_gate(ffn, x, OUTER_STEP * s + SCALE_UP, closed + [self.r("sm_t", k)], {self.r("p_x", k): 1.0})
+            x, y = self.x_terms(k), self.y_terms(k)
+            n_out, p_x = {self.r("p_y", k): 1.0}, self.r("p_x", k)
+            y_bottom, y_banded = self.band("y", "t", k, OUTER_LO), self.band("y", "u", k, OUTER_LO)
+            x_bottom, x_banded = self.band("x", "t", k, OUTER_LO), self.band("x", "u", k, OUTER_LO)
+            # |N| into p_y, sign(N) W into p_x (N's factor is never in the bottom band: its sign rows decide)
+            signs = {f: ((self.r(f"{f}l_neg", k), 1.0), (self.r(f"{f}l_pos", k), -1.0)) for f in "xy"}
+            for j in BANDS:
+                e = -OUTER_STEP * j
+                scaled_abs_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
+                for closed, sign in signs["y"]:
+                    scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_banded, closed] + off, {p_x: sign})
+                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
+            for closed, sign in signs["y"]:
+                scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded, closed] + off, {p_x: sign})
+            for closed, sign in signs["x"]:
+                scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
+            self._exponent_rows(ffn, k)
+
+    def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """The rows ne (1 - [E = v]), sub_off and e_big from the integer e = E / 16 (row e16 and a
+        constant) with units U_c = ReLU(e - c): [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] =
+        U_(c-1) - U_c, one unit per c that some row needs, shared by neighbouring values (every
+        weight and value a small integer: exact in any order). An idle slot (e16 = 0, e = -126)
+        opens no unit."""
+        sub_off, e_big = self.r("sub_off", k), self.r("e_big", k)
+        ffn.bias(sub_off, 1.0)
+        outputs: dict[int, dict[int, float]] = {}  # c -> {row: weight}
+
+        def add(c: int, row: int, weight: float) -> None:
+            outputs.setdefault(c, {})
+            outputs[c][row] = outputs[c].get(row, 0.0) + weight
+
+        for v in E_VALUES:
+            c, row = v // E_UNIT, self.ne(k, v)
+            ffn.bias(row, 1.0)
+            for out in [row] + ([sub_off] if v in SUBNORMAL_E else []):  # -[e = c]
+                add(c - 1, out, -1.0)
+                add(c, out, 2.0)
+                add(c + 1, out, -1.0)
+        add(BIG_E // E_UNIT - 1, e_big, 1.0)  # [e >= 63]
+        add(BIG_E // E_UNIT, e_big, -1.0)
+        for c, weights in sorted(outputs.items()):
+            ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
 
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             p_y = self.r("p_y", k)
-            for i in INNER:
+            for i in INNER:  # p_y = |N| >= 0: one side
                 threshold_distance(ffn, {p_y: 1.0}, 2.0**i, self.il("r", k, i))
-                threshold_distance(ffn, {p_y: -1.0}, 2.0**i, self.il("r", k, i))
-            threshold_distance(ffn, {p_y: -1.0}, 0.5, self.r("ng_r", k))
 
     def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             for i in INNER:
-                threshold_indicators(ffn, self.il("r", k, i), 2.0**i, self.il("u", k, i), self.il("t", k, i))
-            threshold_indicators(ffn, self.r("ng_r", k), 0.5, self.r("ng_u", k), self.r("ng_t", k))
+                _indicators_over_distance(ffn, [self.il("r", k, i)], 2.0**i, self.il("u", k, i), self.il("t", k, i))
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
+        """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
+        is one unit; the constant is the row's bias: m - 1.5 2^52 is exact, Sterbenz; an idle slot,
+        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
+        Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52), times W: one
+        rounding), so q = C - xs (two terms, exact). The digit rows get their constants 1 -+ M."""
         for k in range(self.slots):
             p_y, p_x = self.r("p_y", k), self.r("p_x", k)
-            m_out = {self.r("m", k): 1.0, self.r("lo", k): 1.0}
+            v_out = {self.r("v", k): 1.0}
             xs_out = {self.r("x_lo", k): 1.0, self.r("q", k): -1.0}
+            c_out = {self.r("c", k): 1.0, self.r("q", k): 1.0}
             for i in range(INNER.start - 1, INNER.stop):
                 open_ = []
                 if i >= INNER.start:
                     open_.append(self.il("u", k, i))
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
-                positive, negative = open_ + [self.r("ng_t", k)], open_ + [self.r("ng_u", k)]
-                scaled_gate(ffn, {p_y: 1.0}, 52 - i, positive, m_out)
-                scaled_gate(ffn, {p_y: -1.0}, 52 - i, negative, m_out)
-                scaled_gate(ffn, {p_x: 1.0}, i - 52, positive, xs_out)
-                scaled_gate(ffn, {p_x: -1.0}, i - 52, negative, xs_out)
-
-    def halves(self, ffn: FeedForwardBuilder) -> None:
-        for k in range(self.slots):
-            hi, lo = self.r("hi", k), self.r("lo", k)
-            ffn.unit({self.r("m", k): 1.0}, MAGIC_HI, {hi: 1.0, lo: -1.0})
-            ffn.bias(hi, -MAGIC_HI)
-            ffn.bias(lo, MAGIC_HI)
+                scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
+                scaled_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)
+                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
+            ffn.bias(self.r("v", k), -CENTRE)  # v = m - 1.5 2^52: two nonzero terms, exact
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
                     ffn.bias(self.r(f"p_{part}", k, j, DIGITS), 1.0 - MAGIC)
                     ffn.bias(self.r(f"q_{part}", k, j, DIGITS), 1.0 + MAGIC)
-            ffn.passes({self.r("x_lo", k): VELTKAMP}, {self.r("c", k): 1.0, self.r("q", k): 1.0})
 
     def digits(self, ffn: FeedForwardBuilder) -> None:
+        """x_hi = C - Q, x_lo = xs - x_hi (Veltkamp); the signed digits of v at positions 0 .. 26
+        (the "l" rows: lo = v - 2^27 RNE(v / 2^27), in [-2^26, 2^26]) and 27 .. 53 (the "h" rows:
+        2^27 RNE(v / 2^27); |v| <= 2^51, so RNE(v / 2^54) = 0). hi = 1.5 2^52 + 2^27 RNE(v / 2^27) =
+        2^27 RNE(m / 2^27) (1.5 2^25 is an even integer): m rounded to a multiple of 2^27, and
+        m = hi + lo."""
         for k in range(self.slots):
             ffn.passes({self.r("c", k): 1.0, self.r("q", k): -1.0}, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
-            self._digit_units(ffn, self.r("hi", k), 2.0**-HALF, "h", k)
-            self._digit_units(ffn, self.r("lo", k), 1.0, "l", k)
+            self._digit_units(ffn, self.r("v", k), 2.0**-HALF, "h", k)
+            self._digit_units(ffn, self.r("v", k), 1.0, "l", k)
 
     def _digit_units(self, ffn: FeedForwardBuilder, source: int, scale: float, part: str, slot: int) -> None:
-        """Rows p_part, q_part [slot, j] = 1 -+ e_j, the signed digits of the integer v = scale X[source]
-        (|v| <= 2^26): r_j = RNE(v / 2^j), e_j = r_j - 2 r_(j+1) in {-1, 0, 1}, sum_j e_j 2^j = v.
+        """Rows p_part, q_part [slot, j] = 1 -+ e_j, the signed digits of the integer V = scale X[source]
+        at positions j = 0 .. 26 (|V| <= 2^51): r_j = RNE(V / 2^j), e_j = r_j - 2 r_(j+1) in {-1, 0, 1},
+        sum_j e_j 2^j = r_0 - 2^27 r_27.
 
         Unit a_j computes v 2^-j + M = M + r_j, unit b_j computes v 2^-j + 2M = 2M + 2 r_(j+1) (the
         spacing there is 2); both have one data term and a bias, so any order of summation gives the
-        same. b_j - a_j = M - e_j is added to the constants 1 - M and 1 + M the halves stage put in
-        the rows (two terms: exact in any order)."""
+        same (M + r_j lies in [2^52, 2^53], spacing 1; 2M + 2 r_(j+1) in [2^53, 2^54), spacing 2).
+        b_j - a_j = M - e_j is added to the constants 1 - M and 1 + M the inner split put in the rows
+        (two terms: exact in any order)."""
         for j in range(DIGITS):
             p, q = self.r(f"p_{part}", slot, j, DIGITS), self.r(f"q_{part}", slot, j, DIGITS)
             ffn.unit({source: scale * 2.0**-j}, MAGIC, {p: -1.0, q: 1.0})
@@ -306,43 +464,59 @@ class ProductBlock:
                     plus, minus = self.r(f"p_{part}", k, j, DIGITS), self.r(f"q_{part}", k, j, DIGITS)
                     scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
                     scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
+                if part == "h":  # hi's constant 1.5 2^52: x (26 bits) times 3 2^51, one exact term
+                    ffn.passes({x: CENTRE}, outputs)
 
     def middle(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             t1 = self.r("t1", k)
             ffn.passes({self.r("t2", k): 1.0, self.r("t3", k): 1.0}, {self.r("mid", k): 1.0})
-            threshold_distance(ffn, {t1: 1.0}, OVERFLOW, self.r("of_r", k))
-            threshold_distance(ffn, {t1: -1.0}, OVERFLOW, self.r("of_r", k))
+            for v, level in OVERFLOW_E.items():  # closed (0) unless E = v: |t1| < 2^131 < GATE
+                closed = {self.ne(k, v): -GATE}
+                threshold_distance(ffn, {t1: 1.0, **closed}, level, self.of("r", k, v))
+                threshold_distance(ffn, {t1: -1.0, **closed}, level, self.of("r", k, v))
 
     def two_sum(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             ffn.passes({self.r("t1", k): 1.0, self.r("mid", k): 1.0}, {self.r("s", k): 1.0, self.r("z", k): 1.0})
-            threshold_indicators(ffn, self.r("of_r", k), OVERFLOW, self.r("of_u", k), self.r("of_t", k))
+            for v, level in OVERFLOW_E.items():
+                threshold_indicators(ffn, self.of("r", k, v), level, self.of("u", k, v), self.of("t", k, v))
 
     def error(self, ffn: FeedForwardBuilder) -> None:
+        """w += e = mid - z; for an exponent of the subnormal set, s2 = s 2^(E+256) and
+        w2 = (T4 + e) 2^(E+256) (two gated terms, each exact: the sum is exact too)."""
         for k in range(self.slots):
             ffn.passes({self.r("mid", k): 1.0, self.r("z", k): -1.0}, {self.r("w", k): 1.0})
+            s2, w2 = {self.r("s2", k): 1.0}, {self.r("w2", k): 1.0}
+            for v in SUBNORMAL_E:
+                shift, open_ = v + SUB_LEVEL, [self.ne(k, v)]
+                scaled_gate(ffn, {self.r("s", k): 1.0}, shift, open_, s2)
+                scaled_gate(ffn, {self.r("w", k): 1.0}, shift, open_, w2)  # T4 (w before this layer)
+                scaled_gate(ffn, {self.r("mid", k): 1.0, self.r("z", k): -1.0}, shift, open_, w2)  # e
 
     def round(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
-            gate(ffn, terms, [self.r("sm_u", k), self.r("of_t", k)], {self.r("prod", k): 2.0**-SCALE_DOWN})
-            ffn.passes(terms, {self.r("rp", k): 1.0})  # unscaled: the small-x path, product_error()
+            for v in NORMAL_E:  # fl(s + w) in the unit, times 2^E by the output weight: exact (normal)
+                closed = [self.ne(k, v)] + ([self.of("t", k, v)] if v in OVERFLOW_E else [])
+                gate(ffn, terms, closed, {self.r("prod", k): 2.0**v})
+            ffn.passes(terms, {self.r("rp", k): 1.0})  # unscaled: product_error()
+            ffn.passes({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, {self.r("rp2", k): 1.0})
 
     def subnormal_grid(self, ffn: FeedForwardBuilder) -> None:
-        """Small x: sn_t = fl(p 2^-256) 2^256 and sn_e = s + w - p (two terms each; every value here is
-        at most 2^-148 in magnitude, so nothing overflows a later scaling)."""
+        """The subnormal set: sn_t = fl(p 2^-256) 2^256 and sn_e = s2 + w2 - p (two terms each; every
+        value here is at most 2^-640 in magnitude, so nothing overflows a later scaling)."""
         for k in range(self.slots):
-            rp, normal = self.r("rp", k), [self.r("sm_t", k)]
-            gate(ffn, {rp: 2.0**-SCALE_UP}, normal, {self.r("sn_t", k): 2.0**SCALE_UP})
-            gate(ffn, {self.r("w", k): 1.0}, normal, {self.r("sn_e", k): 1.0})
-            gate(ffn, {self.r("s", k): 1.0, rp: -1.0}, normal, {self.r("sn_e", k): 1.0})
+            rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
+            gate(ffn, {rp: 2.0**-SUB_LEVEL}, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})
+            gate(ffn, {self.r("w2", k): 1.0}, closed, {self.r("sn_e", k): 1.0})
+            gate(ffn, {self.r("s2", k): 1.0, rp: -1.0}, closed, {self.r("sn_e", k): 1.0})
 
     def subnormal_remainder(self, ffn: FeedForwardBuilder) -> None:
         one = ffn.rows["one"][0]
         for k in range(self.slots):
-            rp, normal = self.r("rp", k), [self.r("sm_t", k)]
-            gate(ffn, {rp: 1.0, self.r("sn_t", k): -1.0}, normal, {self.r("sn_r", k): 1.0})
+            rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
+            gate(ffn, {rp: 1.0, self.r("sn_t", k): -1.0}, closed, {self.r("sn_r", k): 1.0})
             e = self.r("sn_e", k)
             ffn.unit({one: 1.0, e: -1.0 / ERROR_UNIT}, 0.0, {self.r("sn_np", k): 1.0})
             ffn.unit({one: 1.0, e: 1.0 / ERROR_UNIT}, 0.0, {self.r("sn_nn", k): 1.0})
@@ -351,25 +525,26 @@ class ProductBlock:
         one = ffn.rows["one"][0]
         unit = 2.0 ** (-1074)
         for k in range(self.slots):
-            prod, normal, r = self.r("prod", k), self.r("sm_t", k), self.r("sn_r", k)
-            gate(ffn, {self.r("sn_t", k): 2.0**-SCALE_UP}, [normal], {prod: 1.0})
+            prod, off, r = self.r("prod", k), self.r("sub_off", k), self.r("sn_r", k)
+            gate(ffn, {self.r("sn_t", k): 2.0**-SUB_LEVEL}, [off], {prod: 1.0})
             for sign, closed in ((1.0, "sn_np"), (-1.0, "sn_nn")):  # up past the midpoint, down past it
                 ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
-                          normal: -TIE_CLOSED}, 0.0, {prod: sign * unit})
+                          off: -TIE_CLOSED}, 0.0, {prod: sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
-        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units in the
-        caller's layer after the block's stages, the FLEQ machine's select layer, which reads s, w
-        and rp). With p = rp = fl(s + w) and s the larger term (|w| <= ulp(s)), Dekker's fast
-        two-sum gives s + w - p = w - (p - s) exactly; the two units compute w and s - p (two
-        terms: exact), the output weight 1/sigma = 2^128 scales each exactly, and their sum is the
-        representable error (one rounding of an exact sum). For a small x (sigma = 2^256) the error
-        is not representable in general: the block writes nothing (the function's window refuses
-        such an x, see fleq_functions.product_error)."""
-        scale = -SCALE_DOWN
-        closed = [self.r("sm_u"), self.r("of_t"), *notsel]
-        scaled_gate(ffn, {self.r("w"): 1.0}, scale, closed, outputs)
-        scaled_gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, scale, closed, outputs)
+        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units per
+        exponent of NORMAL_E, in the caller's layer after the block's stages: the FLEQ machine's
+        select layer, which reads s, w and rp). With p = rp = fl(s + w) and s the larger term
+        (|w| <= ulp(s)), Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the two units
+        compute w and s - p (two terms: exact), scaled by 2^E (exact: every value is a multiple of
+        2^-104 for factors in bands, so of 2^-1064 once scaled), and their sum is the
+        representable error (one rounding of an exact sum). For an exponent of the subnormal set
+        the error is not representable in general: the block writes nothing (mulerr's window
+        refuses such factors, see fleq_functions.product_error)."""
+        for v in NORMAL_E:
+            closed = [self.ne(0, v), *notsel] + ([self.of("t", 0, v)] if v in OVERFLOW_E else [])
+            scaled_gate(ffn, {self.r("w"): 1.0}, v, closed, outputs)
+            scaled_gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, v, closed, outputs)
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
@@ -395,8 +570,8 @@ class ProductBlock:
         return {r: 1.0 for r in list(self.rows[block])[: levels[last]]}
 
     def fault_rows(self, slot: int) -> list[int]:
-        """0/1 rows that are 1 when slot ``slot``'s product cannot be computed: |y| > 2^96, overflow."""
-        return [self.ol("t", slot, OUTER_HI), self.r("of_t", slot)]
+        """0/1 rows that are 1 when slot ``slot``'s product is beyond the value limit (|x y| > 2^1001)."""
+        return [self.r("e_big", slot)] + [self.of("t", slot, v) for v in OVERFLOW_E]
 
     def temp_rows(self) -> list[int]:
         """Every row of the block (all temps: a host clears them after it read the result)."""
@@ -415,7 +590,7 @@ class ProductBlock:
 # in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
 STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
           ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
-          ("halves", "halves"), ("digits", "digits"), ("partial products", "partial_products"),
+          ("digits", "digits"), ("partial products", "partial_products"),
           ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
           ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),
           ("subnormal tie", "subnormal_tie"))

@@ -168,7 +168,6 @@ def fleq_rows(config: FleqConfig) -> RowSpace:
         ("wval", S, "temp", "the destination column: the result entries gathered from the lanes"),
         *((f"sign_{which}_{part}", 1, "temp", f"{where}: {doc.format(x=x)}")
           for which, x, where, parts in SIGNS for part, doc in SIGN_PARTS if part in parts),
-        ("no_branch", 1, "temp", "lanes: [the flag value > 0]"),
     ]
     blocks += [(name, size, role, f"lanes: exact product, {doc}")
                for name, size, role, doc in exact_product.row_blocks(c, PRODUCT_PREFIX)]
@@ -183,7 +182,7 @@ NONNEGATIVE_TEMPS: tuple[str, ...] = (
     "wen", "not_wen", "not_in", "not_product", "tl_r", "tl_u", "tl_t",
     *(f"th_{name}_{part}" for name, *_ in SINGLE_THRESHOLDS for part in "rut"),
     "x_tab", "q_tab", *(f"exp_{p}{n}" for n in (1, 2, 3) for p in "ut"), "exp_r", "exp_rq", "exp_g", "exp_s",
-    "sig_y", "sig_nx", "sig_yq", "sig_b", "not_exp", *SIGN_ROWS, "no_branch",
+    "sig_y", "sig_nx", "sig_yq", "sig_b", "not_exp", *SIGN_ROWS,
 )
 
 

@@ -14,8 +14,8 @@ cancel to a result whose own ulp no float computation of that sum can reach.
 The operands are drawn across each function's whole window by its record's ``sample`` (inside
 its ``limits``): random exponents over the accepted binary orders of magnitude, subnormals included
 where accepted, random 53-bit mantissas and signs; the exact value is the record's ``exact`` (or
-its ``stand_in``). mul's factor b is drawn from 2^-96 < |b| <= 2^96: below, the machine
-counts it as 0 (``fleq_functions.product``: part of the semantics, not measured in ulps).
+its ``stand_in``). mul's factors are drawn across the whole float range (subnormals included),
+with |a b| < 2^995.
 """
 
 from __future__ import annotations

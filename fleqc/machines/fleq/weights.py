@@ -1,4 +1,4 @@
-"""The FLEQ machine: one pass of 26 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
+"""The FLEQ machine: one pass of 24 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
 
     #      kind       name       does (in every lane unless said otherwise)
     1      attention  fetch      c_* <- the instruction column at pc                           1 head
@@ -7,41 +7,44 @@
     3      ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
                                  m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
-    4      ReLU       ladder A   ReLU(|y| - tau_j) for the product slots and the tables' input; single
-                                 thresholds (exp's range, sigmoid's clamp, sign, small product
-                                 factors); the flag's exact sign, part A
-    5      ReLU       ladder B   the 0/1 indicators [|y| <= tau_j], [|y| > tau_j]; the flag's sign, B
-    6      ReLU       normalise  exact power-of-two splits: p_y = y 2^-8s in (1, 256], p_x = x 2^8s
-                                 sigma; x_tab = |x| 4^-s in (1/2, 2]; exp's input; sigmoid's
-                                 y = min(|x|, 22) and min(x, 0)
-    7-20   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
+    4      ReLU       ladder A   ReLU(|f| - tau_j) for both factors of every product slot and the
+                                 tables' input; single thresholds (exp's range, sigmoid's clamp,
+                                 sign); the flag's exact sign, part A (closed when flag = dst)
+    5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
+                                 E / 16 and each factor's sign); the flag's sign, B
+    6      ReLU       normalise  exact power-of-two splits: the product's |N| in (1, 2^64] and
+                                 sign(N) W (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
+                                 sigmoid's y = min(|x|, 22) and min(x, 0)
+    7-19   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.machines.fleq.product: inner ladder A, B, split,
-                                 halves, digits, partial products, middle, two-sum, error, round,
-                                 subnormal grid, remainder, tie, tree); beside it (fleqc.machines.fleq.tables)
+                                 digits, partial products, middle, two-sum, error, round, subnormal
+                                 grid, remainder, tie, tree); beside it (fleqc.machines.fleq.tables)
                                  in layers 8-9 the tables of recip, sqrt, log: q = x_tab rounded to
                                  2^-29, g = the table's line at q; in layers 7-9 sigmoid's
                                  z = min(x, 0) - b(y), b from the softplus table; in layers 10-17
                                  exp (of x, or of z for sigmoid): q rounded to 2^-40, three levels of
                                  thresholds (n = 64 A + 8 B + C), r = q - n LN2, its table,
                                  2^(8 B + C) T(r)
-    21     ReLU       select     out = the selected block's value (exact gates, exact rescales,
+    20     ReLU       select     out = the selected block's value (exact gates, exact rescales,
                                  exp's 2^(64 A)); fault if an operand is outside the selected
                                  block's domain
-    22-23  ReLU       sign       the result's exact sign, parts A and B (the flag when flag = dst)
-    24     attention  gather     the destination column: wval[r] <- out of lane r (one head per
-                                 entry); head 0 also brings lane 0's sign to the lanes; every other
-                                 column receives exact zeros
-    25     ReLU       commit     dst column: mem <- wval; no_branch = [flag value > 0] (the exact
-                                 sign, part C); temps <- 0
-    26     ReLU       branch     pc <- no_branch ? next_pc : p; last temps <- 0
+    21-22  ReLU       sign       the result's exact sign, parts A and B (closed unless flag = dst)
+    23     attention  gather     the destination column: wval[r] <- out of lane r (one head per
+                                 run of lanes); a second head brings lane 0's sign to the lanes;
+                                 every other column receives exact zeros
+    24     ReLU       commit     dst column: mem <- wval; pc <- p if the flag value is <= 0, else
+                                 next_pc (the exact sign's part C folded into the branch's
+                                 thresholds); temps <- 0
 
-3 attention and 23 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2). Heads: 1 + 4 + cell^2, and every softmax weight is exactly 0, 1 or
-1/2^k (the pointer reads, the write mark, the gathers): no engine's exp shows in the result. Every
-constant is a power of two, a table value or slope (multiples of 2^-30 and 2^-27 or coarser), a
-multiple of exp's LN2, or log's s ln 4 (one float per ladder selector); the weights depend only on
-the configuration (n, cell). Every function block is exact: the reference's bits (IEEE's product;
-the tables' lines, fleqc.machines.fleq.tables), on every engine.
+3 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
+9-16, none for cells up to 2): 22 layers as the paper counts them (an attention sublayer followed
+by a feed-forward one; fetch has no feed-forward layer after it, the 18 feed-forward layers after
+extract no attention before them). Heads: 1 + 4 + the gather's; every softmax weight is exactly 0,
+1 or 1/2^k (the pointer reads, the write mark, the gathers): no engine's exp shows in the result.
+Every constant is a power of two, a table value or slope (multiples of 2^-30 and 2^-27 or
+coarser), a multiple of exp's LN2, or log's s ln 4 (one float per ladder selector); the weights
+depend only on the configuration (n, cell). Every function block is exact: the reference's bits
+(IEEE's product; the tables' lines, fleqc.machines.fleq.tables), on every engine.
 """
 
 from __future__ import annotations
@@ -61,7 +64,6 @@ from fleqc.blocks.exact import (
     scaled_gate,
     sign_a,
     sign_b,
-    sign_c,
     threshold_distance,
     threshold_indicators,
 )
@@ -156,8 +158,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _result_sign_a(R, config.lanes).build("result sign A"),
         _result_sign_b(R).build("result sign B"),
         attention_layer(_gather_heads(R, config.lanes)),
-        _commit(R, config.lanes, P).build("commit"),
-        _branch(R).build("branch"),
+        _commit(R, config.lanes, P).build("commit and branch"),
     ]
     real_rows = set(rows["mem"])
     return LoopedTransformer(
@@ -368,8 +369,8 @@ def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         for name, source, sign, level in SINGLE_THRESHOLDS:
             terms = {**_single_input(R, source, sign), **_users_closed(R, THRESHOLD_USERS[name])}
             threshold_distance(ffn, terms, level, R.th(name, "r"))
-    with ffn.part("flag sign A"):
-        sign_a(ffn, {R["fval"][0]: 1.0}, *_sign_rows(R, "flag", ("r", "m")))
+    with ffn.part("flag sign A"):  # closed (0) when flag = dst: the branch then reads the result's sign
+        sign_a(ffn, {R["fval"][0]: 1.0, R["c_flag_is_dst"][0]: -GATE}, *_sign_rows(R, "flag", ("r", "m")))
     return ffn
 
 
@@ -587,8 +588,8 @@ def _result_sign_a(R: _Rows, lanes: int) -> FeedForwardBuilder:
     0's when flag = dst (the result is then a scalar); beside it, each lane's out in a row of its
     own for the gather (:func:`_spread`)."""
     ffn = FeedForwardBuilder(R.rows)
-    with ffn.part("result sign"):
-        sign_a(ffn, {R["out"][0]: 1.0}, *_sign_rows(R, "res", ("r", "m")))
+    with ffn.part("result sign"):  # closed (0) unless flag = dst
+        sign_a(ffn, {R["out"][0]: 1.0, R["c_not_flag_is_dst"][0]: -GATE}, *_sign_rows(R, "res", ("r", "m")))
     with ffn.part("spread"):
         _spread(R, ffn, lanes)
     return ffn
@@ -658,41 +659,32 @@ def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
     return heads
 
 
-# -- 25, 26: commit and branch ---------------------------------------------------------------------
+# -- 25: commit and branch -------------------------------------------------------------------------
 
 
 def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
-    """mem <- wval in the destination column (cleared in layer 3, so 0 + wval is exact);
-    no_branch = [flag value > 0] exactly (fleqc.blocks.exact.sign_c): of mem[flag] as read, or of
-    the new entry 0 when flag = dst."""
+    """mem <- wval in the destination column (cleared in layer 3, so 0 + wval is exact); beside it
+    the branch: pc <- next_pc if the flag value is > 0, else p (bit by bit, robust thresholds on
+    integers), with the exact sign's part C folded into the thresholds (fleqc.blocks.exact): of
+    mem[flag] as read, or of the new entry 0 when flag = dst. Only one of the two signs is open
+    (the other's part A is closed by c_flag_is_dst or c_not_flag_is_dst), and its t + big is 0
+    iff the value is <= 0 and at least 1 otherwise (big <= 2^1015), so
+    S = p - next_pc - 2 (t + big) is an integer that is at most -1 whenever the value is > 0: the
+    thresholds [S >= 1] and [-S' >= 1] pick p exactly when the value is <= 0. Then every temp <- 0."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("write"):
         for r in range(lanes):
             gate(ffn, {R["wval"][r]: 1.0}, [R["not_wen"][0]], {R["mem"][r]: 1.0})
-    with ffn.part("flag"):
-        nb = R["no_branch"][0]
-        sign_c(ffn, *_sign_rows(R, "flag", ("t", "big")), [R["c_flag_is_dst"][0], R.not_lane], nb)
-        sign_c(ffn, *_sign_rows(R, "dst", ("t", "big")), [R["c_not_flag_is_dst"][0], R.not_lane], nb)
-    with ffn.part("clear"):
-        keep = {"no_branch", "next_pc", "c_p"}
-        cleared = set(P.temp_rows())  # in the select layer
-        clear_rows(ffn, [r for b in R.rows.with_role("temp") if b.name not in keep for r in b if r not in cleared],
-                   nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
-    return ffn
-
-
-def _branch(R: _Rows) -> FeedForwardBuilder:
-    """pc <- p if not no_branch else next_pc (bit by bit, robust thresholds on integers)."""
-    ffn = FeedForwardBuilder(R.rows)
-    nb = R["no_branch"][0]
     with ffn.part("branch"):
+        positive = {row: -2.0 for which in ("flag", "dst") for row in _sign_rows(R, which, ("t", "big"))}
         for k in range(R["pc"].size):
             pc, nxt, p = R["pc"][k], R["next_pc"][k], R["c_p"][k]
             ffn.identity(pc, {pc: -1.0})
             ffn.identity(nxt, {pc: 1.0})
-            blocks.at_least(ffn, {p: 1.0, nxt: -1.0, nb: -2.0}, 0.0, 1.0, {pc: 2.0})
-            blocks.at_least(ffn, {p: -1.0, nxt: 1.0, nb: -2.0}, 0.0, 1.0, {pc: -2.0})
+            blocks.at_least(ffn, {p: 1.0, nxt: -1.0, **positive}, 0.0, 1.0, {pc: 2.0})
+            blocks.at_least(ffn, {p: -1.0, nxt: 1.0, **positive}, 0.0, 1.0, {pc: -2.0})
     with ffn.part("clear"):
-        clear_rows(ffn, [r for name in ("no_branch", "next_pc", "c_p") for r in R[name]],
-                   nonnegative=list(R["no_branch"]))
+        cleared = set(P.temp_rows())  # in the select layer
+        clear_rows(ffn, [r for b in R.rows.with_role("temp") for r in b if r not in cleared],
+                   nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
     return ffn

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 
 from fleqc.machines.fleq import tables
 
-OUTER_STEP, OUTER_LO, OUTER_HI = 8, -12, 12  # the product's factor |y| in (2^-96, 2^96]: tau_j = 2^(8 j)
-SMALL_X = 2.0**-500  # the product's |x| <= SMALL_X: scale x up by 2^256 instead of down by 2^128
+# The product's band ladder, on each factor f: tau_j = 2^(64 j), j = -15 .. 15. Band j (tau_j < |f| <=
+# tau_(j+1); the top band j = 15 is |f| > 2^960) scales f by 2^(-64 j) into (1, 2^64]; the bottom band
+# |f| <= 2^-960 (subnormals included) scales it up by 2^1008, exactly (fleqc.machines.fleq.product).
+OUTER_STEP, OUTER_LO, OUTER_HI = 64, -15, 15
+BOTTOM_SCALE = 1008  # a factor |f| <= 2^-960 times 2^1008: in [2^-66, 2^48], exact
+SMALL_X = 2.0**-500  # mulerr's window: a = 0 or |a| > 2^-500 (and b = 0 or |b| > MULERR_B)
+MULERR_B = 2.0**-448  # with |a| > 2^-500, the product's exponent band is >= -960: its error is a float
 EXP_MAX = tables.EXP_MAX  # the largest float x with e^x <= 2^1000 = VALUE_LIMIT
 
 
@@ -48,9 +53,9 @@ class Ladder:
         return j - self.lo
 
 
-# Products: b' = b 2^(-8 s) in (1, 256]; |b| in (2^-96, 2^96] (below: the product is 0). The exact
-# product block (fleqc.machines.fleq.product) runs on this ladder.
+# Products: each factor's band, f 2^(-64 s) in (1, 2^64] (fleqc.machines.fleq.product: every finite
+# factor; the bottom band |f| <= 2^-960 is scaled by 2^1008 instead).
 PRODUCT_LADDER = Ladder(step=OUTER_STEP, offset=0, lo=OUTER_LO, hi=OUTER_HI)
-PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_m, xp_p_h, ...
+PRODUCT_PREFIX = "xp_"  # the exact product block's rows: xp_v, xp_p_h, ...
 # The tables (recip, sqrt, log): x' = x 4^(-s) in (1/2, 2]; |x| in (2^-81, 2^81].
 TABLE_LADDER = Ladder(step=2, offset=-1, lo=-40, hi=41)
