@@ -202,12 +202,12 @@ def build_index(vectors: np.ndarray, values: np.ndarray, meta: np.ndarray | None
     pos_of = np.empty(n, dtype=np.int64)
     pos_of[perm] = np.arange(n)
     S = reduced[perm]
-    ends = np.empty((comps.size, n), dtype=np.int64)
+    ends = np.empty((n, comps.size), dtype=np.int64)  # by position, like S (kernels: the vector index)
     differs = np.zeros(max(n - 1, 0), dtype=bool)
     for t in range(comps.size):
         differs |= S[1:, t] != S[:-1, t]
         starts = np.concatenate(([0], np.flatnonzero(differs) + 1, [n]))
-        ends[t] = starts[np.searchsorted(starts, np.arange(n), side="right")]
+        ends[:, t] = starts[np.searchsorted(starts, np.arange(n), side="right")]
     leaf_start = np.concatenate(([0], np.flatnonzero(differs) + 1)) if n else np.zeros(0, dtype=np.int64)
     leaf_end = np.append(leaf_start[1:], n)
     leaf_of = np.searchsorted(leaf_start, np.arange(n), side="right") - 1
@@ -249,7 +249,7 @@ def _typed(items: list):
 
 
 def gather_view(head: tuple) -> tuple:
-    """The arrays of a head tuple that say each column's result (``kernels._gather`` reads them): the
+    """The arrays of a head tuple that say each column's result (``kernels._gather_column`` reads them): the
     query index's stale flags, leaf of each position and position of each column, the results of
     the queries outside the index and of the groups. The same arrays, not copies."""
     queries = head[K.HD_QUERIES]

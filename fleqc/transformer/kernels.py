@@ -20,14 +20,21 @@ and on the SUBLEQ machine those counts took about a third of a pass. The kernels
 nothing and keep no array beyond the call (the index searches, attention of one query, the head
 update) are compiled without numba's runtime (``_nrt=False``): they only read and write the
 elements of arrays their caller holds, so they need no counts, and they compute the same values.
+Such a kernel can also take the heads from their typed list by iterating it (:func:`_heads_update`,
+:func:`_gather_column`): iteration lends each item, where taking one out by index counts a
+reference to every array in it (about 50 per head and pass); a kernel that takes a typed list has
+no Python entry point (``no_cpython_wrapper``: passing a typed list in from Python needs the
+runtime) and is called from compiled code only. :func:`run_passes` takes the model's tuple apart
+once per call and runs each layer's steps itself, so no array tuple is bound per layer and pass.
 
 Vector index (a tuple of arrays, fields ``IX_*``)
 -------------------------------------------------
 :func:`search` answers "which stored vectors s have s . probe >= threshold" over one vector per
 column (the keys, or the queries, of one head) without scoring every one. The vectors are sorted
 lexicographically over their non-constant components; the sorted array is an implicit trie: at
-depth t a node is a run of vectors that agree on the first t sorted components, and ``ends[t, p]``
-is the end of the depth-(t + 1) run starting at p. A node's bound is the part of the score fixed
+depth t a node is a run of vectors that agree on the first t sorted components, and ``ends[p, t]``
+is the end of the depth-(t + 1) run starting at p (stored by position, as the sorted vectors are:
+a descent reads one row of each near its start). A node's bound is the part of the score fixed
 so far plus, for every later component, the largest contribution any stored value of it can make;
 a node whose bound is below the threshold holds no vector that reaches it and is not entered
 (``slack`` absorbs the rounding of a bound summed in another order). The threshold rises as
@@ -157,7 +164,7 @@ def search(probe, ix, live, threshold, reach, slack, sc):
         m = 0
         p = lo
         while p < hi:  # children: the runs of equal component t inside [lo, hi)
-            e = ends[t, p]
+            e = ends[p, t]
             cb = part + ps[t] * S[p, t]
             if cb + suffix[t + 1] >= floor - tol:
                 ch_lo[m] = p
@@ -511,25 +518,6 @@ def project(X, cols, reads, ptr, idx, val):
 
 
 @njit(cache=True)
-def _gather(gathers, h0, H, dv, touched, n_touched):
-    """(n_touched, H dv): the result of each head h0 .. h0 + H - 1 for each column touched[i], read
-    from the heads' gather views (a query outside the index: its own result; else its group's)."""
-    R = np.empty((n_touched, H * dv))
-    for h in range(H):
-        qstale, qleaf, qpos, col_result, leaf_result = gathers[h0 + h]
-        for i in range(n_touched):
-            col = touched[i]
-            if qstale[col]:
-                for r in range(dv):
-                    R[i, h * dv + r] = col_result[col, r]
-            else:
-                leaf = qleaf[qpos[col]]
-                for r in range(dv):
-                    R[i, h * dv + r] = leaf_result[leaf, r]
-    return R
-
-
-@njit(cache=True)
 def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, gathers, reach, hardmax, slack, sc):
     """One attention layer over the columns ``dirty`` whose input changed; returns (status, changed).
 
@@ -546,16 +534,14 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, gat
         for r in range(d):
             if not np.isfinite(prev[dirty[i], r]):
                 return NOT_FINITE, np.empty(0, np.int64)
-    width = 2 * dk + dv
     P = project(prev, dirty, reads, proj[0], proj[1], proj[2])
     n_touched = 0
     for i in range(c):
         n_touched = _mark(dirty[i], sc, n_touched)
-    for h in range(H):
-        n_touched = head_update(heads[h0 + h], dirty, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
+    n_touched = _heads_update(heads, h0, H, dirty, P, dk, dv, reach, hardmax, slack, sc, n_touched)
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = _gather(gathers, h0, H, dv, touched, n_touched)
+    Ri = sc[SC_OUT]
     out = np.empty(d)
     changed = np.empty(n_touched, np.int64)
     n_changed = 0
@@ -565,7 +551,7 @@ def attention_pass(prev, cur, dirty, reads, proj, output, rows, dims, heads, gat
         x = prev[col]
         for r in range(d):
             out[r] = x[r]
-        Ri = R[i]
+        _gather_column(gathers, h0, H, dv, col, Ri)
         optr, oidx, oval = output
         for j in range(rows.shape[0]):
             s = 0.0
@@ -872,13 +858,42 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
                        gathers, reach, hardmax, slack, sc, where_dirty):
     """An attention layer on the columns and rows that changed, on versioned rows (above): a column's query, key and value are
     recomputed if a changed row is one the heads read; its written rows if its input on them or
-    its heads' results changed; a changed row the layer does not write only stays on the list."""
+    its heads' results changed; a changed row the layer does not write only stays on the list.
+    The heads are updated and their results written out by kernels without numba's runtime
+    (:func:`_heads_update`, :func:`_write_versions`), which take the heads from their typed lists
+    without counting references."""
     H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
     c = cols.shape[0]
-    n_proj = 0
     proj_cols = np.empty(c, np.int64)
+    n_proj, n_touched = _changed_reads(cols, ptr, rows, reads_mask, is_written, sc, where_dirty, proj_cols)
+    P = project_versions(S, src, proj_cols[:n_proj], reads, proj[0], proj[1], proj[2])
+    n_touched = _heads_update(heads, h0, H, proj_cols[:n_proj], P, dk, dv, reach, hardmax, slack, sc, n_touched)
+    out_cols, out_ptr, out_rows = _output_space(c, ptr, n_touched, written.shape[0])
+    optr, oidx, oval = output
+    bad, n_out, m = _write_versions(S, src, dst, cols, ptr, rows, written, is_written, optr, oidx, oval, gathers, h0, H,
+                                    dv, sc, n_touched, where_dirty, out_cols, out_ptr, out_rows)
+    if bad:
+        return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
+    return _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m])
+
+
+@njit(cache=True)
+def _output_space(c, ptr, n_touched, n_written):
+    """The arrays :func:`_write_versions` fills: columns, their row pointers, rows (at most every
+    touched column's written rows and every changed column's rows)."""
+    n_all = n_touched + c
+    return (np.empty(n_all, np.int64), np.zeros(n_all + 1, np.int64),
+            np.empty(ptr[c] + n_touched * n_written + 1, np.int64))
+
+
+@njit(cache=True, _nrt=False)
+def _changed_reads(cols, ptr, rows, reads_mask, is_written, sc, where_dirty, proj_cols):
+    """For :func:`attention_versions`: where_dirty[col] = its place in ``cols``; the columns with a
+    changed row the heads read into ``proj_cols``; those with a changed row the layer writes marked
+    touched (sc); returns (columns to project, touched count)."""
+    n_proj = 0
     n_touched = 0
-    for i in range(c):
+    for i in range(cols.shape[0]):
         col = cols[i]
         where_dirty[col] = i
         reads_any = False
@@ -894,19 +909,57 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
             n_proj += 1
         if writes_any:
             n_touched = _mark(col, sc, n_touched)
-    proj_cols = proj_cols[:n_proj]
+    return n_proj, n_touched
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _heads_update(heads, h0, H, dirty, P, dk, dv, reach, hardmax, slack, sc, n_touched):
+    """:func:`head_update` for the heads h0 .. h0 + H - 1 of the typed list ``heads`` (head h0 + h
+    on rows h (2 dk + dv).. of P). Without numba's runtime, iterating the list lends each head
+    without counting a reference to every array in it (taking an item out of a typed list counts
+    them: about 50 per head and pass); callable from compiled code only."""
     width = 2 * dk + dv
-    P = project_versions(S, src, proj_cols, reads, proj[0], proj[1], proj[2])
-    for h in range(H):
-        n_touched = head_update(heads[h0 + h], proj_cols, P, h * width, dk, dv, reach, hardmax, slack, sc, n_touched)
+    h = 0
+    for head in heads:
+        if h >= h0 + H:
+            break
+        if h >= h0:
+            n_touched = head_update(head, dirty, P, (h - h0) * width, dk, dv, reach, hardmax, slack, sc, n_touched)
+        h += 1
+    return n_touched
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _gather_column(gathers, h0, H, dv, col, out):
+    """The results of the heads h0 .. h0 + H - 1 for column ``col`` into out[:H dv], read from the
+    heads' gather views (a query outside the index: its own result; else its group's)."""
+    h = 0
+    for g in gathers:
+        if h >= h0 + H:
+            break
+        if h >= h0:
+            qstale, qleaf, qpos, col_result, leaf_result = g
+            base = (h - h0) * dv
+            if qstale[col]:
+                for r in range(dv):
+                    out[base + r] = col_result[col, r]
+            else:
+                leaf = qleaf[qpos[col]]
+                for r in range(dv):
+                    out[base + r] = leaf_result[leaf, r]
+        h += 1
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _write_versions(S, src, dst, cols, ptr, rows, written, is_written, optr, oidx, oval, gathers, h0, H, dv, sc,
+                    n_touched, where_dirty, out_cols, out_ptr, out_rows):
+    """The output of :func:`attention_versions`: the written rows of every touched column from its
+    heads' results (into their slots dst where they changed), then the changed rows the layer does
+    not write; the columns and rows into out_cols, out_ptr, out_rows. Returns (a value was not
+    finite, columns, rows)."""
     touched = sc[SC_TOUCHED]
     mark = sc[SC_COL_MARK]
-    R = _gather(gathers, h0, H, dv, touched, n_touched)
-    optr, oidx, oval = output
-    n_all = n_touched + c
-    out_cols = np.empty(n_all, np.int64)
-    out_ptr = np.zeros(n_all + 1, np.int64)
-    out_rows = np.empty(ptr[c] + n_touched * written.shape[0] + 1, np.int64)
+    Ri = sc[SC_OUT]
     n_out = 0
     m = 0
     bad = False
@@ -915,7 +968,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
         mark[col] = False
         if bad:
             continue
-        Ri = R[i]
+        _gather_column(gathers, h0, H, dv, col, Ri)
         y = S[col]
         start = m
         for j in range(written.shape[0]):
@@ -943,7 +996,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
             out_cols[n_out] = col
             n_out += 1
             out_ptr[n_out] = m
-    for i in range(c):  # the columns no head output reached: their changed rows pass on
+    for i in range(cols.shape[0]):  # the columns no head output reached: their changed rows pass on
         col = cols[i]
         k = where_dirty[col]
         if k < 0:
@@ -959,9 +1012,7 @@ def attention_versions(S, src, dst, cols, ptr, rows, reads, reads_mask, proj, ou
             out_cols[n_out] = col
             n_out += 1
             out_ptr[n_out] = m
-    if bad:
-        return NOT_FINITE, cols[:0].copy(), ptr[:1].copy(), rows[:0].copy()
-    return _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1], out_rows[:m])
+    return bad, n_out, m
 
 
 @njit(cache=True)
@@ -1096,13 +1147,44 @@ def run_passes(S, cols, ptr, rows, model, src, dst, reach, hardmax, slack, count
     overflow passed ``rebuild_at``, RUN_LIMIT after ``max_passes``.
     """
     ternary, reg_col, reg_ptr, reg_rows, reg_lo, reg_hi, lim_row, lim_col, lim_max = check
-    m = model[0]
-    L = m[0].shape[0]
+    # the model's tuple taken apart once per call, and each layer run as :func:`_layer` runs it, here
+    # rather than through it: binding the tuple in a call counts a reference to every array in it
+    kinds, where, ffns, atts, heads, gathers, sc, rs = model[0]
+    L = kinds.shape[0]
     last = src[L]
     for done in range(max_passes):
         status = OK
         for l in range(L):
-            status, cols, ptr, rows = _layer(l, S, cols, ptr, rows, m, src, dst, reach, hardmax, slack)
+            if cols.shape[0] == 0:
+                continue
+            w = where[l]
+            if kinds[l] == 0:  # as :func:`_layer`: a run of feed-forward layers at its first layer
+                if l > 0 and kinds[l - 1] == 0:
+                    status = OK
+                else:
+                    last_ff = l
+                    while last_ff + 1 < L and kinds[last_ff + 1] == 0:
+                        last_ff += 1
+                    status, cols, ptr, rows = feed_forward_run(l, last_ff, S, src, dst, cols, ptr, rows, ffns, where,
+                                                               rs)
+            else:  # attention_versions' steps, without binding the scratch tuple per layer
+                reads, proj, output, written, dims, reads_mask, is_written = atts[w]
+                H, dk, dv, h0 = dims[0], dims[1], dims[2], dims[3]
+                where_dirty = rs[4]
+                proj_cols = np.empty(cols.shape[0], np.int64)
+                n_proj, n_touched = _changed_reads(cols, ptr, rows, reads_mask, is_written, sc, where_dirty, proj_cols)
+                proj_cols = proj_cols[:n_proj]
+                P = project_versions(S, src[l], proj_cols, reads, proj[0], proj[1], proj[2])
+                n_touched = _heads_update(heads, h0, H, proj_cols, P, dk, dv, reach, hardmax, slack, sc, n_touched)
+                out_cols, out_ptr, out_rows = _output_space(cols.shape[0], ptr, n_touched, written.shape[0])
+                bad, n_out, n_rows = _write_versions(S, src[l], dst[l], cols, ptr, rows, written, is_written, output[0],
+                                                     output[1], output[2], gathers, h0, H, dv, sc, n_touched,
+                                                     where_dirty, out_cols, out_ptr, out_rows)
+                if bad:
+                    status = NOT_FINITE
+                else:
+                    status, cols, ptr, rows = _sorted_segments(out_cols[:n_out], out_ptr[:n_out + 1],
+                                                               out_rows[:n_rows])
             if status != OK:
                 break
             counts[l] += cols.shape[0]
