@@ -100,11 +100,9 @@ def scaled_abs_gate(
 ) -> None:
     """outputs += coef * 2^exponent * |sum terms| under a gate (2 units: the two halves of
     scaled_gate, both added); no unit can overflow."""
-    inner = 2.0 ** min(exponent, 0)
-    outer = {r: c * 2.0 ** max(exponent, 0) for r, c in outputs.items()}
-    closed = _merge(*({r: -GATE} for r in notsel))
-    ffn.unit(_merge({r: c * inner for r, c in terms.items()}, closed), 0.0, outer)
-    ffn.unit(_merge({r: -c * inner for r, c in terms.items()}, closed), 0.0, outer)
+    notsel = tuple(notsel)
+    scaled_positive_gate(ffn, terms, exponent, notsel, outputs)
+    scaled_positive_gate(ffn, {r: -c for r, c in terms.items()}, exponent, notsel, outputs)
 
 
 def scaled_positive_gate(
