@@ -35,6 +35,24 @@ def test_build_run_inspect_every_sample(sample, tmp_path):
         assert word in inspected.output
 
 
+@pytest.mark.parametrize("sample, sublayers, layers", [("factorial.fleq", 5, 3), ("fleq_polynomial.fleq", 24, 22),
+                                                       ("classic_hello.sq", 7, 5)])
+def test_inspect_lists_the_machines_layers_with_its_depth(sample, sublayers, layers, tmp_path):
+    from fleqc.machines import load_card, weights_for
+
+    card = tmp_path / "card.npz"
+    assert invoke("build", SAMPLES / sample, "-o", card).exit_code == 0
+    inspected = invoke("inspect", card)
+    assert inspected.exit_code == 0, inspected.output
+    model = weights_for(load_card(card).config)
+    assert len(model.layers) == sublayers
+    assert f"layers    {sublayers} sublayers (" in inspected.output
+    assert f"; {layers} layers as the paper counts them" in inspected.output
+    for i, layer in enumerate(model.layers):
+        name = layer.head_names[0] if hasattr(layer, "head_names") else layer.name
+        assert f"  {i:>2}  " in inspected.output and name in inspected.output
+
+
 def test_run_prints_labels_and_halting():
     result = invoke("run", SAMPLES / "factorial.fleq")
     assert result.exit_code == 0

@@ -43,6 +43,7 @@ from fleqc.runner import BACKENDS, Result, Run
 from fleqc.safe_io import check_output, check_outputs
 from fleqc.state import DEFAULT_MAX_STEPS
 from fleqc.transformer.executor import ENGINES
+from fleqc.transformer.layers import AttentionLayer
 
 columns_option = click.option(
     "--columns", "-n", type=int, default=None, metavar="n",
@@ -371,15 +372,16 @@ def format_value(value: Any, indent: int = 0) -> str:
 @click.argument("card_path", metavar="CARD.npz", type=click.Path(readable=False, path_type=Path))
 @reports_errors
 def inspect(card_path: Path) -> None:
-    """Show a card's machine configuration, row blocks, column regions, symbols and values.
+    """Show a card's machine configuration, layers, row blocks, column regions, symbols and values.
 
-    Row blocks are the named fields of every column of X (codes, memory bits, scratch fields);
+    Layers are the machine's sublayers in the order a pass applies them. Row blocks are the named fields of every column of X (codes, memory bits, scratch fields);
     column regions say which columns are the scratchpad, memory cells and instructions.
     """
     card = load_card(card_path)
     d, n = card.X.shape
     click.echo(f"card      {card_path} (from {card.source_name})")
     click.echo(f"machine   {card.config.describe()}, d={d} rows")
+    _echo_layers(weights_for(card.config))
     click.echo("rows")
     for block in card.rows:
         span = f"{block.start}" if block.size == 1 else f"{block.start}-{block.start + block.size - 1}"
@@ -399,6 +401,23 @@ def inspect(card_path: Path) -> None:
         where = f"mem[{s.address}]" if s.kind == "data" else f"instr {s.address}"
         shown = f" = {format_value(values[s.name])}" if s.name in values else ""
         click.echo(f"  {s.kind:<5} {s.name:<16} {where}{shown}")
+
+
+def _echo_layers(model) -> None:
+    """The machine's layers in the order a pass applies them, and its depth as the paper counts it
+    (an attention sublayer and the feed-forward sublayer after it are one layer)."""
+    kinds = ["attention" if isinstance(layer, AttentionLayer) else "feed-forward" for layer in model.layers]
+    pairs = sum(a == "attention" and b == "feed-forward" for a, b in zip(kinds, kinds[1:]))
+    click.echo(f"layers    {len(kinds)} sublayers ({kinds.count('attention')} attention, "
+               f"{kinds.count('feed-forward')} feed-forward); {len(kinds) - pairs} layers as the paper counts them")
+    for i, (kind, layer) in enumerate(zip(kinds, model.layers)):
+        if kind == "attention":
+            heads = layer.head_names
+            shown = ", ".join(heads) if len(heads) <= 4 else f"{', '.join(heads[:3])}, ... ({len(heads)} heads)"
+            click.echo(f"  {i:>2}  attention     {layer.heads} head{'s' if layer.heads != 1 else ''}: {shown}")
+        else:
+            click.echo(f"  {i:>2}  feed-forward  {layer.name or '-'}: {layer.hidden:,} units, "
+                       f"{layer.nonzeros:,} nonzero weights")
 
 
 @main.command()
