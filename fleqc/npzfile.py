@@ -197,14 +197,18 @@ def json_entry(value: np.ndarray) -> np.ndarray:
     return np.array(json.dumps(value))
 
 
-def read_json_entry(entry: np.ndarray, fmt: str, version: int, code: ErrorCode, where: str) -> dict:
-    """Parse a metadata entry written by :func:`json_entry`; check its format tag and version."""
+def read_json_entry(entry: np.ndarray, fmt: str, version: int | tuple[int, ...], code: ErrorCode,
+                    where: str) -> dict:
+    """Parse a metadata entry written by :func:`json_entry`; check its format tag and version (one,
+    or the versions a reader reads, the newest last)."""
     try:
         meta = json.loads(str(entry[()]))
     except (ValueError, TypeError, IndexError) as exc:
         raise FleqError(code, f"{where}: metadata is not valid JSON ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise FleqError(code, f"{where}: not a fleqc file of the kind expected (no {fmt!r} format tag)")
-    if meta.get("version") != version:
-        raise FleqError(code, f"{where}: {fmt} format version {meta.get('version')!r}; this fleqc reads {version}")
+    versions = version if isinstance(version, tuple) else (version,)
+    if meta.get("version") not in versions:
+        raise FleqError(code, f"{where}: {fmt} format version {meta.get('version')!r}; this fleqc reads "
+                              f"{' and '.join(map(str, versions))}")
     return meta

@@ -374,8 +374,9 @@ def format_value(value: Any, indent: int = 0) -> str:
 def inspect(card_path: Path) -> None:
     """Show a card's machine configuration, layers, row blocks, column regions, symbols and values.
 
-    Layers are the machine's sublayers in the order a pass applies them. Row blocks are the named fields of every column of X (codes, memory bits, scratch fields);
-    column regions say which columns are the scratchpad, memory cells and instructions.
+    Layers are the machine's sublayers in the order a pass applies them. Row blocks are the named
+    fields of every column of X (codes, memory bits, scratch fields); column regions say which
+    columns are the scratchpad, memory cells and instructions.
     """
     card = load_card(card_path)
     d, n = card.X.shape

@@ -111,8 +111,7 @@ def _load(path: str | os.PathLike) -> tuple[dict, LoopedTransformer]:
     def bad(why: str) -> FleqError:
         return FleqError(ErrorCode.BAD_WEIGHTS, f"{path}: {why}")
 
-    entry = arrays["meta"]
-    meta = read_json_entry(entry, WEIGHTS_FORMAT, _version(entry), ErrorCode.BAD_WEIGHTS, str(path))
+    meta = read_json_entry(arrays["meta"], WEIGHTS_FORMAT, _READ_VERSIONS, ErrorCode.BAD_WEIGHTS, str(path))
     stored = {name: a for name, a in arrays.items() if name != "meta"}
     for name, a in stored.items():
         if a.dtype != (np.int64 if name.endswith((".at", ".ptr", ".idx")) else np.float64):
@@ -126,15 +125,6 @@ def _load(path: str | os.PathLike) -> tuple[dict, LoopedTransformer]:
     except (KeyError, TypeError, ValueError) as exc:
         raise bad(f"malformed weights ({type(exc).__name__}: {exc})") from None
     return meta, model
-
-
-def _version(entry: np.ndarray) -> int:
-    """The file's own version where this fleqc reads it (else the current one, for the message)."""
-    try:
-        version = json.loads(str(entry[()])).get("version")
-    except (ValueError, TypeError, IndexError, AttributeError):
-        return WEIGHTS_VERSION
-    return version if version in _READ_VERSIONS else WEIGHTS_VERSION
 
 
 def model_from_meta(meta: dict, arrays: dict[str, np.ndarray]) -> LoopedTransformer:
