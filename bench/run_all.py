@@ -122,6 +122,17 @@ BENCHMARKS = [
         "output equal to the reference interpreter's. Each row names its target.",
     ),
     Benchmark(
+        "first-run", "The first runs after an install",
+        ("bench/first_run.py",),
+        "What a user waits for after `make install` on a fresh clone, from empty caches (numba's and "
+        "fleqc's, in a temporary folder: the user's own are not touched): the install's compile step "
+        "(`python -m fleqc.transformer.warm`), then the first `fleqc run` of a SUBLEQ sample, the first "
+        "of a FLEQ sample (its weights built) and that FLEQ run again; whole processes, one run each. "
+        "For each: the wall time, the seconds before the first word on stderr and the longest silence "
+        "between its lines, and what it said, beside the target (no silent wait over 2 s, the compile "
+        "time stated); each run's `--json` output equal to the reference interpreter's.",
+    ),
+    Benchmark(
         "classic", "The classic machine on programs written by others",
         ("bench/classic_speed.py", "--programs", "01,08,11,15,16", "--eforth", ""),
         "Steps per second of the classic machine on the transformer (the run path: incremental engine, "
