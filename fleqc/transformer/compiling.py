@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Iterator, TextIO
 
-NOTICE_AFTER_S = 1.0  # a compilation still running after this long is announced
+NOTICE_AFTER_S = 0.5  # a compilation still running after this long is announced
 LOAD_NOTICE_AFTER_S = 1.5  # a load from the cache still running after this long is announced too
 PROGRESS_EVERY_S = 10.0  # then a line of progress this often (on a terminal: one line rewritten)
 
