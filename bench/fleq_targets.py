@@ -133,8 +133,8 @@ runpy.run_module("fleqc", run_name="__main__")
 
 
 def timed_process(args: list[str]) -> tuple[float, float, str, float]:
-    """(wall seconds, peak resident MB, stdout, CPU seconds) of ``python -m fleqc ARGS`` (the child
-    reports its own peak memory and CPU time as it exits)."""
+    """(wall seconds, peak resident MB (10^6 bytes; VmHWM is in KiB), stdout, CPU seconds) of
+    ``python -m fleqc ARGS`` (the child reports its own peak memory and CPU time as it exits)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env, cwd=ROOT)
@@ -142,7 +142,7 @@ def timed_process(args: list[str]) -> tuple[float, float, str, float]:
     peaks = [line.split()[1:] for line in done.stderr.splitlines() if line.startswith("PEAK_KB ")]
     if done.returncode != 0 or not peaks:
         sys.exit(f"fleqc {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return seconds, int(peaks[-1][0]) / 1024, done.stdout, float(peaks[-1][1])
+    return seconds, int(peaks[-1][0]) * 1024 / 1e6, done.stdout, float(peaks[-1][1])
 
 
 def main() -> None:

@@ -159,6 +159,7 @@ def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_
     card = fleqc.build(str(SAMPLES / "gcd.fleq"))
     model = weights_for(card.config)
     monkeypatch.setattr(executor, "AUTO_BUDGET", budget_passes * executor.sparse_pass_cost(model, card.X.shape[1]))
+    monkeypatch.setattr(executor, "AUTO_MIN_PASSES", 1)
     loop = executor.stepper(model, card.X, "softmax", "auto")
     X = card.X
     for step in range(40):
@@ -168,6 +169,19 @@ def test_auto_switches_to_the_engine_mid_run_without_a_seam(monkeypatch, budget_
         assert isinstance(loop.inner, IncrementalEngine) == (step >= budget_passes)
     stats = loop.stats.to_json()
     assert stats["engine"] == "incremental" and stats["sparse_passes_first"] == budget_passes
+
+
+def test_auto_starts_on_the_engine_when_the_budget_buys_few_sparse_passes(monkeypatch):
+    """A budget worth fewer than AUTO_MIN_PASSES sparse passes: the engine from the first pass."""
+    from fleqc.transformer import executor
+
+    card = fleqc.build(str(SAMPLES / "gcd.fleq"))
+    model = weights_for(card.config)
+    cost = executor.sparse_pass_cost(model, card.X.shape[1])
+    monkeypatch.setattr(executor, "AUTO_BUDGET", (executor.AUTO_MIN_PASSES - 1) * cost)
+    assert isinstance(executor.stepper(model, card.X, "softmax", "auto").inner, IncrementalEngine)
+    monkeypatch.setattr(executor, "AUTO_BUDGET", executor.AUTO_MIN_PASSES * cost)
+    assert not isinstance(executor.stepper(model, card.X, "softmax", "auto").inner, IncrementalEngine)
 
 
 def test_non_finite_input_falls_back_to_the_dense_pass():

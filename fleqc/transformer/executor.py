@@ -38,8 +38,13 @@ StepCheck = Callable[[np.ndarray, int, np.ndarray], None]  # (X, step, columns c
 ENGINES = ("auto", "incremental", "sparse", "dense")
 Engine = Literal["auto", "incremental", "sparse", "dense"]
 # auto: sparse passes until their estimated work reaches this many multiply-adds (about 0.1 s),
-# then the incremental engine (whose compiled code takes about a second to load)
+# then the incremental engine (whose compiled code takes about a second to load) ...
 AUTO_BUDGET = 1e8
+# ... unless the budget buys fewer sparse passes than this: then the engine from the start. A run
+# that switches pays for the sparse path's set-up and its passes on top of the engine's first pass
+# (which evaluates every column again), and a wide machine's few sparse passes cover only the
+# shortest programs (the FLEQ machine at n = 256: 1 pass; `fleqc calc` measured 0.2 s of CPU less)
+AUTO_MIN_PASSES = 16
 
 
 def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
@@ -53,6 +58,13 @@ def sparse_pass_cost(model: LoopedTransformer, n: int) -> float:
         else:
             cost += float(layer.nonzeros) * n
     return cost
+
+
+def sparse_passes(model: LoopedTransformer, n: int) -> int:
+    """How many sparse passes ``auto`` runs on n columns before the engine (0: the engine from the
+    start): the budget's worth, if that is at least :data:`AUTO_MIN_PASSES`."""
+    passes = int(AUTO_BUDGET // max(sparse_pass_cost(model, n), 1.0))
+    return passes if passes >= AUTO_MIN_PASSES else 0
 
 
 def incremental_engine(model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool):
@@ -77,7 +89,7 @@ class AutoLoop:
 
     def __init__(self, model: LoopedTransformer, X: np.ndarray, mode: Mode, timed: bool) -> None:
         self.model, self.mode, self.timed = model, mode, timed
-        self.left = int(AUTO_BUDGET // max(sparse_pass_cost(model, np.shape(X)[-1]), 1.0))
+        self.left = sparse_passes(model, np.shape(X)[-1])
         self.sparse = PassStats("sparse")  # the sparse passes run before the switch
         if self.left > 0:
             self.inner = PassLoop(model, X, mode, "sparse")

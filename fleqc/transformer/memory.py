@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fleqc.transformer.executor import AUTO_BUDGET, sparse_pass_cost
+from fleqc.transformer.executor import sparse_passes
 from fleqc.transformer.layers import AttentionLayer, LoopedTransformer
 
 _FLOAT = 8  # bytes
@@ -29,7 +29,7 @@ def estimate_run_bytes(model: LoopedTransformer, columns: int, batch: int = 1, e
         return batch * _incremental_bytes(model, columns) + model.stored_bytes()
     if engine == "auto":
         engine_bytes = estimate_run_bytes(model, columns, batch, "incremental")
-        if sparse_pass_cost(model, columns) > AUTO_BUDGET:
+        if not sparse_passes(model, columns):
             return engine_bytes
         return max(engine_bytes, estimate_run_bytes(model, columns, batch, "dense"))
     n, d = columns, model.width
