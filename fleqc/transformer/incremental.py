@@ -64,6 +64,16 @@ def _c(a, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def _index(a) -> np.ndarray:
+    """``a`` (positions, never negative) as unsigned 32-bit integers: the feed-forward kernels index
+    with them, and numba tests a signed index for a negative value (from the end) at every access,
+    about a third of the time of a hidden unit."""
+    a = np.asarray(a)
+    if a.size and (a.min() < 0 or a.max() > np.iinfo(np.uint32).max):
+        raise ValueError("a feed-forward layer's positions must lie in 0 .. 2**32 - 1")
+    return _c(a, np.uint32)
+
+
 def _csr(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row pointers, column indices and values of the nonzeros of ``matrix``, row by row."""
     rows, cols = np.nonzero(matrix)
@@ -372,19 +382,20 @@ class IncrementalEngine:
                 s1, s2 = layer.w1_sparse, layer.w2_sparse
                 written_mask = (np.diff(s2.ptr) > 0) | (layer.b2 != 0)
                 written = np.flatnonzero(written_mask)
-                w1 = (_c(s1.ptr, np.int64), _c(s1.idx, np.int64), _c(s1.val, np.float64))
-                w2 = (_c(s2.ptr, np.int64), _c(s2.idx, np.int64), _c(s2.val, np.float64))
-                readers = _transposed(w1[0], w1[1], d)  # per row: the units that read it
-                writes = _transposed(w2[0], w2[1], layer.hidden)  # per unit: the rows it writes
+                w1 = (_index(s1.ptr), _index(s1.idx), _c(s1.val, np.float64))
+                w2 = (_index(s2.ptr), _index(s2.idx), _c(s2.val, np.float64))
+                readers = tuple(map(_index, _transposed(s1.ptr, s1.idx, d)))  # per row: the units that read it
+                writes = tuple(map(_index, _transposed(s2.ptr, s2.idx, layer.hidden)))  # per unit: the rows it writes
                 ffns.append((*w1, _c(layer.b1, np.float64), *w2, _c(layer.b2, np.float64),
                              _c(written, np.int64), np.empty((self.n, layer.hidden)), *readers, *writes,
-                             _c(written_mask, np.bool_), w1[1]))
+                             _c(written_mask, np.bool_)))
                 max_hidden = max(max_hidden, layer.hidden)
         # typed lists must not be empty: a placeholder no layer refers to
         if not ffns:
-            z = np.zeros(1, dtype=np.int64)
+            z = np.zeros(1, dtype=np.uint32)
             ffns.append((z, z, np.zeros(0), np.zeros(0), z, z, np.zeros(0), np.zeros(0), np.zeros(0, np.int64),
-                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_), z))
+                         np.zeros((1, 0)), z, z, z, z, np.zeros(0, np.bool_), z, np.zeros(1, np.bool_),
+                         np.zeros(1, np.int64)))
         if not atts:
             empty = _csr(np.zeros((0, 0)))
             atts.append((np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), np.zeros(4, np.int64),
@@ -398,8 +409,8 @@ class IncrementalEngine:
         # the units' and rows' marks and lists, attention's column positions, and feed_forward_run's
         # bucket heads (a bucket per layer of the longest run of feed-forward layers and one more, per
         # column) and its first pool of nodes
-        self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.int64), np.zeros(d, np.bool_),
-                            np.zeros(d, np.int64), np.full(self.n, -1, np.int64),
+        self.row_scratch = (np.zeros(max_hidden, np.bool_), np.zeros(max_hidden, np.uint32), np.zeros(d, np.bool_),
+                            np.zeros(d, np.uint32), np.full(self.n, -1, np.int64),
                             np.full((_longest_run(self.kinds) + 1, self.n), -1, np.int64),
                             np.empty(8 * d + 4096, np.int64))
         written = [(atts if kind == 1 else ffns)[w][6 if kind == 1 else 14] for kind, w in zip(self.kinds, self.where)]
@@ -410,7 +421,7 @@ class IncrementalEngine:
         # would clear memory the heap reuses, about 40 MB at fleqc calc's peak)
         for l in np.flatnonzero(self.kinds == 0):
             f = ffns[self.where[l]]
-            ffns[self.where[l]] = f[:15] + (_c(self.src[l][f[1]], np.int64), np.zeros(self.n, np.bool_))
+            ffns[self.where[l]] = f + (_index(self.src[l][f[1]]), np.zeros(self.n, np.bool_))
         # f[17]: per row, the next layer of the same run of feed-forward layers that reads or writes
         # it (the end of the run + 1 for none): kernels.feed_forward_run keeps each changed row
         # waiting for that layer

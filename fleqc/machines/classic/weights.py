@@ -140,7 +140,10 @@ def build_classic_machine(config: ClassicConfig) -> LoopedTransformer:
         at_least(commit, {rows["go_3"][0]: 1.0, rows["pc3_bad"][0]: 1.0}, 0.0, 2.0, {rows["fault"][0]: 1.0})
         commit.identity(rows["fault_now"][0], {rows["fault"][0]: 1.0})
     with commit.part("clear"):
-        blocks.clear(commit, rows.with_role("temp"))
+        # wval and wen arrive in the written columns; every other temp is nonzero in the scratchpad only
+        arriving = ("wval", "wen")
+        clear_scratchpad(commit, rows, [b for b in rows.with_role("temp") if b.name not in arriving])
+        blocks.clear(commit, [rows[name] for name in arriving])
 
     layers = (prepare.build("prepare"), fetch, read, alu.build("alu"), decide.build("decide"), write,
               commit.build("commit"))
@@ -176,6 +179,21 @@ def add_constant(ffn: FeedForwardBuilder, src: RowBlock, dst: RowBlock, c: int, 
         while t * 2**j <= top:
             at_least(ffn, terms, constant + c, t * 2.0**j, {dst[j]: 2.0 if t % 2 else -2.0}, gate)
             t += 1
+
+
+def clear_scratchpad(ffn: FeedForwardBuilder, rows: RowSpace, blocks: list[RowBlock]) -> None:
+    """Every row of ``blocks`` <- 0, for rows that are -1, 0 or +1 in the scratchpad column and 0 in
+    every other (one ReLU a row and one for them all; ``fleqc.blocks.common.clear`` takes two a row).
+
+    x - ReLU(x + 2 scratch - 1) + ReLU(scratch) is x - (x + 1) + 1 = 0 in the scratchpad (scratch = 1)
+    and 0 - 0 + 0 elsewhere (x = scratch = 0), exactly. A row that changes from one step to the next
+    changes one unit here, not two.
+    """
+    scratch = rows["scratch"][0]
+    targets = [r for block in blocks for r in block]
+    for r in targets:
+        ffn.unit({r: 1.0, scratch: 2.0}, -1.0, {r: -1.0})
+    ffn.unit({scratch: 1.0}, 0.0, {r: 1.0 for r in targets})
 
 
 def count_ones_at_least(ffn: FeedForwardBuilder, code: RowBlock, bits, count: int, out: int, gate: Gate) -> None:
