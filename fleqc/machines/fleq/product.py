@@ -109,8 +109,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate, threshold_above,
-                                threshold_distance, threshold_indicators)
+from fleqc.blocks.exact import (GATE, clear_rows, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate,
+                                threshold_above, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
@@ -214,6 +214,10 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
                "e16", "p_y", "ne", "sub_off", "e_big", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
                "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+
+
+# Threshold rows (u, t) with u + t = 1 in every column after the ladder B layers (ProductBlock.clear).
+COMPLEMENTARY = (("xl_u", "xl_t"), ("yl_u", "yl_t"), ("il_u", "il_t"))
 
 
 # The band and inner ladders keep a threshold's distance r = ReLU(|f| - tau) (layer A) and its indicator u =
@@ -579,6 +583,25 @@ class ProductBlock:
 
     def nonnegative_rows(self) -> list[int]:
         return [r for name in NONNEGATIVE for r in self.rows[self.prefix + name]]
+
+    def complementary_pairs(self) -> list[tuple[int, int]]:
+        """(u, t) row pairs of the ladders' thresholds: u = [x <= tau], t = 1 - u (t is 1 minus u by
+        the layer's bias), so u + t = 1 in every column once the ladder B layers ran, whatever the
+        column holds."""
+        return [(u, t) for names in COMPLEMENTARY
+                for u, t in zip(self.rows[self.prefix + names[0]], self.rows[self.prefix + names[1]])]
+
+    def clear(self, ffn: FeedForwardBuilder) -> None:
+        """Every row of the block <- 0 exactly (a host calls this after it read the result). A
+        complementary pair (u, t) takes one unit: ReLU(t) is subtracted from t and added to u, and
+        the bias -1 on u gives u + t - 1 = 0 (0/1 values: exact in any order); the unit is
+        recomputed only when t changed. Other rows: clear_rows."""
+        pairs = self.complementary_pairs()
+        one_unit = {r for pair in pairs for r in pair}
+        for u, t in pairs:
+            ffn.unit({t: 1.0}, 0.0, {t: -1.0, u: 1.0})
+            ffn.bias(u, -1.0)
+        clear_rows(ffn, [r for r in self.temp_rows() if r not in one_unit], nonnegative=self.nonnegative_rows())
 
     def stages(self) -> list[tuple[str, Callable[[FeedForwardBuilder], None]]]:
         """(name, stage) in layer order, the tree layers last."""

@@ -576,7 +576,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)
     with ffn.part("clear the product's rows"):  # read for the last time above: cleared here, where the
         # engine recomputes only the lanes, instead of in the commit layer, which every column passes
-        clear_rows(ffn, P.temp_rows(), nonnegative=P.nonnegative_rows())
+        P.clear(ffn)
     return ffn
 
 
