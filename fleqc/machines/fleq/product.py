@@ -109,7 +109,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, clear_rows, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate,
+from fleqc.blocks.exact import (GATE, clear_rows, conjunction, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate,
                                 threshold_above, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
@@ -128,6 +128,8 @@ DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^2
 CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
+B_SIGN_SCALE = 2.0 ** (1023 - BOTTOM_SCALE)  # b_pos / b_neg = |f| 2^1023 for a bottom-band f: at least 2^-51
+B_SIGN_LEAST = 2.0**-51  # 2^1023 times the least subnormal
 
 # The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
 _TOP = OUTER_STEP * OUTER_HI  # 960
@@ -166,7 +168,17 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
-        ("p_x", slots, "sign(N) W: W the other factor scaled by 2^-a, x y = N W 2^E"),
+        ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
+        ("b_pos", slots, "|W| 2^15 when W's factor is in the bottom band and positive (in [2^-51, 2^63]), else 0"),
+        ("b_neg", slots, "|W| 2^15 when W's factor is in the bottom band and negative, else 0"),
+        ("nx_pos", slots, "[y in the bottom band and x > 2^-960]: N = x, positive"),
+        ("nx_neg", slots, "[y in the bottom band and x < -2^-960]: N = x, negative"),
+        ("wx_pos", slots, "[y > 2^-960 or y < -2^-960, and x > 2^-960]: W = x, in a band, positive"),
+        ("wx_neg", slots, "[y in a band and x < -2^-960]: W = x, in a band, negative"),
+        ("wb_pos", slots, "[b_pos > 0]: W in the bottom band, positive"),
+        ("wb_neg", slots, "[b_neg > 0]: W in the bottom band, negative"),
+        ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
+        ("pos", slots, "[x y > 0] (0/1; 0 when a factor is 0): closes the units that write -|x y|"),
         ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
@@ -176,7 +188,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
         ("c", slots, "fl((2^27 + 1) xs)"),
-        ("x_hi", slots, "Veltkamp's high half of xs"),
+        ("x_hi", slots, "Veltkamp's high half of xs (>= 0)"),
         ("p_h", slots * DIGITS, "1 - e_k, e_k the signed digit k of hi / 2^27 (0 iff e_k = 1)"),
         ("q_h", slots * DIGITS, "1 + e_k (0 iff e_k = -1)"),
         ("p_l", slots * DIGITS, "1 - e_k, e_k the signed digit k of lo"),
@@ -201,6 +213,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("sn_np", slots, "[sn_e <= 0] (>= 1 for a negative error; 0 iff it is > 0)"),
         ("sn_nn", slots, "[sn_e >= 0] (>= 1 for a positive error; 0 iff it is < 0)"),
         ("prod", slots, "the slot's product, correctly rounded (level 0 of the pairwise sum)"),
+        ("err_w", 1, "slot 0: sign(x y) w (product_error)"),
+        ("err_d", 1, "slot 0: sign(x y) (s - rp) (product_error)"),
     ]
     levels = _tree_levels(slots)
     for n in range(tree_layers(slots)):
@@ -212,8 +226,9 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
 NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "p_y", "ne", "sub_off", "e_big", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
-               "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+               "e16", "p_y", "p_x", "b_pos", "b_neg", "nx_pos", "nx_neg", "wx_pos", "wx_neg", "wb_pos", "wb_neg",
+               "neg", "pos", "ne", "sub_off", "e_big", "il_u", "il_t", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
+               "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
 
 
 # Threshold rows (u, t) with u + t = 1 in every column after the ladder B layers (ProductBlock.clear).
@@ -351,21 +366,28 @@ class ProductBlock:
         off = list(self.off)
         for k in range(self.slots):
             x, y = self.x_terms(k), self.y_terms(k)
-            n_out, p_x = {self.r("p_y", k): 1.0}, self.r("p_x", k)
+            n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
+            # the gates are "closed by" these rows: y_bottom = [|y| > 2^-960] opens a gate for a y in the
+            # bottom band, y_banded = [|y| <= 2^-960] one for a y in a band (x likewise)
             y_bottom, y_banded = self.band("y", "t", k, OUTER_LO), self.band("y", "u", k, OUTER_LO)
             x_bottom, x_banded = self.band("x", "t", k, OUTER_LO), self.band("x", "u", k, OUTER_LO)
-            # |N| into p_y, sign(N) W into p_x (N's factor is never in the bottom band: its sign rows decide)
-            signs = {f: ((self.r(f"{f}l_neg", k), 1.0), (self.r(f"{f}l_pos", k), -1.0)) for f in "xy"}
+            # |N| into p_y, |W| into p_x; the signs apart (below, and _sign_rows)
             for j in BANDS:
                 e = -OUTER_STEP * j
                 scaled_abs_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
-                for closed, sign in signs["y"]:
-                    scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_banded, closed] + off, {p_x: sign})
+                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
                 scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
-            for closed, sign in signs["y"]:
-                scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded, closed] + off, {p_x: sign})
-            for closed, sign in signs["x"]:
-                scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
+            # a bottom-band W: |W| = |f| 2^1008, and |f| 2^1023 >= 2^-51 into b_pos or b_neg (its sign)
+            for f, closed in (("x", [x_bottom, y_banded]), ("y", [y_bottom, x_banded])):
+                for sign, side in ((1.0, "pos"), (-1.0, "neg")):
+                    terms = {r: sign * c for r, c in self._terms(f, k).items()}
+                    scaled_positive_gate(ffn, terms, BOTTOM_SCALE, closed + off,
+                                         {self.r("p_x", k): 1.0, self.r(f"b_{side}", k): B_SIGN_SCALE})
+            # the banded factors' signs, by which factor is N (y, or x when y is in the bottom band)
+            for side in ("pos", "neg"):
+                sign = self.r(f"xl_{side}", k)
+                conjunction(ffn, sign, [y_bottom], self.r(f"nx_{side}", k))
+                conjunction(ffn, sign, [y_banded], self.r(f"wx_{side}", k))
             self._exponent_rows(ffn, k)
 
     def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
@@ -395,22 +417,43 @@ class ProductBlock:
             ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
 
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
+        """The inner ladder's distances; beside them the bottom-band W's sign as 0/1 rows:
+        wb_side = 1 - ReLU(1 - 2^51 b_side) (b_side is 0 or in [2^-51, 2^63])."""
+        one = ffn.rows["one"][0]
         for k in range(self.slots):
             p_y = self.r("p_y", k)
             for i in INNER:  # p_y = |N| >= 0: one side
                 threshold_distance(ffn, {p_y: 1.0}, 2.0**i, self.il("r", k, i))
+            for side in ("pos", "neg"):
+                ffn.unit({one: 1.0, self.r(f"b_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {self.r(f"wb_{side}", k): -1.0})
+                ffn.bias(self.r(f"wb_{side}", k), 1.0)
 
     def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
+        """The inner ladder's indicators; beside them the product's sign (_sign_rows)."""
         for k in range(self.slots):
             for i in INNER:
                 _indicators_over_distance(ffn, [self.il("r", k, i)], 2.0**i, self.il("u", k, i), self.il("t", k, i))
+            self._sign_rows(ffn, k)
+
+    def _sign_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """neg = [x y < 0] and pos = [x y > 0] (both 0 when a factor is 0 or both are in the bottom band:
+        the product is 0 then) from the 0/1 sign rows of N (yl_* for a y in a band, nx_* for N = x) and
+        of W (wx_* for W = x in a band, wb_* for a bottom-band W); at most one row of each pair is 1,
+        so neg = ReLU(N+ + W- - 1) + ReLU(N- + W+ - 1) (small integers: exact in any order)."""
+        one = ffn.rows["one"][0]
+        n = {side: {self.r(f"yl_{side}", k): 1.0, self.r(f"nx_{side}", k): 1.0} for side in ("pos", "neg")}
+        w = {side: {self.r(f"wx_{side}", k): 1.0, self.r(f"wb_{side}", k): 1.0} for side in ("pos", "neg")}
+        for out, pairs in (("neg", (("pos", "neg"), ("neg", "pos"))), ("pos", (("pos", "pos"), ("neg", "neg")))):
+            for n_side, w_side in pairs:
+                ffn.unit({**n[n_side], **w[w_side], one: -1.0}, 0.0, {self.r(out, k): 1.0})
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
         """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
         is one unit; the constant is the row's bias: m - 1.5 2^52 is exact, Sterbenz; an idle slot,
-        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
-        Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52), times W: one
-        rounding), so q = C - xs (two terms, exact). The digit rows get their constants 1 -+ M."""
+        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = |W| 2^(i-52) into x_lo (and -xs
+        into q), and Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52),
+        times |W|: one rounding), so q = C - xs (two terms, exact); |W| >= 0: one unit each. The digit
+        rows get their constants 1 -+ M."""
         for k in range(self.slots):
             p_y, p_x = self.r("p_y", k), self.r("p_x", k)
             v_out = {self.r("v", k): 1.0}
@@ -423,8 +466,8 @@ class ProductBlock:
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
                 scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
-                scaled_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)
-                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
+                scaled_positive_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)  # |W| >= 0
+                scaled_positive_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
             ffn.bias(self.r("v", k), -CENTRE)  # v = m - 1.5 2^52: two nonzero terms, exact
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
@@ -438,7 +481,8 @@ class ProductBlock:
         2^27 RNE(m / 2^27) (1.5 2^25 is an even integer): m rounded to a multiple of 2^27, and
         m = hi + lo."""
         for k in range(self.slots):
-            ffn.passes({self.r("c", k): 1.0, self.r("q", k): -1.0}, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
+            # x_hi = C - Q >= 0 (xs >= 0: C >= Q, and the rounding is monotone): one unit
+            ffn.unit({self.r("c", k): 1.0, self.r("q", k): -1.0}, 0.0, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
             self._digit_units(ffn, self.r("v", k), 2.0**-HALF, "h", k)
             self._digit_units(ffn, self.r("v", k), 1.0, "l", k)
 
@@ -464,21 +508,27 @@ class ProductBlock:
                         ("l", x_hi, "t3", 0, {}), ("l", x_lo, "w", 0, {}))
             for part, x, target, shift, extra in products:
                 outputs = {self.r(target, k): 1.0, **extra}
+                negated = {r: -c for r, c in outputs.items()}
                 for j in range(DIGITS):
                     plus, minus = self.r(f"p_{part}", k, j, DIGITS), self.r(f"q_{part}", k, j, DIGITS)
-                    scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
-                    scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
+                    if x == x_hi:  # x_hi >= 0: one unit a digit sign
+                        scaled_positive_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
+                        scaled_positive_gate(ffn, {x: 1.0}, j + shift, [minus], negated)
+                    else:
+                        scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
+                        scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
                 if part == "h":  # hi's constant 1.5 2^52: x (26 bits) times 3 2^51, one exact term
-                    ffn.passes({x: CENTRE}, outputs)
+                    if x == x_hi:
+                        ffn.unit({x: CENTRE}, 0.0, outputs)
+                    else:
+                        ffn.passes({x: CENTRE}, outputs)
 
     def middle(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             t1 = self.r("t1", k)
             ffn.passes({self.r("t2", k): 1.0, self.r("t3", k): 1.0}, {self.r("mid", k): 1.0})
-            for v, level in OVERFLOW_E.items():  # closed (0) unless E = v: |t1| < 2^131 < GATE
-                closed = {self.ne(k, v): -GATE}
-                threshold_distance(ffn, {t1: 1.0, **closed}, level, self.of("r", k, v))
-                threshold_distance(ffn, {t1: -1.0, **closed}, level, self.of("r", k, v))
+            for v, level in OVERFLOW_E.items():  # closed (0) unless E = v: 0 <= t1 < 2^131 < GATE
+                threshold_distance(ffn, {t1: 1.0, self.ne(k, v): -GATE}, level, self.of("r", k, v))
 
     def two_sum(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
@@ -494,27 +544,40 @@ class ProductBlock:
             s2, w2 = {self.r("s2", k): 1.0}, {self.r("w2", k): 1.0}
             for v in SUBNORMAL_E:
                 shift, open_ = v + SUB_LEVEL, [self.ne(k, v)]
-                scaled_gate(ffn, {self.r("s", k): 1.0}, shift, open_, s2)
+                scaled_positive_gate(ffn, {self.r("s", k): 1.0}, shift, open_, s2)  # s >= 0
                 scaled_gate(ffn, {self.r("w", k): 1.0}, shift, open_, w2)  # T4 (w before this layer)
                 scaled_gate(ffn, {self.r("mid", k): 1.0, self.r("z", k): -1.0}, shift, open_, w2)  # e
 
     def round(self, ffn: FeedForwardBuilder) -> None:
+        """fl(s + w) = fl(|N W|) >= 0 in a unit, times +-2^E by the output weight, the unit closed by the
+        sign row that does not hold (neg for +, pos for -): two units an exponent, one of them open."""
         for k in range(self.slots):
             terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
             for v in NORMAL_E:  # fl(s + w) in the unit, times 2^E by the output weight: exact (normal)
                 closed = [self.ne(k, v)] + ([self.of("t", k, v)] if v in OVERFLOW_E else [])
-                gate(ffn, terms, closed, {self.r("prod", k): 2.0**v})
-            ffn.passes(terms, {self.r("rp", k): 1.0})  # unscaled: product_error()
-            ffn.passes({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, {self.r("rp2", k): 1.0})
+                self._signed(ffn, terms, closed, k, 2.0**v)
+            ffn.unit(terms, 0.0, {self.r("rp", k): 1.0})  # unscaled (>= 0): product_error()
+            ffn.unit({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, 0.0, {self.r("rp2", k): 1.0})  # >= 0
+
+    def _signed(self, ffn: FeedForwardBuilder, terms: Mapping[int, float], closed: Sequence[int], k: int,
+                weight: float, row: str = "prod") -> None:
+        """row += sign(x y) weight z for z = sum terms >= 0, unless a ``closed`` row is 1 (2 units)."""
+        scaled_positive_gate(ffn, terms, 0, [*closed, self.r("neg", k)], {self.r(row, k): weight})
+        scaled_positive_gate(ffn, terms, 0, [*closed, self.r("pos", k)], {self.r(row, k): -weight})
 
     def subnormal_grid(self, ffn: FeedForwardBuilder) -> None:
         """The subnormal set: sn_t = fl(p 2^-256) 2^256 and sn_e = s2 + w2 - p (two terms each; every
         value here is at most 2^-640 in magnitude, so nothing overflows a later scaling)."""
         for k in range(self.slots):
             rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
-            gate(ffn, {rp: 2.0**-SUB_LEVEL}, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})
+            scaled_positive_gate(ffn, {rp: 2.0**-SUB_LEVEL}, 0, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})  # rp2 >= 0
             gate(ffn, {self.r("w2", k): 1.0}, closed, {self.r("sn_e", k): 1.0})
             gate(ffn, {self.r("s2", k): 1.0, rp: -1.0}, closed, {self.r("sn_e", k): 1.0})
+        # slot 0's error terms with the product's sign, for product_error (rp, s and w are of |x y|)
+        for notsel, sign in (("neg", 1.0), ("pos", -1.0)):
+            closed = [self.r(notsel)]
+            gate(ffn, {self.r("w"): 1.0}, closed, {self.r("err_w"): sign})
+            gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, closed, {self.r("err_d"): sign})
 
     def subnormal_remainder(self, ffn: FeedForwardBuilder) -> None:
         one = ffn.rows["one"][0]
@@ -530,10 +593,11 @@ class ProductBlock:
         unit = 2.0 ** (-1074)
         for k in range(self.slots):
             prod, off, r = self.r("prod", k), self.r("sub_off", k), self.r("sn_r", k)
-            gate(ffn, {self.r("sn_t", k): 2.0**-SUB_LEVEL}, [off], {prod: 1.0})
+            self._signed(ffn, {self.r("sn_t", k): 2.0**-SUB_LEVEL}, [off], k, 1.0)  # sn_t >= 0
             for sign, closed in ((1.0, "sn_np"), (-1.0, "sn_nn")):  # up past the midpoint, down past it
-                ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
-                          off: -TIE_CLOSED}, 0.0, {prod: sign * unit})
+                for notsel, product_sign in (("neg", 1.0), ("pos", -1.0)):  # of |x y|: times sign(x y)
+                    ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
+                              off: -TIE_CLOSED, self.r(notsel, k): -TIE_CLOSED}, 0.0, {prod: product_sign * sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
         """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units per
@@ -547,8 +611,8 @@ class ProductBlock:
         refuses such factors, see fleq_functions.product_error)."""
         for v in NORMAL_E:
             closed = [self.ne(0, v), *notsel] + ([self.of("t", 0, v)] if v in OVERFLOW_E else [])
-            scaled_gate(ffn, {self.r("w"): 1.0}, v, closed, outputs)
-            scaled_gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, v, closed, outputs)
+            scaled_gate(ffn, {self.r("err_w"): 1.0}, v, closed, outputs)
+            scaled_gate(ffn, {self.r("err_d"): 1.0}, v, closed, outputs)
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
