@@ -109,7 +109,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, clear_rows, conjunction, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate,
+from fleqc.blocks.exact import (GATE, clear_rows, conjunction, gate, scaled_gate, scaled_positive_gate,
                                 threshold_above, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
@@ -137,10 +137,15 @@ _BOTTOM = -BOTTOM_SCALE  # -1008: a(f) of the bottom band
 NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER_HI + 1))  # both in bands: N W > 1
                              + tuple(_BOTTOM + OUTER_STEP * k for k in range(1, OUTER_HI + 1)))  # one bottom: > 2^-66
 SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # results may be subnormal (or 0)
-E_VALUES: tuple[int, ...] = NORMAL_E + SUBNORMAL_E
+# The normal set's scaling 2^E in two steps, E = 64 A + 16 B: B is 0 (both factors in bands) or 1 (one
+# in the bottom band, E = -1008 + 64 k = 64 (k - 16) + 16).
+SCALE_A: tuple[int, ...] = tuple(sorted({v // 64 for v in NORMAL_E}))
+SCALE_B: tuple[int, ...] = (0, 1)
+assert all((v % 64) // E_UNIT in SCALE_B and v % E_UNIT == 0 for v in NORMAL_E)
 E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
 OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
+NE_VALUES: tuple[int, ...] = tuple(OVERFLOW_E) + SUBNORMAL_E  # the exponents with a row ne of their own
 
 
 def band_exponent(f: float) -> int:
@@ -179,7 +184,9 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("wb_neg", slots, "[b_neg > 0]: W in the bottom band, negative"),
         ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
         ("pos", slots, "[x y > 0] (0/1; 0 when a factor is 0): closes the units that write -|x y|"),
-        ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
+        ("ne", slots * len(NE_VALUES), "1 - [E = v] for the exponents v of NE_VALUES (overflow and subnormal sets)"),
+        ("na", slots * len(SCALE_A), "1 - [E of NORMAL_E with E = 64 A + 16 B, B in {0, 1}] for A of SCALE_A"),
+        ("nb", slots * len(SCALE_B), "1 - [B = 0: both factors in bands; B = 1: one in the bottom band]"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
         ("il_u", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63 (ladder A), then [|N| <= 2^i]"),
@@ -206,6 +213,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("s2", slots, "subnormal set: s 2^(E + 256)"),
         ("w2", slots, "subnormal set: w 2^(E + 256)"),
         ("rp", slots, "fl(s + w), N W rounded once"),
+        ("r1", slots, "normal set: fl(s + w) 2^(16 B)"),
+        ("r2", slots, "normal set: fl(s + w) 2^E = |x y| (r1 2^(64 A))"),
         ("rp2", slots, "subnormal set: fl(s2 + w2), x y 2^256 rounded once"),
         ("sn_t", slots, "subnormal set: fl(rp2 2^-256) 2^256, rp2 rounded to the subnormal grid G"),
         ("sn_e", slots, "subnormal set: s2 + w2 - rp2, the error of rp2 (exact)"),
@@ -215,6 +224,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("prod", slots, "the slot's product, correctly rounded (level 0 of the pairwise sum)"),
         ("err_w", 1, "slot 0: sign(x y) w (product_error)"),
         ("err_d", 1, "slot 0: sign(x y) (s - rp) (product_error)"),
+        ("err1", 1, "slot 0: fl(err_w + err_d) 2^(16 B), the error times 2^(16 B) (exact)"),
     ]
     levels = _tree_levels(slots)
     for n in range(tree_layers(slots)):
@@ -226,7 +236,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
 NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "p_y", "p_x", "b_pos", "b_neg", "nx_pos", "nx_neg", "wx_pos", "wx_neg", "wb_pos", "wb_neg",
+               "e16", "na", "nb", "r1", "r2", "p_y", "p_x", "b_pos", "b_neg", "nx_pos", "nx_neg", "wx_pos", "wx_neg", "wb_pos", "wb_neg",
                "neg", "pos", "ne", "sub_off", "e_big", "il_u", "il_t", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
                "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
 
@@ -271,16 +281,22 @@ def tree_layers(slots: int) -> int:
 
 @dataclass(frozen=True)
 class ProductBlock:
-    """The exact product of ``slots`` slots: slot k multiplies the sum of ``x_terms(k)`` rows by the
-    sum of ``y_terms(k)`` rows (at most one nonzero row each). ``off``: 0/1 rows that are 1 when no
-    product is wanted (then x counts as 0, so every product is 0)."""
+    """The exact product of ``slots`` slots: slot k multiplies x by y, each given as two nonnegative
+    parts, ``x_parts(k)`` = (rows that add up to max(x, 0), rows that add up to max(-x, 0)), at most one
+    nonzero row in all (so |x| is the sum of both, one nonzero term). ``inputs``: where the parts
+    come from, the signed factors' rows (factor, k) -> terms, when the block's first stage, the input
+    split, writes the parts; a host that writes them itself (the FLEQ machine's extract layer, two
+    units a factor as for any exact gate) leaves it None and runs the stages from SHARED_STAGES on.
+    ``off``: 0/1 rows that are 1 when no product is wanted (then x counts as 0, so every product is
+    0)."""
 
     rows: RowSpace
     slots: int
-    x_terms: Callable[[int], Mapping[int, float]]
-    y_terms: Callable[[int], Mapping[int, float]]
+    x_parts: Callable[[int], tuple[Mapping[int, float], Mapping[int, float]]]
+    y_parts: Callable[[int], tuple[Mapping[int, float], Mapping[int, float]]]
     off: Sequence[int] = ()
     prefix: str = "xp_"
+    inputs: Callable[[str, int], Mapping[int, float]] | None = None
 
     def r(self, name: str, slot: int = 0, k: int = 0, per: int = 1) -> int:
         return self.rows[self.prefix + name][slot * per + k]
@@ -294,8 +310,13 @@ class ProductBlock:
         return self.r(f"il_{_SHARED.get(part, part)}", slot, i - INNER.start, len(INNER))
 
     def ne(self, slot: int, v: int) -> int:
-        """The row that is 0 iff the slot's exponent E is v (one of E_VALUES)."""
-        return self.r("ne", slot, E_VALUES.index(v), len(E_VALUES))
+        """The row that is 0 iff the slot's exponent E is v (one of NE_VALUES)."""
+        return self.r("ne", slot, NE_VALUES.index(v), len(NE_VALUES))
+
+    def scale_row(self, name: str, slot: int, value: int) -> int:
+        """Row na (A = value) or nb (B = value): 0 iff E is of NORMAL_E with that A or B."""
+        values = SCALE_A if name == "na" else SCALE_B
+        return self.r(name, slot, values.index(value), len(values))
 
     def of(self, part: str, slot: int, v: int) -> int:
         return self.r(f"of_{part}", slot, list(OVERFLOW_E).index(v), len(OVERFLOW_E))
@@ -307,27 +328,45 @@ class ProductBlock:
             rows.append(self.band(factor, "t", slot, j + 1))
         return rows
 
-    def _terms(self, factor: str, slot: int) -> Mapping[int, float]:
-        return self.x_terms(slot) if factor == "x" else self.y_terms(slot)
+    def _parts(self, factor: str, slot: int) -> tuple[Mapping[int, float], Mapping[int, float]]:
+        return self.x_parts(slot) if factor == "x" else self.y_parts(slot)
+
+    def _abs(self, factor: str, slot: int) -> dict[int, float]:
+        """|f| as terms: the sum of both parts (one nonzero term)."""
+        plus, minus = self._parts(factor, slot)
+        return {**plus, **minus}
 
     # -- the stages, in order; each adds units to one feed-forward layer --------------------------
 
+    def input_split(self, ffn: FeedForwardBuilder) -> None:
+        """The factors' parts max(f, 0) and max(-f, 0) from ``inputs`` (a stand-alone block; one unit
+        each: ReLU passes its input on exactly)."""
+        assert self.inputs is not None, "a host that runs the input split itself starts at SHARED_STAGES"
+        for k in range(self.slots):
+            for factor in "xy":
+                terms = self.inputs(factor, k)
+                for part, sign in zip(self._parts(factor, k), (1.0, -1.0)):
+                    (row,) = part
+                    ffn.unit({r: sign * c for r, c in terms.items()}, 0.0, {row: 1.0})
+
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
-        """The band ladders' distances, closed (0, as for x = y = 0) where an ``off`` row is 1: then
-        nothing after this layer depends on x or y, and an engine that follows changes does not
-        recompute the block. Open, the added terms are exact zeros. The lowest threshold keeps its
-        two sides apart (ReLU(f - tau) in the ladder's row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``):
-        outer ladder B reads the factor's sign from them."""
+        """The band ladders' distances ReLU(|f| - tau) (one unit: |f| is the sum of the factor's parts),
+        closed (0, as for x = y = 0) where an ``off`` row is 1: then nothing after this layer depends on
+        x or y, and an engine that follows changes does not recompute the block. Open, the added terms
+        are exact zeros. The lowest threshold keeps its two sides apart (ReLU(f - tau) in the ladder's
+        row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``): outer ladder B reads the factor's sign from them."""
         closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
             for factor in "xy":
-                terms = self._terms(factor, k)
+                plus, minus = self._parts(factor, k)
                 for j in BANDS:
                     tau = 2.0 ** (OUTER_STEP * j)
                     out = self.band(factor, "r", k, j)
-                    threshold_distance(ffn, {**terms, **closed}, tau, out)
-                    below = self.r(f"{factor}l_n", k) if j == OUTER_LO else out
-                    threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, below)
+                    if j == OUTER_LO:
+                        threshold_distance(ffn, {**plus, **closed}, tau, out)
+                        threshold_distance(ffn, {**minus, **closed}, tau, self.r(f"{factor}l_n", k))
+                    else:
+                        threshold_distance(ffn, {**self._abs(factor, k), **closed}, tau, out)
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
@@ -365,7 +404,7 @@ class ProductBlock:
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
         off = list(self.off)
         for k in range(self.slots):
-            x, y = self.x_terms(k), self.y_terms(k)
+            x, y = self._abs("x", k), self._abs("y", k)
             n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
             # the gates are "closed by" these rows: y_bottom = [|y| > 2^-960] opens a gate for a y in the
             # bottom band, y_banded = [|y| <= 2^-960] one for a y in a band (x likewise)
@@ -374,13 +413,12 @@ class ProductBlock:
             # |N| into p_y, |W| into p_x; the signs apart (below, and _sign_rows)
             for j in BANDS:
                 e = -OUTER_STEP * j
-                scaled_abs_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
-                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
-                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
+                scaled_positive_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
+                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
+                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
             # a bottom-band W: |W| = |f| 2^1008, and |f| 2^1023 >= 2^-51 into b_pos or b_neg (its sign)
             for f, closed in (("x", [x_bottom, y_banded]), ("y", [y_bottom, x_banded])):
-                for sign, side in ((1.0, "pos"), (-1.0, "neg")):
-                    terms = {r: sign * c for r, c in self._terms(f, k).items()}
+                for terms, side in zip(self._parts(f, k), ("pos", "neg")):
                     scaled_positive_gate(ffn, terms, BOTTOM_SCALE, closed + off,
                                          {self.r("p_x", k): 1.0, self.r(f"b_{side}", k): B_SIGN_SCALE})
             # the banded factors' signs, by which factor is N (y, or x when y is in the bottom band)
@@ -391,11 +429,15 @@ class ProductBlock:
             self._exponent_rows(ffn, k)
 
     def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
-        """The rows ne (1 - [E = v]), sub_off and e_big from the integer e = E / 16 (row e16 and a
-        constant) with units U_c = ReLU(e - c): [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] =
-        U_(c-1) - U_c, one unit per c that some row needs, shared by neighbouring values (every
-        weight and value a small integer: exact in any order). An idle slot (e16 = 0, e = -126)
-        opens no unit."""
+        """The rows ne (1 - [E = v]), na (1 - [E of NORMAL_E with floor(E / 64) = A]), sub_off and e_big
+        from the integer e = E / 16 (row e16 and a constant) with units U_c = ReLU(e - c):
+        [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] = U_(c-1) - U_c, one unit per c that some row
+        needs, shared by neighbouring values (every weight and value a small integer: exact in any
+        order). The exponents of NORMAL_E are 64 A (e = 4 A) and 64 A + 16 (e = 4 A + 1); no exponent
+        has e = 4 A + 2 or 4 A + 3 but the idle one (e = -126), so na_A is the window
+        [4 A - 1 <= e <= 4 A + 2], two units an A, shared with A + 1. An idle slot (e16 = 0, e = -126)
+        opens no unit. Beside them nb from the bottom-band rows (layer B's: B = 1 iff exactly one
+        factor is in the bottom band)."""
         sub_off, e_big = self.r("sub_off", k), self.r("e_big", k)
         ffn.bias(sub_off, 1.0)
         outputs: dict[int, dict[int, float]] = {}  # c -> {row: weight}
@@ -404,17 +446,31 @@ class ProductBlock:
             outputs.setdefault(c, {})
             outputs[c][row] = outputs[c].get(row, 0.0) + weight
 
-        for v in E_VALUES:
+        for v in NE_VALUES:
             c, row = v // E_UNIT, self.ne(k, v)
             ffn.bias(row, 1.0)
             for out in [row] + ([sub_off] if v in SUBNORMAL_E else []):  # -[e = c]
                 add(c - 1, out, -1.0)
                 add(c, out, 2.0)
                 add(c + 1, out, -1.0)
+        for a in SCALE_A:  # 1 - [e >= 4 a - 1] + [e >= 4 a + 3]
+            row, c = self.scale_row("na", k, a), 4 * a
+            ffn.bias(row, 1.0)
+            for offset, weight in ((-2, -1.0), (-1, 1.0), (2, 1.0), (3, -1.0)):
+                add(c + offset, row, weight)
         add(BIG_E // E_UNIT - 1, e_big, 1.0)  # [e >= 63]
         add(BIG_E // E_UNIT, e_big, -1.0)
         for c, weights in sorted(outputs.items()):
-            ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
+            if any(weights.values()):
+                ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
+        one = ffn.rows["one"][0]
+        banded = {f: self.band(f, "t", k, OUTER_LO) for f in "xy"}  # [|f| > 2^-960]
+        bottom = {f: self.band(f, "u", k, OUTER_LO) for f in "xy"}  # [|f| <= 2^-960]
+        for b, pairs in ((0, ((banded["x"], banded["y"]),)), (1, ((bottom["x"], banded["y"]), (banded["x"], bottom["y"])))):
+            row = self.scale_row("nb", k, b)
+            ffn.bias(row, 1.0)
+            for first, second in pairs:
+                ffn.unit({first: 1.0, second: 1.0, one: -1.0}, 0.0, {row: -1.0})
 
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
         """The inner ladder's distances; beside them the bottom-band W's sign as 0/1 rows:
@@ -549,13 +605,15 @@ class ProductBlock:
                 scaled_gate(ffn, {self.r("mid", k): 1.0, self.r("z", k): -1.0}, shift, open_, w2)  # e
 
     def round(self, ffn: FeedForwardBuilder) -> None:
-        """fl(s + w) = fl(|N W|) >= 0 in a unit, times +-2^E by the output weight, the unit closed by the
-        sign row that does not hold (neg for +, pos for -): two units an exponent, one of them open."""
+        """fl(s + w) = fl(|N W|) >= 0 in a unit (the one rounding), times 2^(16 B) by the output weight
+        into r1 (E of NORMAL_E, E = 64 A + 16 B; closed for a product beyond the value limit): one
+        unit for each B. The scale 2^(64 A) and the sign follow (scale_normal, sign_normal)."""
         for k in range(self.slots):
             terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
-            for v in NORMAL_E:  # fl(s + w) in the unit, times 2^E by the output weight: exact (normal)
-                closed = [self.ne(k, v)] + ([self.of("t", k, v)] if v in OVERFLOW_E else [])
-                self._signed(ffn, terms, closed, k, 2.0**v)
+            overflow = [self.of("t", k, v) for v in OVERFLOW_E]  # 0 unless E = v and |x y| > 2^1001
+            for b in SCALE_B:
+                scaled_positive_gate(ffn, terms, E_UNIT * b, [self.scale_row("nb", k, b), *overflow],
+                                     {self.r("r1", k): 1.0})
             ffn.unit(terms, 0.0, {self.r("rp", k): 1.0})  # unscaled (>= 0): product_error()
             ffn.unit({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, 0.0, {self.r("rp2", k): 1.0})  # >= 0
 
@@ -565,10 +623,22 @@ class ProductBlock:
         scaled_positive_gate(ffn, terms, 0, [*closed, self.r("neg", k)], {self.r(row, k): weight})
         scaled_positive_gate(ffn, terms, 0, [*closed, self.r("pos", k)], {self.r(row, k): -weight})
 
+    def scale_normal(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """r2 = r1 2^(64 A) = |x y| (one unit for each A: r1 >= 0; exact: |x y| is normal here)."""
+        for a in SCALE_A:
+            scaled_positive_gate(ffn, {self.r("r1", k): 1.0}, 64 * a, [self.scale_row("na", k, a)],
+                                 {self.r("r2", k): 1.0})
+
+    def sign_normal(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """prod += sign(x y) r2 (two units, one of them open)."""
+        self._signed(ffn, {self.r("r2", k): 1.0}, [], k, 1.0)
+
     def subnormal_grid(self, ffn: FeedForwardBuilder) -> None:
-        """The subnormal set: sn_t = fl(p 2^-256) 2^256 and sn_e = s2 + w2 - p (two terms each; every
-        value here is at most 2^-640 in magnitude, so nothing overflows a later scaling)."""
+        """The normal set's scale_normal beside the subnormal set: sn_t = fl(p 2^-256) 2^256 and
+        sn_e = s2 + w2 - p (two terms each; every value here is at most 2^-640 in magnitude, so nothing
+        overflows a later scaling)."""
         for k in range(self.slots):
+            self.scale_normal(ffn, k)
             rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
             scaled_positive_gate(ffn, {rp: 2.0**-SUB_LEVEL}, 0, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})  # rp2 >= 0
             gate(ffn, {self.r("w2", k): 1.0}, closed, {self.r("sn_e", k): 1.0})
@@ -581,7 +651,11 @@ class ProductBlock:
 
     def subnormal_remainder(self, ffn: FeedForwardBuilder) -> None:
         one = ffn.rows["one"][0]
+        for b in SCALE_B:  # slot 0's error, exact (the error of one rounding is a float), times 2^(16 B)
+            scaled_gate(ffn, {self.r("err_w"): 1.0, self.r("err_d"): 1.0}, E_UNIT * b, [self.scale_row("nb", 0, b)],
+                        {self.r("err1"): 1.0})
         for k in range(self.slots):
+            self.sign_normal(ffn, k)
             rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
             gate(ffn, {rp: 1.0, self.r("sn_t", k): -1.0}, closed, {self.r("sn_r", k): 1.0})
             e = self.r("sn_e", k)
@@ -600,19 +674,19 @@ class ProductBlock:
                               off: -TIE_CLOSED, self.r(notsel, k): -TIE_CLOSED}, 0.0, {prod: product_sign * sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
-        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units per
-        exponent of NORMAL_E, in the caller's layer after the block's stages: the FLEQ machine's
-        select layer, which reads s, w and rp). With p = rp = fl(s + w) and s the larger term
-        (|w| <= ulp(s)), Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the two units
-        compute w and s - p (two terms: exact), scaled by 2^E (exact: every value is a multiple of
-        2^-104 for factors in bands, so of 2^-1064 once scaled), and their sum is the
-        representable error (one rounding of an exact sum). For an exponent of the subnormal set
-        the error is not representable in general: the block writes nothing (mulerr's window
-        refuses such factors, see fleq_functions.product_error)."""
-        for v in NORMAL_E:
-            closed = [self.ne(0, v), *notsel] + ([self.of("t", 0, v)] if v in OVERFLOW_E else [])
-            scaled_gate(ffn, {self.r("err_w"): 1.0}, v, closed, outputs)
-            scaled_gate(ffn, {self.r("err_d"): 1.0}, v, closed, outputs)
+        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (2 units per
+        A of SCALE_A, in the caller's layer after the block's stages: the FLEQ machine's select
+        layer, which reads err1). With p = rp = fl(s + w) and s the larger term (|w| <= ulp(s)),
+        Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the subnormal grid stage writes
+        w and s - p with the product's sign (err_w, err_d: two terms, exact), the remainder stage their
+        sum (the error of one rounding: a float, so exact) times 2^(16 B) into err1, and here it is
+        scaled by 2^(64 A): one rounding of the exact error times 2^E (every value is a multiple of
+        2^-104 for factors in bands, so of 2^-1064 once scaled: exact). For an exponent of the
+        subnormal set the error is not representable in general: the block writes nothing (mulerr's
+        window refuses such factors, see fleq_functions.product_error)."""
+        overflow = [self.of("t", 0, v) for v in OVERFLOW_E]  # 0 unless E = v and |x y| > 2^1001
+        for a in SCALE_A:
+            scaled_gate(ffn, {self.r("err1"): 1.0}, 64 * a, [self.scale_row("na", 0, a), *notsel, *overflow], outputs)
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
@@ -675,13 +749,13 @@ class ProductBlock:
 
 # (name, method) of the fixed stages, in layer order. A host machine may run the first SHARED_STAGES
 # in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
-STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
+STAGES = (("input split", "input_split"), ("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
           ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
           ("digits", "digits"), ("partial products", "partial_products"),
           ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
           ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),
           ("subnormal tie", "subnormal_tie"))
-SHARED_STAGES = 3
+SHARED_STAGES = 4
 
 
 def own_layers(slots: int) -> int:
@@ -697,8 +771,14 @@ def multiplier(slots: int = 1):
     rows = RowSpace([("one", 1, "static", "1 in every column"), ("x", slots, "state", "factor x of slot k"),
                      ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result"),
                      ("error", 1, "state", "slot 0's product error")]
+                    + [(f"{f}_{side}", slots, "temp", f"max({'' if side == 'pos' else '-'}{f}, 0) of slot k")
+                       for f in "xy" for side in ("pos", "neg")]
                     + row_blocks(slots))
-    block = ProductBlock(rows, slots, lambda k: {rows["x"][k]: 1.0}, lambda k: {rows["y"][k]: 1.0})
+
+    def parts(factor: str):
+        return lambda k: ({rows[f"{factor}_pos"][k]: 1.0}, {rows[f"{factor}_neg"][k]: 1.0})
+
+    block = ProductBlock(rows, slots, parts("x"), parts("y"), inputs=lambda factor, k: {rows[factor][k]: 1.0})
     layers = []
     for name, stage in block.stages():
         ffn = FeedForwardBuilder(rows)
