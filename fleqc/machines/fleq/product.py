@@ -19,6 +19,10 @@ for any finite input):
 
 The stages (one feed-forward layer each; slot k works on its own rows, every slot in parallel):
 
+ 0. **input split**: each factor f as its parts max(f, 0) and max(-f, 0) (one unit each; a host may
+    write them itself, as the FLEQ machine's extract layer does with the two units of its gates).
+    |f| is their sum, one nonzero term, so every later gate or threshold of |f| is one unit; the
+    block works on |x y| and applies the product's sign where it writes the result.
  1. **band ladders A / B** on both factors: thresholds of |x| and of |y| at 2^(64 j), j = -15 .. 15.
     Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is |f| > 2^960) has the exponent
     a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
@@ -34,24 +38,29 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     ladder's rows too).
  2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
     bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
-    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). x y = N W 2^E, exactly, and N W
-    is in (2^-66, 2^128]. The split writes |N| (both halves of the gate added) and sign(N) W (the
-    gate of W doubled, closed by N's factor's sign rows: that factor is never in the bottom band),
-    so the inner stages need no sign. Beside it, every exponent E the rounding stages tell apart
-    gets a row ``ne`` = 1 - [E = v] (units ReLU(E / 16 - c) on the row E / 16, three per value,
-    shared between neighbouring values: exact), and ``sub_off`` = 0 iff E is one of
-    the exponents whose results may be subnormal; ``e_big`` = [E >= 1008] (the product beyond 2^1008:
-    a fault). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
+    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). |x y| = |N| |W| 2^E, exactly,
+    and |N W| is in (2^-66, 2^128]. The split writes |N| and |W| (one unit a band each); a
+    bottom-band W's units also write its sign (|f| 2^1023 >= 2^-51 into ``b_pos`` or ``b_neg``), and
+    conjunctions of the ladder's sign rows give the banded factors' signs by role (``nx_*``: N = x,
+    ``wx_*``: W = x). Beside it the exponent rows, from units U_c = ReLU(E / 16 - c) on the row
+    E / 16 (shared between neighbouring values: exact): ``ne`` = 1 - [E = v] for the exponents of
+    NE_VALUES (the overflow and subnormal sets), ``sub_off`` = 0 iff E is one of the exponents whose
+    results may be subnormal, ``e_big`` = [E >= 1008] (the product beyond 2^1008: a fault), and for
+    the normal set, E = 64 A + 16 B: ``na`` = 1 - [E of NORMAL_E in the window of A] (two units an A)
+    and ``nb`` = 1 - [B = b] (B = 1 iff exactly one factor is in the bottom band: from the ladder's
+    rows). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
     (|x y| <= 2^-1920).
- 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold).
+ 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold);
+    beside them the product's sign: a bottom-band W's sign as 0/1 rows (A), then ``neg`` =
+    [x y < 0] and ``pos`` = [x y > 0] (B; both 0 when a factor is 0).
  4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
     (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
-    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m (one gate each); beside them Veltkamp's
+    exact), and ``xs = |W| 2^(i-52)`` >= 0, so that |N W| = xs m (one unit each); beside them Veltkamp's
     C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
     bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
     on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
  5. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
-    digits e_j in {-1, 0, 1} of v at positions 0 .. 53, all at once: with r_j = RNE(v / 2^j) (a unit
+    digits e_j in {-1, 0, 1} of v at positions 0 .. 53 (x_hi >= 0: C >= Q), all at once: with r_j = RNE(v / 2^j) (a unit
     computes v 2^-j + M = M + r_j: |v 2^-j| <= 2^51, so M + r_j lies in [2^52, 2^53], spacing 1),
     e_j = r_j - 2 r_(j+1), and a second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing 2), so
     the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the gates'
@@ -64,7 +73,7 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     2^53 of the factor's last bit, in any order): T1 = x_hi hi, T2 = x_lo hi, T3 = x_hi lo,
     T4 = x_lo lo; hi's constant 1.5 2^52 is one more term, x 1.5 2^52 (28 bits: exact), and with it
     the terms of T1 and T2 add up to at most 2^26 (2^25 + 1.5 2^25) < 2^53 units of 2^27 x's last
-    bit. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
+    bit. x_hi >= 0, so its gates are one unit a digit and sign; T1 >= 0. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
     |T4| <= 2^52 u.
  7. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u); the overflow
     thresholds |T1| > 2^(1002 - E) for the two exponents E = 896, 960 whose products may or may not
@@ -74,10 +83,12 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53). For an exponent
     E of the subnormal set, s2 = s 2^(E+256) and w2 = (T4 + e) 2^(E+256), exactly (every value a
     multiple of 2^-1000 there): s2 + w2 = x y 2^256.
-10. **round**: N W = s + w exactly, so ``fl(s + w)`` is the correctly rounded N W (one IEEE addition
-    of two floats rounds their exact sum); for an exponent E whose results are all normal
-    (E >= -960) the gate's output weight 2^E scales it exactly into the slot's ``prod`` row: IEEE's
-    x y. The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
+10. **round**: |N W| = s + w exactly, so ``fl(s + w)`` is the correctly rounded |N W| (one IEEE
+    addition of two floats rounds their exact sum); for an exponent E whose results are all normal
+    (E >= -960), E = 64 A + 16 B, the unit of B (output weight 2^(16 B), exact) writes it into
+    ``r1``; the subnormal grid stage scales r1 by 2^(64 A) into ``r2`` (one unit an A: exact, |x y|
+    is normal) and the remainder stage adds sign(x y) r2 to the slot's ``prod`` row: IEEE's x y.
+    The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
     and fl(s2 + w2) to ``rp2``.
 11. **subnormal grid** (the subnormal set): scaling p = fl(s2 + w2) back by 2^-256 would round a
     second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
@@ -91,7 +102,8 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     exact value past that midpoint: then the result is t 2^-256 +- 2^-1074 instead of t 2^-256. Two
     units test this (2^872 |r| - (2^53 - 1) is 1 at a midpoint and <= 0 otherwise; the [e ...] rows
     close them with weight 2^54), and the slot's ``prod`` row gets t 2^-256 plus their 0/1 outputs
-    times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order). So the
+    times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order), each
+    written twice, closed by ``neg`` or by ``pos``, with the product's sign. So the
     product is correctly rounded for a subnormal result too, bit for bit numpy's ``x * y``.
 14. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
     one level in the pre-activations and one in W2 per layer; the last level is left to the caller

@@ -5,7 +5,8 @@
     2      attention  read       op_a <- mem[a], op_b <- mem[b], fval <- mem[flag]; every column:
                                  wen = [column = dst], not_wen = 1 - wen (exact 0 in dst)        4 heads
     3      ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
-                                 m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
+                                 m_x[k], m_y[k] (the product's factors as their parts max(f, 0),
+                                 max(-f, 0)); not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
     4      ReLU       ladder A   ReLU(|f| - tau_j) for both factors of every product slot and the
                                  tables' input; single thresholds (exp's range, sigmoid's clamp,
@@ -13,7 +14,7 @@
     5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
                                  E / 16 and each factor's sign); the flag's sign, B
     6      ReLU       normalise  exact power-of-two splits: the product's |N| in (1, 2^64] and
-                                 sign(N) W (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
+                                 |W| (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
                                  sigmoid's y = min(|x|, 22) and min(x, 0)
     7-19   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.machines.fleq.product: inner ladder A, B, split,
@@ -416,8 +417,8 @@ def _sign_rows(R: _Rows, which: str, parts: tuple[str, ...]) -> list[int]:
 def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
 
-    Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y = y 2^-8s,  p_x = x 2^8s sigma (prod
-    only; fleqc.machines.fleq.product).
+    Product slot k, band j (2^64j < |y| <= 2^(64j+64)):  p_y = |y| 2^-64j,  p_x = |x| 2^-a(x) (prod
+    and mulerr only; fleqc.machines.fleq.product).
     Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
