@@ -71,6 +71,21 @@ def gate(
     ffn.unit(minus, 0.0, {r: -c for r, c in outputs.items()})
 
 
+def split_gate(
+    ffn: FeedForwardBuilder,
+    terms: Mapping[int, float],
+    notsel: Iterable[int],
+    plus: Mapping[int, float],
+    minus: Mapping[int, float],
+) -> None:
+    """gate's two units with their outputs apart: plus += coef * max(x, 0) and minus += coef * max(-x, 0)
+    if every ``notsel`` row is 0, else 0 (2 units); ``gate(terms, notsel, out)`` is
+    ``split_gate(terms, notsel, out, -out)``."""
+    closed = _merge(*({r: -GATE} for r in notsel))
+    ffn.unit(_merge(terms, closed), 0.0, plus)
+    ffn.unit(_merge({r: -c for r, c in terms.items()}, closed), 0.0, minus)
+
+
 def scaled_gate(
     ffn: FeedForwardBuilder,
     terms: Mapping[int, float],

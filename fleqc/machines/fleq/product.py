@@ -19,6 +19,10 @@ for any finite input):
 
 The stages (one feed-forward layer each; slot k works on its own rows, every slot in parallel):
 
+ 0. **input split**: each factor f as its parts max(f, 0) and max(-f, 0) (one unit each; a host may
+    write them itself, as the FLEQ machine's extract layer does with the two units of its gates).
+    |f| is their sum, one nonzero term, so every later gate or threshold of |f| is one unit; the
+    block works on |x y| and applies the product's sign where it writes the result.
  1. **band ladders A / B** on both factors: thresholds of |x| and of |y| at 2^(64 j), j = -15 .. 15.
     Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is |f| > 2^960) has the exponent
     a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
@@ -34,24 +38,29 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     ladder's rows too).
  2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
     bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
-    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). x y = N W 2^E, exactly, and N W
-    is in (2^-66, 2^128]. The split writes |N| (both halves of the gate added) and sign(N) W (the
-    gate of W doubled, closed by N's factor's sign rows: that factor is never in the bottom band),
-    so the inner stages need no sign. Beside it, every exponent E the rounding stages tell apart
-    gets a row ``ne`` = 1 - [E = v] (units ReLU(E / 16 - c) on the row E / 16, three per value,
-    shared between neighbouring values: exact), and ``sub_off`` = 0 iff E is one of
-    the exponents whose results may be subnormal; ``e_big`` = [E >= 1008] (the product beyond 2^1008:
-    a fault). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
+    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). |x y| = |N| |W| 2^E, exactly,
+    and |N W| is in (2^-66, 2^128]. The split writes |N| and |W| (one unit a band each); a
+    bottom-band W's units also write its sign (|f| 2^1023 >= 2^-51 into ``b_pos`` or ``b_neg``), and
+    conjunctions of the ladder's sign rows give the banded factors' signs by role (``nx_*``: N = x,
+    ``wx_*``: W = x). Beside it the exponent rows, from units U_c = ReLU(E / 16 - c) on the row
+    E / 16 (shared between neighbouring values: exact): ``ne`` = 1 - [E = v] for the exponents of
+    NE_VALUES (the overflow and subnormal sets), ``sub_off`` = 0 iff E is one of the exponents whose
+    results may be subnormal, ``e_big`` = [E >= 1008] (the product beyond 2^1008: a fault), and for
+    the normal set, E = 64 A + 16 B: ``na`` = 1 - [E of NORMAL_E in the window of A] (two units an A)
+    and ``nb`` = 1 - [B = b] (B = 1 iff exactly one factor is in the bottom band: from the ladder's
+    rows). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
     (|x y| <= 2^-1920).
- 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold).
+ 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold);
+    beside them the product's sign: a bottom-band W's sign as 0/1 rows (A), then ``neg`` =
+    [x y < 0] and ``pos`` = [x y > 0] (B; both 0 when a factor is 0).
  4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
     (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
-    exact), and ``xs = sign(N) W 2^(i-52)``, so that N W = xs m (one gate each); beside them Veltkamp's
+    exact), and ``xs = |W| 2^(i-52)`` >= 0, so that |N W| = xs m (one unit each); beside them Veltkamp's
     C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
     bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
     on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
  5. **digits**: xs = x_hi + x_lo (x_hi = C - Q, at most 26 significant bits each); signed binary
-    digits e_j in {-1, 0, 1} of v at positions 0 .. 53, all at once: with r_j = RNE(v / 2^j) (a unit
+    digits e_j in {-1, 0, 1} of v at positions 0 .. 53 (x_hi >= 0: C >= Q), all at once: with r_j = RNE(v / 2^j) (a unit
     computes v 2^-j + M = M + r_j: |v 2^-j| <= 2^51, so M + r_j lies in [2^52, 2^53], spacing 1),
     e_j = r_j - 2 r_(j+1), and a second unit computes v 2^-j + 2M = 2M + 2 r_(j+1) (spacing 2), so
     the difference of the two units is M - e_j, and the rows get 1 - e_j and 1 + e_j (the gates'
@@ -64,7 +73,7 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     2^53 of the factor's last bit, in any order): T1 = x_hi hi, T2 = x_lo hi, T3 = x_hi lo,
     T4 = x_lo lo; hi's constant 1.5 2^52 is one more term, x 1.5 2^52 (28 bits: exact), and with it
     the terms of T1 and T2 add up to at most 2^26 (2^25 + 1.5 2^25) < 2^53 units of 2^27 x's last
-    bit. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
+    bit. x_hi >= 0, so its gates are one unit a digit and sign; T1 >= 0. In units u of xs's last bit: |T1| < 2^106 u, T2 and T3 multiples of 2^27 u below 2^79 u,
     |T4| <= 2^52 u.
  7. **middle**: M = T2 + T3, exact (an integer multiple of 2^27 u below 2^80 u); the overflow
     thresholds |T1| > 2^(1002 - E) for the two exponents E = 896, 960 whose products may or may not
@@ -74,10 +83,12 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     2^52 u, a multiple of 2^27 u; |T4| <= 2^52 u: an integer number of u below 2^53). For an exponent
     E of the subnormal set, s2 = s 2^(E+256) and w2 = (T4 + e) 2^(E+256), exactly (every value a
     multiple of 2^-1000 there): s2 + w2 = x y 2^256.
-10. **round**: N W = s + w exactly, so ``fl(s + w)`` is the correctly rounded N W (one IEEE addition
-    of two floats rounds their exact sum); for an exponent E whose results are all normal
-    (E >= -960) the gate's output weight 2^E scales it exactly into the slot's ``prod`` row: IEEE's
-    x y. The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
+10. **round**: |N W| = s + w exactly, so ``fl(s + w)`` is the correctly rounded |N W| (one IEEE
+    addition of two floats rounds their exact sum); for an exponent E whose results are all normal
+    (E >= -960), E = 64 A + 16 B, the unit of B (output weight 2^(16 B), exact) writes it into
+    ``r1``; the subnormal grid stage scales r1 by 2^(64 A) into ``r2`` (one unit an A: exact, |x y|
+    is normal) and the remainder stage adds sign(x y) r2 to the slot's ``prod`` row: IEEE's x y.
+    The unscaled fl(s + w) goes to ``rp`` (slot 0's gives the product's exact error, ``mulerr``),
     and fl(s2 + w2) to ``rp2``.
 11. **subnormal grid** (the subnormal set): scaling p = fl(s2 + w2) back by 2^-256 would round a
     second time when the product is subnormal (onto multiples of 2^-1074, i.e. of G = 2^-818 at
@@ -91,7 +102,8 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     exact value past that midpoint: then the result is t 2^-256 +- 2^-1074 instead of t 2^-256. Two
     units test this (2^872 |r| - (2^53 - 1) is 1 at a midpoint and <= 0 otherwise; the [e ...] rows
     close them with weight 2^54), and the slot's ``prod`` row gets t 2^-256 plus their 0/1 outputs
-    times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order). So the
+    times +-2^-1074 (every term a multiple of 2^-1074 below 2^-1021: exact in any order), each
+    written twice, closed by ``neg`` or by ``pos``, with the product's sign. So the
     product is correctly rounded for a subnormal result too, bit for bit numpy's ``x * y``.
 14. **tree**: a pairwise sum of the slots' products: ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
     one level in the pre-activations and one in W2 per layer; the last level is left to the caller
@@ -109,8 +121,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, gate, scaled_abs_gate, scaled_gate, scaled_positive_gate, threshold_above,
-                                threshold_distance, threshold_indicators)
+from fleqc.blocks.exact import (GATE, clear_rows, conjunction, gate, scaled_gate, scaled_positive_gate,
+                                threshold_above, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
@@ -128,6 +140,8 @@ DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^2
 CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
+B_SIGN_SCALE = 2.0 ** (1023 - BOTTOM_SCALE)  # b_pos / b_neg = |f| 2^1023 for a bottom-band f: at least 2^-51
+B_SIGN_LEAST = 2.0**-51  # 2^1023 times the least subnormal
 
 # The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
 _TOP = OUTER_STEP * OUTER_HI  # 960
@@ -135,10 +149,15 @@ _BOTTOM = -BOTTOM_SCALE  # -1008: a(f) of the bottom band
 NORMAL_E: tuple[int, ...] = (tuple(OUTER_STEP * k for k in range(OUTER_LO, OUTER_HI + 1))  # both in bands: N W > 1
                              + tuple(_BOTTOM + OUTER_STEP * k for k in range(1, OUTER_HI + 1)))  # one bottom: > 2^-66
 SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # results may be subnormal (or 0)
-E_VALUES: tuple[int, ...] = NORMAL_E + SUBNORMAL_E
+# The normal set's scaling 2^E in two steps, E = 64 A + 16 B: B is 0 (both factors in bands) or 1 (one
+# in the bottom band, E = -1008 + 64 k = 64 (k - 16) + 16).
+SCALE_A: tuple[int, ...] = tuple(sorted({v // 64 for v in NORMAL_E}))
+SCALE_B: tuple[int, ...] = (0, 1)
+assert all((v % 64) // E_UNIT in SCALE_B and v % E_UNIT == 0 for v in NORMAL_E)
 E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
 OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
+NE_VALUES: tuple[int, ...] = tuple(OVERFLOW_E) + SUBNORMAL_E  # the exponents with a row ne of their own
 
 
 def band_exponent(f: float) -> int:
@@ -166,8 +185,20 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
-        ("p_x", slots, "sign(N) W: W the other factor scaled by 2^-a, x y = N W 2^E"),
-        ("ne", slots * len(E_VALUES), "1 - [E = v] for the exponents v of NORMAL_E and SUBNORMAL_E"),
+        ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
+        ("b_pos", slots, "|W| 2^15 when W's factor is in the bottom band and positive (in [2^-51, 2^63]), else 0"),
+        ("b_neg", slots, "|W| 2^15 when W's factor is in the bottom band and negative, else 0"),
+        ("nx_pos", slots, "[y in the bottom band and x > 2^-960]: N = x, positive"),
+        ("nx_neg", slots, "[y in the bottom band and x < -2^-960]: N = x, negative"),
+        ("wx_pos", slots, "[y > 2^-960 or y < -2^-960, and x > 2^-960]: W = x, in a band, positive"),
+        ("wx_neg", slots, "[y in a band and x < -2^-960]: W = x, in a band, negative"),
+        ("wb_pos", slots, "[b_pos > 0]: W in the bottom band, positive"),
+        ("wb_neg", slots, "[b_neg > 0]: W in the bottom band, negative"),
+        ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
+        ("pos", slots, "[x y > 0] (0/1; 0 when a factor is 0): closes the units that write -|x y|"),
+        ("ne", slots * len(NE_VALUES), "1 - [E = v] for the exponents v of NE_VALUES (overflow and subnormal sets)"),
+        ("na", slots * len(SCALE_A), "1 - [E of NORMAL_E with E = 64 A + 16 B, B in {0, 1}] for A of SCALE_A"),
+        ("nb", slots * len(SCALE_B), "1 - [B = 0: both factors in bands; B = 1: one in the bottom band]"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
         ("il_u", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63 (ladder A), then [|N| <= 2^i]"),
@@ -176,7 +207,7 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
         ("c", slots, "fl((2^27 + 1) xs)"),
-        ("x_hi", slots, "Veltkamp's high half of xs"),
+        ("x_hi", slots, "Veltkamp's high half of xs (>= 0)"),
         ("p_h", slots * DIGITS, "1 - e_k, e_k the signed digit k of hi / 2^27 (0 iff e_k = 1)"),
         ("q_h", slots * DIGITS, "1 + e_k (0 iff e_k = -1)"),
         ("p_l", slots * DIGITS, "1 - e_k, e_k the signed digit k of lo"),
@@ -194,6 +225,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("s2", slots, "subnormal set: s 2^(E + 256)"),
         ("w2", slots, "subnormal set: w 2^(E + 256)"),
         ("rp", slots, "fl(s + w), N W rounded once"),
+        ("r1", slots, "normal set: fl(s + w) 2^(16 B)"),
+        ("r2", slots, "normal set: fl(s + w) 2^E = |x y| (r1 2^(64 A))"),
         ("rp2", slots, "subnormal set: fl(s2 + w2), x y 2^256 rounded once"),
         ("sn_t", slots, "subnormal set: fl(rp2 2^-256) 2^256, rp2 rounded to the subnormal grid G"),
         ("sn_e", slots, "subnormal set: s2 + w2 - rp2, the error of rp2 (exact)"),
@@ -201,6 +234,9 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("sn_np", slots, "[sn_e <= 0] (>= 1 for a negative error; 0 iff it is > 0)"),
         ("sn_nn", slots, "[sn_e >= 0] (>= 1 for a positive error; 0 iff it is < 0)"),
         ("prod", slots, "the slot's product, correctly rounded (level 0 of the pairwise sum)"),
+        ("err_w", 1, "slot 0: sign(x y) w (product_error)"),
+        ("err_d", 1, "slot 0: sign(x y) (s - rp) (product_error)"),
+        ("err1", 1, "slot 0: fl(err_w + err_d) 2^(16 B), the error times 2^(16 B) (exact)"),
     ]
     levels = _tree_levels(slots)
     for n in range(tree_layers(slots)):
@@ -212,8 +248,13 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
 NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "p_y", "ne", "sub_off", "e_big", "il_u", "il_t", "p_h", "q_h", "p_l", "q_l",
-               "of_r", "of_u", "of_t", "sn_np", "sn_nn")
+               "e16", "na", "nb", "r1", "r2", "p_y", "p_x", "b_pos", "b_neg", "nx_pos", "nx_neg", "wx_pos", "wx_neg", "wb_pos", "wb_neg",
+               "neg", "pos", "ne", "sub_off", "e_big", "il_u", "il_t", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
+               "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
+
+
+# Threshold rows (u, t) with u + t = 1 in every column after the ladder B layers (ProductBlock.clear).
+COMPLEMENTARY = (("xl_u", "xl_t"), ("yl_u", "yl_t"), ("il_u", "il_t"))
 
 
 # The band and inner ladders keep a threshold's distance r = ReLU(|f| - tau) (layer A) and its indicator u =
@@ -252,16 +293,22 @@ def tree_layers(slots: int) -> int:
 
 @dataclass(frozen=True)
 class ProductBlock:
-    """The exact product of ``slots`` slots: slot k multiplies the sum of ``x_terms(k)`` rows by the
-    sum of ``y_terms(k)`` rows (at most one nonzero row each). ``off``: 0/1 rows that are 1 when no
-    product is wanted (then x counts as 0, so every product is 0)."""
+    """The exact product of ``slots`` slots: slot k multiplies x by y, each given as two nonnegative
+    parts, ``x_parts(k)`` = (rows that add up to max(x, 0), rows that add up to max(-x, 0)), at most one
+    nonzero row in all (so |x| is the sum of both, one nonzero term). ``inputs``: where the parts
+    come from, the signed factors' rows (factor, k) -> terms, when the block's first stage, the input
+    split, writes the parts; a host that writes them itself (the FLEQ machine's extract layer, two
+    units a factor as for any exact gate) leaves it None and runs the stages from SHARED_STAGES on.
+    ``off``: 0/1 rows that are 1 when no product is wanted (then x counts as 0, so every product is
+    0)."""
 
     rows: RowSpace
     slots: int
-    x_terms: Callable[[int], Mapping[int, float]]
-    y_terms: Callable[[int], Mapping[int, float]]
+    x_parts: Callable[[int], tuple[Mapping[int, float], Mapping[int, float]]]
+    y_parts: Callable[[int], tuple[Mapping[int, float], Mapping[int, float]]]
     off: Sequence[int] = ()
     prefix: str = "xp_"
+    inputs: Callable[[str, int], Mapping[int, float]] | None = None
 
     def r(self, name: str, slot: int = 0, k: int = 0, per: int = 1) -> int:
         return self.rows[self.prefix + name][slot * per + k]
@@ -275,8 +322,13 @@ class ProductBlock:
         return self.r(f"il_{_SHARED.get(part, part)}", slot, i - INNER.start, len(INNER))
 
     def ne(self, slot: int, v: int) -> int:
-        """The row that is 0 iff the slot's exponent E is v (one of E_VALUES)."""
-        return self.r("ne", slot, E_VALUES.index(v), len(E_VALUES))
+        """The row that is 0 iff the slot's exponent E is v (one of NE_VALUES)."""
+        return self.r("ne", slot, NE_VALUES.index(v), len(NE_VALUES))
+
+    def scale_row(self, name: str, slot: int, value: int) -> int:
+        """Row na (A = value) or nb (B = value): 0 iff E is of NORMAL_E with that A or B."""
+        values = SCALE_A if name == "na" else SCALE_B
+        return self.r(name, slot, values.index(value), len(values))
 
     def of(self, part: str, slot: int, v: int) -> int:
         return self.r(f"of_{part}", slot, list(OVERFLOW_E).index(v), len(OVERFLOW_E))
@@ -288,27 +340,45 @@ class ProductBlock:
             rows.append(self.band(factor, "t", slot, j + 1))
         return rows
 
-    def _terms(self, factor: str, slot: int) -> Mapping[int, float]:
-        return self.x_terms(slot) if factor == "x" else self.y_terms(slot)
+    def _parts(self, factor: str, slot: int) -> tuple[Mapping[int, float], Mapping[int, float]]:
+        return self.x_parts(slot) if factor == "x" else self.y_parts(slot)
+
+    def _abs(self, factor: str, slot: int) -> dict[int, float]:
+        """|f| as terms: the sum of both parts (one nonzero term)."""
+        plus, minus = self._parts(factor, slot)
+        return {**plus, **minus}
 
     # -- the stages, in order; each adds units to one feed-forward layer --------------------------
 
+    def input_split(self, ffn: FeedForwardBuilder) -> None:
+        """The factors' parts max(f, 0) and max(-f, 0) from ``inputs`` (a stand-alone block; one unit
+        each: ReLU passes its input on exactly)."""
+        assert self.inputs is not None, "a host that runs the input split itself starts at SHARED_STAGES"
+        for k in range(self.slots):
+            for factor in "xy":
+                terms = self.inputs(factor, k)
+                for part, sign in zip(self._parts(factor, k), (1.0, -1.0)):
+                    (row,) = part
+                    ffn.unit({r: sign * c for r, c in terms.items()}, 0.0, {row: 1.0})
+
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
-        """The band ladders' distances, closed (0, as for x = y = 0) where an ``off`` row is 1: then
-        nothing after this layer depends on x or y, and an engine that follows changes does not
-        recompute the block. Open, the added terms are exact zeros. The lowest threshold keeps its
-        two sides apart (ReLU(f - tau) in the ladder's row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``):
-        outer ladder B reads the factor's sign from them."""
+        """The band ladders' distances ReLU(|f| - tau) (one unit: |f| is the sum of the factor's parts),
+        closed (0, as for x = y = 0) where an ``off`` row is 1: then nothing after this layer depends on
+        x or y, and an engine that follows changes does not recompute the block. Open, the added terms
+        are exact zeros. The lowest threshold keeps its two sides apart (ReLU(f - tau) in the ladder's
+        row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``): outer ladder B reads the factor's sign from them."""
         closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
             for factor in "xy":
-                terms = self._terms(factor, k)
+                plus, minus = self._parts(factor, k)
                 for j in BANDS:
                     tau = 2.0 ** (OUTER_STEP * j)
                     out = self.band(factor, "r", k, j)
-                    threshold_distance(ffn, {**terms, **closed}, tau, out)
-                    below = self.r(f"{factor}l_n", k) if j == OUTER_LO else out
-                    threshold_distance(ffn, {**{r: -c for r, c in terms.items()}, **closed}, tau, below)
+                    if j == OUTER_LO:
+                        threshold_distance(ffn, {**plus, **closed}, tau, out)
+                        threshold_distance(ffn, {**minus, **closed}, tau, self.r(f"{factor}l_n", k))
+                    else:
+                        threshold_distance(ffn, {**self._abs(factor, k), **closed}, tau, out)
 
     def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
         """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
@@ -346,30 +416,40 @@ class ProductBlock:
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
         off = list(self.off)
         for k in range(self.slots):
-            x, y = self.x_terms(k), self.y_terms(k)
-            n_out, p_x = {self.r("p_y", k): 1.0}, self.r("p_x", k)
+            x, y = self._abs("x", k), self._abs("y", k)
+            n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
+            # the gates are "closed by" these rows: y_bottom = [|y| > 2^-960] opens a gate for a y in the
+            # bottom band, y_banded = [|y| <= 2^-960] one for a y in a band (x likewise)
             y_bottom, y_banded = self.band("y", "t", k, OUTER_LO), self.band("y", "u", k, OUTER_LO)
             x_bottom, x_banded = self.band("x", "t", k, OUTER_LO), self.band("x", "u", k, OUTER_LO)
-            # |N| into p_y, sign(N) W into p_x (N's factor is never in the bottom band: its sign rows decide)
-            signs = {f: ((self.r(f"{f}l_neg", k), 1.0), (self.r(f"{f}l_pos", k), -1.0)) for f in "xy"}
+            # |N| into p_y, |W| into p_x; the signs apart (below, and _sign_rows)
             for j in BANDS:
                 e = -OUTER_STEP * j
-                scaled_abs_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
-                for closed, sign in signs["y"]:
-                    scaled_gate(ffn, x, e, self.selector("x", k, j) + [y_banded, closed] + off, {p_x: sign})
-                scaled_abs_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
-            for closed, sign in signs["y"]:
-                scaled_gate(ffn, x, BOTTOM_SCALE, [x_bottom, y_banded, closed] + off, {p_x: sign})
-            for closed, sign in signs["x"]:
-                scaled_gate(ffn, y, BOTTOM_SCALE, [y_bottom, x_banded, closed] + off, {p_x: sign})
+                scaled_positive_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
+                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
+                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
+            # a bottom-band W: |W| = |f| 2^1008, and |f| 2^1023 >= 2^-51 into b_pos or b_neg (its sign)
+            for f, closed in (("x", [x_bottom, y_banded]), ("y", [y_bottom, x_banded])):
+                for terms, side in zip(self._parts(f, k), ("pos", "neg")):
+                    scaled_positive_gate(ffn, terms, BOTTOM_SCALE, closed + off,
+                                         {self.r("p_x", k): 1.0, self.r(f"b_{side}", k): B_SIGN_SCALE})
+            # the banded factors' signs, by which factor is N (y, or x when y is in the bottom band)
+            for side in ("pos", "neg"):
+                sign = self.r(f"xl_{side}", k)
+                conjunction(ffn, sign, [y_bottom], self.r(f"nx_{side}", k))
+                conjunction(ffn, sign, [y_banded], self.r(f"wx_{side}", k))
             self._exponent_rows(ffn, k)
 
     def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
-        """The rows ne (1 - [E = v]), sub_off and e_big from the integer e = E / 16 (row e16 and a
-        constant) with units U_c = ReLU(e - c): [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] =
-        U_(c-1) - U_c, one unit per c that some row needs, shared by neighbouring values (every
-        weight and value a small integer: exact in any order). An idle slot (e16 = 0, e = -126)
-        opens no unit."""
+        """The rows ne (1 - [E = v]), na (1 - [E of NORMAL_E with floor(E / 64) = A]), sub_off and e_big
+        from the integer e = E / 16 (row e16 and a constant) with units U_c = ReLU(e - c):
+        [e = c] = U_(c-1) - 2 U_c + U_(c+1) and [e >= c] = U_(c-1) - U_c, one unit per c that some row
+        needs, shared by neighbouring values (every weight and value a small integer: exact in any
+        order). The exponents of NORMAL_E are 64 A (e = 4 A) and 64 A + 16 (e = 4 A + 1); no exponent
+        has e = 4 A + 2 or 4 A + 3 but the idle one (e = -126), so na_A is the window
+        [4 A - 1 <= e <= 4 A + 2], two units an A, shared with A + 1. An idle slot (e16 = 0, e = -126)
+        opens no unit. Beside them nb from the bottom-band rows (layer B's: B = 1 iff exactly one
+        factor is in the bottom band)."""
         sub_off, e_big = self.r("sub_off", k), self.r("e_big", k)
         ffn.bias(sub_off, 1.0)
         outputs: dict[int, dict[int, float]] = {}  # c -> {row: weight}
@@ -378,35 +458,70 @@ class ProductBlock:
             outputs.setdefault(c, {})
             outputs[c][row] = outputs[c].get(row, 0.0) + weight
 
-        for v in E_VALUES:
+        for v in NE_VALUES:
             c, row = v // E_UNIT, self.ne(k, v)
             ffn.bias(row, 1.0)
             for out in [row] + ([sub_off] if v in SUBNORMAL_E else []):  # -[e = c]
                 add(c - 1, out, -1.0)
                 add(c, out, 2.0)
                 add(c + 1, out, -1.0)
+        for a in SCALE_A:  # 1 - [e >= 4 a - 1] + [e >= 4 a + 3]
+            row, c = self.scale_row("na", k, a), 4 * a
+            ffn.bias(row, 1.0)
+            for offset, weight in ((-2, -1.0), (-1, 1.0), (2, 1.0), (3, -1.0)):
+                add(c + offset, row, weight)
         add(BIG_E // E_UNIT - 1, e_big, 1.0)  # [e >= 63]
         add(BIG_E // E_UNIT, e_big, -1.0)
         for c, weights in sorted(outputs.items()):
-            ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
+            if any(weights.values()):
+                ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
+        one = ffn.rows["one"][0]
+        banded = {f: self.band(f, "t", k, OUTER_LO) for f in "xy"}  # [|f| > 2^-960]
+        bottom = {f: self.band(f, "u", k, OUTER_LO) for f in "xy"}  # [|f| <= 2^-960]
+        for b, pairs in ((0, ((banded["x"], banded["y"]),)), (1, ((bottom["x"], banded["y"]), (banded["x"], bottom["y"])))):
+            row = self.scale_row("nb", k, b)
+            ffn.bias(row, 1.0)
+            for first, second in pairs:
+                ffn.unit({first: 1.0, second: 1.0, one: -1.0}, 0.0, {row: -1.0})
 
     def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
+        """The inner ladder's distances; beside them the bottom-band W's sign as 0/1 rows:
+        wb_side = 1 - ReLU(1 - 2^51 b_side) (b_side is 0 or in [2^-51, 2^63])."""
+        one = ffn.rows["one"][0]
         for k in range(self.slots):
             p_y = self.r("p_y", k)
             for i in INNER:  # p_y = |N| >= 0: one side
                 threshold_distance(ffn, {p_y: 1.0}, 2.0**i, self.il("r", k, i))
+            for side in ("pos", "neg"):
+                ffn.unit({one: 1.0, self.r(f"b_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {self.r(f"wb_{side}", k): -1.0})
+                ffn.bias(self.r(f"wb_{side}", k), 1.0)
 
     def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
+        """The inner ladder's indicators; beside them the product's sign (_sign_rows)."""
         for k in range(self.slots):
             for i in INNER:
                 _indicators_over_distance(ffn, [self.il("r", k, i)], 2.0**i, self.il("u", k, i), self.il("t", k, i))
+            self._sign_rows(ffn, k)
+
+    def _sign_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """neg = [x y < 0] and pos = [x y > 0] (both 0 when a factor is 0 or both are in the bottom band:
+        the product is 0 then) from the 0/1 sign rows of N (yl_* for a y in a band, nx_* for N = x) and
+        of W (wx_* for W = x in a band, wb_* for a bottom-band W); at most one row of each pair is 1,
+        so neg = ReLU(N+ + W- - 1) + ReLU(N- + W+ - 1) (small integers: exact in any order)."""
+        one = ffn.rows["one"][0]
+        n = {side: {self.r(f"yl_{side}", k): 1.0, self.r(f"nx_{side}", k): 1.0} for side in ("pos", "neg")}
+        w = {side: {self.r(f"wx_{side}", k): 1.0, self.r(f"wb_{side}", k): 1.0} for side in ("pos", "neg")}
+        for out, pairs in (("neg", (("pos", "neg"), ("neg", "pos"))), ("pos", (("pos", "pos"), ("neg", "neg")))):
+            for n_side, w_side in pairs:
+                ffn.unit({**n[n_side], **w[w_side], one: -1.0}, 0.0, {self.r(out, k): 1.0})
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
         """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
         is one unit; the constant is the row's bias: m - 1.5 2^52 is exact, Sterbenz; an idle slot,
-        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = sign(N) W 2^(i-52) into x_lo (and -xs into q), and
-        Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52), times W: one
-        rounding), so q = C - xs (two terms, exact). The digit rows get their constants 1 -+ M."""
+        N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = |W| 2^(i-52) into x_lo (and -xs
+        into q), and Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52),
+        times |W|: one rounding), so q = C - xs (two terms, exact); |W| >= 0: one unit each. The digit
+        rows get their constants 1 -+ M."""
         for k in range(self.slots):
             p_y, p_x = self.r("p_y", k), self.r("p_x", k)
             v_out = {self.r("v", k): 1.0}
@@ -419,8 +534,8 @@ class ProductBlock:
                 if i + 1 < INNER.stop:
                     open_.append(self.il("t", k, i + 1))
                 scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
-                scaled_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)
-                scaled_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
+                scaled_positive_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)  # |W| >= 0
+                scaled_positive_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
             ffn.bias(self.r("v", k), -CENTRE)  # v = m - 1.5 2^52: two nonzero terms, exact
             for j in range(DIGITS):  # the digits stage adds +-(M - e_j) to these constants
                 for part in "hl":
@@ -434,7 +549,8 @@ class ProductBlock:
         2^27 RNE(m / 2^27) (1.5 2^25 is an even integer): m rounded to a multiple of 2^27, and
         m = hi + lo."""
         for k in range(self.slots):
-            ffn.passes({self.r("c", k): 1.0, self.r("q", k): -1.0}, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
+            # x_hi = C - Q >= 0 (xs >= 0: C >= Q, and the rounding is monotone): one unit
+            ffn.unit({self.r("c", k): 1.0, self.r("q", k): -1.0}, 0.0, {self.r("x_hi", k): 1.0, self.r("x_lo", k): -1.0})
             self._digit_units(ffn, self.r("v", k), 2.0**-HALF, "h", k)
             self._digit_units(ffn, self.r("v", k), 1.0, "l", k)
 
@@ -460,21 +576,27 @@ class ProductBlock:
                         ("l", x_hi, "t3", 0, {}), ("l", x_lo, "w", 0, {}))
             for part, x, target, shift, extra in products:
                 outputs = {self.r(target, k): 1.0, **extra}
+                negated = {r: -c for r, c in outputs.items()}
                 for j in range(DIGITS):
                     plus, minus = self.r(f"p_{part}", k, j, DIGITS), self.r(f"q_{part}", k, j, DIGITS)
-                    scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
-                    scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
+                    if x == x_hi:  # x_hi >= 0: one unit a digit sign
+                        scaled_positive_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
+                        scaled_positive_gate(ffn, {x: 1.0}, j + shift, [minus], negated)
+                    else:
+                        scaled_gate(ffn, {x: 1.0}, j + shift, [plus], outputs)
+                        scaled_gate(ffn, {x: -1.0}, j + shift, [minus], outputs)
                 if part == "h":  # hi's constant 1.5 2^52: x (26 bits) times 3 2^51, one exact term
-                    ffn.passes({x: CENTRE}, outputs)
+                    if x == x_hi:
+                        ffn.unit({x: CENTRE}, 0.0, outputs)
+                    else:
+                        ffn.passes({x: CENTRE}, outputs)
 
     def middle(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
             t1 = self.r("t1", k)
             ffn.passes({self.r("t2", k): 1.0, self.r("t3", k): 1.0}, {self.r("mid", k): 1.0})
-            for v, level in OVERFLOW_E.items():  # closed (0) unless E = v: |t1| < 2^131 < GATE
-                closed = {self.ne(k, v): -GATE}
-                threshold_distance(ffn, {t1: 1.0, **closed}, level, self.of("r", k, v))
-                threshold_distance(ffn, {t1: -1.0, **closed}, level, self.of("r", k, v))
+            for v, level in OVERFLOW_E.items():  # closed (0) unless E = v: 0 <= t1 < 2^131 < GATE
+                threshold_distance(ffn, {t1: 1.0, self.ne(k, v): -GATE}, level, self.of("r", k, v))
 
     def two_sum(self, ffn: FeedForwardBuilder) -> None:
         for k in range(self.slots):
@@ -490,31 +612,62 @@ class ProductBlock:
             s2, w2 = {self.r("s2", k): 1.0}, {self.r("w2", k): 1.0}
             for v in SUBNORMAL_E:
                 shift, open_ = v + SUB_LEVEL, [self.ne(k, v)]
-                scaled_gate(ffn, {self.r("s", k): 1.0}, shift, open_, s2)
+                scaled_positive_gate(ffn, {self.r("s", k): 1.0}, shift, open_, s2)  # s >= 0
                 scaled_gate(ffn, {self.r("w", k): 1.0}, shift, open_, w2)  # T4 (w before this layer)
                 scaled_gate(ffn, {self.r("mid", k): 1.0, self.r("z", k): -1.0}, shift, open_, w2)  # e
 
     def round(self, ffn: FeedForwardBuilder) -> None:
+        """fl(s + w) = fl(|N W|) >= 0 in a unit (the one rounding), times 2^(16 B) by the output weight
+        into r1 (E of NORMAL_E, E = 64 A + 16 B; closed for a product beyond the value limit): one
+        unit for each B. The scale 2^(64 A) and the sign follow (scale_normal, sign_normal)."""
         for k in range(self.slots):
             terms = {self.r("s", k): 1.0, self.r("w", k): 1.0}
-            for v in NORMAL_E:  # fl(s + w) in the unit, times 2^E by the output weight: exact (normal)
-                closed = [self.ne(k, v)] + ([self.of("t", k, v)] if v in OVERFLOW_E else [])
-                gate(ffn, terms, closed, {self.r("prod", k): 2.0**v})
-            ffn.passes(terms, {self.r("rp", k): 1.0})  # unscaled: product_error()
-            ffn.passes({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, {self.r("rp2", k): 1.0})
+            overflow = [self.of("t", k, v) for v in OVERFLOW_E]  # 0 unless E = v and |x y| > 2^1001
+            for b in SCALE_B:
+                scaled_positive_gate(ffn, terms, E_UNIT * b, [self.scale_row("nb", k, b), *overflow],
+                                     {self.r("r1", k): 1.0})
+            ffn.unit(terms, 0.0, {self.r("rp", k): 1.0})  # unscaled (>= 0): product_error()
+            ffn.unit({self.r("s2", k): 1.0, self.r("w2", k): 1.0}, 0.0, {self.r("rp2", k): 1.0})  # >= 0
+
+    def _signed(self, ffn: FeedForwardBuilder, terms: Mapping[int, float], closed: Sequence[int], k: int,
+                weight: float, row: str = "prod") -> None:
+        """row += sign(x y) weight z for z = sum terms >= 0, unless a ``closed`` row is 1 (2 units)."""
+        scaled_positive_gate(ffn, terms, 0, [*closed, self.r("neg", k)], {self.r(row, k): weight})
+        scaled_positive_gate(ffn, terms, 0, [*closed, self.r("pos", k)], {self.r(row, k): -weight})
+
+    def scale_normal(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """r2 = r1 2^(64 A) = |x y| (one unit for each A: r1 >= 0; exact: |x y| is normal here)."""
+        for a in SCALE_A:
+            scaled_positive_gate(ffn, {self.r("r1", k): 1.0}, 64 * a, [self.scale_row("na", k, a)],
+                                 {self.r("r2", k): 1.0})
+
+    def sign_normal(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """prod += sign(x y) r2 (two units, one of them open)."""
+        self._signed(ffn, {self.r("r2", k): 1.0}, [], k, 1.0)
 
     def subnormal_grid(self, ffn: FeedForwardBuilder) -> None:
-        """The subnormal set: sn_t = fl(p 2^-256) 2^256 and sn_e = s2 + w2 - p (two terms each; every
-        value here is at most 2^-640 in magnitude, so nothing overflows a later scaling)."""
+        """The normal set's scale_normal beside the subnormal set: sn_t = fl(p 2^-256) 2^256 and
+        sn_e = s2 + w2 - p (two terms each; every value here is at most 2^-640 in magnitude, so nothing
+        overflows a later scaling)."""
         for k in range(self.slots):
+            self.scale_normal(ffn, k)
             rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
-            gate(ffn, {rp: 2.0**-SUB_LEVEL}, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})
+            scaled_positive_gate(ffn, {rp: 2.0**-SUB_LEVEL}, 0, closed, {self.r("sn_t", k): 2.0**SUB_LEVEL})  # rp2 >= 0
             gate(ffn, {self.r("w2", k): 1.0}, closed, {self.r("sn_e", k): 1.0})
             gate(ffn, {self.r("s2", k): 1.0, rp: -1.0}, closed, {self.r("sn_e", k): 1.0})
+        # slot 0's error terms with the product's sign, for product_error (rp, s and w are of |x y|)
+        for notsel, sign in (("neg", 1.0), ("pos", -1.0)):
+            closed = [self.r(notsel)]
+            gate(ffn, {self.r("w"): 1.0}, closed, {self.r("err_w"): sign})
+            gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, closed, {self.r("err_d"): sign})
 
     def subnormal_remainder(self, ffn: FeedForwardBuilder) -> None:
         one = ffn.rows["one"][0]
+        for b in SCALE_B:  # slot 0's error, exact (the error of one rounding is a float), times 2^(16 B)
+            scaled_gate(ffn, {self.r("err_w"): 1.0, self.r("err_d"): 1.0}, E_UNIT * b, [self.scale_row("nb", 0, b)],
+                        {self.r("err1"): 1.0})
         for k in range(self.slots):
+            self.sign_normal(ffn, k)
             rp, closed = self.r("rp2", k), [self.r("sub_off", k)]
             gate(ffn, {rp: 1.0, self.r("sn_t", k): -1.0}, closed, {self.r("sn_r", k): 1.0})
             e = self.r("sn_e", k)
@@ -526,25 +679,26 @@ class ProductBlock:
         unit = 2.0 ** (-1074)
         for k in range(self.slots):
             prod, off, r = self.r("prod", k), self.r("sub_off", k), self.r("sn_r", k)
-            gate(ffn, {self.r("sn_t", k): 2.0**-SUB_LEVEL}, [off], {prod: 1.0})
+            self._signed(ffn, {self.r("sn_t", k): 2.0**-SUB_LEVEL}, [off], k, 1.0)  # sn_t >= 0
             for sign, closed in ((1.0, "sn_np"), (-1.0, "sn_nn")):  # up past the midpoint, down past it
-                ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
-                          off: -TIE_CLOSED}, 0.0, {prod: sign * unit})
+                for notsel, product_sign in (("neg", 1.0), ("pos", -1.0)):  # of |x y|: times sign(x y)
+                    ffn.unit({r: sign * TIE_SCALE, one: 1.0 - 2.0**53, self.r(closed, k): -TIE_CLOSED,
+                              off: -TIE_CLOSED, self.r(notsel, k): -TIE_CLOSED}, 0.0, {prod: product_sign * sign * unit})
 
     def product_error(self, ffn: FeedForwardBuilder, notsel: Sequence[int], outputs: Mapping[int, float]) -> None:
-        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (4 units per
-        exponent of NORMAL_E, in the caller's layer after the block's stages: the FLEQ machine's
-        select layer, which reads s, w and rp). With p = rp = fl(s + w) and s the larger term
-        (|w| <= ulp(s)), Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the two units
-        compute w and s - p (two terms: exact), scaled by 2^E (exact: every value is a multiple of
-        2^-104 for factors in bands, so of 2^-1064 once scaled), and their sum is the
-        representable error (one rounding of an exact sum). For an exponent of the subnormal set
-        the error is not representable in general: the block writes nothing (mulerr's window
-        refuses such factors, see fleq_functions.product_error)."""
-        for v in NORMAL_E:
-            closed = [self.ne(0, v), *notsel] + ([self.of("t", 0, v)] if v in OVERFLOW_E else [])
-            scaled_gate(ffn, {self.r("w"): 1.0}, v, closed, outputs)
-            scaled_gate(ffn, {self.r("s"): 1.0, self.r("rp"): -1.0}, v, closed, outputs)
+        """outputs += x y - fl(x y) of slot 0, exactly, unless a ``notsel`` row is 1 (2 units per
+        A of SCALE_A, in the caller's layer after the block's stages: the FLEQ machine's select
+        layer, which reads err1). With p = rp = fl(s + w) and s the larger term (|w| <= ulp(s)),
+        Dekker's fast two-sum gives s + w - p = w - (p - s) exactly; the subnormal grid stage writes
+        w and s - p with the product's sign (err_w, err_d: two terms, exact), the remainder stage their
+        sum (the error of one rounding: a float, so exact) times 2^(16 B) into err1, and here it is
+        scaled by 2^(64 A): one rounding of the exact error times 2^E (every value is a multiple of
+        2^-104 for factors in bands, so of 2^-1064 once scaled: exact). For an exponent of the
+        subnormal set the error is not representable in general: the block writes nothing (mulerr's
+        window refuses such factors, see fleq_functions.product_error)."""
+        overflow = [self.of("t", 0, v) for v in OVERFLOW_E]  # 0 unless E = v and |x y| > 2^1001
+        for a in SCALE_A:
+            scaled_gate(ffn, {self.r("err1"): 1.0}, 64 * a, [self.scale_row("na", 0, a), *notsel, *overflow], outputs)
 
     def tree(self, ffn: FeedForwardBuilder, layer: int) -> None:
         """Tree layer ``layer`` (0-based): two more levels of the pairwise sum."""
@@ -580,6 +734,25 @@ class ProductBlock:
     def nonnegative_rows(self) -> list[int]:
         return [r for name in NONNEGATIVE for r in self.rows[self.prefix + name]]
 
+    def complementary_pairs(self) -> list[tuple[int, int]]:
+        """(u, t) row pairs of the ladders' thresholds: u = [x <= tau], t = 1 - u (t is 1 minus u by
+        the layer's bias), so u + t = 1 in every column once the ladder B layers ran, whatever the
+        column holds."""
+        return [(u, t) for names in COMPLEMENTARY
+                for u, t in zip(self.rows[self.prefix + names[0]], self.rows[self.prefix + names[1]])]
+
+    def clear(self, ffn: FeedForwardBuilder) -> None:
+        """Every row of the block <- 0 exactly (a host calls this after it read the result). A
+        complementary pair (u, t) takes one unit: ReLU(t) is subtracted from t and added to u, and
+        the bias -1 on u gives u + t - 1 = 0 (0/1 values: exact in any order); the unit is
+        recomputed only when t changed. Other rows: clear_rows."""
+        pairs = self.complementary_pairs()
+        one_unit = {r for pair in pairs for r in pair}
+        for u, t in pairs:
+            ffn.unit({t: 1.0}, 0.0, {t: -1.0, u: 1.0})
+            ffn.bias(u, -1.0)
+        clear_rows(ffn, [r for r in self.temp_rows() if r not in one_unit], nonnegative=self.nonnegative_rows())
+
     def stages(self) -> list[tuple[str, Callable[[FeedForwardBuilder], None]]]:
         """(name, stage) in layer order, the tree layers last."""
         fixed = [(name, getattr(self, method)) for name, method in STAGES]
@@ -588,13 +761,13 @@ class ProductBlock:
 
 # (name, method) of the fixed stages, in layer order. A host machine may run the first SHARED_STAGES
 # in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
-STAGES = (("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
+STAGES = (("input split", "input_split"), ("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
           ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
           ("digits", "digits"), ("partial products", "partial_products"),
           ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
           ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),
           ("subnormal tie", "subnormal_tie"))
-SHARED_STAGES = 3
+SHARED_STAGES = 4
 
 
 def own_layers(slots: int) -> int:
@@ -610,8 +783,14 @@ def multiplier(slots: int = 1):
     rows = RowSpace([("one", 1, "static", "1 in every column"), ("x", slots, "state", "factor x of slot k"),
                      ("y", slots, "state", "factor y of slot k"), ("product", 1, "state", "the result"),
                      ("error", 1, "state", "slot 0's product error")]
+                    + [(f"{f}_{side}", slots, "temp", f"max({'' if side == 'pos' else '-'}{f}, 0) of slot k")
+                       for f in "xy" for side in ("pos", "neg")]
                     + row_blocks(slots))
-    block = ProductBlock(rows, slots, lambda k: {rows["x"][k]: 1.0}, lambda k: {rows["y"][k]: 1.0})
+
+    def parts(factor: str):
+        return lambda k: ({rows[f"{factor}_pos"][k]: 1.0}, {rows[f"{factor}_neg"][k]: 1.0})
+
+    block = ProductBlock(rows, slots, parts("x"), parts("y"), inputs=lambda factor, k: {rows[factor][k]: 1.0})
     layers = []
     for name, stage in block.stages():
         ffn = FeedForwardBuilder(rows)

@@ -5,7 +5,8 @@
     2      attention  read       op_a <- mem[a], op_b <- mem[b], fval <- mem[flag]; every column:
                                  wen = [column = dst], not_wen = 1 - wen (exact 0 in dst)        4 heads
     3      ReLU       extract    a_e, b_e (this lane's entries, by the operand views), matmul slots
-                                 m_x[k], m_y[k]; not_in (entry outside the result); next_pc;
+                                 m_x[k], m_y[k] (the product's factors as their parts max(f, 0),
+                                 max(-f, 0)); not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
     4      ReLU       ladder A   ReLU(|f| - tau_j) for both factors of every product slot and the
                                  tables' input; single thresholds (exp's range, sigmoid's clamp,
@@ -13,7 +14,7 @@
     5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
                                  E / 16 and each factor's sign); the flag's sign, B
     6      ReLU       normalise  exact power-of-two splits: the product's |N| in (1, 2^64] and
-                                 sign(N) W (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
+                                 |W| (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
                                  sigmoid's y = min(|x|, 22) and min(x, 0)
     7-19   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.machines.fleq.product: inner ladder A, B, split,
@@ -62,6 +63,7 @@ from fleqc.blocks.exact import (
     gate,
     relu_gate,
     scaled_gate,
+    split_gate,
     sign_a,
     sign_b,
     threshold_distance,
@@ -119,7 +121,7 @@ class _Rows:
 def product_block(R: "_Rows", c: int) -> ProductBlock:
     """The exact product of the c slots (fleqc.machines.fleq.product), enabled by the prod and
     mulerr blocks (row not_product)."""
-    return ProductBlock(R.rows, c, lambda k: _product_input(R, k, "x"), lambda k: _product_input(R, k, "y"),
+    return ProductBlock(R.rows, c, lambda k: _product_parts(R, k, "x"), lambda k: _product_parts(R, k, "y"),
                         off=(R["not_product"][0],), prefix=PRODUCT_PREFIX)
 
 
@@ -128,7 +130,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     R = _Rows(rows)
     c = config.cell
     P = product_block(R, c)
-    product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 4-6
+    product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 3-6 (the input split in extract)
     beside = [  # parts of other blocks in the product's layers (7, 8, ...); the two large tables (recip,
         # sqrt, log: layer 9; sigmoid's: layer 8) in different layers, since the widest layer sets
         # the width of every block in TransformerLens (fleqc.interop.lens pads each MLP to it)
@@ -228,7 +230,9 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
 
     Lane r = (i, j):  a_e = A[i, j] | A[0, 0] | A[j, i];  b_e = B[i, j] | B[0, 0];
     m_x[k] = A[i, k] | A[j, k];  m_y[k] = B[k, j] | B[i, k]  (the view rows of the instruction).
-    Exactly one term of each sum is open, so every sum adds exact zeros.
+    Exactly one term of each sum is open, so every sum adds exact zeros. The product's factors come
+    as their parts max(f, 0), max(-f, 0), the two units of each gate written to two rows (split_gate):
+    m_xp, m_xn (m_x's), m_yp, m_yn, and a_ep, a_en, b_ep, b_en beside a_e, b_e.
     """
     ffn = FeedForwardBuilder(R.rows)
     a, b = R["op_a"], R["op_b"]
@@ -236,18 +240,25 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
     with ffn.part("entries"):
         for r in range(c * c):
             i, j = divmod(r, c)
-            gate(ffn, {a[r]: 1.0}, [ent[r], R.view("a_entry")], {R["a_e"][0]: 1.0})
-            gate(ffn, {a[j * c + i]: 1.0}, [ent[r], R.view("a_transposed")], {R["a_e"][0]: 1.0})
-            gate(ffn, {b[r]: 1.0}, [ent[r], R.view("b_entry")], {R["b_e"][0]: 1.0})
-        gate(ffn, {a[0]: 1.0}, [R.not_lane, R.view("a_scalar")], {R["a_e"][0]: 1.0})
-        gate(ffn, {b[0]: 1.0}, [R.not_lane, R.view("b_scalar")], {R["b_e"][0]: 1.0})
+        def entry(source: int, closed: list[int], name: str) -> None:  # name_e, and its parts name_ep, name_en
+            e = R[f"{name}_e"][0]
+            split_gate(ffn, {source: 1.0}, closed, {e: 1.0, R[f"{name}_ep"][0]: 1.0}, {e: -1.0, R[f"{name}_en"][0]: 1.0})
+
+        for r in range(c * c):
+            i, j = divmod(r, c)
+            entry(a[r], [ent[r], R.view("a_entry")], "a")
+            entry(a[j * c + i], [ent[r], R.view("a_transposed")], "a")
+            entry(b[r], [ent[r], R.view("b_entry")], "b")
+        entry(a[0], [R.not_lane, R.view("a_scalar")], "a")
+        entry(b[0], [R.not_lane, R.view("b_scalar")], "b")
     with ffn.part("matmul slots"):
         for k in range(c):
+            xp, xn, yp, yn = ({R[name][k]: 1.0} for name in ("m_xp", "m_xn", "m_yp", "m_yn"))
             for i in range(c):
-                gate(ffn, {a[i * c + k]: 1.0}, [row[i], R.view("m_a_row_i")], {R["m_x"][k]: 1.0})
-                gate(ffn, {a[i * c + k]: 1.0}, [col[i], R.view("m_a_row_j")], {R["m_x"][k]: 1.0})
-                gate(ffn, {b[k * c + i]: 1.0}, [col[i], R.view("m_b_col_j")], {R["m_y"][k]: 1.0})
-                gate(ffn, {b[i * c + k]: 1.0}, [row[i], R.view("m_b_row_i")], {R["m_y"][k]: 1.0})
+                split_gate(ffn, {a[i * c + k]: 1.0}, [row[i], R.view("m_a_row_i")], xp, xn)
+                split_gate(ffn, {a[i * c + k]: 1.0}, [col[i], R.view("m_a_row_j")], xp, xn)
+                split_gate(ffn, {b[k * c + i]: 1.0}, [col[i], R.view("m_b_col_j")], yp, yn)
+                split_gate(ffn, {b[i * c + k]: 1.0}, [row[i], R.view("m_b_row_i")], yp, yn)
     with ffn.part("shape mask"):
         not_in = R["not_in"][0]
         ffn.unit({R.not_lane: 1.0}, 0.0, {not_in: 1.0})
@@ -277,12 +288,16 @@ def _extract(R: _Rows, c: int) -> FeedForwardBuilder:
 # -- 4, 5: ladders ---------------------------------------------------------------------------------
 
 
-def _product_input(R: _Rows, slot: int, factor: str) -> dict[int, float]:
-    """Slot k's factor: the matmul slot, plus the elementwise entry in slot 0 (one of them is 0)."""
-    terms = {R[f"m_{factor}"][slot]: 1.0}
-    if slot == 0:
-        terms[R["b_e" if factor == "y" else "a_e"][0]] = 1.0
-    return terms
+def _product_parts(R: _Rows, slot: int, factor: str) -> tuple[dict[int, float], dict[int, float]]:
+    """Slot k's factor as its parts (max(f, 0), max(-f, 0)): the matmul slot's, plus the elementwise
+    entry's in slot 0 (one of them is 0)."""
+    parts = []
+    for side in "pn":
+        terms = {R[f"m_{factor}{side}"][slot]: 1.0}
+        if slot == 0:
+            terms[R[("b_e" if factor == "y" else "a_e") + side][0]] = 1.0
+        parts.append(terms)
+    return parts[0], parts[1]
 
 
 def _single_input(R: _Rows, source: str, sign: float) -> dict[int, float]:
@@ -353,18 +368,19 @@ def _users_closed(R: _Rows, users: str) -> dict[int, float]:
 
 
 def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
-    """ReLU(x - tau) + ReLU(-x - tau) for every threshold of both ladders; single thresholds. Each is
-    closed (0) unless a block that reads it is selected: an unselected block's rows stay the same
-    from pass to pass, whatever the operands."""
+    """ReLU(|x| - tau) for every threshold of both ladders (one unit: |x| is the sum of the operand's
+    parts); single thresholds. Each is closed (0) unless a block that reads it is selected: an
+    unselected block's rows stay the same from pass to pass, whatever the operands."""
     ffn = FeedForwardBuilder(R.rows)
     with ffn.part("product ladder"):
         P.outer_ladder_a(ffn)
     with ffn.part("table ladder"):
-        closed = _users_closed(R, "tables")
+        # closed outside the result's shape too (not_in): there every selector of the table rescale
+        # stays closed, so the rescale's gates need not read not_in (which changes with the instruction)
+        closed = {**_users_closed(R, "tables"), R["not_in"][0]: -GATE}
+        magnitude = {R["a_ep"][0]: 1.0, R["a_en"][0]: 1.0}  # |a_e|: one unit a threshold
         for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
-            tau = TABLE_LADDER.tau(j)
-            threshold_distance(ffn, {R["a_e"][0]: 1.0, **closed}, tau, R.tl("r", j))
-            threshold_distance(ffn, {R["a_e"][0]: -1.0, **closed}, tau, R.tl("r", j))
+            threshold_distance(ffn, {**magnitude, **closed}, TABLE_LADDER.tau(j), R.tl("r", j))
     with ffn.part("thresholds"):
         for name, source, sign, level in SINGLE_THRESHOLDS:
             terms = {**_single_input(R, source, sign), **_users_closed(R, THRESHOLD_USERS[name])}
@@ -401,8 +417,8 @@ def _sign_rows(R: _Rows, which: str, parts: tuple[str, ...]) -> list[int]:
 def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
 
-    Product slot k, selector s (2^8s < |y| <= 2^8(s+1)):  p_y = y 2^-8s,  p_x = x 2^8s sigma (prod
-    only; fleqc.machines.fleq.product).
+    Product slot k, band j (2^64j < |y| <= 2^(64j+64)):  p_y = |y| 2^-64j,  p_x = |x| 2^-a(x) (prod
+    and mulerr only; fleqc.machines.fleq.product).
     Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
@@ -556,7 +572,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     with ffn.part("table rescale"):  # exact scalings; log adds s ln 4 (one IEEE addition)
         g = {name: {R["g_tab"][n]: 1.0} for n, name in enumerate(TABLE_OPS)}
         for s in F.selectors:
-            selected = [R.tl("u", s), R.tl("t", s + 1), not_in]
+            selected = [R.tl("u", s), R.tl("t", s + 1)]  # all closed outside the shape (_ladder_a)
             pos, neg = R.th("negative", "t"), R.th("negative", "u")
             scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), pos], out)
             scaled_gate(ffn, g["recip"], -F.step * s, selected + [R.op("recip"), neg], {R["out"][0]: -1.0})
@@ -576,7 +592,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
         conjunction(ffn, R.th("exp_over", "t"), [R.op("exp"), not_in], fault)
     with ffn.part("clear the product's rows"):  # read for the last time above: cleared here, where the
         # engine recomputes only the lanes, instead of in the commit layer, which every column passes
-        clear_rows(ffn, P.temp_rows(), nonnegative=P.nonnegative_rows())
+        P.clear(ffn)
     return ffn
 
 
