@@ -582,7 +582,10 @@ class IncrementalEngine:
         if not np.all(np.isfinite(self._X0)):
             return self._fallback()
         every = np.arange(self.n, dtype=np.int64)
-        prev, cur = self._X0.copy(), np.zeros((self.n, self.model.width))  # each layer's input and output
+        # each layer's input and output; the card's own buffer is the first input and then scratch (S's
+        # slots 0 .. d-1 hold the card until the pass ends, and X reads them: no copy of the card)
+        prev, cur = self._X0, np.zeros((self.n, self.model.width))
+        self._X0 = None
         for l in range(len(self.kinds)):
             t = time.perf_counter()
             if self.kinds[l] == 1:
@@ -598,10 +601,9 @@ class IncrementalEngine:
             self.stats.columns[l] += self.n
         final = prev
         d = self.model.width
-        differs = final != self._X0
+        differs = final != self.S[:, :d]
         changed = np.flatnonzero(np.any(differs, axis=1)).astype(np.int64)
         self.S[:, :d] = final
-        self._X0 = None
         self._finite = bool(np.all(np.isfinite(self.S[changed, :d])))  # else the next pass is the dense one
         cols, rows = np.nonzero(differs[changed])
         ptr = np.zeros(len(changed) + 1, np.int64)
