@@ -22,6 +22,15 @@ can overflow: inside the unit x is multiplied by min(2^e, 1), the output weight 
 
 u and t are exactly 0 or 1 (G r may overflow to inf: the pre-activation is -inf and the ReLU 0).
 
+**Soft closers.** A gate on a value z derived from x (z = 2^-e x with z <= |x|, the power of two
+scaled out as :func:`scaled_gate` does) may be closed by a distance of x itself instead of a 0/1 row:
+``r = ReLU(x - tau)`` (0 iff x <= tau) and ``v = ReLU(tau+ - x)`` (tau+ the float after tau: 0 iff
+x > tau) are, when not 0, at least ulp(tau) = tau 2^-52 (one IEEE addition cannot round a sum below a
+float it exceeds), and r >= x 2^-53 once x > tau; so C r >= 2^967 |x| >= |z| and C v >= 2^968 tau
+>= |z| for x <= tau, and the gate is closed, in one layer instead of the threshold's two (C r may
+overflow to inf: the pre-activation is -inf and the ReLU 0). Only the value measured may be gated
+this way: a distance of x cannot close a gate on another factor.
+
 **Exact sign** ``[x > 0]`` for every float x (|x| <= 2^1000), in three feed-forward layers, with
 SMALL = 2^-60::
 
@@ -148,6 +157,15 @@ def conjunction(ffn: FeedForwardBuilder, indicator: int, notsel: Iterable[int], 
 def threshold_distance(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau: float, output: int) -> None:
     """Layer A: output += ReLU(x - tau), x = sum terms (1 unit)."""
     ffn.unit(terms, -tau, {output: 1.0})
+
+
+def threshold_below(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau: float, output: int,
+                    notsel: Iterable[int] = ()) -> None:
+    """Layer A, the other side: output += ReLU(tau+ - x), tau+ the float after tau, x = sum terms (1 unit;
+    0, as for a large x, if a ``notsel`` row is 1). 0 iff x > tau, else at least ulp(tau): with
+    :func:`threshold_distance`'s ReLU(x - tau) a pair of soft closers (above)."""
+    ffn.unit(_merge({r: -c for r, c in terms.items()}, *({r: -GATE} for r in notsel)),
+             math.nextafter(tau, math.inf), {output: 1.0})
 
 
 def threshold_indicators(ffn: FeedForwardBuilder, distance: int | Sequence[int], tau: float, below: int, above: int,

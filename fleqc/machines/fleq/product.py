@@ -121,8 +121,8 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, clear_rows, conjunction, gate, scaled_gate, scaled_positive_gate,
-                                threshold_above, threshold_distance, threshold_indicators)
+from fleqc.blocks.exact import (GATE, clear_rows, gate, relu_gate, scaled_gate, scaled_positive_gate,
+                                threshold_above, threshold_below, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
 from fleqc.machines.fleq.windows import BOTTOM_SCALE, OUTER_HI, OUTER_LO, OUTER_STEP
@@ -140,7 +140,7 @@ DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^2
 CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
-B_SIGN_SCALE = 2.0 ** (1023 - BOTTOM_SCALE)  # b_pos / b_neg = |f| 2^1023 for a bottom-band f: at least 2^-51
+B_SIGN_SCALE = 2.0 ** (1023 - BOTTOM_SCALE)  # xbv_pos / xbv_neg = |x| 2^1023 for a bottom-band x: at least 2^-51
 B_SIGN_LEAST = 2.0**-51  # 2^1023 times the least subnormal
 
 # The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
@@ -173,27 +173,35 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     bands = len(BANDS)
     inner = len(INNER)
     spec = [
-        ("xl_u", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (ladder A), then [|x| <= 2^64j] (slot-major)"),
-        ("xl_t", slots * bands, "band ladder of x: [|x| > 2^64j]"),
-        ("yl_u", slots * bands, "band ladder of y: ReLU(|y| - 2^64j) (ladder A), then [|y| <= 2^64j]"),
-        ("yl_t", slots * bands, "band ladder of y: [|y| > 2^64j]"),
+        ("xl_r", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (ladder A; the lowest: ReLU(x - 2^-960))"),
+        ("xl_v", slots * bands, "band ladder of x: ReLU(tau+ - |x|), tau+ the float after 2^64j (ladder A)"),
+        ("yl_r", slots * bands, "band ladder of y: ReLU(|y| - 2^64j) (ladder A; the lowest: ReLU(y - 2^-960))"),
+        ("yl_v", slots * bands, "band ladder of y: ReLU(tau+ - |y|), tau+ the float after 2^64j (ladder A)"),
         ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's distance row holds ReLU(x - 2^-960) only)"),
+        ("xl_bot", slots, "[|x| <= 2^-960]: x in the bottom band (ladder B)"),
+        ("xl_top", slots, "[|x| > 2^-960]: x in a band (ladder B)"),
         ("xl_pos", slots, "[x > 2^-960]"),
         ("xl_neg", slots, "[x < -2^-960]"),
         ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's distance row holds ReLU(y - 2^-960) only)"),
+        ("yl_bot", slots, "[|y| <= 2^-960]: y in the bottom band (ladder B)"),
+        ("yl_top", slots, "[|y| > 2^-960]: y in a band (ladder B)"),
         ("yl_pos", slots, "[y > 2^-960]"),
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
+        ("xv", slots, "|x| 2^-a(x) for x in a band (in (1, 2^64]), else 0"),
+        ("xw", slots, "|x| 2^1008 for x in the bottom band (in [2^-66, 2^48]), else 0"),
+        ("yv", slots, "|y| 2^-a(y) for y in a band, else 0"),
+        ("yw", slots, "|y| 2^1008 for y in the bottom band, else 0"),
+        ("xbv_pos", slots, "|x| 2^1023 for x in the bottom band and positive (in [2^-51, 2^63]), else 0"),
+        ("xbv_neg", slots, "|x| 2^1023 for x in the bottom band and negative, else 0"),
+        ("ybv_pos", slots, "|y| 2^1023 for y in the bottom band and positive, else 0"),
+        ("ybv_neg", slots, "|y| 2^1023 for y in the bottom band and negative, else 0"),
+        ("xb_pos", slots, "[xbv_pos > 0]: x in the bottom band, positive"),
+        ("xb_neg", slots, "[xbv_neg > 0]: x in the bottom band, negative"),
+        ("yb_pos", slots, "[ybv_pos > 0]: y in the bottom band, positive"),
+        ("yb_neg", slots, "[ybv_neg > 0]: y in the bottom band, negative"),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
         ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
-        ("b_pos", slots, "|W| 2^15 when W's factor is in the bottom band and positive (in [2^-51, 2^63]), else 0"),
-        ("b_neg", slots, "|W| 2^15 when W's factor is in the bottom band and negative, else 0"),
-        ("nx_pos", slots, "[y in the bottom band and x > 2^-960]: N = x, positive"),
-        ("nx_neg", slots, "[y in the bottom band and x < -2^-960]: N = x, negative"),
-        ("wx_pos", slots, "[y > 2^-960 or y < -2^-960, and x > 2^-960]: W = x, in a band, positive"),
-        ("wx_neg", slots, "[y in a band and x < -2^-960]: W = x, in a band, negative"),
-        ("wb_pos", slots, "[b_pos > 0]: W in the bottom band, positive"),
-        ("wb_neg", slots, "[b_neg > 0]: W in the bottom band, negative"),
         ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
         ("pos", slots, "[x y > 0] (0/1; 0 when a factor is 0): closes the units that write -|x y|"),
         ("ne", slots * len(NE_VALUES), "1 - [E = v] for the exponents v of NE_VALUES (overflow and subnormal sets)"),
@@ -201,8 +209,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("nb", slots * len(SCALE_B), "1 - [B = 0: both factors in bands; B = 1: one in the bottom band]"),
         ("sub_off", slots, "0 iff E is one of SUBNORMAL_E (the result may be subnormal)"),
         ("e_big", slots, "[E >= 1008]: the product is beyond the value limit (a fault)"),
-        ("il_u", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63 (ladder A), then [|N| <= 2^i]"),
-        ("il_t", slots * inner, "inner ladder: [|N| > 2^i]"),
+        ("il_r", slots * inner, "inner ladder: ReLU(|N| - 2^i), i = 1..63"),
+        ("il_v", slots * inner, "inner ladder: ReLU(tau+ - |N|), tau+ the float after 2^i"),
         ("v", slots, "m - 1.5 2^52, m = |N| 2^(52-i) the integer in (2^52, 2^53]"),
         ("x_lo", slots, "Veltkamp's low half of xs (holds xs until the digits stage)"),
         ("q", slots, "C - xs (holds -xs until the halves stage)"),
@@ -247,29 +255,11 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
-NONNEGATIVE = ("xl_u", "xl_t", "yl_u", "yl_t", "xl_n", "xl_pos", "xl_neg", "yl_n", "yl_pos", "yl_neg",
-               "e16", "na", "nb", "r1", "r2", "p_y", "p_x", "b_pos", "b_neg", "nx_pos", "nx_neg", "wx_pos", "wx_neg", "wb_pos", "wb_neg",
-               "neg", "pos", "ne", "sub_off", "e_big", "il_u", "il_t", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
+NONNEGATIVE = ("xl_r", "xl_v", "yl_r", "yl_v", "xl_n", "xl_bot", "xl_top", "xl_pos", "xl_neg", "yl_n", "yl_bot", "yl_top",
+               "yl_pos", "yl_neg", "e16", "na", "nb", "r1", "r2", "xv", "xw", "yv", "yw", "p_y", "p_x",
+               "xbv_pos", "xbv_neg", "ybv_pos", "ybv_neg",
+               "xb_pos", "xb_neg", "yb_pos", "yb_neg", "neg", "pos", "ne", "sub_off", "e_big", "il_r", "il_v", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
                "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
-
-
-# Threshold rows (u, t) with u + t = 1 in every column after the ladder B layers (ProductBlock.clear).
-COMPLEMENTARY = (("xl_u", "xl_t"), ("yl_u", "yl_t"), ("il_u", "il_t"))
-
-
-# The band and inner ladders keep a threshold's distance r = ReLU(|f| - tau) (layer A) and its indicator u =
-# [|f| <= tau] (layer B) in one row: layer B writes u and clears r there.
-_SHARED = {"r": "u"}
-
-
-def _indicators_over_distance(ffn: FeedForwardBuilder, distance: Sequence[int], tau: float, below: int, above: int,
-                              also: Mapping[int, float] | None = None) -> None:
-    """threshold_indicators, with ``below`` the row of ``distance[0]`` (r >= 0, layer A's): one more unit
-    clears r as u is written. The row gets u - r, two terms of which one is 0 (u = 1 iff r = 0: r is 0 or
-    at least ulp(tau)), so it holds exactly u after the layer, as a row of its own would."""
-    assert distance[0] == below
-    threshold_indicators(ffn, list(distance), tau, below, above, also)
-    ffn.unit({below: 1.0}, 0.0, {below: -1.0})
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -314,12 +304,13 @@ class ProductBlock:
         return self.rows[self.prefix + name][slot * per + k]
 
     def band(self, factor: str, part: str, slot: int, j: int) -> int:
-        """Row ``part`` (r, u, t) of threshold 2^(64 j) of the band ladder of ``factor`` (x or y). The
-        distance r and the indicator u share a row (:func:`_indicators_over_distance`)."""
-        return self.r(f"{factor}l_{_SHARED.get(part, part)}", slot, j - OUTER_LO, len(BANDS))
+        """Row ``part`` of threshold 2^(64 j) of the band ladder of ``factor`` (x or y): r, the distance
+        ReLU(|f| - tau), or v, the distance ReLU(tau+ - |f|) from the next float tau+ above tau."""
+        return self.r(f"{factor}l_{part}", slot, j - OUTER_LO, len(BANDS))
 
     def il(self, part: str, slot: int, i: int) -> int:
-        return self.r(f"il_{_SHARED.get(part, part)}", slot, i - INNER.start, len(INNER))
+        """Row ``part`` (r or v, as for :meth:`band`) of threshold 2^i of the inner ladder."""
+        return self.r(f"il_{part}", slot, i - INNER.start, len(INNER))
 
     def ne(self, slot: int, v: int) -> int:
         """The row that is 0 iff the slot's exponent E is v (one of NE_VALUES)."""
@@ -333,11 +324,18 @@ class ProductBlock:
     def of(self, part: str, slot: int, v: int) -> int:
         return self.r(f"of_{part}", slot, list(OVERFLOW_E).index(v), len(OVERFLOW_E))
 
+    def distance_rows(self, factor: str, slot: int, j: int) -> list[int]:
+        """The rows that hold ReLU(|f| - 2^(64 j)) (two for the lowest threshold, which keeps the
+        sides of f apart; at most one of them nonzero)."""
+        rows = [self.band(factor, "r", slot, j)]
+        return rows + [self.r(f"{factor}l_n", slot)] if j == OUTER_LO else rows
+
     def selector(self, factor: str, slot: int, j: int) -> list[int]:
-        """The rows that are all 0 iff the factor lies in band j (j = OUTER_LO - 1: the bottom band)."""
-        rows = [self.band(factor, "u", slot, j)] if j >= OUTER_LO else []
+        """Rows that are all 0 iff the factor lies in band j (j = OUTER_LO - 1: the bottom band), and
+        whose sum is otherwise large enough to close a gate on that factor (fleqc.blocks.exact: soft closers)."""
+        rows = [self.band(factor, "v", slot, j)] if j >= OUTER_LO else []
         if j + 1 <= OUTER_HI:
-            rows.append(self.band(factor, "t", slot, j + 1))
+            rows += self.distance_rows(factor, slot, j + 1)
         return rows
 
     def _parts(self, factor: str, slot: int) -> tuple[Mapping[int, float], Mapping[int, float]]:
@@ -362,15 +360,21 @@ class ProductBlock:
                     ffn.unit({r: sign * c for r, c in terms.items()}, 0.0, {row: 1.0})
 
     def outer_ladder_a(self, ffn: FeedForwardBuilder) -> None:
-        """The band ladders' distances ReLU(|f| - tau) (one unit: |f| is the sum of the factor's parts),
-        closed (0, as for x = y = 0) where an ``off`` row is 1: then nothing after this layer depends on
-        x or y, and an engine that follows changes does not recompute the block. Open, the added terms
-        are exact zeros. The lowest threshold keeps its two sides apart (ReLU(f - tau) in the ladder's
-        row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``): outer ladder B reads the factor's sign from them."""
+        """Both sides of every band threshold: the distance r = ReLU(|f| - tau) (one unit: |f| is the sum
+        of the factor's parts) and v = ReLU(tau+ - |f|), tau+ the float after tau. r is 0 iff |f| <= tau
+        and v is 0 iff |f| > tau; otherwise each is at least ulp(tau) (a multiple of it, above 0: one
+        IEEE addition rounds it no lower), so C r and C v close a gate on the same factor
+        (fleqc.blocks.exact: soft closers): the band split reads them directly, without the 0/1 rows of ladder B.
+        Closed (0, as for x = y = 0) where an ``off`` row is 1: then nothing after this layer depends
+        on x or y, and an engine that follows changes does not recompute the block (the split's gates
+        read ``off`` too). Open, the added terms are exact zeros. The lowest threshold keeps its two
+        sides apart (ReLU(f - tau) in the ladder's row, ReLU(-f - tau) in ``xl_n`` / ``yl_n``): ladder
+        B reads the factor's sign from them."""
         closed = {r: -GATE for r in self.off}
         for k in range(self.slots):
             for factor in "xy":
                 plus, minus = self._parts(factor, k)
+                magnitude = self._abs(factor, k)
                 for j in BANDS:
                     tau = 2.0 ** (OUTER_STEP * j)
                     out = self.band(factor, "r", k, j)
@@ -378,66 +382,90 @@ class ProductBlock:
                         threshold_distance(ffn, {**plus, **closed}, tau, out)
                         threshold_distance(ffn, {**minus, **closed}, tau, self.r(f"{factor}l_n", k))
                     else:
-                        threshold_distance(ffn, {**self._abs(factor, k), **closed}, tau, out)
+                        threshold_distance(ffn, {**magnitude, **closed}, tau, out)
+                    threshold_below(ffn, magnitude, tau, self.band(factor, "v", k, j), notsel=self.off)
 
-    def outer_ladder_b(self, ffn: FeedForwardBuilder) -> None:
-        """The 0/1 rows u, t of every threshold; beside them E / 16 - E_IDLE16 into ``e16``: each
-        threshold's unit (u = ReLU(1 - G r), exactly 0 or 1) also adds c u to it, and its bias is the
-        constant, with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (_exponent16; small
-        integers, so every partial sum is exact in any order). The exponent rows then read one row,
-        not every t.
+    def outer_split(self, ffn: FeedForwardBuilder) -> None:
+        """Ladder B and the band split in one layer. The split's gates are closed by ladder A's
+        distances (:meth:`selector`): each factor's value in its band, |f| 2^-a(f) in (1, 2^64], into
+        ``xv`` / ``yv``, and a bottom-band factor's |f| 2^1008 into ``xw`` / ``yw`` (and |f| 2^1023 into
+        ``xbv_*`` / ``ybv_*``, by the factor's sign). Which factor is N is decided in the next layer,
+        where the 0/1 rows written here exist (a gate on x closed by a distance of y would not close:
+        the distances are relative to the factor they measure).
 
-        The factor's sign beside them: ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960] from the two
-        sides of the lowest threshold (a factor that is N is never in the bottom band)."""
+        Beside the split, ladder B: E / 16 - E_IDLE16 into ``e16``: each threshold's unit
+        u = ReLU(1 - G r) (exactly 0 or 1: [|f| <= tau]) adds c u to it, and its bias is the constant,
+        with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (:meth:`_exponent16`; small
+        integers, so every partial sum is exact in any order). The lowest threshold's 0/1 rows ``bot``
+        = [|f| <= 2^-960] and ``top`` = 1 - bot, and the factor's sign ``pos`` = [f > 2^-960], ``neg`` =
+        [f < -2^-960] from its two sides."""
+        off = list(self.off)
         for k in range(self.slots):
             terms, constant = self._exponent16(k)
             e16 = self.r("e16", k)
             for factor in "xy":
                 for j in BANDS:
                     tau = 2.0 ** (OUTER_STEP * j)
-                    u, t = self.band(factor, "u", k, j), self.band(factor, "t", k, j)
+                    t = self.band(factor, "r", k, j)  # the key of [|f| > tau] in terms
                     constant += terms.get(t, 0.0)
-                    distance = [self.band(factor, "r", k, j)] + ([self.r(f"{factor}l_n", k)] if j == OUTER_LO else [])
-                    _indicators_over_distance(ffn, distance, tau, u, t, {e16: terms.get(u, 0.0) - terms.get(t, 0.0)})
+                    weight = -terms.get(t, 0.0)
+                    distance = self.distance_rows(factor, k, j)
+                    if j == OUTER_LO:
+                        bot, top = self.r(f"{factor}l_bot", k), self.r(f"{factor}l_top", k)
+                        threshold_indicators(ffn, distance, tau, bot, top, {e16: weight + terms[bot]})
+                    else:
+                        one = ffn.rows["one"][0]
+                        ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in distance}}, 0.0, {e16: weight})
                 tau = 2.0 ** (OUTER_STEP * OUTER_LO)
-                for side, distance in (("pos", self.band(factor, "r", k, OUTER_LO)), ("neg", self.r(f"{factor}l_n", k))):
+                for side, distance in zip(("pos", "neg"), self.distance_rows(factor, k, OUTER_LO)):
                     threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
+                magnitude = self._abs(factor, k)
+                for j in BANDS:
+                    scaled_positive_gate(ffn, magnitude, -OUTER_STEP * j, self.selector(factor, k, j) + off,
+                                         {self.r(f"{factor}v", k): 1.0})
+                for terms_, side in zip(self._parts(factor, k), ("pos", "neg")):
+                    scaled_positive_gate(ffn, terms_, BOTTOM_SCALE, self.selector(factor, k, OUTER_LO - 1) + off,
+                                         {self.r(f"{factor}w", k): 1.0, self.r(f"{factor}bv_{side}", k): B_SIGN_SCALE})
             ffn.bias(e16, constant - E_IDLE16)
 
     def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
-        """E / 16 = (a(x) + a(y)) / 16 as terms of the 0/1 ladder rows and a constant (integers)."""
+        """E / 16 = (a(x) + a(y)) / 16 as a constant and integer terms: of [|f| > tau] for every
+        threshold (keyed by its distance row) and of [|f| <= 2^-960] (keyed by the row ``bot``)."""
         terms: dict[int, float] = {}
         for factor in "xy":
             for j in BANDS:
-                terms[self.band(factor, "t", slot, j)] = OUTER_STEP / E_UNIT
-            terms[self.band(factor, "u", slot, OUTER_LO)] = (OUTER_STEP + _BOTTOM - OUTER_STEP * OUTER_LO) / E_UNIT
+                terms[self.band(factor, "r", slot, j)] = OUTER_STEP / E_UNIT
+            terms[self.r(f"{factor}l_bot", slot)] = (OUTER_STEP + _BOTTOM - OUTER_STEP * OUTER_LO) / E_UNIT
         return terms, 2 * OUTER_STEP * (OUTER_LO - 1) / E_UNIT
 
-    def outer_split(self, ffn: FeedForwardBuilder) -> None:
-        off = list(self.off)
+    def inner_ladder(self, ffn: FeedForwardBuilder) -> None:
+        """N and W by role, and the inner ladder's distances on |N|, from the band values; beside them
+        the exponent rows (:meth:`_exponent_rows`) and the bottom-band factors' signs as 0/1 rows
+        (``xb_side`` = 1 - ReLU(1 - 2^51 xbv_side): xbv_side is 0 or in [2^-51, 2^63]).
+
+        N is y's band value, or x's when y is in the bottom band (the product commutes; when both are,
+        N = W = 0 and E opens no exponent row: the product is 0); W the other factor's value, its band
+        value or its bottom-band value. Every gate here is closed by a 0/1 row of ladder B, and the
+        distances of |N| are computed from the band values the same way, two units each (one of them
+        open): r = ReLU(|N| - 2^i), v = ReLU(tau+ - |N|), as in ladder A (the split reads them)."""
+        one = ffn.rows["one"][0]
         for k in range(self.slots):
-            x, y = self._abs("x", k), self._abs("y", k)
-            n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
-            # the gates are "closed by" these rows: y_bottom = [|y| > 2^-960] opens a gate for a y in the
-            # bottom band, y_banded = [|y| <= 2^-960] one for a y in a band (x likewise)
-            y_bottom, y_banded = self.band("y", "t", k, OUTER_LO), self.band("y", "u", k, OUTER_LO)
-            x_bottom, x_banded = self.band("x", "t", k, OUTER_LO), self.band("x", "u", k, OUTER_LO)
-            # |N| into p_y, |W| into p_x; the signs apart (below, and _sign_rows)
-            for j in BANDS:
-                e = -OUTER_STEP * j
-                scaled_positive_gate(ffn, y, e, self.selector("y", k, j) + off, n_out)
-                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_banded] + off, w_out)
-                scaled_positive_gate(ffn, x, e, self.selector("x", k, j) + [y_bottom] + off, n_out)  # swapped
-            # a bottom-band W: |W| = |f| 2^1008, and |f| 2^1023 >= 2^-51 into b_pos or b_neg (its sign)
-            for f, closed in (("x", [x_bottom, y_banded]), ("y", [y_bottom, x_banded])):
-                for terms, side in zip(self._parts(f, k), ("pos", "neg")):
-                    scaled_positive_gate(ffn, terms, BOTTOM_SCALE, closed + off,
-                                         {self.r("p_x", k): 1.0, self.r(f"b_{side}", k): B_SIGN_SCALE})
-            # the banded factors' signs, by which factor is N (y, or x when y is in the bottom band)
-            for side in ("pos", "neg"):
-                sign = self.r(f"xl_{side}", k)
-                conjunction(ffn, sign, [y_bottom], self.r(f"nx_{side}", k))
-                conjunction(ffn, sign, [y_banded], self.r(f"wx_{side}", k))
+            xv, xw, yv, yw = (self.r(name, k) for name in ("xv", "xw", "yv", "yw"))
+            ybot, ytop, xbot = self.r("yl_bot", k), self.r("yl_top", k), self.r("xl_bot", k)
+            n_roles = (({yv: 1.0}, [ybot]), ({xv: 1.0}, [ytop]))  # (N's terms, the rows that close them)
+            for terms, closed in n_roles:
+                relu_gate(ffn, terms, closed, self.r("p_y", k))
+            relu_gate(ffn, {xv: 1.0, xw: 1.0}, [ybot], self.r("p_x", k))
+            relu_gate(ffn, {yw: 1.0}, [ytop, xbot], self.r("p_x", k))
+            for i in INNER:
+                for terms, closed in n_roles:
+                    threshold_distance(ffn, {**terms, **{r: -GATE for r in closed}}, 2.0**i, self.il("r", k, i))
+                    threshold_below(ffn, terms, 2.0**i, self.il("v", k, i), notsel=closed)
+            for factor in "xy":
+                for side in ("pos", "neg"):
+                    out = self.r(f"{factor}b_{side}", k)
+                    ffn.unit({one: 1.0, self.r(f"{factor}bv_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {out: -1.0})
+                    ffn.bias(out, 1.0)
             self._exponent_rows(ffn, k)
 
     def _exponent_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
@@ -476,53 +504,35 @@ class ProductBlock:
             if any(weights.values()):
                 ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
         one = ffn.rows["one"][0]
-        banded = {f: self.band(f, "t", k, OUTER_LO) for f in "xy"}  # [|f| > 2^-960]
-        bottom = {f: self.band(f, "u", k, OUTER_LO) for f in "xy"}  # [|f| <= 2^-960]
+        banded = {f: self.r(f"{f}l_top", k) for f in "xy"}  # [|f| > 2^-960]
+        bottom = {f: self.r(f"{f}l_bot", k) for f in "xy"}  # [|f| <= 2^-960]
         for b, pairs in ((0, ((banded["x"], banded["y"]),)), (1, ((bottom["x"], banded["y"]), (banded["x"], bottom["y"])))):
             row = self.scale_row("nb", k, b)
             ffn.bias(row, 1.0)
             for first, second in pairs:
                 ffn.unit({first: 1.0, second: 1.0, one: -1.0}, 0.0, {row: -1.0})
 
-    def inner_ladder_a(self, ffn: FeedForwardBuilder) -> None:
-        """The inner ladder's distances; beside them the bottom-band W's sign as 0/1 rows:
-        wb_side = 1 - ReLU(1 - 2^51 b_side) (b_side is 0 or in [2^-51, 2^63])."""
-        one = ffn.rows["one"][0]
-        for k in range(self.slots):
-            p_y = self.r("p_y", k)
-            for i in INNER:  # p_y = |N| >= 0: one side
-                threshold_distance(ffn, {p_y: 1.0}, 2.0**i, self.il("r", k, i))
-            for side in ("pos", "neg"):
-                ffn.unit({one: 1.0, self.r(f"b_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {self.r(f"wb_{side}", k): -1.0})
-                ffn.bias(self.r(f"wb_{side}", k), 1.0)
-
-    def inner_ladder_b(self, ffn: FeedForwardBuilder) -> None:
-        """The inner ladder's indicators; beside them the product's sign (_sign_rows)."""
-        for k in range(self.slots):
-            for i in INNER:
-                _indicators_over_distance(ffn, [self.il("r", k, i)], 2.0**i, self.il("u", k, i), self.il("t", k, i))
-            self._sign_rows(ffn, k)
-
     def _sign_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
-        """neg = [x y < 0] and pos = [x y > 0] (both 0 when a factor is 0 or both are in the bottom band:
-        the product is 0 then) from the 0/1 sign rows of N (yl_* for a y in a band, nx_* for N = x) and
-        of W (wx_* for W = x in a band, wb_* for a bottom-band W); at most one row of each pair is 1,
-        so neg = ReLU(N+ + W- - 1) + ReLU(N- + W+ - 1) (small integers: exact in any order)."""
+        """neg = [x y < 0] and pos = [x y > 0] from the factors' 0/1 sign rows (``xl_*`` for x in a band,
+        ``xb_*`` for x in the bottom band; y likewise): at most one row of each side is 1, so
+        neg = ReLU(x+ + y- - 1) + ReLU(x- + y+ - 1) (small integers: exact in any order); both 0 when a
+        factor is 0."""
         one = ffn.rows["one"][0]
-        n = {side: {self.r(f"yl_{side}", k): 1.0, self.r(f"nx_{side}", k): 1.0} for side in ("pos", "neg")}
-        w = {side: {self.r(f"wx_{side}", k): 1.0, self.r(f"wb_{side}", k): 1.0} for side in ("pos", "neg")}
+        side = {(f, s): {self.r(f"{f}l_{s}", k): 1.0, self.r(f"{f}b_{s}", k): 1.0} for f in "xy" for s in ("pos", "neg")}
         for out, pairs in (("neg", (("pos", "neg"), ("neg", "pos"))), ("pos", (("pos", "pos"), ("neg", "neg")))):
-            for n_side, w_side in pairs:
-                ffn.unit({**n[n_side], **w[w_side], one: -1.0}, 0.0, {self.r(out, k): 1.0})
+            for x_side, y_side in pairs:
+                ffn.unit({**side["x", x_side], **side["y", y_side], one: -1.0}, 0.0, {self.r(out, k): 1.0})
 
     def inner_split(self, ffn: FeedForwardBuilder) -> None:
         """For selector i (and N's sign): v = |N| 2^(52-i) - 1.5 2^52 (the gate of m = |N| 2^(52-i) >= 0
         is one unit; the constant is the row's bias: m - 1.5 2^52 is exact, Sterbenz; an idle slot,
         N = 0, opens selector 0 and gets v = -1.5 2^52, as before), xs = |W| 2^(i-52) into x_lo (and -xs
         into q), and Veltkamp's C = fl((2^27 + 1) xs) into c and q (one weight, (2^27 + 1) 2^(i-52),
-        times |W|: one rounding), so q = C - xs (two terms, exact); |W| >= 0: one unit each. The digit
-        rows get their constants 1 -+ M."""
+        times |W|: one rounding), so q = C - xs (two terms, exact); |W| >= 0: one unit each. The gates
+        are closed by the inner ladder's distances (fleqc.blocks.exact: soft closers). The digit rows get their
+        constants 1 -+ M; beside them the product's sign (:meth:`_sign_rows`)."""
         for k in range(self.slots):
+            self._sign_rows(ffn, k)
             p_y, p_x = self.r("p_y", k), self.r("p_x", k)
             v_out = {self.r("v", k): 1.0}
             xs_out = {self.r("x_lo", k): 1.0, self.r("q", k): -1.0}
@@ -530,9 +540,9 @@ class ProductBlock:
             for i in range(INNER.start - 1, INNER.stop):
                 open_ = []
                 if i >= INNER.start:
-                    open_.append(self.il("u", k, i))
+                    open_.append(self.il("v", k, i))  # 0 iff |N| > 2^i
                 if i + 1 < INNER.stop:
-                    open_.append(self.il("t", k, i + 1))
+                    open_.append(self.il("r", k, i + 1))  # 0 iff |N| <= 2^(i+1)
                 scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
                 scaled_positive_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)  # |W| >= 0
                 scaled_positive_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)
@@ -734,24 +744,9 @@ class ProductBlock:
     def nonnegative_rows(self) -> list[int]:
         return [r for name in NONNEGATIVE for r in self.rows[self.prefix + name]]
 
-    def complementary_pairs(self) -> list[tuple[int, int]]:
-        """(u, t) row pairs of the ladders' thresholds: u = [x <= tau], t = 1 - u (t is 1 minus u by
-        the layer's bias), so u + t = 1 in every column once the ladder B layers ran, whatever the
-        column holds."""
-        return [(u, t) for names in COMPLEMENTARY
-                for u, t in zip(self.rows[self.prefix + names[0]], self.rows[self.prefix + names[1]])]
-
     def clear(self, ffn: FeedForwardBuilder) -> None:
-        """Every row of the block <- 0 exactly (a host calls this after it read the result). A
-        complementary pair (u, t) takes one unit: ReLU(t) is subtracted from t and added to u, and
-        the bias -1 on u gives u + t - 1 = 0 (0/1 values: exact in any order); the unit is
-        recomputed only when t changed. Other rows: clear_rows."""
-        pairs = self.complementary_pairs()
-        one_unit = {r for pair in pairs for r in pair}
-        for u, t in pairs:
-            ffn.unit({t: 1.0}, 0.0, {t: -1.0, u: 1.0})
-            ffn.bias(u, -1.0)
-        clear_rows(ffn, [r for r in self.temp_rows() if r not in one_unit], nonnegative=self.nonnegative_rows())
+        """Every row of the block <- 0 exactly (a host calls this after it read the result)."""
+        clear_rows(ffn, self.temp_rows(), nonnegative=self.nonnegative_rows())
 
     def stages(self) -> list[tuple[str, Callable[[FeedForwardBuilder], None]]]:
         """(name, stage) in layer order, the tree layers last."""
@@ -761,8 +756,8 @@ class ProductBlock:
 
 # (name, method) of the fixed stages, in layer order. A host machine may run the first SHARED_STAGES
 # in ladder and normalise layers of its own (the FLEQ machine does); the rest are layers of their own.
-STAGES = (("input split", "input_split"), ("outer ladder A", "outer_ladder_a"), ("outer ladder B", "outer_ladder_b"), ("outer split", "outer_split"),
-          ("inner ladder A", "inner_ladder_a"), ("inner ladder B", "inner_ladder_b"), ("inner split", "inner_split"),
+STAGES = (("input split", "input_split"), ("outer ladder A", "outer_ladder_a"), ("outer ladder B and split", "outer_split"),
+          ("inner ladder", "inner_ladder"), ("inner split", "inner_split"),
           ("digits", "digits"), ("partial products", "partial_products"),
           ("middle", "middle"), ("two-sum", "two_sum"), ("error", "error"), ("round", "round"),
           ("subnormal grid", "subnormal_grid"), ("subnormal remainder", "subnormal_remainder"),

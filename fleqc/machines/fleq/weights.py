@@ -392,8 +392,8 @@ def _ladder_a(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
 
 def _ladder_b(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     ffn = FeedForwardBuilder(R.rows)
-    with ffn.part("product ladder"):
-        P.outer_ladder_b(ffn)
+    with ffn.part("product ladder B and split"):
+        P.outer_split(ffn)
     with ffn.part("table ladder"):
         for j in range(TABLE_LADDER.lo, TABLE_LADDER.hi + 1):
             tau = TABLE_LADDER.tau(j)
@@ -422,8 +422,8 @@ def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
-    with ffn.part("product split"):
-        P.outer_split(ffn)
+    with ffn.part("product inner ladder"):
+        P.inner_ladder(ffn)
     F = TABLE_LADDER
     a_e = R["a_e"][0]
     with ffn.part("table split"):
