@@ -35,7 +35,7 @@ def test_build_run_inspect_every_sample(sample, tmp_path):
         assert word in inspected.output
 
 
-@pytest.mark.parametrize("sample, sublayers, layers", [("factorial.fleq", 5, 3), ("fleq_polynomial.fleq", 24, 22),
+@pytest.mark.parametrize("sample, sublayers, layers", [("factorial.fleq", 5, 3), ("fleq_polynomial.fleq", 22, 20),
                                                        ("classic_hello.sq", 7, 5)])
 def test_inspect_lists_the_machines_layers_with_its_depth(sample, sublayers, layers, tmp_path):
     from fleqc.machines import load_card, weights_for

@@ -63,7 +63,7 @@ class FleqMachine(Machine):
     name = FLEQ.name  # name, title, default columns and options: fleqc.machines.about
     title = FLEQ.title
     config_class = FleqConfig
-    layer_kinds = "AAFFFF" + "F" * 13 + "FFFAF"  # cell 8 (the product's own layers: 13); kinds() for any cell
+    layer_kinds = "AAFFFF" + "F" * 11 + "FFFAF"  # cell 8 (the product's own layers: 11); kinds() for any cell
     default_columns = FLEQ.default_columns
     options = FLEQ.options
     # every softmax weight of its heads is exactly 0, 1 or 1/2^k (ties), so hardmax gives the same bits
@@ -73,9 +73,9 @@ class FleqMachine(Machine):
     reference = interpreter
 
     def kinds(self, config: FleqConfig) -> str:
-        from fleqc.machines.fleq.product import own_layers
+        from fleqc.machines.fleq.weights import product_layers
 
-        return "AAFFFF" + "F" * own_layers(config.cell) + "FFFAF"  # fleqc.machines.fleq.weights's plan
+        return "AAFFFF" + "F" * product_layers(config.cell) + "FFFAF"  # fleqc.machines.fleq.weights's plan
 
     @property
     def language(self) -> Any:  # type: ignore[override]

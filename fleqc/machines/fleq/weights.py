@@ -1,4 +1,4 @@
-"""The FLEQ machine: one pass of 24 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
+"""The FLEQ machine: one pass of 22 layers (cell 8) executes ``mem[c] = f(mem[a], mem[b]); branch``.
 
     #      kind       name       does (in every lane unless said otherwise)
     1      attention  fetch      c_* <- the instruction column at pc                           1 head
@@ -9,37 +9,40 @@
                                  max(-f, 0)); not_in (entry outside the result); next_pc;
                                  dst column: mem <- 0
     4      ReLU       ladder A   ReLU(|f| - tau_j) for both factors of every product slot and the
-                                 tables' input; single thresholds (exp's range, sigmoid's clamp,
-                                 sign); the flag's exact sign, part A (closed when flag = dst)
+                                 tables' input, and ReLU(tau_j+ - |f|) for the product's; single
+                                 thresholds (exp's range, sigmoid's clamp, sign); the flag's exact
+                                 sign, part A (closed when flag = dst)
     5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
-                                 E / 16 and each factor's sign); the flag's sign, B
-    6      ReLU       normalise  exact power-of-two splits: the product's |N| in (1, 2^64] and
-                                 |W| (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2]; exp's input;
-                                 sigmoid's y = min(|x|, 22) and min(x, 0)
-    7-19   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
-                                 the slots (fleqc.machines.fleq.product: inner ladder A, B, split,
-                                 digits, partial products, middle, two-sum, error, round, subnormal
-                                 grid, remainder, tie, tree); beside it (fleqc.machines.fleq.tables)
+                                 E / 16 and each factor's sign); the product's band split, closed by
+                                 ladder A's distances (each factor's value in its band); the flag's
+                                 sign, B
+    6      ReLU       normalise  the product's N and W by role and the inner ladder's distances on
+                                 |N| (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2];
+                                 exp's input; sigmoid's y = min(|x|, 22) and min(x, 0)
+    7-17   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
+                                 the slots (fleqc.machines.fleq.product: inner split, digits,
+                                 partial products, middle, two-sum, error, round, subnormal grid,
+                                 remainder, tie, tree); beside it (fleqc.machines.fleq.tables)
                                  in layers 8-9 the tables of recip, sqrt, log: q = x_tab rounded to
                                  2^-29, g = the table's line at q; in layers 7-9 sigmoid's
                                  z = min(x, 0) - b(y), b from the softplus table; in layers 10-17
                                  exp (of x, or of z for sigmoid): q rounded to 2^-40, three levels of
                                  thresholds (n = 64 A + 8 B + C), r = q - n LN2, its table,
                                  2^(8 B + C) T(r)
-    20     ReLU       select     out = the selected block's value (exact gates, exact rescales,
+    18     ReLU       select     out = the selected block's value (exact gates, exact rescales,
                                  exp's 2^(64 A)); fault if an operand is outside the selected
                                  block's domain
-    21-22  ReLU       sign       the result's exact sign, parts A and B (closed unless flag = dst)
-    23     attention  gather     the destination column: wval[r] <- out of lane r (one head per
+    19-20  ReLU       sign       the result's exact sign, parts A and B (closed unless flag = dst)
+    21     attention  gather     the destination column: wval[r] <- out of lane r (one head per
                                  run of lanes); a second head brings lane 0's sign to the lanes;
                                  every other column receives exact zeros
-    24     ReLU       commit     dst column: mem <- wval; pc <- p if the flag value is <= 0, else
+    22     ReLU       commit     dst column: mem <- wval; pc <- p if the flag value is <= 0, else
                                  next_pc (the exact sign's part C folded into the branch's
                                  thresholds); temps <- 0
 
-3 attention and 21 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2): 22 layers as the paper counts them (an attention sublayer followed
-by a feed-forward one; fetch has no feed-forward layer after it, the 18 feed-forward layers after
+3 attention and 19 feed-forward layers for cell 8 (the product tree takes one layer more for cells
+9-16, none for cells up to 2): 20 layers as the paper counts them (an attention sublayer followed
+by a feed-forward one; fetch has no feed-forward layer after it, the 16 feed-forward layers after
 extract no attention before them). Heads: 1 + 4 + the gather's; every softmax weight is exactly 0,
 1 or 1/2^k (the pointer reads, the write mark, the gathers): no engine's exp shows in the result.
 Every constant is a power of two, a table value or slope (multiples of 2^-30 and 2^-27 or
@@ -53,7 +56,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from fleqc.blocks import common as blocks
-from fleqc.machines.fleq.product import SHARED_STAGES, ProductBlock
+from fleqc.machines.fleq.product import SHARED_STAGES, ProductBlock, own_layers
 from fleqc.blocks.builders import FeedForwardBuilder, HeadBuilder, attention_layer
 from fleqc.blocks.exact import (
     GATE,
@@ -131,22 +134,10 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     c = config.cell
     P = product_block(R, c)
     product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 3-6 (the input split in extract)
-    beside = [  # parts of other blocks in the product's layers (7, 8, ...); the two large tables (recip,
-        # sqrt, log: layer 9; sigmoid's: layer 8) in different layers, since the widest layer sets
-        # the width of every block in TransformerLens (fleqc.interop.lens pads each MLP to it)
-        [("sigmoid: quantise", _sigmoid_quantise)],
-        [("tables: quantise", _tables_quantise), ("sigmoid: table", _sigmoid_table)],
-        [("tables: interpolate", _tables_interpolate), ("sigmoid: z", _sigmoid_z)],
-        [("exp: quantise", _exp_quantise)],
-        [("exp: level 1", _exp_level(0))],
-        [("exp: level 2", _exp_level(1))],
-        [("exp: level 3", _exp_level(2))],
-        [("exp: reduced", _exp_reduced)],
-        [("exp: reduced, rounded", _exp_reduced_quantise)],
-        [("exp: table", _exp_table)],
-        [("exp: 2^(8 B + C)", _exp_scale)],
-    ]
-    assert len(beside) <= len(product_stages)
+    beside = _BESIDE
+    # exp's chain (layers 7-17) is as deep as the product's for cells 3-8; for cells 1-2, whose pairwise
+    # sum needs no tree layer, it is one deeper: the product's rows wait unchanged in that layer
+    product_stages += [("waits for exp", lambda ffn: None)] * (len(beside) - len(product_stages))
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
@@ -417,8 +408,9 @@ def _sign_rows(R: _Rows, which: str, parts: tuple[str, ...]) -> list[int]:
 def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
 
-    Product slot k, band j (2^64j < |y| <= 2^(64j+64)):  p_y = |y| 2^-64j,  p_x = |x| 2^-a(x) (prod
-    and mulerr only; fleqc.machines.fleq.product).
+    Product slot k: p_y = |N|, p_x = |W| from the band values the split wrote (N is y's, or x's when
+    y is in the bottom band), and the inner ladder's distances on |N| (prod and mulerr only;
+    fleqc.machines.fleq.product).
     Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
     ffn = FeedForwardBuilder(R.rows)
@@ -551,7 +543,7 @@ def _exp_result(R: _Rows, ffn: FeedForwardBuilder, open_: list[int]) -> None:
         gate(ffn, {R["exp_s"][0]: inner}, closes, {R["out"][0]: outer})
 
 
-# -- 21: select -----------------------------------------------------------------------------------
+# -- 18: select -----------------------------------------------------------------------------------
 
 
 def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
@@ -596,7 +588,7 @@ def _select(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 22, 23: the result's exact sign ------------------------------------------------------------
+# -- 19, 20: the result's exact sign ------------------------------------------------------------
 
 
 def _result_sign_a(R: _Rows, lanes: int) -> FeedForwardBuilder:
@@ -619,7 +611,7 @@ def _result_sign_b(R: _Rows) -> FeedForwardBuilder:
     return ffn
 
 
-# -- 24: gather -----------------------------------------------------------------------------------
+# -- 21: gather -----------------------------------------------------------------------------------
 
 
 def lane_groups(lanes: int) -> list[range]:
@@ -675,7 +667,7 @@ def _gather_heads(R: _Rows, lanes: int) -> list[HeadBuilder]:
     return heads
 
 
-# -- 25: commit and branch -------------------------------------------------------------------------
+# -- 22: commit and branch -------------------------------------------------------------------------
 
 
 def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
@@ -704,3 +696,26 @@ def _commit(R: _Rows, lanes: int, P: ProductBlock) -> FeedForwardBuilder:
         clear_rows(ffn, [r for b in R.rows.with_role("temp") for r in b if r not in cleared],
                    nonnegative=[r for name in NONNEGATIVE_TEMPS for r in R[name]])
     return ffn
+
+
+_BESIDE = [  # parts of other blocks in the product's layers (7, 8, ...); the two large tables (recip,
+    # sqrt, log: layer 9; sigmoid's: layer 8) in different layers, since the widest layer sets
+    # the width of every block in TransformerLens (fleqc.interop.lens pads each MLP to it)
+    [("sigmoid: quantise", _sigmoid_quantise)],
+    [("tables: quantise", _tables_quantise), ("sigmoid: table", _sigmoid_table)],
+    [("tables: interpolate", _tables_interpolate), ("sigmoid: z", _sigmoid_z)],
+    [("exp: quantise", _exp_quantise)],
+    [("exp: level 1", _exp_level(0))],
+    [("exp: level 2", _exp_level(1))],
+    [("exp: level 3", _exp_level(2))],
+    [("exp: reduced", _exp_reduced)],
+    [("exp: reduced, rounded", _exp_reduced_quantise)],
+    [("exp: table", _exp_table)],
+    [("exp: 2^(8 B + C)", _exp_scale)],
+]
+
+
+def product_layers(cell: int) -> int:
+    """The feed-forward layers between normalise and select: the product's own (fleqc.machines.fleq.product),
+    or exp's chain beside it where that is deeper (cells 1-2, whose pairwise sum needs no tree layer)."""
+    return max(own_layers(cell), len(_BESIDE))
