@@ -23,39 +23,42 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     write them itself, as the FLEQ machine's extract layer does with the two units of its gates).
     |f| is their sum, one nonzero term, so every later gate or threshold of |f| is one unit; the
     block works on |x y| and applies the product's sign where it writes the result.
- 1. **band ladders A / B** on both factors: thresholds of |x| and of |y| at 2^(64 j), j = -15 .. 15.
-    Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is |f| > 2^960) has the exponent
-    a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has a(f) = -1008. With c the
-    number of thresholds below |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear
-    function of the 0/1 indicator rows, and so is E = a(x) + a(y): the second ladder layer's units
-    also write E / 16 + 126 into one row ``e16`` (integer weights on 0/1 outputs: exact in any order;
-    0 when both factors are in the bottom band, as when no product is wanted, so the row and the
-    exponent units that read it do not change from pass to pass in an idle column). The
-    lowest threshold keeps its two sides in two rows, so the second layer also gives the factor's
-    sign, [f > 2^-960] and [f < -2^-960]. The first layer's distance ReLU(|f| - tau) and the second's
-    indicator [|f| <= tau] share a row: the second layer clears the distance as it writes the
-    indicator (u - r, one of them 0), so the row holds exactly the indicator after it (the inner
-    ladder's rows too).
- 2. **band split**: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's, or x's when y is in the
-    bottom band: the product commutes), and W = the other factor 2^-a (in (1, 2^64], or in
-    [2^-66, 2^48] for a bottom-band factor, scaled by 2^1008: exact). |x y| = |N| |W| 2^E, exactly,
-    and |N W| is in (2^-66, 2^128]. The split writes |N| and |W| (one unit a band each); a
-    bottom-band W's units also write its sign (|f| 2^1023 >= 2^-51 into ``b_pos`` or ``b_neg``), and
-    conjunctions of the ladder's sign rows give the banded factors' signs by role (``nx_*``: N = x,
-    ``wx_*``: W = x). Beside it the exponent rows, from units U_c = ReLU(E / 16 - c) on the row
+ 1. **band ladder A** on both factors: thresholds of |x| and of |y| at 2^(64 j), j = -15 .. 15, both
+    sides of each: r = ReLU(|f| - tau) (0 iff |f| <= tau) and v = ReLU(tau+ - |f|), tau+ the float
+    after tau (0 iff |f| > tau). Band j (2^64j < |f| <= 2^(64j+64); the top band j = 15 is
+    |f| > 2^960) has the exponent a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has
+    a(f) = -1008. A nonzero r or v is at least ulp(tau), so it closes a gate on a value of the same
+    factor by itself (fleqc.blocks.exact: soft closers): the band split needs no 0/1 rows.
+ 2. **band split and ladder B**, in one layer: each factor's value in its band, |f| 2^-a(f) in
+    (1, 2^64] into ``xv`` / ``yv`` (one unit a band), a bottom-band factor's |f| 2^1008 (in
+    [2^-66, 2^48], exact) into ``xw`` / ``yw`` and |f| 2^1023 >= 2^-51 into ``xbv_*`` / ``ybv_*`` by its
+    sign; every gate closed by the factor's own distances. Beside it ladder B: the 0/1 indicator
+    u = [|f| <= tau] of every threshold from r (a steep ramp). With c the number of thresholds below
+    |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear function of the
+    indicators, and so is E = a(x) + a(y): the units write E / 16 + 126 into one row ``e16``
+    (integer weights on 0/1 outputs: exact in any order; 0 when both factors are in the bottom band,
+    as when no product is wanted, so the row and the exponent units that read it do not change from
+    pass to pass in an idle column). The lowest threshold keeps its indicators in rows (``bot``,
+    ``top``) and its two sides apart, so the layer also gives the factor's sign, [f > 2^-960] and
+    [f < -2^-960].
+ 3. **inner ladder**: N = the normalised factor (y's band value, or x's when y is in the bottom band:
+    the product commutes) and W = the other factor's value (its band value, or its bottom-band
+    value): |x y| = |N| |W| 2^E, exactly, and |N W| is in (2^-66, 2^128]; gates closed by the 0/1
+    rows ``bot`` / ``top`` of ladder B (a distance of y cannot close a gate on x). Beside them the
+    distances r and v of |N| at 2^1 .. 2^63, computed from the band values the same way (two units
+    each, one of them open). And the exponent rows, from units U_c = ReLU(E / 16 - c) on the row
     E / 16 (shared between neighbouring values: exact): ``ne`` = 1 - [E = v] for the exponents of
     NE_VALUES (the overflow and subnormal sets), ``sub_off`` = 0 iff E is one of the exponents whose
     results may be subnormal, ``e_big`` = [E >= 1008] (the product beyond 2^1008: a fault), and for
     the normal set, E = 64 A + 16 B: ``na`` = 1 - [E of NORMAL_E in the window of A] (two units an A)
     and ``nb`` = 1 - [B = b] (B = 1 iff exactly one factor is in the bottom band: from the ladder's
-    rows). Two bottom-band factors give E = -2016: no exponent row opens, the product is 0
-    (|x y| <= 2^-1920).
- 3. **inner ladder A / B** on |N| (thresholds 2^1 .. 2^63; |N| >= 0: one unit per threshold);
-    beside them the product's sign: a bottom-band W's sign as 0/1 rows (A), then ``neg`` =
-    [x y < 0] and ``pos`` = [x y > 0] (B; both 0 when a factor is 0).
- 4. **inner split**: for selector i (2^i < |N| <= 2^(i+1)): the integer ``m = |N| 2^(52-i)`` in
+    rows); the bottom-band factors' signs as 0/1 rows. Two bottom-band factors give N = W = 0 and
+    E = -2016: no exponent row opens, the product is 0 (|x y| <= 2^-1920).
+ 4. **inner split**: for selector i (2^i < |N| <= 2^(i+1), its gates closed by the inner ladder's
+    distances): the integer ``m = |N| 2^(52-i)`` in
     (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
-    exact), and ``xs = |W| 2^(i-52)`` >= 0, so that |N W| = xs m (one unit each); beside them Veltkamp's
+    exact), and ``xs = |W| 2^(i-52)`` >= 0, so that |N W| = xs m (one unit each); the product's sign,
+    ``neg`` = [x y < 0] and ``pos`` = [x y > 0] (both 0 when a factor is 0); beside them Veltkamp's
     C = fl((2^27 + 1) xs) (one weight times W: one rounding) and Q = C - xs (two terms, exact). The
     bias puts the constants 1 - M and 1 + M (M = 1.5 2^52) in the digit rows. Every value from here
     on is a multiple of u = 2^-118 (W's lowest bit is at least 2^-66, xs's 2^-118) and below 2^130.
