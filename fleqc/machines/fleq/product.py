@@ -31,8 +31,7 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     factor by itself (fleqc.blocks.exact: soft closers): the band split needs no 0/1 rows.
  2. **band split and ladder B**, in one layer: each factor's value in its band, |f| 2^-a(f) in
     (1, 2^64] into ``xv`` / ``yv`` (one unit a band), a bottom-band factor's |f| 2^1008 (in
-    [2^-66, 2^48], exact) into ``xw`` / ``yw`` and |f| 2^1023 >= 2^-51 into ``xbv_*`` / ``ybv_*`` by its
-    sign; every gate closed by the factor's own distances. Beside it ladder B: the 0/1 indicator
+    [2^-66, 2^48], exact) into ``xw_pos`` / ``xw_neg`` (``yw_*``) by its sign; every gate closed by the factor's own distances. Beside it ladder B: the 0/1 indicator
     u = [|f| <= tau] of every threshold from r (a steep ramp). With c the number of thresholds below
     |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear function of the
     indicators, and so is E = a(x) + a(y): the units write E / 16 + 126 into one row ``e16``
@@ -143,8 +142,7 @@ DIGITS = 27  # signed digits of H = hi / 2^27 in [2^25, 2^26] and of lo in [-2^2
 CENTRE = 1.5 * 2.0**52  # v = m - CENTRE in (-2^51, 2^51]: its signed digits are exact (stage 4)
 MAGIC = 1.5 * 2.0**52  # v + MAGIC rounds v to an integer (|v| < 2^51); v + 2 MAGIC to an even one
 VELTKAMP = 2.0**HALF + 1.0
-B_SIGN_SCALE = 2.0 ** (1023 - BOTTOM_SCALE)  # xbv_pos / xbv_neg = |x| 2^1023 for a bottom-band x: at least 2^-51
-B_SIGN_LEAST = 2.0**-51  # 2^1023 times the least subnormal
+B_SIGN_LEAST = 2.0 ** (-1074 + BOTTOM_SCALE)  # 2^-66: |f| 2^1008 for the least subnormal f
 
 # The exponents E = a(x) + a(y) the rounding stages tell apart (module docstring, stages 2, 10-13).
 _TOP = OUTER_STEP * OUTER_HI  # 960
@@ -192,17 +190,15 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
         ("xv", slots, "|x| 2^-a(x) for x in a band (in (1, 2^64]), else 0"),
-        ("xw", slots, "|x| 2^1008 for x in the bottom band (in [2^-66, 2^48]), else 0"),
+        ("xw_pos", slots, "|x| 2^1008 for x in the bottom band and positive (in [2^-66, 2^48]), else 0"),
+        ("xw_neg", slots, "|x| 2^1008 for x in the bottom band and negative, else 0"),
         ("yv", slots, "|y| 2^-a(y) for y in a band, else 0"),
-        ("yw", slots, "|y| 2^1008 for y in the bottom band, else 0"),
-        ("xbv_pos", slots, "|x| 2^1023 for x in the bottom band and positive (in [2^-51, 2^63]), else 0"),
-        ("xbv_neg", slots, "|x| 2^1023 for x in the bottom band and negative, else 0"),
-        ("ybv_pos", slots, "|y| 2^1023 for y in the bottom band and positive, else 0"),
-        ("ybv_neg", slots, "|y| 2^1023 for y in the bottom band and negative, else 0"),
-        ("xb_pos", slots, "[xbv_pos > 0]: x in the bottom band, positive"),
-        ("xb_neg", slots, "[xbv_neg > 0]: x in the bottom band, negative"),
-        ("yb_pos", slots, "[ybv_pos > 0]: y in the bottom band, positive"),
-        ("yb_neg", slots, "[ybv_neg > 0]: y in the bottom band, negative"),
+        ("yw_pos", slots, "|y| 2^1008 for y in the bottom band and positive, else 0"),
+        ("yw_neg", slots, "|y| 2^1008 for y in the bottom band and negative, else 0"),
+        ("xb_pos", slots, "[xw_pos > 0]: x in the bottom band, positive"),
+        ("xb_neg", slots, "[xw_neg > 0]: x in the bottom band, negative"),
+        ("yb_pos", slots, "[yw_pos > 0]: y in the bottom band, positive"),
+        ("yb_neg", slots, "[yw_neg > 0]: y in the bottom band, negative"),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
         ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
         ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
@@ -259,8 +255,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
 NONNEGATIVE = ("xl_r", "xl_v", "yl_r", "yl_v", "xl_n", "xl_bot", "xl_top", "xl_pos", "xl_neg", "yl_n", "yl_bot", "yl_top",
-               "yl_pos", "yl_neg", "e16", "na", "nb", "r1", "r2", "xv", "xw", "yv", "yw", "p_y", "p_x",
-               "xbv_pos", "xbv_neg", "ybv_pos", "ybv_neg",
+               "yl_pos", "yl_neg", "e16", "na", "nb", "r1", "r2", "xv", "yv", "p_y", "p_x",
+               "xw_pos", "xw_neg", "yw_pos", "yw_neg",
                "xb_pos", "xb_neg", "yb_pos", "yb_neg", "neg", "pos", "ne", "sub_off", "e_big", "il_r", "il_v", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
                "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
 
@@ -391,8 +387,8 @@ class ProductBlock:
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
         """Ladder B and the band split in one layer. The split's gates are closed by ladder A's
         distances (:meth:`selector`): each factor's value in its band, |f| 2^-a(f) in (1, 2^64], into
-        ``xv`` / ``yv``, and a bottom-band factor's |f| 2^1008 into ``xw`` / ``yw`` (and |f| 2^1023 into
-        ``xbv_*`` / ``ybv_*``, by the factor's sign). Which factor is N is decided in the next layer,
+        ``xv`` / ``yv``, and a bottom-band factor's |f| 2^1008 into ``xw_*`` / ``yw_*``, by the factor's
+        sign. Which factor is N is decided in the next layer,
         where the 0/1 rows written here exist (a gate on x closed by a distance of y would not close:
         the distances are relative to the factor they measure).
 
@@ -428,7 +424,7 @@ class ProductBlock:
                                          {self.r(f"{factor}v", k): 1.0})
                 for terms_, side in zip(self._parts(factor, k), ("pos", "neg")):
                     scaled_positive_gate(ffn, terms_, BOTTOM_SCALE, self.selector(factor, k, OUTER_LO - 1) + off,
-                                         {self.r(f"{factor}w", k): 1.0, self.r(f"{factor}bv_{side}", k): B_SIGN_SCALE})
+                                         {self.r(f"{factor}w_{side}", k): 1.0})
             ffn.bias(e16, constant - E_IDLE16)
 
     def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
@@ -444,7 +440,7 @@ class ProductBlock:
     def inner_ladder(self, ffn: FeedForwardBuilder) -> None:
         """N and W by role, and the inner ladder's distances on |N|, from the band values; beside them
         the exponent rows (:meth:`_exponent_rows`) and the bottom-band factors' signs as 0/1 rows
-        (``xb_side`` = 1 - ReLU(1 - 2^51 xbv_side): xbv_side is 0 or in [2^-51, 2^63]).
+        (``xb_side`` = 1 - ReLU(1 - 2^66 xw_side): xw_side is 0 or in [2^-66, 2^48]).
 
         N is y's band value, or x's when y is in the bottom band (the product commutes; when both are,
         N = W = 0 and E opens no exponent row: the product is 0); W the other factor's value, its band
@@ -453,13 +449,15 @@ class ProductBlock:
         open): r = ReLU(|N| - 2^i), v = ReLU(tau+ - |N|), as in ladder A (the split reads them)."""
         one = ffn.rows["one"][0]
         for k in range(self.slots):
-            xv, xw, yv, yw = (self.r(name, k) for name in ("xv", "xw", "yv", "yw"))
+            xv, yv = self.r("xv", k), self.r("yv", k)
+            xw = {self.r("xw_pos", k): 1.0, self.r("xw_neg", k): 1.0}  # one of them 0
+            yw = {self.r("yw_pos", k): 1.0, self.r("yw_neg", k): 1.0}
             ybot, ytop, xbot = self.r("yl_bot", k), self.r("yl_top", k), self.r("xl_bot", k)
             n_roles = (({yv: 1.0}, [ybot]), ({xv: 1.0}, [ytop]))  # (N's terms, the rows that close them)
             for terms, closed in n_roles:
                 relu_gate(ffn, terms, closed, self.r("p_y", k))
-            relu_gate(ffn, {xv: 1.0, xw: 1.0}, [ybot], self.r("p_x", k))
-            relu_gate(ffn, {yw: 1.0}, [ytop, xbot], self.r("p_x", k))
+            relu_gate(ffn, {xv: 1.0, **xw}, [ybot], self.r("p_x", k))
+            relu_gate(ffn, yw, [ytop, xbot], self.r("p_x", k))
             for i in INNER:
                 for terms, closed in n_roles:
                     threshold_distance(ffn, {**terms, **{r: -GATE for r in closed}}, 2.0**i, self.il("r", k, i))
@@ -467,7 +465,7 @@ class ProductBlock:
             for factor in "xy":
                 for side in ("pos", "neg"):
                     out = self.r(f"{factor}b_{side}", k)
-                    ffn.unit({one: 1.0, self.r(f"{factor}bv_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {out: -1.0})
+                    ffn.unit({one: 1.0, self.r(f"{factor}w_{side}", k): -1.0 / B_SIGN_LEAST}, 0.0, {out: -1.0})
                     ffn.bias(out, 1.0)
             self._exponent_rows(ffn, k)
 
