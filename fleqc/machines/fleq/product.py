@@ -156,6 +156,7 @@ SCALE_A: tuple[int, ...] = tuple(sorted({v // 64 for v in NORMAL_E}))
 SCALE_B: tuple[int, ...] = (0, 1)
 assert all((v % 64) // E_UNIT in SCALE_B and v % E_UNIT == 0 for v in NORMAL_E)
 E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
+ROLE_BAND = -14  # N is y's value when |y| > 2^(64 ROLE_BAND) = 2^-896, else x's (ProductBlock._band_split)
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
 OVERFLOW_E: dict[int, float] = {896: 2.0**106, 960: 2.0**42}  # |T1| > 2^(1002 - E): |x y| > 2^1001, a fault
 NE_VALUES: tuple[int, ...] = tuple(OVERFLOW_E) + SUBNORMAL_E  # the exponents with a row ne of their own
@@ -180,26 +181,22 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
         ("yl_v", slots * bands, "band ladder of y: ReLU(tau+ - |y|), tau+ the float after 2^64j (ladder A)"),
         ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's distance row holds ReLU(x - 2^-960) only)"),
         ("xl_bot", slots, "[|x| <= 2^-960]: x in the bottom band (ladder B)"),
-        ("xl_top", slots, "[|x| > 2^-960]: x in a band (ladder B)"),
         ("xl_pos", slots, "[x > 2^-960]"),
         ("xl_neg", slots, "[x < -2^-960]"),
         ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's distance row holds ReLU(y - 2^-960) only)"),
         ("yl_bot", slots, "[|y| <= 2^-960]: y in the bottom band (ladder B)"),
-        ("yl_top", slots, "[|y| > 2^-960]: y in a band (ladder B)"),
         ("yl_pos", slots, "[y > 2^-960]"),
         ("yl_neg", slots, "[y < -2^-960]"),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
-        ("xv", slots, "|x| 2^-a(x) for x in a band (in (1, 2^64]), else 0"),
         ("xw_pos", slots, "|x| 2^1008 for x in the bottom band and positive (in [2^-66, 2^48]), else 0"),
         ("xw_neg", slots, "|x| 2^1008 for x in the bottom band and negative, else 0"),
-        ("yv", slots, "|y| 2^-a(y) for y in a band, else 0"),
         ("yw_pos", slots, "|y| 2^1008 for y in the bottom band and positive, else 0"),
         ("yw_neg", slots, "|y| 2^1008 for y in the bottom band and negative, else 0"),
         ("xb_pos", slots, "[xw_pos > 0]: x in the bottom band, positive"),
         ("xb_neg", slots, "[xw_neg > 0]: x in the bottom band, negative"),
         ("yb_pos", slots, "[yw_pos > 0]: y in the bottom band, positive"),
         ("yb_neg", slots, "[yw_neg > 0]: y in the bottom band, negative"),
-        ("p_y", slots, "|N|: N the normalised factor (y's, or x's when y is in the bottom band), in (1, 2^64]"),
+        ("p_y", slots, "|N|: N the normalised factor (y's, or x's when |y| <= 2^-896), in (1, 2^64] (or 0)"),
         ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
         ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
         ("pos", slots, "[x y > 0] (0/1; 0 when a factor is 0): closes the units that write -|x y|"),
@@ -254,8 +251,8 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
 
 # Rows the block keeps >= 0 where they are cleared (one unit instead of two). The digit rows p_*, q_* hold 1 -+ e_j in
 # {0, 1, 2} (1 for every j when N = 0: no product, or an idle slot).
-NONNEGATIVE = ("xl_r", "xl_v", "yl_r", "yl_v", "xl_n", "xl_bot", "xl_top", "xl_pos", "xl_neg", "yl_n", "yl_bot", "yl_top",
-               "yl_pos", "yl_neg", "e16", "na", "nb", "r1", "r2", "xv", "yv", "p_y", "p_x",
+NONNEGATIVE = ("xl_r", "xl_v", "yl_r", "yl_v", "xl_n", "xl_bot", "xl_pos", "xl_neg", "yl_n", "yl_bot",
+               "yl_pos", "yl_neg", "e16", "na", "nb", "r1", "r2", "p_y", "p_x",
                "xw_pos", "xw_neg", "yw_pos", "yw_neg",
                "xb_pos", "xb_neg", "yb_pos", "yb_neg", "neg", "pos", "ne", "sub_off", "e_big", "il_r", "il_v", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
                "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
@@ -398,6 +395,7 @@ class ProductBlock:
         integers, so every partial sum is exact in any order). The lowest threshold's 0/1 rows ``bot``
         = [|f| <= 2^-960] and ``top`` = 1 - bot, and the factor's sign ``pos`` = [f > 2^-960], ``neg`` =
         [f < -2^-960] from its two sides."""
+        one = ffn.rows["one"][0]
         off = list(self.off)
         for k in range(self.slots):
             terms, constant = self._exponent16(k)
@@ -410,22 +408,40 @@ class ProductBlock:
                     weight = -terms.get(t, 0.0)
                     distance = self.distance_rows(factor, k, j)
                     if j == OUTER_LO:
-                        bot, top = self.r(f"{factor}l_bot", k), self.r(f"{factor}l_top", k)
-                        threshold_indicators(ffn, distance, tau, bot, top, {e16: weight + terms[bot]})
+                        bot = self.r(f"{factor}l_bot", k)
+                        outputs = {e16: weight + terms[bot], bot: 1.0}
                     else:
-                        one = ffn.rows["one"][0]
-                        ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in distance}}, 0.0, {e16: weight})
+                        outputs = {e16: weight}
+                    ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in distance}}, 0.0, outputs)  # [|f| <= tau]
                 tau = 2.0 ** (OUTER_STEP * OUTER_LO)
                 for side, distance in zip(("pos", "neg"), self.distance_rows(factor, k, OUTER_LO)):
                     threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
-                magnitude = self._abs(factor, k)
-                for j in BANDS:
-                    scaled_positive_gate(ffn, magnitude, -OUTER_STEP * j, self.selector(factor, k, j) + off,
-                                         {self.r(f"{factor}v", k): 1.0})
-                for terms_, side in zip(self._parts(factor, k), ("pos", "neg")):
-                    scaled_positive_gate(ffn, terms_, BOTTOM_SCALE, self.selector(factor, k, OUTER_LO - 1) + off,
-                                         {self.r(f"{factor}w_{side}", k): 1.0})
+            self._band_split(ffn, k)
             ffn.bias(e16, constant - E_IDLE16)
+
+    def _band_split(self, ffn: FeedForwardBuilder, k: int) -> None:
+        """|N| into ``p_y`` and |W| into ``p_x``: each factor's value in its band, f 2^-a(f) (one unit a band),
+        or a bottom-band factor's |f| 2^1008 (and into ``xw_*`` / ``yw_*`` by its sign), every gate closed
+        by the factor's own distances (fleqc.blocks.exact: soft closers). N is y's value when
+        |y| > 2^-896 (ROLE_BAND), else x's: a product is wanted from N only if it lies in a band, and
+        either factor may be N when both do, so the role needs no exact threshold, and a distance at
+        2^-896 (at least ulp(2^-896) = 2^-948 when not 0) closes a gate on the other factor's value
+        too (2^1020 2^-948 = 2^72 > 2^64). So y's gates write p_y from ROLE_BAND up and p_x below it,
+        and x's gates each role, closed by y's side of that threshold."""
+        off = list(self.off)
+        y_above = [self.band("y", "v", k, ROLE_BAND)]  # 0 iff |y| > 2^-896: y is N
+        y_below = self.distance_rows("y", k, ROLE_BAND)  # 0 iff |y| <= 2^-896: x is N
+        n_out, w_out = {self.r("p_y", k): 1.0}, {self.r("p_x", k): 1.0}
+        y, x = self._abs("y", k), self._abs("x", k)
+        for j in BANDS:
+            scale = -OUTER_STEP * j
+            scaled_positive_gate(ffn, y, scale, self.selector("y", k, j) + off, n_out if j >= ROLE_BAND else w_out)
+            scaled_positive_gate(ffn, x, scale, self.selector("x", k, j) + y_above + off, w_out)
+            scaled_positive_gate(ffn, x, scale, self.selector("x", k, j) + y_below + off, n_out)
+        for factor, role in (("y", []), ("x", y_above)):  # a bottom-band y is never N; a bottom-band x is W
+            for part, side in zip(self._parts(factor, k), ("pos", "neg")):
+                scaled_positive_gate(ffn, part, BOTTOM_SCALE, self.selector(factor, k, OUTER_LO - 1) + role + off,
+                                     {**w_out, self.r(f"{factor}w_{side}", k): 1.0})
 
     def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
         """E / 16 = (a(x) + a(y)) / 16 as a constant and integer terms: of [|f| > tau] for every
@@ -438,30 +454,16 @@ class ProductBlock:
         return terms, 2 * OUTER_STEP * (OUTER_LO - 1) / E_UNIT
 
     def inner_ladder(self, ffn: FeedForwardBuilder) -> None:
-        """N and W by role, and the inner ladder's distances on |N|, from the band values; beside them
-        the exponent rows (:meth:`_exponent_rows`) and the bottom-band factors' signs as 0/1 rows
-        (``xb_side`` = 1 - ReLU(1 - 2^66 xw_side): xw_side is 0 or in [2^-66, 2^48]).
-
-        N is y's band value, or x's when y is in the bottom band (the product commutes; when both are,
-        N = W = 0 and E opens no exponent row: the product is 0); W the other factor's value, its band
-        value or its bottom-band value. Every gate here is closed by a 0/1 row of ladder B, and the
-        distances of |N| are computed from the band values the same way, two units each (one of them
-        open): r = ReLU(|N| - 2^i), v = ReLU(tau+ - |N|), as in ladder A (the split reads them)."""
+        """The inner ladder's distances on |N| (thresholds 2^1 .. 2^63, both sides: r = ReLU(|N| - 2^i)
+        and v = ReLU(tau+ - |N|), one unit each; the inner split's gates are closed by them); beside
+        them the exponent rows (:meth:`_exponent_rows`) and the bottom-band factors' signs as 0/1 rows
+        (``xb_side`` = 1 - ReLU(1 - 2^66 xw_side): xw_side is 0 or in [2^-66, 2^48])."""
         one = ffn.rows["one"][0]
         for k in range(self.slots):
-            xv, yv = self.r("xv", k), self.r("yv", k)
-            xw = {self.r("xw_pos", k): 1.0, self.r("xw_neg", k): 1.0}  # one of them 0
-            yw = {self.r("yw_pos", k): 1.0, self.r("yw_neg", k): 1.0}
-            ybot, ytop, xbot = self.r("yl_bot", k), self.r("yl_top", k), self.r("xl_bot", k)
-            n_roles = (({yv: 1.0}, [ybot]), ({xv: 1.0}, [ytop]))  # (N's terms, the rows that close them)
-            for terms, closed in n_roles:
-                relu_gate(ffn, terms, closed, self.r("p_y", k))
-            relu_gate(ffn, {xv: 1.0, **xw}, [ybot], self.r("p_x", k))
-            relu_gate(ffn, yw, [ytop, xbot], self.r("p_x", k))
+            n = {self.r("p_y", k): 1.0}
             for i in INNER:
-                for terms, closed in n_roles:
-                    threshold_distance(ffn, {**terms, **{r: -GATE for r in closed}}, 2.0**i, self.il("r", k, i))
-                    threshold_below(ffn, terms, 2.0**i, self.il("v", k, i), notsel=closed)
+                threshold_distance(ffn, n, 2.0**i, self.il("r", k, i))
+                threshold_below(ffn, n, 2.0**i, self.il("v", k, i))
             for factor in "xy":
                 for side in ("pos", "neg"):
                     out = self.r(f"{factor}b_{side}", k)
@@ -505,13 +507,13 @@ class ProductBlock:
             if any(weights.values()):
                 ffn.unit({self.r("e16", k): 1.0}, float(E_IDLE16 - c), {r: w for r, w in weights.items() if w})
         one = ffn.rows["one"][0]
-        banded = {f: self.r(f"{f}l_top", k) for f in "xy"}  # [|f| > 2^-960]
-        bottom = {f: self.r(f"{f}l_bot", k) for f in "xy"}  # [|f| <= 2^-960]
-        for b, pairs in ((0, ((banded["x"], banded["y"]),)), (1, ((bottom["x"], banded["y"]), (banded["x"], bottom["y"])))):
+        bx, by = self.r("xl_bot", k), self.r("yl_bot", k)  # [|f| <= 2^-960]
+        # nb_0 = 1 - [both in bands] = 1 - ReLU(1 - bx - by); nb_1 = 1 - [exactly one in the bottom band]
+        for b, units in ((0, ({one: 1.0, bx: -1.0, by: -1.0},)), (1, ({bx: 1.0, by: -1.0}, {by: 1.0, bx: -1.0}))):
             row = self.scale_row("nb", k, b)
             ffn.bias(row, 1.0)
-            for first, second in pairs:
-                ffn.unit({first: 1.0, second: 1.0, one: -1.0}, 0.0, {row: -1.0})
+            for terms in units:
+                ffn.unit(terms, 0.0, {row: -1.0})
 
     def _sign_rows(self, ffn: FeedForwardBuilder, k: int) -> None:
         """neg = [x y < 0] and pos = [x y > 0] from the factors' 0/1 sign rows (``xl_*`` for x in a band,
