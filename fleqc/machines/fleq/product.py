@@ -29,30 +29,31 @@ The stages (one feed-forward layer each; slot k works on its own rows, every slo
     |f| > 2^960) has the exponent a(f) = 64 j; the bottom band |f| <= 2^-960 (subnormals, and 0) has
     a(f) = -1008. A nonzero r or v is at least ulp(tau), so it closes a gate on a value of the same
     factor by itself (fleqc.blocks.exact: soft closers): the band split needs no 0/1 rows.
- 2. **band split and ladder B**, in one layer: each factor's value in its band, |f| 2^-a(f) in
-    (1, 2^64] into ``xv`` / ``yv`` (one unit a band), a bottom-band factor's |f| 2^1008 (in
-    [2^-66, 2^48], exact) into ``xw_pos`` / ``xw_neg`` (``yw_*``) by its sign; every gate closed by the factor's own distances. Beside it ladder B: the 0/1 indicator
-    u = [|f| <= tau] of every threshold from r (a steep ramp). With c the number of thresholds below
-    |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear function of the
-    indicators, and so is E = a(x) + a(y): the units write E / 16 + 126 into one row ``e16``
+ 2. **band split and ladder B**, in one layer: N = the normalised factor, f 2^-a(f) in (1, 2^64] (y's
+    when |y| > 2^-896, else x's: the product commutes), into ``p_y``, and W = the other factor's
+    value (its band value, or a bottom-band factor's |f| 2^1008 in [2^-66, 2^48], exact) into
+    ``p_x`` (one unit a band and role); |x y| = |N| |W| 2^E, exactly, and |N W| is in
+    (2^-66, 2^128]. Every gate is closed by the factor's own distances, and the role by y's side of
+    2^-896: a distance there, when not 0, is at least 2^-948, which closes a gate on a value up to
+    2^72 (a band value is at most 2^64), and N needs no exact threshold (any banded factor will do,
+    and a product with |y| <= 2^-896 and x in the bottom band is 0). A bottom-band factor's gate also
+    writes its value into ``xw_pos`` / ``xw_neg`` (``yw_*``) by its sign. Beside it ladder B: the 0/1
+    indicator u = [|f| <= tau] of every threshold from r (a steep ramp). With c the number of
+    thresholds below |f| and u_lo = [|f| <= 2^-960], a(f) = 64 c - 1024 + 16 u_lo: a linear function
+    of the indicators, and so is E = a(x) + a(y): the units write E / 16 + 126 into one row ``e16``
     (integer weights on 0/1 outputs: exact in any order; 0 when both factors are in the bottom band,
     as when no product is wanted, so the row and the exponent units that read it do not change from
-    pass to pass in an idle column). The lowest threshold keeps its indicators in rows (``bot``,
-    ``top``) and its two sides apart, so the layer also gives the factor's sign, [f > 2^-960] and
-    [f < -2^-960].
- 3. **inner ladder**: N = the normalised factor (y's band value, or x's when y is in the bottom band:
-    the product commutes) and W = the other factor's value (its band value, or its bottom-band
-    value): |x y| = |N| |W| 2^E, exactly, and |N W| is in (2^-66, 2^128]; gates closed by the 0/1
-    rows ``bot`` / ``top`` of ladder B (a distance of y cannot close a gate on x). Beside them the
-    distances r and v of |N| at 2^1 .. 2^63, computed from the band values the same way (two units
-    each, one of them open). And the exponent rows, from units U_c = ReLU(E / 16 - c) on the row
-    E / 16 (shared between neighbouring values: exact): ``ne`` = 1 - [E = v] for the exponents of
-    NE_VALUES (the overflow and subnormal sets), ``sub_off`` = 0 iff E is one of the exponents whose
-    results may be subnormal, ``e_big`` = [E >= 1008] (the product beyond 2^1008: a fault), and for
-    the normal set, E = 64 A + 16 B: ``na`` = 1 - [E of NORMAL_E in the window of A] (two units an A)
-    and ``nb`` = 1 - [B = b] (B = 1 iff exactly one factor is in the bottom band: from the ladder's
-    rows); the bottom-band factors' signs as 0/1 rows. Two bottom-band factors give N = W = 0 and
-    E = -2016: no exponent row opens, the product is 0 (|x y| <= 2^-1920).
+    pass to pass in an idle column). The lowest threshold keeps its indicator in a row (``bot``) and
+    its two sides apart, so the layer also gives the factor's sign, [f > 2^-960] and [f < -2^-960].
+ 3. **inner ladder**: the distances r and v of |N| at 2^1 .. 2^63 (one unit each). Beside them the
+    exponent rows, from units U_c = ReLU(E / 16 - c) on the row E / 16 (shared between neighbouring
+    values: exact): ``ne`` = 1 - [E = v] for the exponents of NE_VALUES (the overflow and subnormal
+    sets), ``sub_off`` = 0 iff E is one of the exponents whose results may be subnormal, ``e_big`` =
+    [E >= 1008] (the product beyond 2^1008: a fault), and for the normal set, E = 64 A + 16 B:
+    ``na`` = 1 - [E of NORMAL_E in the window of A] (two units an A) and ``nb`` = 1 - [B = b] (B = 1
+    iff exactly one factor is in the bottom band: from the ladder's rows); the bottom-band factors'
+    signs as 0/1 rows. Two bottom-band factors give N = 0 and E = -2016: no exponent row opens, the
+    product is 0 (|x y| <= 2^-1920).
  4. **inner split**: for selector i (2^i < |N| <= 2^(i+1), its gates closed by the inner ladder's
     distances): the integer ``m = |N| 2^(52-i)`` in
     (2^52, 2^53], given as ``v = m - 1.5 2^52`` in (-2^51, 2^51] (one data term and a constant:
@@ -123,7 +124,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, clear_rows, gate, relu_gate, scaled_gate, scaled_positive_gate,
+from fleqc.blocks.exact import (GATE, clear_rows, gate, scaled_gate, scaled_positive_gate,
                                 threshold_above, threshold_below, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
@@ -380,23 +381,21 @@ class ProductBlock:
                     else:
                         threshold_distance(ffn, {**magnitude, **closed}, tau, out)
                     threshold_below(ffn, magnitude, tau, self.band(factor, "v", k, j), notsel=self.off)
+                if self.off:  # closed, v holds tau+ (as for f = 0): a threshold far above |f| then keeps its v
+                    # (tau+ - |f| rounds to tau+) whether or not the product runs, and nothing reading it is recomputed
+                    ffn.unit({r: 1.0 for r in self.off}, 0.0,
+                             {self.band(factor, "v", k, j): math.nextafter(2.0 ** (OUTER_STEP * j), math.inf) for j in BANDS})
 
     def outer_split(self, ffn: FeedForwardBuilder) -> None:
-        """Ladder B and the band split in one layer. The split's gates are closed by ladder A's
-        distances (:meth:`selector`): each factor's value in its band, |f| 2^-a(f) in (1, 2^64], into
-        ``xv`` / ``yv``, and a bottom-band factor's |f| 2^1008 into ``xw_*`` / ``yw_*``, by the factor's
-        sign. Which factor is N is decided in the next layer,
-        where the 0/1 rows written here exist (a gate on x closed by a distance of y would not close:
-        the distances are relative to the factor they measure).
+        """Ladder B and the band split in one layer: the split (:meth:`_band_split`) reads ladder A's
+        distances as its gates' closers, not ladder B's 0/1 rows.
 
-        Beside the split, ladder B: E / 16 - E_IDLE16 into ``e16``: each threshold's unit
-        u = ReLU(1 - G r) (exactly 0 or 1: [|f| <= tau]) adds c u to it, and its bias is the constant,
-        with E / 16 = constant + sum c_t t + c_lo u_lo and t = 1 - u (:meth:`_exponent16`; small
-        integers, so every partial sum is exact in any order). The lowest threshold's 0/1 rows ``bot``
-        = [|f| <= 2^-960] and ``top`` = 1 - bot, and the factor's sign ``pos`` = [f > 2^-960], ``neg`` =
-        [f < -2^-960] from its two sides."""
+        Ladder B: E / 16 - E_IDLE16 into ``e16``: each threshold's unit u = ReLU(1 - G r) (exactly 0 or 1:
+        [|f| <= tau]) adds c u to it, and its bias is the constant, with E / 16 = constant + sum c_t t +
+        c_lo u_lo and t = 1 - u (:meth:`_exponent16`; small integers, so every partial sum is exact in
+        any order). The lowest threshold's unit also writes ``bot`` = [|f| <= 2^-960], and its two sides
+        give the factor's sign ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960]."""
         one = ffn.rows["one"][0]
-        off = list(self.off)
         for k in range(self.slots):
             terms, constant = self._exponent16(k)
             e16 = self.r("e16", k)

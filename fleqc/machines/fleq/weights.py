@@ -14,10 +14,10 @@
                                  sign, part A (closed when flag = dst)
     5      ReLU       ladder B   the 0/1 indicators [|f| <= tau_j], [|f| > tau_j] (with the product's
                                  E / 16 and each factor's sign); the product's band split, closed by
-                                 ladder A's distances (each factor's value in its band); the flag's
-                                 sign, B
-    6      ReLU       normalise  the product's N and W by role and the inner ladder's distances on
-                                 |N| (and the rows of its exponent E); x_tab = |x| 4^-s in (1/2, 2];
+                                 ladder A's distances: |N| and |W| (N is y's, or x's when
+                                 |y| <= 2^-896); the flag's sign, B
+    6      ReLU       normalise  the inner ladder's distances on the product's |N| (and the rows of
+                                 its exponent E); x_tab = |x| 4^-s in (1/2, 2];
                                  exp's input; sigmoid's y = min(|x|, 22) and min(x, 0)
     7-17   ReLU       product    the correctly rounded product of every slot and the pairwise sum of
                                  the slots (fleqc.machines.fleq.product: inner split, digits,
@@ -408,8 +408,7 @@ def _sign_rows(R: _Rows, which: str, parts: tuple[str, ...]) -> list[int]:
 def _normalise(R: _Rows, P: ProductBlock) -> FeedForwardBuilder:
     """Exact power-of-two splits and clamps; unselected blocks see exact zeros.
 
-    Product slot k: p_y = |N|, p_x = |W| from the band values the split wrote (N is y's, or x's when
-    y is in the bottom band), and the inner ladder's distances on |N| (prod and mulerr only;
+    Product slot k: the inner ladder's distances on |N| (prod and mulerr only;
     fleqc.machines.fleq.product).
     Tables, selector s (2^(2s-1) < |x| <= 2^(2s+1)):  x_tab += |x| 4^-s  (recip, sqrt, log only).
     """
