@@ -68,7 +68,7 @@ BENCHMARKS = [
     Benchmark(
         "fleq-engine", "FLEQ: the engine and the sparse path by machine size",
         ("bench/engine_speed.py", "--only-fleq", "--fleq-sizes", "128,256,1024"),
-        "Instructions per second of the FLEQ machine (8 x 8 cells, 24 layers) on a 4-instruction loop "
+        "Instructions per second of the FLEQ machine (8 x 8 cells, 22 layers) on a 4-instruction loop "
         "that never halts (a matrix product, sigmoid, a product, a jump): the incremental engine and the "
         "sparse path, alternated, medians of 3, with the ratio to the reference interpreter; each timed "
         "run checked bit for bit against the reference interpreter after as many steps.",
@@ -92,7 +92,7 @@ BENCHMARKS = [
         ("bench/fleq_speed.py", "--sizes", "128", "--steps", "5"),
         "Milliseconds per FLEQ step of the dense pass and the sparse path (alternated, medians of 3), "
         "the reference interpreter beside them (every run's memory checked against it), and the time of "
-        "each of the 24 layers of the dense pass.",
+        "each of the 22 layers of the dense pass.",
     ),
     Benchmark(
         "blas", "BLAS threads",

@@ -24,8 +24,8 @@ attention and ReLU layers of different sizes, so the mapping (:func:`to_hooked_t
 What TransformerLens cannot represent faithfully: **hardmax** attention (it computes softmax only;
 the SUBLEQ machine's hardmax mode has no counterpart, while its softmax mode is mapped exactly),
 and blocks of different widths (handled by the exact zero padding above, at the cost of memory:
-the FLEQ machine with 8 x 8 cells pads to 4 heads of width 122 and 4,418 hidden units in each of
-24 blocks, about 6.2 GB of float64; with ``--cell 2`` about 1.8 GB, so use small cells for pictures). The mapping needs TransformerLens
+the FLEQ machine with 8 x 8 cells pads to 4 heads of width 122 and 5,226 hidden units in each of
+20 blocks, about 9.4 GB of float64; with ``--cell 2`` about 2.4 GB, so use small cells for pictures). The mapping needs TransformerLens
 2.x or 3.x: 4.0 removed ``HookedTransformer``.
 """
 
