@@ -109,6 +109,27 @@ def test_product_is_bit_exact_on_a_thousand_pairs():
     _check(a, b)
 
 
+def test_factors_at_every_threshold_the_gates_close_on():
+    """The band and inner splits close their gates on the distances ReLU(|f| - tau) and
+    ReLU(tau+ - |f|) themselves (fleqc.blocks.exact: soft closers), and N's role is read at 2^-896:
+    factors at, just below and just above every band threshold 2^(64 j) and the role threshold, times
+    partners at and around every inner threshold 2^i (the inner split's edges) and across the range,
+    both signs, give IEEE's bits."""
+    from fleqc.machines.fleq.product import BANDS, INNER, OUTER_STEP
+
+    edges = [2.0 ** (OUTER_STEP * j) for j in BANDS] + [2.0**-1074, 2.0**-1022]
+    near = np.array([v for t in edges for v in (np.nextafter(t, 0.0), t, np.nextafter(t, np.inf))])
+    partners = np.array([v for i in list(INNER)[::7] + [0, 63] for t in (2.0**i,)
+                         for v in (np.nextafter(t, 0.0), t, np.nextafter(t, np.inf))]
+                        + [1.0, 1.5, 2.0**-60, 2.0**-500, 2.0**-900, 2.0**-960, 2.0**60, 2.0**300, 0.0])
+    a = np.repeat(near, partners.size)
+    b = np.tile(partners, near.size)
+    a, b = np.concatenate([a, b, -a]), np.concatenate([b, a, b])  # both roles, both signs
+    with np.errstate(over="ignore", under="ignore"):
+        keep = np.abs(a * b) <= 2.0**1000
+    _check(a[keep], b[keep])
+
+
 @pytest.mark.slow
 def test_product_is_bit_exact_on_a_hundred_thousand_pairs():
     rng = np.random.default_rng(1300)
