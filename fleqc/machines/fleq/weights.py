@@ -41,7 +41,8 @@
                                  thresholds); temps <- 0
 
 3 attention and 19 feed-forward layers for cell 8 (the product tree takes one layer more for cells
-9-16, none for cells up to 2): 20 layers as the paper counts them (an attention sublayer followed
+9-16; cells up to 2 need no tree layer, but exp's chain beside the product keeps their depth): 20
+layers as the paper counts them (an attention sublayer followed
 by a feed-forward one; fetch has no feed-forward layer after it, the 16 feed-forward layers after
 extract no attention before them). Heads: 1 + 4 + the gather's; every softmax weight is exactly 0,
 1 or 1/2^k (the pointer reads, the write mark, the gathers): no engine's exp shows in the result.
