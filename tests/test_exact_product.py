@@ -119,8 +119,8 @@ def test_factors_at_every_threshold_the_gates_close_on():
 
     edges = [2.0 ** (OUTER_STEP * j) for j in BANDS] + [2.0**-1074, 2.0**-1022]
     near = np.array([v for t in edges for v in (np.nextafter(t, 0.0), t, np.nextafter(t, np.inf))])
-    partners = np.array([v for i in list(INNER)[::7] + [0, 63] for t in (2.0**i,)
-                         for v in (np.nextafter(t, 0.0), t, np.nextafter(t, np.inf))]
+    inner = [2.0**i for i in list(INNER)[::7] + [0, 63]]
+    partners = np.array([v for t in inner for v in (np.nextafter(t, 0.0), t, np.nextafter(t, np.inf))]
                         + [1.0, 1.5, 2.0**-60, 2.0**-500, 2.0**-900, 2.0**-960, 2.0**60, 2.0**300, 0.0])
     a = np.repeat(near, partners.size)
     b = np.tile(partners, near.size)

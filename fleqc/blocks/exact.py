@@ -168,21 +168,26 @@ def threshold_below(ffn: FeedForwardBuilder, terms: Mapping[int, float], tau: fl
              math.nextafter(tau, math.inf), {output: 1.0})
 
 
+def at_most(ffn: FeedForwardBuilder, distance: int | Sequence[int], tau: float, outputs: Mapping[int, float]) -> None:
+    """Layer B's unit: outputs += coef * [x <= tau] (exactly 0 or 1) from distance = ReLU(x - tau), or a
+    sum of such (several rows, at most one of them nonzero): ReLU(1 - G distance), G = 1 / ulp(tau)."""
+    one = ffn.rows["one"][0]
+    rows = list(distance) if isinstance(distance, (list, tuple)) else [distance]
+    ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in rows}}, 0.0, outputs)
+
+
 def threshold_indicators(ffn: FeedForwardBuilder, distance: int | Sequence[int], tau: float, below: int, above: int,
                          also: Mapping[int, float] | None = None) -> None:
     """Layer B: below = [x <= tau], above = [x > tau] from distance = ReLU(x - tau) (or a sum of such:
     several rows, at most one of them nonzero); ``also``: more rows that get coef * [x <= tau] from
-    the same unit (its output is exactly 0 or 1)."""
-    one = ffn.rows["one"][0]
-    rows = list(distance) if isinstance(distance, (list, tuple)) else [distance]
-    ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in rows}}, 0.0, {below: 1.0, above: -1.0, **(also or {})})
+    the same unit (:func:`at_most`)."""
+    at_most(ffn, distance, tau, {below: 1.0, above: -1.0, **(also or {})})
     ffn.bias(above, 1.0)
 
 
 def threshold_above(ffn: FeedForwardBuilder, distance: int, tau: float, above: int) -> None:
     """Layer B, one row: above = [x > tau] from distance = ReLU(x - tau) (1 unit)."""
-    one = ffn.rows["one"][0]
-    ffn.unit({one: 1.0, distance: -1.0 / math.ulp(tau)}, 0.0, {above: -1.0})
+    at_most(ffn, distance, tau, {above: -1.0})
     ffn.bias(above, 1.0)
 
 

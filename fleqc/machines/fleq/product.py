@@ -124,7 +124,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 from fleqc.blocks.builders import FeedForwardBuilder
-from fleqc.blocks.exact import (GATE, clear_rows, gate, scaled_gate, scaled_positive_gate,
+from fleqc.blocks.exact import (GATE, at_most, clear_rows, gate, scaled_gate, scaled_positive_gate,
                                 threshold_above, threshold_below, threshold_distance, threshold_indicators)
 from fleqc.card.rows import RowSpace
 from fleqc.transformer.layers import LoopedTransformer
@@ -156,6 +156,11 @@ SUBNORMAL_E: tuple[int, ...] = (-1152, -1088, -1024, -1136, -1072, -1008)  # res
 SCALE_A: tuple[int, ...] = tuple(sorted({v // 64 for v in NORMAL_E}))
 SCALE_B: tuple[int, ...] = (0, 1)
 assert all((v % 64) // E_UNIT in SCALE_B and v % E_UNIT == 0 for v in NORMAL_E)
+# E / 16 = E16_CONSTANT + sum over both factors of (E16_BOTTOM [|f| <= 2^-960] - E16_ABOVE sum_j [|f| <= tau_j]):
+# a(f) = 64 (OUTER_LO - 1 + c) for c thresholds below |f| (c = 0: the bottom band, a(f) = _BOTTOM instead)
+E16_ABOVE = OUTER_STEP // E_UNIT
+E16_BOTTOM = (_BOTTOM - OUTER_STEP * (OUTER_LO - 1)) // E_UNIT
+E16_CONSTANT = 2 * (OUTER_STEP * (OUTER_LO - 1) // E_UNIT + E16_ABOVE * len(BANDS))
 E_IDLE16 = 2 * _BOTTOM // E_UNIT  # E / 16 of two bottom-band factors (-126): the row e16 holds E / 16 - this
 ROLE_BAND = -14  # N is y's value when |y| > 2^(64 ROLE_BAND) = 2^-896, else x's (ProductBlock._band_split)
 BIG_E = 1008  # E >= 1008: |x y| > 2^1008, a fault
@@ -176,27 +181,19 @@ def row_blocks(slots: int, prefix: str = "xp_") -> list[tuple[str, int, str, str
     bands = len(BANDS)
     inner = len(INNER)
     spec = [
-        ("xl_r", slots * bands, "band ladder of x: ReLU(|x| - 2^64j) (ladder A; the lowest: ReLU(x - 2^-960))"),
-        ("xl_v", slots * bands, "band ladder of x: ReLU(tau+ - |x|), tau+ the float after 2^64j (ladder A)"),
-        ("yl_r", slots * bands, "band ladder of y: ReLU(|y| - 2^64j) (ladder A; the lowest: ReLU(y - 2^-960))"),
-        ("yl_v", slots * bands, "band ladder of y: ReLU(tau+ - |y|), tau+ the float after 2^64j (ladder A)"),
-        ("xl_n", slots, "ReLU(-x - 2^-960) (the lowest threshold's distance row holds ReLU(x - 2^-960) only)"),
-        ("xl_bot", slots, "[|x| <= 2^-960]: x in the bottom band (ladder B)"),
-        ("xl_pos", slots, "[x > 2^-960]"),
-        ("xl_neg", slots, "[x < -2^-960]"),
-        ("yl_n", slots, "ReLU(-y - 2^-960) (the lowest threshold's distance row holds ReLU(y - 2^-960) only)"),
-        ("yl_bot", slots, "[|y| <= 2^-960]: y in the bottom band (ladder B)"),
-        ("yl_pos", slots, "[y > 2^-960]"),
-        ("yl_neg", slots, "[y < -2^-960]"),
+        *((f"{f}l_{part}", slots * bands, f"band ladder of {f}: {doc}") for f in "xy" for part, doc in (
+            ("r", f"ReLU(|{f}| - 2^64j) (ladder A; the lowest: ReLU({f} - 2^-960))"),
+            ("v", f"ReLU(tau+ - |{f}|), tau+ the float after 2^64j (ladder A)"))),
+        *((f"{f}l_{part}", slots, doc) for f in "xy" for part, doc in (
+            ("n", f"ReLU(-{f} - 2^-960) (the lowest threshold's distance row holds ReLU({f} - 2^-960) only)"),
+            ("bot", f"[|{f}| <= 2^-960]: {f} in the bottom band (ladder B)"),
+            ("pos", f"[{f} > 2^-960]"),
+            ("neg", f"[{f} < -2^-960]"))),
         ("e16", slots, "E / 16 + 126, E = a(x) + a(y) (0 for two bottom-band factors), from the band ladders"),
-        ("xw_pos", slots, "|x| 2^1008 for x in the bottom band and positive (in [2^-66, 2^48]), else 0"),
-        ("xw_neg", slots, "|x| 2^1008 for x in the bottom band and negative, else 0"),
-        ("yw_pos", slots, "|y| 2^1008 for y in the bottom band and positive, else 0"),
-        ("yw_neg", slots, "|y| 2^1008 for y in the bottom band and negative, else 0"),
-        ("xb_pos", slots, "[xw_pos > 0]: x in the bottom band, positive"),
-        ("xb_neg", slots, "[xw_neg > 0]: x in the bottom band, negative"),
-        ("yb_pos", slots, "[yw_pos > 0]: y in the bottom band, positive"),
-        ("yb_neg", slots, "[yw_neg > 0]: y in the bottom band, negative"),
+        *((f"{f}w_{side}", slots, f"|{f}| 2^1008 for {f} in the bottom band and {word} (in [2^-66, 2^48]), else 0")
+          for f in "xy" for side, word in (("pos", "positive"), ("neg", "negative"))),
+        *((f"{f}b_{side}", slots, f"[{f}w_{side} > 0]: {f} in the bottom band, {word}")
+          for f in "xy" for side, word in (("pos", "positive"), ("neg", "negative"))),
         ("p_y", slots, "|N|: N the normalised factor (y's, or x's when |y| <= 2^-896), in (1, 2^64] (or 0)"),
         ("p_x", slots, "|W|: W the other factor scaled by 2^-a, |x y| = |N| |W| 2^E"),
         ("neg", slots, "[x y < 0] (0/1; 0 when a factor is 0): closes the units that write +|x y|"),
@@ -257,6 +254,14 @@ NONNEGATIVE = ("xl_r", "xl_v", "yl_r", "yl_v", "xl_n", "xl_bot", "xl_pos", "xl_n
                "xw_pos", "xw_neg", "yw_pos", "yw_neg",
                "xb_pos", "xb_neg", "yb_pos", "yb_neg", "neg", "pos", "ne", "sub_off", "e_big", "il_r", "il_v", "c", "x_hi", "p_h", "q_h", "p_l", "q_l",
                "t1", "of_r", "of_u", "of_t", "rp", "rp2", "sn_t", "sn_np", "sn_nn")
+
+
+def _selector(below: Callable[[int], list[int]], above: Callable[[int], list[int]], s: int,
+              thresholds: range) -> list[int]:
+    """The soft closers of selector s, tau_s < |f| <= tau_(s+1), on a ladder of ``thresholds``:
+    ``below(t)``, 0 iff |f| > tau_t, for its lower threshold, and ``above(t)``, 0 iff |f| <= tau_t, for
+    its upper one (either missing at the ladder's ends)."""
+    return (below(s) if s in thresholds else []) + (above(s + 1) if s + 1 in thresholds else [])
 
 
 def _tree_levels(slots: int) -> list[int]:
@@ -330,10 +335,12 @@ class ProductBlock:
     def selector(self, factor: str, slot: int, j: int) -> list[int]:
         """Rows that are all 0 iff the factor lies in band j (j = OUTER_LO - 1: the bottom band), and
         whose sum is otherwise large enough to close a gate on that factor (fleqc.blocks.exact: soft closers)."""
-        rows = [self.band(factor, "v", slot, j)] if j >= OUTER_LO else []
-        if j + 1 <= OUTER_HI:
-            rows += self.distance_rows(factor, slot, j + 1)
-        return rows
+        return _selector(lambda t: [self.band(factor, "v", slot, t)], lambda t: self.distance_rows(factor, slot, t),
+                         j, BANDS)
+
+    def inner_selector(self, slot: int, i: int) -> list[int]:
+        """The same for the inner ladder's selector i, 2^i < |N| <= 2^(i+1) (i = INNER.start - 1: |N| <= 2)."""
+        return _selector(lambda t: [self.il("v", slot, t)], lambda t: [self.il("r", slot, t)], i, INNER)
 
     def _parts(self, factor: str, slot: int) -> tuple[Mapping[int, float], Mapping[int, float]]:
         return self.x_parts(slot) if factor == "x" else self.y_parts(slot)
@@ -391,32 +398,24 @@ class ProductBlock:
         distances as its gates' closers, not ladder B's 0/1 rows.
 
         Ladder B: E / 16 - E_IDLE16 into ``e16``: each threshold's unit u = ReLU(1 - G r) (exactly 0 or 1:
-        [|f| <= tau]) adds c u to it, and its bias is the constant, with E / 16 = constant + sum c_t t +
-        c_lo u_lo and t = 1 - u (:meth:`_exponent16`; small integers, so every partial sum is exact in
-        any order). The lowest threshold's unit also writes ``bot`` = [|f| <= 2^-960], and its two sides
+        [|f| <= tau]) adds its integer weight to it, and its bias is the constant (E16_CONSTANT: small
+        integers, so every partial sum is exact in any order). The lowest threshold's unit also writes ``bot`` = [|f| <= 2^-960], and its two sides
         give the factor's sign ``pos`` = [f > 2^-960], ``neg`` = [f < -2^-960]."""
-        one = ffn.rows["one"][0]
         for k in range(self.slots):
-            terms, constant = self._exponent16(k)
             e16 = self.r("e16", k)
             for factor in "xy":
-                for j in BANDS:
-                    tau = 2.0 ** (OUTER_STEP * j)
-                    t = self.band(factor, "r", k, j)  # the key of [|f| > tau] in terms
-                    constant += terms.get(t, 0.0)
-                    weight = -terms.get(t, 0.0)
+                for j in BANDS:  # [|f| <= tau] = 1 - [|f| > tau]: each threshold's unit subtracts its weight
                     distance = self.distance_rows(factor, k, j)
                     if j == OUTER_LO:
                         bot = self.r(f"{factor}l_bot", k)
-                        outputs = {e16: weight + terms[bot], bot: 1.0}
+                        at_most(ffn, distance, 2.0 ** (OUTER_STEP * j), {e16: E16_BOTTOM - E16_ABOVE, bot: 1.0})
                     else:
-                        outputs = {e16: weight}
-                    ffn.unit({one: 1.0, **{r: -1.0 / math.ulp(tau) for r in distance}}, 0.0, outputs)  # [|f| <= tau]
+                        at_most(ffn, distance, 2.0 ** (OUTER_STEP * j), {e16: -E16_ABOVE})
                 tau = 2.0 ** (OUTER_STEP * OUTER_LO)
                 for side, distance in zip(("pos", "neg"), self.distance_rows(factor, k, OUTER_LO)):
                     threshold_above(ffn, distance, tau, self.r(f"{factor}l_{side}", k))
             self._band_split(ffn, k)
-            ffn.bias(e16, constant - E_IDLE16)
+            ffn.bias(e16, E16_CONSTANT - E_IDLE16)
 
     def _band_split(self, ffn: FeedForwardBuilder, k: int) -> None:
         """|N| into ``p_y`` and |W| into ``p_x``: each factor's value in its band, f 2^-a(f) (one unit a band),
@@ -441,16 +440,6 @@ class ProductBlock:
             for part, side in zip(self._parts(factor, k), ("pos", "neg")):
                 scaled_positive_gate(ffn, part, BOTTOM_SCALE, self.selector(factor, k, OUTER_LO - 1) + role + off,
                                      {**w_out, self.r(f"{factor}w_{side}", k): 1.0})
-
-    def _exponent16(self, slot: int) -> tuple[dict[int, float], float]:
-        """E / 16 = (a(x) + a(y)) / 16 as a constant and integer terms: of [|f| > tau] for every
-        threshold (keyed by its distance row) and of [|f| <= 2^-960] (keyed by the row ``bot``)."""
-        terms: dict[int, float] = {}
-        for factor in "xy":
-            for j in BANDS:
-                terms[self.band(factor, "r", slot, j)] = OUTER_STEP / E_UNIT
-            terms[self.r(f"{factor}l_bot", slot)] = (OUTER_STEP + _BOTTOM - OUTER_STEP * OUTER_LO) / E_UNIT
-        return terms, 2 * OUTER_STEP * (OUTER_LO - 1) / E_UNIT
 
     def inner_ladder(self, ffn: FeedForwardBuilder) -> None:
         """The inner ladder's distances on |N| (thresholds 2^1 .. 2^63, both sides: r = ReLU(|N| - 2^i)
@@ -540,11 +529,7 @@ class ProductBlock:
             xs_out = {self.r("x_lo", k): 1.0, self.r("q", k): -1.0}
             c_out = {self.r("c", k): 1.0, self.r("q", k): 1.0}
             for i in range(INNER.start - 1, INNER.stop):
-                open_ = []
-                if i >= INNER.start:
-                    open_.append(self.il("v", k, i))  # 0 iff |N| > 2^i
-                if i + 1 < INNER.stop:
-                    open_.append(self.il("r", k, i + 1))  # 0 iff |N| <= 2^(i+1)
+                open_ = self.inner_selector(k, i)
                 scaled_positive_gate(ffn, {p_y: 1.0}, 52 - i, open_, v_out)  # m = |N| 2^(52-i) >= 0
                 scaled_positive_gate(ffn, {p_x: 1.0}, i - 52, open_, xs_out)  # |W| >= 0
                 scaled_positive_gate(ffn, {p_x: VELTKAMP}, i - 52, open_, c_out)

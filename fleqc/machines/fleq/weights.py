@@ -135,10 +135,9 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
     c = config.cell
     P = product_block(R, c)
     product_stages = P.stages()[SHARED_STAGES:]  # the first ones run in layers 3-6 (the input split in extract)
-    beside = _BESIDE
     # exp's chain (layers 7-17) is as deep as the product's for cells 3-8; for cells 1-2, whose pairwise
     # sum needs no tree layer, it is one deeper: the product's rows wait unchanged in that layer
-    product_stages += [("waits for exp", lambda ffn: None)] * (len(beside) - len(product_stages))
+    product_stages += [("waits for exp", lambda ffn: None)] * (product_layers(c) - len(product_stages))
     layers = [
         attention_layer([_fetch_head(R)]),
         attention_layer(_read_heads(R)),
@@ -146,7 +145,7 @@ def build_fleq_machine(config: FleqConfig) -> LoopedTransformer:
         _ladder_a(R, P).build("ladder A"),
         _ladder_b(R, P).build("ladder B"),
         _normalise(R, P).build("normalise"),
-        *(_product_layer(R, stage, beside[n] if n < len(beside) else []).build(f"product: {name}")
+        *(_product_layer(R, stage, _BESIDE[n] if n < len(_BESIDE) else []).build(f"product: {name}")
           for n, (name, stage) in enumerate(product_stages)),
         _select(R, P).build("select"),
         _result_sign_a(R, config.lanes).build("result sign A"),
